@@ -1,0 +1,206 @@
+"""The compiled program: the one record that crosses from compile time to run time.
+
+    compiled = pybpf.compile_source('t:syscalls:sys_enter_openat { @[comm] = count(); }')
+    compiled.elf                       # the BPF ELF object (maps in section "maps", one section per program)
+    compiled.maps[0].name              # '@'
+    compiled.maps[0].kind              # MapKind.COUNT
+    CompiledProgram.from_json(compiled.to_json())   # what the compile cache stores
+
+The runtime needs nothing else: not the AST, not the type checker. Byte layouts of keys, values and
+ring-buffer records are defined here, once, as properties both sides use.
+
+Ring-buffer record: u32 EventKind, u32 index (printf / map / time-format index), then the payload at
+offset 8 (printf arguments, each in an 8-byte-aligned slot; see pybpf.types.slot_size).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+
+from pybpf import types as T
+from pybpf.uapi.bpf import BpfMapType
+
+# Symbols of the maps every program has, in the ELF "maps" section.
+EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/... records
+LOST_MAP = "__pybpf_lost"            # BPF_MAP_TYPE_PERCPU_ARRAY[1] of u64: records the ring buffer refused
+START_MAP = "__pybpf_start"          # BPF_MAP_TYPE_ARRAY[1] of u64: nsecs at start, base of `elapsed`
+
+EVENT_HEADER_SIZE = 8
+DEFAULT_MAP_ENTRIES = 4096
+DEFAULT_RINGBUF_SIZE = 1 << 20       # bytes; a power of two, a multiple of the page size
+
+# Probe ids of the non-tracepoint attach points start here; tracepoint ids are the kernel's event ids.
+SYNTHETIC_PROBE_ID_BASE = 1 << 32
+
+
+class EventKind(enum.IntEnum):
+    PRINTF = 1
+    EXIT = 2
+    PRINT = 3      # print(@m): index is the map's index in CompiledProgram.maps
+    CLEAR = 4
+    ZERO = 5
+    TIME = 6       # time(FMT): index into CompiledProgram.time_formats
+
+
+class MapKind(enum.Enum):
+    VALUE = "value"    # plain assignment: @m[k] = v
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    AVG = "avg"
+    STATS = "stats"
+    HIST = "hist"
+    LHIST = "lhist"
+
+    @property
+    def is_aggregation(self) -> bool:
+        return self is not MapKind.VALUE
+
+    @property
+    def has_buckets(self) -> bool:
+        return self in (MapKind.HIST, MapKind.LHIST)
+
+
+@dataclass(frozen=True)
+class LhistParams:
+    min: int
+    max: int
+    step: int
+
+    @property
+    def buckets(self) -> int:
+        """Number of [lo, hi) buckets between min and max (the two open-ended ones come on top)."""
+        return (self.max - self.min) // self.step
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """A user map (@name). Aggregations live in per-CPU hashes; the runtime sums the CPUs.
+
+    BPF key: the key parts in slots (a scalar map has one u64 zero key), then for hist/lhist a u64
+    bucket index. BPF value: VALUE -> the value's slot; COUNT/SUM -> i64; MIN/MAX -> {i64 value,
+    u64 set}; AVG/STATS -> {u64 count, i64 total}; HIST/LHIST -> u64 count.
+    """
+    name: str
+    symbol: str
+    kind: MapKind
+    key: tuple[T.ValueType, ...]
+    value: T.Type
+    lhist: LhistParams | None = None
+    max_entries: int = DEFAULT_MAP_ENTRIES
+
+    @property
+    def user_key_size(self) -> int:
+        return sum(T.slot_size(k) for k in self.key) if self.key else 8
+
+    @property
+    def key_size(self) -> int:
+        return self.user_key_size + (8 if self.kind.has_buckets else 0)
+
+    @property
+    def value_size(self) -> int:
+        if self.kind is MapKind.VALUE:
+            return T.slot_size(self.value)
+        if self.kind in (MapKind.MIN, MapKind.MAX, MapKind.AVG, MapKind.STATS):
+            return 16
+        return 8
+
+    @property
+    def percpu(self) -> bool:
+        return self.kind.is_aggregation
+
+    @property
+    def bpf_map_type(self) -> int:
+        return BpfMapType.PERCPU_HASH if self.percpu else BpfMapType.HASH
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "symbol": self.symbol, "kind": self.kind.value,
+            "key": [T.to_json(k) for k in self.key], "value": T.to_json(self.value),
+            "lhist": [self.lhist.min, self.lhist.max, self.lhist.step] if self.lhist else None,
+            "max_entries": self.max_entries,
+        }
+
+    @classmethod
+    def from_json(cls, j: dict) -> "MapSpec":
+        return cls(j["name"], j["symbol"], MapKind(j["kind"]),
+                   tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
+                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"])
+
+
+@dataclass(frozen=True)
+class PrintfSpec:
+    """printf(fmt, args...): arguments follow the record header, each in its own slot."""
+    fmt: str
+    args: tuple[T.ValueType, ...]
+
+    @property
+    def payload_size(self) -> int:
+        return sum(T.slot_size(a) for a in self.args)
+
+
+@dataclass(frozen=True)
+class AttachPoint:
+    """One place a program attaches: ('tracepoint', 'syscalls:sys_enter_openat'), ('BEGIN', ''),
+    ('interval', 'ms:100'). period_ns is set for interval."""
+    provider: str
+    target: str = ""
+    period_ns: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}:{self.target}" if self.target else self.provider
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """One BPF program: the ELF section holding its code, its prog type and where it attaches."""
+    section: str
+    prog_type: int
+    attach_points: tuple[AttachPoint, ...]
+
+
+@dataclass
+class CompiledProgram:
+    elf: bytes
+    programs: tuple[ProgramSpec, ...]
+    maps: tuple[MapSpec, ...]
+    printfs: tuple[PrintfSpec, ...] = ()
+    time_formats: tuple[str, ...] = ()
+    probe_names: dict[int, str] = field(default_factory=dict)
+    ringbuf_size: int = DEFAULT_RINGBUF_SIZE
+
+    @property
+    def attach_count(self) -> int:
+        return sum(len(p.attach_points) for p in self.programs)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "elf": self.elf.hex(),
+            "programs": [[p.section, p.prog_type,
+                          [[a.provider, a.target, a.period_ns] for a in p.attach_points]]
+                         for p in self.programs],
+            "maps": [m.to_json() for m in self.maps],
+            "printfs": [[p.fmt, [T.to_json(a) for a in p.args]] for p in self.printfs],
+            "time_formats": list(self.time_formats),
+            "probe_names": {str(k): v for k, v in self.probe_names.items()},
+            "ringbuf_size": self.ringbuf_size,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> "CompiledProgram":
+        j = json.loads(text)
+        return cls(
+            elf=bytes.fromhex(j["elf"]),
+            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps))
+                           for s, t, aps in j["programs"]),
+            maps=tuple(MapSpec.from_json(m) for m in j["maps"]),
+            printfs=tuple(PrintfSpec(f, tuple(T.from_json(a) for a in args))
+                          for f, args in j["printfs"]),
+            time_formats=tuple(j["time_formats"]),
+            probe_names={int(k): v for k, v in j["probe_names"].items()},
+            ringbuf_size=j["ringbuf_size"],
+        )

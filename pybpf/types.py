@@ -1,0 +1,109 @@
+"""Value types of the language, shared by the type checker, the code generator and the runtime.
+
+    IntType(8, signed=True)        # every integer value in a map, key or event is 8 bytes
+    StringType(64)                 # NUL-padded bytes, compared bytewise
+    TupleType((IntType(8, True), StringType(16)))
+
+In maps, keys and ring-buffer records every element occupies `slot_size(t)` bytes: its size rounded
+up to 8, so offsets never need padding rules and both sides of the kernel agree by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+STRING_SIZE = 64      # default size of str() and string literals stored in maps
+COMM_SIZE = 16        # TASK_COMM_LEN
+
+
+@dataclass(frozen=True)
+class IntType:
+    size: int = 8
+    signed: bool = True
+
+    def __str__(self) -> str:
+        return f"{'' if self.signed else 'u'}int{self.size * 8}"
+
+
+@dataclass(frozen=True)
+class StringType:
+    size: int = STRING_SIZE
+
+    def __str__(self) -> str:
+        return f"string[{self.size}]"
+
+
+@dataclass(frozen=True)
+class ProbeType:
+    """The `probe` builtin: a u64 id, named by CompiledProgram.probe_names."""
+    size: int = 8
+
+    def __str__(self) -> str:
+        return "probe"
+
+
+@dataclass(frozen=True)
+class TupleType:
+    elements: tuple["ValueType", ...]
+
+    @property
+    def size(self) -> int:
+        return sum(slot_size(e) for e in self.elements)
+
+    def offsets(self) -> list[int]:
+        return slot_offsets(self.elements)
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(str(e) for e in self.elements) + ")"
+
+
+@dataclass(frozen=True)
+class VoidType:
+    """The type of a call that yields nothing (printf, exit, ...)."""
+    size: int = 0
+
+    def __str__(self) -> str:
+        return "void"
+
+
+ValueType = Union[IntType, StringType, ProbeType, TupleType]
+Type = Union[IntType, StringType, ProbeType, TupleType, VoidType]
+
+
+def slot_size(t: Type) -> int:
+    """Bytes a value of type t occupies in a key, map value or record: size rounded up to 8."""
+    return (t.size + 7) & ~7
+
+
+def slot_offsets(types: tuple[Type, ...] | list[Type]) -> list[int]:
+    offsets, at = [], 0
+    for t in types:
+        offsets.append(at)
+        at += slot_size(t)
+    return offsets
+
+
+def to_json(t: Type) -> object:
+    if isinstance(t, IntType):
+        return ["int", t.size, t.signed]
+    if isinstance(t, StringType):
+        return ["str", t.size]
+    if isinstance(t, ProbeType):
+        return ["probe"]
+    if isinstance(t, TupleType):
+        return ["tuple", [to_json(e) for e in t.elements]]
+    return ["void"]
+
+
+def from_json(j: list) -> Type:
+    tag = j[0]
+    if tag == "int":
+        return IntType(j[1], j[2])
+    if tag == "str":
+        return StringType(j[1])
+    if tag == "probe":
+        return ProbeType()
+    if tag == "tuple":
+        return TupleType(tuple(from_json(e) for e in j[1]))
+    return VoidType()

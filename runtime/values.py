@@ -1,0 +1,55 @@
+"""Decoding bytes read from the kernel into Python values, by the types in the compiled program.
+
+    decode(IntType(8, True), b'\\xff' * 8)            # -1
+    decode(StringType(16), b'bash\\0...')             # 'bash'
+    decode(ProbeType(), id_bytes, {782: 'tracepoint:syscalls:sys_enter_openat'})
+
+Map readers hand the printers these values: keys as tuples (empty for a scalar map); values as int,
+str, tuple, `Stats` (avg and stats maps) or a `{bucket_index: count}` dict (hist and lhist maps).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from pybpf import types as T
+
+
+class Stats(NamedTuple):
+    count: int
+    total: int
+
+    @property
+    def average(self) -> int:
+        # C-style truncation toward zero, as bpftrace prints it.
+        if not self.count:
+            return 0
+        q = abs(self.total) // self.count
+        return q if self.total >= 0 else -q
+
+
+def decode_string(raw: bytes) -> str:
+    end = raw.find(b"\0")
+    return (raw if end < 0 else raw[:end]).decode("utf-8", errors="replace")
+
+
+def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
+           probe_names: dict[int, str] | None = None):
+    if isinstance(t, T.IntType):
+        return int.from_bytes(buf[offset:offset + t.size], "little", signed=t.signed)
+    if isinstance(t, T.StringType):
+        return decode_string(bytes(buf[offset:offset + t.size]))
+    if isinstance(t, T.ProbeType):
+        pid = int.from_bytes(buf[offset:offset + 8], "little")
+        return (probe_names or {}).get(pid, f"probe#{pid}")
+    if isinstance(t, T.TupleType):
+        return tuple(decode(e, buf, offset + off, probe_names)
+                     for e, off in zip(t.elements, t.offsets()))
+    return None
+
+
+def decode_slots(types: tuple[T.Type, ...], buf: bytes | memoryview, offset: int = 0,
+                 probe_names: dict[int, str] | None = None) -> tuple:
+    """Values laid one per 8-byte-aligned slot: map keys and printf arguments."""
+    return tuple(decode(t, buf, offset + off, probe_names)
+                 for t, off in zip(types, T.slot_offsets(types)))
