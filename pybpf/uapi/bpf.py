@@ -3,6 +3,7 @@
 Only this module states bpf(2) ABI numbers; the compiler and the runtime both import it.
 """
 
+import ctypes as _c
 import enum
 
 
@@ -116,3 +117,107 @@ class BpfFunc(enum.IntEnum):
     ringbuf_output = 130
     ktime_get_boot_ns = 125
     get_current_task_btf = 158
+
+# Verifier log levels of BPF_PROG_LOAD.
+BPF_LOG_LEVEL1 = 1
+
+BPF_OBJ_NAME_LEN = 16
+
+# ---------------------------------------------------------------------------------------------------
+# Members of union bpf_attr, one structure per command family. The kernel accepts an attr shorter than
+# its own union (the rest is taken as zero), so each layout stops at the last field pybpf sets.
+# Pointers are __aligned_u64: pass ctypes.addressof(buffer).
+
+_u32, _u64 = _c.c_uint32, _c.c_uint64
+
+
+class MapCreateAttr(_c.Structure):
+    """BPF_MAP_CREATE."""
+    _fields_ = [
+        ("map_type", _u32), ("key_size", _u32), ("value_size", _u32), ("max_entries", _u32),
+        ("map_flags", _u32), ("inner_map_fd", _u32), ("numa_node", _u32),
+        ("map_name", _c.c_char * BPF_OBJ_NAME_LEN),
+        ("map_ifindex", _u32), ("btf_fd", _u32), ("btf_key_type_id", _u32),
+        ("btf_value_type_id", _u32), ("btf_vmlinux_value_type_id", _u32), ("map_extra", _u64),
+    ]
+
+
+class MapElemAttr(_c.Structure):
+    """BPF_MAP_LOOKUP_ELEM, _UPDATE_ELEM, _DELETE_ELEM, _GET_NEXT_KEY (value doubles as next_key)."""
+    _fields_ = [("map_fd", _u32), ("key", _u64), ("value", _u64), ("flags", _u64)]
+
+
+class MapBatchAttr(_c.Structure):
+    """BPF_MAP_*_BATCH. in_batch/out_batch point at an opaque position token."""
+    _fields_ = [
+        ("in_batch", _u64), ("out_batch", _u64), ("keys", _u64), ("values", _u64),
+        ("count", _u32), ("map_fd", _u32), ("elem_flags", _u64), ("flags", _u64),
+    ]
+
+
+class ProgLoadAttr(_c.Structure):
+    """BPF_PROG_LOAD, up to log_true_size (the log size the kernel wanted)."""
+    _fields_ = [
+        ("prog_type", _u32), ("insn_cnt", _u32), ("insns", _u64), ("license", _u64),
+        ("log_level", _u32), ("log_size", _u32), ("log_buf", _u64),
+        ("kern_version", _u32), ("prog_flags", _u32), ("prog_name", _c.c_char * BPF_OBJ_NAME_LEN),
+        ("prog_ifindex", _u32), ("expected_attach_type", _u32), ("prog_btf_fd", _u32),
+        ("func_info_rec_size", _u32), ("func_info", _u64), ("func_info_cnt", _u32),
+        ("line_info_rec_size", _u32), ("line_info", _u64), ("line_info_cnt", _u32),
+        ("attach_btf_id", _u32), ("attach_prog_fd", _u32), ("core_relo_cnt", _u32),
+        ("fd_array", _u64), ("core_relos", _u64), ("core_relo_rec_size", _u32),
+        ("log_true_size", _u32),
+    ]
+
+
+class TestRunAttr(_c.Structure):
+    """BPF_PROG_TEST_RUN."""
+    __test__ = False   # not a pytest test class despite the name
+    _fields_ = [
+        ("prog_fd", _u32), ("retval", _u32), ("data_size_in", _u32), ("data_size_out", _u32),
+        ("data_in", _u64), ("data_out", _u64), ("repeat", _u32), ("duration", _u32),
+        ("ctx_size_in", _u32), ("ctx_size_out", _u32), ("ctx_in", _u64), ("ctx_out", _u64),
+        ("flags", _u32), ("cpu", _u32), ("batch_size", _u32),
+    ]
+
+
+class GetIdAttr(_c.Structure):
+    """BPF_PROG_GET_NEXT_ID, _MAP_GET_NEXT_ID (start_id) and _PROG_GET_FD_BY_ID (start_id = the id)."""
+    _fields_ = [("start_id", _u32), ("next_id", _u32), ("open_flags", _u32)]
+
+
+class ObjInfoAttr(_c.Structure):
+    """BPF_OBJ_GET_INFO_BY_FD: the kernel fills at most info_len bytes of the info struct."""
+    _fields_ = [("bpf_fd", _u32), ("info_len", _u32), ("info", _u64)]
+
+
+class LinkCreateAttr(_c.Structure):
+    """BPF_LINK_CREATE with the perf_event member of its trailing union (bpf_cookie)."""
+    _fields_ = [
+        ("prog_fd", _u32), ("target_fd", _u32), ("attach_type", _u32), ("flags", _u32),
+        ("bpf_cookie", _u64),
+    ]
+
+
+class ProgInfo(_c.Structure):
+    """struct bpf_prog_info up to run_cnt (run_time_ns/run_cnt count only with kernel.bpf_stats_enabled)."""
+    _fields_ = [
+        ("type", _u32), ("id", _u32), ("tag", _c.c_uint8 * 8),
+        ("jited_prog_len", _u32), ("xlated_prog_len", _u32),
+        ("jited_prog_insns", _u64), ("xlated_prog_insns", _u64), ("load_time", _u64),
+        ("created_by_uid", _u32), ("nr_map_ids", _u32), ("map_ids", _u64),
+        ("name", _c.c_char * BPF_OBJ_NAME_LEN), ("ifindex", _u32), ("gpl_compatible", _u32),
+        ("netns_dev", _u64), ("netns_ino", _u64),
+        ("nr_jited_ksyms", _u32), ("nr_jited_func_lens", _u32),
+        ("jited_ksyms", _u64), ("jited_func_lens", _u64),
+        ("btf_id", _u32), ("func_info_rec_size", _u32), ("func_info", _u64),
+        ("nr_func_info", _u32), ("nr_line_info", _u32), ("line_info", _u64),
+        ("jited_line_info", _u64), ("nr_jited_line_info", _u32), ("line_info_rec_size", _u32),
+        ("jited_line_info_rec_size", _u32), ("nr_prog_tags", _u32), ("prog_tags", _u64),
+        ("run_time_ns", _u64), ("run_cnt", _u64),
+    ]
+
+
+# One BPF instruction (struct bpf_insn): opcode, dst:4|src:4 registers, off, imm.
+BPF_INSN_SIZE = 8
+BPF_LD_IMM64 = 0x18        # BPF_LD | BPF_DW | BPF_IMM: a two-slot instruction

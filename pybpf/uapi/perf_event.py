@@ -1,0 +1,48 @@
+"""Constants and the attr layout of perf_event_open(2) (include/uapi/linux/perf_event.h).
+
+    attr = PerfEventAttr(type=PERF_TYPE_TRACEPOINT, config=tracepoint_id)
+    # attr.size is filled in by the constructor: the kernel reads that many bytes
+"""
+
+import ctypes
+import enum
+
+
+class PerfType(enum.IntEnum):
+    HARDWARE = 0
+    SOFTWARE = 1
+    TRACEPOINT = 2
+    HW_CACHE = 3
+    RAW = 4
+    BREAKPOINT = 5
+
+
+PERF_COUNT_SW_CPU_CLOCK = 0
+
+# Bits of the flags word (the bitfield after read_format).
+PERF_ATTR_FLAG_DISABLED = 1 << 0
+PERF_ATTR_FLAG_FREQ = 1 << 10
+
+# perf_event_open flags.
+PERF_FLAG_FD_CLOEXEC = 1 << 3
+
+# ioctls on a perf event fd: _IO('$', 0), _IO('$', 1), _IOW('$', 8, __u32).
+PERF_EVENT_IOC_ENABLE = 0x2400
+PERF_EVENT_IOC_DISABLE = 0x2401
+PERF_EVENT_IOC_SET_BPF = 0x40042408
+
+
+class PerfEventAttr(ctypes.Structure):
+    """struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1, 72 bytes): all a BPF attach needs.
+    sample_period doubles as sample_freq when PERF_ATTR_FLAG_FREQ is set; config1/config2 carry the
+    uprobe path pointer and file offset."""
+    _fields_ = [
+        ("type", ctypes.c_uint32), ("size", ctypes.c_uint32), ("config", ctypes.c_uint64),
+        ("sample_period", ctypes.c_uint64), ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64), ("flags", ctypes.c_uint64),
+        ("wakeup_events", ctypes.c_uint32), ("bp_type", ctypes.c_uint32),
+        ("config1", ctypes.c_uint64), ("config2", ctypes.c_uint64),
+    ]
+
+    def __init__(self, **fields):
+        super().__init__(size=ctypes.sizeof(PerfEventAttr), **fields)

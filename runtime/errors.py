@@ -1,0 +1,57 @@
+"""Typed errors of the kernel-facing runtime.
+
+    try:
+        loaded = load(objspec, compiled)
+    except VerifierError as e:
+        print(e.summary)          # the verifier's last meaningful lines; e.log holds all of it
+    except NotSupportedError:
+        ...                       # this kernel lacks the feature: tests skip on it
+
+Every BpfError names the command that failed (`cmd`, e.g. 'PROG_LOAD' or 'perf_event_open') and the errno.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class BpfError(Exception):
+    def __init__(self, cmd: str, errno: int, detail: str = ""):
+        self.cmd = cmd
+        self.errno = errno
+        self.detail = detail
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        name = _errno.errorcode.get(self.errno, str(self.errno))
+        text = f"{self.cmd} failed: {name} ({os.strerror(self.errno)})"
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+class VerifierError(BpfError):
+    """BPF_PROG_LOAD rejected by the verifier."""
+
+    def __init__(self, cmd: str, errno: int, log: str, program: str = ""):
+        self.log = log
+        self.program = program
+        super().__init__(cmd, errno, f"verifier rejected {program or 'the program'}:\n{self.summary}")
+
+    @property
+    def summary(self) -> str:
+        """The last few lines before the verifier's statistics: where it gave up and why."""
+        lines = [ln for ln in self.log.splitlines() if ln.strip()
+                 and not ln.startswith(("processed ", "verification time", "stack depth"))]
+        return "\n".join(lines[-3:])
+
+
+class NotSupportedError(BpfError):
+    """This kernel (or its configuration) lacks the feature: a map/program type, a tracepoint, fentry."""
+
+
+class BpfPermissionError(BpfError):
+    """EPERM/EACCES without the privileges the command needs."""
+
+
+class ObjectFormatError(Exception):
+    """The ELF object does not have the shape the loader expects (see pybpf.program)."""
