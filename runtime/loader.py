@@ -1,0 +1,139 @@
+"""ObjectSpec + CompiledProgram -> LoadedObject: maps created, map references patched, programs loaded.
+
+    with load(parse_object(compiled.elf), compiled) as loaded:
+        loaded.map_fds['__pybpf_events']           # fd of each map, by ELF symbol
+        loaded.prog_fds['tracepoint/syscalls/sys_enter_openat']   # fd of each program, by section
+
+The first BPF_PROG_LOAD goes without a verifier log, which keeps the common case fast; only a failed
+load is repeated with a log, to raise a VerifierError carrying it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import re
+
+from pybpf.program import CompiledProgram
+from pybpf.runtime.errors import BpfError, NotSupportedError, ObjectFormatError, VerifierError
+from pybpf.runtime.objspec import MapDef, ObjectSpec, ProgramSection
+from pybpf.runtime.syscall import bpf
+from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD, BpfCmd,
+                            BpfProgType, GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
+
+VERIFIER_LOG_SIZE = 16 << 20     # the kernel keeps the log's tail when it overflows
+
+
+def object_name(text: str) -> bytes:
+    """A kernel object name (map_name, prog_name): at most 15 of [A-Za-z0-9_], shown by bpftool."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:BPF_OBJ_NAME_LEN - 1].encode()
+
+
+def create_map(name: str, mapdef: MapDef) -> int:
+    return bpf(BpfCmd.MAP_CREATE, MapCreateAttr(
+        map_type=mapdef.map_type, key_size=mapdef.key_size, value_size=mapdef.value_size,
+        max_entries=mapdef.max_entries, map_flags=mapdef.map_flags, map_name=object_name(name)))
+
+
+def patch_map_fds(program: ProgramSection, map_fds: dict[str, int]) -> bytearray:
+    """The instructions with each relocated ld_imm64 loading a map fd (src_reg = BPF_PSEUDO_MAP_FD)."""
+    insns = bytearray(program.insns)
+    for offset, symbol in program.relocations.items():
+        insns[offset + 1] = (insns[offset + 1] & 0x0F) | (BPF_PSEUDO_MAP_FD << 4)
+        insns[offset + 4:offset + 8] = map_fds[symbol].to_bytes(4, "little")
+        insns[offset + 12:offset + 16] = bytes(4)   # upper half of the 64-bit immediate
+    return insns
+
+
+def load_program(name: str, prog_type: int, insns: bytes, license: str) -> int:
+    code = ctypes.create_string_buffer(bytes(insns), len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // BPF_INSN_SIZE,
+                        insns=ctypes.addressof(code), license=ctypes.addressof(lic),
+                        prog_name=object_name(name))
+    try:
+        return bpf(BpfCmd.PROG_LOAD, attr)
+    except BpfError as first:
+        log = ctypes.create_string_buffer(VERIFIER_LOG_SIZE)
+        attr.log_level, attr.log_size, attr.log_buf = BPF_LOG_LEVEL1, VERIFIER_LOG_SIZE, ctypes.addressof(log)
+        try:
+            return bpf(BpfCmd.PROG_LOAD, attr)
+        except BpfError as second:
+            text = log.value.decode(errors="replace")
+            if text.strip():
+                raise VerifierError("PROG_LOAD", second.errno, text, name) from None
+            if first.errno == errno.EINVAL or isinstance(first, NotSupportedError):
+                # Rejected before verification: this kernel does not take this program type.
+                raise NotSupportedError("PROG_LOAD", first.errno,
+                                        f"{name}: program type {_prog_type_name(prog_type)}") from None
+            raise first from None
+
+
+class LoadedObject:
+    def __init__(self):
+        self.map_fds: dict[str, int] = {}
+        self.prog_fds: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fds in (self.prog_fds, self.map_fds):
+            while fds:
+                os.close(fds.popitem()[1])
+
+    def __enter__(self) -> "LoadedObject":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
+    loaded = LoadedObject()
+    try:
+        for symbol, mapdef in obj.maps.items():
+            loaded.map_fds[symbol] = create_map(symbol, mapdef)
+        for spec in compiled.programs:
+            section = obj.programs.get(spec.section)
+            if section is None:
+                raise ObjectFormatError(f"program section {spec.section!r} is not in the object")
+            loaded.prog_fds[spec.section] = load_program(
+                spec.section.rsplit("/", 1)[-1], spec.prog_type,
+                patch_map_fds(section, loaded.map_fds), obj.license)
+    except BaseException:
+        loaded.close()
+        raise
+    return loaded
+
+
+def _prog_type_name(prog_type: int) -> str:
+    try:
+        return BpfProgType(prog_type).name
+    except ValueError:
+        return str(prog_type)
+
+
+def prog_info(prog_fd: int) -> ProgInfo:
+    """The kernel's view of a loaded program: id, name and, with kernel.bpf_stats_enabled=1,
+    run_cnt and run_time_ns (the in-kernel cost per event)."""
+    info = ProgInfo()
+    bpf(BpfCmd.OBJ_GET_INFO_BY_FD, ObjInfoAttr(bpf_fd=prog_fd, info_len=ctypes.sizeof(info),
+                                               info=ctypes.addressof(info)))
+    return info
+
+
+def prog_ids() -> list[int]:
+    """Ids of every program loaded in the kernel (anyone's)."""
+    ids, attr = [], GetIdAttr(start_id=0)
+    while True:
+        try:
+            bpf(BpfCmd.PROG_GET_NEXT_ID, attr)
+        except BpfError as e:
+            if e.errno == errno.ENOENT:
+                return ids
+            raise
+        ids.append(attr.next_id)
+        attr = GetIdAttr(start_id=attr.next_id)
+
+
+def prog_fd_by_id(prog_id: int) -> int:
+    return bpf(BpfCmd.PROG_GET_FD_BY_ID, GetIdAttr(start_id=prog_id))

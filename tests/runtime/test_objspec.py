@@ -1,0 +1,49 @@
+"""ELF -> ObjectSpec, without the kernel."""
+
+import pytest
+from bpfobj import MapDecl, build_object, program, standard_maps
+
+from pybpf.program import EVENTS_MAP, LOST_MAP
+from pybpf.runtime.errors import ObjectFormatError
+from pybpf.runtime.objspec import MapDef, parse_object
+from pybpf.uapi.bpf import BPF_LD_IMM64, BpfMapType
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return parse_object(build_object(
+        standard_maps(1 << 16) + [MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 16)],
+        {"tracepoint/rt_count": program(count="counts", emit=(1, 0)),
+         "raw_tracepoint/rt_begin": program(emit=(2, 0))}))
+
+
+def test_map_definitions_by_symbol(spec):
+    assert spec.maps["counts"] == MapDef(BpfMapType.PERCPU_HASH, 8, 8, 16, 0)
+    assert spec.maps[EVENTS_MAP] == MapDef(BpfMapType.RINGBUF, 0, 0, 1 << 16, 0)
+    assert len(spec.maps) == 4
+
+
+def test_one_program_per_executable_section(spec):
+    assert set(spec.programs) == {"tracepoint/rt_count", "raw_tracepoint/rt_begin"}   # not the empty .text
+    assert all(len(p.insns) % 8 == 0 for p in spec.programs.values())
+    assert spec.license == "GPL"
+
+
+def test_relocations_point_at_ld_imm64_of_maps(spec):
+    relocations = spec.programs["tracepoint/rt_count"].relocations
+    assert set(relocations.values()) == {"counts", EVENTS_MAP, LOST_MAP}
+    insns = spec.programs["tracepoint/rt_count"].insns
+    assert all(insns[offset] == BPF_LD_IMM64 for offset in relocations)
+    assert set(spec.programs["raw_tracepoint/rt_begin"].relocations.values()) == {EVENTS_MAP, LOST_MAP}
+
+
+def test_reference_to_a_non_map_is_refused():
+    elf = build_object([], {"tracepoint/rt_x": "\nentry:\n  %v = load i64, ptr @data\n  ret i64 %v"},
+                       globals_ir='@data = global i64 7, section ".data"')
+    with pytest.raises(ObjectFormatError, match="unsupported relocation"):
+        parse_object(elf)
+
+
+def test_missing_license_is_refused():
+    with pytest.raises(ObjectFormatError, match="license"):
+        parse_object(build_object([], {"tracepoint/rt_x": "\nentry:\n  ret i64 0"}, license=None))
