@@ -115,6 +115,9 @@ class BpfFunc(enum.IntEnum):
     probe_read_user_str = 114
     probe_read_kernel_str = 115
     ringbuf_output = 130
+    ringbuf_reserve = 131
+    ringbuf_submit = 132
+    ringbuf_discard = 133
     ktime_get_boot_ns = 125
     get_current_task_btf = 158
 

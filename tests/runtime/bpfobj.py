@@ -6,7 +6,8 @@
 
 `program()` composes one body from optional steps, in order: keep only one process's events, count
 into a per-CPU hash at key 0 (count += 1, or += `count_by`), emit a ring-buffer record
-{u32 kind, u32 index, u64 tgid} and, when the ring buffer refuses it, count into the lost map.
+{u32 kind, u32 index, u64 tgid (or bpf_ktime_get_ns() with emit_time)} and, when the ring buffer
+refuses it, count into the lost map.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _increment(symbol: str, key_ir: str, amount: str, label: str, then: str) -> 
 
 
 def program(count: str | None = None, count_by: str = "1", emit: tuple[int, int] | None = None,
-            only_pid: int | None = None) -> str:
+            emit_time: bool = False, only_pid: int | None = None) -> str:
     body = f"""
 entry:
   %key = alloca i64, align 8
@@ -77,12 +78,14 @@ wanted:"""
         body += _increment(f"@{count}", "%key", count_by, "count", "counted")
     if emit:
         kind, index = emit
+        if emit_time:
+            body += f"\n  %now = call i64 {_helper(BpfFunc.ktime_get_ns)}()"
         body += f"""
   store i32 {kind}, ptr %record
   %index_at = getelementptr i8, ptr %record, i64 4
   store i32 {index}, ptr %index_at
   %arg_at = getelementptr i8, ptr %record, i64 8
-  store i64 %tgid, ptr %arg_at
+  store i64 {"%now" if emit_time else "%tgid"}, ptr %arg_at
   %emitted = call i64 {_helper(BpfFunc.ringbuf_output)}(ptr @{EVENTS_MAP}, ptr %record, i64 16, i64 0)
   %refused = icmp ne i64 %emitted, 0
   br i1 %refused, label %lost, label %done

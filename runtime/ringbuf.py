@@ -1,0 +1,97 @@
+"""Reading a BPF ring buffer (BPF_MAP_TYPE_RINGBUF) through its memory mapping.
+
+    with RingBufferReader(map_fd, size) as ring:
+        while running:
+            ring.poll(0.1, lambda record: handle(bytes(record)))   # waits at most 0.1 s
+
+Layout (kernel/bpf/ringbuf.c): page 0 holds consumer_pos (ours to write); from offset PAGE, read-only,
+the producer page (producer_pos) and then the data area mapped twice in a row, so a record that wraps
+around the end reads as one contiguous slice. Each record has an 8-byte header: u32 length (low 30
+bits), busy bit 31 (being written), discard bit 30; records are 8-byte aligned.
+"""
+
+from __future__ import annotations
+
+import mmap
+import select
+import struct
+from typing import Callable
+
+from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_LENGTH_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
+
+# A record callback gets a memoryview valid only during the call (the space is reused afterwards).
+RecordCallback = Callable[[memoryview], None]
+
+
+class RingBufferReader:
+    def __init__(self, map_fd: int, size: int):
+        if size <= 0 or size & (size - 1) or size % mmap.PAGESIZE:
+            raise ValueError(f"ring buffer size {size} is not a power of two multiple of the page size")
+        self._mask = size - 1
+        self._consumer = mmap.mmap(map_fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            self._producer = mmap.mmap(map_fd, mmap.PAGESIZE + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+                                       offset=mmap.PAGESIZE)
+        except BaseException:
+            self._consumer.close()
+            raise
+        self._data = memoryview(self._producer)[mmap.PAGESIZE:]
+        self._epoll = select.epoll()
+        self._epoll.register(map_fd, select.EPOLLIN)
+
+    def fileno(self) -> int:
+        """An epoll fd that is readable when records are waiting, for the caller's own event loop."""
+        return self._epoll.fileno()
+
+    def poll(self, timeout_s: float, callback: RecordCallback) -> int:
+        """Wait up to timeout_s for records, then consume all of them; returns how many were read.
+        Wakeups can be batched by the kernel, so records already there are read without waiting."""
+        if not self._available():
+            self._epoll.poll(timeout_s)
+        return self.consume(callback)
+
+    def consume(self, callback: RecordCallback) -> int:
+        """Read every committed record, without waiting; returns how many went to the callback."""
+        consumer = _U64.unpack_from(self._consumer)[0]
+        producer = _U64.unpack_from(self._producer)[0]
+        count = 0
+        while consumer < producer:
+            at = consumer & self._mask
+            header = _U32.unpack_from(self._data, at)[0]
+            if header & BPF_RINGBUF_BUSY_BIT:
+                break                  # still being written: the records after it wait too
+            length = header & _LENGTH_MASK
+            if not header & BPF_RINGBUF_DISCARD_BIT:
+                record = self._data[at + BPF_RINGBUF_HDR_SZ:at + BPF_RINGBUF_HDR_SZ + length]
+                try:
+                    callback(record)
+                finally:
+                    record.release()   # enforces "valid only during the call"; lets close() unmap
+                count += 1
+            consumer += (length + BPF_RINGBUF_HDR_SZ + 7) & ~7
+            # Release the space record by record, so a busy producer is not refused meanwhile.
+            _U64.pack_into(self._consumer, 0, consumer)
+            if consumer >= producer:
+                producer = _U64.unpack_from(self._producer)[0]
+        return count
+
+    def _available(self) -> bool:
+        return _U64.unpack_from(self._consumer)[0] < _U64.unpack_from(self._producer)[0]
+
+    def close(self) -> None:
+        if self._epoll.closed:
+            return
+        self._epoll.close()
+        self._data.release()
+        self._producer.close()
+        self._consumer.close()
+
+    def __enter__(self) -> "RingBufferReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

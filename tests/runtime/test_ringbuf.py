@@ -1,0 +1,118 @@
+"""The ring-buffer reader against a real BPF ring buffer, filled by a raw tracepoint program run with
+BPF_PROG_TEST_RUN in this process."""
+
+import os
+import select
+import struct
+import time
+
+import pytest
+from bpfobj import build_object, program, standard_maps
+
+from pybpf.program import EVENTS_MAP, LOST_MAP, CompiledProgram, ProgramSpec
+from pybpf.runtime.attach.begin_end import run_once
+from pybpf.runtime.loader import load
+from pybpf.runtime.maps import read_lost
+from pybpf.runtime.objspec import parse_object
+from pybpf.runtime.ringbuf import RingBufferReader
+from pybpf.uapi.bpf import BpfFunc, BpfProgType
+
+pytestmark = pytest.mark.kernel
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+RECORD = struct.Struct("<IIQ")     # what program(emit=...) writes: kind, index, value
+RECORD_SPACE = 8 + RECORD.size     # with the ring buffer's 8-byte header
+
+
+def loaded(body: str, ringbuf_size: int):
+    elf = build_object(standard_maps(ringbuf_size), {"raw_tracepoint/rt_emit": body})
+    return load(parse_object(elf), CompiledProgram(
+        elf, (ProgramSpec("raw_tracepoint/rt_emit", BpfProgType.RAW_TRACEPOINT, ()),), ()))
+
+
+@pytest.fixture
+def emitter(request):
+    """(prog fd, reader, loaded) for a program emitting one record per run."""
+    size = getattr(request, "param", PAGE)
+    obj = loaded(program(emit=(1, 7), emit_time=True), size)
+    reader = RingBufferReader(obj.map_fds[EVENTS_MAP], size)
+    yield obj.prog_fds["raw_tracepoint/rt_emit"], reader, obj
+    reader.close()
+    obj.close()
+
+
+def collect(reader, *, wait: float = 0.0) -> list[tuple[int, int, int]]:
+    records = []
+    reader.poll(wait, lambda r: records.append(RECORD.unpack(r)))
+    return records
+
+
+def test_records_arrive_in_order_with_their_content(emitter):
+    prog_fd, reader, _ = emitter
+    for _ in range(5):
+        run_once(prog_fd)
+    records = collect(reader)
+    assert [(kind, index) for kind, index, _ in records] == [(1, 7)] * 5
+    times = [t for _, _, t in records]
+    assert times == sorted(times) and times[0] > 0
+    assert collect(reader) == []
+
+
+def test_wraps_around_the_end_of_the_data_area(emitter):
+    prog_fd, reader, _ = emitter
+    per_round = PAGE // RECORD_SPACE - 10   # not a divisor of the size: records straddle the end
+    seen = []
+    for _ in range(12):
+        for _ in range(per_round):
+            run_once(prog_fd)
+        seen += collect(reader)
+    assert len(seen) == 12 * per_round
+    assert [t for _, _, t in seen] == sorted(t for _, _, t in seen)
+
+
+def test_full_buffer_counts_lost_records(emitter):
+    prog_fd, reader, obj = emitter
+    fits = PAGE // RECORD_SPACE
+    for _ in range(fits + 30):
+        run_once(prog_fd)
+    assert read_lost(obj.map_fds[LOST_MAP]) == 30
+    assert len(collect(reader)) == fits
+
+
+def test_poll_waits_at_most_the_timeout_and_fileno_wakes_the_host_loop(emitter):
+    prog_fd, reader, _ = emitter
+    started = time.monotonic()
+    assert collect(reader, wait=0.05) == []
+    assert 0.04 < time.monotonic() - started < 0.5
+    assert select.select([reader], [], [], 0)[0] == []
+    run_once(prog_fd)
+    assert select.select([reader], [], [], 1.0)[0] == [reader]
+    assert len(collect(reader, wait=1.0)) == 1
+
+
+def test_discarded_records_are_skipped():
+    helper = "inttoptr (i64 {} to ptr)".format
+    body = f"""
+entry:
+  %record = alloca [16 x i8], align 8
+  %slot = call ptr {helper(int(BpfFunc.ringbuf_reserve))}(ptr @{EVENTS_MAP}, i64 16, i64 0)
+  %none = icmp eq ptr %slot, null
+  br i1 %none, label %emit, label %fill
+fill:
+  store i64 99, ptr %slot
+  call void {helper(int(BpfFunc.ringbuf_discard))}(ptr %slot, i64 0)
+  br label %emit
+emit:
+  store i64 5, ptr %record
+  %second = getelementptr i8, ptr %record, i64 8
+  store i64 6, ptr %second
+  %r = call i64 {helper(int(BpfFunc.ringbuf_output))}(ptr @{EVENTS_MAP}, ptr %record, i64 16, i64 0)
+  ret i64 0"""
+    with loaded(body, PAGE) as obj, RingBufferReader(obj.map_fds[EVENTS_MAP], PAGE) as reader:
+        run_once(obj.prog_fds["raw_tracepoint/rt_emit"])
+        assert collect(reader) == [(5, 0, 6)]      # the discarded record before it is stepped over
+
+
+def test_size_must_be_a_power_of_two_pages():
+    with pytest.raises(ValueError):
+        RingBufferReader(-1, 3 * PAGE)
