@@ -1,0 +1,40 @@
+"""Attaching programs, one module per probe kind, chosen by AttachPoint.provider.
+
+    attachment = attach(prog_fd, AttachPoint('tracepoint', 'syscalls:sys_enter_openat'))
+    attachment.close()                 # detaches
+
+Each module has `attach(prog_fd, point) -> Attachment` (anything with close()). A new kind (rawtracepoint,
+uprobe, profile) is a new module and a line in PROVIDERS. BEGIN and END run once when attached; the
+session attaches them at start and at stop.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Protocol
+
+from pybpf.program import AttachPoint
+from pybpf.runtime.attach import begin_end, interval, tracepoint
+from pybpf.runtime.errors import NotSupportedError
+
+RUN_ONCE_PROVIDERS = ("BEGIN", "END")
+
+PROVIDERS = {
+    "tracepoint": tracepoint,
+    "interval": interval,
+    "BEGIN": begin_end,
+    "END": begin_end,
+}
+
+
+class Attachment(Protocol):
+    def close(self) -> None: ...
+
+
+def attach(prog_fd: int, point: AttachPoint) -> Attachment:
+    module = PROVIDERS.get(point.provider)
+    if module is None:
+        raise NotSupportedError("attach", errno.EOPNOTSUPP,
+                                f"{point.name}: probe type {point.provider!r} is not supported by the runtime "
+                                f"(supported: {', '.join(sorted(PROVIDERS))})")
+    return module.attach(prog_fd, point)
