@@ -1,0 +1,775 @@
+"""Lower pass: the checked, laid-out program -> LLVM IR for the BPF target (pure: no syscalls).
+
+    ir_text = generate_ir(checked, plan)     # one function per ProgramPlan, maps in section "maps"
+
+Conventions the runtime relies on (pybpf.program): every integer is an i64 in a slot of 8 bytes;
+strings and tuples live in stack buffers whose size is rounded up to 8 and fully initialised, so
+keys hash the same whatever wrote them; ring-buffer records start with (kind | index << 32).
+Aggregations update per-CPU maps with one lookup and a plain add: no atomics (see design notes on
+LLVM's atomicrmw miscompile).
+"""
+
+from __future__ import annotations
+
+import llvmlite
+
+llvmlite.ir_layer_typed_pointers_enabled = False
+from llvmlite import ir  # noqa: E402  (the switch above must precede the import)
+
+from pybpf import ast  # noqa: E402
+from pybpf import types as T  # noqa: E402
+from pybpf.diagnostics import Diagnostics  # noqa: E402
+from pybpf.program import (EVENTS_MAP, LOST_MAP, START_MAP, EventKind, MapKind,  # noqa: E402
+                           MapSpec)
+from pybpf.resources import ProgramPlan, ResourcePlan  # noqa: E402
+from pybpf.semantic import CheckedProgram  # noqa: E402
+from pybpf.uapi.bpf import BPF_ANY, BPF_NOEXIST, BpfFunc, BpfMapType  # noqa: E402
+
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+PTR = ir.PointerType()
+MAP_DEF = ir.LiteralStructType([I32] * 5)
+STACK_LIMIT = 512
+TRIPLE = "bpfel"
+DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
+
+
+def c64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v & 0xFFFFFFFFFFFFFFFF)
+
+
+def opaque(value):
+    """llvmlite types its allocas, GEPs and globals with typed pointers internally even when it
+    prints `ptr`; its builder then refuses stores of other types through them. LLVM 22 has only
+    opaque pointers, so say so."""
+    value.type = PTR
+    return value
+
+
+def slot(t: T.Type) -> int:
+    return T.slot_size(t)
+
+
+def is_buffer(t: T.Type) -> bool:
+    """Values kept in stack buffers (passed around as pointers) rather than in registers."""
+    return isinstance(t, (T.StringType, T.TupleType))
+
+
+class StackOverflow(Exception):
+    def __init__(self, used: int):
+        super().__init__(used)
+        self.used = used
+
+
+class ModuleBuilder:
+    """Owns the LLVM module: map definitions, the license, one function per program."""
+
+    def __init__(self, checked: CheckedProgram, plan: ResourcePlan, ringbuf_size: int):
+        self.checked, self.plan = checked, plan
+        self.module = ir.Module(name="pybpf")
+        self.module.triple = TRIPLE
+        self.module.data_layout = DATA_LAYOUT
+        self.maps: dict[str, ir.GlobalVariable] = {}
+        self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
+        self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
+        self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, 1)
+        for spec in plan.maps.values():
+            self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
+                            spec.max_entries)
+        lic = ir.GlobalVariable(self.module, ir.ArrayType(I8, 4), "_license")
+        lic.initializer = ir.Constant(ir.ArrayType(I8, 4), bytearray(b"GPL\0"))
+        lic.section = "license"
+        opaque(lic)
+
+    def define_map(self, symbol: str, map_type: int, key: int, value: int, entries: int) -> None:
+        g = ir.GlobalVariable(self.module, MAP_DEF, symbol)
+        g.initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v)
+                                              for v in (map_type, key, value, entries, 0)])
+        g.section = "maps"
+        g.align = 4
+        self.maps[symbol] = opaque(g)
+
+
+class FunctionBuilder:
+    """Lowers one probe body into one BPF function."""
+
+    def __init__(self, mod: ModuleBuilder, program: ProgramPlan, diags: Diagnostics):
+        self.mod, self.program, self.diags = mod, program, diags
+        self.checked, self.plan = mod.checked, mod.plan
+        self.point = program.points[0]          # the field layout is the same for all points
+        fnty = ir.FunctionType(I64, [PTR])
+        self.fn = ir.Function(mod.module, fnty, program.function)
+        self.fn.section = program.section
+        self.fn.attributes.add("nounwind")
+        self.ctx = self.fn.args[0]
+        entry = self.fn.append_basic_block("entry")
+        self.allocas = ir.IRBuilder(entry)
+        body = self.fn.append_basic_block("body")
+        self.b = ir.IRBuilder(body)
+        self.stack_used = 0
+        self.variables: dict[str, ir.Value] = {}
+        self.loops: list[tuple[ir.Block, ir.Block]] = []     # (continue target, break target)
+
+    # Infrastructure --------------------------------------------------------------------------
+
+    def type_of(self, node) -> T.Type:
+        return self.checked.types[node]
+
+    def alloca(self, size: int, name: str = "") -> ir.Value:
+        size = max(8, (size + 7) & ~7)
+        self.stack_used += size
+        if self.stack_used > STACK_LIMIT:
+            raise StackOverflow(self.stack_used)
+        with self.allocas.goto_entry_block():
+            self.allocas.position_at_start(self.allocas.block)
+            a = self.allocas.alloca(ir.ArrayType(I8, size), name=name)
+        a.align = 8
+        return opaque(a)
+
+    def gep(self, base: ir.Value, offset: int) -> ir.Value:
+        return base if offset == 0 else opaque(self.b.gep(base, [c64(offset)], source_etype=I8))
+
+    def helper(self, func: BpfFunc, *args: ir.Value) -> ir.Value:
+        """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64."""
+        fnty = ir.FunctionType(I64, [a.type for a in args])
+        return self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
+
+    def map_ptr(self, symbol: str) -> ir.Value:
+        return self.mod.maps[symbol]
+
+    def store64(self, value: ir.Value, ptr: ir.Value, offset: int = 0) -> None:
+        self.b.store(value, self.gep(ptr, offset), align=8)
+
+    def load64(self, ptr: ir.Value, offset: int = 0) -> ir.Value:
+        return self.b.load(self.gep(ptr, offset), typ=I64, align=8)
+
+    def zero(self, ptr: ir.Value, size: int) -> None:
+        for off in range(0, size, 8):
+            self.store64(c64(0), ptr, off)
+
+    def copy(self, dst: ir.Value, dst_size: int, src: ir.Value, src_size: int) -> None:
+        """Copy a buffer into a slot: 8 bytes at a time (both are 8-aligned and padded), zeroing
+        what src does not cover."""
+        dst_size, src_size = (dst_size + 7) & ~7, (src_size + 7) & ~7
+        for off in range(0, dst_size, 8):
+            self.store64(self.load64(src, off) if off < src_size else c64(0), dst, off)
+
+    def new_block(self, name: str) -> ir.Block:
+        return self.fn.append_basic_block(name)
+
+    def branch_if(self, cond: ir.Value, then_name: str, done_name: str):
+        then, done = self.new_block(then_name), self.new_block(done_name)
+        self.b.cbranch(cond, then, done)
+        return then, done
+
+    def to_bool(self, v: ir.Value) -> ir.Value:
+        return self.b.icmp_unsigned("!=", v, c64(0))
+
+    def terminated(self) -> bool:
+        return self.b.block.is_terminated
+
+    # Entry -----------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        probe = self.program.group.probe
+        if probe.predicate is not None:
+            cond = self.to_bool(self.expr(probe.predicate))
+            run, skip = self.branch_if(cond, "run", "skip")
+            self.b.position_at_end(skip)
+            self.b.ret(c64(0))
+            self.b.position_at_end(run)
+        self.block(probe.body)
+        if not self.terminated():
+            self.b.ret(c64(0))
+        self.allocas.position_at_end(self.allocas.block)
+        self.allocas.branch(self.fn.blocks[1])
+
+    # Statements ------------------------------------------------------------------------------
+
+    def block(self, stmts) -> None:
+        for s in stmts:
+            if self.terminated():
+                # Code after return/break/continue is unreachable: give it a block of its own.
+                self.b.position_at_end(self.new_block("dead"))
+            self.statement(s)
+
+    def statement(self, s) -> None:
+        if isinstance(s, ast.ExprStatement):
+            self.expr(s.expr)
+        elif isinstance(s, ast.Assign):
+            self.assign(s)
+        elif isinstance(s, ast.If):
+            self.if_stmt(s)
+        elif isinstance(s, ast.While):
+            self.while_stmt(s)
+        elif isinstance(s, ast.Unroll):
+            for _ in range(self.checked_constant(s.count)):
+                self.block(s.body)
+        elif isinstance(s, ast.Jump):
+            if s.kind == "return":
+                self.b.ret(c64(0))
+            else:
+                cont, brk = self.loops[-1]
+                self.b.branch(cont if s.kind == "continue" else brk)
+
+    def checked_constant(self, e) -> int:
+        if isinstance(e, ast.Integer):
+            return e.value
+        if isinstance(e, ast.Unary):
+            return -self.checked_constant(e.operand)
+        text = self.param_text(e.index)
+        return int(text, 0)
+
+    def param_text(self, index: int) -> str:
+        params = self.checked.params
+        return params[index - 1] if 0 < index <= len(params) else ""
+
+    def if_stmt(self, s: ast.If) -> None:
+        cond = self.to_bool(self.expr(s.cond))
+        then, otherwise, done = (self.new_block("then"), self.new_block("else"),
+                                 self.new_block("endif"))
+        self.b.cbranch(cond, then, otherwise)
+        for block, body in ((then, s.then), (otherwise, s.otherwise)):
+            self.b.position_at_end(block)
+            self.block(body)
+            if not self.terminated():
+                self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def while_stmt(self, s: ast.While) -> None:
+        head, body, done = self.new_block("while"), self.new_block("loop"), self.new_block("done")
+        self.b.branch(head)
+        self.b.position_at_end(head)
+        self.b.cbranch(self.to_bool(self.expr(s.cond)), body, done)
+        self.b.position_at_end(body)
+        self.loops.append((head, done))
+        self.block(s.body)
+        self.loops.pop()
+        if not self.terminated():
+            self.b.branch(head)
+        self.b.position_at_end(done)
+
+    def variable_slot(self, name: str) -> ir.Value:
+        if name not in self.variables:
+            t = self.checked.variables[(id(self.program.group.probe), name)]
+            self.variables[name] = self.alloca(slot(t), name.lstrip("$"))
+        return self.variables[name]
+
+    def assign(self, s: ast.Assign) -> None:
+        target = s.target
+        if isinstance(target, ast.Map):
+            spec = self.plan.maps[target.name]
+            if spec.kind.is_aggregation:
+                self.aggregate(spec, target, s.value)
+                return
+            if s.op is not None:
+                self.map_update_in_place(spec, target, lambda old: self.arith(
+                    s.op, old, self.expr(s.value), self.type_of(s.value).signed))
+                return
+            key = self.key(spec, target)
+            value = self.as_slot(self.expr(s.value), self.type_of(s.value), spec.value)
+            self.helper(BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value,
+                        c64(BPF_ANY))
+            return
+        var_type = self.checked.variables[(id(self.program.group.probe), target.name)]
+        ptr = self.variable_slot(target.name)
+        if s.op is not None:
+            old = self.load64(ptr)
+            self.store64(self.arith(s.op, old, self.expr(s.value), var_type.signed), ptr)
+            return
+        value = self.expr(s.value)
+        if is_buffer(var_type):
+            self.copy(ptr, slot(var_type), value, slot(self.type_of(s.value)))
+        else:
+            self.store64(value, ptr)
+
+    def as_slot(self, value: ir.Value, t: T.Type, want: T.Type) -> ir.Value:
+        """A pointer to `value` laid out as a slot of type `want` (an int is spilled)."""
+        buf = self.alloca(slot(want))
+        self.store_slot(buf, 0, value, t, want)
+        return buf
+
+    def store_slot(self, buf: ir.Value, offset: int, value: ir.Value, t: T.Type,
+                   want: T.Type) -> None:
+        if is_buffer(want):
+            self.copy(self.gep(buf, offset), slot(want), value, slot(t))
+        else:
+            self.store64(value, buf, offset)
+
+    # Maps ------------------------------------------------------------------------------------
+
+    def key(self, spec: MapSpec, m: ast.Map, bucket: ir.Value | None = None) -> ir.Value:
+        buf = self.alloca(spec.key_size, "key")
+        if not spec.key:
+            self.store64(c64(0), buf)
+        else:
+            for k, want, off in zip(m.keys, spec.key, T.slot_offsets(spec.key)):
+                self.store_slot(buf, off, self.expr(k), self.type_of(k), want)
+        if bucket is not None:
+            self.store64(bucket, buf, spec.user_key_size)
+        return buf
+
+    def lookup(self, spec_symbol: str, key: ir.Value) -> ir.Value:
+        r = self.helper(BpfFunc.map_lookup_elem, self.map_ptr(spec_symbol), key)
+        return self.b.inttoptr(r, PTR)
+
+    def update_or_insert(self, symbol: str, key: ir.Value, value_size: int,
+                         on_found, on_missing) -> None:
+        """The one-lookup update: modify the value in place when present, else insert one
+        built by on_missing(buffer)."""
+        found_ptr = self.lookup(symbol, key)
+        is_null = self.b.icmp_unsigned("==", self.b.ptrtoint(found_ptr, I64), c64(0))
+        found, missing, done = (self.new_block("found"), self.new_block("missing"),
+                                self.new_block("updated"))
+        self.b.cbranch(is_null, missing, found)
+        self.b.position_at_end(found)
+        on_found(found_ptr)
+        self.b.branch(done)
+        self.b.position_at_end(missing)
+        init = self.alloca(value_size, "init")
+        on_missing(init)
+        self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key, init, c64(BPF_NOEXIST))
+        self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def map_update_in_place(self, spec: MapSpec, m: ast.Map, compute) -> ir.Value:
+        """@m op= v and @m++ on value maps: returns the new value."""
+        key = self.key(spec, m)
+        result = self.alloca(8, "result")
+
+        def found(ptr):
+            new = compute(self.load64(ptr))
+            self.store64(new, ptr)
+            self.store64(new, result)
+
+        def missing(buf):
+            new = compute(c64(0))
+            self.store64(new, buf)
+            self.store64(new, result)
+
+        self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
+        return self.load64(result)
+
+    def aggregate(self, spec: MapSpec, m: ast.Map, call: ast.Call) -> None:
+        value = self.expr(call.args[0]) if call.args else None
+        bucket = None
+        if spec.kind is MapKind.HIST:
+            bucket = self.log2_bucket(value)
+        elif spec.kind is MapKind.LHIST:
+            bucket = self.linear_bucket(value, spec)
+        key = self.key(spec, m, bucket)
+        kind = spec.kind
+        if kind in (MapKind.COUNT, MapKind.HIST, MapKind.LHIST, MapKind.SUM):
+            inc = c64(1) if kind is not MapKind.SUM else value
+            self.update_or_insert(
+                spec.symbol, key, spec.value_size,
+                lambda p: self.store64(self.b.add(self.load64(p), inc), p),
+                lambda buf: self.store64(inc, buf))
+        elif kind in (MapKind.AVG, MapKind.STATS):
+            def found(p):
+                self.store64(self.b.add(self.load64(p), c64(1)), p)
+                self.store64(self.b.add(self.load64(p, 8), value), p, 8)
+
+            def missing(buf):
+                self.store64(c64(1), buf)
+                self.store64(value, buf, 8)
+            self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
+        else:
+            better = "<" if kind is MapKind.MIN else ">"
+
+            def found(p):
+                old = self.load64(p)
+                unset = self.b.icmp_unsigned("==", self.load64(p, 8), c64(0))
+                wins = self.b.or_(unset, self.b.icmp_signed(better, value, old))
+                self.store64(self.b.select(wins, value, old), p)
+                self.store64(c64(1), p, 8)
+
+            def missing(buf):
+                self.store64(value, buf)
+                self.store64(c64(1), buf, 8)
+            self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
+
+    def log2_bucket(self, v: ir.Value) -> ir.Value:
+        """hist bucket: 0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise; branch-free."""
+        b = self.b
+        n, r = v, c64(0)
+        for shift in (32, 16, 8, 4, 2, 1):
+            big = b.icmp_unsigned(">=", n, c64(1 << shift))
+            amount = b.select(big, c64(shift), c64(0))
+            n = b.lshr(n, amount)
+            r = b.add(r, amount)
+        positive = b.add(r, c64(2))
+        bucket = b.select(b.icmp_signed("==", v, c64(0)), c64(1), positive)
+        return b.select(b.icmp_signed("<", v, c64(0)), c64(0), bucket)
+
+    def linear_bucket(self, v: ir.Value, spec: MapSpec) -> ir.Value:
+        p = spec.lhist
+        b = self.b
+        inside = b.add(b.udiv(b.sub(v, c64(p.min)), c64(p.step)), c64(1))
+        high = b.select(b.icmp_signed(">=", v, c64(p.max)), c64(p.buckets + 1), inside)
+        return b.select(b.icmp_signed("<", v, c64(p.min)), c64(0), high)
+
+    # Events ----------------------------------------------------------------------------------
+
+    def emit_event(self, kind: EventKind, index: int, args=()) -> None:
+        """args: (value, type) pairs, laid one per slot after the 8-byte header."""
+        types = [t for _, t in args]
+        size = 8 + sum(slot(t) for t in types)
+        buf = self.alloca(size, "event")
+        self.store64(c64(int(kind) | (index << 32)), buf)
+        for (value, t), off in zip(args, T.slot_offsets(types)):
+            self.store_slot(buf, 8 + off, value, t, t)
+        r = self.helper(BpfFunc.ringbuf_output, self.map_ptr(EVENTS_MAP), buf, c64(size), c64(0))
+        lost, done = self.branch_if(self.b.icmp_signed("<", r, c64(0)), "lost", "sent")
+        self.b.position_at_end(lost)
+        zero_key = self.alloca(8, "lost_key")
+        self.b.store(ir.Constant(I32, 0), zero_key, align=8)
+        counter = self.lookup(LOST_MAP, zero_key)
+        present, skip = self.branch_if(
+            self.b.icmp_unsigned("!=", self.b.ptrtoint(counter, I64), c64(0)), "count_lost",
+            "lost_done")
+        self.b.position_at_end(present)
+        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
+        self.b.branch(skip)
+        self.b.position_at_end(skip)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+
+    # Expressions -----------------------------------------------------------------------------
+
+    def expr(self, e) -> ir.Value:
+        return getattr(self, "expr_" + type(e).__name__)(e)
+
+    def expr_Integer(self, e):
+        return c64(e.value)
+
+    def string_constant(self, data: bytes, size: int) -> ir.Value:
+        buf = self.alloca(size, "str")
+        padded = data.ljust((max(size, 1) + 7) & ~7, b"\0")
+        for off in range(0, len(padded), 8):
+            self.store64(c64(int.from_bytes(padded[off:off + 8], "little")), buf, off)
+        return buf
+
+    def expr_String(self, e):
+        return self.string_constant(e.value, self.type_of(e).size)
+
+    def expr_PositionalParam(self, e):
+        t = self.type_of(e)
+        text = self.param_text(e.index)
+        if isinstance(t, T.StringType):
+            return self.string_constant(text.encode(), t.size)
+        return c64(int(text, 0) if text else 0)
+
+    def expr_ParamCount(self, e):
+        return c64(len(self.checked.params))
+
+    def expr_Builtin(self, e):
+        b, name = self.b, e.name
+        if name in ("pid", "tid"):
+            v = self.helper(BpfFunc.get_current_pid_tgid)
+            return b.lshr(v, c64(32)) if name == "pid" else b.and_(v, c64(0xFFFFFFFF))
+        if name in ("uid", "gid"):
+            v = self.helper(BpfFunc.get_current_uid_gid)
+            return b.lshr(v, c64(32)) if name == "gid" else b.and_(v, c64(0xFFFFFFFF))
+        if name == "cpu":
+            return self.helper(BpfFunc.get_smp_processor_id)
+        if name == "nsecs":
+            return self.helper(BpfFunc.ktime_get_ns)
+        if name == "elapsed":
+            return self.elapsed()
+        if name == "cgroup":
+            return self.helper(BpfFunc.get_current_cgroup_id)
+        if name == "rand":
+            return self.helper(BpfFunc.get_prandom_u32)
+        if name == "comm":
+            buf = self.alloca(T.COMM_SIZE, "comm")
+            self.helper(BpfFunc.get_current_comm, buf, c64(T.COMM_SIZE))
+            return buf
+        if name == "probe":
+            if self.program.probe_id is not None:
+                return c64(self.program.probe_id)
+            # The tracepoint record's common_type is the event id: one program serves every
+            # tracepoint a wildcard matched, and the runtime names the id.
+            return b.zext(b.load(self.ctx, typ=I16, align=2), I64)
+        raise AssertionError(f"unchecked builtin {name}")
+
+    def elapsed(self) -> ir.Value:
+        now = self.helper(BpfFunc.ktime_get_ns)
+        key = self.alloca(8, "start_key")
+        self.b.store(ir.Constant(I32, 0), key, align=8)
+        start = self.lookup(START_MAP, key)
+        result = self.alloca(8, "elapsed")
+        self.store64(now, result)
+        present, done = self.branch_if(
+            self.b.icmp_unsigned("!=", self.b.ptrtoint(start, I64), c64(0)), "has_start",
+            "elapsed_done")
+        self.b.position_at_end(present)
+        self.store64(self.b.sub(now, self.load64(start)), result)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        return self.load64(result)
+
+    def expr_Variable(self, e):
+        t = self.type_of(e)
+        ptr = self.variable_slot(e.name)
+        return ptr if is_buffer(t) else self.load64(ptr)
+
+    def expr_Map(self, e):
+        spec = self.plan.maps[e.name]
+        key = self.key(spec, e)
+        found = self.lookup(spec.symbol, key)
+        result = self.alloca(spec.value_size, "value")
+        self.zero(result, spec.value_size)
+        present, done = self.branch_if(
+            self.b.icmp_unsigned("!=", self.b.ptrtoint(found, I64), c64(0)), "map_hit",
+            "map_done")
+        self.b.position_at_end(present)
+        self.copy(result, spec.value_size, found, spec.value_size)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        return result if is_buffer(spec.value) else self.load64(result)
+
+    def expr_FieldAccess(self, e):
+        field = self.checked.fields[e][self.point.name]
+        t = self.type_of(e)
+        b = self.b
+        address = self.gep(self.ctx, field.offset)
+        if isinstance(t, T.StringType):
+            buf = self.alloca(t.size, "field")
+            self.zero(buf, t.size)
+            if field.data_loc:
+                loc = b.zext(b.load(address, typ=I32, align=4), I64)
+                src = b.add(b.ptrtoint(self.ctx, I64), b.and_(loc, c64(0xFFFF)))
+                self.helper(BpfFunc.probe_read_kernel_str, buf, c64(t.size),
+                            b.inttoptr(src, PTR))
+            else:
+                self.helper(BpfFunc.probe_read_kernel, buf, c64(min(t.size, field.size)),
+                            address)
+            return buf
+        width = ir.IntType(field.size * 8)
+        raw = b.load(address, typ=width, align=field.size)
+        if field.size == 8:
+            return raw
+        return b.sext(raw, I64) if field.signed and not field.is_pointer else b.zext(raw, I64)
+
+    def expr_TupleIndex(self, e):
+        base_t = self.type_of(e.base)
+        base = self.expr(e.base)
+        off = base_t.offsets()[e.index]
+        return self.gep(base, off) if is_buffer(self.type_of(e)) else self.load64(base, off)
+
+    def expr_Tuple(self, e):
+        t = self.type_of(e)
+        buf = self.alloca(t.size, "tuple")
+        for el, want, off in zip(e.elements, t.elements, t.offsets()):
+            self.store_slot(buf, off, self.expr(el), self.type_of(el), want)
+        return buf
+
+    def arith(self, op: str, a: ir.Value, c: ir.Value, signed: bool) -> ir.Value:
+        b = self.b
+        if op == "+":
+            return b.add(a, c)
+        if op == "-":
+            return b.sub(a, c)
+        if op == "*":
+            return b.mul(a, c)
+        if op in ("/", "%"):
+            # Division by zero yields 0, as the BPF instruction does; unsigned as bpftrace.
+            safe = b.select(b.icmp_unsigned("==", c, c64(0)), c64(1), c)
+            q = b.udiv(a, safe) if op == "/" else b.urem(a, safe)
+            return b.select(b.icmp_unsigned("==", c, c64(0)), c64(0), q)
+        if op == "&":
+            return b.and_(a, c)
+        if op == "|":
+            return b.or_(a, c)
+        if op == "^":
+            return b.xor(a, c)
+        if op == "<<":
+            return b.shl(a, b.and_(c, c64(63)))
+        if op == ">>":
+            amount = b.and_(c, c64(63))
+            return b.ashr(a, amount) if signed else b.lshr(a, amount)
+        raise AssertionError(op)
+
+    def expr_Binary(self, e):
+        op = e.op
+        if op in ("&&", "||"):
+            return self.short_circuit(e)
+        lt, rt = self.type_of(e.left), self.type_of(e.right)
+        left, right = self.expr(e.left), self.expr(e.right)
+        if isinstance(lt, T.StringType):
+            eq = self.strings_equal(left, lt.size, right, rt.size)
+            return self.b.zext(eq if op == "==" else self.b.not_(eq), I64)
+        if op in ("==", "!=", "<", ">", "<=", ">="):
+            if lt.signed and rt.signed:
+                cmp = self.b.icmp_signed(op, left, right)
+            else:
+                cmp = self.b.icmp_unsigned(op, left, right)
+            return self.b.zext(cmp, I64)
+        return self.arith(op, left, right, lt.signed)
+
+    def short_circuit(self, e) -> ir.Value:
+        result = self.alloca(8, "logic")
+        left = self.to_bool(self.expr(e.left))
+        self.store64(self.b.zext(left, I64), result)
+        rhs, done = self.new_block("rhs"), self.new_block("logic_done")
+        if e.op == "&&":
+            self.b.cbranch(left, rhs, done)
+        else:
+            self.b.cbranch(left, done, rhs)
+        self.b.position_at_end(rhs)
+        self.store64(self.b.zext(self.to_bool(self.expr(e.right)), I64), result)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        return self.load64(result)
+
+    def strings_equal(self, a: ir.Value, a_size: int, c: ir.Value, c_size: int) -> ir.Value:
+        """Bytewise equality up to the first NUL: a chain of blocks, one per byte."""
+        b = self.b
+        result = self.alloca(8, "streq")
+        self.store64(c64(0), result)
+        done = self.new_block("streq_done")
+        n = min(a_size, c_size)
+        for i in range(n):
+            x = b.load(self.gep(a, i), typ=I8)
+            y = b.load(self.gep(c, i), typ=I8)
+            same = b.icmp_unsigned("==", x, y)
+            at_end = b.icmp_unsigned("==", x, ir.Constant(I8, 0))
+            equal_here, next_byte = self.new_block("streq_end"), self.new_block("streq_next")
+            check_end = self.new_block("streq_same")
+            b.cbranch(same, check_end, done)
+            b.position_at_end(check_end)
+            b.cbranch(at_end, equal_here, next_byte)
+            b.position_at_end(equal_here)
+            self.store64(c64(1), result)
+            b.branch(done)
+            b.position_at_end(next_byte)
+        # Every compared byte matched without a NUL: equal when the longer string ends here.
+        if a_size == c_size:
+            self.store64(c64(1), result)
+        else:
+            longer = a if a_size > c_size else c
+            tail = b.load(self.gep(longer, n), typ=I8)
+            self.store64(b.zext(b.icmp_unsigned("==", tail, ir.Constant(I8, 0)), I64), result)
+        b.branch(done)
+        b.position_at_end(done)
+        return self.b.icmp_unsigned("!=", self.load64(result), c64(0))
+
+    def expr_Unary(self, e):
+        v = self.expr(e.operand)
+        if e.op == "!":
+            return self.b.zext(self.b.icmp_unsigned("==", v, c64(0)), I64)
+        if e.op == "~":
+            return self.b.xor(v, c64(-1))
+        if e.op == "-":
+            return self.b.sub(c64(0), v)
+        return v
+
+    def expr_IncDec(self, e):
+        delta = c64(1 if e.op == "++" else -1)
+        target = e.target
+        if isinstance(target, ast.Map):
+            new = self.map_update_in_place(self.plan.maps[target.name], target,
+                                           lambda old: self.b.add(old, delta))
+        else:
+            ptr = self.variable_slot(target.name)
+            new = self.b.add(self.load64(ptr), delta)
+            self.store64(new, ptr)
+        return new if e.prefix else self.b.sub(new, delta)
+
+    def expr_Ternary(self, e):
+        t = self.type_of(e)
+        result = self.alloca(slot(t), "ternary")
+        cond = self.to_bool(self.expr(e.cond))
+        then, otherwise, done = (self.new_block("tern_then"), self.new_block("tern_else"),
+                                 self.new_block("tern_done"))
+        self.b.cbranch(cond, then, otherwise)
+        for block, branch in ((then, e.then), (otherwise, e.otherwise)):
+            self.b.position_at_end(block)
+            self.store_slot(result, 0, self.expr(branch), self.type_of(branch), t)
+            self.b.branch(done)
+        self.b.position_at_end(done)
+        return result if is_buffer(t) else self.load64(result)
+
+    # Calls -----------------------------------------------------------------------------------
+
+    def expr_Call(self, e):
+        return getattr(self, "call_" + e.name)(e)
+
+    def call_printf(self, e):
+        index = self.plan.printf_index[e]
+        spec = self.plan.printfs[index]
+        args = [(self.expr(a), t) for a, t in zip(e.args[1:], spec.args)]
+        self.emit_event(EventKind.PRINTF, index, args)
+        return c64(0)
+
+    def call_print(self, e):
+        arg = e.args[0]
+        if isinstance(arg, ast.Map):
+            self.emit_event(EventKind.PRINT, self.plan.map_index(arg.name))
+        else:
+            index = self.plan.printf_index[e]
+            self.emit_event(EventKind.PRINTF, index,
+                            [(self.expr(arg), self.plan.printfs[index].args[0])])
+        return c64(0)
+
+    def call_clear(self, e):
+        self.emit_event(EventKind.CLEAR, self.plan.map_index(e.args[0].name))
+        return c64(0)
+
+    def call_zero(self, e):
+        self.emit_event(EventKind.ZERO, self.plan.map_index(e.args[0].name))
+        return c64(0)
+
+    def call_delete(self, e):
+        m = e.args[0]
+        spec = self.plan.maps[m.name]
+        self.helper(BpfFunc.map_delete_elem, self.map_ptr(spec.symbol), self.key(spec, m))
+        return c64(0)
+
+    def call_exit(self, e):
+        self.emit_event(EventKind.EXIT, 0)
+        return c64(0)
+
+    def call_time(self, e):
+        self.emit_event(EventKind.TIME, self.plan.time_index[e])
+        return c64(0)
+
+    def call_str(self, e):
+        t = self.type_of(e)
+        arg_t = self.type_of(e.args[0])
+        value = self.expr(e.args[0])
+        buf = self.alloca(t.size, "str")
+        if isinstance(arg_t, T.StringType):
+            self.copy(buf, t.size, value, min(arg_t.size, t.size))
+            return buf
+        self.zero(buf, t.size)
+        self.helper(BpfFunc.probe_read_str, buf, c64(t.size), self.b.inttoptr(value, PTR))
+        return buf
+
+
+class HelperCallee:
+    """A callee for llvmlite's call(): with opaque pointers the function type is not in the
+    pointer, so it is carried beside it."""
+
+    def __init__(self, pointer: ir.Value, fnty: ir.FunctionType):
+        self.pointer, self.function_type = pointer, fnty
+        self.type = PTR
+
+    def get_reference(self) -> str:
+        return self.pointer.get_reference()
+
+
+def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
+                ringbuf_size: int) -> str | None:
+    mod = ModuleBuilder(checked, plan, ringbuf_size)
+    for program in plan.programs:
+        builder = FunctionBuilder(mod, program, diags)
+        try:
+            builder.build()
+        except StackOverflow as e:
+            diags.error(f"The probe uses more than the BPF stack's {STACK_LIMIT} bytes "
+                        f"({e.used} bytes so far): use fewer or shorter strings and tuples",
+                        program.group.probe.span)
+    if diags.has_errors:
+        return None
+    return str(mod.module)

@@ -1,0 +1,214 @@
+"""The syntax tree: every node a frozen, slotted dataclass with identity and a source span.
+
+    tracepoint:syscalls:sys_enter_openat /pid > 1/ { @[comm] = count(); }
+
+    Program(probes=(Probe(attach_points=(AttachPointText('tracepoint:syscalls:sys_enter_openat'),),
+                          predicate=Binary('>', Builtin('pid'), Integer(1)),
+                          body=(Assign(Map('@', (Builtin('comm'),)), None, Call('count', ())),)),))
+
+Types are not stored here: the type checker keeps them in a side table keyed by node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from pybpf.diagnostics import Span
+
+node = dataclass(frozen=True, slots=True, eq=False)
+
+
+# Expressions ---------------------------------------------------------------------------------
+
+@node
+class Integer:
+    value: int
+    span: Span
+
+
+@node
+class String:
+    value: bytes          # escapes decoded, no terminating NUL
+    span: Span
+
+
+@node
+class Builtin:
+    name: str             # pid, comm, nsecs, args, probe, ...
+    span: Span
+
+
+@node
+class PositionalParam:
+    index: int            # $1 -> 1; $# is ParamCount
+    span: Span
+
+
+@node
+class ParamCount:
+    span: Span
+
+
+@node
+class Variable:
+    name: str             # with the '$'
+    span: Span
+
+
+@node
+class Map:
+    name: str             # with the '@'; '@' alone is the anonymous map
+    keys: tuple["Expr", ...] | None   # None: no brackets (scalar map)
+    span: Span
+
+
+@node
+class Call:
+    name: str
+    args: tuple["Expr", ...]
+    span: Span
+
+
+@node
+class FieldAccess:
+    base: "Expr"
+    field: str
+    arrow: bool           # '->' rather than '.'
+    span: Span
+
+
+@node
+class TupleIndex:
+    base: "Expr"
+    index: int
+    span: Span
+
+
+@node
+class Binary:
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@node
+class Unary:
+    op: str               # '!', '~', '-', '+'
+    operand: "Expr"
+    span: Span
+
+
+@node
+class IncDec:
+    op: str               # '++' or '--'
+    prefix: bool
+    target: "Expr"        # Variable or Map
+    span: Span
+
+
+@node
+class Ternary:
+    cond: "Expr"
+    then: "Expr"
+    otherwise: "Expr"
+    span: Span
+
+
+@node
+class Tuple:
+    elements: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,
+             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple]
+
+
+# Statements ----------------------------------------------------------------------------------
+
+@node
+class ExprStatement:
+    expr: Expr
+    span: Span
+
+
+@node
+class Assign:
+    target: Union[Variable, Map]
+    op: str | None        # None for '=', '+' for '+=', ...
+    value: Expr
+    span: Span
+
+
+@node
+class If:
+    cond: Expr
+    then: tuple["Statement", ...]
+    otherwise: tuple["Statement", ...]
+    span: Span
+
+
+@node
+class While:
+    cond: Expr
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@node
+class Unroll:
+    count: Expr
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@node
+class Jump:
+    kind: str             # 'return', 'break', 'continue'
+    span: Span
+
+
+Statement = Union[ExprStatement, Assign, If, While, Unroll, Jump]
+
+
+# Probes --------------------------------------------------------------------------------------
+
+@node
+class AttachPointText:
+    text: str             # as written: 't:syscalls:sys_enter_open*', 'BEGIN'
+    span: Span
+
+
+@node
+class Probe:
+    attach_points: tuple[AttachPointText, ...]
+    predicate: Expr | None
+    body: tuple[Statement, ...]
+    span: Span
+
+
+@node
+class Program:
+    probes: tuple[Probe, ...]
+    span: Span
+
+
+def children(n) -> tuple:
+    """The direct child nodes of n, in source order (for generic walks)."""
+    out = []
+    for name in n.__slots__:
+        value = getattr(n, name)
+        if isinstance(value, tuple):
+            out.extend(v for v in value if hasattr(v, "span"))
+        elif hasattr(value, "span") and name != "span":
+            out.append(value)
+    return tuple(out)
+
+
+def walk(n):
+    """n and every node below it, depth first, in source order."""
+    yield n
+    for c in children(n):
+        yield from walk(c)

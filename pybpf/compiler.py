@@ -1,0 +1,88 @@
+"""The compile driver: runs the passes in order and stops after the first one that reports errors.
+
+    compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
+    ir_text = compile_source(src, stage="llvm")          # stop early to look inside
+
+parse -> resolve probes -> check types -> lay out resources -> lower to IR -> emit ELF.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from pybpf.diagnostics import CompileError, Diagnostics
+from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
+
+
+@dataclass
+class CompileOptions:
+    params: tuple[str, ...] = ()
+    map_entries: int | None = None
+    ringbuf_size: int = DEFAULT_RINGBUF_SIZE
+
+
+@dataclass
+class StageTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _front_end(source: str, filename: str, options: CompileOptions, times: StageTimes):
+    from pybpf.parser import parse
+    from pybpf.probes import resolve_probes
+    from pybpf.resources import plan_resources
+    from pybpf.semantic import check_types
+
+    diags = Diagnostics(source, filename)
+    program = times.run("parse", parse, source, filename)
+    groups = times.run("probes", resolve_probes, program, diags)
+    if diags.has_errors:
+        raise CompileError(diags)
+    checked = times.run("check", check_types, program, groups, diags, options.params)
+    if diags.has_errors:
+        raise CompileError(diags)
+    if not groups:
+        diags.error("No probes to attach", program.span)
+        raise CompileError(diags)
+    plan = times.run("layout", plan_resources, checked, options.map_entries)
+    return diags, checked, plan
+
+
+def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions | None = None,
+                  times: StageTimes | None = None):
+    """-> (ir_text, checked, plan)."""
+    from pybpf.backend.codegen import generate_ir
+
+    options = options or CompileOptions()
+    times = times or StageTimes()
+    diags, checked, plan = _front_end(source, filename, options, times)
+    ir_text = times.run("lower", generate_ir, checked, plan, diags, options.ringbuf_size)
+    if ir_text is None:
+        raise CompileError(diags)
+    return ir_text, checked, plan
+
+
+def compile_source(source: str, filename: str = "stdin", options: CompileOptions | None = None,
+                   times: StageTimes | None = None) -> CompiledProgram:
+    from pybpf.backend.emit import emit_object
+
+    options = options or CompileOptions()
+    times = times or StageTimes()
+    ir_text, checked, plan = compile_to_ir(source, filename, options, times)
+    elf = times.run("llvm", emit_object, ir_text)
+    return CompiledProgram(
+        elf=elf,
+        programs=tuple(ProgramSpec(p.section, p.prog_type, p.points) for p in plan.programs),
+        maps=tuple(plan.maps.values()),
+        printfs=tuple(plan.printfs),
+        time_formats=tuple(plan.time_formats),
+        probe_names=dict(plan.probe_names),
+        ringbuf_size=options.ringbuf_size,
+    )

@@ -1,0 +1,96 @@
+"""Source spans, the diagnostics collector, and their rendering in bpftrace's form.
+
+    diags = Diagnostics(source, filename="stdin")
+    diags.error("Unknown function: foo", span)
+    raise diags.as_error()          # CompileError; str() is the rendering below
+
+    stdin:1:9-12: ERROR: Unknown function: foo
+    BEGIN { foo(); }
+            ~~~
+
+Columns are 1-based; the end column is exclusive, as bpftrace prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    line: int
+    column: int          # 1-based, first character
+    end_line: int
+    end_column: int      # 1-based, one past the last character
+
+    @staticmethod
+    def of_meta(meta) -> "Span":
+        return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+    @staticmethod
+    def of_token(token) -> "Span":
+        return Span(token.line, token.column, token.end_line, token.end_column)
+
+    def join(self, other: "Span") -> "Span":
+        return Span(self.line, self.column, other.end_line, other.end_column)
+
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    message: str
+    span: Span
+    severity: str = "ERROR"
+    hint: str | None = None
+
+
+@dataclass
+class Diagnostics:
+    source: str
+    filename: str = "stdin"
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, message: str, span: Span, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(message, span, "ERROR", hint))
+
+    def warning(self, message: str, span: Span) -> None:
+        self.items.append(Diagnostic(message, span, "WARNING"))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "ERROR" for d in self.items)
+
+    def render(self) -> str:
+        return "\n".join(render(d, self.source, self.filename) for d in self.items)
+
+    def as_error(self) -> "CompileError":
+        return CompileError(self)
+
+
+def render(d: Diagnostic, source: str, filename: str) -> str:
+    if d.span is NO_SPAN or d.span.line == 0:
+        return f"{filename}: {d.severity}: {d.message}"
+    lines = source.splitlines() or [""]
+    line = lines[d.span.line - 1] if d.span.line <= len(lines) else ""
+    start = d.span.column
+    end = d.span.end_column if d.span.end_line == d.span.line else len(line) + 1
+    end = max(end, start + 1)
+    out = [f"{filename}:{d.span.line}:{start}-{end}: {d.severity}: {d.message}", line,
+           " " * (start - 1) + "~" * (end - start)]
+    if d.hint:
+        out.append(f"HINT: {d.hint}")
+    return "\n".join(out)
+
+
+class CompileError(Exception):
+    """A program that cannot be compiled; carries its diagnostics, renders them as str()."""
+
+    def __init__(self, diagnostics: Diagnostics):
+        super().__init__(diagnostics.render())
+        self.diagnostics = diagnostics
+
+    @property
+    def items(self) -> list[Diagnostic]:
+        return self.diagnostics.items

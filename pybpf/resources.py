@@ -1,0 +1,123 @@
+"""Lay-out pass: the checked program -> the resources its BPF object will hold.
+
+    plan = plan_resources(checked)
+    plan.maps["@"]                   # MapSpec(name='@', symbol='AT_', kind=MapKind.COUNT, ...)
+    plan.printf_index[call_node]     # which PrintfSpec a printf() call emits
+    plan.programs                    # ProgramPlan per BPF program: section, prog type, points
+
+One program per probe group, split further when the tracepoints it attaches to lay out the `args`
+fields it reads differently: the layout is baked into the code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.probes import ProbeGroup
+from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
+from pybpf.semantic import CheckedProgram
+from pybpf.uapi.bpf import BpfProgType
+
+PROG_TYPES = {
+    "BEGIN": BpfProgType.RAW_TRACEPOINT, "END": BpfProgType.RAW_TRACEPOINT,
+    "tracepoint": BpfProgType.TRACEPOINT, "interval": BpfProgType.PERF_EVENT,
+}
+SECTION_PREFIX = {"BEGIN": "raw_tracepoint", "END": "raw_tracepoint",
+                  "tracepoint": "tracepoint", "interval": "perf_event"}
+
+DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
+
+
+@dataclass
+class ProgramPlan:
+    group: ProbeGroup
+    points: tuple[AttachPoint, ...]
+    section: str
+    function: str
+    prog_type: int
+    probe_id: int | None        # constant value of `probe`; None: read from the tracepoint record
+
+
+@dataclass
+class ResourcePlan:
+    maps: dict[str, MapSpec] = field(default_factory=dict)
+    printfs: list[PrintfSpec] = field(default_factory=list)
+    printf_index: dict = field(default_factory=dict)      # printf/print Call node -> index
+    time_formats: list[str] = field(default_factory=list)
+    time_index: dict = field(default_factory=dict)        # time Call node -> index
+    programs: list[ProgramPlan] = field(default_factory=list)
+    probe_names: dict[int, str] = field(default_factory=dict)
+
+    def map_index(self, name: str) -> int:
+        return list(self.maps).index(name)
+
+
+def map_symbol(name: str) -> str:
+    return "AT_" + re.sub(r"\W", "_", name[1:])
+
+
+def _field_layout(checked: CheckedProgram, probe: ast.Probe, point: AttachPoint) -> tuple:
+    return tuple((n.field, checked.fields[n][point.name])
+                 for n in ast.walk(probe) if isinstance(n, ast.FieldAccess) and n in checked.fields
+                 and point.name in checked.fields[n])
+
+
+def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
+    synthetic = SYNTHETIC_PROBE_ID_BASE
+    for group in checked.groups:
+        partitions: dict[tuple, list[AttachPoint]] = {}
+        for point in group.points:
+            partitions.setdefault(_field_layout(checked, group.probe, point), []).append(point)
+        for points in partitions.values():
+            n = len(plan.programs)
+            probe_id = None
+            if group.provider == "tracepoint":
+                for p in points:
+                    plan.probe_names[group.formats[p.name].id] = p.name
+            else:
+                probe_id = synthetic
+                plan.probe_names[synthetic] = points[0].name
+                synthetic += 1
+            plan.programs.append(ProgramPlan(
+                group, tuple(points), f"{SECTION_PREFIX[group.provider]}/p{n}", f"probe_{n}",
+                int(PROG_TYPES[group.provider]), probe_id))
+
+
+def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> ResourcePlan:
+    plan = ResourcePlan()
+    for name in sorted(checked.maps):
+        info = checked.maps[name]
+        extra = {"max_entries": map_entries} if map_entries else {}
+        plan.maps[name] = MapSpec(name, map_symbol(name), info.kind, info.key, info.value,
+                                  info.lhist, **extra)
+    for node in ast.walk(checked.program):
+        if not isinstance(node, ast.Call):
+            continue
+        if node.name == "printf" and node in checked.types:
+            fmt = node.args[0].value.decode("utf-8", errors="replace")
+            args = tuple(_arg_type(checked.types[a]) for a in node.args[1:])
+            plan.printf_index[node] = _intern(plan.printfs, PrintfSpec(fmt, args))
+        elif node.name == "print" and node.args and not isinstance(node.args[0], ast.Map) \
+                and node.args[0] in checked.types:
+            t = _arg_type(checked.types[node.args[0]])
+            fmt = "%d\n" if isinstance(t, T.IntType) else "%s\n"
+            plan.printf_index[node] = _intern(plan.printfs, PrintfSpec(fmt, (t,)))
+        elif node.name == "time":
+            fmt = node.args[0].value.decode() if node.args else DEFAULT_TIME_FORMAT
+            plan.time_index[node] = _intern(plan.time_formats, fmt)
+    _plan_programs(checked, plan)
+    return plan
+
+
+def _arg_type(t: T.Type) -> T.Type:
+    return T.IntType(8, t.signed) if isinstance(t, T.IntType) else t
+
+
+def _intern(items: list, item) -> int:
+    if item in items:
+        return items.index(item)
+    items.append(item)
+    return len(items) - 1

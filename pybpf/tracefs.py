@@ -1,0 +1,140 @@
+"""tracefs: where tracepoints are listed and their record layouts described.
+
+    fmt = read_format("syscalls", "sys_enter_openat")
+    fmt.id                              # 782: the perf event config and the record's common_type
+    fmt.field("filename")               # TracepointField('filename', 'const char *', offset=24, size=8, ...)
+
+tracefs is mounted at /sys/kernel/tracing when it is missing (a fresh machine has it unmounted).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+from dataclasses import dataclass
+
+TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+class TracefsError(Exception):
+    pass
+
+
+@functools.cache
+def root() -> str:
+    for path in TRACEFS_PATHS:
+        if os.path.isdir(os.path.join(path, "events")):
+            return path
+    target = TRACEFS_PATHS[0]
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"nodev", target.encode(), b"tracefs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise TracefsError(f"tracefs is not mounted and mounting it at {target} failed: "
+                           f"{os.strerror(err)}")
+    return target
+
+
+@dataclass(frozen=True)
+class TracepointField:
+    name: str
+    ctype: str           # the C type as the format file writes it, without the array suffix
+    offset: int
+    size: int
+    signed: bool
+    array_len: int | None = None    # `char comm[16]` -> 16
+    data_loc: bool = False          # `__data_loc char[] name`: u32 (len << 16 | offset)
+
+    @property
+    def is_pointer(self) -> bool:
+        return self.ctype.endswith("*")
+
+    @property
+    def is_string(self) -> bool:
+        base = self.ctype.replace("const ", "").strip()
+        return (self.data_loc and base.startswith("char")) or \
+            (self.array_len is not None and base == "char")
+
+    @property
+    def is_common(self) -> bool:
+        return self.name.startswith("common_")
+
+    def declaration(self) -> str:
+        if self.data_loc:
+            return f"__data_loc {self.ctype}[] {self.name}"
+        if self.array_len is not None:
+            return f"{self.ctype} {self.name}[{self.array_len}]"
+        sep = "" if self.ctype.endswith("*") else " "
+        return f"{self.ctype}{sep}{self.name}"
+
+
+@dataclass(frozen=True)
+class TracepointFormat:
+    category: str
+    name: str
+    id: int
+    fields: tuple[TracepointField, ...]
+
+    def field(self, name: str) -> TracepointField | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def args(self) -> tuple[TracepointField, ...]:
+        return tuple(f for f in self.fields if not f.is_common)
+
+
+_FIELD = re.compile(r"field:(?P<decl>[^;]+);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
+                    r"\s*signed:(?P<signed>\d+);")
+_DECL = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(\[(?P<len>[^\]]*)\])?$")
+
+
+def parse_format(category: str, name: str, text: str) -> TracepointFormat:
+    id_match = re.search(r"^ID:\s*(\d+)", text, re.M)
+    if not id_match:
+        raise TracefsError(f"no ID in the format of {category}:{name}")
+    fields = []
+    for m in _FIELD.finditer(text):
+        decl = m["decl"].strip()
+        data_loc = decl.startswith("__data_loc ")
+        if data_loc:
+            decl = decl[len("__data_loc "):].replace("[]", "")
+        d = _DECL.match(decl)
+        if not d:
+            continue
+        array_len = None
+        if d["len"] is not None and not data_loc:
+            array_len = int(d["len"]) if d["len"].isdigit() else 0
+        fields.append(TracepointField(d["name"], d["type"].strip(), int(m["offset"]),
+                                      int(m["size"]), m["signed"] == "1", array_len, data_loc))
+    return TracepointFormat(category, name, int(id_match[1]), tuple(fields))
+
+
+@functools.cache
+def read_format(category: str, name: str) -> TracepointFormat:
+    path = os.path.join(root(), "events", category, name, "format")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise TracefsError(f"tracepoint not found: {category}:{name}") from None
+    except OSError as e:
+        raise TracefsError(f"cannot read {path}: {e.strerror}") from None
+    return parse_format(category, name, text)
+
+
+@functools.cache
+def list_tracepoints() -> tuple[tuple[str, str], ...]:
+    """Every (category, name) the kernel offers, sorted."""
+    try:
+        with open(os.path.join(root(), "available_events")) as f:
+            pairs = [tuple(line.strip().split(":", 1)) for line in f if ":" in line]
+    except OSError:
+        events = os.path.join(root(), "events")
+        pairs = [(c, n) for c in os.listdir(events) if os.path.isdir(os.path.join(events, c))
+                 for n in os.listdir(os.path.join(events, c))
+                 if os.path.isdir(os.path.join(events, c, n))]
+    return tuple(sorted(set(pairs)))
