@@ -1,0 +1,138 @@
+"""The run-time lifecycle of a compiled program: load, attach, serve events, stop, print, unload.
+
+    with Session(compiled, output) as session:
+        session.start()                     # load, attach, run BEGIN
+        while session.poll(0.2):            # False once exit() ran; the host owns the loop (fileno())
+            pass
+        session.stop()                      # detach, run END, drain, print maps and lost events
+
+`output` receives text and values, never bytes: attached(n), printf(text), map(spec, entries),
+maps_at_exit([(spec, entries), ...]), lost(n) (pybpf.runtime.output). close() (and leaving the with block) releases every fd
+even after an error, without printing anything.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+from pybpf.program import EVENT_HEADER_SIZE, EVENTS_MAP, LOST_MAP, START_MAP, CompiledProgram, EventKind, MapSpec
+from pybpf.runtime import maps
+from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
+from pybpf.runtime.loader import LoadedObject, load
+from pybpf.runtime.objspec import parse_object
+from pybpf.runtime.printf import format_printf
+from pybpf.runtime.ringbuf import RingBufferReader
+from pybpf.runtime.values import decode_slots
+
+_HEADER = struct.Struct("<II")       # EventKind, index
+
+
+class Session:
+    def __init__(self, compiled: CompiledProgram, output):
+        self.compiled = compiled
+        self.output = output
+        self.exited = False
+        self.loaded: LoadedObject | None = None
+        self._ring: RingBufferReader | None = None
+        self._attachments: list[Attachment] = []
+        self._stopped = False
+
+    def start(self) -> None:
+        """Load, attach every probe, then run BEGIN. On failure everything is released again."""
+        try:
+            obj = parse_object(self.compiled.elf)
+            self.loaded = load(obj, self.compiled)
+            self._ring = RingBufferReader(self.loaded.map_fds[EVENTS_MAP], obj.maps[EVENTS_MAP].max_entries)
+            # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
+            maps.update(self.loaded.map_fds[START_MAP], bytes(4), time.monotonic_ns().to_bytes(8, "little"))
+            self.output.attached(self.compiled.attach_count)
+            self._attach_all(lambda provider: provider not in RUN_ONCE_PROVIDERS)
+            self._attach_all(lambda provider: provider == "BEGIN")
+        except BaseException:
+            self.close()
+            raise
+
+    def fileno(self) -> int:
+        """Readable when events are waiting (an epoll fd), for the host's own event loop."""
+        return self._ring.fileno()
+
+    def poll(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s, dispatch every waiting event; False once the program called exit()."""
+        self._ring.poll(timeout_s, self._dispatch)
+        return not self.exited
+
+    def stop(self) -> None:
+        """Detach, run END, read the last events, print the maps and the lost-event count, release all."""
+        if self._stopped or self.loaded is None:
+            self.close()
+            return
+        self._stopped = True
+        try:
+            self._detach()
+            self._ring.consume(self._dispatch)   # room for END's records even when the buffer filled up
+            self._attach_all(lambda provider: provider == "END")
+            self._ring.consume(self._dispatch)
+            self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
+            lost = maps.read_lost(self.loaded.map_fds[LOST_MAP])
+            if lost:
+                self.output.lost(lost)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release every attachment, the ring buffer and every fd. Idempotent."""
+        self._stopped = True
+        self._detach()
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        if self.loaded is not None:
+            self.loaded.close()
+            self.loaded = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _attach_all(self, wanted) -> None:
+        for program in self.compiled.programs:
+            prog_fd = self.loaded.prog_fds[program.section]
+            for point in program.attach_points:
+                if wanted(point.provider):
+                    self._attachments.append(attach(prog_fd, point))
+
+    def _detach(self) -> None:
+        while self._attachments:
+            self._attachments.pop().close()
+
+    def _dispatch(self, record: memoryview) -> None:
+        kind, index = _HEADER.unpack_from(record)
+        if kind == EventKind.PRINTF:
+            spec = self.compiled.printfs[index]
+            args = decode_slots(spec.args, record, EVENT_HEADER_SIZE, self.compiled.probe_names)
+            self.output.printf(format_printf(spec.fmt, args))
+        elif kind == EventKind.EXIT:
+            self.exited = True
+        elif kind == EventKind.PRINT:
+            spec = self.compiled.maps[index]
+            self.output.map(spec, self.read_map(spec))
+        elif kind == EventKind.CLEAR:
+            spec = self.compiled.maps[index]
+            maps.clear_map(self._map_fd(spec), spec)
+        elif kind == EventKind.ZERO:
+            spec = self.compiled.maps[index]
+            maps.zero_map(self._map_fd(spec), spec)
+        elif kind == EventKind.TIME:
+            self.output.printf(time.strftime(self.compiled.time_formats[index]))
+        else:
+            raise ValueError(f"ring buffer record of unknown kind {kind}")
+
+    def read_map(self, spec: MapSpec) -> list[tuple[tuple, object]]:
+        """A user map's entries now (as printed at exit), e.g. for a metrics endpoint while running."""
+        return maps.read_user_map(self._map_fd(spec), spec, self.compiled.probe_names)
+
+    def _map_fd(self, spec: MapSpec) -> int:
+        return self.loaded.map_fds[spec.symbol]

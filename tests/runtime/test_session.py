@@ -1,0 +1,131 @@
+"""The whole lifecycle against the kernel: BEGIN, a tracepoint fired by this test, END, every event
+kind, the final drain, maps and lost events reported to the output."""
+
+import os
+import struct
+import time
+
+import pytest
+from bpfobj import MapDecl, build_object, program, standard_maps
+
+from pybpf import types as T
+from pybpf.program import (START_MAP, AttachPoint, CompiledProgram, EventKind, MapKind, MapSpec, PrintfSpec,
+                           ProgramSpec)
+from pybpf.runtime import maps
+from pybpf.runtime.errors import NotSupportedError
+from pybpf.runtime.session import Session
+from pybpf.uapi.bpf import BpfMapType, BpfProgType
+
+pytestmark = pytest.mark.kernel
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+CALLS = MapSpec("@calls", "calls", MapKind.COUNT, (), T.IntType(8, True))
+BEGIN = ("raw_tracepoint/rt_begin", BpfProgType.RAW_TRACEPOINT, AttachPoint("BEGIN"))
+END = ("raw_tracepoint/rt_end", BpfProgType.RAW_TRACEPOINT, AttachPoint("END"))
+GETPPID = AttachPoint("tracepoint", "syscalls:sys_enter_getppid")
+
+
+class RecordingOutput:
+    def __init__(self):
+        self.calls = []
+
+    def attached(self, n):
+        self.calls.append(("attached", n))
+
+    def printf(self, text):
+        self.calls.append(("printf", text))
+
+    def map(self, spec, entries):
+        self.calls.append(("map", spec.name, entries))
+
+    def maps_at_exit(self, maps):
+        self.calls.append(("maps_at_exit", [(spec.name, entries) for spec, entries in maps]))
+
+    def lost(self, n):
+        self.calls.append(("lost", n))
+
+
+def compile_test(tracepoint_body: str, *, ringbuf_size=1 << 16, extra=(), points=(GETPPID,)) -> CompiledProgram:
+    """BEGIN printf("begin %d\\n", pid); the getppid tracepoint body; END time("%Y\\n")."""
+    bodies = {BEGIN[0]: program(emit=(EventKind.PRINTF, 0)), "tracepoint/rt_getppid": tracepoint_body,
+              END[0]: program(emit=(EventKind.TIME, 0))}
+    elf = build_object(standard_maps(ringbuf_size) + [MapDecl("calls", BpfMapType.PERCPU_HASH, 8, 8, 16)],
+                       bodies)
+    return CompiledProgram(
+        elf,
+        (ProgramSpec(BEGIN[0], BEGIN[1], (BEGIN[2],)),
+         ProgramSpec("tracepoint/rt_getppid", BpfProgType.TRACEPOINT, points),
+         ProgramSpec(END[0], END[1], (END[2],))) + extra,
+        (CALLS,), printfs=(PrintfSpec("begin %d\n", (T.IntType(8, True),)),), time_formats=("%Y\n",))
+
+
+def counting(event: EventKind) -> str:
+    return program(count="calls", emit=(event, 0), only_pid=os.getpid())
+
+
+def test_lifecycle_begin_events_exit_end_maps():
+    output = RecordingOutput()
+    with Session(compile_test(counting(EventKind.EXIT)), output) as session:
+        session.start()
+        start_ns = struct.unpack("<Q", maps.lookup(session.loaded.map_fds[START_MAP], bytes(4), 8))[0]
+        assert abs(time.monotonic_ns() - start_ns) < 1e9
+        assert session.poll(0) is True
+        for _ in range(3):
+            os.getppid()
+        deadline = time.monotonic() + 5
+        while session.poll(0.1) and time.monotonic() < deadline:
+            pass
+        assert session.exited
+        session.stop()
+        session.stop()                       # idempotent
+    assert output.calls == [
+        ("attached", 3),
+        ("printf", f"begin {os.getpid()}\n"),
+        ("printf", time.strftime("%Y\n")),
+        ("maps_at_exit", [("@calls", [((), 3)])]),
+    ]
+
+
+@pytest.mark.parametrize("event,expected", [(EventKind.CLEAR, []), (EventKind.ZERO, [((), 0)])])
+def test_clear_and_zero_events(event, expected):
+    output = RecordingOutput()
+    with Session(compile_test(counting(event)), output) as session:
+        session.start()
+        os.getppid()
+        session.poll(1.0)
+        session.stop()
+    assert output.calls[-1] == ("maps_at_exit", [("@calls", expected)])
+
+
+def test_print_event_prints_the_map_now():
+    output = RecordingOutput()
+    with Session(compile_test(counting(EventKind.PRINT)), output) as session:
+        session.start()
+        os.getppid()
+        session.poll(1.0)
+        assert output.calls[-1] == ("map", "@calls", [((), 1)])
+        session.stop()
+
+
+def test_final_drain_and_lost_events():
+    output = RecordingOutput()
+    fits = PAGE // 24 - 1                    # the BEGIN record takes one slot
+    with Session(compile_test(counting(EventKind.PRINTF), ringbuf_size=PAGE), output) as session:
+        session.start()
+        for _ in range(fits + 25):
+            os.getppid()
+        session.stop()                       # never polled: everything comes from the final drain
+    printed = [c for c in output.calls if c[0] == "printf"]
+    assert len(printed) == 1 + fits + 1      # begin, the records that fitted, END's time
+    assert printed[1] == ("printf", f"begin {os.getpid()}\n")
+    assert output.calls[-1] == ("lost", 25)
+
+
+def test_failed_attach_releases_everything():
+    compiled = compile_test(counting(EventKind.EXIT), points=(GETPPID, AttachPoint("tracepoint", "no:such")))
+    output = RecordingOutput()
+    session = Session(compiled, output)
+    with pytest.raises(NotSupportedError):
+        session.start()
+    session.stop()                           # nothing to print, nothing left to release
+    assert output.calls == [("attached", 4)]
