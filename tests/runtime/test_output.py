@@ -1,0 +1,259 @@
+"""Map and event printing against golden files that bpftrace 0.17 printed for the same data.
+
+Each case is a list of observations per map: the test aggregates them into the entries a map reader
+would return, and the same observations become a bpftrace BEGIN script. The goldens in golden/ are
+that script's output (text: everything after "Attaching 1 probe..."; JSON: the map lines, without the
+two blank lines bpftrace 0.17 prints before them even in JSON mode).
+
+The tests need no bpftrace. With bpftrace installed and root, check the goldens against it with
+    PYBPF_BPFTRACE_GOLDEN=check python3 -m pytest tests/runtime/test_output.py
+or rewrite them from it with PYBPF_BPFTRACE_GOLDEN=capture.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pybpf import types as T
+from pybpf.program import LhistParams, MapKind, MapSpec
+from pybpf.runtime.output import JsonOutput, TextOutput, make_output
+from pybpf.runtime.values import Stats
+
+GOLDEN = Path(__file__).parent / "golden"
+PROBE = object()          # the `probe` builtin as a key part; BEGIN in these scripts
+
+
+@dataclass
+class Map:
+    name: str
+    kind: MapKind
+    observations: list[tuple[tuple, object]]     # (key, argument) per statement, in order
+    lhist: LhistParams | None = None
+    reset: str | None = None                     # "clear" or "zero": called after the statements
+
+    @property
+    def spec(self) -> MapSpec:
+        key = self.observations[0][0]
+        value = self.observations[0][1] if self.kind is MapKind.VALUE else 0
+        return MapSpec(self.name, "AT_" + self.name[1:], self.kind, tuple(map(_type_of, key)),
+                       _type_of(value), self.lhist)
+
+    def entries(self) -> list[tuple[tuple, object]]:
+        """What a map reader returns after these statements ran, in arbitrary (hash) order."""
+        aggregated: dict[tuple, object] = {}
+        for key, arg in self.observations:
+            key = tuple("BEGIN" if part is PROBE else part for part in key)
+            aggregated[key] = _aggregate(self, aggregated.get(key), arg)
+        if self.reset == "clear":
+            return []
+        if self.reset == "zero":
+            return [(key, _zero(value)) for key, value in reversed(aggregated.items())]
+        return list(reversed(aggregated.items()))
+
+    def script(self) -> str:
+        statements = [f"{self.name}{_key_expr(key)} = {_call(self, arg)};"
+                      for key, arg in self.observations]
+        if self.reset:
+            statements.append(f"{self.reset}({self.name});")
+        return " ".join(statements)
+
+
+def _type_of(value) -> T.Type:
+    if value is PROBE:
+        return T.ProbeType()
+    if isinstance(value, str):
+        return T.StringType()
+    if isinstance(value, tuple):
+        return T.TupleType(tuple(map(_type_of, value)))
+    return T.IntType()
+
+
+def _aggregate(m: Map, old, arg):
+    kind = m.kind
+    if kind is MapKind.VALUE:
+        return arg
+    if kind is MapKind.COUNT:
+        return (old or 0) + 1
+    if kind is MapKind.SUM:
+        return (old or 0) + arg
+    if kind is MapKind.MIN:
+        return arg if old is None else min(old, arg)
+    if kind is MapKind.MAX:
+        return arg if old is None else max(old, arg)
+    if kind in (MapKind.AVG, MapKind.STATS):
+        old = old or Stats(0, 0)
+        return Stats(old.count + 1, old.total + arg)
+    counts = dict(old or {})
+    index = _hist_index(arg) if kind is MapKind.HIST else _lhist_index(arg, m.lhist)
+    counts[index] = counts.get(index, 0) + 1
+    return counts
+
+
+def _zero(value):
+    if isinstance(value, dict):
+        return dict.fromkeys(value, 0)      # zero() keeps every bucket's key
+    return Stats(0, 0) if isinstance(value, Stats) else 0
+
+
+def _hist_index(v: int) -> int:
+    return 0 if v < 0 else v + 1 if v < 2 else v.bit_length() + 1
+
+
+def _lhist_index(v: int, p: LhistParams) -> int:
+    if v < p.min:
+        return 0
+    if v >= p.max:
+        return p.buckets + 1
+    return (v - p.min) // p.step + 1
+
+
+def _literal(value) -> str:
+    if value is PROBE:
+        return "probe"
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t").replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_literal, value)) + ")"
+    return str(value)
+
+
+def _key_expr(key: tuple) -> str:
+    return "[" + ", ".join(map(_literal, key)) + "]" if key else ""
+
+
+def _call(m: Map, arg) -> str:
+    if m.kind is MapKind.VALUE:
+        return _literal(arg)
+    if m.kind is MapKind.COUNT:
+        return "count()"
+    if m.kind is MapKind.LHIST:
+        return f"lhist({arg}, {m.lhist.min}, {m.lhist.max}, {m.lhist.step})"
+    return f"{m.kind.value}({arg})"
+
+
+def repeat(key: tuple, values: list[int]) -> list[tuple[tuple, object]]:
+    return [(key, v) for v in values]
+
+
+CASES: dict[str, list[Map]] = {
+    "count_scalar": [Map("@c", MapKind.COUNT, repeat((), [0, 0, 0]))],
+    "count_multipart_key": [Map("@c", MapKind.COUNT, [
+        ((1, "b"), 0), ((1, "b"), 0), ((2, "a"), 0), ((2, "a"), 0), ((2, "a"), 0),
+        ((1, "a"), 0), ((1, "a"), 0), ((1, "a"), 0), ((1, "a"), 0), ((3, "z"), 0)])],
+    "count_probe_key": [Map("@", MapKind.COUNT, [((PROBE,), 0)] * 2)],
+    "sum_negative": [Map("@s", MapKind.SUM, [
+        ((-1,), 5), ((3,), 4), ((2,), -7), ((2,), 1), ((7,), 0)])],
+    "sum_scalar_negative": [Map("@x", MapKind.SUM, [((), -2), ((), -40)])],
+    "min_keyed": [Map("@n", MapKind.MIN, [
+        (("a",), -4), (("a",), 9), (("b",), 3), (("c",), 100), (("c",), 0)])],
+    "max_keyed": [Map("@m", MapKind.MAX, [((1,), 5), ((2,), 17), ((2,), 3), ((3,), 0)])],
+    "value_int_scalar": [Map("@x", MapKind.VALUE, [((), 7), ((), -42)])],
+    "value_int_keyed": [Map("@x", MapKind.VALUE, [
+        (("b",), 20), (("a",), 10), (("c",), -5)])],
+    # Maps of strings sort by key.
+    "value_str": [Map("@s", MapKind.VALUE, [
+        (("b",), "zz"), (("a",), "yy"), (("c",), "aa"), (("d",), "")])],
+    "value_tuple": [Map("@t", MapKind.VALUE, [
+        ((1, "x"), (1, "q")), ((1, "a"), (2, "r")), ((0, "z"), (3, "s"))])],
+    "value_tuple_scalar": [Map("@t", MapKind.VALUE, [((), (1, ("a", -2)))])],
+    "escapes": [Map("@w", MapKind.VALUE, [(('x"y\\z',), "s\tq"), (("n\nl",), 'q"')])],
+    "avg_scalar": [Map("@a", MapKind.AVG, repeat((), [4, 5, 7]))],
+    # avg and stats truncate toward zero: -11 / 2 is -5.
+    "avg_keyed": [Map("@a", MapKind.AVG, [((1,), 4), ((2,), -10), ((2,), -1), ((3,), 100)])],
+    "stats_scalar": [Map("@s", MapKind.STATS, repeat((), [3, 20, 40]))],
+    "stats_keyed": [Map("@s", MapKind.STATS, [
+        (("x",), 3), (("y",), -10), (("y",), -1), (("z",), 0)])],
+    # Negative bucket, empty buckets in the middle, bars scaled to the largest bucket.
+    "hist_scalar": [Map("@h", MapKind.HIST,
+                        repeat((), [-1, 0, 0, 1] + [5] * 13 + [6] * 7 + [100] * 3 + [1000]))],
+    "hist_keyed": [Map("@h", MapKind.HIST,
+                       repeat((1, "a"), [1, 2, 3]) + repeat((2, "b"), [0, 0])
+                       + repeat((0, "c"), [-5, -5, -5, -5]))],
+    # Buckets from [2G, 4G) on are tested below: bpftrace 0.17 puts every value from 2^32 up into
+    # [2G, 4G) (a 32-bit log2) and prints that bucket's JSON bounds as 32-bit ints.
+    "hist_suffixes": [Map("@h", MapKind.HIST, repeat((), [
+        1023, 1024, 2047, 5000, 1 << 20, (1 << 20) + 1, 3 << 29, 1 << 30, (1 << 31) - 1]))],
+    "lhist_scalar": [Map("@l", MapKind.LHIST, repeat((), [-5, 55, 55, 150, 0, 99]),
+                         LhistParams(0, 100, 10))],
+    "lhist_inner": [Map("@l", MapKind.LHIST, repeat((), [23, 27, 41]), LhistParams(0, 100, 10))],
+    # bpftrace allows no negative min; values below min share the first bucket.
+    "lhist_offset_range": [Map("@l", MapKind.LHIST, repeat((), [-3, 0, 49, 50, 74, 75, 149, 150, 1000]),
+                               LhistParams(50, 150, 25))],
+    "lhist_suffixes": [Map("@l", MapKind.LHIST, repeat((), [0, 1024, 3000, 4096, 9000, 1 << 21]),
+                           LhistParams(0, 8192, 1024))],
+    "lhist_mega": [Map("@l", MapKind.LHIST, repeat((), [1 << 20, 5 << 20, 1 << 30]),
+                       LhistParams(0, 4 << 20, 1 << 20))],
+    "lhist_keyed": [Map("@l", MapKind.LHIST,
+                        repeat(("bash",), [1, 2, 3, 30]) + repeat(("sshd",), [200]),
+                        LhistParams(0, 100, 10))],
+    # An empty map still ends in its newline (two for avg/stats); in JSON it prints nothing.
+    "cleared_maps": [
+        Map("@c", MapKind.COUNT, [((1,), 0)], reset="clear"),
+        Map("@h", MapKind.HIST, repeat((), [5]), reset="clear"),
+        Map("@s", MapKind.STATS, repeat((), [1]), reset="clear"),
+    ],
+    "zeroed_maps": [
+        Map("@a", MapKind.AVG, repeat((), [3]), reset="zero"),
+        Map("@c", MapKind.COUNT, [((1,), 0)], reset="zero"),
+        Map("@h", MapKind.HIST, repeat((), [5]), reset="zero"),
+        Map("@k", MapKind.HIST, repeat((1,), [5]) + repeat((2,), [7]), reset="zero"),
+    ],
+    # At exit maps print by name, each with its own trailing layout.
+    "several_maps": [
+        Map("@b", MapKind.HIST, repeat((), [3, 9])),
+        Map("@", MapKind.COUNT, [((), 0)]),
+        Map("@c", MapKind.STATS, repeat((), [1, 2])),
+        Map("@a", MapKind.COUNT, [(("k",), 0), (("j",), 0), (("j",), 0)]),
+        Map("@d", MapKind.AVG, repeat((), [6])),
+        Map("@e", MapKind.SUM, repeat((1,), [6])),
+    ],
+}
+
+
+def render(fmt: str, maps: list[Map]) -> str:
+    stream = io.StringIO()
+    make_output(fmt, stream).maps_at_exit([(m.spec, m.entries()) for m in maps])
+    return stream.getvalue()
+
+
+def golden_path(case: str, fmt: str) -> Path:
+    return GOLDEN / f"{case}_{fmt}.txt"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_maps_match_golden(case, fmt):
+    assert render(fmt, CASES[case]) == golden_path(case, fmt).read_text()
+
+
+def run_bpftrace(fmt: str, maps: list[Map]) -> str:
+    script = "BEGIN { " + " ".join(m.script() for m in maps) + " exit(); }"
+    out = subprocess.run(["bpftrace", "-f", fmt, "-e", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    first, rest = out.split("\n", 1)
+    assert "1 probe" in first or "probes\": 1" in first, out
+    return rest if fmt == "text" else rest.removeprefix("\n\n")
+
+
+BPFTRACE_MODE = os.environ.get("PYBPF_BPFTRACE_GOLDEN")
+
+
+@pytest.mark.skipif(BPFTRACE_MODE not in ("check", "capture") or not shutil.which("bpftrace")
+                    or os.geteuid() != 0,
+                    reason="set PYBPF_BPFTRACE_GOLDEN=check|capture, as root with bpftrace installed")
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_is_what_bpftrace_prints(case, fmt):
+    printed = run_bpftrace(fmt, CASES[case])
+    if BPFTRACE_MODE == "capture":
+        GOLDEN.mkdir(exist_ok=True)
+        golden_path(case, fmt).write_text(printed)
+    assert printed == golden_path(case, fmt).read_text()
