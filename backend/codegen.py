@@ -485,11 +485,7 @@ class FunctionBuilder:
             self.helper(BpfFunc.get_current_comm, buf, c64(T.COMM_SIZE))
             return buf
         if name == "probe":
-            if self.program.probe_id is not None:
-                return c64(self.program.probe_id)
-            # The tracepoint record's common_type is the event id: one program serves every
-            # tracepoint a wildcard matched, and the runtime names the id.
-            return b.zext(b.load(self.ctx, typ=I16, align=2), I64)
+            return c64(self.program.probe_id)
         raise AssertionError(f"unchecked builtin {name}")
 
     def elapsed(self) -> ir.Value:

@@ -38,7 +38,7 @@ class ProgramPlan:
     section: str
     function: str
     prog_type: int
-    probe_id: int | None        # constant value of `probe`; None: read from the tracepoint record
+    probe_id: int               # the value of `probe` in this program
 
 
 @dataclass
@@ -65,22 +65,24 @@ def _field_layout(checked: CheckedProgram, probe: ast.Probe, point: AttachPoint)
                  and point.name in checked.fields[n])
 
 
+def _uses_probe_builtin(probe: ast.Probe) -> bool:
+    return any(isinstance(n, ast.Builtin) and n.name == "probe" for n in ast.walk(probe))
+
+
 def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
-    synthetic = SYNTHETIC_PROBE_ID_BASE
     for group in checked.groups:
+        # `probe` is a constant baked into the code, so a block that reads it needs a program per
+        # attach point. (The tracepoint record cannot tell: syscall tracepoints hand BPF a record
+        # whose first 8 bytes, common_type among them, are a pt_regs pointer.)
+        per_point = _uses_probe_builtin(group.probe)
         partitions: dict[tuple, list[AttachPoint]] = {}
         for point in group.points:
-            partitions.setdefault(_field_layout(checked, group.probe, point), []).append(point)
+            layout = (point,) if per_point else _field_layout(checked, group.probe, point)
+            partitions.setdefault(layout, []).append(point)
         for points in partitions.values():
             n = len(plan.programs)
-            probe_id = None
-            if group.provider == "tracepoint":
-                for p in points:
-                    plan.probe_names[group.formats[p.name].id] = p.name
-            else:
-                probe_id = synthetic
-                plan.probe_names[synthetic] = points[0].name
-                synthetic += 1
+            probe_id = SYNTHETIC_PROBE_ID_BASE + n
+            plan.probe_names[probe_id] = points[0].name
             plan.programs.append(ProgramPlan(
                 group, tuple(points), f"{SECTION_PREFIX[group.provider]}/p{n}", f"probe_{n}",
                 int(PROG_TYPES[group.provider]), probe_id))

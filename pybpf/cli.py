@@ -1,0 +1,205 @@
+"""The `pybpf` command: bpftrace's command line.
+
+    pybpf -e 'tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }'
+    pybpf script.pbt ARG1 ARG2          # $1, $2; str($1)
+    pybpf -l 'tracepoint:syscalls:*open*'
+    pybpf --emit llvm -e '...'          # or asm, obj (-o FILE); --dry-run loads through the verifier
+
+The CLI owns the event loop and the signals; the runtime Session owns the kernel objects. Whatever
+the user typed, the answer is a message and an exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from pybpf import __version__
+from pybpf.compiler import CompileOptions, StageTimes
+from pybpf.diagnostics import CompileError
+
+POLL_INTERVAL_S = 0.2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pybpf", description="Trace the running kernel with bpftrace's language, "
+        "compiled to eBPF by Python.",
+        epilog="examples:\n"
+               "  pybpf -e 'tracepoint:syscalls:sys_enter_open* < @[probe] = count(); >'\n"
+               "  pybpf -l 'tracepoint:syscalls:*open*'\n"
+               "  pybpf script.pbt 100",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
+    p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
+                   help="list probes matching PATTERN")
+    p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
+                   help="output format (default: text)")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
+    p.add_argument("-v", dest="verbose", action="store_true", help="verbose: stage timings")
+    p.add_argument("--emit", choices=("llvm", "asm", "obj"),
+                   help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
+    p.add_argument("--dry-run", action="store_true",
+                   help="compile and load through the verifier, attach nothing")
+    p.add_argument("--version", action="version", version=f"pybpf v{__version__}")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
+                   help="a .pbt/.bt script (- for stdin) and its positional parameters")
+    return p
+
+
+def error(message: str) -> int:
+    print(f"ERROR: {message}", file=sys.stderr)
+    return 1
+
+
+def _read_program(opts) -> tuple[str, str, list[str]]:
+    if opts.program is not None:
+        return opts.program, "stdin", list(opts.args)
+    if not opts.args:
+        raise SystemExit(error("no program given: use -e PROGRAM or a script file (see -h)"))
+    path, *params = opts.args
+    if path == "-":
+        return sys.stdin.read(), "stdin", params
+    try:
+        with open(path) as f:
+            return f.read(), path, params
+    except OSError as e:
+        raise SystemExit(error(f"cannot read {path}: {e.strerror}")) from None
+
+
+def _list(pattern: str) -> int:
+    from pybpf.probes import list_probes
+    from pybpf.tracefs import TracefsError
+
+    try:
+        names = list_probes(pattern or None)
+    except TracefsError as e:
+        return error(str(e))
+    sys.stdout.write("".join(n + "\n" for n in names))
+    return 0
+
+
+def _emit(kind: str, source: str, filename: str, options: CompileOptions, out_path) -> int:
+    from pybpf.backend.emit import emit_assembly, emit_object
+    from pybpf.compiler import compile_to_ir
+
+    ir_text, _, _ = compile_to_ir(source, filename, options)
+    if kind == "llvm":
+        _write_text(out_path, ir_text)
+    elif kind == "asm":
+        _write_text(out_path, emit_assembly(ir_text))
+    elif out_path:
+        with open(out_path, "wb") as f:
+            f.write(emit_object(ir_text))
+    else:
+        sys.stdout.buffer.write(emit_object(ir_text))
+    return 0
+
+
+def _write_text(path, text: str) -> None:
+    if path:
+        with open(path, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _dry_run(compiled) -> int:
+    from pybpf.runtime.loader import load
+    from pybpf.runtime.objspec import parse_object
+
+    load(parse_object(compiled.elf), compiled).close()
+    print(f"{len(compiled.programs)} program{'s' if len(compiled.programs) != 1 else ''} "
+          f"passed the verifier; {compiled.attach_count} attach point"
+          f"{'s' if compiled.attach_count != 1 else ''} (none attached)")
+    return 0
+
+
+class _StopRequested:
+    """Ctrl-C, SIGTERM and SIGHUP end the run the same way: END, maps, detach."""
+
+    def __init__(self):
+        self.requested = False
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+
+def _run(compiled, fmt: str, stream) -> int:
+    from pybpf.runtime.output import make_output
+    from pybpf.runtime.session import Session
+
+    output = make_output(fmt, stream)
+    stop = _StopRequested()
+    with Session(compiled, output) as session:
+        session.start()
+        while not stop.requested and session.poll(POLL_INTERVAL_S):
+            pass
+        session.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = _parser().parse_args(argv)
+    if opts.list is not None:
+        return _list(opts.list)
+    try:
+        return _main(opts)
+    except CompileError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`pybpf ... | head`): everything is already detached; say nothing.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except KeyboardInterrupt:
+        return 1
+    except Exception as e:  # a kernel or backend refusal: one line, not a traceback
+        from pybpf.runtime.errors import BpfError
+
+        if isinstance(e, BpfError) or type(e).__name__ in ("BackendError", "TracefsError"):
+            return error(_describe(e, opts.verbose))
+        raise
+
+
+def _describe(e: Exception, verbose: bool) -> str:
+    from pybpf.runtime.errors import VerifierError
+
+    if isinstance(e, VerifierError) and verbose:
+        return f"{e}\n{e.log}"
+    return str(e)
+
+
+def _main(opts) -> int:
+    source, filename, params = _read_program(opts)
+    options = CompileOptions(params=tuple(params))
+    if opts.emit:
+        return _emit(opts.emit, source, filename, options, opts.output)
+    from pybpf.compiler import compile_source
+
+    times = StageTimes()
+    start = time.perf_counter()
+    compiled = compile_source(source, filename, options, times)
+    if opts.verbose:
+        stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.seconds.items())
+        print(f"compiled in {(time.perf_counter() - start) * 1000:.1f} ms ({stages}); "
+              f"{len(compiled.programs)} programs, {len(compiled.elf)} bytes of ELF",
+              file=sys.stderr)
+    if opts.dry_run:
+        return _dry_run(compiled)
+    if opts.output:
+        with open(opts.output, "w") as stream:
+            return _run(compiled, opts.format, stream)
+    return _run(compiled, opts.format, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
