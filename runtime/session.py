@@ -58,7 +58,10 @@ class Session:
         return self._ring.fileno()
 
     def poll(self, timeout_s: float) -> bool:
-        """Wait up to timeout_s, dispatch every waiting event; False once the program called exit()."""
+        """Wait up to timeout_s, dispatch every waiting event; False once the program called exit()
+        (or the session was closed)."""
+        if self._ring is None:
+            return False
         self._ring.poll(timeout_s, self._dispatch)
         return not self.exited
 
@@ -69,6 +72,8 @@ class Session:
             return
         self._stopped = True
         try:
+            # Most of stop()'s time: closing a tracepoint's perf event waits for an RCU grace period
+            # in the kernel (~70 ms each here), and disabling the event would not stop the program.
             self._detach()
             self._ring.consume(self._dispatch)   # room for END's records even when the buffer filled up
             self._attach_all(lambda provider: provider == "END")
