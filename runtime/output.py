@@ -35,7 +35,7 @@ _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JSON_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
                       ord("\t"): "\\t"})
 
-STATS_KINDS = (MapKind.AVG, MapKind.STATS)
+_STATS_KINDS = (MapKind.AVG, MapKind.STATS)
 
 
 class Output:
@@ -95,7 +95,7 @@ class TextOutput(Output):
             render = _text_value(spec)
             out.extend(f"{name}{_text_key(key)}: {render(value)}\n"
                        for key, value in _sorted_entries(spec, entries))
-            out.append(("" if entries else "\n") + ("\n" if spec.kind in STATS_KINDS else ""))
+            out.append(("" if entries else "\n") + ("\n" if spec.kind in _STATS_KINDS else ""))
         self._emit("".join(out))
 
 
@@ -114,7 +114,7 @@ class JsonOutput(Output):
             return      # bpftrace prints nothing at all for an empty map in JSON
         if spec.kind.has_buckets:
             kind, render = "hist", _json_hist_renderer(_bucket_layout(spec))
-        elif spec.kind in STATS_KINDS:
+        elif spec.kind in _STATS_KINDS:
             kind, render = "stats", _json_stats if spec.kind is MapKind.STATS else _json_average
         else:
             kind, render = "map", _json_value
@@ -145,7 +145,7 @@ def _sorted_entries(spec: MapSpec, entries: Entries) -> Entries:
 def _sort_value(spec: MapSpec) -> Callable[[object], int] | None:
     if spec.kind.has_buckets:
         return lambda counts: sum(counts.values())
-    if spec.kind in STATS_KINDS:
+    if spec.kind in _STATS_KINDS:
         return lambda stats: stats.average
     if spec.kind is MapKind.VALUE and not isinstance(spec.value, T.IntType):
         return None
@@ -191,12 +191,10 @@ def _text_hist(counts: dict[int, int], buckets: "_BucketLayout") -> list[str]:
     if not shown:
         return []
     top = max(counts.values())
-    lines = []
-    for i in range(min(shown), max(shown) + 1):
-        n = counts.get(i, 0)
-        # Integer arithmetic gives the same bar as bpftrace's float32 n / max * 52 for every count.
-        lines.append(f"{buckets.label(i):<16}{n:>8} |{_BARS[n * BAR_WIDTH // top]}|\n")
-    return lines
+    prefix, count = buckets.text_prefix, counts.get
+    # Integer arithmetic gives the same bar as bpftrace's float32 n / max * 52 for every count.
+    return [f"{prefix(i)}{count(i, 0):>8} |{_BARS[count(i, 0) * BAR_WIDTH // top]}|\n"
+            for i in range(min(shown), max(shown) + 1)]
 
 
 # --- JSON --------------------------------------------------------------------------------------------
@@ -249,6 +247,24 @@ class _BucketLayout:
         self._bounds = bounds
         self._number = number
         self._singletons = singletons      # hist: the buckets of 0 and 1 print as [0] and [1]
+        # Big maps repeat the same few buckets for every key: render each one once.
+        self._text_prefixes: dict[int, str] = {}
+        self._json_ranges: dict[int, str] = {}
+
+    def text_prefix(self, index: int) -> str:
+        """The label left-justified in its 16 columns."""
+        prefix = self._text_prefixes.get(index)
+        if prefix is None:
+            prefix = self._text_prefixes[index] = f"{self.label(index):<16}"
+        return prefix
+
+    def json_range(self, index: int) -> str:
+        json_range = self._json_ranges.get(index)
+        if json_range is None:
+            lo, hi = self._bounds(index)
+            json_range = self._json_ranges[index] = (
+                ("" if lo is None else f'"min": {lo}, ') + ("" if hi is None else f'"max": {hi - 1}, '))
+        return json_range
 
     def label(self, index: int) -> str:
         lo, hi = self._bounds(index)
@@ -259,10 +275,6 @@ class _BucketLayout:
         if self._singletons and hi == lo + 1 and lo < 2:
             return f"[{lo}]"
         return f"[{self._number(lo)}, {self._number(hi)})"
-
-    def json_range(self, index: int) -> str:
-        lo, hi = self._bounds(index)
-        return ("" if lo is None else f'"min": {lo}, ') + ("" if hi is None else f'"max": {hi - 1}, ')
 
 
 def _bucket_layout(spec: MapSpec) -> _BucketLayout:

@@ -257,3 +257,119 @@ def test_golden_is_what_bpftrace_prints(case, fmt):
         GOLDEN.mkdir(exist_ok=True)
         golden_path(case, fmt).write_text(printed)
     assert printed == golden_path(case, fmt).read_text()
+
+
+# --- where pybpf follows current bpftrace, not 0.17's bugs ---------------------------------------------
+
+def text_of(spec: MapSpec, entries) -> str:
+    stream = io.StringIO()
+    TextOutput(stream).map(spec, entries)
+    return stream.getvalue()
+
+
+def json_of(spec: MapSpec, entries) -> str:
+    stream = io.StringIO()
+    JsonOutput(stream).map(spec, entries)
+    return stream.getvalue()
+
+
+def hist_spec(kind=MapKind.HIST, key=(), lhist=None) -> MapSpec:
+    return MapSpec("@h", "AT_h", kind, key, T.IntType(), lhist)
+
+
+def test_ties_fall_back_to_key_order():
+    # bpftrace 0.17 orders equal values as its hash table iterates; pybpf by key, integer parts
+    # compared as unsigned 64-bit like bpftrace's key sort, so -1 comes last.
+    spec = MapSpec("@x", "AT_x", MapKind.COUNT, (T.IntType(), T.StringType()), T.IntType())
+    entries = [((-1, "a"), 5), ((3, "b"), 5), ((3, "a"), 5), ((9, "z"), 1)]
+    assert text_of(spec, entries) == "@x[9, z]: 1\n@x[3, a]: 5\n@x[3, b]: 5\n@x[-1, a]: 5\n"
+
+
+def test_max_of_negative_values():
+    # bpftrace 0.17 drops max() entries whose value is negative; current bpftrace prints them.
+    spec = MapSpec("@m", "AT_m", MapKind.MAX, (T.IntType(),), T.IntType())
+    assert text_of(spec, [((1,), -3), ((2,), 5)]) == "@m[1]: -3\n@m[2]: 5\n"
+
+
+def test_hist_buckets_from_2G_up():
+    # bpftrace 0.17 cannot reach these (32-bit log2) and stops its suffixes at T; current bpftrace
+    # labels every power of 1024 up to E.
+    buckets = {33: 1, 44: 2, 54: 1, 64: 4}
+    text = text_of(hist_spec(), [((), buckets)]).splitlines()
+    assert [line[:16].rstrip() for line in text[1:]][::10] == [
+        "[2G, 4G)", "[2T, 4T)", "[2P, 4P)", "[2E, 4E)"]
+    assert text[-2] == "[4E, 8E)" + " " * 15 + "4 |" + "@" * 52 + "|"
+    assert json_of(hist_spec(), [((), {33: 1})]) == (
+        '{"type": "hist", "data": {"@h": [{"min": 2147483648, "max": 4294967295, "count": 1}]}}\n')
+
+
+def test_lhist_bounds_keep_digits_unless_the_step_is_a_multiple_of_1024():
+    # bpftrace 0.17 printed [1K, 1536) here; current bpftrace prints the number.
+    spec = hist_spec(MapKind.LHIST, lhist=LhistParams(0, 2048, 512))
+    assert text_of(spec, [((), {3: 1})]).splitlines()[1].startswith("[1024, 1536) ")
+
+
+def test_json_keeps_utf8_characters():
+    # bpftrace 0.17 escaped each byte of a UTF-8 sequence as \uffffffXX.
+    stream = io.StringIO()
+    JsonOutput(stream).printf("é\u0001\n")
+    assert stream.getvalue() == '{"type": "printf", "data": "é\\u0001\\n"}\n'
+
+
+def test_json_output_has_no_blank_lines_before_the_maps():
+    # bpftrace 0.17 prints two blank lines before the maps at exit even with -f json.
+    stream = io.StringIO()
+    JsonOutput(stream).maps_at_exit([])
+    assert stream.getvalue() == ""
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,call,expected", [
+    ("text", lambda o: o.attached(1), "Attaching 1 probe...\n"),
+    ("text", lambda o: o.attached(3), "Attaching 3 probes...\n"),
+    ("json", lambda o: o.attached(2), '{"type": "attached_probes", "data": {"probes": 2}}\n'),
+    ("text", lambda o: o.printf("a\tb"), "a\tb"),
+    ("json", lambda o: o.printf('a"b\\c\td\x01e\n'),
+     '{"type": "printf", "data": "a\\"b\\\\c\\td\\u0001e\\n"}\n'),
+    # From bpftrace's output.cpp; a lost-event count is hard to provoke on purpose.
+    ("text", lambda o: o.lost(7), "Lost 7 events\n"),
+    ("json", lambda o: o.lost(7), '{"type": "lost_events", "data": {"events": 7}}\n'),
+])
+def test_events(fmt, call, expected):
+    stream = io.StringIO()
+    call(make_output(fmt, stream))
+    assert stream.getvalue() == expected
+
+
+class RecordingStream(io.StringIO):
+    def __init__(self):
+        super().__init__()
+        self.flushed_at = []
+
+    def flush(self):
+        self.flushed_at.append(self.tell())
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_event_is_flushed(fmt):
+    stream = RecordingStream()
+    out = make_output(fmt, stream)
+    out.attached(1)
+    out.printf("x")
+    assert stream.flushed_at == [len(stream.getvalue().splitlines(keepends=True)[0]),
+                                 len(stream.getvalue())]
+
+
+def test_broken_pipe_reaches_the_caller():
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError
+
+    with pytest.raises(BrokenPipeError):
+        make_output("text", ClosedPipe()).printf("x\n")
+
+
+def test_unknown_format():
+    with pytest.raises(ValueError, match="unknown output format 'yaml'"):
+        make_output("yaml", io.StringIO())
