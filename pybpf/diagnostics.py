@@ -77,8 +77,10 @@ def render(d: Diagnostic, source: str, filename: str) -> str:
     start = d.span.column
     end = d.span.end_column if d.span.end_line == d.span.line else len(line) + 1
     end = max(end, start + 1)
-    out = [f"{filename}:{d.span.line}:{start}-{end}: {d.severity}: {d.message}", line,
-           " " * (start - 1) + "~" * (end - start)]
+    # bpftrace prints tabs as four spaces, and lines the underline up with that
+    width = len(line[:start - 1].replace("\t", "    "))
+    out = [f"{filename}:{d.span.line}:{start}-{end}: {d.severity}: {d.message}",
+           line.replace("\t", "    "), " " * width + "~" * (end - start)]
     if d.hint:
         out.append(f"HINT: {d.hint}")
     return "\n".join(out)
