@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
     p.add_argument("--dry-run", action="store_true",
                    help="compile and load through the verifier, attach nothing")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compile afresh, neither reading nor writing the compile cache")
+    p.add_argument("--clear-cache", action="store_true", help="empty the compile cache and exit")
     p.add_argument("--version", action="version", version=f"pybpf v{__version__}")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
@@ -148,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = _parser().parse_args(argv)
     if opts.list is not None:
         return _list(opts.list)
+    if opts.clear_cache:
+        from pybpf.cache import cache_dir, clear
+        print(f"removed {clear()} compiled objects from {cache_dir()}")
+        return 0
     try:
         return _main(opts)
     except CompileError as e:
@@ -183,13 +190,14 @@ def _main(opts) -> int:
     options = CompileOptions(params=tuple(params))
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
-    from pybpf.compiler import compile_source
+    from pybpf.cache import compile_cached
 
     times = StageTimes()
     start = time.perf_counter()
-    compiled = compile_source(source, filename, options, times)
+    compiled = compile_cached(source, filename, options, times, use_cache=not opts.no_cache)
     if opts.verbose:
-        stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.seconds.items())
+        stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.seconds.items()) \
+            or "from the cache"
         print(f"compiled in {(time.perf_counter() - start) * 1000:.1f} ms ({stages}); "
               f"{len(compiled.programs)} programs, {len(compiled.elf)} bytes of ELF",
               file=sys.stderr)

@@ -1,0 +1,109 @@
+"""The compile cache: a CompiledProgram stored under a key of everything that shaped it.
+
+    compiled = compile_cached(source, filename, options)   # a hit imports neither Lark nor llvmlite
+
+The key covers the source, the options (positional parameters, sizes), pybpf's own code (version
+and the size and mtime of its modules, so an edited checkout never reads stale objects) and the
+running kernel (release, build string and BTF size: tracepoint layouts and ids come from it).
+Entries live in $XDG_CACHE_HOME/pybpf/objects (~/.cache/pybpf/objects); writes are atomic.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+
+from pybpf import __version__
+from pybpf.program import CompiledProgram
+
+_PACKAGE_DIRS = ("", "backend", "grammar")     # relative to the pybpf package: what compiles
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pybpf", "objects")
+
+
+@functools.cache
+def _code_identity() -> str:
+    import pybpf
+    import pybpf.backend
+    import pybpf.grammar
+
+    parts = [__version__]
+    for module in (pybpf, pybpf.backend, pybpf.grammar):
+        folder = os.path.dirname(module.__file__)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith((".py", ".lark")):
+                st = os.stat(os.path.join(folder, name))
+                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+@functools.cache
+def _kernel_identity() -> str:
+    u = os.uname()
+    try:
+        btf_size = os.stat("/sys/kernel/btf/vmlinux").st_size
+    except OSError:
+        btf_size = -1
+    return f"{u.release}|{u.version}|{u.machine}|{btf_size}"
+
+
+def cache_key(source: str, options) -> str:
+    h = hashlib.sha256()
+    for part in (_code_identity(), _kernel_identity(), repr(options), source):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def load_cached(key: str) -> CompiledProgram | None:
+    try:
+        with open(os.path.join(cache_dir(), key + ".json")) as f:
+            return CompiledProgram.from_json(f.read())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(key: str, compiled: CompiledProgram) -> None:
+    folder = cache_dir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(compiled.to_json())
+        os.replace(tmp, os.path.join(folder, key + ".json"))
+    except OSError:
+        pass        # a cache that cannot be written is only slower
+
+
+def clear() -> int:
+    """Remove every cached object; returns how many there were."""
+    folder = cache_dir()
+    try:
+        count = sum(1 for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return 0
+    shutil.rmtree(folder, ignore_errors=True)
+    return count
+
+
+def compile_cached(source: str, filename: str = "stdin", options=None, times=None,
+                   use_cache: bool = True) -> CompiledProgram:
+    from pybpf.compiler import CompileOptions
+
+    options = options or CompileOptions()
+    if not use_cache:
+        from pybpf.compiler import compile_source
+        return compile_source(source, filename, options, times)
+    key = cache_key(source, options)
+    compiled = load_cached(key)
+    if compiled is None:
+        from pybpf.compiler import compile_source
+        compiled = compile_source(source, filename, options, times)
+        store(key, compiled)
+    return compiled
