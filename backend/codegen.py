@@ -55,9 +55,9 @@ def is_buffer(t: T.Type) -> bool:
 
 
 class StackOverflow(Exception):
-    def __init__(self, used: int):
+    def __init__(self, used: int, span):
         super().__init__(used)
-        self.used = used
+        self.used, self.span = used, span
 
 
 class ModuleBuilder:
@@ -106,6 +106,9 @@ class FunctionBuilder:
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
         self.stack_used = 0
+        self.statement_span = program.group.probe.span
+        self.temporaries: list[tuple[int, ir.Value]] = []
+        self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict[str, ir.Value] = {}
         self.loops: list[tuple[ir.Block, ir.Block]] = []     # (continue target, break target)
 
@@ -114,16 +117,31 @@ class FunctionBuilder:
     def type_of(self, node) -> T.Type:
         return self.checked.types[node]
 
-    def alloca(self, size: int, name: str = "") -> ir.Value:
+    def alloca(self, size: int, name: str = "", temporary: bool = True) -> ir.Value:
+        """A stack buffer in the entry block. Temporaries return to a pool when the statement
+        that made them ends, so the next statement reuses them: nothing outlives a statement but
+        variables (and what maps copy)."""
         size = max(8, (size + 7) & ~7)
-        self.stack_used += size
-        if self.stack_used > STACK_LIMIT:
-            raise StackOverflow(self.stack_used)
-        with self.allocas.goto_entry_block():
-            self.allocas.position_at_start(self.allocas.block)
-            a = self.allocas.alloca(ir.ArrayType(I8, size), name=name)
-        a.align = 8
-        return opaque(a)
+        pool = self.free.get(size)
+        if temporary and pool:
+            a = pool.pop()
+        else:
+            self.stack_used += size
+            if self.stack_used > STACK_LIMIT:
+                raise StackOverflow(self.stack_used, self.statement_span)
+            with self.allocas.goto_entry_block():
+                self.allocas.position_at_start(self.allocas.block)
+                a = self.allocas.alloca(ir.ArrayType(I8, size), name=name)
+            a.align = 8
+            a = opaque(a)
+        if temporary:
+            self.temporaries.append((size, a))
+        return a
+
+    def release_temporaries(self, mark: int) -> None:
+        while len(self.temporaries) > mark:
+            size, a = self.temporaries.pop()
+            self.free.setdefault(size, []).append(a)
 
     def gep(self, base: ir.Value, offset: int) -> ir.Value:
         return base if offset == 0 else opaque(self.b.gep(base, [c64(offset)], source_etype=I8))
@@ -193,6 +211,12 @@ class FunctionBuilder:
             self.statement(s)
 
     def statement(self, s) -> None:
+        self.statement_span = s.span
+        mark = len(self.temporaries)
+        self.lower_statement(s)
+        self.release_temporaries(mark)
+
+    def lower_statement(self, s) -> None:
         if isinstance(s, ast.ExprStatement):
             self.expr(s.expr)
         elif isinstance(s, ast.Assign):
@@ -251,7 +275,7 @@ class FunctionBuilder:
     def variable_slot(self, name: str) -> ir.Value:
         if name not in self.variables:
             t = self.checked.variables[(id(self.program.group.probe), name)]
-            self.variables[name] = self.alloca(slot(t), name.lstrip("$"))
+            self.variables[name] = self.alloca(slot(t), name.lstrip("$"), temporary=False)
         return self.variables[name]
 
     def assign(self, s: ast.Assign) -> None:
@@ -764,8 +788,8 @@ def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
             builder.build()
         except StackOverflow as e:
             diags.error(f"The probe uses more than the BPF stack's {STACK_LIMIT} bytes "
-                        f"({e.used} bytes so far): use fewer or shorter strings and tuples",
-                        program.group.probe.span)
+                        f"({e.used} bytes by here): use fewer or shorter strings and tuples",
+                        e.span)
     if diags.has_errors:
         return None
     return str(mod.module)

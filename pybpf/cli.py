@@ -174,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, BpfError) or type(e).__name__ in ("BackendError", "TracefsError"):
             return error(_describe(e, opts.verbose))
-        raise
+        if opts.verbose:
+            raise
+        return error(f"internal error, please report it (run with -v for the traceback): "
+                     f"{type(e).__name__}: {e}")
 
 
 def _describe(e: Exception, verbose: bool) -> str:
