@@ -1,0 +1,243 @@
+"""The type checker: source -> the exact rendered error, and the types it infers.
+
+Programs that use only BEGIN/END/interval need no tracefs; tracepoint programs are kernel-marked."""
+
+import pytest
+
+from pybpf import types as T
+from pybpf.compiler import CompileOptions, compile_to_ir
+from pybpf.diagnostics import CompileError
+from pybpf.program import MapKind
+
+INT = T.IntType(8, True)
+UINT = T.IntType(8, False)
+
+LONG = "a" * 61
+MANY_STRINGS = ("BEGIN { $a = \"" + LONG + "\"; $b = $a; $c = $a; $d = $a; $e = $a; $f = $a; "
+                "$g = $a; $h = $a; $i = $a; $j = $a; "
+                "printf(\"%s%s%s%s%s%s%s%s%s%s\\n\", $a, $b, $c, $d, $e, $f, $g, $h, $i, $j); }")
+
+ERRORS = [
+    # unknown function
+    ("BEGIN { foo(); }",
+     "stdin:1:9-14: ERROR: Unknown function: foo\n"
+     "BEGIN { foo(); }\n"
+     "        ~~~~~"),
+    # type mismatch for a map
+    ('BEGIN { @x = 1; @x = "a"; }',
+     "stdin:1:17-19: ERROR: Type mismatch for @x: trying to assign value of type 'string[2]' "
+     "when map already contains a value of type 'int64'\n"
+     'BEGIN { @x = 1; @x = "a"; }\n'
+     "                ~~"),
+    ("BEGIN { @ = count(); @ = sum(1); }",
+     "stdin:1:22-23: ERROR: Type mismatch for @: trying to assign value of type 'sum()' "
+     "when map already contains a value of type 'count()'\n"
+     "BEGIN { @ = count(); @ = sum(1); }\n"
+     "                     ~"),
+    ('BEGIN { $x = 1; $x = "s"; }',
+     "stdin:1:17-19: ERROR: Type mismatch for $x: trying to assign value of type 'string[2]' "
+     "when variable already contains a value of type 'int64'\n"
+     'BEGIN { $x = 1; $x = "s"; }\n'
+     "                ~~"),
+    # argument counts: printf, str, lhist, hist
+    ("BEGIN { printf(); }",
+     "stdin:1:9-17: ERROR: printf() expects a format string literal as its first argument\n"
+     "BEGIN { printf(); }\n"
+     "        ~~~~~~~~"),
+    ('BEGIN { printf("%d %d\\n", 1); }',
+     "stdin:1:9-29: ERROR: printf: Not enough arguments for format string (1 supplied, 2 expected)\n"
+     'BEGIN { printf("%d %d\\n", 1); }\n'
+     "        ~~~~~~~~~~~~~~~~~~~~"),
+    ('BEGIN { printf("%d\\n", "s"); }',
+     "stdin:1:24-27: ERROR: printf: %d specifier expects a value of type integer (got string[2])\n"
+     'BEGIN { printf("%d\\n", "s"); }\n'
+     "                       ~~~"),
+    ("BEGIN { $s = str(); }",
+     "stdin:1:14-19: ERROR: str() requires 1 to 2 arguments (0 provided)\n"
+     "BEGIN { $s = str(); }\n"
+     "             ~~~~~"),
+    ("BEGIN { $s = str(1, 2, 3); }",
+     "stdin:1:14-26: ERROR: str() requires 1 to 2 arguments (3 provided)\n"
+     "BEGIN { $s = str(1, 2, 3); }\n"
+     "             ~~~~~~~~~~~~"),
+    ("BEGIN { @l = lhist(1, 2); }",
+     "stdin:1:14-25: ERROR: lhist() requires 4 arguments (2 provided)\n"
+     "BEGIN { @l = lhist(1, 2); }\n"
+     "             ~~~~~~~~~~~"),
+    ("BEGIN { @h = hist(); }",
+     "stdin:1:14-20: ERROR: hist() requires 1 argument (0 provided)\n"
+     "BEGIN { @h = hist(); }\n"
+     "             ~~~~~~"),
+    # aggregation not assigned to a map
+    ("BEGIN { count(); }",
+     "stdin:1:9-16: ERROR: count() should be directly assigned to a map\n"
+     "BEGIN { count(); }\n"
+     "        ~~~~~~~"),
+    ("BEGIN { $x = sum(1); }",
+     "stdin:1:14-20: ERROR: sum() should be directly assigned to a map\n"
+     "BEGIN { $x = sum(1); }\n"
+     "             ~~~~~~"),
+    # map keys
+    ("BEGIN { @m[1] = 1; @m[1, 2] = 2; }",
+     "stdin:1:20-28: ERROR: Argument mismatch for @m: trying to access with 2 arguments when map "
+     "expects 1 arguments\n"
+     "BEGIN { @m[1] = 1; @m[1, 2] = 2; }\n"
+     "                   ~~~~~~~~"),
+    ('BEGIN { @m["a"] = 1; @m[1] = 2; }',
+     "stdin:1:22-27: ERROR: Argument mismatch for @m: trying to access with arguments: [int64] "
+     "when map expects arguments: [string[2]]\n"
+     'BEGIN { @m["a"] = 1; @m[1] = 2; }\n'
+     "                     ~~~~~"),
+    # undefined things
+    ("BEGIN { print($y); }",
+     "stdin:1:15-17: ERROR: Undefined or undeclared variable: $y\n"
+     "BEGIN { print($y); }\n"
+     "              ~~"),
+    ("BEGIN { delete(@nope[1]); }",
+     "stdin:1:16-24: ERROR: Undefined map: @nope\n"
+     "BEGIN { delete(@nope[1]); }\n"
+     "               ~~~~~~~~"),
+    # jumps
+    ("BEGIN { break; }",
+     "stdin:1:9-14: ERROR: 'break' outside of a loop\n"
+     "BEGIN { break; }\n"
+     "        ~~~~~"),
+    ("BEGIN { continue; }",
+     "stdin:1:9-17: ERROR: 'continue' outside of a loop\n"
+     "BEGIN { continue; }\n"
+     "        ~~~~~~~~"),
+    # strings and integers
+    ('BEGIN { if ("a" == 1) { } }',
+     "stdin:1:13-21: ERROR: Type mismatch for '==': comparing 'string[2]' with 'int64'\n"
+     'BEGIN { if ("a" == 1) { } }\n'
+     "            ~~~~~~~~"),
+    ("BEGIN { if (comm == 1) { } }",
+     "stdin:1:13-22: ERROR: Type mismatch for '==': comparing 'string[16]' with 'int64'\n"
+     "BEGIN { if (comm == 1) { } }\n"
+     "            ~~~~~~~~~"),
+    ('BEGIN { @a = "x" + 1; }',
+     "stdin:1:14-21: ERROR: The '+' operator needs integers, not 'string[2]' and 'int64'\n"
+     'BEGIN { @a = "x" + 1; }\n'
+     "             ~~~~~~~"),
+    ('BEGIN { $x = 1; $x += "a"; }',
+     "stdin:1:23-26: ERROR: The += operator needs integers, not string[2]\n"
+     'BEGIN { $x = 1; $x += "a"; }\n'
+     "                      ~~~"),
+    ('BEGIN { $a = 1 ? 2 : "s"; }',
+     "stdin:1:14-25: ERROR: Ternary operator branches have different types: 'int64' and 'string[2]'\n"
+     'BEGIN { $a = 1 ? 2 : "s"; }\n'
+     "             ~~~~~~~~~~~"),
+    # others
+    ("BEGIN { unroll(0) { } }",
+     "stdin:1:16-17: ERROR: unroll count must be between 1 and 100\n"
+     "BEGIN { unroll(0) { } }\n"
+     "               ~"),
+    ("BEGIN { @c = count(); @d = @c + 1; }",
+     "stdin:1:28-30: ERROR: @c holds count() values, which cannot be read in a probe; print() it instead\n"
+     "BEGIN { @c = count(); @d = @c + 1; }\n"
+     "                           ~~"),
+    ("BEGIN { @t = (1, 2).5; }",
+     "stdin:1:14-22: ERROR: Invalid tuple index: 5. Found 2 elements in tuple\n"
+     "BEGIN { @t = (1, 2).5; }\n"
+     "             ~~~~~~~~"),
+    ("BEGIN { @a = args->x; }",
+     "stdin:1:14-18: ERROR: The args builtin can only be used with tracepoint probes\n"
+     "BEGIN { @a = args->x; }\n"
+     "             ~~~~"),
+]
+
+
+def error_of(source, params=()):
+    with pytest.raises(CompileError) as e:
+        compile_to_ir(source, options=CompileOptions(params=tuple(params)))
+    return str(e.value)
+
+
+@pytest.mark.parametrize("source,rendered", ERRORS, ids=[s[:60] for s, _ in ERRORS])
+def test_error_rendering(source, rendered):
+    assert error_of(source) == rendered
+
+
+def test_stack_over_512_bytes_is_a_diagnostic_not_a_crash():
+    # ten 64-byte strings do not fit; the exact span is still moving (type checker vs lowering)
+    lines = error_of(MANY_STRINGS).split("\n")
+    assert lines[0].startswith("stdin:1:")
+    assert "ERROR: The probe uses more than the BPF stack's 512 bytes" in lines[0]
+    assert lines[1] == MANY_STRINGS and set(lines[2].strip()) == {"~"}
+
+
+def test_every_error_is_reported_not_just_the_first():
+    rendered = error_of("BEGIN { foo(); $x = $y; }")
+    assert rendered.count("ERROR") == 2
+    assert "Unknown function: foo" in rendered and "Undefined or undeclared variable: $y" in rendered
+
+
+def test_numeric_param_given_text():
+    assert error_of("BEGIN { @a = $1 + 1; }", ["bash"]) == (
+        'stdin:1:14-16: ERROR: $1 used numerically but given "bash". Try using str($1).\n'
+        "BEGIN { @a = $1 + 1; }\n"
+        "             ~~")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("source,rendered", [
+    ("tracepoint:syscalls:sys_enter_openat { @ = args->nofield; }",
+     "stdin:1:44-57: ERROR: Struct/union of type 'struct _tracepoint_syscalls_sys_enter_openat' "
+     "does not contain a field named 'nofield'\n"
+     "tracepoint:syscalls:sys_enter_openat { @ = args->nofield; }\n"
+     "                                           ~~~~~~~~~~~~~"),
+])
+def test_tracepoint_errors(source, rendered):
+    assert error_of(source) == rendered
+
+
+def maps_of(source, params=()):
+    _, checked, _ = compile_to_ir(source, options=CompileOptions(params=tuple(params)))
+    return checked.maps
+
+
+def test_inferred_map_types():
+    maps = maps_of('BEGIN { @a[1, "x"] = 2; @c[comm] = count(); @h = hist(3); @s = "str"; '
+                   '@t = (1, "ab"); @p[probe] = sum(2); @l[pid] = lhist(5, 0, 100, 10); '
+                   '@avg = avg(1); @st = stats(1); @mn = min(1); @mx = max(1); }')
+    assert (maps["@a"].kind, maps["@a"].key, maps["@a"].value) == \
+        (MapKind.VALUE, (INT, T.StringType(2)), INT)
+    assert (maps["@c"].kind, maps["@c"].key) == (MapKind.COUNT, (T.StringType(T.COMM_SIZE),))
+    assert (maps["@h"].kind, maps["@h"].key) == (MapKind.HIST, ())
+    assert maps["@s"].value == T.StringType(4)
+    assert maps["@t"].value == T.TupleType((INT, T.StringType(3)))
+    assert (maps["@p"].kind, maps["@p"].key) == (MapKind.SUM, (T.ProbeType(),))
+    assert maps["@l"].kind == MapKind.LHIST and maps["@l"].key == (UINT,)
+    assert (maps["@l"].lhist.min, maps["@l"].lhist.max, maps["@l"].lhist.step) == (0, 100, 10)
+    assert [maps[m].kind for m in ("@avg", "@st", "@mn", "@mx")] == \
+        [MapKind.AVG, MapKind.STATS, MapKind.MIN, MapKind.MAX]
+
+
+def test_map_read_before_its_assignment_in_a_later_probe():
+    maps = maps_of("END { @b = @a; } BEGIN { @a = 1; }")
+    assert maps["@b"].value == INT
+
+
+def test_string_params_and_param_count():
+    maps = maps_of("BEGIN { @s = str($2); @n = $#; @i = $1; }", ["7", "bash"])
+    assert isinstance(maps["@s"].value, T.StringType)
+    assert maps["@n"].value.size == 8 and maps["@i"].value.size == 8
+
+
+def test_strings_of_different_lengths_share_a_map():
+    maps = maps_of('BEGIN { @m["a"] = 1; @m["abcdef"] = 2; @s = "a"; @s = "abcdef"; }')
+    assert maps["@m"].key[0].size >= 7 and maps["@s"].value.size >= 7
+
+
+def test_builtin_types():
+    _, checked, _ = compile_to_ir("BEGIN { $p = pid; $c = comm; $n = nsecs; }")
+    vars_ = {name: t for (_, name), t in checked.variables.items()}
+    assert vars_ == {"$p": UINT, "$c": T.StringType(T.COMM_SIZE), "$n": UINT}
+
+
+@pytest.mark.kernel
+def test_tracepoint_field_types():
+    maps = maps_of("tracepoint:syscalls:sys_enter_openat { @f[str(args->filename)] = count(); "
+                   "@fl = args.flags; }")
+    assert isinstance(maps["@f"].key[0], T.StringType) and maps["@f"].kind == MapKind.COUNT
+    assert isinstance(maps["@fl"].value, T.IntType)
