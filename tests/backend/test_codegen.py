@@ -1,0 +1,130 @@
+"""Facts about the generated IR and ELF object, without the kernel (the ELF read with pyelftools)."""
+
+import io
+import struct
+
+import pytest
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from pybpf.compiler import compile_source, compile_to_ir
+from pybpf.runtime.objspec import parse_object
+
+BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH = 1, 5
+BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_get_current_comm = 1, 2, 16
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """One object with BEGIN, END and two interval probes: no tracefs needed."""
+    return compile_source("BEGIN { @[comm] = count(); @x = 1; } END { @s = sum(3); } "
+                          "interval:s:1 { @h = hist(2); } interval:ms:500 { @v[1] = 2; }")
+
+
+def elf_of(compiled):
+    return ELFFile(io.BytesIO(compiled.elf))
+
+
+def program_sections(elf):
+    return [s for s in elf.iter_sections() if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s.data_size]
+
+
+def helper_calls(insns: bytes) -> list[int]:
+    """The helper ids of every `call` (opcode 0x85, src_reg 0) in a program's instructions."""
+    calls = []
+    for off in range(0, len(insns), 8):
+        opcode, regs, _, imm = struct.unpack_from("<BBhi", insns, off)
+        if opcode == 0x85 and regs >> 4 == 0:
+            calls.append(imm)
+    return calls
+
+
+def test_elf_is_bpf_relocatable(mixed):
+    elf = elf_of(mixed)
+    assert elf["e_machine"] == "EM_BPF" and elf["e_type"] == "ET_REL"
+    assert elf.little_endian and elf.elfclass == 64
+
+
+def test_license_section(mixed):
+    elf = elf_of(mixed)
+    assert elf.get_section_by_name("license").data().rstrip(b"\0") == b"GPL"
+
+
+def test_no_eh_frame_and_functions_are_nounwind(mixed):
+    names = [s.name for s in elf_of(mixed).iter_sections()]
+    assert not [n for n in names if "eh_frame" in n]
+    ir, _, _ = compile_to_ir("BEGIN { @a = 1; }")
+    defines = [line for line in ir.splitlines() if line.startswith("define")]
+    assert defines and all("nounwind" in d or "#" in d for d in defines)
+    attrs = {line.split("=")[0].strip(): line for line in ir.splitlines()
+             if line.startswith("attributes #")}
+    for d in defines:
+        group = d.split("#")[1].split()[0] if "#" in d else None
+        assert "nounwind" in d or (group is not None and "nounwind" in attrs[f"attributes #{group}"])
+
+
+def test_one_program_section_per_probe(mixed):
+    sections = [s.name for s in program_sections(elf_of(mixed))]
+    assert len(sections) == 4 == len(mixed.programs)
+    assert sorted(sections) == sorted(p.section for p in mixed.programs)
+    kinds = sorted(s.split("/")[0] for s in sections)
+    assert kinds == ["perf_event", "perf_event", "raw_tracepoint", "raw_tracepoint"]
+    assert sorted(p.prog_type for p in mixed.programs) == [7, 7, 17, 17]
+
+
+def test_a_probe_with_several_same_kind_points_is_one_program():
+    c = compile_source("BEGIN, END { @a = count(); }")
+    # BEGIN and END are run separately: one program each, same layout
+    assert len(program_sections(elf_of(c))) == len(c.programs)
+    c2 = compile_source("interval:s:1, interval:s:2 { @a = count(); }")
+    assert len(c2.programs) == 1 and len(c2.programs[0].attach_points) == 2
+    assert len(program_sections(elf_of(c2))) == 1
+
+
+def test_map_types(mixed):
+    maps = parse_object(mixed.elf).maps
+    assert {m.name for m in mixed.maps} == {"@", "@x", "@s", "@h", "@v"}
+    types = sorted(d.map_type for sym, d in maps.items() if not sym.startswith("__pybpf"))
+    # aggregations (count, sum, hist) are per-CPU hashes; plain values (@x, @v) hashes
+    assert types == sorted([BPF_MAP_TYPE_PERCPU_HASH] * 3 + [BPF_MAP_TYPE_HASH] * 2)
+
+
+def test_aggregation_is_percpu_and_value_is_hash():
+    agg = parse_object(compile_source("BEGIN { @c[1] = count(); }").elf).maps
+    plain = parse_object(compile_source("BEGIN { @c[1] = 5; }").elf).maps
+    user = lambda maps: [d for s, d in maps.items() if not s.startswith("__pybpf")]  # noqa: E731
+    (a,) = user(agg)
+    (p,) = user(plain)
+    assert (a.map_type, a.key_size, a.value_size) == (BPF_MAP_TYPE_PERCPU_HASH, 8, 8)
+    assert (p.map_type, p.key_size, p.value_size) == (BPF_MAP_TYPE_HASH, 8, 8)
+
+
+def test_count_by_comm_makes_one_lookup():
+    c = compile_source("BEGIN { @[comm] = count(); }")
+    (section,) = program_sections(elf_of(c))
+    calls = helper_calls(section.data())
+    assert calls.count(BPF_FUNC_map_lookup_elem) == 1
+    assert calls.count(BPF_FUNC_get_current_comm) == 1
+    assert calls.count(BPF_FUNC_map_update_elem) == 1     # the first event inserts
+    assert set(calls) == {BPF_FUNC_map_lookup_elem, BPF_FUNC_get_current_comm,
+                          BPF_FUNC_map_update_elem}
+
+
+def test_plain_assignment_makes_no_lookup():
+    c = compile_source("BEGIN { @a = 1; }")
+    (section,) = program_sections(elf_of(c))
+    assert helper_calls(section.data()) == [BPF_FUNC_map_update_elem]
+
+
+def test_map_relocations_point_at_ld_imm64(mixed):
+    spec = parse_object(mixed.elf)
+    for prog in spec.programs.values():
+        for offset, symbol in prog.relocations.items():
+            assert prog.insns[offset] == 0x18            # BPF_LD | BPF_IMM | BPF_DW
+            assert symbol in spec.maps
+
+
+def test_ir_targets_bpf():
+    ir, _, _ = compile_to_ir("BEGIN { @a = 1; }")
+    assert 'target triple = "bpf' in ir
+    assert "alloca" in ir
