@@ -761,6 +761,9 @@ class FunctionBuilder:
         buf = self.alloca(t.size, "str")
         if isinstance(arg_t, T.StringType):
             self.copy(buf, t.size, value, min(arg_t.size, t.size))
+            if t.size < arg_t.size:
+                # Slots copy 8 bytes at a time: terminate the cut string explicitly.
+                self.b.store(ir.Constant(I8, 0), self.gep(buf, t.size - 1))
             return buf
         self.zero(buf, t.size)
         self.helper(BpfFunc.probe_read_str, buf, c64(t.size), self.b.inttoptr(value, PTR))

@@ -110,14 +110,17 @@ def _write_text(path, text: str) -> None:
         sys.stdout.write(text)
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _dry_run(compiled) -> int:
     from pybpf.runtime.loader import load
     from pybpf.runtime.objspec import parse_object
 
     load(parse_object(compiled.elf), compiled).close()
-    print(f"{len(compiled.programs)} program{'s' if len(compiled.programs) != 1 else ''} "
-          f"passed the verifier; {compiled.attach_count} attach point"
-          f"{'s' if compiled.attach_count != 1 else ''} (none attached)")
+    print(f"{_plural(len(compiled.programs), 'program')} passed the verifier; "
+          f"{_plural(compiled.attach_count, 'attach point')} (none attached)")
     return 0
 
 
@@ -202,7 +205,7 @@ def _main(opts) -> int:
         stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.seconds.items()) \
             or "from the cache"
         print(f"compiled in {(time.perf_counter() - start) * 1000:.1f} ms ({stages}); "
-              f"{len(compiled.programs)} programs, {len(compiled.elf)} bytes of ELF",
+              f"{_plural(len(compiled.programs), 'program')}, {len(compiled.elf)} bytes of ELF",
               file=sys.stderr)
     if opts.dry_run:
         return _dry_run(compiled)

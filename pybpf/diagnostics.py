@@ -4,9 +4,9 @@
     diags.error("Unknown function: foo", span)
     raise diags.as_error()          # CompileError; str() is the rendering below
 
-    stdin:1:9-12: ERROR: Unknown function: foo
+    stdin:1:9-14: ERROR: Unknown function: foo
     BEGIN { foo(); }
-            ~~~
+            ~~~~~
 
 Columns are 1-based; the end column is exclusive, as bpftrace prints them.
 """

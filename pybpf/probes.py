@@ -64,7 +64,7 @@ def _interval(text: str, target: str) -> AttachPoint:
     if unit in _INTERVAL_UNITS_NS and count.isdigit() and int(count) > 0:
         return AttachPoint("interval", target, int(count) * _INTERVAL_UNITS_NS[unit])
     raise ValueError(f"invalid interval probe: {text} (expected interval:UNIT:N with UNIT one of "
-                     "s, ms, us, hz)")
+                     "s, ms, us, ns, hz)")
 
 
 def _resolve_one(text: str) -> tuple[str, list[AttachPoint], dict[str, tracefs.TracepointFormat]]:

@@ -31,7 +31,7 @@ EVENT_HEADER_SIZE = 8
 DEFAULT_MAP_ENTRIES = 4096
 DEFAULT_RINGBUF_SIZE = 1 << 20       # bytes; a power of two, a multiple of the page size
 
-# Probe ids of the non-tracepoint attach points start here; tracepoint ids are the kernel's event ids.
+# The value of `probe` in program n is SYNTHETIC_PROBE_ID_BASE + n; probe_names names it.
 SYNTHETIC_PROBE_ID_BASE = 1 << 32
 
 

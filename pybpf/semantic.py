@@ -578,10 +578,11 @@ class TypeChecker:
             n = self.constant_int(e.args[1])
             if n is None:
                 return None
-            if not 1 <= n <= 1024:
-                self.error("str() length must be between 1 and 1024", e.args[1].span)
+            if not 1 <= n <= T.STRING_SIZE * 4:
+                self.error(f"str() length must be between 1 and {T.STRING_SIZE * 4}",
+                           e.args[1].span)
                 return None
-            size = n
+            size = n + 1        # n characters and the NUL, as bpftrace: str(p, 4) -> "/etc"
         if isinstance(t, T.StringType):
             return T.StringType(min(t.size, size)) if len(e.args) == 2 else t
         if not is_int(t):

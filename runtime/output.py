@@ -22,6 +22,7 @@ from typing import Callable, Iterable, TextIO
 
 from pybpf import types as T
 from pybpf.program import LhistParams, MapKind, MapSpec
+from pybpf.runtime.values import text_of
 
 Entries = list[tuple[tuple, object]]
 
@@ -167,15 +168,7 @@ def _part_order(part):
 # --- text --------------------------------------------------------------------------------------------
 
 def _text_key(key: tuple) -> str:
-    return "[" + ", ".join(map(_text_part, key)) + "]" if key else ""
-
-
-def _text_part(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, tuple):
-        return "(" + ", ".join(map(_text_part, value)) + ")"
-    return str(value)
+    return "[" + ", ".join(map(text_of, key)) + "]" if key else ""
 
 
 def _text_value(spec: MapSpec) -> Callable[[object], str]:
@@ -183,7 +176,7 @@ def _text_value(spec: MapSpec) -> Callable[[object], str]:
         return lambda stats: str(stats.average)
     if spec.kind is MapKind.STATS:
         return lambda s: f"count {s.count}, average {s.average}, total {s.total}"
-    return _text_part
+    return text_of
 
 
 def _text_hist(counts: dict[int, int], buckets: "_BucketLayout") -> list[str]:
@@ -206,7 +199,7 @@ def _json_str(text: str) -> str:
 
 
 def _json_key(key: tuple) -> str:
-    return _json_str(",".join(map(_text_part, key)))
+    return _json_str(",".join(map(text_of, key)))
 
 
 def _json_value(value) -> str:

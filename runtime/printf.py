@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from pybpf.runtime.values import text_of
+
 INT_CONVERSIONS = frozenset("diuxXocp")
 STRING_CONVERSIONS = frozenset("s")
 
@@ -97,7 +99,7 @@ def _compile(fmt: str) -> tuple[str | Conversion, ...]:
 def _convert(conv: Conversion, value) -> str:
     char = conv.char
     if char == "s":
-        text = value if isinstance(value, str) else str(value)
+        text = text_of(value)
         if text.isascii():
             return _pad(conv, text if conv.precision is None else text[:conv.precision])
         # Strings are byte arrays: C counts width and precision in bytes, not characters.

@@ -28,6 +28,15 @@ class Stats(NamedTuple):
         return q if self.total >= 0 else -q
 
 
+def text_of(value) -> str:
+    """A decoded value as bpftrace writes it in text: strings bare, tuples as (a, b, (c, d))."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(text_of, value)) + ")"
+    return str(value)
+
+
 def decode_string(raw: bytes) -> str:
     end = raw.find(b"\0")
     return (raw if end < 0 else raw[:end]).decode("utf-8", errors="replace")
