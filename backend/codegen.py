@@ -11,6 +11,8 @@ LLVM's atomicrmw miscompile).
 
 from __future__ import annotations
 
+import errno
+
 import llvmlite
 
 llvmlite.ir_layer_typed_pointers_enabled = False
@@ -19,7 +21,7 @@ from llvmlite import ir  # noqa: E402  (the switch above must precede the import
 from pybpf import ast  # noqa: E402
 from pybpf import types as T  # noqa: E402
 from pybpf.diagnostics import Diagnostics  # noqa: E402
-from pybpf.program import (EVENTS_MAP, LOST_MAP, START_MAP, EventKind, MapKind,  # noqa: E402
+from pybpf.program import (EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, EventKind, MapKind,  # noqa: E402
                            MapSpec)
 from pybpf.resources import ProgramPlan, ResourcePlan  # noqa: E402
 from pybpf.semantic import CheckedProgram  # noqa: E402
@@ -72,6 +74,7 @@ class ModuleBuilder:
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, 1)
+        self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.max_entries)
@@ -291,8 +294,8 @@ class FunctionBuilder:
                 return
             key = self.key(spec, target)
             value = self.as_slot(self.expr(s.value), self.type_of(s.value), spec.value)
-            self.helper(BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value,
-                        c64(BPF_ANY))
+            self.count_if_full(spec.symbol, self.helper(
+                BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value, c64(BPF_ANY)))
             return
         var_type = self.checked.variables[(id(self.program.group.probe), target.name)]
         ptr = self.variable_slot(target.name)
@@ -351,7 +354,28 @@ class FunctionBuilder:
         self.b.position_at_end(missing)
         init = self.alloca(value_size, "init")
         on_missing(init)
-        self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key, init, c64(BPF_NOEXIST))
+        self.count_if_full(symbol, self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key,
+                                               init, c64(BPF_NOEXIST)))
+        self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def count_if_full(self, symbol: str, result: ir.Value) -> None:
+        """After map_update_elem: -E2BIG means the map is full and the update was dropped; count it
+        in MAP_ERRORS_MAP at the map's index, for the session to warn about once."""
+        full, done = self.branch_if(self.b.icmp_signed("==", result, c64(-errno.E2BIG)),
+                                    "map_full", "map_updated")
+        self.b.position_at_end(full)
+        key = self.alloca(8, "full_key")
+        index = [spec.symbol for spec in self.plan.maps.values()].index(symbol)
+        self.b.store(ir.Constant(I32, index), key, align=8)
+        counter = self.lookup(MAP_ERRORS_MAP, key)
+        present, skip = self.branch_if(
+            self.b.icmp_unsigned("!=", self.b.ptrtoint(counter, I64), c64(0)), "count_full",
+            "full_done")
+        self.b.position_at_end(present)
+        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
+        self.b.branch(skip)
+        self.b.position_at_end(skip)
         self.b.branch(done)
         self.b.position_at_end(done)
 

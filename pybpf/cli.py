@@ -12,6 +12,7 @@ the user typed, the answer is a message and an exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ import time
 from pybpf import __version__
 from pybpf.compiler import CompileOptions, StageTimes
 from pybpf.diagnostics import CompileError
+from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
 POLL_INTERVAL_S = 0.2
 
@@ -39,7 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
                    help="output format (default: text)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
-    p.add_argument("-v", dest="verbose", action="store_true", help="verbose: stage timings")
+    p.add_argument("-v", dest="verbose", action="store_true",
+                   help="verbose: stage timings, the whole verifier log on a rejection")
+    p.add_argument("-B", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size, default=None,
+                   help="size of the event ring buffer: a power of two of at least the page size, "
+                        f"K/M suffixes allowed (default: {DEFAULT_RINGBUF_SIZE >> 20}M)")
+    p.add_argument("--map-entries", metavar="N", type=_map_entries, default=None,
+                   help=f"maximum entries of each map (default: {DEFAULT_MAP_ENTRIES})")
     p.add_argument("--emit", choices=("llvm", "asm", "obj"),
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
     p.add_argument("--dry-run", action="store_true",
@@ -51,6 +59,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
     return p
+
+
+MAX_RINGBUF_SIZE = 1 << 30
+MAX_MAP_ENTRIES = 1 << 24
+
+
+def _ringbuf_size(text: str) -> int:
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    try:
+        size = int(text[:-1] if scale > 1 else text, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
+    if size < mmap.PAGESIZE or size & (size - 1) or size > MAX_RINGBUF_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"the ring buffer size must be a power of two from the page size ({mmap.PAGESIZE}) "
+            f"to {MAX_RINGBUF_SIZE >> 20}M bytes, not {text}")
+    return size
+
+
+def _map_entries(text: str) -> int:
+    try:
+        entries = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= entries <= MAX_MAP_ENTRIES:
+        raise argparse.ArgumentTypeError(f"map entries must be from 1 to {MAX_MAP_ENTRIES}, not {text}")
+    return entries
 
 
 def error(message: str) -> int:
@@ -164,17 +199,24 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 1
     except BrokenPipeError:
-        # The reader went away (`pybpf ... | head`): everything is already detached; say nothing.
+        # The reader went away (`pybpf ... | head`): everything is already detached (the session
+        # closes on the way out); say nothing, and keep the interpreter's last flush quiet too.
         try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
             pass
         return 1
     except KeyboardInterrupt:
         return 1
     except Exception as e:  # a kernel or backend refusal: one line, not a traceback
-        from pybpf.runtime.errors import BpfError
+        from pybpf.runtime.errors import BpfError, BpfPermissionError
 
+        if isinstance(e, BpfPermissionError):
+            return error(f"permission denied: pybpf needs root (or CAP_BPF and CAP_PERFMON) to load "
+                         f"BPF programs ({e.cmd}: {os.strerror(e.errno)})")
+        if isinstance(e, OSError):          # the output file (-o) or stdout: cannot open or write
+            where = f"{e.filename}: " if e.filename else "cannot write the output: "
+            return error(f"{where}{e.strerror or e}")
         if isinstance(e, BpfError) or type(e).__name__ in ("BackendError", "TracefsError"):
             return error(_describe(e, opts.verbose))
         if opts.verbose:
@@ -186,14 +228,15 @@ def main(argv: list[str] | None = None) -> int:
 def _describe(e: Exception, verbose: bool) -> str:
     from pybpf.runtime.errors import VerifierError
 
-    if isinstance(e, VerifierError) and verbose:
-        return f"{e}\n{e.log}"
+    if isinstance(e, VerifierError):
+        return f"{e}\n{e.log}" if verbose else f"{e}\n(run with -v for the whole verifier log)"
     return str(e)
 
 
 def _main(opts) -> int:
     source, filename, params = _read_program(opts)
-    options = CompileOptions(params=tuple(params))
+    options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
+                             ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

@@ -34,8 +34,15 @@ class VerifierError(BpfError):
 
     def __init__(self, cmd: str, errno: int, log: str, program: str = ""):
         self.log = log
-        self.program = program
-        super().__init__(cmd, errno, f"verifier rejected {program or 'the program'}:\n{self.summary}")
+        self.program = program          # the probe(s) it was for, e.g. 'tracepoint:syscalls:sys_enter_openat'
+        super().__init__(cmd, errno, self.summary)
+
+    def __str__(self) -> str:
+        text = f"the kernel's verifier rejected the program for {self.program or 'a probe'}:\n{self.summary}"
+        if "BPF program is too large" in self.log or "infinite loop" in self.log:
+            text += ("\nhint: a loop the verifier could not bound: give `while` a condition on a counter "
+                     "with a constant limit, or use unroll(N)")
+        return text
 
     @property
     def summary(self) -> str:

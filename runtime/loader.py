@@ -46,7 +46,8 @@ def patch_map_fds(program: ProgramSection, map_fds: dict[str, int]) -> bytearray
     return insns
 
 
-def load_program(name: str, prog_type: int, insns: bytes, license: str) -> int:
+def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: str = "") -> int:
+    """probe: what the program is for (its attach points), named by a VerifierError."""
     code = ctypes.create_string_buffer(bytes(insns), len(insns))
     lic = ctypes.create_string_buffer(license.encode())
     attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // BPF_INSN_SIZE,
@@ -62,7 +63,7 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str) -> int:
         except BpfError as second:
             text = log.value.decode(errors="replace")
             if text.strip():
-                raise VerifierError("PROG_LOAD", second.errno, text, name) from None
+                raise VerifierError("PROG_LOAD", second.errno, text, probe or name) from None
             if first.errno == errno.EINVAL or isinstance(first, NotSupportedError):
                 # Rejected before verification: this kernel does not take this program type.
                 raise NotSupportedError("PROG_LOAD", first.errno,
@@ -98,11 +99,18 @@ def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
                 raise ObjectFormatError(f"program section {spec.section!r} is not in the object")
             loaded.prog_fds[spec.section] = load_program(
                 spec.section.rsplit("/", 1)[-1], spec.prog_type,
-                patch_map_fds(section, loaded.map_fds), obj.license)
+                patch_map_fds(section, loaded.map_fds), obj.license, _probe_label(spec.attach_points))
     except BaseException:
         loaded.close()
         raise
     return loaded
+
+
+def _probe_label(points) -> str:
+    names = [p.name for p in points]
+    if len(names) <= 3:
+        return ", ".join(names)
+    return f"{', '.join(names[:2])} and {len(names) - 2} more"
 
 
 def _prog_type_name(prog_type: int) -> str:

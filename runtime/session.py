@@ -7,17 +7,20 @@
         session.stop()                      # detach, run END, drain, print maps and lost events
 
 `output` receives text and values, never bytes: attached(n), printf(text), map(spec, entries),
-maps_at_exit([(spec, entries), ...]), lost(n) (pybpf.runtime.output). close() (and leaving the with block) releases every fd
+maps_at_exit([(spec, entries), ...]), lost(n) (pybpf.runtime.output). `warn(text)` gets warnings (default:
+a line on stderr), e.g. once per map that filled up and dropped updates. close() (and leaving the with block) releases every fd
 even after an error, without printing anything.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 import time
 
-from pybpf.program import EVENT_HEADER_SIZE, EVENTS_MAP, LOST_MAP, START_MAP, CompiledProgram, EventKind, MapSpec
+from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, CompiledProgram,
+                           EventKind, MapSpec)
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
 from pybpf.runtime.loader import LoadedObject, load
@@ -30,9 +33,11 @@ _HEADER = struct.Struct("<II")       # EventKind, index
 
 
 class Session:
-    def __init__(self, compiled: CompiledProgram, output):
+    def __init__(self, compiled: CompiledProgram, output, warn=None):
         self.compiled = compiled
         self.output = output
+        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._full_maps: set[int] = set()      # indexes of the maps already warned about
         self.exited = False
         self.loaded: LoadedObject | None = None
         self._ring: RingBufferReader | None = None
@@ -64,6 +69,7 @@ class Session:
         if self._ring is None:
             return False
         self._ring.poll(timeout_s, self._dispatch)
+        self._check_full_maps()
         return not self.exited
 
     def stop(self) -> None:
@@ -79,6 +85,7 @@ class Session:
             self._ring.consume(self._dispatch)   # room for END's records even when the buffer filled up
             self._attach_all(lambda provider: provider == "END")
             self._ring.consume(self._dispatch)
+            self._check_full_maps()
             self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
             lost = maps.read_lost(self.loaded.map_fds[LOST_MAP])
             if lost:
@@ -102,6 +109,18 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _check_full_maps(self) -> None:
+        """Warn once per map whose inserts the kernel refused (-E2BIG: full), counted in MAP_ERRORS_MAP."""
+        fd = self.loaded.map_fds.get(MAP_ERRORS_MAP) if self.loaded else None
+        if fd is None:
+            return
+        for index, dropped in maps.read_counters(fd).items():
+            if dropped and index not in self._full_maps and index < len(self.compiled.maps):
+                self._full_maps.add(index)
+                spec = self.compiled.maps[index]
+                self.warn(f"WARNING: map {spec.name} is full ({spec.max_entries} entries): updates were "
+                          f"dropped; raise --map-entries")
 
     def _attach_all(self, wanted) -> None:
         for program in self.compiled.programs:

@@ -28,10 +28,23 @@ _libc.syscall.restype = ctypes.c_long
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong)
 
 
+CAP_SYS_ADMIN, CAP_BPF = 21, 39
+
+
+def has_bpf_capability() -> bool:
+    """CAP_BPF or CAP_SYS_ADMIN in the effective set: what loading needs (root without them cannot)."""
+    try:
+        with open("/proc/self/status") as f:
+            caps = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return os.geteuid() == 0
+    return bool(caps & (1 << CAP_BPF | 1 << CAP_SYS_ADMIN))
+
+
 def error_for(cmd: str, err: int, detail: str = "") -> BpfError:
-    """The typed error of a failed command. EPERM as root means a policy (lockdown, fentry here) rather
-    than missing privileges, so it counts as not supported."""
-    if err in (errno.EPERM, errno.EACCES) and os.geteuid() != 0:
+    """The typed error of a failed command. EPERM with the capabilities means a policy (lockdown, fentry
+    here) rather than missing privileges, so it counts as not supported."""
+    if err in (errno.EPERM, errno.EACCES) and not has_bpf_capability():
         return BpfPermissionError(cmd, err, detail or "needs root (CAP_BPF and CAP_PERFMON)")
     if err in (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP, errno.ENOSYS):
         return NotSupportedError(cmd, err, detail)
