@@ -77,7 +77,7 @@ class ModuleBuilder:
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
-                            spec.max_entries)
+                            spec.bpf_max_entries)
         lic = ir.GlobalVariable(self.module, ir.ArrayType(I8, 4), "_license")
         lic.initializer = ir.Constant(ir.ArrayType(I8, 4), bytearray(b"GPL\0"))
         lic.section = "license"
@@ -326,6 +326,10 @@ class FunctionBuilder:
 
     def key(self, spec: MapSpec, m: ast.Map, bucket: ir.Value | None = None) -> ir.Value:
         buf = self.alloca(spec.key_size, "key")
+        if spec.is_array:
+            index = bucket if bucket is not None else c64(0)
+            self.b.store(self.b.trunc(index, I32), buf, align=8)
+            return buf
         if not spec.key:
             self.store64(c64(0), buf)
         else:
@@ -342,16 +346,21 @@ class FunctionBuilder:
     def update_or_insert(self, symbol: str, key: ir.Value, value_size: int,
                          on_found, on_missing) -> None:
         """The one-lookup update: modify the value in place when present, else insert one
-        built by on_missing(buffer)."""
+        built by on_missing(buffer). Arrays have every element: a miss is an index out of
+        range, and there is nothing to insert."""
         found_ptr = self.lookup(symbol, key)
         is_null = self.b.icmp_unsigned("==", self.b.ptrtoint(found_ptr, I64), c64(0))
         found, missing, done = (self.new_block("found"), self.new_block("missing"),
                                 self.new_block("updated"))
-        self.b.cbranch(is_null, missing, found)
+        self.b.cbranch(is_null, done if on_missing is None else missing, found)
         self.b.position_at_end(found)
         on_found(found_ptr)
         self.b.branch(done)
         self.b.position_at_end(missing)
+        if on_missing is None:
+            self.b.unreachable()
+            self.b.position_at_end(done)
+            return
         init = self.alloca(value_size, "init")
         on_missing(init)
         self.count_if_full(symbol, self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key,
@@ -406,12 +415,13 @@ class FunctionBuilder:
             bucket = self.linear_bucket(value, spec)
         key = self.key(spec, m, bucket)
         kind = spec.kind
+        insert = (lambda build: None) if spec.is_array else (lambda build: build)
         if kind in (MapKind.COUNT, MapKind.HIST, MapKind.LHIST, MapKind.SUM):
             inc = c64(1) if kind is not MapKind.SUM else value
             self.update_or_insert(
                 spec.symbol, key, spec.value_size,
                 lambda p: self.store64(self.b.add(self.load64(p), inc), p),
-                lambda buf: self.store64(inc, buf))
+                insert(lambda buf: self.store64(inc, buf)))
         elif kind in (MapKind.AVG, MapKind.STATS):
             def found(p):
                 self.store64(self.b.add(self.load64(p), c64(1)), p)
@@ -420,7 +430,7 @@ class FunctionBuilder:
             def missing(buf):
                 self.store64(c64(1), buf)
                 self.store64(value, buf, 8)
-            self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
+            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
         else:
             better = "<" if kind is MapKind.MIN else ">"
 
@@ -434,7 +444,7 @@ class FunctionBuilder:
             def missing(buf):
                 self.store64(value, buf)
                 self.store64(c64(1), buf, 8)
-            self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
+            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
 
     def log2_bucket(self, v: ir.Value) -> ir.Value:
         """hist bucket: 0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise; branch-free."""
@@ -771,7 +781,10 @@ class FunctionBuilder:
         return c64(0)
 
     def call_exit(self, e):
+        # As bpftrace: exit() also ends the probe; what follows it is unreachable
         self.emit_event(EventKind.EXIT, 0)
+        self.b.ret(c64(0))
+        self.b.position_at_end(self.new_block("after_exit"))
         return c64(0)
 
     def call_time(self, e):

@@ -30,6 +30,7 @@ MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: update
                                         # full (-E2BIG), at the map's index in CompiledProgram.maps
 
 EVENT_HEADER_SIZE = 8
+HIST_BUCKETS = 66                     # hist bucket indexes: negative, 0, then 2 + log2 for 64 bits
 DEFAULT_MAP_ENTRIES = 4096
 DEFAULT_RINGBUF_SIZE = 1 << 20       # bytes; a power of two, a multiple of the page size
 
@@ -95,12 +96,31 @@ class MapSpec:
     max_entries: int = DEFAULT_MAP_ENTRIES
 
     @property
+    def is_array(self) -> bool:
+        """Scalar aggregations whose value tells "never set" apart (a zero count, an unset flag)
+        live in a per-CPU array indexed by bucket (or 0): the kernel inlines the lookup, no
+        hashing. A sum cannot tell an unset 0 from sum(0), so it stays in a hash."""
+        return self.percpu and not self.key and self.kind is not MapKind.SUM
+
+    @property
     def user_key_size(self) -> int:
         return sum(T.slot_size(k) for k in self.key) if self.key else 8
 
     @property
     def key_size(self) -> int:
+        if self.is_array:
+            return 4
         return self.user_key_size + (8 if self.kind.has_buckets else 0)
+
+    @property
+    def bpf_max_entries(self) -> int:
+        if not self.is_array:
+            return self.max_entries
+        if self.kind is MapKind.HIST:
+            return HIST_BUCKETS
+        if self.kind is MapKind.LHIST:
+            return self.lhist.buckets + 2
+        return 1
 
     @property
     def value_size(self) -> int:
@@ -116,6 +136,8 @@ class MapSpec:
 
     @property
     def bpf_map_type(self) -> int:
+        if self.is_array:
+            return BpfMapType.PERCPU_ARRAY
         return BpfMapType.PERCPU_HASH if self.percpu else BpfMapType.HASH
 
     def to_json(self) -> dict:

@@ -25,6 +25,7 @@ from pybpf.uapi.bpf import BPF_ANY, BPF_EXIST, BpfCmd, MapBatchAttr, MapElemAttr
 BATCH_CHUNK = 4096          # entries per BPF_MAP_LOOKUP_BATCH call
 _I64 = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
 _MINMAX = struct.Struct("<qQ")   # {i64 value, u64 set}
 _AVG = struct.Struct("<Qq")      # {u64 count, i64 total}
 
@@ -149,36 +150,53 @@ def _per_cpu(raw: bytes, value_size: int) -> list[memoryview]:
     return [view[i:i + stride] for i in range(0, len(raw), stride)]
 
 
-def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None) -> list[tuple[tuple, object]]:
-    """The map's entries as (key tuple, value): see pybpf.runtime.values for the value shapes."""
+def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None,
+                  keep_zero: bool = False) -> list[tuple[tuple, object]]:
+    """The map's entries as (key tuple, value): see pybpf.runtime.values for the value shapes.
+
+    A per-CPU array (spec.is_array) has all its elements: a zero count there means "never
+    counted" and is left out, unless keep_zero (the map was zero()ed, so its entry exists)."""
+    hide_zero = spec.is_array and not keep_zero
     raw = items(fd, spec.key_size, value_buffer_size(spec.value_size, spec.percpu))
     kind = spec.kind
     if kind.has_buckets:
         hists: dict[tuple, dict[int, int]] = defaultdict(dict)
         for key, value in raw:
-            user_key = decode_slots(spec.key, key, 0, probe_names)
-            bucket = _U64.unpack_from(key, spec.user_key_size)[0]
+            if spec.is_array:
+                user_key, bucket = (), _U32.unpack_from(key)[0]
+            else:
+                user_key = decode_slots(spec.key, key, 0, probe_names)
+                bucket = _U64.unpack_from(key, spec.user_key_size)[0]
             hists[user_key][bucket] = sum(_U64.unpack_from(v)[0] for v in _per_cpu(value, 8))
+        if hide_zero and not any(hists[()].values()):
+            return []     # an array's buckets all exist: none counted means never used
         return list(hists.items())
     entries = []
     for key, value in raw:
-        user_key = decode_slots(spec.key, key, 0, probe_names)
+        user_key = () if spec.is_array else decode_slots(spec.key, key, 0, probe_names)
         if kind is MapKind.VALUE:
             entries.append((user_key, decode(spec.value, value, 0, probe_names)))
         elif kind in (MapKind.COUNT, MapKind.SUM):
-            entries.append((user_key, sum(_I64.unpack_from(v)[0] for v in _per_cpu(value, 8))))
+            total = sum(_I64.unpack_from(v)[0] for v in _per_cpu(value, 8))
+            if total or not hide_zero:
+                entries.append((user_key, total))
         elif kind in (MapKind.MIN, MapKind.MAX):
             found = [v for v, is_set in (_MINMAX.unpack_from(cpu) for cpu in _per_cpu(value, 16)) if is_set]
             if found:
                 entries.append((user_key, (min if kind is MapKind.MIN else max)(found)))
         else:   # AVG, STATS
             pairs = [_AVG.unpack_from(cpu) for cpu in _per_cpu(value, 16)]
-            entries.append((user_key, Stats(sum(c for c, _ in pairs), sum(t for _, t in pairs))))
+            stats = Stats(sum(c for c, _ in pairs), sum(t for _, t in pairs))
+            if stats.count or not hide_zero:
+                entries.append((user_key, stats))
     return entries
 
 
 def clear_map(fd: int, spec: MapSpec) -> None:
-    """clear(@m): delete every key."""
+    """clear(@m): delete every key (an array's elements cannot be deleted: zero them)."""
+    if spec.is_array:
+        zero_map(fd, spec)
+        return
     for key in keys(fd, spec.key_size):
         delete(fd, key)
 

@@ -39,6 +39,8 @@ class Session:
         self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
         self._full_maps: set[int] = set()      # indexes of the maps already warned about
         self.exited = False
+        # zero()ed array maps: their zero values are entries that exist (a hash keeps the keys)
+        self._zeroed: set[str] = set()
         self.loaded: LoadedObject | None = None
         self._ring: RingBufferReader | None = None
         self._attachments: list[Attachment] = []
@@ -157,9 +159,11 @@ class Session:
         elif kind == EventKind.CLEAR:
             spec = self.compiled.maps[index]
             maps.clear_map(self._map_fd(spec), spec)
+            self._zeroed.discard(spec.name)
         elif kind == EventKind.ZERO:
             spec = self.compiled.maps[index]
             maps.zero_map(self._map_fd(spec), spec)
+            self._zeroed.add(spec.name)
         elif kind == EventKind.TIME:
             self.output.printf(time.strftime(self.compiled.time_formats[index]))
         else:
@@ -167,7 +171,8 @@ class Session:
 
     def read_map(self, spec: MapSpec) -> list[tuple[tuple, object]]:
         """A user map's entries now (as printed at exit), e.g. for a metrics endpoint while running."""
-        return maps.read_user_map(self._map_fd(spec), spec, self.compiled.probe_names)
+        return maps.read_user_map(self._map_fd(spec), spec, self.compiled.probe_names,
+                                  keep_zero=spec.name in self._zeroed)
 
     def _map_fd(self, spec: MapSpec) -> int:
         return self.loaded.map_fds[spec.symbol]
