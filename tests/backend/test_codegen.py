@@ -10,7 +10,7 @@ from elftools.elf.elffile import ELFFile
 from pybpf.compiler import compile_source, compile_to_ir
 from pybpf.runtime.objspec import parse_object
 
-BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH = 1, 5
+BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY = 1, 5, 6
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_get_current_comm = 1, 2, 16
 
 
@@ -84,9 +84,12 @@ def test_a_probe_with_several_same_kind_points_is_one_program():
 def test_map_types(mixed):
     maps = parse_object(mixed.elf).maps
     assert {m.name for m in mixed.maps} == {"@", "@x", "@s", "@h", "@v"}
-    types = sorted(d.map_type for sym, d in maps.items() if not sym.startswith("__pybpf"))
-    # aggregations (count, sum, hist) are per-CPU hashes; plain values (@x, @v) hashes
-    assert types == sorted([BPF_MAP_TYPE_PERCPU_HASH] * 3 + [BPF_MAP_TYPE_HASH] * 2)
+    by_name = {m.name: maps[m.symbol] for m in mixed.maps}
+    # aggregations are per-CPU (a hash; an array may serve a map without keys); values hashes
+    assert by_name["@"].map_type == BPF_MAP_TYPE_PERCPU_HASH              # keyed by comm
+    for name in ("@s", "@h"):
+        assert by_name[name].map_type in (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY)
+    assert by_name["@x"].map_type == by_name["@v"].map_type == BPF_MAP_TYPE_HASH
 
 
 def test_aggregation_is_percpu_and_value_is_hash():

@@ -1,6 +1,7 @@
 """Run the real `pybpf` command: start it, wait until it has attached, stop it with a signal."""
 
-import selectors
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -11,35 +12,37 @@ STARTED: list[subprocess.Popen] = []     # every process started, for the leak c
 
 
 class Running:
-    """A pybpf process: its stdout read line by line with deadlines."""
+    """A pybpf process: its stdout read (unbuffered) line by line with deadlines."""
 
     def __init__(self, args, **kwargs):
         self.proc = subprocess.Popen(PYBPF + list(args), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, **kwargs)
+                                     stderr=subprocess.PIPE, **kwargs)
         STARTED.append(self.proc)
-        self.lines: list[str] = []
+        self.seen = b""          # everything read so far
+        self.pos = 0             # how far wait_for has looked, in whole lines
 
     def wait_for(self, text: str, timeout: float = 20.0) -> str:
-        """Read stdout until a line containing `text`; returns that line."""
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        """Read stdout until a line (after the ones already matched) containing `text`."""
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=deadline - time.monotonic()):
-                    break
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.lines.append(line)
-                if text in line:
-                    return line
-        finally:
-            sel.unregister(self.proc.stdout)
+        needle = text.encode()
+        while True:
+            while b"\n" in self.seen[self.pos:]:
+                end = self.seen.index(b"\n", self.pos) + 1
+                line, self.pos = self.seen[self.pos:end], end
+                if needle in line:
+                    return line.decode()
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self.seen += chunk
         self.proc.kill()
         out, err = self.proc.communicate(timeout=10)
         raise AssertionError(f"no {text!r} from pybpf within {timeout}s; stdout "
-                             f"{''.join(self.lines) + out!r} stderr {err!r}")
+                             f"{(self.seen + out).decode()!r} stderr {err.decode()!r}")
 
     def stop(self, sig=signal.SIGINT, timeout: float = 20.0) -> tuple[str, str, int]:
         """Send `sig` (None: just wait for it to exit); -> (all stdout, stderr, exit code)."""
@@ -51,7 +54,7 @@ class Running:
             self.proc.kill()
             out, err = self.proc.communicate(timeout=10)
             raise AssertionError(f"pybpf did not exit within {timeout}s: {out!r} {err!r}")
-        return "".join(self.lines) + out, err, self.proc.returncode
+        return (self.seen + out).decode(), err.decode(), self.proc.returncode
 
 
 def run_pybpf(args, timeout=30.0, **kwargs) -> subprocess.CompletedProcess:
