@@ -57,6 +57,11 @@ INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 LINKAGE_NAMES = ("static", "global", "extern")
 _MODIFIERS = frozenset(("typedef", "volatile", "const", "restrict", "type_tag"))
 _INDEX_MAGIC = b"PYBTFIX2"
+# GCC names integer types its own way in BTF; c_name prints, and find also accepts, the usual spelling.
+_GCC_INT_NAMES = {"long unsigned int": "unsigned long", "long int": "long", "short unsigned int": "unsigned short",
+                  "short int": "short", "long long unsigned int": "unsigned long long",
+                  "long long int": "long long"}
+_INT_ALIASES = {**_GCC_INT_NAMES, **{v: k for k, v in _GCC_INT_NAMES.items()}}
 _SAMPLE = 64 * 1024
 
 
@@ -588,7 +593,7 @@ class Btf:
 
     def find(self, name: str, kind: str | tuple[str, ...] | None = None) -> AnyType | None:
         """The first type with this name (and kind), or None. find('task_struct', 'struct')."""
-        ids = self.find_all(name, kind)
+        ids = self.find_all(name, kind) or (self.find_all(_INT_ALIASES[name], kind) if name in _INT_ALIASES else [])
         if not ids:
             return None
         if kind is None and len(ids) > 1:   # prefer a complete definition over a forward declaration
@@ -750,6 +755,8 @@ class Btf:
             return f"{kw} {t.name or '(anonymous)'}"
         if isinstance(t, Fwd):
             return f"{'union' if t.is_union else 'struct'} {t.name}"
+        if isinstance(t, Int):
+            return _GCC_INT_NAMES.get(t.name, t.name)
         return t.name or t.kind
 
     # -- probes --------------------------------------------------------------------------------------
