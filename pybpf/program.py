@@ -181,10 +181,14 @@ class AttachPoint:
 
 @dataclass(frozen=True)
 class ProgramSpec:
-    """One BPF program: the ELF section holding its code, its prog type and where it attaches."""
+    """One BPF program: the ELF section holding its code, its prog type and where it attaches.
+    BTF-typed programs (fentry/fexit) also name their expected attach type and the vmlinux BTF
+    id of their target, which BPF_PROG_LOAD needs."""
     section: str
     prog_type: int
     attach_points: tuple[AttachPoint, ...]
+    expected_attach_type: int = 0
+    attach_btf_id: int = 0
 
 
 @dataclass
@@ -205,7 +209,8 @@ class CompiledProgram:
         return json.dumps({
             "elf": self.elf.hex(),
             "programs": [[p.section, p.prog_type,
-                          [[a.provider, a.target, a.period_ns] for a in p.attach_points]]
+                          [[a.provider, a.target, a.period_ns] for a in p.attach_points],
+                          p.expected_attach_type, p.attach_btf_id]
                          for p in self.programs],
             "maps": [m.to_json() for m in self.maps],
             "printfs": [[p.fmt, [T.to_json(a) for a in p.args]] for p in self.printfs],
@@ -219,8 +224,8 @@ class CompiledProgram:
         j = json.loads(text)
         return cls(
             elf=bytes.fromhex(j["elf"]),
-            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps))
-                           for s, t, aps in j["programs"]),
+            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps), eat, btf_id)
+                           for s, t, aps, eat, btf_id in j["programs"]),
             maps=tuple(MapSpec.from_json(m) for m in j["maps"]),
             printfs=tuple(PrintfSpec(f, tuple(T.from_json(a) for a in args))
                           for f, args in j["printfs"]),
