@@ -30,7 +30,9 @@ import bisect
 import fnmatch
 import functools
 import hashlib
+import itertools
 import mmap
+import operator
 import os
 import struct
 import sys
@@ -421,16 +423,18 @@ class Btf:
             pass             # an unwritable cache only costs time
 
     def _build_index(self) -> tuple[array.array, array.array]:
-        w, fixed, per_vlen = self._w, _FIXED_WORDS, _VLEN_WORDS
-        offsets = []
+        w = self._w.tolist()          # list indexing is the fastest a Python loop gets (~2x a memoryview)
+        step = [None if f is None else 3 + f for f in _FIXED_WORDS]
+        per_vlen = _VLEN_WORDS
+        offsets: list[int] = []
         append = offsets.append
-        i, n = 0, len(w)
+        i, n, k = 0, len(w), 0
         try:
             while i < n:
                 append(i)
                 info = w[i + 1]
                 k = (info >> 24) & 0x1F
-                i += 3 + fixed[k] + per_vlen[k] * (info & 0xFFFF)
+                i += step[k] + per_vlen[k] * (info & 0xFFFF)
         except TypeError:
             raise BtfError(f"{self.name or 'BTF'}: unknown type kind {k} at type id "
                            f"{self.start_id + len(offsets) - 1}") from None
@@ -438,25 +442,17 @@ class Btf:
             raise BtfError(f"{self.name or 'BTF'}: type section is truncated") from None
         if i != n:
             raise BtfError(f"{self.name or 'BTF'}: type section is truncated")
-        # Named types sorted by (name bytes, id). Split the string section once for the keys.
+        # Named types sorted by (name bytes, id): split the string section once, offsets by prefix sums.
         h = self._hdr
-        raw = bytes(self._data[h.str_off:h.str_off + h.str_len])
-        own, at = {}, self._str_base
-        for s in raw.split(b"\0"):
-            own[at] = s
-            at += len(s) + 1
-        base = self.base
-        named = []
-        for idx, off in enumerate(offsets):
-            name_off = w[off]
-            if name_off:
-                key = own.get(name_off) if name_off >= self._str_base else None
-                if key is None:
-                    key = (base._str_bytes(name_off) if name_off < self._str_base
-                           else self._str_bytes(name_off))
-                named.append((key, idx))
-        named.sort()
-        return _u32s(offsets), _u32s(i for _, i in named)
+        parts = bytes(self._data[h.str_off:h.str_off + h.str_len]).split(b"\0")
+        starts = map(operator.add, itertools.accumulate(map(len, parts), initial=0),
+                     range(self._str_base, self._str_base + len(parts)))
+        own = dict(zip(starts, parts))
+        name_offs = [w[o] for o in offsets]
+        named = [idx for idx, off in enumerate(name_offs) if off]
+        keys = [own.get(name_offs[idx]) or self._str_bytes(name_offs[idx]) for idx in named]
+        order = sorted(range(len(named)), key=keys.__getitem__)      # stable: equal names by id
+        return _u32s(offsets), _u32s([named[j] for j in order])
 
     # -- strings -------------------------------------------------------------------------------------
 
