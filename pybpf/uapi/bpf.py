@@ -202,6 +202,22 @@ class LinkCreateAttr(_c.Structure):
     ]
 
 
+class RawTracepointOpenAttr(_c.Structure):
+    """BPF_RAW_TRACEPOINT_OPEN: name points at the tracepoint's name for a RAW_TRACEPOINT program; it is
+    0 for a TRACING program (BTF tracepoint, fentry/fexit), whose target came with BPF_PROG_LOAD. The fd
+    returned is a link: closing it detaches."""
+    _fields_ = [("name", _u64), ("prog_fd", _u32), ("_pad", _u32), ("cookie", _u64)]
+
+
+class LinkCreateTracingAttr(_c.Structure):
+    """BPF_LINK_CREATE with the tracing member of its trailing union (fentry/fexit/BTF tracepoints):
+    target_btf_id 0 takes the attach_btf_id the program was loaded with."""
+    _fields_ = [
+        ("prog_fd", _u32), ("target_fd", _u32), ("attach_type", _u32), ("flags", _u32),
+        ("target_btf_id", _u32), ("_pad", _u32), ("cookie", _u64),
+    ]
+
+
 class ProgInfo(_c.Structure):
     """struct bpf_prog_info up to run_cnt (run_time_ns/run_cnt count only with kernel.bpf_stats_enabled)."""
     _fields_ = [

@@ -19,6 +19,21 @@ class PerfType(enum.IntEnum):
 
 PERF_COUNT_SW_CPU_CLOCK = 0
 
+# Dynamic PMUs (kprobe, uprobe): the perf type is read from TYPE_FILE, and the bit of `config` that asks
+# for a return probe from RETPROBE_FORMAT_FILE ('config:0'). config1 points at the function (or path)
+# name, config2 is the offset in it.
+PMU_DEVICES = "/sys/bus/event_source/devices"
+KPROBE_PMU = "kprobe"
+UPROBE_PMU = "uprobe"
+
+
+def pmu_type_file(pmu: str) -> str:
+    return f"{PMU_DEVICES}/{pmu}/type"
+
+
+def pmu_retprobe_format_file(pmu: str) -> str:
+    return f"{PMU_DEVICES}/{pmu}/format/retprobe"
+
 # Bits of the flags word (the bitfield after read_format).
 PERF_ATTR_FLAG_DISABLED = 1 << 0
 PERF_ATTR_FLAG_FREQ = 1 << 10
@@ -35,7 +50,7 @@ PERF_EVENT_IOC_SET_BPF = 0x40042408
 class PerfEventAttr(ctypes.Structure):
     """struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1, 72 bytes): all a BPF attach needs.
     sample_period doubles as sample_freq when PERF_ATTR_FLAG_FREQ is set; config1/config2 carry the
-    uprobe path pointer and file offset."""
+    uprobe path pointer and file offset, or the kprobe function name pointer and offset."""
     _fields_ = [
         ("type", ctypes.c_uint32), ("size", ctypes.c_uint32), ("config", ctypes.c_uint64),
         ("sample_period", ctypes.c_uint64), ("sample_type", ctypes.c_uint64),
