@@ -38,6 +38,9 @@ MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
 OTHER_FUNCTIONS = ("printf", "str", "exit", "time")
 MAX_UNROLL = 100
 MAX_PRINTF_ARGS = 32
+# A map key and a tuple are built on the BPF stack (512 bytes), beside the probe's other values.
+MAX_KEY_SIZE = 256
+MAX_TUPLE_SIZE = 256
 
 
 @dataclass
@@ -198,6 +201,11 @@ class TypeChecker:
                 self.error("Invalid map key of type void", k.span)
                 return None
             keys.append(T.IntType(8, t.signed) if is_int(t) else t)
+        size = sum(T.slot_size(k) for k in keys)
+        if size > MAX_KEY_SIZE:
+            self.error(f"The key of {m.name} takes {size} bytes, more than the {MAX_KEY_SIZE} a map key "
+                       f"can have: use fewer or shorter strings (str(x, n))", m.span)
+            return None
         return tuple(keys)
 
     def assign_map(self, m: ast.Map, kind: MapKind, value: T.Type,
@@ -425,7 +433,12 @@ class TypeChecker:
                 self.error("Invalid tuple element of type void", el.span)
                 return None
             parts.append(T.IntType(8, t.signed) if is_int(t) else t)
-        return T.TupleType(tuple(parts))
+        tuple_type = T.TupleType(tuple(parts))
+        if tuple_type.size > MAX_TUPLE_SIZE:
+            self.error(f"The tuple takes {tuple_type.size} bytes, more than the {MAX_TUPLE_SIZE} a tuple "
+                       f"can have: use fewer or shorter elements (str(x, n))", e.span)
+            return None
+        return tuple_type
 
     def expr_Binary(self, e: ast.Binary):
         left, right = self.expr(e.left), self.expr(e.right)

@@ -1,0 +1,80 @@
+"""Compile-time limits: each refused with one spanned error, never an LLVM crash or a verifier log.
+
+Table: source -> the first line of the rendered error (FILE:LINE:COL-COL: ERROR: message); the
+rendering's other two lines (source line, `~` under the span) are checked against the span."""
+
+import re
+
+import pytest
+
+from pybpf.compiler import compile_source, compile_to_ir
+from pybpf.diagnostics import CompileError
+
+ARGS_33 = ", ".join(["1"] * 33)
+ELEMENTS_33 = ", ".join(str(i) for i in range(1, 34))
+
+LIMITS = [
+    # string sizes: str(x, n) takes 1 <= n <= 256
+    ('BEGIN { printf("%s\\n", str(1, 0)); }',
+     "stdin:1:31-32: ERROR: str() length must be between 1 and 256"),
+    ('BEGIN { printf("%s\\n", str(1, 257)); }',
+     "stdin:1:31-34: ERROR: str() length must be between 1 and 256"),
+    # map key size: at most 256 bytes (keys are built on the 512-byte stack)
+    ("BEGIN { @m[str(1, 200), str(2, 200)] = 1; }",
+     "stdin:1:9-37: ERROR: The key of @m takes 416 bytes, more than the 256 a map key can have: "
+     "use fewer or shorter strings (str(x, n))"),
+    ("BEGIN { @m[str(1, 240), 1, 2] = count(); }",
+     "stdin:1:9-30: ERROR: The key of @m takes 264 bytes, more than the 256 a map key can have: "
+     "use fewer or shorter strings (str(x, n))"),
+    # tuple size: at most 256 bytes, by bytes or by elements
+    ("BEGIN { $t = (str(1, 256), 1); }",
+     "stdin:1:14-30: ERROR: The tuple takes 272 bytes, more than the 256 a tuple can have: "
+     "use fewer or shorter elements (str(x, n))"),
+    (f"BEGIN {{ @t = ({ELEMENTS_33}); }}",
+     "stdin:1:14-137: ERROR: The tuple takes 264 bytes, more than the 256 a tuple can have: "
+     "use fewer or shorter elements (str(x, n))"),
+    # printf arguments: at most 32
+    (f'BEGIN {{ printf("{"%d" * 33}\\n", {ARGS_33}); }}',
+     "stdin:1:9-186: ERROR: printf: too many arguments (33, at most 32)"),
+    # loop bounds: unroll(1..100); `while` is bounded by the verifier (see the kernel test below)
+    ("BEGIN { unroll(0) { } }", "stdin:1:16-17: ERROR: unroll count must be between 1 and 100"),
+    ("BEGIN { unroll(101) { } }", "stdin:1:16-19: ERROR: unroll count must be between 1 and 100"),
+    # the 512-byte BPF stack, pointing at the statement that crosses it
+    ('BEGIN { $a = str(1, 256); $b = str(2, 256); printf("%s %s\\n", $a, $b); }',
+     "stdin:1:9-25: ERROR: The probe uses more than the BPF stack's 512 bytes (528 bytes by here): "
+     "use fewer or shorter strings and tuples"),
+]
+
+
+@pytest.mark.parametrize("source, first_line", LIMITS)
+def test_limit_is_one_spanned_error(source, first_line):
+    with pytest.raises(CompileError) as caught:
+        compile_to_ir(source)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == first_line
+    start, end = map(int, re.match(r"stdin:1:(\d+)-(\d+):", first_line).groups())
+    assert lines[1:] == [source, " " * (start - 1) + "~" * (end - start)]
+
+
+@pytest.mark.parametrize("source", [
+    "BEGIN { @m[str(1, 200), 1] = 1; }",          # 208-byte key
+    "BEGIN { @t = (" + ", ".join(str(i) for i in range(32)) + "); }",   # a 256-byte tuple
+    "BEGIN { unroll(100) { @n = count(); } }",
+])
+def test_just_inside_the_limits_compiles(source):
+    compile_to_ir(source)
+
+
+@pytest.mark.kernel
+def test_an_unbounded_while_is_a_verifier_error_with_a_hint():
+    from pybpf.runtime.errors import VerifierError
+    from pybpf.runtime.loader import load
+    from pybpf.runtime.objspec import parse_object
+
+    compiled = compile_source("BEGIN { $i = 0; while ($i >= 0) { $i++; } }")
+    with pytest.raises(VerifierError) as caught:
+        load(parse_object(compiled.elf), compiled).close()
+    text = str(caught.value)
+    assert text.startswith("the kernel's verifier rejected the program for BEGIN:\n")
+    assert "BPF program is too large" in text and "hint: a loop the verifier could not bound" in text
+    assert len(text.splitlines()) <= 6 < len(caught.value.log.splitlines())
