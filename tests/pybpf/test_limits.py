@@ -58,7 +58,7 @@ def test_limit_is_one_spanned_error(source, first_line):
 
 @pytest.mark.parametrize("source", [
     "BEGIN { @m[str(1, 200), 1] = 1; }",          # 208-byte key
-    "BEGIN { @t = (" + ", ".join(str(i) for i in range(32)) + "); }",   # a 256-byte tuple
+    "BEGIN { @t = (" + ", ".join(str(i) for i in range(16)) + "); }",   # 128 bytes (a map value copies it)
     "BEGIN { unroll(100) { @n = count(); } }",
 ])
 def test_just_inside_the_limits_compiles(source):
