@@ -16,11 +16,11 @@ import os
 import re
 
 from pybpf.program import CompiledProgram
-from pybpf.runtime.errors import BpfError, NotSupportedError, ObjectFormatError, VerifierError
+from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, ObjectFormatError, VerifierError
 from pybpf.runtime.objspec import MapDef, ObjectSpec, ProgramSection
 from pybpf.runtime.syscall import bpf
-from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD, BpfCmd,
-                            BpfProgType, GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
+from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD,
+                            BpfAttachType, BpfCmd, BpfProgType, GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
 
 VERIFIER_LOG_SIZE = 16 << 20     # the kernel keeps the log's tail when it overflows
 
@@ -46,13 +46,54 @@ def patch_map_fds(program: ProgramSection, map_fds: dict[str, int]) -> bytearray
     return insns
 
 
-def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: str = "") -> int:
-    """probe: what the program is for (its attach points), named by a VerifierError."""
+class ProbeUnavailableError(NotSupportedError):
+    """The kernel cannot run this kind of probe (kprobes compiled out, fentry refused): its message is
+    the whole story, in one line for the user."""
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+# What a TRACING program is, by its expected attach type, for messages.
+_TRACING_KINDS = {BpfAttachType.TRACE_RAW_TP: "BTF tracepoint (rawtracepoint)",
+                  BpfAttachType.TRACE_FENTRY: "fentry/fexit", BpfAttachType.TRACE_FEXIT: "fentry/fexit"}
+LOCKDOWN_FILE = "/sys/kernel/security/lockdown"
+
+
+def lockdown_mode(path: str = LOCKDOWN_FILE) -> str | None:
+    """The kernel lockdown mode ('none', 'integrity', 'confidentiality'), or None when securityfs does
+    not tell (unmounted, or no lockdown LSM)."""
+    try:
+        with open(path) as f:
+            match = re.search(r"\[(\w+)\]", f.read())
+    except OSError:
+        return None
+    return match[1] if match else None
+
+
+def tracing_refused(probe: str, expected_attach_type: int, err: int) -> ProbeUnavailableError:
+    """BPF_PROG_LOAD of a TRACING program refused with EPERM/EACCES although we hold CAP_BPF: a policy of
+    this kernel (lockdown here), not missing privileges."""
+    kind = _TRACING_KINDS.get(expected_attach_type, "BPF tracing")
+    mode = lockdown_mode()
+    why = f"kernel lockdown is in {mode} mode" if mode and mode != "none" else "kernel lockdown?"
+    where = f"{probe}: " if probe else ""
+    return ProbeUnavailableError("PROG_LOAD", err,
+                                 f"{where}{kind} programs cannot be loaded on this kernel: BPF_PROG_LOAD "
+                                 f"returned {errno.errorcode.get(err, err)} ({why})")
+
+
+def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: str = "",
+                 expected_attach_type: int = 0, attach_btf_id: int = 0) -> int:
+    """probe: what the program is for (its attach points), named by a VerifierError.
+    expected_attach_type and attach_btf_id (a vmlinux BTF id: attach_btf_obj_fd stays 0) are what a
+    TRACING program (BTF tracepoint, fentry/fexit) needs; zero for the others."""
     code = ctypes.create_string_buffer(bytes(insns), len(insns))
     lic = ctypes.create_string_buffer(license.encode())
     attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // BPF_INSN_SIZE,
                         insns=ctypes.addressof(code), license=ctypes.addressof(lic),
-                        prog_name=object_name(name))
+                        prog_name=object_name(name), expected_attach_type=expected_attach_type,
+                        attach_btf_id=attach_btf_id)
     try:
         return bpf(BpfCmd.PROG_LOAD, attr)
     except BpfError as first:
@@ -64,6 +105,9 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: s
             text = log.value.decode(errors="replace")
             if text.strip():
                 raise VerifierError("PROG_LOAD", second.errno, text, probe or name) from None
+            if (prog_type == BpfProgType.TRACING and first.errno in (errno.EPERM, errno.EACCES)
+                    and not isinstance(first, BpfPermissionError)):
+                raise tracing_refused(probe, expected_attach_type, first.errno) from None
             if first.errno == errno.EINVAL or isinstance(first, NotSupportedError):
                 # Rejected before verification: this kernel does not take this program type.
                 raise NotSupportedError("PROG_LOAD", first.errno,
@@ -99,7 +143,8 @@ def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
                 raise ObjectFormatError(f"program section {spec.section!r} is not in the object")
             loaded.prog_fds[spec.section] = load_program(
                 spec.section.rsplit("/", 1)[-1], spec.prog_type,
-                patch_map_fds(section, loaded.map_fds), obj.license, _probe_label(spec.attach_points))
+                patch_map_fds(section, loaded.map_fds), obj.license, _probe_label(spec.attach_points),
+                spec.expected_attach_type, spec.attach_btf_id)
     except BaseException:
         loaded.close()
         raise

@@ -129,7 +129,7 @@ class Session:
             prog_fd = self.loaded.prog_fds[program.section]
             for point in program.attach_points:
                 if wanted(point.provider):
-                    self._attachments.append(attach(prog_fd, point))
+                    self._attachments.append(attach(prog_fd, point, program))
 
     def _detach(self) -> None:
         # Closing a tracepoint's perf event waits for an RCU grace period (~70 ms here); closes

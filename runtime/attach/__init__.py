@@ -1,10 +1,12 @@
 """Attaching programs, one module per probe kind, chosen by AttachPoint.provider.
 
-    attachment = attach(prog_fd, AttachPoint('tracepoint', 'syscalls:sys_enter_openat'))
+    attachment = attach(prog_fd, AttachPoint('tracepoint', 'syscalls:sys_enter_openat'), program_spec)
     attachment.close()                 # detaches
 
-Each module has `attach(prog_fd, point) -> Attachment` (anything with close()). A new kind (rawtracepoint,
-uprobe, profile) is a new module and a line in PROVIDERS. BEGIN and END run once when attached; the
+Each module has `attach(prog_fd, point, program=None) -> Attachment` (anything with close()); `program`,
+the ProgramSpec the fd was loaded from, tells a module that takes two program kinds which one it has
+(rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new kind (uprobe, profile) is a new
+module and a line in PROVIDERS. BEGIN and END run once when attached; the
 session attaches them at start and at stop.
 """
 
@@ -13,14 +15,19 @@ from __future__ import annotations
 import errno
 from typing import Protocol
 
-from pybpf.program import AttachPoint
-from pybpf.runtime.attach import begin_end, interval, tracepoint
+from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.runtime.attach import begin_end, fentry, interval, kprobe, rawtracepoint, tracepoint
 from pybpf.runtime.errors import NotSupportedError
 
 RUN_ONCE_PROVIDERS = ("BEGIN", "END")
 
 PROVIDERS = {
     "tracepoint": tracepoint,
+    "rawtracepoint": rawtracepoint,
+    "kprobe": kprobe,
+    "kretprobe": kprobe,
+    "fentry": fentry,
+    "fexit": fentry,
     "interval": interval,
     "BEGIN": begin_end,
     "END": begin_end,
@@ -31,10 +38,10 @@ class Attachment(Protocol):
     def close(self) -> None: ...
 
 
-def attach(prog_fd: int, point: AttachPoint) -> Attachment:
+def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> Attachment:
     module = PROVIDERS.get(point.provider)
     if module is None:
         raise NotSupportedError("attach", errno.EOPNOTSUPP,
                                 f"{point.name}: probe type {point.provider!r} is not supported by the runtime "
                                 f"(supported: {', '.join(sorted(PROVIDERS))})")
-    return module.attach(prog_fd, point)
+    return module.attach(prog_fd, point, program)

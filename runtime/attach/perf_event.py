@@ -11,7 +11,7 @@ import os
 
 from pybpf.runtime.syscall import ioctl, perf_event_open
 from pybpf.uapi.perf_event import (PERF_ATTR_FLAG_DISABLED, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
-                                   PerfEventAttr)
+                                   PerfEventAttr, pmu_retprobe_format_file, pmu_type_file)
 
 
 class PerfEventAttachment:
@@ -35,3 +35,23 @@ def attach_perf_event(prog_fd: int, attr: PerfEventAttr, cpu: int) -> PerfEventA
         os.close(fd)
         raise
     return PerfEventAttachment([fd])
+
+
+def pmu_type(pmu: str) -> int | None:
+    """The perf type of a dynamic PMU ('kprobe', 'uprobe'), or None when this kernel lacks it."""
+    try:
+        with open(pmu_type_file(pmu)) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def retprobe_bit(pmu: str) -> int:
+    """The bit of `config` that makes a kprobe/uprobe a return probe ('config:0' in its format file)."""
+    try:
+        with open(pmu_retprobe_format_file(pmu)) as f:
+            text = f.read().strip()
+    except OSError:
+        return 0
+    field, _, bit = text.partition(":")
+    return int(bit.split("-")[0]) if field == "config" and bit[:1].isdigit() else 0

@@ -4,6 +4,7 @@ Test programs live in sections whose last part starts with `rt_`, which becomes 
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -50,4 +51,9 @@ def releases_everything(request):
     before, programs_before = held_kernel_objects(), our_programs_in_kernel()
     yield
     assert held_kernel_objects() == before, "the test left BPF or perf fds or mappings open"
+    # The kernel frees a program after an RCU grace period once its last fd or link is closed (a raw
+    # tracepoint link's release is deferred): poll, as tests/e2e/test_cleanup.py does.
+    deadline = time.monotonic() + 2
+    while our_programs_in_kernel() != programs_before and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert our_programs_in_kernel() == programs_before, "the test left programs loaded"

@@ -75,8 +75,8 @@ def test_begin_runs_once_in_our_own_task():
 
 
 def test_unknown_provider_is_not_supported():
-    with pytest.raises(NotSupportedError, match="'kprobe' is not supported"):
-        attach(-1, AttachPoint("kprobe", "vfs_read"))
+    with pytest.raises(NotSupportedError, match="'nosuchprobe' is not supported"):
+        attach(-1, AttachPoint("nosuchprobe", "vfs_read"))
 
 
 def test_missing_tracepoint_is_not_supported():

@@ -1,0 +1,53 @@
+"""kprobe:FUNC[+OFFSET] / kretprobe:FUNC -> one perf event of the kprobe PMU (it fires on every CPU);
+the program is of type KPROBE. Closing the perf event detaches.
+
+    attach(prog_fd, AttachPoint('kprobe', 'vfs_read+0x10'))
+
+perf_event_open(type = /sys/bus/event_source/devices/kprobe/type, config = the retprobe bit (from
+.../format/retprobe, 'config:0') for kretprobe, config1 = pointer to the function name, config2 = the
+offset). A kernel without CONFIG_KPROBES has no kprobe PMU: ProbeUnavailableError, one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+
+from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event, pmu_type, retprobe_bit
+from pybpf.runtime.errors import BpfError, NotSupportedError
+from pybpf.runtime.loader import ProbeUnavailableError
+from pybpf.uapi.perf_event import KPROBE_PMU, PerfEventAttr
+
+RETURN_PROVIDERS = ("kretprobe",)
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    """'vfs_read+0x10' -> ('vfs_read', 16); a MODULE: prefix is dropped (the kprobe PMU takes the bare
+    symbol)."""
+    func, _, offset = target.rsplit(":", 1)[-1].partition("+")
+    try:
+        return func, int(offset, 0) if offset else 0
+    except ValueError:
+        raise ValueError(f"bad kprobe offset in {target!r}: {offset!r}") from None
+
+
+def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+    func, offset = parse_target(point.target)
+    perf_type = pmu_type(KPROBE_PMU)
+    if perf_type is None:
+        raise ProbeUnavailableError(
+            "perf_event_open", errno.ENOENT,
+            f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): {point.name} "
+            f"cannot attach")
+    retprobe = point.provider in RETURN_PROVIDERS
+    name = ctypes.create_string_buffer(func.encode())
+    attr = PerfEventAttr(type=perf_type, config=(1 << retprobe_bit(KPROBE_PMU)) if retprobe else 0,
+                         config1=ctypes.addressof(name), config2=offset)
+    try:
+        return attach_perf_event(prog_fd, attr, cpu=0)
+    except BpfError as e:
+        if e.errno in (errno.ENOENT, errno.EINVAL) and not isinstance(e, NotSupportedError):
+            raise NotSupportedError(e.cmd, e.errno, f"{point.name}: no such kernel function to probe "
+                                    f"(or not probeable at offset {offset})") from None
+        raise
