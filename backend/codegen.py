@@ -24,7 +24,9 @@ from pybpf.diagnostics import Diagnostics  # noqa: E402
 from pybpf.program import (EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, EventKind, MapKind,  # noqa: E402
                            MapSpec)
 from pybpf.resources import ProgramPlan, ResourcePlan  # noqa: E402
-from pybpf.semantic import CheckedProgram  # noqa: E402
+from pybpf.ktypes import KernelRead  # noqa: E402
+from pybpf.semantic import (KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField,  # noqa: E402
+                            CheckedProgram)
 from pybpf.uapi.bpf import BPF_ANY, BPF_NOEXIST, BpfFunc, BpfMapType  # noqa: E402
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
@@ -544,7 +546,55 @@ class FunctionBuilder:
             return buf
         if name == "probe":
             return c64(self.program.probe_id)
+        if name == "curtask":
+            return self.helper(BpfFunc.get_current_task)
+        if name == "func":
+            function = self.point.target.partition("+")[0].encode()
+            return self.string_constant(function, self.type_of(e).size)
+        if name == "retval":
+            return self.retval(e)
+        if name.startswith("arg"):
+            return self.load_context(KPROBE_ARG_REGISTERS[int(name[3:])])
         raise AssertionError(f"unchecked builtin {name}")
+
+    def load_context(self, offset: int, width: int = 8) -> ir.Value:
+        """A direct load from the program's context (pt_regs, raw tracepoint args, ...)."""
+        raw = self.b.load(self.gep(self.ctx, offset), typ=ir.IntType(width * 8), align=width)
+        return raw if width == 8 else self.b.zext(raw, I64)
+
+    def narrow(self, value: ir.Value, read: KernelRead) -> ir.Value:
+        """An integer of read.size bytes (or a bitfield) held in an i64, widened as C does."""
+        bits = read.bits or read.size * 8
+        if read.bit_shift:
+            value = self.b.lshr(value, c64(read.bit_shift))
+        if bits >= 64 or read.kind == "pointer":
+            return value
+        shift = c64(64 - bits)
+        value = self.b.shl(value, shift)
+        return self.b.ashr(value, shift) if read.signed else self.b.lshr(value, shift)
+
+    def retval(self, e) -> ir.Value:
+        if self.program.group.provider == "kretprobe":
+            return self.load_context(PT_REGS_AX)
+        # fexit: the context is the arguments' u64s, then the return value.
+        index = len(self.program.group.btf_args[self.point.name])
+        read = self.checked.retvals[e][self.point.name]
+        return self.narrow(self.load_context(8 * index), read)
+
+    def read_kernel(self, address: ir.Value, t: T.Type, read: KernelRead) -> ir.Value:
+        """A value of kernel memory at `address`, through bpf_probe_read_kernel."""
+        if read.kind == "record":
+            return address
+        if read.kind == "string":
+            buf = self.alloca(t.size, "kstr")
+            self.zero(buf, t.size)
+            self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size),
+                        self.b.inttoptr(address, PTR))
+            return buf
+        buf = self.alloca(8, "kval")
+        self.store64(c64(0), buf)
+        self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size), self.b.inttoptr(address, PTR))
+        return self.narrow(self.load64(buf), read)
 
     def elapsed(self) -> ir.Value:
         now = self.helper(BpfFunc.ktime_get_ns)
@@ -583,7 +633,14 @@ class FunctionBuilder:
         return result if is_buffer(spec.value) else self.load64(result)
 
     def expr_FieldAccess(self, e):
+        if e in self.checked.kernel_fields:
+            found = self.checked.kernel_fields[e]
+            base = self.expr(e.base)
+            address = self.b.add(base, c64(found.offset)) if found.offset else base
+            return self.read_kernel(address, found.type, found.read)
         field = self.checked.fields[e][self.point.name]
+        if isinstance(field, ArgField):
+            return self.narrow(self.load_context(8 * field.index), field.read)
         t = self.type_of(e)
         b = self.b
         address = self.gep(self.ctx, field.offset)
@@ -644,12 +701,29 @@ class FunctionBuilder:
             return b.ashr(a, amount) if signed else b.lshr(a, amount)
         raise AssertionError(op)
 
+    def expr_Cast(self, e):
+        value = self.expr(e.operand)
+        t = self.type_of(e)
+        if isinstance(t, T.IntType) and t.size < 8:
+            return self.narrow(value, KernelRead("int", t.size, t.signed))
+        return value
+
+    def expr_SizeOf(self, e):
+        return c64(self.checked.constants[e])
+
+    expr_OffsetOf = expr_SizeOf
+
     def expr_Binary(self, e):
         op = e.op
         if op in ("&&", "||"):
             return self.short_circuit(e)
         lt, rt = self.type_of(e.left), self.type_of(e.right)
         left, right = self.expr(e.left), self.expr(e.right)
+        scale = self.checked.pointer_scale.get(e)
+        if scale is not None:
+            if isinstance(rt, T.PointerType):        # pointer - pointer: elements between
+                return self.arith("/", self.b.sub(left, right), c64(scale), False)
+            return self.arith(op, left, self.b.mul(right, c64(scale)), False)
         if isinstance(lt, T.StringType):
             eq = self.strings_equal(left, lt.size, right, rt.size)
             return self.b.zext(eq if op == "==" else self.b.not_(eq), I64)

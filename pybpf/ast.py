@@ -117,13 +117,35 @@ class Ternary:
 
 
 @node
+class Cast:
+    type_name: str        # 'struct task_struct *', 'uint32'
+    operand: "Expr"
+    span: Span
+
+
+@node
+class SizeOf:
+    type_name: str | None     # sizeof(TYPE) ...
+    operand: "Expr | None"    # ... or sizeof(expr)
+    span: Span
+
+
+@node
+class OffsetOf:
+    type_name: str
+    fields: tuple[str, ...]   # offsetof(struct s, a.b) -> ('a', 'b')
+    span: Span
+
+
+@node
 class Tuple:
     elements: tuple["Expr", ...]
     span: Span
 
 
 Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,
-             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple]
+             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple, Cast, SizeOf,
+             OffsetOf]
 
 
 # Statements ----------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     elf = times.run("llvm", emit_object, ir_text)
     return CompiledProgram(
         elf=elf,
-        programs=tuple(ProgramSpec(p.section, p.prog_type, p.points) for p in plan.programs),
+        programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
+                                   p.attach_btf_id) for p in plan.programs),
         maps=tuple(plan.maps.values()),
         printfs=tuple(plan.printfs),
         time_formats=tuple(plan.time_formats),

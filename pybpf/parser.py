@@ -149,6 +149,26 @@ class _ToAst(Transformer):
         target, op = children
         return ast.IncDec(str(op), False, target, _span(meta))
 
+    def type_name(self, meta, tokens):
+        words = [str(t) for t in tokens]
+        stars = "".join(w for w in words if w == "*")
+        base = " ".join(w for w in words if w != "*")
+        return base + (" " + stars if stars else "")
+
+    def cast(self, meta, children):
+        type_name, operand = [c for c in children if not (isinstance(c, Token) and c in "()")]
+        return ast.Cast(type_name, operand, _span(meta))
+
+    def sizeof_type(self, meta, children):
+        return ast.SizeOf(children[0], None, _span(meta))
+
+    def sizeof_expr(self, meta, children):
+        return ast.SizeOf(None, children[0], _span(meta))
+
+    def offsetof(self, meta, children):
+        type_name, *fields = children
+        return ast.OffsetOf(type_name, tuple(str(f) for f in fields), _span(meta))
+
     def field(self, meta, children):
         return ast.FieldAccess(children[0], str(children[2]), False, _span(meta))
 

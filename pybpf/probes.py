@@ -32,7 +32,11 @@ PROVIDER_ALIASES = {
     "software": "software", "s": "software", "hardware": "hardware", "h": "hardware",
 }
 
-SUPPORTED_PROVIDERS = ("BEGIN", "END", "tracepoint", "interval")
+SUPPORTED_PROVIDERS = ("BEGIN", "END", "tracepoint", "interval", "rawtracepoint", "kprobe",
+                       "kretprobe", "fentry", "fexit")
+# Probes on kernel functions and raw tracepoints: typed from BTF.
+BTF_PROVIDERS = ("rawtracepoint", "fentry", "fexit")
+FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
 
 _INTERVAL_UNITS_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
@@ -44,6 +48,11 @@ class ProbeGroup:
     provider: str
     points: list[AttachPoint] = field(default_factory=list)
     formats: dict[str, tracefs.TracepointFormat] = field(default_factory=dict)  # by point name
+    # BTF-typed probes, by point name: the arguments (name, BTF type id), the return type id
+    # (fexit), and the BTF id the program is loaded against (fentry/fexit: the FUNC).
+    btf_args: dict[str, list] = field(default_factory=dict)
+    btf_return: dict[str, int] = field(default_factory=dict)
+    btf_target: dict[str, int] = field(default_factory=dict)
 
 
 def _has_wildcard(text: str) -> bool:
@@ -65,6 +74,50 @@ def _interval(text: str, target: str) -> AttachPoint:
         return AttachPoint("interval", target, int(count) * _INTERVAL_UNITS_NS[unit])
     raise ValueError(f"invalid interval probe: {text} (expected interval:UNIT:N with UNIT one of "
                      "s, ms, us, ns, hz)")
+
+
+def _resolve_btf(provider: str, text: str, target: str, group: ProbeGroup) -> None:
+    """rawtracepoint:NAME, fentry/fexit/kprobe/kretprobe:FUNC[+OFFSET], wildcards in the name."""
+    from pybpf import btf as B
+
+    if ":" in target:
+        raise ValueError(f"{provider}:MODULE:NAME (module probes) is not supported yet: {text}")
+    name, plus, offset = target.partition("+")
+    if plus:
+        try:
+            if provider != "kprobe" or int(offset, 0) < 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"an offset (+N, N >= 0) is only valid on kprobe: {text}") from None
+    try:
+        kernel = B.vmlinux()
+        kind = "rawtracepoint" if provider == "rawtracepoint" else "fentry"
+        names = kernel.list_names(kind, name) if _has_wildcard(name) else [name]
+        for n in names:
+            if provider == "rawtracepoint":
+                if kernel.tracepoint_typedef(n) is None:
+                    raise ValueError(f"rawtracepoint not found: {n} (no btf_trace_{n} in the "
+                                     "kernel's BTF)")
+                args = kernel.tracepoint_args(n)
+            else:
+                func = kernel.func(n)
+                if func is None:
+                    if provider in ("kprobe", "kretprobe"):
+                        args = []           # a function without BTF: arg0..argN still work
+                    else:
+                        raise ValueError(f"function not found: {n} (no BTF for it; "
+                                         "fentry/fexit need BTF)")
+                else:
+                    args = kernel.func_proto_params(func)
+                    group.btf_target[f"{provider}:{n}"] = func.id
+                    group.btf_return[f"{provider}:{n}"] = kernel.func_return(n)
+            point = AttachPoint(provider, n + (f"+{offset}" if plus else ""))
+            group.points.append(point)
+            group.btf_args[point.name] = [(a.name, a.type_id) for a in args]
+    except B.BtfError as e:
+        raise ValueError(str(e)) from None
+    if not group.points:
+        raise ValueError(f"{provider} not found: {target}")
 
 
 def _resolve_one(text: str) -> tuple[str, list[AttachPoint], dict[str, tracefs.TracepointFormat]]:
@@ -104,6 +157,15 @@ def resolve_probes(program: ast.Program, diags: Diagnostics) -> list[ProbeGroup]
     for probe in program.probes:
         by_provider: dict[str, ProbeGroup] = {}
         for text in probe.attach_points:
+            head, _, target = text.text.partition(":")
+            provider = PROVIDER_ALIASES.get(head)
+            if provider in BTF_PROVIDERS or provider in FUNCTION_PROVIDERS:
+                group = by_provider.setdefault(provider, ProbeGroup(probe, provider))
+                try:
+                    _resolve_btf(provider, text.text, target, group)
+                except ValueError as e:
+                    diags.error(str(e), text.span)
+                continue
             try:
                 provider, points, formats = _resolve_one(text.text)
             except ValueError as e:
@@ -122,13 +184,23 @@ def resolve_probes(program: ast.Program, diags: Diagnostics) -> list[ProbeGroup]
 
 
 def list_probes(pattern: str | None = None) -> list[str]:
-    """`pybpf -l [PATTERN]`: every listable probe whose full name matches the pattern."""
+    """`pybpf -l [PATTERN]`: every listable probe whose full name matches the pattern. Probes of
+    kernel functions and raw tracepoints are listed only when the pattern names their provider
+    (there are tens of thousands)."""
+    head, sep, rest = (pattern or "").partition(":")
+    provider = PROVIDER_ALIASES.get(head) if sep else None
+    if provider in BTF_PROVIDERS or provider in FUNCTION_PROVIDERS:
+        from pybpf import btf as B
+        kind = "rawtracepoint" if provider == "rawtracepoint" else "fentry"
+        try:
+            return [f"{provider}:{n}" for n in B.vmlinux().list_names(kind, rest or "*")]
+        except B.BtfError:
+            return []
     names = [f"tracepoint:{c}:{n}" for c, n in tracefs.list_tracepoints()]
     if not pattern:
         return names
-    head, sep, rest = pattern.partition(":")
-    if sep and head in PROVIDER_ALIASES:
-        pattern = f"{PROVIDER_ALIASES[head]}:{rest}"
+    if provider:
+        pattern = f"{provider}:{rest}"
     elif not sep:
         pattern = f"*{pattern}*" if not _has_wildcard(pattern) else pattern
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]

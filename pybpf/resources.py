@@ -18,15 +18,21 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.probes import ProbeGroup
 from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
-from pybpf.semantic import CheckedProgram
-from pybpf.uapi.bpf import BpfProgType
+from pybpf.semantic import CheckedProgram, storable
+from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 PROG_TYPES = {
     "BEGIN": BpfProgType.RAW_TRACEPOINT, "END": BpfProgType.RAW_TRACEPOINT,
     "tracepoint": BpfProgType.TRACEPOINT, "interval": BpfProgType.PERF_EVENT,
+    "rawtracepoint": BpfProgType.RAW_TRACEPOINT,
+    "kprobe": BpfProgType.KPROBE, "kretprobe": BpfProgType.KPROBE,
+    "fentry": BpfProgType.TRACING, "fexit": BpfProgType.TRACING,
 }
 SECTION_PREFIX = {"BEGIN": "raw_tracepoint", "END": "raw_tracepoint",
-                  "tracepoint": "tracepoint", "interval": "perf_event"}
+                  "tracepoint": "tracepoint", "interval": "perf_event",
+                  "rawtracepoint": "raw_tracepoint", "kprobe": "kprobe", "kretprobe": "kretprobe",
+                  "fentry": "fentry", "fexit": "fexit"}
+EXPECTED_ATTACH_TYPES = {"fentry": BpfAttachType.TRACE_FENTRY, "fexit": BpfAttachType.TRACE_FEXIT}
 
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 
@@ -39,6 +45,8 @@ class ProgramPlan:
     function: str
     prog_type: int
     probe_id: int               # the value of `probe` in this program
+    expected_attach_type: int = 0
+    attach_btf_id: int = 0
 
 
 @dataclass
@@ -65,8 +73,10 @@ def _field_layout(checked: CheckedProgram, probe: ast.Probe, point: AttachPoint)
                  and point.name in checked.fields[n])
 
 
-def _uses_probe_builtin(probe: ast.Probe) -> bool:
-    return any(isinstance(n, ast.Builtin) and n.name == "probe" for n in ast.walk(probe))
+def _uses_constant_per_point(probe: ast.Probe) -> bool:
+    """`probe` and `func` are constants baked into the code."""
+    return any(isinstance(n, ast.Builtin) and n.name in ("probe", "func")
+               for n in ast.walk(probe))
 
 
 def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
@@ -74,7 +84,8 @@ def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
         # attach point. (The tracepoint record cannot tell: syscall tracepoints hand BPF a record
         # whose first 8 bytes, common_type among them, are a pt_regs pointer.)
-        per_point = _uses_probe_builtin(group.probe)
+        # fentry/fexit programs are loaded against their one function's BTF id.
+        per_point = _uses_constant_per_point(group.probe) or group.provider in EXPECTED_ATTACH_TYPES
         partitions: dict[tuple, list[AttachPoint]] = {}
         for point in group.points:
             layout = (point,) if per_point else _field_layout(checked, group.probe, point)
@@ -85,7 +96,10 @@ def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
             plan.probe_names[probe_id] = points[0].name
             plan.programs.append(ProgramPlan(
                 group, tuple(points), f"{SECTION_PREFIX[group.provider]}/p{n}", f"probe_{n}",
-                int(PROG_TYPES[group.provider]), probe_id))
+                int(PROG_TYPES[group.provider]), probe_id,
+                int(EXPECTED_ATTACH_TYPES.get(group.provider, 0)),
+                group.btf_target.get(points[0].name, 0) if group.provider in EXPECTED_ATTACH_TYPES
+                else 0))
 
 
 def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> ResourcePlan:
@@ -115,7 +129,7 @@ def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> R
 
 
 def _arg_type(t: T.Type) -> T.Type:
-    return T.IntType(8, t.signed) if isinstance(t, T.IntType) else t
+    return storable(t)
 
 
 def _intern(items: list, item) -> int:

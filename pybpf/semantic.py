@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pybpf import ast
 from pybpf import types as T
 from pybpf.diagnostics import Diagnostics, Span
+from pybpf.ktypes import KernelRead, KernelTypeError, KernelTypes
 from pybpf.probes import ProbeGroup
 from pybpf.program import LhistParams, MapKind
 from pybpf.runtime.printf import PrintfFormatError, parse_printf
@@ -35,6 +36,12 @@ AGGREGATIONS = {"count": MapKind.COUNT, "sum": MapKind.SUM, "min": MapKind.MIN,
                 "hist": MapKind.HIST, "lhist": MapKind.LHIST}
 AGGREGATION_ARITY = {"count": 0, "hist": 1, "lhist": 4}
 MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
+ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit")
+BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit")
+FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
+# x86-64 calling convention: the first six arguments' registers, as offsets into struct pt_regs.
+KPROBE_ARG_REGISTERS = (112, 104, 96, 88, 72, 64)     # di, si, dx, cx, r8, r9
+PT_REGS_AX = 80
 OTHER_FUNCTIONS = ("printf", "str", "exit", "time")
 MAX_UNROLL = 100
 MAX_PRINTF_ARGS = 32
@@ -53,6 +60,13 @@ class MapInfo:
     span: Span | None = None
 
 
+@dataclass(frozen=True)
+class ArgField:
+    """args.NAME of a BTF-typed probe: the NAME-th u64 of the context, read as `read` says."""
+    index: int
+    read: KernelRead
+
+
 @dataclass
 class CheckedProgram:
     program: ast.Program
@@ -61,15 +75,28 @@ class CheckedProgram:
     maps: dict[str, MapInfo] = field(default_factory=dict)
     variables: dict[tuple[int, str], T.Type] = field(default_factory=dict)  # (id(probe), name)
     params: tuple[str, ...] = ()
-    fields: dict = field(default_factory=dict)   # FieldAccess node -> {point name: TracepointField}
+    # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
+    fields: dict = field(default_factory=dict)
+    kernel_fields: dict = field(default_factory=dict)   # FieldAccess node -> KernelField
+    constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
+    pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
+    retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
 
 
 def is_int(t) -> bool:
-    return isinstance(t, T.IntType)
+    """Integers, and kernel pointers, which compute as unsigned 64-bit integers."""
+    return isinstance(t, (T.IntType, T.PointerType))
+
+
+def storable(t: T.Type) -> T.Type:
+    """What a map or an event holds of a value: pointers as plain u64, ints in 8 bytes."""
+    return T.IntType(8, t.signed) if is_int(t) else t
 
 
 def _unify(a: T.Type, b: T.Type) -> T.Type | None:
     """The type both a and b fit in, or None: strings widen to the larger, ints to 64 bits."""
+    if a == b:
+        return a
     if isinstance(a, T.StringType) and isinstance(b, T.StringType):
         return a if a.size >= b.size else b
     if is_int(a) and is_int(b):
@@ -89,6 +116,19 @@ class TypeChecker:
         self.group: ProbeGroup | None = None
         self.loop_depth = 0
         self.in_str_call = False
+        self._kernel_types: KernelTypes | None = None
+
+    def kernel_types(self, span: Span) -> KernelTypes | None:
+        """The running kernel's BTF, loaded on first need: programs without kernel types never
+        pay for it."""
+        if self._kernel_types is None:
+            from pybpf import btf
+            try:
+                self._kernel_types = KernelTypes(btf.vmlinux())
+            except btf.BtfError as e:
+                self.error(f"kernel types are needed here, but {e}", span)
+                return None
+        return self._kernel_types
 
     # Entry -----------------------------------------------------------------------------------
 
@@ -168,12 +208,15 @@ class TypeChecker:
             if current is not None and not is_int(current):
                 self.error(f"The {s.op}= operator needs integers, not {current}", s.target.span)
             return
+        if isinstance(t, T.RecordType):
+            self.error(f"a {t} cannot be stored: store a pointer to it or its fields", value.span)
+            return
         if isinstance(t, T.IntType):
             t = T.IntType(8, t.signed)
         if isinstance(s.target, ast.Variable):
             self.assign_variable(s.target, t)
         else:
-            self.assign_map(s.target, MapKind.VALUE, t)
+            self.assign_map(s.target, MapKind.VALUE, storable(t))
 
     def assign_variable(self, var: ast.Variable, t: T.Type) -> None:
         key = (id(self.group.probe), var.name)
@@ -197,10 +240,10 @@ class TypeChecker:
             t = self.expr(k)
             if t is None:
                 return None
-            if isinstance(t, T.VoidType):
-                self.error("Invalid map key of type void", k.span)
+            if isinstance(t, (T.VoidType, T.RecordType)):
+                self.error(f"Invalid map key of type {t}", k.span)
                 return None
-            keys.append(T.IntType(8, t.signed) if is_int(t) else t)
+            keys.append(storable(t))
         size = sum(T.slot_size(k) for k in keys)
         if size > MAX_KEY_SIZE:
             self.error(f"The key of {m.name} takes {size} bytes, more than the {MAX_KEY_SIZE} a map key "
@@ -333,16 +376,71 @@ class TypeChecker:
         return INT
 
     def expr_Builtin(self, e: ast.Builtin):
-        if e.name == "args":
-            if self.group.provider != "tracepoint":
-                self.error("The args builtin can only be used with tracepoint probes", e.span)
+        name, provider = e.name, self.group.provider
+        if name == "args":
+            if provider not in ARGS_PROVIDERS:
+                self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
+                           "fentry and fexit probes", e.span)
                 return None
             self.error("args cannot be used as a value: use args.FIELD", e.span)
             return None
-        t = BUILTIN_TYPES.get(e.name)
+        if name == "curtask":
+            kt = self.kernel_types(e.span)
+            try:
+                return kt.curtask_type() if kt else None
+            except KernelTypeError as err:
+                self.error(str(err), e.span)
+                return None
+        if name == "func":
+            if provider not in FUNCTION_PROVIDERS:
+                self.error("The func builtin can only be used with kprobe, kretprobe, fentry and "
+                           "fexit probes", e.span)
+                return None
+            return T.StringType(max(len(p.target.partition("+")[0]) for p in self.group.points)
+                                + 1)
+        if name == "retval":
+            return self.retval(e)
+        if name.startswith("arg") and name[3:].isdigit():
+            if provider != "kprobe":
+                self.error(f"The {name} builtin can only be used with kprobe probes (use "
+                           "args.NAME with fentry)", e.span)
+                return None
+            if int(name[3:]) >= len(KPROBE_ARG_REGISTERS):
+                self.error(f"{name}: only arg0 to arg{len(KPROBE_ARG_REGISTERS) - 1} are "
+                           "passed in registers", e.span)
+                return None
+            return UINT
+        t = BUILTIN_TYPES.get(name)
         if t is None:
-            self.error(f"Unknown identifier: '{e.name}'", e.span)
+            self.error(f"Unknown identifier: '{name}'", e.span)
         return t
+
+    def retval(self, e: ast.Builtin):
+        provider = self.group.provider
+        if provider == "kretprobe":
+            return INT
+        if provider != "fexit":
+            self.error("The retval builtin can only be used with kretprobe and fexit probes",
+                       e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        reads, types = {}, set()
+        for point in self.group.points:
+            type_id = self.group.btf_return.get(point.name, 0)
+            if type_id == 0:
+                self.error(f"{point.name} returns void: it has no retval", e.span)
+                return None
+            t, read = kt.convert(type_id)
+            reads[point.name] = read
+            types.add(t)
+        if len(types) > 1:
+            self.error("retval has different types in the functions this block attaches to",
+                       e.span)
+            return None
+        self.result.retvals[e] = reads
+        return types.pop()
 
     def expr_Variable(self, e: ast.Variable):
         t = self.result.variables.get((id(self.group.probe), e.name))
@@ -367,15 +465,61 @@ class TypeChecker:
 
     def expr_FieldAccess(self, e: ast.FieldAccess):
         if isinstance(e.base, ast.Builtin) and e.base.name == "args":
+            if self.group.provider in BTF_ARG_PROVIDERS:
+                return self.btf_argument(e)
             return self.tracepoint_field(e)
         base = self.expr(e.base)
-        if base is not None:
+        if base is None:
+            return None
+        if not isinstance(base, (T.PointerType, T.RecordType)):
             self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
-        return None
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            found = kt.member(base, e.field)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.kernel_fields[e] = found
+        return found.type
+
+    def btf_argument(self, e: ast.FieldAccess):
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        found: dict[str, ArgField] = self.result.fields.setdefault(e, {})
+        types = set()
+        for point in self.group.points:
+            args = self.group.btf_args.get(point.name, [])
+            index = next((i for i, (n, _) in enumerate(args) if n == e.field), None)
+            if index is None:
+                names = ", ".join(n for n, _ in args) or "none"
+                self.error(f"{point.name} has no argument named '{e.field}' (its arguments: "
+                           f"{names})", e.span)
+                return None
+            try:
+                t, read = kt.convert(args[index][1])
+            except KernelTypeError as err:
+                self.error(f"args.{e.field}: {err}", e.span)
+                return None
+            if read.kind in ("record", "string"):
+                self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
+                           e.span)
+                return None
+            found[point.name] = ArgField(index, read)
+            types.add(t)
+        if len(types) > 1:
+            self.error(f"args.{e.field} has different types in the probes this block attaches to",
+                       e.span)
+            return None
+        return types.pop()
 
     def tracepoint_field(self, e: ast.FieldAccess):
         if self.group.provider != "tracepoint":
-            self.error("The args builtin can only be used with tracepoint probes", e.base.span)
+            self.error("The args builtin can only be used with tracepoint, rawtracepoint, fentry "
+                       "and fexit probes", e.base.span)
             return None
         found: dict[str, TracepointField] = self.result.fields.setdefault(e, {})
         types = set()
@@ -429,10 +573,10 @@ class TypeChecker:
             t = self.expr(el)
             if t is None:
                 return None
-            if isinstance(t, T.VoidType):
-                self.error("Invalid tuple element of type void", el.span)
+            if isinstance(t, (T.VoidType, T.RecordType)):
+                self.error(f"Invalid tuple element of type {t}", el.span)
                 return None
-            parts.append(T.IntType(8, t.signed) if is_int(t) else t)
+            parts.append(storable(t))
         tuple_type = T.TupleType(tuple(parts))
         if tuple_type.size > MAX_TUPLE_SIZE:
             self.error(f"The tuple takes {tuple_type.size} bytes, more than the {MAX_TUPLE_SIZE} a tuple "
@@ -440,10 +584,77 @@ class TypeChecker:
             return None
         return tuple_type
 
+    def kernel_type_name(self, text: str, span: Span) -> T.Type | None:
+        from pybpf.ktypes import INT_TYPE_NAMES
+        if text in INT_TYPE_NAMES:
+            return INT_TYPE_NAMES[text]
+        kt = self.kernel_types(span)
+        if kt is None:
+            return None
+        try:
+            return kt.parse_type_name(text)
+        except KernelTypeError as err:
+            self.error(str(err), span)
+            return None
+
+    def expr_Cast(self, e: ast.Cast):
+        target = self.kernel_type_name(e.type_name, e.span)
+        operand = self.expr(e.operand)
+        if target is None or operand is None:
+            return None
+        if not isinstance(target, (T.IntType, T.PointerType)):
+            self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
+            return None
+        if not is_int(operand):
+            self.error(f"Cannot cast {operand} to {target}", e.span)
+            return None
+        return target
+
+    def expr_SizeOf(self, e: ast.SizeOf):
+        if e.type_name is not None:
+            t = self.kernel_type_name(e.type_name, e.span)
+            size = None if t is None else (t.size if not isinstance(t, T.IntType) else
+                                           _int_size(e.type_name))
+        else:
+            t = self.expr(e.operand)
+            size = None if t is None else t.size
+        if size is None:
+            return None
+        self.result.constants[e] = size
+        return UINT
+
+    def expr_OffsetOf(self, e: ast.OffsetOf):
+        t = self.kernel_type_name(e.type_name, e.span)
+        if t is None:
+            return None
+        if not isinstance(t, T.RecordType):
+            self.error(f"offsetof() needs a struct or union, not {t}", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        offset, base = 0, t
+        for name in e.fields:
+            try:
+                found = kt.member(base, name)
+            except KernelTypeError as err:
+                self.error(str(err), e.span)
+                return None
+            offset += found.offset
+            base = found.type
+        self.result.constants[e] = offset
+        return UINT
+
     def expr_Binary(self, e: ast.Binary):
         left, right = self.expr(e.left), self.expr(e.right)
         if left is None or right is None:
             return None
+        if e.op in ("+", "-") and isinstance(left, T.PointerType) and is_int(right):
+            if isinstance(right, T.PointerType):
+                if e.op == "-":
+                    self.result.pointer_scale[e] = self.pointee_size(left, e.span)
+                    return INT
+            else:
+                self.result.pointer_scale[e] = self.pointee_size(left, e.span)
+                return left
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
             return INT
@@ -458,6 +669,16 @@ class TypeChecker:
         if e.op in ("<<", ">>"):
             return T.IntType(8, left.signed)
         return T.IntType(8, left.signed and right.signed)
+
+    def pointee_size(self, p: T.PointerType, span: Span) -> int:
+        """C scales pointer arithmetic by the pointee's size (void * by 1, as GCC)."""
+        kt = self.kernel_types(span)
+        if kt is None or not p.pointee:
+            return 1
+        try:
+            return kt.btf.sizeof(p.pointee)
+        except Exception:
+            return 1
 
     def expr_Unary(self, e: ast.Unary):
         t = self.expr(e.operand)
@@ -615,6 +836,10 @@ class TypeChecker:
         if e.args:
             self.set(e.args[0], T.StringType(len(e.args[0].value) + 1))
         return VOID
+
+
+def _int_size(name: str) -> int:
+    return int(name.lstrip("uint")) // 8
 
 
 def _is_int_literal(text: str) -> bool:

@@ -67,8 +67,33 @@ class VoidType:
         return "void"
 
 
+@dataclass(frozen=True)
+class PointerType:
+    """A pointer into kernel memory, typed by the kernel's BTF: `pointee` is a vmlinux BTF type
+    id (0 = void). Stored in maps and printed as a u64."""
+    pointee: int
+    name: str                     # its C name, for messages: 'struct task_struct *'
+    size: int = 8
+    signed: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """A struct or union in kernel memory, known by its address (a value of it is never copied:
+    only its members are read)."""
+    btf_id: int
+    name: str                     # 'struct task_struct'
+    size: int
+
+    def __str__(self) -> str:
+        return self.name
+
+
 ValueType = Union[IntType, StringType, ProbeType, TupleType]
-Type = Union[IntType, StringType, ProbeType, TupleType, VoidType]
+Type = Union[IntType, StringType, ProbeType, TupleType, VoidType, PointerType, RecordType]
 
 
 def slot_size(t: Type) -> int:

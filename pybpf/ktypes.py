@@ -1,0 +1,143 @@
+"""The kernel's BTF types as the language's types, for the type checker and the code generator.
+
+    kt = KernelTypes(btf.vmlinux())
+    task = kt.curtask_type()                       # PointerType(<id>, 'struct task_struct *')
+    field = kt.member(task, "comm")                # KernelField(offset=..., type=StringType(16), read=...)
+    kt.parse_type_name("struct task_struct *")     # PointerType(...), for casts
+
+A value read out of kernel memory is described by a `KernelRead`: how many bytes to read and how to
+widen them to the 64-bit integers, strings and pointers the language computes with.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from pybpf import btf as B
+from pybpf import types as T
+
+
+class KernelTypeError(Exception):
+    """A name or access the kernel's types do not have; the message is the user-facing one."""
+
+
+@dataclass(frozen=True)
+class KernelRead:
+    kind: str               # 'int', 'pointer', 'string' (a char array) or 'record' (address only)
+    size: int               # bytes read (a bitfield: the bytes that hold it)
+    signed: bool = False
+    bit_shift: int = 0      # a bitfield: its first bit within what is read
+    bits: int = 0           # a bitfield: its width; 0 for whole values
+
+
+@dataclass(frozen=True)
+class KernelField:
+    offset: int             # bytes from the record's address
+    type: T.Type
+    read: KernelRead
+
+
+INT_TYPE_NAMES = {f"{'u' if u else ''}int{bits}": T.IntType(bits // 8, not u)
+                  for bits in (8, 16, 32, 64) for u in (False, True)}
+
+
+class KernelTypes:
+    def __init__(self, btf: B.Btf):
+        self.btf = btf
+
+    def convert(self, type_id: int) -> tuple[T.Type, KernelRead]:
+        """The language type of a BTF type, and how a value of it is read."""
+        btf = self.btf
+        t = btf.resolve(type_id)
+        if isinstance(t, B.Int):
+            return T.IntType(8, t.signed), KernelRead("int", t.size, t.signed)
+        if isinstance(t, B.Enum):
+            return T.IntType(8, t.signed), KernelRead("int", t.size, t.signed)
+        if isinstance(t, B.Ptr):
+            return self.pointer_to(t.type_id), KernelRead("pointer", 8)
+        if isinstance(t, B.Struct):
+            return T.RecordType(t.id, btf.c_name(t.id), t.size), KernelRead("record", t.size)
+        if isinstance(t, B.Array):
+            elem = btf.resolve(t.type_id)
+            if isinstance(elem, B.Int) and elem.size == 1:
+                return T.StringType(max(t.nelems, 1)), KernelRead("string", t.nelems)
+            raise KernelTypeError(f"arrays of {btf.c_name(t.type_id)} are not supported yet")
+        raise KernelTypeError(f"values of type {btf.c_name(type_id)} are not supported")
+
+    def pointer_to(self, pointee: int) -> T.PointerType:
+        name = self.btf.c_name(pointee) if pointee else "void"
+        return T.PointerType(pointee, name + (" *" if not name.endswith("*") else "*"))
+
+    def record_id(self, t: T.Type) -> int | None:
+        """The struct/union a value gives access to: itself, or what it points at."""
+        if isinstance(t, T.RecordType):
+            return t.btf_id
+        if isinstance(t, T.PointerType) and t.pointee:
+            r = self.btf.resolve(t.pointee)
+            if isinstance(r, B.Struct):
+                return r.id
+        return None
+
+    def member(self, base: T.Type, name: str) -> KernelField:
+        record = self.record_id(base)
+        if record is None:
+            raise KernelTypeError(f"Can not access field '{name}' on type '{base}'")
+        path = self.btf.field_path(record, name)
+        if path is None:
+            record_name = self.btf.c_name(record)
+            hint = difflib.get_close_matches(name, self.btf.member_names(record), n=1)
+            did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise KernelTypeError(f"Struct/union of type '{record_name}' does not contain a field "
+                                  f"named '{name}'{did_you_mean}")
+        m = path.member
+        t, read = self.convert(m.type_id)
+        if not m.bitfield_size:
+            return KernelField(m.bit_offset // 8, t, read)
+        first_byte = m.bit_offset // 8
+        shift = m.bit_offset - first_byte * 8
+        size = (shift + m.bitfield_size + 7) // 8
+        size = next(s for s in (1, 2, 4, 8) if s >= size)
+        return KernelField(first_byte, t, KernelRead("int", size, read.signed, shift,
+                                                     m.bitfield_size))
+
+    def curtask_type(self) -> T.PointerType:
+        task = self.btf.find_id("task_struct", "struct")
+        if task is None:
+            raise KernelTypeError("this kernel's BTF has no struct task_struct")
+        return self.pointer_to(task)
+
+    def parse_type_name(self, text: str) -> T.Type:
+        """'struct task_struct *', 'union bpf_attr *', 'uint32', 'int *' -> a language type."""
+        base = text.rstrip("* \t").strip()
+        depth = text.count("*")
+        if base in INT_TYPE_NAMES and not depth:
+            return INT_TYPE_NAMES[base]
+        m = re.fullmatch(r"(struct|union|enum)\s+(\w+)", base)
+        if m:
+            kind, name = m.groups()
+            type_id = self.btf.find_id(name, kind)
+            if type_id is None:
+                close = [n for n, _ in self.btf.names(name[:3])][:200]
+                hint = difflib.get_close_matches(name, close, n=1)
+                did_you_mean = f"; did you mean '{kind} {hint[0]}'?" if hint else ""
+                raise KernelTypeError(f"Unknown {kind}: {kind} {name}{did_you_mean}")
+        else:
+            type_id = self.btf.find_id(base)
+            if type_id is None:
+                raise KernelTypeError(f"Unknown type: {base}")
+        if not depth:
+            t, _ = self.convert(type_id)
+            return t
+        pointer = self.pointer_to(type_id)
+        for _ in range(depth - 1):
+            pointer = T.PointerType(0, pointer.name + "*")    # deeper levels: void-like
+        return pointer
+
+    def sizeof(self, t: T.Type) -> int:
+        if isinstance(t, T.RecordType):
+            return t.size
+        if isinstance(t, T.PointerType):
+            return 8
+        return t.size
