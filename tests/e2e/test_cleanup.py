@@ -5,7 +5,7 @@ Each test reads, while pybpf runs, the kernel objects behind its fds (/proc/PID/
 map_id, link_id), ends it one way, then checks that every one of those ids is gone from the kernel
 (polled up to 2 s: the kernel frees programs and maps after an RCU grace period) and that no tracefs
 probe of ours is left. Ids are ours alone, so other people's BPF programs running meanwhile do not
-matter. The in-process counterpart (an exception inside the runtime) is tests/runtime/test_faults.py.
+matter. The in-process counterpart (an exception inside the runtime) is tests/runtime/test_session_faults.py.
 """
 
 import os
