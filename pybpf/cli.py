@@ -108,15 +108,19 @@ def _read_program(opts) -> tuple[str, str, list[str]]:
         raise SystemExit(error(f"cannot read {path}: {e.strerror}")) from None
 
 
-def _list(pattern: str) -> int:
+def _list(pattern: str, verbose: bool) -> int:
+    """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types."""
+    from pybpf.btf import BtfError
+    from pybpf.listing import ListingError, describe_probe
     from pybpf.probes import list_probes
     from pybpf.tracefs import TracefsError
 
     try:
-        names = list_probes(pattern or None)
-    except TracefsError as e:
+        for name in list_probes(pattern or None):
+            lines = [name] + (describe_probe(name) if verbose else [])
+            sys.stdout.write("".join(line + "\n" for line in lines))
+    except (TracefsError, BtfError, ListingError) as e:
         return error(str(e))
-    sys.stdout.write("".join(n + "\n" for n in names))
     return 0
 
 
@@ -186,9 +190,13 @@ def _run(compiled, fmt: str, stream) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # bpftrace's -lv is -l with -v, not -l with the pattern "v".
+    argv = [a for arg in argv for a in (("-v", "-l") if arg in ("-lv", "-vl") else (arg,))]
     opts = _parser().parse_args(argv)
     if opts.list is not None:
-        return _list(opts.list)
+        pattern = opts.list or (opts.args[0] if opts.args else "")
+        return _list(pattern, opts.verbose)
     if opts.clear_cache:
         from pybpf.cache import cache_dir, clear
         print(f"removed {clear()} compiled objects from {cache_dir()}")

@@ -190,12 +190,8 @@ def list_probes(pattern: str | None = None) -> list[str]:
     head, sep, rest = (pattern or "").partition(":")
     provider = PROVIDER_ALIASES.get(head) if sep else None
     if provider in BTF_PROVIDERS or provider in FUNCTION_PROVIDERS:
-        from pybpf import btf as B
-        kind = "rawtracepoint" if provider == "rawtracepoint" else "fentry"
-        try:
-            return [f"{provider}:{n}" for n in B.vmlinux().list_names(kind, rest or "*")]
-        except B.BtfError:
-            return []
+        from pybpf.listing import list_btf_probes
+        return list_btf_probes(provider, rest or "*")
     names = [f"tracepoint:{c}:{n}" for c, n in tracefs.list_tracepoints()]
     if not pattern:
         return names
