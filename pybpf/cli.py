@@ -157,7 +157,15 @@ def _dry_run(compiled) -> int:
     from pybpf.runtime.loader import load
     from pybpf.runtime.objspec import parse_object
 
-    load(parse_object(compiled.elf), compiled).close()
+    from pybpf.runtime.errors import NotSupportedError
+
+    try:
+        load(parse_object(compiled.elf), compiled).close()
+    except NotSupportedError as e:
+        # The program compiled; this kernel cannot take it (e.g. fentry under lockdown). A dry
+        # run answers "is my program right?", so say what stopped the check, without failing.
+        print(f"{_plural(len(compiled.programs), 'program')} compiled; not loaded: {e}")
+        return 0
     print(f"{_plural(len(compiled.programs), 'program')} passed the verifier; "
           f"{_plural(compiled.attach_count, 'attach point')} (none attached)")
     return 0
