@@ -1,8 +1,10 @@
 """The `pybpf` command end to end: real probes, real events, stopped by SIGINT/SIGTERM/exit().
 
 Events come from helper processes that name themselves (prctl PR_SET_NAME) so that a predicate on
-comm counts exactly their events. Every run waits for "Attaching" before firing events and has a
-timeout; conftest checks that nothing stays running or loaded afterwards."""
+comm counts exactly their events. "Attaching N probes..." is printed before attaching (as bpftrace
+does), so programs add `BEGIN { printf("ready\\n"); }`, which runs once everything is attached, and
+the test waits for it before firing events. Every wait has a timeout; conftest checks that nothing
+stays running or loaded afterwards."""
 
 import json
 import os
@@ -17,6 +19,7 @@ import pytest
 from e2e_helpers import PYBPF, Running, run_pybpf
 
 COMM = "pybpfopen"
+READY = 'BEGIN { printf("ready\\n"); } '     # printed once every probe is attached
 OPENER = r"""
 import ctypes, sys
 ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)     # PR_SET_NAME
@@ -55,8 +58,9 @@ def map_line(out, key):
     "tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }",
 ])
 def test_mission_command_counts_opens(program, target):
-    run = Running(["-e", program])
+    run = Running(["-e", program])          # verbatim: no BEGIN to wait for
     run.wait_for("Attaching")
+    time.sleep(0.5)                         # "Attaching" comes just before the attach itself
     open_files(target, 25)
     out, err, code = run.stop(signal.SIGINT)
     assert code == 0, err
@@ -66,9 +70,9 @@ def test_mission_command_counts_opens(program, target):
 
 @pytest.mark.kernel
 def test_count_is_exact_for_a_named_process(target):
-    run = Running(["-e", f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ '
-                         "{ @[probe] = count(); }"])
-    run.wait_for("Attaching")
+    run = Running(["-e", READY + f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ '
+                                 "{ @[probe] = count(); }"])
+    run.wait_for("ready")
     open_files(target, 17)
     out, err, code = run.stop(signal.SIGINT)
     assert code == 0, err
@@ -82,9 +86,9 @@ def test_pid_parameter_predicate(target):
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline();" + OPENER,
                               "whatever", "9", target], stdin=subprocess.PIPE, text=True)
     try:
-        run = Running(["-e", "tracepoint:syscalls:sys_enter_openat /pid == $1/ "
-                             "{ @opens = count(); }", str(child.pid)])
-        run.wait_for("Attaching")
+        run = Running(["-e", READY + "tracepoint:syscalls:sys_enter_openat /pid == $1/ "
+                                     "{ @opens = count(); }", str(child.pid)])
+        run.wait_for("ready")
         child.communicate("go\n", timeout=30)
         out, err, code = run.stop(signal.SIGINT)
     finally:
@@ -99,9 +103,9 @@ def test_pid_parameter_predicate(target):
 
 @pytest.mark.kernel
 def test_printf_comm_and_path(target):
-    run = Running(["-e", 'tracepoint:syscalls:sys_enter_openat /comm == "' + COMM + '"/ '
-                         '{ printf("%s %s\\n", comm, str(args->filename)); }'])
-    run.wait_for("Attaching")
+    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_openat /comm == "' + COMM + '"/ '
+                                 '{ printf("%s %s\\n", comm, str(args->filename)); }'])
+    run.wait_for("ready")
     open_files(target, 2)
     run.wait_for(target)
     out, err, code = run.stop(signal.SIGINT)
@@ -195,11 +199,11 @@ def test_functions():
 
 @pytest.mark.kernel
 def test_aggregations_from_real_events(target):
-    run = Running(["-e", f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ {{ '
-                         "@count[comm] = count(); @sum = sum(3); @avg = avg(10); @min = min(4); "
+    run = Running(["-e", READY + f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ {{ '
+                                 "@count[comm] = count(); @sum = sum(3); @avg = avg(10); @min = min(4); "
                          "@max = max(9); @stats = stats(6); @hist = hist(5); "
-                         "@lhist = lhist(25, 0, 100, 10); }"])
-    run.wait_for("Attaching")
+                                 "@lhist = lhist(25, 0, 100, 10); }"])
+    run.wait_for("ready")
     open_files(target, 4)
     out, err, code = run.stop(signal.SIGINT)
     assert code == 0, err
@@ -246,14 +250,14 @@ def test_unknown_tracepoint_and_bad_file():
 
 @pytest.mark.kernel
 def test_json_lines(target):
-    run = Running(["-f", "json", "-e", f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ '
-                                       '{ @[probe] = count(); @h = hist(3); printf("hi %d\\n", 1); }'])
-    run.wait_for("attached_probes")
+    run = Running(["-f", "json", "-e", READY + f'tracepoint:syscalls:sys_enter_openat '
+                   f'/comm == "{COMM}"/ {{ @[probe] = count(); @h = hist(3); printf("hi %d\\n", 1); }}'])
+    run.wait_for("ready")
     open_files(target, 3)
     out, err, code = run.stop(signal.SIGINT)
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert records[0] == {"type": "attached_probes", "data": {"probes": 1}}
+    assert records[0] == {"type": "attached_probes", "data": {"probes": 2}}
     assert records.count({"type": "printf", "data": "hi 1\n"}) == 3
     assert {"type": "map", "data": {"@": {"tracepoint:syscalls:sys_enter_openat": 3}}} in records
     assert {"type": "hist", "data": {"@h": [{"min": 2, "max": 3, "count": 3}]}} in records
