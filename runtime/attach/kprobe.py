@@ -32,6 +32,11 @@ def parse_target(target: str) -> tuple[str, int]:
         raise ValueError(f"bad kprobe offset in {target!r}: {offset!r}") from None
 
 
+def kprobes_available() -> bool:
+    """Whether this kernel has the kprobe PMU (CONFIG_KPROBES): for the compiler's kprobe/fentry choice."""
+    return pmu_type(KPROBE_PMU) is not None
+
+
 def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
     func, offset = parse_target(point.target)
     perf_type = pmu_type(KPROBE_PMU)

@@ -11,7 +11,8 @@ from bpfobj import MapDecl, build_object, program, standard_maps
 from pybpf import btf
 from pybpf.program import AttachPoint, CompiledProgram, ProgramSpec
 from pybpf.runtime.attach import attach
-from pybpf.runtime.attach.kprobe import parse_target
+from pybpf.runtime.attach.fentry import fentry_available
+from pybpf.runtime.attach.kprobe import kprobes_available, parse_target
 from pybpf.runtime.attach.perf_event import pmu_type
 from pybpf.runtime.errors import NotSupportedError
 from pybpf.runtime.loader import ProbeUnavailableError, load, lockdown_mode
@@ -150,3 +151,16 @@ def test_lockdown_mode(tmp_path):
     path.write_text("none [integrity] confidentiality\n")
     assert lockdown_mode(str(path)) == "integrity"
     assert lockdown_mode(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.kernel
+def test_availability_probes_agree_with_attaching():
+    vfs_read = btf.vmlinux().find_id("vfs_read", "func")
+    try:
+        load_spec(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (AttachPoint("fentry", "vfs_read"),),
+                              BpfAttachType.TRACE_FENTRY, vfs_read), program())[0].close()
+        loads = True
+    except ProbeUnavailableError:
+        loads = False
+    assert fentry_available(vfs_read) == loads
+    assert kprobes_available() == os.path.exists("/sys/bus/event_source/devices/kprobe/type")
