@@ -18,7 +18,7 @@ import pytest
 
 from e2e_helpers import PYBPF, Running, run_pybpf
 
-COMM = "pybpfopen"
+COMM = f"pybpfo{os.getpid()}"       # unique: others may run these tests at the same time
 READY = 'BEGIN { printf("ready\\n"); } '     # printed once every probe is attached
 OPENER = r"""
 import ctypes, sys
