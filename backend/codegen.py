@@ -684,10 +684,7 @@ class FunctionBuilder:
         if op == "*":
             return b.mul(a, c)
         if op in ("/", "%"):
-            # Division by zero yields 0, as the BPF instruction does; unsigned as bpftrace.
-            safe = b.select(b.icmp_unsigned("==", c, c64(0)), c64(1), c)
-            q = b.udiv(a, safe) if op == "/" else b.urem(a, safe)
-            return b.select(b.icmp_unsigned("==", c, c64(0)), c64(0), q)
+            return self.divide(op, a, c, signed)
         if op == "&":
             return b.and_(a, c)
         if op == "|":
@@ -713,6 +710,28 @@ class FunctionBuilder:
 
     expr_OffsetOf = expr_SizeOf
 
+    def divide(self, op: str, a: ir.Value, c: ir.Value, signed: bool) -> ir.Value:
+        """C division: by zero yields 0, as the BPF instruction does. Signed division is done on
+        magnitudes (BPF has sdiv only from cpu v4, and LLVM aborts on it before), truncating
+        toward zero; a remainder takes the dividend's sign."""
+        b = self.b
+        is_zero = b.icmp_unsigned("==", c, c64(0))
+        safe = b.select(is_zero, c64(1), c)
+        if not signed:
+            q = b.udiv(a, safe) if op == "/" else b.urem(a, safe)
+            return b.select(is_zero, c64(0), q)
+        a_negative = b.icmp_signed("<", a, c64(0))
+        c_negative = b.icmp_signed("<", safe, c64(0))
+        magnitude_a = b.select(a_negative, b.sub(c64(0), a), a)
+        magnitude_c = b.select(c_negative, b.sub(c64(0), safe), safe)
+        if op == "/":
+            q = b.udiv(magnitude_a, magnitude_c)
+            result = b.select(b.xor(a_negative, c_negative), b.sub(c64(0), q), q)
+        else:
+            r = b.urem(magnitude_a, magnitude_c)
+            result = b.select(a_negative, b.sub(c64(0), r), r)
+        return b.select(is_zero, c64(0), result)
+
     def expr_Binary(self, e):
         op = e.op
         if op in ("&&", "||"):
@@ -733,7 +752,7 @@ class FunctionBuilder:
             else:
                 cmp = self.b.icmp_unsigned(op, left, right)
             return self.b.zext(cmp, I64)
-        return self.arith(op, left, right, lt.signed)
+        return self.arith(op, left, right, self.type_of(e).signed)
 
     def short_circuit(self, e) -> ir.Value:
         result = self.alloca(8, "logic")

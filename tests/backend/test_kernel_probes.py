@@ -1,0 +1,76 @@
+"""Code for the probes typed by the kernel's BTF, checked in the ELF and the program metadata
+without loading (fentry cannot load on every kernel; kprobes cannot attach on every kernel)."""
+
+import struct
+
+import pytest
+
+from pybpf import btf
+from pybpf.compiler import compile_source
+from pybpf.runtime.objspec import parse_object
+from pybpf.uapi.bpf import BpfAttachType, BpfProgType
+
+pytestmark = pytest.mark.skipif(not __import__("os").path.exists(btf.VMLINUX),
+                                reason="needs the kernel's BTF")
+
+
+def context_loads(insns: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of every load through r1 before r1 is overwritten: the context reads."""
+    sizes = {0x79: 8, 0x61: 4, 0x69: 2, 0x71: 1}
+    loads = []
+    for off in range(0, len(insns), 8):
+        opcode, regs, offset, _ = struct.unpack_from("<BBhi", insns, off)
+        dst, src = regs & 0xF, regs >> 4
+        if opcode in sizes and src == 1:
+            loads.append((offset, sizes[opcode]))
+        if dst == 1 and opcode not in (0x7B, 0x63, 0x6B, 0x73):     # r1 reassigned
+            break
+    return loads
+
+
+def only_program(source):
+    compiled = compile_source(source)
+    (program,) = compiled.programs
+    section = parse_object(compiled.elf).programs[program.section]
+    return program, section
+
+
+def test_fentry_program_names_its_function():
+    program, section = only_program("fentry:vfs_read { @ = sum(args.count); }")
+    assert program.prog_type == BpfProgType.TRACING
+    assert program.expected_attach_type == BpfAttachType.TRACE_FENTRY
+    assert program.attach_btf_id == btf.vmlinux().func("vfs_read").id
+    # vfs_read(file, buf, count, pos): count is the third u64 of the context
+    assert (16, 8) in context_loads(section.insns)
+
+
+def test_fexit_retval_follows_the_arguments():
+    program, section = only_program("fexit:vfs_read { @ = hist(retval); }")
+    assert program.expected_attach_type == BpfAttachType.TRACE_FEXIT
+    assert (32, 8) in context_loads(section.insns)      # after the 4 arguments
+
+
+def test_kprobe_reads_arguments_from_pt_regs():
+    program, section = only_program("kprobe:vfs_read { @ = sum(arg2); }")
+    assert program.prog_type == BpfProgType.KPROBE and program.attach_btf_id == 0
+    assert (96, 8) in context_loads(section.insns)      # arg2 is rdx, pt_regs offset 96
+
+
+def test_kretprobe_retval_is_rax():
+    _, section = only_program("kretprobe:vfs_read { @ = hist(retval); }")
+    assert (80, 8) in context_loads(section.insns)
+
+
+def test_rawtracepoint_args_from_the_btf_trace_typedef():
+    program, section = only_program(
+        "rawtracepoint:sched_switch { @[args.next->comm] = count(); }")
+    assert program.prog_type == BpfProgType.RAW_TRACEPOINT
+    # sched_switch(preempt, prev, next, prev_state): next is the third u64
+    assert (16, 8) in context_loads(section.insns)
+
+
+def test_one_fentry_program_per_function():
+    compiled = compile_source("fentry:vfs_read,fentry:vfs_write { @[func] = count(); }")
+    ids = {p.attach_btf_id for p in compiled.programs}
+    kernel = btf.vmlinux()
+    assert ids == {kernel.func("vfs_read").id, kernel.func("vfs_write").id}

@@ -1,0 +1,103 @@
+"""Kernel types end to end (issue 3): BTF-typed raw tracepoints, curtask walks, -lv listings, and
+the probes this kernel refuses (kprobe: compiled out; fentry: EPERM) failing in one clear line."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from e2e_helpers import Running, run_pybpf
+
+SWITCHER = r"""
+import ctypes, sys, time
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)     # PR_SET_NAME
+for _ in range(int(sys.argv[2])):
+    time.sleep(0.001)                                           # each wake-up is a sched_switch in
+"""
+OPENER = r"""
+import ctypes, sys
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
+open(sys.argv[2]).close()
+"""
+READY = 'BEGIN { printf("ready\\n"); } '
+
+
+@pytest.mark.kernel
+def test_rawtracepoint_counts_switches_by_next_comm():
+    run = Running(["-e", READY + 'rawtracepoint:sched_switch /args.next->comm == "pybpfswitch"/ '
+                   "{ @[args.next->comm] = count(); }"])
+    run.wait_for("ready")
+    subprocess.run([sys.executable, "-c", SWITCHER, "pybpfswitch", "50"], timeout=30, check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    count = int(re.search(r"^@\[pybpfswitch\]: (\d+)$", out, re.M)[1])
+    assert count >= 50          # every sleep ends in a switch to it (the first run too)
+
+
+@pytest.mark.kernel
+def test_curtask_parent_pid_and_btf_args(tmp_path):
+    path = str(tmp_path / "f")
+    open(path, "w").close()
+    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_openat /comm == "pybpfparent"/ '
+                   '{ printf("%s %d %s\\n", curtask->comm, curtask->parent->pid, '
+                   "str(args.filename)); }"])
+    run.wait_for("ready")
+    subprocess.run([sys.executable, "-c", OPENER, "pybpfparent", path], timeout=30, check=True)
+    line = run.wait_for(path)
+    run.stop()
+    # the opener's parent is this test process
+    assert line.split() == ["pybpfparent", str(os.getpid()), path]
+
+
+def test_list_verbose_tracepoint_fields():
+    r = run_pybpf(["-lv", "tracepoint:syscalls:sys_enter_openat"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["tracepoint:syscalls:sys_enter_openat",
+                                     "    int __syscall_nr", "    int dfd",
+                                     "    const char * filename", "    int flags",
+                                     "    umode_t mode"]
+
+
+def test_list_verbose_fentry_from_btf():
+    r = run_pybpf(["-lv", "fentry:vfs_read"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["fentry:vfs_read", "    struct file * file",
+                                     "    char * buf", "    size_t count", "    loff_t * pos"]
+
+
+def test_list_rawtracepoints_by_pattern():
+    r = run_pybpf(["-l", "rawtracepoint:sched_*"])
+    names = r.stdout.splitlines()
+    assert "rawtracepoint:sched_switch" in names
+    assert all(n.startswith("rawtracepoint:sched_") for n in names)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("probe", ["kprobe:vfs_read", "fentry:vfs_read"])
+def test_dry_run_compiles_refused_probes(probe):
+    r = run_pybpf(["--dry-run", "-e", probe + " { @[comm] = count(); }"])
+    assert r.returncode == 0, r.stderr
+    assert "1 program" in r.stdout
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(os.path.isdir("/sys/bus/event_source/devices/kprobe"),
+                    reason="this kernel has kprobes")
+def test_kprobe_fails_in_one_line():
+    r = run_pybpf(["-e", "kprobe:vfs_read { @[comm] = count(); }"])
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line]
+    assert errors == ["ERROR: kprobes are not available in this kernel (CONFIG_KPROBES is not "
+                      "set): kprobe:vfs_read cannot attach"]
+
+
+@pytest.mark.kernel
+def test_fentry_fails_in_one_line_where_refused():
+    r = run_pybpf(["-e", "fentry:vfs_read { @[comm] = count(); }"])
+    if r.returncode == 0:
+        pytest.skip("this kernel loads fentry programs")
+    errors = [line for line in r.stderr.splitlines() if line]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: fentry:vfs_read: ")
+    assert "Traceback" not in r.stderr
