@@ -1,6 +1,6 @@
 """Lower pass: the checked, laid-out program -> LLVM IR for the BPF target (pure: no syscalls).
 
-    ir_text = generate_ir(checked, plan)     # one function per ProgramPlan, maps in section "maps"
+    lowered = generate_ir(checked, plan, diags, ringbuf_size)   # .ir_text: a function per program
 
 Conventions the runtime relies on (pybpf.program): every integer is an i64 in a slot of 8 bytes;
 strings and tuples live in stack buffers whose size is rounded up to 8 and fully initialised, so
@@ -18,7 +18,10 @@ import llvmlite
 llvmlite.ir_layer_typed_pointers_enabled = False
 from llvmlite import ir  # noqa: E402  (the switch above must precede the import)
 
+from dataclasses import dataclass  # noqa: E402
+
 from pybpf import ast  # noqa: E402
+from pybpf.backend.debuginfo import DebugInfo  # noqa: E402
 from pybpf import types as T  # noqa: E402
 from pybpf.diagnostics import Diagnostics  # noqa: E402
 from pybpf.program import (EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, EventKind, MapKind,  # noqa: E402
@@ -67,11 +70,13 @@ class StackOverflow(Exception):
 class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
-    def __init__(self, checked: CheckedProgram, plan: ResourcePlan, ringbuf_size: int):
+    def __init__(self, checked: CheckedProgram, plan: ResourcePlan, ringbuf_size: int,
+                 filename: str):
         self.checked, self.plan = checked, plan
         self.module = ir.Module(name="pybpf")
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
+        self.debug = DebugInfo(self.module, filename)
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
@@ -110,6 +115,10 @@ class FunctionBuilder:
         self.allocas = ir.IRBuilder(entry)
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
+        probe_span = program.group.probe.span
+        self.scope = mod.debug.subprogram(program.function, probe_span)
+        self.fn.set_metadata("dbg", self.scope)
+        self.allocas.debug_metadata = self.b.debug_metadata = self.location(probe_span)
         self.stack_used = 0
         self.statement_span = program.group.probe.span
         self.temporaries: list[tuple[int, ir.Value]] = []
@@ -195,6 +204,7 @@ class FunctionBuilder:
     def build(self) -> None:
         probe = self.program.group.probe
         if probe.predicate is not None:
+            self.b.debug_metadata = self.location(probe.predicate.span)
             cond = self.to_bool(self.expr(probe.predicate))
             run, skip = self.branch_if(cond, "run", "skip")
             self.b.position_at_end(skip)
@@ -215,8 +225,12 @@ class FunctionBuilder:
                 self.b.position_at_end(self.new_block("dead"))
             self.statement(s)
 
+    def location(self, span):
+        return self.mod.debug.location(self.scope, span)
+
     def statement(self, s) -> None:
         self.statement_span = s.span
+        self.b.debug_metadata = self.location(s.span)
         mark = len(self.temporaries)
         self.lower_statement(s)
         self.release_temporaries(mark)
@@ -912,9 +926,15 @@ class HelperCallee:
         return self.pointer.get_reference()
 
 
+@dataclass
+class LoweredModule:
+    ir_text: str
+    statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)
+
+
 def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
-                ringbuf_size: int) -> str | None:
-    mod = ModuleBuilder(checked, plan, ringbuf_size)
+                ringbuf_size: int) -> LoweredModule | None:
+    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:
@@ -925,4 +945,4 @@ def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
                         e.span)
     if diags.has_errors:
         return None
-    return str(mod.module)
+    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))

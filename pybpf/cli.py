@@ -241,6 +241,23 @@ def main(argv: list[str] | None = None) -> int:
                      f"{type(e).__name__}: {e}")
 
 
+def _render_verifier_error(e, compiled, source: str, filename: str, verbose: bool) -> str:
+    """The rejection on the statement whose code failed (from the object's line info), then the
+    verifier's last lines; the whole log with -v."""
+    from pybpf.diagnostics import Diagnostics, Span
+
+    details = str(e).split("\n", 1)[1] if "\n" in str(e) else ""
+    tail = f"{e.log}" if verbose else "(run with -v for the whole verifier log)"
+    if e.source is None:
+        return f"ERROR: {e}\n{tail}"
+    line, column = e.source
+    span = next((Span(*s) for s in compiled.statement_spans if s[:2] == (line, column)),
+                Span(line, column, line, column + 1))
+    diags = Diagnostics(source, filename)
+    diags.error(f"the kernel's verifier rejected the program for {e.program}", span)
+    return f"{diags.render()}\n{details}\n{tail}"
+
+
 def _describe(e: Exception, verbose: bool) -> str:
     from pybpf.runtime.errors import VerifierError
 
@@ -266,12 +283,18 @@ def _main(opts) -> int:
         print(f"compiled in {(time.perf_counter() - start) * 1000:.1f} ms ({stages}); "
               f"{_plural(len(compiled.programs), 'program')}, {len(compiled.elf)} bytes of ELF",
               file=sys.stderr)
-    if opts.dry_run:
-        return _dry_run(compiled)
-    if opts.output:
-        with open(opts.output, "w") as stream:
-            return _run(compiled, opts.format, stream)
-    return _run(compiled, opts.format, sys.stdout)
+    from pybpf.runtime.errors import VerifierError
+
+    try:
+        if opts.dry_run:
+            return _dry_run(compiled)
+        if opts.output:
+            with open(opts.output, "w") as stream:
+                return _run(compiled, opts.format, stream)
+        return _run(compiled, opts.format, sys.stdout)
+    except VerifierError as e:
+        print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -55,18 +55,22 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
     return diags, checked, plan
 
 
+def _lower(source: str, filename: str, options: CompileOptions, times: StageTimes):
+    from pybpf.backend.codegen import generate_ir
+
+    diags, checked, plan = _front_end(source, filename, options, times)
+    lowered = times.run("lower", generate_ir, checked, plan, diags, options.ringbuf_size)
+    if lowered is None:
+        raise CompileError(diags)
+    return lowered, checked, plan
+
+
 def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                   times: StageTimes | None = None):
     """-> (ir_text, checked, plan)."""
-    from pybpf.backend.codegen import generate_ir
-
-    options = options or CompileOptions()
-    times = times or StageTimes()
-    diags, checked, plan = _front_end(source, filename, options, times)
-    ir_text = times.run("lower", generate_ir, checked, plan, diags, options.ringbuf_size)
-    if ir_text is None:
-        raise CompileError(diags)
-    return ir_text, checked, plan
+    lowered, checked, plan = _lower(source, filename, options or CompileOptions(),
+                                    times or StageTimes())
+    return lowered.ir_text, checked, plan
 
 
 def compile_source(source: str, filename: str = "stdin", options: CompileOptions | None = None,
@@ -75,8 +79,8 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
 
     options = options or CompileOptions()
     times = times or StageTimes()
-    ir_text, checked, plan = compile_to_ir(source, filename, options, times)
-    elf = times.run("llvm", emit_object, ir_text)
+    lowered, checked, plan = _lower(source, filename, options, times)
+    elf = times.run("llvm", emit_object, lowered.ir_text)
     return CompiledProgram(
         elf=elf,
         programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
@@ -86,4 +90,5 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         time_formats=tuple(plan.time_formats),
         probe_names=dict(plan.probe_names),
         ringbuf_size=options.ringbuf_size,
+        statement_spans=lowered.statement_spans,
     )

@@ -200,6 +200,9 @@ class CompiledProgram:
     time_formats: tuple[str, ...] = ()
     probe_names: dict[int, str] = field(default_factory=dict)
     ringbuf_size: int = DEFAULT_RINGBUF_SIZE
+    # (line, column, end line, end column) of the statements whose code the ELF's line info
+    # locates: a verifier rejection is shown on its statement.
+    statement_spans: tuple[tuple[int, int, int, int], ...] = ()
 
     @property
     def attach_count(self) -> int:
@@ -217,6 +220,7 @@ class CompiledProgram:
             "time_formats": list(self.time_formats),
             "probe_names": {str(k): v for k, v in self.probe_names.items()},
             "ringbuf_size": self.ringbuf_size,
+            "statement_spans": [list(span) for span in self.statement_spans],
         })
 
     @classmethod
@@ -232,4 +236,5 @@ class CompiledProgram:
             time_formats=tuple(j["time_formats"]),
             probe_names={int(k): v for k, v in j["probe_names"].items()},
             ringbuf_size=j["ringbuf_size"],
+            statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
         )

@@ -35,7 +35,18 @@ class VerifierError(BpfError):
     def __init__(self, cmd: str, errno: int, log: str, program: str = ""):
         self.log = log
         self.program = program          # the probe(s) it was for, e.g. 'tracepoint:syscalls:sys_enter_openat'
+        self.source: tuple[int, int] | None = None   # (line, column) of the failing statement
         super().__init__(cmd, errno, self.summary)
+
+    @property
+    def failed_insn(self) -> int | None:
+        """The index of the last instruction the verifier reached: where it gave up."""
+        found = None
+        for line in self.log.splitlines():
+            head, sep, _ = line.partition(": (")
+            if sep and head.isdigit():
+                found = int(head)
+        return found
 
     def __str__(self) -> str:
         text = f"the kernel's verifier rejected the program for {self.program or 'a probe'}:\n{self.summary}"

@@ -141,10 +141,15 @@ def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
             section = obj.programs.get(spec.section)
             if section is None:
                 raise ObjectFormatError(f"program section {spec.section!r} is not in the object")
-            loaded.prog_fds[spec.section] = load_program(
-                spec.section.rsplit("/", 1)[-1], spec.prog_type,
-                patch_map_fds(section, loaded.map_fds), obj.license, _probe_label(spec.attach_points),
-                spec.expected_attach_type, spec.attach_btf_id)
+            try:
+                loaded.prog_fds[spec.section] = load_program(
+                    spec.section.rsplit("/", 1)[-1], spec.prog_type,
+                    patch_map_fds(section, loaded.map_fds), obj.license,
+                    _probe_label(spec.attach_points), spec.expected_attach_type, spec.attach_btf_id)
+            except VerifierError as e:
+                if e.failed_insn is not None:
+                    e.source = section.source_of(e.failed_insn)
+                raise
     except BaseException:
         loaded.close()
         raise

@@ -44,6 +44,17 @@ class ProgramSection:
     name: str
     insns: bytes
     relocations: dict[int, str]  # byte offset of a ld_imm64 in insns -> map symbol
+    # (instruction index, source line, column), ascending, from the .BTF.ext line info
+    lines: tuple[tuple[int, int, int], ...] = ()
+
+    def source_of(self, insn: int) -> tuple[int, int] | None:
+        """(line, column) of the statement that instruction `insn` belongs to."""
+        found = None
+        for index, line, column in self.lines:
+            if index > insn:
+                break
+            found = (line, column)
+        return found
 
 
 @dataclass(frozen=True)
@@ -59,12 +70,50 @@ def parse_object(elf_bytes: bytes) -> ObjectSpec:
     if symtab is None:
         raise ObjectFormatError("object has no symbol table")
     maps = _map_defs(elf, symtab)
+    lines = _line_info(elf)
     programs = {}
     for index, section in enumerate(elf.iter_sections()):
         if section["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and section["sh_size"] > 0:
             programs[section.name] = ProgramSection(
-                section.name, section.data(), _relocations(elf, index, section.name, symtab, maps))
+                section.name, section.data(), _relocations(elf, index, section.name, symtab, maps),
+                lines.get(section.name, ()))
     return ObjectSpec(maps, programs, _license(elf))
+
+
+_BTF_HEADER = struct.Struct("<HBBIIIII")       # magic, version, flags, hdr_len, type/str off+len
+_BTF_EXT_HEADER = struct.Struct("<HBBIIIII")   # magic, version, flags, hdr_len, func/line off+len
+_U32 = struct.Struct("<I")
+_LINE_INFO = struct.Struct("<IIII")            # insn_off (bytes), file_name_off, line_off, line_col
+
+
+def _line_info(elf: ELFFile) -> dict[str, tuple[tuple[int, int, int], ...]]:
+    """.BTF.ext line info (Documentation/bpf/btf.rst): per section, the source line and column
+    (line_col = line << 10 | column) of instructions. Absent (no debug info): empty."""
+    btf, ext = elf.get_section_by_name(".BTF"), elf.get_section_by_name(".BTF.ext")
+    if btf is None or ext is None:
+        return {}
+    btf_data, ext_data = btf.data(), ext.data()
+    _, _, _, hdr_len, _, _, str_off, str_len = _BTF_HEADER.unpack_from(btf_data)
+    strings = btf_data[hdr_len + str_off:hdr_len + str_off + str_len]
+    _, _, _, ext_hdr_len, _, _, line_off, line_len = _BTF_EXT_HEADER.unpack_from(ext_data)
+    at = ext_hdr_len + line_off
+    end = at + line_len
+    if line_len < 4:
+        return {}
+    record_size = _U32.unpack_from(ext_data, at)[0]
+    at += 4
+    out = {}
+    while at + 8 <= end:
+        name_off, count = struct.unpack_from("<II", ext_data, at)
+        at += 8
+        name = strings[name_off:strings.index(b"\0", name_off)].decode()
+        records = []
+        for i in range(count):
+            insn_off, _, _, line_col = _LINE_INFO.unpack_from(ext_data, at + i * record_size)
+            records.append((insn_off // BPF_INSN_SIZE, line_col >> 10, line_col & 0x3FF))
+        out[name] = tuple(sorted(records))
+        at += count * record_size
+    return out
 
 
 def _map_defs(elf: ELFFile, symtab) -> dict[str, MapDef]:

@@ -92,10 +92,12 @@ def test_a_verifier_rejection_names_the_probe_and_shows_the_last_lines():
     done = run("--dry-run", "-e", program)
     assert done.returncode == 1
     lines = done.stderr.splitlines()
-    assert lines[0] == ("ERROR: the kernel's verifier rejected the program for "
-                        "tracepoint:syscalls:sys_enter_openat:")
+    # on the statement the failing instruction came from (the object's line info)
+    assert lines[0] == ("stdin:1:48-73: ERROR: the kernel's verifier rejected the program for "
+                        "tracepoint:syscalls:sys_enter_openat")
+    assert lines[2] == " " * 47 + "~" * 25
     assert "BPF program is too large" in done.stderr and "hint: a loop the verifier could not bound" in done.stderr
-    assert lines[-1] == "(run with -v for the whole verifier log)" and len(lines) <= 8
+    assert lines[-1] == "(run with -v for the whole verifier log)" and len(lines) <= 10
     verbose = run("-v", "--dry-run", "-e", program)
     assert len(verbose.stderr.splitlines()) > 100          # the whole log on request
 

@@ -47,3 +47,15 @@ def test_reference_to_a_non_map_is_refused():
 def test_missing_license_is_refused():
     with pytest.raises(ObjectFormatError, match="license"):
         parse_object(build_object([], {"tracepoint/rt_x": "\nentry:\n  ret i64 0"}, license=None))
+
+
+def test_line_info_maps_instructions_to_statements():
+    from pybpf.compiler import compile_source
+    compiled = compile_source('BEGIN {\n  @x = 1;\n  printf("hi\\n");\n}')
+    (section,) = parse_object(compiled.elf).programs.values()
+    lines = {line for _, line, _ in section.lines}
+    assert {2, 3} <= lines                                  # both statements have code
+    first_printf = min(i for i, line, _ in section.lines if line == 3)
+    assert section.source_of(first_printf) == (3, 3)
+    assert section.source_of(len(section.insns) // 8) is not None
+    assert (3, 3, 3, 17) in compiled.statement_spans         # printf("hi\n"); underlined whole
