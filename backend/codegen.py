@@ -712,6 +712,10 @@ class FunctionBuilder:
             return b.ashr(a, amount) if signed else b.lshr(a, amount)
         raise AssertionError(op)
 
+    def expr_Deref(self, e):
+        found = self.checked.kernel_fields[e]
+        return self.read_kernel(self.expr(e.operand), found.type, found.read)
+
     def expr_Cast(self, e):
         value = self.expr(e.operand)
         t = self.type_of(e)

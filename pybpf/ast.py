@@ -124,6 +124,12 @@ class Cast:
 
 
 @node
+class Deref:
+    operand: "Expr"           # *ptr
+    span: Span
+
+
+@node
 class SizeOf:
     type_name: str | None     # sizeof(TYPE) ...
     operand: "Expr | None"    # ... or sizeof(expr)
@@ -144,8 +150,8 @@ class Tuple:
 
 
 Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,
-             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple, Cast, SizeOf,
-             OffsetOf]
+             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple, Cast, Deref,
+             SizeOf, OffsetOf]
 
 
 # Statements ----------------------------------------------------------------------------------

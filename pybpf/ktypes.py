@@ -41,6 +41,10 @@ class KernelField:
 
 INT_TYPE_NAMES = {f"{'u' if u else ''}int{bits}": T.IntType(bits // 8, not u)
                   for bits in (8, 16, 32, 64) for u in (False, True)}
+# The kernel's C name of each, for pointers to them: (uint32 *) is (unsigned int *).
+INT_C_NAMES = {"int8": "signed char", "uint8": "unsigned char", "int16": "short",
+               "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",
+               "int64": "long long", "uint64": "unsigned long long"}
 
 
 class KernelTypes:
@@ -124,7 +128,8 @@ class KernelTypes:
                 did_you_mean = f"; did you mean '{kind} {hint[0]}'?" if hint else ""
                 raise KernelTypeError(f"Unknown {kind}: {kind} {name}{did_you_mean}")
         else:
-            type_id = self.btf.find_id(base)
+            type_id = self.btf.find_id(INT_C_NAMES.get(base, base), "int") \
+                if base in INT_C_NAMES else self.btf.find_id(base)
             if type_id is None:
                 raise KernelTypeError(f"Unknown type: {base}")
         if not depth:

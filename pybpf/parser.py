@@ -159,6 +159,9 @@ class _ToAst(Transformer):
         type_name, operand = [c for c in children if not (isinstance(c, Token) and c in "()")]
         return ast.Cast(type_name, operand, _span(meta))
 
+    def deref(self, meta, children):
+        return ast.Deref(children[-1], _span(meta))
+
     def sizeof_type(self, meta, children):
         return ast.SizeOf(children[0], None, _span(meta))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pybpf import ast
 from pybpf import types as T
 from pybpf.diagnostics import Diagnostics, Span
-from pybpf.ktypes import KernelRead, KernelTypeError, KernelTypes
+from pybpf.ktypes import KernelField, KernelRead, KernelTypeError, KernelTypes
 from pybpf.probes import ProbeGroup
 from pybpf.program import LhistParams, MapKind
 from pybpf.runtime.printf import PrintfFormatError, parse_printf
@@ -77,7 +77,7 @@ class CheckedProgram:
     params: tuple[str, ...] = ()
     # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
     fields: dict = field(default_factory=dict)
-    kernel_fields: dict = field(default_factory=dict)   # FieldAccess node -> KernelField
+    kernel_fields: dict = field(default_factory=dict)   # FieldAccess/Deref node -> KernelField
     constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
@@ -609,6 +609,24 @@ class TypeChecker:
             self.error(f"Cannot cast {operand} to {target}", e.span)
             return None
         return target
+
+    def expr_Deref(self, e: ast.Deref):
+        t = self.expr(e.operand)
+        if t is None:
+            return None
+        if not isinstance(t, T.PointerType) or not t.pointee:
+            self.error(f"Can not dereference type '{t}': only typed kernel pointers", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            pointee, read = kt.convert(t.pointee)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.kernel_fields[e] = KernelField(0, pointee, read)
+        return pointee
 
     def expr_SizeOf(self, e: ast.SizeOf):
         if e.type_name is not None:

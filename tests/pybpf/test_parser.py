@@ -153,9 +153,9 @@ SYNTAX_ERRORS = [
      "stdin:1:16-17: ERROR: syntax error, unexpected end of input\n"
      "BEGIN { @a = 1 \n"
      "               ~"),
-    ("BEGIN {\n  @a = 1;\n  @b = * 2;\n}",
-     "stdin:3:8-9: ERROR: syntax error, unexpected *\n"
-     "  @b = * 2;\n"
+    ("BEGIN {\n  @a = 1;\n  @b = / 2;\n}",
+     "stdin:3:8-9: ERROR: syntax error, unexpected /\n"
+     "  @b = / 2;\n"
      "       ~"),
     ("BEGIN { @a = 1 ` 2; }",                                   # bpftrace: invalid character '`'
      "stdin:1:16-17: ERROR: syntax error, unexpected '`'\n"
