@@ -16,6 +16,7 @@ import functools
 import struct
 from collections import defaultdict
 
+from pybpf import types as T
 from pybpf.program import MapKind, MapSpec
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.syscall import ENOTSUPP, bpf
@@ -150,6 +151,11 @@ def _per_cpu(raw: bytes, value_size: int) -> list[memoryview]:
     return [view[i:i + stride] for i in range(0, len(raw), stride)]
 
 
+@functools.cache
+def _i64_per_cpu(count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}q")
+
+
 def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None,
                   keep_zero: bool = False) -> list[tuple[tuple, object]]:
     """The map's entries as (key tuple, value): see pybpf.runtime.values for the value shapes.
@@ -172,12 +178,15 @@ def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = N
             return []     # an array's buckets all exist: none counted means never used
         return list(hists.items())
     entries = []
+    # Per map, not per key: the key's slot layout, and one struct for a value's per-CPU counters.
+    key_slots = tuple(zip(spec.key, T.slot_offsets(spec.key)))
+    per_cpu_i64 = _i64_per_cpu(len(raw[0][1]) // 8 if raw else 0).unpack_from
     for key, value in raw:
-        user_key = () if spec.is_array else decode_slots(spec.key, key, 0, probe_names)
+        user_key = () if spec.is_array else tuple(decode(t, key, off, probe_names) for t, off in key_slots)
         if kind is MapKind.VALUE:
             entries.append((user_key, decode(spec.value, value, 0, probe_names)))
         elif kind in (MapKind.COUNT, MapKind.SUM):
-            total = sum(_I64.unpack_from(v)[0] for v in _per_cpu(value, 8))
+            total = sum(per_cpu_i64(value))
             if total or not hide_zero:
                 entries.append((user_key, total))
         elif kind in (MapKind.MIN, MapKind.MAX):
