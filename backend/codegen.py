@@ -568,7 +568,7 @@ class FunctionBuilder:
         if name == "retval":
             return self.retval(e)
         if name.startswith("arg"):
-            return self.load_context(KPROBE_ARG_REGISTERS[int(name[3:])])
+            return self.load_argument(int(name[3:]))
         raise AssertionError(f"unchecked builtin {name}")
 
     def load_context(self, offset: int, width: int = 8) -> ir.Value:
@@ -587,13 +587,21 @@ class FunctionBuilder:
         value = self.b.shl(value, shift)
         return self.b.ashr(value, shift) if read.signed else self.b.lshr(value, shift)
 
+    def load_argument(self, index: int) -> ir.Value:
+        """A function's argument: from its register in pt_regs (kprobes), or the index-th u64
+        of the context (fentry/fexit and raw tracepoints)."""
+        if self.program.group.provider in ("kprobe", "kretprobe"):
+            return self.load_context(KPROBE_ARG_REGISTERS[index])
+        return self.load_context(8 * index)
+
     def retval(self, e) -> ir.Value:
+        reads = self.checked.retvals.get(e)
         if self.program.group.provider == "kretprobe":
-            return self.load_context(PT_REGS_AX)
-        # fexit: the context is the arguments' u64s, then the return value.
-        index = len(self.program.group.btf_args[self.point.name])
-        read = self.checked.retvals[e][self.point.name]
-        return self.narrow(self.load_context(8 * index), read)
+            value = self.load_context(PT_REGS_AX)
+        else:
+            # fexit: the context is the arguments' u64s, then the return value.
+            value = self.load_argument(len(self.program.group.btf_args[self.point.name]))
+        return self.narrow(value, reads[self.point.name]) if reads else value
 
     def read_kernel(self, address: ir.Value, t: T.Type, read: KernelRead) -> ir.Value:
         """A value of kernel memory at `address`, through bpf_probe_read_kernel."""
@@ -654,7 +662,7 @@ class FunctionBuilder:
             return self.read_kernel(address, found.type, found.read)
         field = self.checked.fields[e][self.point.name]
         if isinstance(field, ArgField):
-            return self.narrow(self.load_context(8 * field.index), field.read)
+            return self.narrow(self.load_argument(field.index), field.read)
         t = self.type_of(e)
         b = self.b
         address = self.gep(self.ctx, field.offset)

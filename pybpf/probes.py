@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pybpf import ast, tracefs
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import AttachPoint
+from pybpf.uapi.bpf import BpfAttachType
 
 # Every spelling a user may write -> the provider's canonical name.
 PROVIDER_ALIASES = {
@@ -53,6 +54,9 @@ class ProbeGroup:
     btf_args: dict[str, list] = field(default_factory=dict)
     btf_return: dict[str, int] = field(default_factory=dict)
     btf_target: dict[str, int] = field(default_factory=dict)
+    # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
+    # names as the user wrote them, which `probe` shows.
+    written_names: dict[str, str] = field(default_factory=dict)
 
 
 def _has_wildcard(text: str) -> bool:
@@ -120,6 +124,41 @@ def _resolve_btf(provider: str, text: str, target: str, group: ProbeGroup) -> No
         raise ValueError(f"{provider} not found: {target}")
 
 
+# The other mechanism for the same kernel function, when the kernel lacks the one written.
+FALLBACK_PROVIDERS = {"kprobe": "fentry", "kretprobe": "fexit", "fentry": "kprobe",
+                      "fexit": "kretprobe"}
+
+
+def _fall_back(group: ProbeGroup) -> None:
+    """kprobes missing but fentry loads: a kprobe becomes an fentry probe; fentry refused but
+    kprobes present: the reverse (bpftrace does neither). Deciding needs the kernel's answer, so
+    this asks it: the kprobe PMU in sysfs, and a trivial fentry program loaded and closed."""
+    from pybpf.runtime.attach.fentry import fentry_available
+    from pybpf.runtime.attach.kprobe import kprobes_available
+
+    if not group.points or any("+" in p.target or p.name not in group.btf_target
+                               for p in group.points):
+        return          # offsets and functions without BTF exist only for kprobes
+    first = group.btf_target[group.points[0].name]
+    wanted = FALLBACK_PROVIDERS[group.provider]
+    if group.provider in ("kprobe", "kretprobe"):
+        if kprobes_available() or not fentry_available(first, _ATTACH_TYPES[wanted]):
+            return
+    elif fentry_available(first, _ATTACH_TYPES[group.provider]) or not kprobes_available():
+        return
+    moved = []
+    for point in group.points:
+        new = AttachPoint(wanted, point.target)
+        for table in (group.btf_args, group.btf_return, group.btf_target):
+            table[new.name] = table.pop(point.name)
+        group.written_names[new.name] = point.name
+        moved.append(new)
+    group.provider, group.points = wanted, moved
+
+
+_ATTACH_TYPES = {"fentry": BpfAttachType.TRACE_FENTRY, "fexit": BpfAttachType.TRACE_FEXIT}
+
+
 def _resolve_one(text: str) -> tuple[str, list[AttachPoint], dict[str, tracefs.TracepointFormat]]:
     """Raises ValueError with the user-facing message when the text names nothing usable."""
     head, sep, target = text.partition(":")
@@ -179,6 +218,9 @@ def resolve_probes(program: ast.Program, diags: Diagnostics) -> list[ProbeGroup]
                 if p not in group.points:
                     group.points.append(p)
             group.formats.update(formats)
+        for group in by_provider.values():
+            if group.provider in FALLBACK_PROVIDERS:
+                _fall_back(group)
         groups.extend(by_provider.values())
     return groups
 

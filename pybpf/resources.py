@@ -93,7 +93,7 @@ def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
         for points in partitions.values():
             n = len(plan.programs)
             probe_id = SYNTHETIC_PROBE_ID_BASE + n
-            plan.probe_names[probe_id] = points[0].name
+            plan.probe_names[probe_id] = group.written_names.get(points[0].name, points[0].name)
             plan.programs.append(ProgramPlan(
                 group, tuple(points), f"{SECTION_PREFIX[group.provider]}/p{n}", f"probe_{n}",
                 int(PROG_TYPES[group.provider]), probe_id,

@@ -36,8 +36,10 @@ AGGREGATIONS = {"count": MapKind.COUNT, "sum": MapKind.SUM, "min": MapKind.MIN,
                 "hist": MapKind.HIST, "lhist": MapKind.LHIST}
 AGGREGATION_ARITY = {"count": 0, "hist": 1, "lhist": 4}
 MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
-ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit")
-BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit")
+# args.NAME: tracepoints from their format files; the others from BTF (kprobes: the arguments
+# of functions that have BTF, read from their registers).
+ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
+BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
 FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
 # x86-64 calling convention: the first six arguments' registers, as offsets into struct pt_regs.
 KPROBE_ARG_REGISTERS = (112, 104, 96, 88, 72, 64)     # di, si, dx, cx, r8, r9
@@ -380,7 +382,7 @@ class TypeChecker:
         if name == "args":
             if provider not in ARGS_PROVIDERS:
                 self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
-                           "fentry and fexit probes", e.span)
+                           "kprobe and fentry probes", e.span)
                 return None
             self.error("args cannot be used as a value: use args.FIELD", e.span)
             return None
@@ -401,9 +403,8 @@ class TypeChecker:
         if name == "retval":
             return self.retval(e)
         if name.startswith("arg") and name[3:].isdigit():
-            if provider != "kprobe":
-                self.error(f"The {name} builtin can only be used with kprobe probes (use "
-                           "args.NAME with fentry)", e.span)
+            if provider not in ("kprobe", "fentry"):
+                self.error(f"The {name} builtin can only be used with kprobe probes", e.span)
                 return None
             if int(name[3:]) >= len(KPROBE_ARG_REGISTERS):
                 self.error(f"{name}: only arg0 to arg{len(KPROBE_ARG_REGISTERS) - 1} are "
@@ -417,9 +418,9 @@ class TypeChecker:
 
     def retval(self, e: ast.Builtin):
         provider = self.group.provider
-        if provider == "kretprobe":
+        if provider == "kretprobe" and not self.group.btf_return:
             return INT
-        if provider != "fexit":
+        if provider not in ("fexit", "kretprobe"):
             self.error("The retval builtin can only be used with kretprobe and fexit probes",
                        e.span)
             return None
@@ -508,6 +509,11 @@ class TypeChecker:
                 self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
                            e.span)
                 return None
+            if self.group.provider in ("kprobe", "kretprobe") and \
+                    index >= len(KPROBE_ARG_REGISTERS):
+                self.error(f"args.{e.field} is argument {index}: kprobes see only the first "
+                           f"{len(KPROBE_ARG_REGISTERS)}, which are passed in registers", e.span)
+                return None
             found[point.name] = ArgField(index, read)
             types.add(t)
         if len(types) > 1:
@@ -518,8 +524,8 @@ class TypeChecker:
 
     def tracepoint_field(self, e: ast.FieldAccess):
         if self.group.provider != "tracepoint":
-            self.error("The args builtin can only be used with tracepoint, rawtracepoint, fentry "
-                       "and fexit probes", e.base.span)
+            self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
+                       "kprobe and fentry probes", e.base.span)
             return None
         found: dict[str, TracepointField] = self.result.fields.setdefault(e, {})
         types = set()

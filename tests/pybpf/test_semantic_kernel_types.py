@@ -1,0 +1,101 @@
+"""The type checker against the kernel's BTF: member access through pointers and records, casts,
+sizeof/offsetof, dereference, and the errors for what the kernel's types do not have."""
+
+import os
+
+import pytest
+
+from pybpf import btf
+from pybpf import types as T
+from pybpf.compiler import compile_to_ir
+from pybpf.diagnostics import CompileError
+
+pytestmark = pytest.mark.skipif(not os.path.exists(btf.VMLINUX), reason="needs the kernel's BTF")
+
+
+def error_of(source):
+    with pytest.raises(CompileError) as e:
+        compile_to_ir(source)
+    return str(e.value)
+
+
+def type_of_map(source, name):
+    _, checked, _ = compile_to_ir(source)
+    return checked.maps[name].value
+
+
+@pytest.mark.parametrize("source, rendered", [
+    ("BEGIN { @ = curtask->pidd; }",
+     "stdin:1:13-26: ERROR: Struct/union of type 'struct task_struct' does not contain a field "
+     "named 'pidd'; did you mean 'pid'?\n"
+     "BEGIN { @ = curtask->pidd; }\n"
+     "            ~~~~~~~~~~~~~"),
+    ("BEGIN { @ = (struct task_structt *)0; }",
+     "stdin:1:13-37: ERROR: Unknown struct: struct task_structt; did you mean 'struct "
+     "task_struct'?\n"
+     "BEGIN { @ = (struct task_structt *)0; }\n"
+     "            ~~~~~~~~~~~~~~~~~~~~~~~~"),
+    ("BEGIN { @ = pid->x; }",
+     "stdin:1:13-19: ERROR: Can not access field 'x' on type 'uint64'\n"
+     "BEGIN { @ = pid->x; }\n"
+     "            ~~~~~~"),
+    ("BEGIN { @ = *pid; }",
+     "stdin:1:13-17: ERROR: Can not dereference type 'uint64': only typed kernel pointers\n"
+     "BEGIN { @ = *pid; }\n"
+     "            ~~~~"),
+    ("BEGIN { @ = *curtask; }",
+     "stdin:1:13-21: ERROR: a struct task_struct cannot be stored: store a pointer to it or its "
+     "fields\n"
+     "BEGIN { @ = *curtask; }\n"
+     "            ~~~~~~~~"),
+    ("BEGIN { @ = (struct nosuch_struct_xyz *)0; }",
+     "stdin:1:13-42: ERROR: Unknown struct: struct nosuch_struct_xyz\n"
+     "BEGIN { @ = (struct nosuch_struct_xyz *)0; }\n"
+     "            ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"),
+    ("rawtracepoint:sched_switch { @ = args.nope; }",
+     "stdin:1:34-43: ERROR: rawtracepoint:sched_switch has no argument named 'nope' (its "
+     "arguments: preempt, prev, next, prev_state)\n"
+     "rawtracepoint:sched_switch { @ = args.nope; }\n"
+     "                                 ~~~~~~~~~"),
+    ("BEGIN { @ = retval; }",
+     "stdin:1:13-19: ERROR: The retval builtin can only be used with kretprobe and fexit probes\n"
+     "BEGIN { @ = retval; }\n"
+     "            ~~~~~~"),
+])
+def test_kernel_type_errors(source, rendered):
+    assert error_of(source) == rendered
+
+
+def test_member_types():
+    assert type_of_map("BEGIN { @ = curtask->comm; }", "@") == T.StringType(16)
+    assert type_of_map("BEGIN { @ = curtask->pid; }", "@") == T.IntType(8, True)
+    # a pointer is stored in a map as its address
+    assert type_of_map("BEGIN { @ = curtask->parent; }", "@") == T.IntType(8, False)
+
+
+def test_variables_keep_pointer_types():
+    _, checked, _ = compile_to_ir("BEGIN { $t = curtask->parent; @ = $t->pid; }")
+    (var_type,) = checked.variables.values()
+    assert isinstance(var_type, T.PointerType) and var_type.name == "struct task_struct *"
+
+
+def test_sizeof_and_offsetof_are_the_kernels():
+    kernel = btf.vmlinux()
+    task = kernel.find("task_struct", "struct")
+    _, checked, _ = compile_to_ir("BEGIN { @s = sizeof(struct task_struct); "
+                                  "@o = offsetof(struct task_struct, pid); @i = sizeof(uint16); }")
+    assert sorted(checked.constants.values()) == sorted(
+        [task.size, kernel.member(task, "pid").offset, 2])
+
+
+def test_pointer_arithmetic_scales_by_the_pointee():
+    _, checked, _ = compile_to_ir("BEGIN { @ = curtask + 2; }")
+    (scale,) = checked.pointer_scale.values()
+    assert scale == btf.vmlinux().find("task_struct", "struct").size
+
+
+def test_anonymous_members_are_searched():
+    # struct sock's skc_dport lives in the anonymous unions of __sk_common
+    _, checked, _ = compile_to_ir("BEGIN { @ = ((struct sock *)0)->__sk_common.skc_dport; }")
+    (field,) = [f for f in checked.kernel_fields.values() if f.read.size == 2]
+    assert field.offset == 12
