@@ -881,7 +881,7 @@ class FunctionBuilder:
             self.emit_event(EventKind.PRINT, self.plan.map_index(arg.name))
         else:
             index = self.plan.printf_index[e]
-            self.emit_event(EventKind.PRINTF, index,
+            self.emit_event(EventKind.VALUE, index,
                             [(self.expr(arg), self.plan.printfs[index].args[0])])
         return c64(0)
 

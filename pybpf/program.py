@@ -45,6 +45,7 @@ class EventKind(enum.IntEnum):
     CLEAR = 4
     ZERO = 5
     TIME = 6       # time(FMT): index into CompiledProgram.time_formats
+    VALUE = 7      # print(value): index into printfs, whose one argument types the value
 
 
 class MapKind(enum.Enum):

@@ -61,6 +61,10 @@ class Output:
     def printf(self, text: str) -> None:
         raise NotImplementedError
 
+    def value(self, value) -> None:
+        """print(value) of a value that is not a map."""
+        raise NotImplementedError
+
     def map(self, spec: MapSpec, entries: Entries) -> None:
         raise NotImplementedError
 
@@ -76,6 +80,9 @@ class TextOutput(Output):
 
     def printf(self, text: str) -> None:
         self._emit(text)
+
+    def value(self, value) -> None:
+        self._emit(text_of(value) + "\n")
 
     def lost(self, events: int) -> None:
         self._emit(f"Lost {events} events\n")
@@ -106,6 +113,9 @@ class JsonOutput(Output):
 
     def printf(self, text: str) -> None:
         self._emit(f'{{"type": "printf", "data": {_json_str(text)}}}\n')
+
+    def value(self, value) -> None:
+        self._emit(f'{{"type": "value", "data": {_json_value(value)}}}\n')
 
     def lost(self, events: int) -> None:
         self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')

@@ -151,6 +151,10 @@ class Session:
             spec = self.compiled.printfs[index]
             args = decode_slots(spec.args, record, EVENT_HEADER_SIZE, self.compiled.probe_names)
             self.output.printf(format_printf(spec.fmt, args))
+        elif kind == EventKind.VALUE:
+            spec = self.compiled.printfs[index]
+            (value,) = decode_slots(spec.args, record, EVENT_HEADER_SIZE, self.compiled.probe_names)
+            self.output.value(value)
         elif kind == EventKind.EXIT:
             self.exited = True
         elif kind == EventKind.PRINT:

@@ -9,10 +9,6 @@ from e2e_helpers import run_pybpf
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 SCRIPTS = sorted(f[:-3] for f in os.listdir(GOLDEN) if f.endswith(".bt"))
-KNOWN_BUGS = {
-    # print() of a non-map value: bpftrace -f json prints {"type": "value", "data": 5}
-    ("print_clear", "json"): "print(5) with -f json prints a printf event, bpftrace a value event",
-}
 
 
 def test_every_script_has_both_goldens():
@@ -25,9 +21,7 @@ def test_every_script_has_both_goldens():
 @pytest.mark.kernel
 @pytest.mark.parametrize("fmt", ["txt", "json"])
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_output_equals_bpftrace(name, fmt, request):
-    if (name, fmt) in KNOWN_BUGS:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_BUGS[name, fmt], strict=True))
+def test_output_equals_bpftrace(name, fmt):
     args = (["-f", "json"] if fmt == "json" else []) + [os.path.join(GOLDEN, f"{name}.bt")]
     result = run_pybpf(args)
     assert result.returncode == 0, result.stderr
