@@ -266,17 +266,21 @@ class FunctionBuilder:
         params = self.checked.params
         return params[index - 1] if 0 < index <= len(params) else ""
 
-    def if_stmt(self, s: ast.If) -> None:
-        cond = self.to_bool(self.expr(s.cond))
-        then, otherwise, done = (self.new_block("then"), self.new_block("else"),
-                                 self.new_block("endif"))
+    def two_way(self, cond: ir.Value, name: str, lower_then, lower_else) -> None:
+        """if/else: each side lowered by its callable, both joining after (unless they return)."""
+        then, otherwise, done = (self.new_block(name + "_then"), self.new_block(name + "_else"),
+                                 self.new_block(name + "_done"))
         self.b.cbranch(cond, then, otherwise)
-        for block, body in ((then, s.then), (otherwise, s.otherwise)):
+        for block, lower in ((then, lower_then), (otherwise, lower_else)):
             self.b.position_at_end(block)
-            self.block(body)
+            lower()
             if not self.terminated():
                 self.b.branch(done)
         self.b.position_at_end(done)
+
+    def if_stmt(self, s: ast.If) -> None:
+        self.two_way(self.to_bool(self.expr(s.cond)), "if", lambda: self.block(s.then),
+                     lambda: self.block(s.otherwise))
 
     def while_stmt(self, s: ast.While) -> None:
         head, body, done = self.new_block("while"), self.new_block("loop"), self.new_block("done")
@@ -387,22 +391,28 @@ class FunctionBuilder:
     def count_if_full(self, symbol: str, result: ir.Value) -> None:
         """After map_update_elem: -E2BIG means the map is full and the update was dropped; count it
         in MAP_ERRORS_MAP at the map's index, for the session to warn about once."""
-        full, done = self.branch_if(self.b.icmp_signed("==", result, c64(-errno.E2BIG)),
-                                    "map_full", "map_updated")
-        self.b.position_at_end(full)
-        key = self.alloca(8, "full_key")
         index = [spec.symbol for spec in self.plan.maps.values()].index(symbol)
+        self.count_in_kernel(self.b.icmp_signed("==", result, c64(-errno.E2BIG)),
+                             MAP_ERRORS_MAP, index, "map_full")
+
+    def count_in_kernel(self, failed: ir.Value, counters: str, index: int, name: str) -> None:
+        """When `failed`, add one to element `index` of the per-CPU counter array `counters`."""
+        bump, done = self.branch_if(failed, name, name + "_done")
+        self.b.position_at_end(bump)
+        key = self.alloca(8, name + "_key")
         self.b.store(ir.Constant(I32, index), key, align=8)
-        counter = self.lookup(MAP_ERRORS_MAP, key)
-        present, skip = self.branch_if(
-            self.b.icmp_unsigned("!=", self.b.ptrtoint(counter, I64), c64(0)), "count_full",
-            "full_done")
+        counter = self.lookup(counters, key)
+        present, skip = self.branch_if(self.is_present(counter), name + "_count", name + "_skip")
         self.b.position_at_end(present)
         self.store64(self.b.add(self.load64(counter), c64(1)), counter)
         self.b.branch(skip)
         self.b.position_at_end(skip)
         self.b.branch(done)
         self.b.position_at_end(done)
+
+    def is_present(self, pointer: ir.Value) -> ir.Value:
+        """A map lookup found something."""
+        return self.b.icmp_unsigned("!=", self.b.ptrtoint(pointer, I64), c64(0))
 
     def map_update_in_place(self, spec: MapSpec, m: ast.Map, compute) -> ir.Value:
         """@m op= v and @m++ on value maps: returns the new value."""
@@ -493,20 +503,7 @@ class FunctionBuilder:
         for (value, t), off in zip(args, T.slot_offsets(types)):
             self.store_slot(buf, 8 + off, value, t, t)
         r = self.helper(BpfFunc.ringbuf_output, self.map_ptr(EVENTS_MAP), buf, c64(size), c64(0))
-        lost, done = self.branch_if(self.b.icmp_signed("<", r, c64(0)), "lost", "sent")
-        self.b.position_at_end(lost)
-        zero_key = self.alloca(8, "lost_key")
-        self.b.store(ir.Constant(I32, 0), zero_key, align=8)
-        counter = self.lookup(LOST_MAP, zero_key)
-        present, skip = self.branch_if(
-            self.b.icmp_unsigned("!=", self.b.ptrtoint(counter, I64), c64(0)), "count_lost",
-            "lost_done")
-        self.b.position_at_end(present)
-        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
-        self.b.branch(skip)
-        self.b.position_at_end(skip)
-        self.b.branch(done)
-        self.b.position_at_end(done)
+        self.count_in_kernel(self.b.icmp_signed("<", r, c64(0)), LOST_MAP, 0, "lost")
 
     # Expressions -----------------------------------------------------------------------------
 
@@ -626,7 +623,7 @@ class FunctionBuilder:
         result = self.alloca(8, "elapsed")
         self.store64(now, result)
         present, done = self.branch_if(
-            self.b.icmp_unsigned("!=", self.b.ptrtoint(start, I64), c64(0)), "has_start",
+            self.is_present(start), "has_start",
             "elapsed_done")
         self.b.position_at_end(present)
         self.store64(self.b.sub(now, self.load64(start)), result)
@@ -646,7 +643,7 @@ class FunctionBuilder:
         result = self.alloca(spec.value_size, "value")
         self.zero(result, spec.value_size)
         present, done = self.branch_if(
-            self.b.icmp_unsigned("!=", self.b.ptrtoint(found, I64), c64(0)), "map_hit",
+            self.is_present(found), "map_hit",
             "map_done")
         self.b.position_at_end(present)
         self.copy(result, spec.value_size, found, spec.value_size)
@@ -852,15 +849,10 @@ class FunctionBuilder:
     def expr_Ternary(self, e):
         t = self.type_of(e)
         result = self.alloca(slot(t), "ternary")
-        cond = self.to_bool(self.expr(e.cond))
-        then, otherwise, done = (self.new_block("tern_then"), self.new_block("tern_else"),
-                                 self.new_block("tern_done"))
-        self.b.cbranch(cond, then, otherwise)
-        for block, branch in ((then, e.then), (otherwise, e.otherwise)):
-            self.b.position_at_end(block)
-            self.store_slot(result, 0, self.expr(branch), self.type_of(branch), t)
-            self.b.branch(done)
-        self.b.position_at_end(done)
+
+        def lower(branch):
+            return lambda: self.store_slot(result, 0, self.expr(branch), self.type_of(branch), t)
+        self.two_way(self.to_bool(self.expr(e.cond)), "ternary", lower(e.then), lower(e.otherwise))
         return result if is_buffer(t) else self.load64(result)
 
     # Calls -----------------------------------------------------------------------------------

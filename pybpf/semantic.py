@@ -234,18 +234,26 @@ class TypeChecker:
         self.result.variables[key] = t
         self.set(var, t)
 
-    def map_keys(self, m: ast.Map) -> tuple[T.ValueType, ...] | None:
-        if m.keys is None:
-            return ()
-        keys = []
-        for k in m.keys:
-            t = self.expr(k)
+    def storable_types(self, exprs, what: str) -> list[T.ValueType] | None:
+        """The types values take in a map key or a tuple: neither void nor whole records."""
+        types = []
+        for e in exprs:
+            t = self.expr(e)
             if t is None:
                 return None
             if isinstance(t, (T.VoidType, T.RecordType)):
-                self.error(f"Invalid map key of type {t}", k.span)
+                self.error(f"Invalid {what} of type {t}", e.span)
                 return None
-            keys.append(storable(t))
+            types.append(storable(t))
+        return types
+
+    def map_keys(self, m: ast.Map) -> tuple[T.ValueType, ...] | None:
+        if m.keys is None:
+            return ()
+        keys = self.storable_types(m.keys, "map key")
+        if keys is None:
+            return None
+        keys = tuple(keys)
         size = sum(T.slot_size(k) for k in keys)
         if size > MAX_KEY_SIZE:
             self.error(f"The key of {m.name} takes {size} bytes, more than the {MAX_KEY_SIZE} a map key "
@@ -574,15 +582,9 @@ class TypeChecker:
         return base.elements[e.index]
 
     def expr_Tuple(self, e: ast.Tuple):
-        parts = []
-        for el in e.elements:
-            t = self.expr(el)
-            if t is None:
-                return None
-            if isinstance(t, (T.VoidType, T.RecordType)):
-                self.error(f"Invalid tuple element of type {t}", el.span)
-                return None
-            parts.append(storable(t))
+        parts = self.storable_types(e.elements, "tuple element")
+        if parts is None:
+            return None
         tuple_type = T.TupleType(tuple(parts))
         if tuple_type.size > MAX_TUPLE_SIZE:
             self.error(f"The tuple takes {tuple_type.size} bytes, more than the {MAX_TUPLE_SIZE} a tuple "
