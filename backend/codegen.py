@@ -11,54 +11,26 @@ LLVM's atomicrmw miscompile).
 
 from __future__ import annotations
 
-import errno
+from dataclasses import dataclass
 
-import llvmlite
+from pybpf import ast
+from pybpf import types as T
+from pybpf.backend.debuginfo import DebugInfo
+from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
+                                  slot)
+from pybpf.backend.lower_calls import CallLowering
+from pybpf.backend.lower_kernel import KernelLowering
+from pybpf.backend.lower_maps import MapLowering
+from pybpf.diagnostics import Diagnostics
+from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
+from pybpf.resources import ProgramPlan, ResourcePlan
+from pybpf.semantic import CheckedProgram
+from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
 
-llvmlite.ir_layer_typed_pointers_enabled = False
-from llvmlite import ir  # noqa: E402  (the switch above must precede the import)
-
-from dataclasses import dataclass  # noqa: E402
-
-from pybpf import ast  # noqa: E402
-from pybpf.backend.debuginfo import DebugInfo  # noqa: E402
-from pybpf import types as T  # noqa: E402
-from pybpf.diagnostics import Diagnostics  # noqa: E402
-from pybpf.program import (EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, EventKind, MapKind,  # noqa: E402
-                           MapSpec)
-from pybpf.resources import ProgramPlan, ResourcePlan  # noqa: E402
-from pybpf.ktypes import KernelRead  # noqa: E402
-from pybpf.semantic import (KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField,  # noqa: E402
-                            CheckedProgram)
-from pybpf.uapi.bpf import BPF_ANY, BPF_NOEXIST, BpfFunc, BpfMapType  # noqa: E402
-
-I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
-PTR = ir.PointerType()
 MAP_DEF = ir.LiteralStructType([I32] * 5)
 STACK_LIMIT = 512
 TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
-
-
-def c64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v & 0xFFFFFFFFFFFFFFFF)
-
-
-def opaque(value):
-    """llvmlite types its allocas, GEPs and globals with typed pointers internally even when it
-    prints `ptr`; its builder then refuses stores of other types through them. LLVM 22 has only
-    opaque pointers, so say so."""
-    value.type = PTR
-    return value
-
-
-def slot(t: T.Type) -> int:
-    return T.slot_size(t)
-
-
-def is_buffer(t: T.Type) -> bool:
-    """Values kept in stack buffers (passed around as pointers) rather than in registers."""
-    return isinstance(t, (T.StringType, T.TupleType))
 
 
 class StackOverflow(Exception):
@@ -99,7 +71,7 @@ class ModuleBuilder:
         self.maps[symbol] = opaque(g)
 
 
-class FunctionBuilder:
+class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
     """Lowers one probe body into one BPF function."""
 
     def __init__(self, mod: ModuleBuilder, program: ProgramPlan, diags: Diagnostics):
@@ -342,169 +314,6 @@ class FunctionBuilder:
         else:
             self.store64(value, buf, offset)
 
-    # Maps ------------------------------------------------------------------------------------
-
-    def key(self, spec: MapSpec, m: ast.Map, bucket: ir.Value | None = None) -> ir.Value:
-        buf = self.alloca(spec.key_size, "key")
-        if spec.is_array:
-            index = bucket if bucket is not None else c64(0)
-            self.b.store(self.b.trunc(index, I32), buf, align=8)
-            return buf
-        if not spec.key:
-            self.store64(c64(0), buf)
-        else:
-            for k, want, off in zip(m.keys, spec.key, T.slot_offsets(spec.key)):
-                self.store_slot(buf, off, self.expr(k), self.type_of(k), want)
-        if bucket is not None:
-            self.store64(bucket, buf, spec.user_key_size)
-        return buf
-
-    def lookup(self, spec_symbol: str, key: ir.Value) -> ir.Value:
-        r = self.helper(BpfFunc.map_lookup_elem, self.map_ptr(spec_symbol), key)
-        return self.b.inttoptr(r, PTR)
-
-    def update_or_insert(self, symbol: str, key: ir.Value, value_size: int,
-                         on_found, on_missing) -> None:
-        """The one-lookup update: modify the value in place when present, else insert one
-        built by on_missing(buffer). Arrays have every element: a miss is an index out of
-        range, and there is nothing to insert."""
-        found_ptr = self.lookup(symbol, key)
-        is_null = self.b.icmp_unsigned("==", self.b.ptrtoint(found_ptr, I64), c64(0))
-        found, missing, done = (self.new_block("found"), self.new_block("missing"),
-                                self.new_block("updated"))
-        self.b.cbranch(is_null, done if on_missing is None else missing, found)
-        self.b.position_at_end(found)
-        on_found(found_ptr)
-        self.b.branch(done)
-        self.b.position_at_end(missing)
-        if on_missing is None:
-            self.b.unreachable()
-            self.b.position_at_end(done)
-            return
-        init = self.alloca(value_size, "init")
-        on_missing(init)
-        self.count_if_full(symbol, self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key,
-                                               init, c64(BPF_NOEXIST)))
-        self.b.branch(done)
-        self.b.position_at_end(done)
-
-    def count_if_full(self, symbol: str, result: ir.Value) -> None:
-        """After map_update_elem: -E2BIG means the map is full and the update was dropped; count it
-        in MAP_ERRORS_MAP at the map's index, for the session to warn about once."""
-        index = [spec.symbol for spec in self.plan.maps.values()].index(symbol)
-        self.count_in_kernel(self.b.icmp_signed("==", result, c64(-errno.E2BIG)),
-                             MAP_ERRORS_MAP, index, "map_full")
-
-    def count_in_kernel(self, failed: ir.Value, counters: str, index: int, name: str) -> None:
-        """When `failed`, add one to element `index` of the per-CPU counter array `counters`."""
-        bump, done = self.branch_if(failed, name, name + "_done")
-        self.b.position_at_end(bump)
-        key = self.alloca(8, name + "_key")
-        self.b.store(ir.Constant(I32, index), key, align=8)
-        counter = self.lookup(counters, key)
-        present, skip = self.branch_if(self.is_present(counter), name + "_count", name + "_skip")
-        self.b.position_at_end(present)
-        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
-        self.b.branch(skip)
-        self.b.position_at_end(skip)
-        self.b.branch(done)
-        self.b.position_at_end(done)
-
-    def is_present(self, pointer: ir.Value) -> ir.Value:
-        """A map lookup found something."""
-        return self.b.icmp_unsigned("!=", self.b.ptrtoint(pointer, I64), c64(0))
-
-    def map_update_in_place(self, spec: MapSpec, m: ast.Map, compute) -> ir.Value:
-        """@m op= v and @m++ on value maps: returns the new value."""
-        key = self.key(spec, m)
-        result = self.alloca(8, "result")
-
-        def found(ptr):
-            new = compute(self.load64(ptr))
-            self.store64(new, ptr)
-            self.store64(new, result)
-
-        def missing(buf):
-            new = compute(c64(0))
-            self.store64(new, buf)
-            self.store64(new, result)
-
-        self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
-        return self.load64(result)
-
-    def aggregate(self, spec: MapSpec, m: ast.Map, call: ast.Call) -> None:
-        value = self.expr(call.args[0]) if call.args else None
-        bucket = None
-        if spec.kind is MapKind.HIST:
-            bucket = self.log2_bucket(value)
-        elif spec.kind is MapKind.LHIST:
-            bucket = self.linear_bucket(value, spec)
-        key = self.key(spec, m, bucket)
-        kind = spec.kind
-        insert = (lambda build: None) if spec.is_array else (lambda build: build)
-        if kind in (MapKind.COUNT, MapKind.HIST, MapKind.LHIST, MapKind.SUM):
-            inc = c64(1) if kind is not MapKind.SUM else value
-            self.update_or_insert(
-                spec.symbol, key, spec.value_size,
-                lambda p: self.store64(self.b.add(self.load64(p), inc), p),
-                insert(lambda buf: self.store64(inc, buf)))
-        elif kind in (MapKind.AVG, MapKind.STATS):
-            def found(p):
-                self.store64(self.b.add(self.load64(p), c64(1)), p)
-                self.store64(self.b.add(self.load64(p, 8), value), p, 8)
-
-            def missing(buf):
-                self.store64(c64(1), buf)
-                self.store64(value, buf, 8)
-            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
-        else:
-            better = "<" if kind is MapKind.MIN else ">"
-
-            def found(p):
-                old = self.load64(p)
-                unset = self.b.icmp_unsigned("==", self.load64(p, 8), c64(0))
-                wins = self.b.or_(unset, self.b.icmp_signed(better, value, old))
-                self.store64(self.b.select(wins, value, old), p)
-                self.store64(c64(1), p, 8)
-
-            def missing(buf):
-                self.store64(value, buf)
-                self.store64(c64(1), buf, 8)
-            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
-
-    def log2_bucket(self, v: ir.Value) -> ir.Value:
-        """hist bucket: 0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise; branch-free."""
-        b = self.b
-        n, r = v, c64(0)
-        for shift in (32, 16, 8, 4, 2, 1):
-            big = b.icmp_unsigned(">=", n, c64(1 << shift))
-            amount = b.select(big, c64(shift), c64(0))
-            n = b.lshr(n, amount)
-            r = b.add(r, amount)
-        positive = b.add(r, c64(2))
-        bucket = b.select(b.icmp_signed("==", v, c64(0)), c64(1), positive)
-        return b.select(b.icmp_signed("<", v, c64(0)), c64(0), bucket)
-
-    def linear_bucket(self, v: ir.Value, spec: MapSpec) -> ir.Value:
-        p = spec.lhist
-        b = self.b
-        inside = b.add(b.udiv(b.sub(v, c64(p.min)), c64(p.step)), c64(1))
-        high = b.select(b.icmp_signed(">=", v, c64(p.max)), c64(p.buckets + 1), inside)
-        return b.select(b.icmp_signed("<", v, c64(p.min)), c64(0), high)
-
-    # Events ----------------------------------------------------------------------------------
-
-    def emit_event(self, kind: EventKind, index: int, args=()) -> None:
-        """args: (value, type) pairs, laid one per slot after the 8-byte header."""
-        types = [t for _, t in args]
-        size = 8 + sum(slot(t) for t in types)
-        buf = self.alloca(size, "event")
-        self.store64(c64(int(kind) | (index << 32)), buf)
-        for (value, t), off in zip(args, T.slot_offsets(types)):
-            self.store_slot(buf, 8 + off, value, t, t)
-        r = self.helper(BpfFunc.ringbuf_output, self.map_ptr(EVENTS_MAP), buf, c64(size), c64(0))
-        self.count_in_kernel(self.b.icmp_signed("<", r, c64(0)), LOST_MAP, 0, "lost")
-
     # Expressions -----------------------------------------------------------------------------
 
     def expr(self, e) -> ir.Value:
@@ -568,53 +377,6 @@ class FunctionBuilder:
             return self.load_argument(int(name[3:]))
         raise AssertionError(f"unchecked builtin {name}")
 
-    def load_context(self, offset: int, width: int = 8) -> ir.Value:
-        """A direct load from the program's context (pt_regs, raw tracepoint args, ...)."""
-        raw = self.b.load(self.gep(self.ctx, offset), typ=ir.IntType(width * 8), align=width)
-        return raw if width == 8 else self.b.zext(raw, I64)
-
-    def narrow(self, value: ir.Value, read: KernelRead) -> ir.Value:
-        """An integer of read.size bytes (or a bitfield) held in an i64, widened as C does."""
-        bits = read.bits or read.size * 8
-        if read.bit_shift:
-            value = self.b.lshr(value, c64(read.bit_shift))
-        if bits >= 64 or read.kind == "pointer":
-            return value
-        shift = c64(64 - bits)
-        value = self.b.shl(value, shift)
-        return self.b.ashr(value, shift) if read.signed else self.b.lshr(value, shift)
-
-    def load_argument(self, index: int) -> ir.Value:
-        """A function's argument: from its register in pt_regs (kprobes), or the index-th u64
-        of the context (fentry/fexit and raw tracepoints)."""
-        if self.program.group.provider in ("kprobe", "kretprobe"):
-            return self.load_context(KPROBE_ARG_REGISTERS[index])
-        return self.load_context(8 * index)
-
-    def retval(self, e) -> ir.Value:
-        reads = self.checked.retvals.get(e)
-        if self.program.group.provider == "kretprobe":
-            value = self.load_context(PT_REGS_AX)
-        else:
-            # fexit: the context is the arguments' u64s, then the return value.
-            value = self.load_argument(len(self.program.group.btf_args[self.point.name]))
-        return self.narrow(value, reads[self.point.name]) if reads else value
-
-    def read_kernel(self, address: ir.Value, t: T.Type, read: KernelRead) -> ir.Value:
-        """A value of kernel memory at `address`, through bpf_probe_read_kernel."""
-        if read.kind == "record":
-            return address
-        if read.kind == "string":
-            buf = self.alloca(t.size, "kstr")
-            self.zero(buf, t.size)
-            self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size),
-                        self.b.inttoptr(address, PTR))
-            return buf
-        buf = self.alloca(8, "kval")
-        self.store64(c64(0), buf)
-        self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size), self.b.inttoptr(address, PTR))
-        return self.narrow(self.load64(buf), read)
-
     def elapsed(self) -> ir.Value:
         now = self.helper(BpfFunc.ktime_get_ns)
         key = self.alloca(8, "start_key")
@@ -635,51 +397,6 @@ class FunctionBuilder:
         t = self.type_of(e)
         ptr = self.variable_slot(e.name)
         return ptr if is_buffer(t) else self.load64(ptr)
-
-    def expr_Map(self, e):
-        spec = self.plan.maps[e.name]
-        key = self.key(spec, e)
-        found = self.lookup(spec.symbol, key)
-        result = self.alloca(spec.value_size, "value")
-        self.zero(result, spec.value_size)
-        present, done = self.branch_if(
-            self.is_present(found), "map_hit",
-            "map_done")
-        self.b.position_at_end(present)
-        self.copy(result, spec.value_size, found, spec.value_size)
-        self.b.branch(done)
-        self.b.position_at_end(done)
-        return result if is_buffer(spec.value) else self.load64(result)
-
-    def expr_FieldAccess(self, e):
-        if e in self.checked.kernel_fields:
-            found = self.checked.kernel_fields[e]
-            base = self.expr(e.base)
-            address = self.b.add(base, c64(found.offset)) if found.offset else base
-            return self.read_kernel(address, found.type, found.read)
-        field = self.checked.fields[e][self.point.name]
-        if isinstance(field, ArgField):
-            return self.narrow(self.load_argument(field.index), field.read)
-        t = self.type_of(e)
-        b = self.b
-        address = self.gep(self.ctx, field.offset)
-        if isinstance(t, T.StringType):
-            buf = self.alloca(t.size, "field")
-            self.zero(buf, t.size)
-            if field.data_loc:
-                loc = b.zext(b.load(address, typ=I32, align=4), I64)
-                src = b.add(b.ptrtoint(self.ctx, I64), b.and_(loc, c64(0xFFFF)))
-                self.helper(BpfFunc.probe_read_kernel_str, buf, c64(t.size),
-                            b.inttoptr(src, PTR))
-            else:
-                self.helper(BpfFunc.probe_read_kernel, buf, c64(min(t.size, field.size)),
-                            address)
-            return buf
-        width = ir.IntType(field.size * 8)
-        raw = b.load(address, typ=width, align=field.size)
-        if field.size == 8:
-            return raw
-        return b.sext(raw, I64) if field.signed and not field.is_pointer else b.zext(raw, I64)
 
     def expr_TupleIndex(self, e):
         base_t = self.type_of(e.base)
@@ -716,22 +433,6 @@ class FunctionBuilder:
             amount = b.and_(c, c64(63))
             return b.ashr(a, amount) if signed else b.lshr(a, amount)
         raise AssertionError(op)
-
-    def expr_Deref(self, e):
-        found = self.checked.kernel_fields[e]
-        return self.read_kernel(self.expr(e.operand), found.type, found.read)
-
-    def expr_Cast(self, e):
-        value = self.expr(e.operand)
-        t = self.type_of(e)
-        if isinstance(t, T.IntType) and t.size < 8:
-            return self.narrow(value, KernelRead("int", t.size, t.signed))
-        return value
-
-    def expr_SizeOf(self, e):
-        return c64(self.checked.constants[e])
-
-    expr_OffsetOf = expr_SizeOf
 
     def divide(self, op: str, a: ir.Value, c: ir.Value, signed: bool) -> ir.Value:
         """C division: by zero yields 0, as the BPF instruction does. Signed division is done on
@@ -854,81 +555,6 @@ class FunctionBuilder:
             return lambda: self.store_slot(result, 0, self.expr(branch), self.type_of(branch), t)
         self.two_way(self.to_bool(self.expr(e.cond)), "ternary", lower(e.then), lower(e.otherwise))
         return result if is_buffer(t) else self.load64(result)
-
-    # Calls -----------------------------------------------------------------------------------
-
-    def expr_Call(self, e):
-        return getattr(self, "call_" + e.name)(e)
-
-    def call_printf(self, e):
-        index = self.plan.printf_index[e]
-        spec = self.plan.printfs[index]
-        args = [(self.expr(a), t) for a, t in zip(e.args[1:], spec.args)]
-        self.emit_event(EventKind.PRINTF, index, args)
-        return c64(0)
-
-    def call_print(self, e):
-        arg = e.args[0]
-        if isinstance(arg, ast.Map):
-            self.emit_event(EventKind.PRINT, self.plan.map_index(arg.name))
-        else:
-            index = self.plan.printf_index[e]
-            self.emit_event(EventKind.VALUE, index,
-                            [(self.expr(arg), self.plan.printfs[index].args[0])])
-        return c64(0)
-
-    def call_clear(self, e):
-        self.emit_event(EventKind.CLEAR, self.plan.map_index(e.args[0].name))
-        return c64(0)
-
-    def call_zero(self, e):
-        self.emit_event(EventKind.ZERO, self.plan.map_index(e.args[0].name))
-        return c64(0)
-
-    def call_delete(self, e):
-        m = e.args[0]
-        spec = self.plan.maps[m.name]
-        self.helper(BpfFunc.map_delete_elem, self.map_ptr(spec.symbol), self.key(spec, m))
-        return c64(0)
-
-    def call_exit(self, e):
-        # As bpftrace: exit() also ends the probe; what follows it is unreachable
-        self.emit_event(EventKind.EXIT, 0)
-        self.b.ret(c64(0))
-        self.b.position_at_end(self.new_block("after_exit"))
-        return c64(0)
-
-    def call_time(self, e):
-        self.emit_event(EventKind.TIME, self.plan.time_index[e])
-        return c64(0)
-
-    def call_str(self, e):
-        t = self.type_of(e)
-        arg_t = self.type_of(e.args[0])
-        value = self.expr(e.args[0])
-        buf = self.alloca(t.size, "str")
-        if isinstance(arg_t, T.StringType):
-            self.copy(buf, t.size, value, min(arg_t.size, t.size))
-            if t.size < arg_t.size:
-                # Slots copy 8 bytes at a time: terminate the cut string explicitly.
-                self.b.store(ir.Constant(I8, 0), self.gep(buf, t.size - 1))
-            return buf
-        self.zero(buf, t.size)
-        self.helper(BpfFunc.probe_read_str, buf, c64(t.size), self.b.inttoptr(value, PTR))
-        return buf
-
-
-class HelperCallee:
-    """A callee for llvmlite's call(): with opaque pointers the function type is not in the
-    pointer, so it is carried beside it."""
-
-    def __init__(self, pointer: ir.Value, fnty: ir.FunctionType):
-        self.pointer, self.function_type = pointer, fnty
-        self.type = PTR
-
-    def get_reference(self) -> str:
-        return self.pointer.get_reference()
-
 
 @dataclass
 class LoweredModule:

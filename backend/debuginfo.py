@@ -11,7 +11,7 @@ the spans of the statements are kept too (`spans`), to underline the whole state
 
 from __future__ import annotations
 
-from llvmlite import ir
+from pybpf.backend.irutil import ir
 
 from pybpf.diagnostics import Span
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from e2e_helpers import PYBPF, Running, run_pybpf
+from e2e_helpers import Running, run_pybpf
 
 COMM = f"pybpfo{os.getpid()}"       # unique: others may run these tests at the same time
 READY = 'BEGIN { printf("ready\\n"); } '     # printed once every probe is attached

@@ -1,0 +1,48 @@
+"""LLVM IR building blocks shared by the lowering modules: types, constants, and llvmlite's
+opaque-pointer switch, which must be set before llvmlite.ir is first imported (import this module
+rather than llvmlite.ir)."""
+
+from __future__ import annotations
+
+import llvmlite
+
+llvmlite.ir_layer_typed_pointers_enabled = False
+from llvmlite import ir  # noqa: E402  (the switch above must precede the import)
+
+from pybpf import types as T  # noqa: E402
+
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+PTR = ir.PointerType()
+
+
+def c64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v & 0xFFFFFFFFFFFFFFFF)
+
+
+def opaque(value):
+    """llvmlite types its allocas, GEPs and globals with typed pointers internally even when it
+    prints `ptr`; its builder then refuses stores of other types through them. LLVM 22 has only
+    opaque pointers, so say so."""
+    value.type = PTR
+    return value
+
+
+def slot(t: T.Type) -> int:
+    return T.slot_size(t)
+
+
+def is_buffer(t: T.Type) -> bool:
+    """Values kept in stack buffers (passed around as pointers) rather than in registers."""
+    return isinstance(t, (T.StringType, T.TupleType))
+
+
+class HelperCallee:
+    """A callee for llvmlite's call(): with opaque pointers the function type is not in the
+    pointer, so it is carried beside it."""
+
+    def __init__(self, pointer: ir.Value, fnty: ir.FunctionType):
+        self.pointer, self.function_type = pointer, fnty
+        self.type = PTR
+
+    def get_reference(self) -> str:
+        return self.pointer.get_reference()

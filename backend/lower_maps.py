@@ -1,0 +1,193 @@
+"""Lowering of map operations: keys, the one-lookup update, aggregations and their buckets, and
+the per-CPU counters the runtime reads (lost events, full maps).
+
+Mixed into pybpf.backend.codegen.FunctionBuilder, whose infrastructure (alloca, helper, store64,
+branch_if, ...) these methods use.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from llvmlite import ir
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer, slot
+from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, EventKind, MapKind, MapSpec
+from pybpf.uapi.bpf import BPF_NOEXIST, BpfFunc
+
+class MapLowering:
+    def key(self, spec: MapSpec, m: ast.Map, bucket: ir.Value | None = None) -> ir.Value:
+        buf = self.alloca(spec.key_size, "key")
+        if spec.is_array:
+            index = bucket if bucket is not None else c64(0)
+            self.b.store(self.b.trunc(index, I32), buf, align=8)
+            return buf
+        if not spec.key:
+            self.store64(c64(0), buf)
+        else:
+            for k, want, off in zip(m.keys, spec.key, T.slot_offsets(spec.key)):
+                self.store_slot(buf, off, self.expr(k), self.type_of(k), want)
+        if bucket is not None:
+            self.store64(bucket, buf, spec.user_key_size)
+        return buf
+
+    def lookup(self, spec_symbol: str, key: ir.Value) -> ir.Value:
+        r = self.helper(BpfFunc.map_lookup_elem, self.map_ptr(spec_symbol), key)
+        return self.b.inttoptr(r, PTR)
+
+    def update_or_insert(self, symbol: str, key: ir.Value, value_size: int,
+                         on_found, on_missing) -> None:
+        """The one-lookup update: modify the value in place when present, else insert one
+        built by on_missing(buffer). Arrays have every element: a miss is an index out of
+        range, and there is nothing to insert."""
+        found_ptr = self.lookup(symbol, key)
+        is_null = self.b.icmp_unsigned("==", self.b.ptrtoint(found_ptr, I64), c64(0))
+        found, missing, done = (self.new_block("found"), self.new_block("missing"),
+                                self.new_block("updated"))
+        self.b.cbranch(is_null, done if on_missing is None else missing, found)
+        self.b.position_at_end(found)
+        on_found(found_ptr)
+        self.b.branch(done)
+        self.b.position_at_end(missing)
+        if on_missing is None:
+            self.b.unreachable()
+            self.b.position_at_end(done)
+            return
+        init = self.alloca(value_size, "init")
+        on_missing(init)
+        self.count_if_full(symbol, self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key,
+                                               init, c64(BPF_NOEXIST)))
+        self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def count_if_full(self, symbol: str, result: ir.Value) -> None:
+        """After map_update_elem: -E2BIG means the map is full and the update was dropped; count it
+        in MAP_ERRORS_MAP at the map's index, for the session to warn about once."""
+        index = [spec.symbol for spec in self.plan.maps.values()].index(symbol)
+        self.count_in_kernel(self.b.icmp_signed("==", result, c64(-errno.E2BIG)),
+                             MAP_ERRORS_MAP, index, "map_full")
+
+    def count_in_kernel(self, failed: ir.Value, counters: str, index: int, name: str) -> None:
+        """When `failed`, add one to element `index` of the per-CPU counter array `counters`."""
+        bump, done = self.branch_if(failed, name, name + "_done")
+        self.b.position_at_end(bump)
+        key = self.alloca(8, name + "_key")
+        self.b.store(ir.Constant(I32, index), key, align=8)
+        counter = self.lookup(counters, key)
+        present, skip = self.branch_if(self.is_present(counter), name + "_count", name + "_skip")
+        self.b.position_at_end(present)
+        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
+        self.b.branch(skip)
+        self.b.position_at_end(skip)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def is_present(self, pointer: ir.Value) -> ir.Value:
+        """A map lookup found something."""
+        return self.b.icmp_unsigned("!=", self.b.ptrtoint(pointer, I64), c64(0))
+
+    def map_update_in_place(self, spec: MapSpec, m: ast.Map, compute) -> ir.Value:
+        """@m op= v and @m++ on value maps: returns the new value."""
+        key = self.key(spec, m)
+        result = self.alloca(8, "result")
+
+        def found(ptr):
+            new = compute(self.load64(ptr))
+            self.store64(new, ptr)
+            self.store64(new, result)
+
+        def missing(buf):
+            new = compute(c64(0))
+            self.store64(new, buf)
+            self.store64(new, result)
+
+        self.update_or_insert(spec.symbol, key, spec.value_size, found, missing)
+        return self.load64(result)
+
+    def aggregate(self, spec: MapSpec, m: ast.Map, call: ast.Call) -> None:
+        value = self.expr(call.args[0]) if call.args else None
+        bucket = None
+        if spec.kind is MapKind.HIST:
+            bucket = self.log2_bucket(value)
+        elif spec.kind is MapKind.LHIST:
+            bucket = self.linear_bucket(value, spec)
+        key = self.key(spec, m, bucket)
+        kind = spec.kind
+        insert = (lambda build: None) if spec.is_array else (lambda build: build)
+        if kind in (MapKind.COUNT, MapKind.HIST, MapKind.LHIST, MapKind.SUM):
+            inc = c64(1) if kind is not MapKind.SUM else value
+            self.update_or_insert(
+                spec.symbol, key, spec.value_size,
+                lambda p: self.store64(self.b.add(self.load64(p), inc), p),
+                insert(lambda buf: self.store64(inc, buf)))
+        elif kind in (MapKind.AVG, MapKind.STATS):
+            def found(p):
+                self.store64(self.b.add(self.load64(p), c64(1)), p)
+                self.store64(self.b.add(self.load64(p, 8), value), p, 8)
+
+            def missing(buf):
+                self.store64(c64(1), buf)
+                self.store64(value, buf, 8)
+            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
+        else:
+            better = "<" if kind is MapKind.MIN else ">"
+
+            def found(p):
+                old = self.load64(p)
+                unset = self.b.icmp_unsigned("==", self.load64(p, 8), c64(0))
+                wins = self.b.or_(unset, self.b.icmp_signed(better, value, old))
+                self.store64(self.b.select(wins, value, old), p)
+                self.store64(c64(1), p, 8)
+
+            def missing(buf):
+                self.store64(value, buf)
+                self.store64(c64(1), buf, 8)
+            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
+
+    def log2_bucket(self, v: ir.Value) -> ir.Value:
+        """hist bucket: 0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise; branch-free."""
+        b = self.b
+        n, r = v, c64(0)
+        for shift in (32, 16, 8, 4, 2, 1):
+            big = b.icmp_unsigned(">=", n, c64(1 << shift))
+            amount = b.select(big, c64(shift), c64(0))
+            n = b.lshr(n, amount)
+            r = b.add(r, amount)
+        positive = b.add(r, c64(2))
+        bucket = b.select(b.icmp_signed("==", v, c64(0)), c64(1), positive)
+        return b.select(b.icmp_signed("<", v, c64(0)), c64(0), bucket)
+
+    def linear_bucket(self, v: ir.Value, spec: MapSpec) -> ir.Value:
+        p = spec.lhist
+        b = self.b
+        inside = b.add(b.udiv(b.sub(v, c64(p.min)), c64(p.step)), c64(1))
+        high = b.select(b.icmp_signed(">=", v, c64(p.max)), c64(p.buckets + 1), inside)
+        return b.select(b.icmp_signed("<", v, c64(p.min)), c64(0), high)
+
+    def emit_event(self, kind: EventKind, index: int, args=()) -> None:
+        """args: (value, type) pairs, laid one per slot after the 8-byte header."""
+        types = [t for _, t in args]
+        size = 8 + sum(slot(t) for t in types)
+        buf = self.alloca(size, "event")
+        self.store64(c64(int(kind) | (index << 32)), buf)
+        for (value, t), off in zip(args, T.slot_offsets(types)):
+            self.store_slot(buf, 8 + off, value, t, t)
+        r = self.helper(BpfFunc.ringbuf_output, self.map_ptr(EVENTS_MAP), buf, c64(size), c64(0))
+        self.count_in_kernel(self.b.icmp_signed("<", r, c64(0)), LOST_MAP, 0, "lost")
+
+    def expr_Map(self, e):
+        spec = self.plan.maps[e.name]
+        key = self.key(spec, e)
+        found = self.lookup(spec.symbol, key)
+        result = self.alloca(spec.value_size, "value")
+        self.zero(result, spec.value_size)
+        present, done = self.branch_if(
+            self.is_present(found), "map_hit",
+            "map_done")
+        self.b.position_at_end(present)
+        self.copy(result, spec.value_size, found, spec.value_size)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        return result if is_buffer(spec.value) else self.load64(result)
