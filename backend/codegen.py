@@ -24,7 +24,7 @@ from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
 from pybpf.resources import ProgramPlan, ResourcePlan
-from pybpf.semantic import CheckedProgram
+from pybpf.checked import CheckedProgram
 from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)

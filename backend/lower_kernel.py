@@ -11,7 +11,7 @@ from llvmlite import ir
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64
 from pybpf.ktypes import KernelRead
-from pybpf.semantic import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
+from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.uapi.bpf import BpfFunc
 
 class KernelLowering:

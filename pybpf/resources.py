@@ -18,7 +18,7 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.probes import ProbeGroup
 from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
-from pybpf.semantic import CheckedProgram, storable
+from pybpf.checked import CheckedProgram, storable
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 PROG_TYPES = {

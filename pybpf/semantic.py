@@ -10,107 +10,21 @@ walk goes on, so one run reports every problem it can.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pybpf import ast
 from pybpf import types as T
+from pybpf.checked import (AGGREGATION_ARITY, AGGREGATIONS, BUILTIN_TYPES, FUNCTION_PROVIDERS,
+                           INT, KPROBE_ARG_REGISTERS, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL,
+                           UINT, VOID, ARGS_PROVIDERS, CheckedProgram, MapInfo, is_int,
+                           is_int_literal, storable, unify)
 from pybpf.diagnostics import Diagnostics, Span
-from pybpf.ktypes import KernelField, KernelRead, KernelTypeError, KernelTypes
+from pybpf.ktypes import KernelTypeError, KernelTypes
 from pybpf.probes import ProbeGroup
 from pybpf.program import LhistParams, MapKind
-from pybpf.runtime.printf import PrintfFormatError, parse_printf
-from pybpf.tracefs import TracepointField
-
-INT = T.IntType(8, True)
-UINT = T.IntType(8, False)
-VOID = T.VoidType()
-
-BUILTIN_TYPES: dict[str, T.Type] = {
-    "pid": UINT, "tid": UINT, "uid": UINT, "gid": UINT, "cpu": UINT, "nsecs": UINT,
-    "elapsed": UINT, "cgroup": UINT, "rand": UINT,
-    "comm": T.StringType(T.COMM_SIZE), "probe": T.ProbeType(),
-}
-
-AGGREGATIONS = {"count": MapKind.COUNT, "sum": MapKind.SUM, "min": MapKind.MIN,
-                "max": MapKind.MAX, "avg": MapKind.AVG, "stats": MapKind.STATS,
-                "hist": MapKind.HIST, "lhist": MapKind.LHIST}
-AGGREGATION_ARITY = {"count": 0, "hist": 1, "lhist": 4}
-MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
-# args.NAME: tracepoints from their format files; the others from BTF (kprobes: the arguments
-# of functions that have BTF, read from their registers).
-ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
-BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
-FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
-# x86-64 calling convention: the first six arguments' registers, as offsets into struct pt_regs.
-KPROBE_ARG_REGISTERS = (112, 104, 96, 88, 72, 64)     # di, si, dx, cx, r8, r9
-PT_REGS_AX = 80
-OTHER_FUNCTIONS = ("printf", "str", "exit", "time")
-MAX_UNROLL = 100
-MAX_PRINTF_ARGS = 32
-# A map key and a tuple are built on the BPF stack (512 bytes), beside the probe's other values.
-MAX_KEY_SIZE = 256
-MAX_TUPLE_SIZE = 256
+from pybpf.semantic_calls import CallChecks
+from pybpf.semantic_kernel import KernelChecks
 
 
-@dataclass
-class MapInfo:
-    name: str
-    kind: MapKind
-    key: tuple[T.ValueType, ...]
-    value: T.Type
-    lhist: LhistParams | None = None
-    span: Span | None = None
-
-
-@dataclass(frozen=True)
-class ArgField:
-    """args.NAME of a BTF-typed probe: the NAME-th u64 of the context, read as `read` says."""
-    index: int
-    read: KernelRead
-
-
-@dataclass
-class CheckedProgram:
-    program: ast.Program
-    groups: list[ProbeGroup]
-    types: dict = field(default_factory=dict)
-    maps: dict[str, MapInfo] = field(default_factory=dict)
-    variables: dict[tuple[int, str], T.Type] = field(default_factory=dict)  # (id(probe), name)
-    params: tuple[str, ...] = ()
-    # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
-    fields: dict = field(default_factory=dict)
-    kernel_fields: dict = field(default_factory=dict)   # FieldAccess/Deref node -> KernelField
-    constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
-    pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
-    retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
-
-
-def is_int(t) -> bool:
-    """Integers, and kernel pointers, which compute as unsigned 64-bit integers."""
-    return isinstance(t, (T.IntType, T.PointerType))
-
-
-def storable(t: T.Type) -> T.Type:
-    """What a map or an event holds of a value: pointers as plain u64, ints in 8 bytes."""
-    return T.IntType(8, t.signed) if is_int(t) else t
-
-
-def _unify(a: T.Type, b: T.Type) -> T.Type | None:
-    """The type both a and b fit in, or None: strings widen to the larger, ints to 64 bits."""
-    if a == b:
-        return a
-    if isinstance(a, T.StringType) and isinstance(b, T.StringType):
-        return a if a.size >= b.size else b
-    if is_int(a) and is_int(b):
-        return T.IntType(8, a.signed and b.signed)
-    if isinstance(a, T.TupleType) and isinstance(b, T.TupleType) and \
-            len(a.elements) == len(b.elements):
-        parts = [_unify(x, y) for x, y in zip(a.elements, b.elements)]
-        return None if None in parts else T.TupleType(tuple(parts))
-    return a if a == b else None
-
-
-class TypeChecker:
+class TypeChecker(KernelChecks, CallChecks):
     def __init__(self, program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
                  params: tuple[str, ...]):
         self.result = CheckedProgram(program, groups, params=params)
@@ -119,18 +33,6 @@ class TypeChecker:
         self.loop_depth = 0
         self.in_str_call = False
         self._kernel_types: KernelTypes | None = None
-
-    def kernel_types(self, span: Span) -> KernelTypes | None:
-        """The running kernel's BTF, loaded on first need: programs without kernel types never
-        pay for it."""
-        if self._kernel_types is None:
-            from pybpf import btf
-            try:
-                self._kernel_types = KernelTypes(btf.vmlinux())
-            except btf.BtfError as e:
-                self.error(f"kernel types are needed here, but {e}", span)
-                return None
-        return self._kernel_types
 
     # Entry -----------------------------------------------------------------------------------
 
@@ -224,7 +126,7 @@ class TypeChecker:
         key = (id(self.group.probe), var.name)
         old = self.result.variables.get(key)
         if old is not None:
-            merged = _unify(old, t)
+            merged = unify(old, t)
             if merged is None:
                 self.error(f"Type mismatch for {var.name}: trying to assign value of type "
                            f"'{t}' when variable already contains a value of type '{old}'",
@@ -275,7 +177,7 @@ class TypeChecker:
                        f"'{self.kind_name(kind, value)}' when map already contains a value of "
                        f"type '{self.kind_name(info.kind, info.value)}'", m.span)
             return
-        merged = _unify(info.value, value)
+        merged = unify(info.value, value)
         if merged is None:
             self.error(f"Type mismatch for {m.name}: trying to assign value of type '{value}' "
                        f"when map already contains a value of type '{info.value}'", m.span)
@@ -296,7 +198,7 @@ class TypeChecker:
                        f"{len(keys)} arguments when map expects {len(info.key)} arguments",
                        m.span)
             return
-        merged = [_unify(a, b) for a, b in zip(info.key, keys)]
+        merged = [unify(a, b) for a, b in zip(info.key, keys)]
         if None in merged:
             bad = ", ".join(map(str, keys))
             self.error(f"Argument mismatch for {m.name}: trying to access with arguments: "
@@ -346,7 +248,7 @@ class TypeChecker:
             return e.value
         if isinstance(e, ast.PositionalParam):
             text = self.param_text(e.index)
-            return int(text, 0) if _is_int_literal(text) else None
+            return int(text, 0) if is_int_literal(text) else None
         if isinstance(e, ast.Unary) and e.op == "-":
             v = self.fold(e.operand)
             return None if v is None else -v
@@ -376,7 +278,7 @@ class TypeChecker:
         text = self.param_text(e.index)
         if self.in_str_call:
             return T.StringType(len(text.encode()) + 1)
-        if text == "" or _is_int_literal(text):
+        if text == "" or is_int_literal(text):
             return INT
         self.error(f"${e.index} used numerically but given \"{text}\". Try using str(${e.index}).",
                    e.span)
@@ -424,33 +326,6 @@ class TypeChecker:
             self.error(f"Unknown identifier: '{name}'", e.span)
         return t
 
-    def retval(self, e: ast.Builtin):
-        provider = self.group.provider
-        if provider == "kretprobe" and not self.group.btf_return:
-            return INT
-        if provider not in ("fexit", "kretprobe"):
-            self.error("The retval builtin can only be used with kretprobe and fexit probes",
-                       e.span)
-            return None
-        kt = self.kernel_types(e.span)
-        if kt is None:
-            return None
-        reads, types = {}, set()
-        for point in self.group.points:
-            type_id = self.group.btf_return.get(point.name, 0)
-            if type_id == 0:
-                self.error(f"{point.name} returns void: it has no retval", e.span)
-                return None
-            t, read = kt.convert(type_id)
-            reads[point.name] = read
-            types.add(t)
-        if len(types) > 1:
-            self.error("retval has different types in the functions this block attaches to",
-                       e.span)
-            return None
-        self.result.retvals[e] = reads
-        return types.pop()
-
     def expr_Variable(self, e: ast.Variable):
         t = self.result.variables.get((id(self.group.probe), e.name))
         if t is None:
@@ -471,102 +346,6 @@ class TypeChecker:
                        "probe; print() it instead", e.span)
             return None
         return info.value
-
-    def expr_FieldAccess(self, e: ast.FieldAccess):
-        if isinstance(e.base, ast.Builtin) and e.base.name == "args":
-            if self.group.provider in BTF_ARG_PROVIDERS:
-                return self.btf_argument(e)
-            return self.tracepoint_field(e)
-        base = self.expr(e.base)
-        if base is None:
-            return None
-        if not isinstance(base, (T.PointerType, T.RecordType)):
-            self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
-            return None
-        kt = self.kernel_types(e.span)
-        if kt is None:
-            return None
-        try:
-            found = kt.member(base, e.field)
-        except KernelTypeError as err:
-            self.error(str(err), e.span)
-            return None
-        self.result.kernel_fields[e] = found
-        return found.type
-
-    def btf_argument(self, e: ast.FieldAccess):
-        kt = self.kernel_types(e.span)
-        if kt is None:
-            return None
-        found: dict[str, ArgField] = self.result.fields.setdefault(e, {})
-        types = set()
-        for point in self.group.points:
-            args = self.group.btf_args.get(point.name, [])
-            index = next((i for i, (n, _) in enumerate(args) if n == e.field), None)
-            if index is None:
-                names = ", ".join(n for n, _ in args) or "none"
-                self.error(f"{point.name} has no argument named '{e.field}' (its arguments: "
-                           f"{names})", e.span)
-                return None
-            try:
-                t, read = kt.convert(args[index][1])
-            except KernelTypeError as err:
-                self.error(f"args.{e.field}: {err}", e.span)
-                return None
-            if read.kind in ("record", "string"):
-                self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
-                           e.span)
-                return None
-            if self.group.provider in ("kprobe", "kretprobe") and \
-                    index >= len(KPROBE_ARG_REGISTERS):
-                self.error(f"args.{e.field} is argument {index}: kprobes see only the first "
-                           f"{len(KPROBE_ARG_REGISTERS)}, which are passed in registers", e.span)
-                return None
-            found[point.name] = ArgField(index, read)
-            types.add(t)
-        if len(types) > 1:
-            self.error(f"args.{e.field} has different types in the probes this block attaches to",
-                       e.span)
-            return None
-        return types.pop()
-
-    def tracepoint_field(self, e: ast.FieldAccess):
-        if self.group.provider != "tracepoint":
-            self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
-                       "kprobe and fentry probes", e.base.span)
-            return None
-        found: dict[str, TracepointField] = self.result.fields.setdefault(e, {})
-        types = set()
-        for point in self.group.points:
-            fmt = self.group.formats[point.name]
-            f = fmt.field(e.field)
-            if f is None:
-                self.error(f"Struct/union of type 'struct _tracepoint_{fmt.category}_{fmt.name}' "
-                           f"does not contain a field named '{e.field}'", e.span)
-                return None
-            found[point.name] = f
-            types.add(self.field_type(f, e))
-        if None in types:
-            return None
-        if len(types) > 1:
-            self.error(f"args.{e.field} has different types in the probes this block attaches to",
-                       e.span)
-            return None
-        return types.pop()
-
-    def field_type(self, f: TracepointField, e) -> T.Type | None:
-        if f.is_string:
-            return T.StringType(T.STRING_SIZE if f.data_loc else f.array_len)
-        if f.data_loc or f.array_len is not None:
-            self.error(f"args.{f.name} is an array ({f.declaration()}), which is not supported "
-                       "yet", e.span)
-            return None
-        if f.is_pointer:
-            return UINT
-        if f.size not in (1, 2, 4, 8):
-            self.error(f"args.{f.name} has an unsupported size of {f.size} bytes", e.span)
-            return None
-        return T.IntType(8, f.signed)
 
     def expr_TupleIndex(self, e: ast.TupleIndex):
         base = self.expr(e.base)
@@ -591,83 +370,6 @@ class TypeChecker:
                        f"can have: use fewer or shorter elements (str(x, n))", e.span)
             return None
         return tuple_type
-
-    def kernel_type_name(self, text: str, span: Span) -> T.Type | None:
-        from pybpf.ktypes import INT_TYPE_NAMES
-        if text in INT_TYPE_NAMES:
-            return INT_TYPE_NAMES[text]
-        kt = self.kernel_types(span)
-        if kt is None:
-            return None
-        try:
-            return kt.parse_type_name(text)
-        except KernelTypeError as err:
-            self.error(str(err), span)
-            return None
-
-    def expr_Cast(self, e: ast.Cast):
-        target = self.kernel_type_name(e.type_name, e.span)
-        operand = self.expr(e.operand)
-        if target is None or operand is None:
-            return None
-        if not isinstance(target, (T.IntType, T.PointerType)):
-            self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
-            return None
-        if not is_int(operand):
-            self.error(f"Cannot cast {operand} to {target}", e.span)
-            return None
-        return target
-
-    def expr_Deref(self, e: ast.Deref):
-        t = self.expr(e.operand)
-        if t is None:
-            return None
-        if not isinstance(t, T.PointerType) or not t.pointee:
-            self.error(f"Can not dereference type '{t}': only typed kernel pointers", e.span)
-            return None
-        kt = self.kernel_types(e.span)
-        if kt is None:
-            return None
-        try:
-            pointee, read = kt.convert(t.pointee)
-        except KernelTypeError as err:
-            self.error(str(err), e.span)
-            return None
-        self.result.kernel_fields[e] = KernelField(0, pointee, read)
-        return pointee
-
-    def expr_SizeOf(self, e: ast.SizeOf):
-        if e.type_name is not None:
-            t = self.kernel_type_name(e.type_name, e.span)
-            size = None if t is None else (t.size if not isinstance(t, T.IntType) else
-                                           _int_size(e.type_name))
-        else:
-            t = self.expr(e.operand)
-            size = None if t is None else t.size
-        if size is None:
-            return None
-        self.result.constants[e] = size
-        return UINT
-
-    def expr_OffsetOf(self, e: ast.OffsetOf):
-        t = self.kernel_type_name(e.type_name, e.span)
-        if t is None:
-            return None
-        if not isinstance(t, T.RecordType):
-            self.error(f"offsetof() needs a struct or union, not {t}", e.span)
-            return None
-        kt = self.kernel_types(e.span)
-        offset, base = 0, t
-        for name in e.fields:
-            try:
-                found = kt.member(base, name)
-            except KernelTypeError as err:
-                self.error(str(err), e.span)
-                return None
-            offset += found.offset
-            base = found.type
-        self.result.constants[e] = offset
-        return UINT
 
     def expr_Binary(self, e: ast.Binary):
         left, right = self.expr(e.left), self.expr(e.right)
@@ -696,16 +398,6 @@ class TypeChecker:
             return T.IntType(8, left.signed)
         return T.IntType(8, left.signed and right.signed)
 
-    def pointee_size(self, p: T.PointerType, span: Span) -> int:
-        """C scales pointer arithmetic by the pointee's size (void * by 1, as GCC)."""
-        kt = self.kernel_types(span)
-        if kt is None or not p.pointee:
-            return 1
-        try:
-            return kt.btf.sizeof(p.pointee)
-        except Exception:
-            return 1
-
     def expr_Unary(self, e: ast.Unary):
         t = self.expr(e.operand)
         if t is None:
@@ -733,148 +425,12 @@ class TypeChecker:
         a, b = self.expr(e.then), self.expr(e.otherwise)
         if a is None or b is None:
             return None
-        t = _unify(a, b)
+        t = unify(a, b)
         if t is None or isinstance(t, T.VoidType):
             self.error(f"Ternary operator branches have different types: '{a}' and '{b}'", e.span)
         return t
 
     # Calls -----------------------------------------------------------------------------------
-
-    def expr_Call(self, e: ast.Call):
-        if e.name in AGGREGATIONS:
-            self.error(f"{e.name}() should be directly assigned to a map", e.span)
-            return None
-        if e.name in MAP_FUNCTIONS:
-            return self.map_function(e)
-        handler = getattr(self, "call_" + e.name, None)
-        if handler is None:
-            self.error(f"Unknown function: {e.name}", e.span)
-            return None
-        return handler(e)
-
-    def arity(self, e: ast.Call, low: int, high: int) -> bool:
-        n = len(e.args)
-        if low <= n <= high:
-            return True
-        expected = str(low) if low == high else f"{low} to {high}"
-        self.error(f"{e.name}() requires {expected} argument{'s' if high != 1 else ''} "
-                   f"({n} provided)", e.span)
-        return False
-
-    def map_function(self, e: ast.Call):
-        if not self.arity(e, 1, 1):
-            return None
-        (arg,) = e.args
-        if e.name == "print" and not isinstance(arg, ast.Map):
-            t = self.expr(arg)
-            if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType,
-                                                    T.ProbeType)):
-                self.error(f"print() cannot print a value of type {t}", arg.span)
-            return VOID
-        if not isinstance(arg, ast.Map):
-            self.error(f"{e.name}() expects a map argument", arg.span)
-            return None
-        info = self.result.maps.get(arg.name)
-        if info is None:
-            self.error(f"Undefined map: {arg.name}", arg.span)
-            return None
-        if e.name == "delete":
-            if arg.keys is None and info.key:
-                self.error("delete() expects a map element, like @m[key]", arg.span)
-                return None
-            keys = self.map_keys(arg)
-            if keys is not None:
-                self.merge_keys(info, keys, arg)
-        elif arg.keys is not None:
-            self.error(f"{e.name}() expects a whole map, without a key", arg.span)
-            return None
-        return VOID
-
-    def call_printf(self, e: ast.Call):
-        if not e.args or not isinstance(e.args[0], ast.String):
-            self.error("printf() expects a format string literal as its first argument", e.span)
-            return None
-        fmt = e.args[0]
-        self.set(fmt, T.StringType(len(fmt.value) + 1))
-        try:
-            conversions = parse_printf(fmt.value.decode("utf-8", errors="replace"))
-        except PrintfFormatError as err:
-            self.error(f"printf: {err}", fmt.span)
-            return None
-        args = e.args[1:]
-        if len(args) > MAX_PRINTF_ARGS:
-            self.error(f"printf: too many arguments ({len(args)}, at most {MAX_PRINTF_ARGS})",
-                       e.span)
-            return None
-        if len(args) != len(conversions):
-            more = "Too many" if len(args) > len(conversions) else "Not enough"
-            self.error(f"printf: {more} arguments for format string ({len(args)} supplied, "
-                       f"{len(conversions)} expected)", e.span)
-            return None
-        for arg, conv in zip(args, conversions):
-            t = self.expr(arg)
-            if t is None:
-                continue
-            wants_string = conv.char == "s"
-            ok = (isinstance(t, (T.StringType, T.ProbeType, T.TupleType))
-                  if wants_string else is_int(t))
-            if not ok:
-                self.error(f"printf: %{conv.char} specifier expects a value of type "
-                           f"{'string' if wants_string else 'integer'} (got {t})", arg.span)
-        return VOID
-
-    def call_str(self, e: ast.Call):
-        if not self.arity(e, 1, 2):
-            return None
-        self.in_str_call = True
-        try:
-            t = self.expr(e.args[0])
-        finally:
-            self.in_str_call = False
-        if t is None:
-            return None
-        size = T.STRING_SIZE
-        if len(e.args) == 2:
-            n = self.constant_int(e.args[1])
-            if n is None:
-                return None
-            if not 1 <= n <= T.STRING_SIZE * 4:
-                self.error(f"str() length must be between 1 and {T.STRING_SIZE * 4}",
-                           e.args[1].span)
-                return None
-            size = n + 1        # n characters and the NUL, as bpftrace: str(p, 4) -> "/etc"
-        if isinstance(t, T.StringType):
-            return T.StringType(min(t.size, size)) if len(e.args) == 2 else t
-        if not is_int(t):
-            self.error(f"str() expects a pointer or a string, got {t}", e.args[0].span)
-            return None
-        return T.StringType(size)
-
-    def call_exit(self, e: ast.Call):
-        return VOID if self.arity(e, 0, 0) else None
-
-    def call_time(self, e: ast.Call):
-        if not self.arity(e, 0, 1):
-            return None
-        if e.args and not isinstance(e.args[0], ast.String):
-            self.error("time() expects a format string literal", e.args[0].span)
-            return None
-        if e.args:
-            self.set(e.args[0], T.StringType(len(e.args[0].value) + 1))
-        return VOID
-
-
-def _int_size(name: str) -> int:
-    return int(name.lstrip("uint")) // 8
-
-
-def _is_int_literal(text: str) -> bool:
-    try:
-        int(text, 0)
-        return True
-    except ValueError:
-        return False
-
 
 def check_types(program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
                 params: tuple[str, ...] = ()) -> CheckedProgram:

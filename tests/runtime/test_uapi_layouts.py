@@ -55,3 +55,18 @@ def test_perf_ioctl_numbers():
     assert P.PERF_EVENT_IOC_ENABLE == (ord("$") << 8) | 0
     assert P.PERF_EVENT_IOC_DISABLE == (ord("$") << 8) | 1
     assert P.PERF_EVENT_IOC_SET_BPF == (1 << 30) | (4 << 16) | (ord("$") << 8) | 8
+
+
+def test_pt_regs_offsets_match_the_kernel():
+    # struct pt_regs from this kernel's BTF, field by field
+    import os
+    from pybpf import btf
+    from pybpf.uapi.ptrace import PT_REGS_OFFSETS, PT_REGS_SIZE
+    if not os.path.exists(btf.VMLINUX):
+        pytest.skip("needs the kernel's BTF")
+    kernel = btf.vmlinux()
+    regs = kernel.find("pt_regs", "struct")
+    assert regs.size == PT_REGS_SIZE
+    for name, offset in PT_REGS_OFFSETS.items():
+        member = kernel.member(regs, name)
+        assert member is not None and member.offset == offset, name

@@ -1,0 +1,117 @@
+"""What the type checker learns: the side tables of types, the maps' kinds and layouts, and the
+language's typing rules and limits shared by the checker's modules and the code generator.
+
+    checked.types[node]          # IntType / StringType / ProbeType / TupleType / VoidType / ...
+    checked.maps["@"]            # MapInfo(kind=MapKind.COUNT, key=(ProbeType(),), ...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.diagnostics import Span
+from pybpf.ktypes import KernelRead
+from pybpf.probes import ProbeGroup
+from pybpf.program import LhistParams, MapKind
+from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
+
+INT = T.IntType(8, True)
+UINT = T.IntType(8, False)
+VOID = T.VoidType()
+
+BUILTIN_TYPES: dict[str, T.Type] = {
+    "pid": UINT, "tid": UINT, "uid": UINT, "gid": UINT, "cpu": UINT, "nsecs": UINT,
+    "elapsed": UINT, "cgroup": UINT, "rand": UINT,
+    "comm": T.StringType(T.COMM_SIZE), "probe": T.ProbeType(),
+}
+
+AGGREGATIONS = {"count": MapKind.COUNT, "sum": MapKind.SUM, "min": MapKind.MIN,
+                "max": MapKind.MAX, "avg": MapKind.AVG, "stats": MapKind.STATS,
+                "hist": MapKind.HIST, "lhist": MapKind.LHIST}
+AGGREGATION_ARITY = {"count": 0, "hist": 1, "lhist": 4}
+MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
+# args.NAME: tracepoints from their format files; the others from BTF (kprobes: the arguments
+# of functions that have BTF, read from their registers).
+ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
+BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
+FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
+# A kprobe sees a function's arguments in registers: the first six, offsets into struct pt_regs.
+KPROBE_ARG_REGISTERS = ARGUMENT_REGISTERS
+PT_REGS_AX = RETURN_REGISTER
+MAX_UNROLL = 100
+MAX_PRINTF_ARGS = 32
+# A map key and a tuple are built on the BPF stack (512 bytes), beside the probe's other values.
+MAX_KEY_SIZE = 256
+MAX_TUPLE_SIZE = 256
+
+
+@dataclass
+class MapInfo:
+    name: str
+    kind: MapKind
+    key: tuple[T.ValueType, ...]
+    value: T.Type
+    lhist: LhistParams | None = None
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class ArgField:
+    """args.NAME of a BTF-typed probe: the NAME-th u64 of the context, read as `read` says."""
+    index: int
+    read: KernelRead
+
+
+@dataclass
+class CheckedProgram:
+    program: ast.Program
+    groups: list[ProbeGroup]
+    types: dict = field(default_factory=dict)
+    maps: dict[str, MapInfo] = field(default_factory=dict)
+    variables: dict[tuple[int, str], T.Type] = field(default_factory=dict)  # (id(probe), name)
+    params: tuple[str, ...] = ()
+    # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
+    fields: dict = field(default_factory=dict)
+    kernel_fields: dict = field(default_factory=dict)   # FieldAccess/Deref node -> KernelField
+    constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
+    pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
+    retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
+
+
+def is_int(t) -> bool:
+    """Integers, and kernel pointers, which compute as unsigned 64-bit integers."""
+    return isinstance(t, (T.IntType, T.PointerType))
+
+
+def storable(t: T.Type) -> T.Type:
+    """What a map or an event holds of a value: pointers as plain u64, ints in 8 bytes."""
+    return T.IntType(8, t.signed) if is_int(t) else t
+
+
+def unify(a: T.Type, b: T.Type) -> T.Type | None:
+    """The type both a and b fit in, or None: strings widen to the larger, ints to 64 bits."""
+    if a == b:
+        return a
+    if isinstance(a, T.StringType) and isinstance(b, T.StringType):
+        return a if a.size >= b.size else b
+    if is_int(a) and is_int(b):
+        return T.IntType(8, a.signed and b.signed)
+    if isinstance(a, T.TupleType) and isinstance(b, T.TupleType) and \
+            len(a.elements) == len(b.elements):
+        parts = [unify(x, y) for x, y in zip(a.elements, b.elements)]
+        return None if None in parts else T.TupleType(tuple(parts))
+    return a if a == b else None
+
+
+def int_size(name: str) -> int:
+    return int(name.lstrip("uint")) // 8
+
+
+def is_int_literal(text: str) -> bool:
+    try:
+        int(text, 0)
+        return True
+    except ValueError:
+        return False

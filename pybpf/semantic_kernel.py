@@ -1,0 +1,237 @@
+"""Type rules for what the kernel's types describe: tracepoint and BTF `args`, `retval`, member
+access through typed pointers and records, casts, dereference, sizeof and offsetof.
+
+Mixed into pybpf.semantic.TypeChecker, whose expr/error/set these methods use.
+"""
+
+from __future__ import annotations
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.checked import (BTF_ARG_PROVIDERS, INT, KPROBE_ARG_REGISTERS, UINT, ArgField,
+                           int_size, is_int)
+from pybpf.diagnostics import Span
+from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
+from pybpf.tracefs import TracepointField
+
+class KernelChecks:
+    def kernel_types(self, span: Span) -> KernelTypes | None:
+        """The running kernel's BTF, loaded on first need: programs without kernel types never
+        pay for it."""
+        if self._kernel_types is None:
+            from pybpf import btf
+            try:
+                self._kernel_types = KernelTypes(btf.vmlinux())
+            except btf.BtfError as e:
+                self.error(f"kernel types are needed here, but {e}", span)
+                return None
+        return self._kernel_types
+
+    def retval(self, e: ast.Builtin):
+        provider = self.group.provider
+        if provider == "kretprobe" and not self.group.btf_return:
+            return INT
+        if provider not in ("fexit", "kretprobe"):
+            self.error("The retval builtin can only be used with kretprobe and fexit probes",
+                       e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        reads, types = {}, set()
+        for point in self.group.points:
+            type_id = self.group.btf_return.get(point.name, 0)
+            if type_id == 0:
+                self.error(f"{point.name} returns void: it has no retval", e.span)
+                return None
+            t, read = kt.convert(type_id)
+            reads[point.name] = read
+            types.add(t)
+        if len(types) > 1:
+            self.error("retval has different types in the functions this block attaches to",
+                       e.span)
+            return None
+        self.result.retvals[e] = reads
+        return types.pop()
+
+    def expr_FieldAccess(self, e: ast.FieldAccess):
+        if isinstance(e.base, ast.Builtin) and e.base.name == "args":
+            if self.group.provider in BTF_ARG_PROVIDERS:
+                return self.btf_argument(e)
+            return self.tracepoint_field(e)
+        base = self.expr(e.base)
+        if base is None:
+            return None
+        if not isinstance(base, (T.PointerType, T.RecordType)):
+            self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            found = kt.member(base, e.field)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.kernel_fields[e] = found
+        return found.type
+
+    def btf_argument(self, e: ast.FieldAccess):
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        found: dict[str, ArgField] = self.result.fields.setdefault(e, {})
+        types = set()
+        for point in self.group.points:
+            args = self.group.btf_args.get(point.name, [])
+            index = next((i for i, (n, _) in enumerate(args) if n == e.field), None)
+            if index is None:
+                names = ", ".join(n for n, _ in args) or "none"
+                self.error(f"{point.name} has no argument named '{e.field}' (its arguments: "
+                           f"{names})", e.span)
+                return None
+            try:
+                t, read = kt.convert(args[index][1])
+            except KernelTypeError as err:
+                self.error(f"args.{e.field}: {err}", e.span)
+                return None
+            if read.kind in ("record", "string"):
+                self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
+                           e.span)
+                return None
+            if self.group.provider in ("kprobe", "kretprobe") and \
+                    index >= len(KPROBE_ARG_REGISTERS):
+                self.error(f"args.{e.field} is argument {index}: kprobes see only the first "
+                           f"{len(KPROBE_ARG_REGISTERS)}, which are passed in registers", e.span)
+                return None
+            found[point.name] = ArgField(index, read)
+            types.add(t)
+        if len(types) > 1:
+            self.error(f"args.{e.field} has different types in the probes this block attaches to",
+                       e.span)
+            return None
+        return types.pop()
+
+    def tracepoint_field(self, e: ast.FieldAccess):
+        if self.group.provider != "tracepoint":
+            self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
+                       "kprobe and fentry probes", e.base.span)
+            return None
+        found: dict[str, TracepointField] = self.result.fields.setdefault(e, {})
+        types = set()
+        for point in self.group.points:
+            fmt = self.group.formats[point.name]
+            f = fmt.field(e.field)
+            if f is None:
+                self.error(f"Struct/union of type 'struct _tracepoint_{fmt.category}_{fmt.name}' "
+                           f"does not contain a field named '{e.field}'", e.span)
+                return None
+            found[point.name] = f
+            types.add(self.field_type(f, e))
+        if None in types:
+            return None
+        if len(types) > 1:
+            self.error(f"args.{e.field} has different types in the probes this block attaches to",
+                       e.span)
+            return None
+        return types.pop()
+
+    def field_type(self, f: TracepointField, e) -> T.Type | None:
+        if f.is_string:
+            return T.StringType(T.STRING_SIZE if f.data_loc else f.array_len)
+        if f.data_loc or f.array_len is not None:
+            self.error(f"args.{f.name} is an array ({f.declaration()}), which is not supported "
+                       "yet", e.span)
+            return None
+        if f.is_pointer:
+            return UINT
+        if f.size not in (1, 2, 4, 8):
+            self.error(f"args.{f.name} has an unsupported size of {f.size} bytes", e.span)
+            return None
+        return T.IntType(8, f.signed)
+
+    def kernel_type_name(self, text: str, span: Span) -> T.Type | None:
+        if text in INT_TYPE_NAMES:
+            return INT_TYPE_NAMES[text]
+        kt = self.kernel_types(span)
+        if kt is None:
+            return None
+        try:
+            return kt.parse_type_name(text)
+        except KernelTypeError as err:
+            self.error(str(err), span)
+            return None
+
+    def expr_Cast(self, e: ast.Cast):
+        target = self.kernel_type_name(e.type_name, e.span)
+        operand = self.expr(e.operand)
+        if target is None or operand is None:
+            return None
+        if not isinstance(target, (T.IntType, T.PointerType)):
+            self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
+            return None
+        if not is_int(operand):
+            self.error(f"Cannot cast {operand} to {target}", e.span)
+            return None
+        return target
+
+    def expr_Deref(self, e: ast.Deref):
+        t = self.expr(e.operand)
+        if t is None:
+            return None
+        if not isinstance(t, T.PointerType) or not t.pointee:
+            self.error(f"Can not dereference type '{t}': only typed kernel pointers", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            pointee, read = kt.convert(t.pointee)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.kernel_fields[e] = KernelField(0, pointee, read)
+        return pointee
+
+    def expr_SizeOf(self, e: ast.SizeOf):
+        if e.type_name is not None:
+            t = self.kernel_type_name(e.type_name, e.span)
+            size = None if t is None else (t.size if not isinstance(t, T.IntType) else
+                                           int_size(e.type_name))
+        else:
+            t = self.expr(e.operand)
+            size = None if t is None else t.size
+        if size is None:
+            return None
+        self.result.constants[e] = size
+        return UINT
+
+    def expr_OffsetOf(self, e: ast.OffsetOf):
+        t = self.kernel_type_name(e.type_name, e.span)
+        if t is None:
+            return None
+        if not isinstance(t, T.RecordType):
+            self.error(f"offsetof() needs a struct or union, not {t}", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        offset, base = 0, t
+        for name in e.fields:
+            try:
+                found = kt.member(base, name)
+            except KernelTypeError as err:
+                self.error(str(err), e.span)
+                return None
+            offset += found.offset
+            base = found.type
+        self.result.constants[e] = offset
+        return UINT
+
+    def pointee_size(self, p: T.PointerType, span: Span) -> int:
+        """C scales pointer arithmetic by the pointee's size (void * by 1, as GCC)."""
+        kt = self.kernel_types(span)
+        if kt is None or not p.pointee:
+            return 1
+        try:
+            return kt.btf.sizeof(p.pointee)
+        except Exception:
+            return 1
