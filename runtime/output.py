@@ -65,6 +65,10 @@ class Output:
         """print(value) of a value that is not a map."""
         raise NotImplementedError
 
+    def time(self, text: str) -> None:
+        """time(FMT): the formatted local time."""
+        raise NotImplementedError
+
     def map(self, spec: MapSpec, entries: Entries) -> None:
         raise NotImplementedError
 
@@ -83,6 +87,9 @@ class TextOutput(Output):
 
     def value(self, value) -> None:
         self._emit(text_of(value) + "\n")
+
+    def time(self, text: str) -> None:
+        self._emit(text)
 
     def lost(self, events: int) -> None:
         self._emit(f"Lost {events} events\n")
@@ -116,6 +123,9 @@ class JsonOutput(Output):
 
     def value(self, value) -> None:
         self._emit(f'{{"type": "value", "data": {_json_value(value)}}}\n')
+
+    def time(self, text: str) -> None:
+        self._emit(f'{{"type": "time", "data": {_json_str(text)}}}\n')
 
     def lost(self, events: int) -> None:
         self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')

@@ -169,7 +169,7 @@ class Session:
             maps.zero_map(self._map_fd(spec), spec)
             self._zeroed.add(spec.name)
         elif kind == EventKind.TIME:
-            self.output.printf(time.strftime(self.compiled.time_formats[index]))
+            self.output.time(time.strftime(self.compiled.time_formats[index]))
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
 

@@ -35,6 +35,9 @@ class RecordingOutput:
     def printf(self, text):
         self.calls.append(("printf", text))
 
+    def time(self, text):
+        self.calls.append(("time", text))
+
     def map(self, spec, entries):
         self.calls.append(("map", spec.name, entries))
 
@@ -81,7 +84,7 @@ def test_lifecycle_begin_events_exit_end_maps():
     assert output.calls == [
         ("attached", 3),
         ("printf", f"begin {os.getpid()}\n"),
-        ("printf", time.strftime("%Y\n")),
+        ("time", time.strftime("%Y\n")),
         ("maps_at_exit", [("@calls", [((), 3)])]),
     ]
 
@@ -115,7 +118,7 @@ def test_final_drain_and_lost_events():
         for _ in range(fits + 25):
             os.getppid()
         session.stop()                       # never polled: everything comes from the final drain
-    printed = [c for c in output.calls if c[0] == "printf"]
+    printed = [c for c in output.calls if c[0] in ("printf", "time")]
     assert len(printed) == 1 + fits + 1      # begin, the records that fitted, END's time
     assert printed[1] == ("printf", f"begin {os.getpid()}\n")
     assert output.calls[-1] == ("lost", 25)
