@@ -50,11 +50,19 @@ def expressions(leaves, integer_only=False):
     return st.recursive(leaves, extend, max_leaves=6)
 
 
+# Integer reads of kernel memory through the BTF types (curtask's fields and beyond).
+kernel_ints = st.sampled_from([
+    "curtask->pid", "curtask->parent->tgid", "(*curtask).prio", "curtask->se.vruntime",
+    "sizeof(struct task_struct)", "offsetof(struct task_struct, pid)", "(uint8)pid",
+    "(int16)nsecs", "((struct task_struct *)curtask)->flags", "*(uint32 *)curtask"])
+
 # Anything goes: the property is only "no crash, spans on errors".
-any_expr = expressions(st.one_of(ints, strings, builtins, st.sampled_from(VARS + MAPS)))
+any_expr = expressions(st.one_of(ints, strings, builtins, kernel_ints, st.just("curtask->comm"),
+                                 st.sampled_from(VARS + MAPS)))
 
 # Integers only, over initialised variables: these should all type-check.
-int_expr = expressions(st.one_of(small, st.sampled_from(["pid", "cpu", "nsecs", "$a", "$b"])),
+int_expr = expressions(st.one_of(small, st.sampled_from(["pid", "cpu", "nsecs", "$a", "$b"]),
+                                 kernel_ints),
                        integer_only=True)
 
 AGG = st.sampled_from(["count()", "sum({})", "min({})", "max({})", "avg({})", "stats({})",
