@@ -257,7 +257,7 @@ class _BucketLayout:
 
     def __init__(self, bounds: Callable[[int], tuple[int | None, int | None]],
                  number: Callable[[int], str], singletons: bool):
-        self._bounds = bounds
+        self.bounds = bounds
         self._number = number
         self._singletons = singletons      # hist: the buckets of 0 and 1 print as [0] and [1]
         # Big maps repeat the same few buckets for every key: render each one once.
@@ -274,13 +274,13 @@ class _BucketLayout:
     def json_range(self, index: int) -> str:
         json_range = self._json_ranges.get(index)
         if json_range is None:
-            lo, hi = self._bounds(index)
+            lo, hi = self.bounds(index)
             json_range = self._json_ranges[index] = (
                 ("" if lo is None else f'"min": {lo}, ') + ("" if hi is None else f'"max": {hi - 1}, '))
         return json_range
 
     def label(self, index: int) -> str:
-        lo, hi = self._bounds(index)
+        lo, hi = self.bounds(index)
         if lo is None:
             return f"(..., {self._number(hi)})"
         if hi is None:
@@ -288,6 +288,12 @@ class _BucketLayout:
         if self._singletons and hi == lo + 1 and lo < 2:
             return f"[{lo}]"
         return f"[{self._number(lo)}, {self._number(hi)})"
+
+
+def bucket_bounds(spec: MapSpec) -> Callable[[int], tuple[int | None, int | None]]:
+    """A hist or lhist map's bucket index -> its range (lo, hi), hi exclusive, None at an open end:
+    the buckets as printed, for other readers of the counts (pybpf.runtime.metrics)."""
+    return _bucket_layout(spec).bounds
 
 
 def _bucket_layout(spec: MapSpec) -> _BucketLayout:

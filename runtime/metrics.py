@@ -1,0 +1,203 @@
+"""A running script's maps in the Prometheus text format, read when Prometheus scrapes.
+
+    server = serve_metrics(session, "127.0.0.1", 9100)   # bound and serving, no map samples yet
+    session.start()
+    server.start()                                       # GET /metrics reads every map, now
+    while session.poll(0.2):
+        pass
+    server.close()                                       # before session.stop()
+
+One metric family per map, named `pybpf_<map name>` (`@` alone: `pybpf_map`); key parts become
+labels `key` (one part) or `key0`, `key1`, ... (tuples flattened). Counts, sums, min, max and integer
+values are gauges (a script may clear() or zero() them); avg and stats maps are summaries (`_count`,
+`_sum`) with the average as printed in a `_average` gauge; hist and lhist maps are histograms whose
+`le` is each bucket's inclusive upper bound, with `_count` and no `_sum` (the kernel keeps no sum);
+string and tuple values are info metrics (`value` labels, sample 1). docs/metrics.md has the table.
+
+Nothing polls in the background: the HTTP server's thread calls `MapCollector.collect()`, which
+reads the maps with independent bpf() syscalls on the session's fds while the host's loop polls
+the ring buffer. Before start() and after close() a scrape gets no map samples: the session's fds
+are read only between the two, and close() waits for a scrape in progress.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.metrics_core import (GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily,
+                                            Metric, SummaryMetricFamily)
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from pybpf import types as T
+from pybpf.program import MapKind, MapSpec
+from pybpf.runtime.output import Entries, bucket_bounds
+
+PREFIX = "pybpf_"
+_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
+_GAUGE_KINDS = (MapKind.COUNT, MapKind.SUM, MapKind.MIN, MapKind.MAX)
+
+
+def metric_name(map_name: str) -> str:
+    """`@opens` -> `pybpf_opens`, `@` -> `pybpf_map`."""
+    return PREFIX + (_NOT_IN_NAME.sub("_", map_name.lstrip("@")) or "map")
+
+
+def map_families(spec: MapSpec, entries: Entries) -> list[Metric]:
+    """The metric families of one map's entries (as Session.read_map returns them)."""
+    name = metric_name(spec.name)
+    labels = _label_names("key", sum(_width(t) for t in spec.key))
+    keyed = [(_flatten(key), value) for key, value in entries]
+    call = f"{spec.kind.value}()" if spec.kind.is_aggregation else "values"
+    doc = f"{spec.name}: {call} of the pybpf script"
+    if spec.kind.has_buckets:
+        return [_histogram(name, doc, labels, spec, keyed)]
+    if spec.kind in (MapKind.AVG, MapKind.STATS):
+        summary = SummaryMetricFamily(name, doc, labels=labels)
+        average = GaugeMetricFamily(name + "_average", f"{spec.name}: the average as printed "
+                                    "(truncated toward zero)", labels=labels)
+        for key, stats in keyed:
+            summary.add_metric(key, stats.count, stats.total)
+            average.add_metric(key, stats.average)
+        return [summary, average]
+    if spec.kind in _GAUGE_KINDS or isinstance(spec.value, T.IntType):
+        gauge = GaugeMetricFamily(name, doc, labels=labels)
+        for key, value in keyed:
+            gauge.add_metric(key, value)
+        return [gauge]
+    # strings and tuples: an info metric, the value in labels
+    info = InfoMetricFamily(name, doc, labels=labels)
+    value_labels = _label_names("value", _width(spec.value))
+    for key, value in keyed:
+        info.add_metric(key, dict(zip(value_labels, _flatten((value,)))))
+    return [info]
+
+
+def _histogram(name: str, doc: str, labels: list[str], spec: MapSpec, keyed) -> Metric:
+    """Cumulative buckets from the lowest to the highest bucket used by any key of the map (every
+    key gets the same `le` set), then +Inf. No `_sum`: the kernel counts values per bucket only."""
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    bounds = bucket_bounds(spec)
+    used = [i for _, counts in keyed for i, n in counts.items() if n]
+    indexes = range(min(used), max(used) + 1) if used else range(0)
+    upper = [(i, bounds(i)[1]) for i in indexes]
+    les = [(i, floatToGoString(hi - 1)) for i, hi in upper if hi is not None]
+    for key, counts in keyed:
+        buckets, cumulative = [], 0
+        for i, le in les:
+            cumulative += counts.get(i, 0)
+            buckets.append((le, cumulative))
+        total = sum(counts.values())
+        buckets.append(("+Inf", total))
+        family.add_metric(key, buckets, None)
+        family.samples.append(Sample(name + "_count", dict(zip(labels, key)), total))
+    return family
+
+
+def _label_names(stem: str, count: int) -> list[str]:
+    return [stem] if count == 1 else [f"{stem}{i}" for i in range(count)]
+
+
+def _width(t) -> int:
+    """Label values a key part or value of type t becomes: a tuple's elements, flattened."""
+    return sum(_width(e) for e in t.elements) if isinstance(t, T.TupleType) else 1
+
+
+def _flatten(parts: tuple) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, tuple):
+            out.extend(_flatten(part))
+        else:
+            out.append(str(part))
+    return out
+
+
+class MapCollector:
+    """A prometheus_client collector of a Session's maps, read at each collect() between start()
+    and close()."""
+
+    def __init__(self, session):
+        self._session = session
+        self._lock = threading.Lock()
+        self._reading = False
+        self._closed = False
+
+    def describe(self) -> list:
+        return []      # nothing known before a scrape; keeps register() from reading the maps
+
+    def collect(self):
+        with self._lock:
+            session = self._session
+            if not self._reading or session.loaded is None:
+                families = []
+            else:
+                families = [f for spec in session.compiled.maps
+                            for f in map_families(spec, session.read_map(spec))]
+        yield from families
+
+    def start(self) -> None:
+        """The session has started: scrapes read its maps from now on (until close())."""
+        with self._lock:
+            self._reading = not self._closed
+
+    def close(self) -> None:
+        """After this returns no scrape touches the session again."""
+        with self._lock:
+            self._reading, self._closed = False, True
+
+
+class MetricsServer:
+    """The HTTP endpoint: `address` is (host, port) as bound; start() lets scrapes read the
+    session's maps; close() stops serving and detaches the collector from the session."""
+
+    def __init__(self, collector: MapCollector, httpd, thread: threading.Thread):
+        self.collector = collector
+        self._httpd = httpd
+        self._thread = thread
+        self.address = httpd.server_address[:2]
+
+    def start(self) -> None:
+        self.collector.start()
+
+    def close(self) -> None:
+        self.collector.close()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def make_registry(session) -> tuple[CollectorRegistry, MapCollector]:
+    """Our own registry, not prometheus_client's global one: the session's maps, and the process
+    collector (process_cpu_seconds_total, process_resident_memory_bytes, ...: pybpf's own user-space
+    cost, one read of /proc/self per scrape). No platform or GC collectors: constant or noise."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = MapCollector(session)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    return registry, collector
+
+
+def serve_metrics(session, host: str, port: int) -> MetricsServer:
+    """Serve the session's maps on http://host:port/metrics (any path answers) from a daemon thread,
+    once start() is called. Binding first lets a busy port fail before anything is loaded.
+    OSError if the address cannot be bound (e.g. EADDRINUSE)."""
+    registry, collector = make_registry(session)
+    httpd, thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsServer(collector, httpd, thread)
+
+
+def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """`9100`, `0.0.0.0:9100`, `[::1]:9100` -> (host, port). ValueError when it is none of these."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host = default_host
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif not host or ":" in host:
+        raise ValueError(f"not [HOST:]PORT: {text!r} (an IPv6 host goes in brackets: [::1]:9100)")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"not a port number from 0 to 65535: {port_text!r}")
+    return host, int(port_text)

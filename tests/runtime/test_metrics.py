@@ -1,0 +1,191 @@
+"""The Prometheus exporter: every map kind as metric families, read from a live Session at scrape
+time, parsed back with prometheus_client's own parser and checked exactly."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("prometheus_client", reason="needs prometheus_client (pip install 'pybpf[metrics]')")
+
+from prometheus_client.exposition import generate_latest  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from pybpf import types as T  # noqa: E402
+from pybpf.program import LhistParams, MapKind, MapSpec  # noqa: E402
+from pybpf.runtime.metrics import (make_registry, map_families, metric_name, parse_address,  # noqa: E402
+                                   serve_metrics)
+from pybpf.runtime.output import make_output  # noqa: E402
+from pybpf.runtime.values import Stats  # noqa: E402
+
+PROGRAM = """
+BEGIN {
+    @c[1, "a"] = count(); @c[1, "a"] = count(); @c[2, "b"] = count();
+    @h = hist(5); @h = hist(0); @h = hist(-3);
+    @l["k"] = lhist(12, 0, 100, 10); @l["k"] = lhist(150, 0, 100, 10);
+    @s = stats(3); @s = stats(4);
+    @a = avg(-7); @a = avg(2);
+    @v["x"] = 7;
+    @mn = min(-4);
+    @[probe] = sum(9);
+    @t[(1, "z"), 2] = ("q", 5);
+}
+interval:ms:10 { @ticks = count(); }
+"""
+
+# sample name -> {labels: value}, for the maps BEGIN filled (every sample of theirs, exactly)
+EXPECTED = {
+    "pybpf_c": {(("key0", "1"), ("key1", "a")): 2, (("key0", "2"), ("key1", "b")): 1},
+    # hist buckets used: (..., 0) index 0, [0] index 1, ..., [4, 8) index 5: le -1, 0, 1, 3, 7
+    "pybpf_h_bucket": {(("le", "-1.0"),): 1, (("le", "0.0"),): 2, (("le", "1.0"),): 2, (("le", "3.0"),): 2,
+                       (("le", "7.0"),): 3, (("le", "+Inf"),): 3},
+    "pybpf_h_count": {(): 3},
+    # lhist [10, 20) and [100, ...): the open top bucket is +Inf
+    "pybpf_l_bucket": {**{(("key", "k"), ("le", f"{hi - 1}.0")): 1 for hi in range(20, 101, 10)},
+                       (("key", "k"), ("le", "+Inf")): 2},
+    "pybpf_l_count": {(("key", "k"),): 2},
+    "pybpf_s_count": {(): 2}, "pybpf_s_sum": {(): 7}, "pybpf_s_average": {(): 3},
+    "pybpf_a_count": {(): 2}, "pybpf_a_sum": {(): -5}, "pybpf_a_average": {(): -2},
+    "pybpf_v": {(("key", "x"),): 7},
+    "pybpf_mn": {(): -4},
+    "pybpf_map": {(("key", "BEGIN"),): 9},
+    "pybpf_t_info": {(("key0", "1"), ("key1", "z"), ("key2", "2"), ("value0", "q"), ("value1", "5")): 1},
+}
+TYPES = {"pybpf_c": "gauge", "pybpf_h": "histogram", "pybpf_l": "histogram", "pybpf_s": "summary",
+         "pybpf_s_average": "gauge", "pybpf_a": "summary", "pybpf_v": "gauge", "pybpf_mn": "gauge",
+         "pybpf_map": "gauge", "pybpf_t_info": "gauge", "pybpf_ticks": "gauge"}   # info: a gauge of 1 in text
+
+
+def scrape(text: str) -> tuple[dict, dict]:
+    """-> ({sample name: {sorted label items: value}}, {family name: type})"""
+    samples, types = {}, {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for s in family.samples:
+            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return samples, types
+
+
+# --- without the kernel ------------------------------------------------------------------------------
+
+def test_metric_names():
+    assert metric_name("@opens") == "pybpf_opens"
+    assert metric_name("@") == "pybpf_map"
+    assert metric_name("@x.y") == "pybpf_x_y"
+
+
+@pytest.mark.parametrize("text, address", [
+    ("9100", ("127.0.0.1", 9100)), ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:9100", ("::1", 9100)),
+    ("localhost:0", ("localhost", 0)),
+])
+def test_parse_address(text, address):
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["", "x", ":9100", "::1:9100", "1.2.3.4:", "65536", "1.2.3.4:-1"])
+def test_parse_address_rejects(text):
+    with pytest.raises(ValueError):
+        parse_address(text)
+
+
+def test_lhist_open_ends_and_an_empty_histogram():
+    spec = MapSpec("@l", "l", MapKind.LHIST, (T.IntType(),), T.IntType(), LhistParams(0, 20, 10))
+    # index 0: (..., 0); 1: [0, 10); 2: [10, 20); 3: [20, ...)
+    families = map_families(spec, [((-5,), {0: 1, 3: 2}), ((6,), {1: 4}), ((7,), {1: 0})])
+    samples, _ = scrape(generate_latest(_Static(families)).decode())
+    le = lambda key, bound: (("key", key), ("le", bound))     # noqa: E731
+    assert samples["pybpf_l_bucket"] == {
+        le("-5", "-1.0"): 1, le("-5", "9.0"): 1, le("-5", "19.0"): 1, le("-5", "+Inf"): 3,
+        le("6", "-1.0"): 0, le("6", "9.0"): 4, le("6", "19.0"): 4, le("6", "+Inf"): 4,
+        le("7", "-1.0"): 0, le("7", "9.0"): 0, le("7", "19.0"): 0, le("7", "+Inf"): 0}
+    assert samples["pybpf_l_count"] == {(("key", "-5"),): 3, (("key", "6"),): 4, (("key", "7"),): 0}
+    assert "pybpf_l_sum" not in samples          # the kernel keeps no sum: none is made up
+    empty = scrape(generate_latest(_Static(map_families(spec, [((1,), {})]))).decode())[0]
+    assert empty["pybpf_l_bucket"] == {le("1", "+Inf"): 0}
+
+
+def test_avg_of_nothing_and_empty_maps():
+    spec = MapSpec("@a", "a", MapKind.AVG, (), T.IntType())
+    samples, _ = scrape(generate_latest(_Static(map_families(spec, [((), Stats(0, 0))]))).decode())
+    assert samples == {"pybpf_a_count": {(): 0}, "pybpf_a_sum": {(): 0}, "pybpf_a_average": {(): 0}}
+    gauge = MapSpec("@g", "g", MapKind.COUNT, (T.StringType(16),), T.IntType())
+    assert scrape(generate_latest(_Static(map_families(gauge, []))).decode()) == ({}, {"pybpf_g": "gauge"})
+
+
+class _Static:
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+# --- a live session -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def compiled():
+    from pybpf.compiler import compile_source
+    return compile_source(PROGRAM)
+
+
+@pytest.mark.kernel
+def test_every_map_kind_read_at_scrape_time(compiled):
+    from pybpf.runtime.session import Session
+
+    with Session(compiled, make_output("text", io.StringIO())) as session:
+        registry, collector = make_registry(session)
+        session.start()
+        assert not any(k.startswith("pybpf_") for k in scrape(generate_latest(registry).decode())[0])
+        collector.start()
+        samples, types = scrape(generate_latest(registry).decode())
+        for name, expected in EXPECTED.items():
+            assert samples[name] == expected, name
+        assert {k: types[k] for k in TYPES} == TYPES
+        # read at each scrape, not cached: the interval probe keeps counting
+        ticks = lambda samples: samples.get("pybpf_ticks", {}).get((), 0)     # noqa: E731
+        first = ticks(samples)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            session.poll(0.05)
+            now = ticks(scrape(generate_latest(registry).decode())[0])
+            if now > first:
+                break
+        assert now > first
+        collector.close()
+        assert not any(k.startswith("pybpf_") for k in scrape(generate_latest(registry).decode())[0])
+        session.stop()
+
+
+@pytest.mark.kernel
+def test_served_over_http_until_closed(compiled):
+    from pybpf.runtime.session import Session
+
+    with Session(compiled, make_output("text", io.StringIO())) as session:
+        server = serve_metrics(session, "127.0.0.1", 0)
+        try:
+            host, port = server.address
+            assert host == "127.0.0.1" and port > 0
+            url = f"http://127.0.0.1:{port}/metrics"
+            before = urllib.request.urlopen(url, timeout=5).read().decode()
+            assert "pybpf_" not in before and "process_cpu_seconds_total" in before
+            session.start()
+            server.start()
+            samples, _ = scrape(urllib.request.urlopen(url, timeout=5).read().decode())
+            assert samples["pybpf_c"] == EXPECTED["pybpf_c"]
+        finally:
+            server.close()
+        session.stop()
+    with pytest.raises(OSError):         # the port is closed again
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_busy_port_is_an_oserror():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError):
+            serve_metrics(None, "127.0.0.1", busy.getsockname()[1])
