@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true",
                    help="compile afresh, neither reading nor writing the compile cache")
     p.add_argument("--clear-cache", action="store_true", help="empty the compile cache and exit")
+    p.add_argument("--metrics", metavar="[HOST:]PORT",
+                   help="while the script runs, serve its maps to Prometheus on "
+                        "http://HOST:PORT/metrics (default host 127.0.0.1; needs pybpf[metrics])")
     p.add_argument("--version", action="version", version=f"pybpf v{__version__}")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
@@ -183,18 +186,57 @@ class _StopRequested:
         self.requested = True
 
 
-def _run(compiled, fmt: str, stream) -> int:
+def _run(compiled, fmt: str, stream, metrics=None) -> int:
     from pybpf.runtime.output import make_output
     from pybpf.runtime.session import Session
 
     output = make_output(fmt, stream)
     stop = _StopRequested()
     with Session(compiled, output) as session:
-        session.start()
-        while not stop.requested and session.poll(POLL_INTERVAL_S):
-            pass
+        # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
+        server = _serve_metrics(session, *metrics) if metrics else None
+        try:
+            session.start()
+            if server:
+                server.start()
+            while not stop.requested and session.poll(POLL_INTERVAL_S):
+                pass
+        finally:
+            if server:
+                server.close()      # before stop() closes the maps
         session.stop()
     return 0
+
+
+def _metrics_address(text: str) -> tuple[str, int]:
+    """--metrics [HOST:]PORT, checked before compiling: the package is there, the address parses."""
+    try:
+        from pybpf.runtime.metrics import parse_address
+    except ImportError as e:
+        if e.name != "prometheus_client":
+            raise
+        raise SystemExit(error("--metrics needs the prometheus_client package: "
+                               "install pybpf[metrics] (pip install 'pybpf[metrics]')")) from None
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise SystemExit(error(f"--metrics: {e}")) from None
+
+
+def _serve_metrics(session, host: str, port: int):
+    from pybpf.runtime.metrics import serve_metrics
+
+    try:
+        server = serve_metrics(session, host, port)
+    except OSError as e:
+        raise SystemExit(error(f"--metrics: cannot serve on {host}:{port}: {e.strerror or e}")) from None
+    print(f"serving metrics on http://{_url_host(server.address[0])}:{server.address[1]}/metrics",
+          file=sys.stderr, flush=True)
+    return server
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +310,7 @@ def _describe(e: Exception, verbose: bool) -> str:
 
 def _main(opts) -> int:
     source, filename, params = _read_program(opts)
+    metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE)
     if opts.emit:
@@ -290,8 +333,8 @@ def _main(opts) -> int:
             return _dry_run(compiled)
         if opts.output:
             with open(opts.output, "w") as stream:
-                return _run(compiled, opts.format, stream)
-        return _run(compiled, opts.format, sys.stdout)
+                return _run(compiled, opts.format, stream, metrics)
+        return _run(compiled, opts.format, sys.stdout, metrics)
     except VerifierError as e:
         print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
         return 1
