@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import mmap
 import os
+import select
 import signal
 import sys
 import time
@@ -175,15 +176,26 @@ def _dry_run(compiled) -> int:
 
 
 class _StopRequested:
-    """Ctrl-C, SIGTERM and SIGHUP end the run the same way: END, maps, detach."""
+    """Ctrl-C, SIGTERM and SIGHUP end the run the same way: END, maps, detach. The signal also
+    writes to a wakeup pipe the wait selects on, so the run ends at once, not at the next
+    timeout (Python resumes an interrupted wait when the handler returns)."""
 
     def __init__(self):
         self.requested = False
+        self._wakeup, write_end = os.pipe()
+        os.set_blocking(self._wakeup, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
         self.requested = True
+
+    def wait(self, session) -> bool:
+        """Wait for events or a stop signal, then serve the events; False once the run ends."""
+        select.select([session.fileno(), self._wakeup], [], [], POLL_INTERVAL_S)
+        return not self.requested and session.poll(0)
 
 
 def _run(compiled, fmt: str, stream, metrics=None) -> int:
@@ -199,7 +211,7 @@ def _run(compiled, fmt: str, stream, metrics=None) -> int:
             session.start()
             if server:
                 server.start()
-            while not stop.requested and session.poll(POLL_INTERVAL_S):
+            while stop.wait(session):
                 pass
         finally:
             if server:
