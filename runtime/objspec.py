@@ -12,13 +12,13 @@ R_BPF_64_64 relocations of ld_imm64 instructions against map symbols.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import struct
+import tempfile
 from dataclasses import dataclass
-
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
-from elftools.elf.relocation import RelocationSection
 
 from pybpf.runtime.errors import ObjectFormatError
 from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
@@ -26,6 +26,7 @@ from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
 MAPS_SECTION = "maps"
 LICENSE_SECTION = "license"
 R_BPF_64_64 = 1                  # relocation type of a ld_imm64 against a map symbol
+SHF_EXECINSTR = 0x4
 
 _MAP_DEF = struct.Struct("<5I")  # u32 type, key_size, value_size, max_entries, map_flags
 
@@ -64,7 +65,53 @@ class ObjectSpec:
     license: str
 
 
+def load_object(elf_bytes: bytes, cache_dir: str | None = None) -> ObjectSpec:
+    """parse_object, remembered on disk by the object's hash: a compile-cache hit then imports
+    neither LLVM nor the ELF reader (pyelftools costs ~20 ms of a warm start-up's imports)."""
+    folder = cache_dir or _spec_cache_dir()
+    path = os.path.join(folder, hashlib.sha256(elf_bytes).hexdigest() + ".json")
+    try:
+        with open(path) as f:
+            return _spec_from_json(json.load(f))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    spec = parse_object(elf_bytes)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(_spec_to_json(spec), f)
+        os.replace(tmp, path)
+    except OSError:
+        pass        # unwritable: only slower next time
+    return spec
+
+
+def _spec_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pybpf", "specs")
+
+
+def _spec_to_json(spec: ObjectSpec) -> dict:
+    return {"maps": {k: [m.map_type, m.key_size, m.value_size, m.max_entries, m.map_flags]
+                     for k, m in spec.maps.items()},
+            "programs": {k: [p.insns.hex(), {str(o): sym for o, sym in p.relocations.items()},
+                             [list(line) for line in p.lines]] for k, p in spec.programs.items()},
+            "license": spec.license}
+
+
+def _spec_from_json(j: dict) -> ObjectSpec:
+    return ObjectSpec(
+        {k: MapDef(*v) for k, v in j["maps"].items()},
+        {k: ProgramSection(k, bytes.fromhex(insns), {int(o): sym for o, sym in relocs.items()},
+                           tuple(tuple(line) for line in lines))
+         for k, (insns, relocs, lines) in j["programs"].items()},
+        j["license"])
+
+
 def parse_object(elf_bytes: bytes) -> ObjectSpec:
+    from elftools.elf.elffile import ELFFile
+
     elf = ELFFile(io.BytesIO(elf_bytes))
     symtab = elf.get_section_by_name(".symtab")
     if symtab is None:
@@ -73,7 +120,7 @@ def parse_object(elf_bytes: bytes) -> ObjectSpec:
     lines = _line_info(elf)
     programs = {}
     for index, section in enumerate(elf.iter_sections()):
-        if section["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and section["sh_size"] > 0:
+        if section["sh_flags"] & SHF_EXECINSTR and section["sh_size"] > 0:
             programs[section.name] = ProgramSection(
                 section.name, section.data(), _relocations(elf, index, section.name, symtab, maps),
                 lines.get(section.name, ()))
@@ -86,7 +133,7 @@ _U32 = struct.Struct("<I")
 _LINE_INFO = struct.Struct("<IIII")            # insn_off (bytes), file_name_off, line_off, line_col
 
 
-def _line_info(elf: ELFFile) -> dict[str, tuple[tuple[int, int, int], ...]]:
+def _line_info(elf) -> dict[str, tuple[tuple[int, int, int], ...]]:
     """.BTF.ext line info (Documentation/bpf/btf.rst): per section, the source line and column
     (line_col = line << 10 | column) of instructions. Absent (no debug info): empty."""
     btf, ext = elf.get_section_by_name(".BTF"), elf.get_section_by_name(".BTF.ext")
@@ -116,7 +163,7 @@ def _line_info(elf: ELFFile) -> dict[str, tuple[tuple[int, int, int], ...]]:
     return out
 
 
-def _map_defs(elf: ELFFile, symtab) -> dict[str, MapDef]:
+def _map_defs(elf, symtab) -> dict[str, MapDef]:
     section = elf.get_section_by_name(MAPS_SECTION)
     if section is None:
         return {}
@@ -134,7 +181,9 @@ def _map_defs(elf: ELFFile, symtab) -> dict[str, MapDef]:
     return maps
 
 
-def _relocations(elf: ELFFile, index: int, name: str, symtab, maps: dict[str, MapDef]) -> dict[int, str]:
+def _relocations(elf, index: int, name: str, symtab, maps: dict[str, MapDef]) -> dict[int, str]:
+    from elftools.elf.relocation import RelocationSection
+
     insns = elf.get_section(index).data()
     relocations = {}
     for section in elf.iter_sections():
@@ -153,12 +202,12 @@ def _relocations(elf: ELFFile, index: int, name: str, symtab, maps: dict[str, Ma
     return relocations
 
 
-def _license(elf: ELFFile) -> str:
+def _license(elf) -> str:
     section = elf.get_section_by_name(LICENSE_SECTION)
     if section is None:
         raise ObjectFormatError("object has no license section")
     return section.data().split(b"\0", 1)[0].decode()
 
 
-def _section_index(elf: ELFFile, name: str) -> int:
+def _section_index(elf, name: str) -> int:
     return next(i for i, s in enumerate(elf.iter_sections()) if s.name == name)

@@ -24,7 +24,7 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, LOST_MAP, MAP_ERRORS_M
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
 from pybpf.runtime.loader import LoadedObject, load
-from pybpf.runtime.objspec import parse_object
+from pybpf.runtime.objspec import load_object
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import RingBufferReader
 from pybpf.runtime.values import decode_slots
@@ -49,7 +49,7 @@ class Session:
     def start(self) -> None:
         """Load, attach every probe, then run BEGIN. On failure everything is released again."""
         try:
-            obj = parse_object(self.compiled.elf)
+            obj = load_object(self.compiled.elf)
             self.loaded = load(obj, self.compiled)
             self._ring = RingBufferReader(self.loaded.map_fds[EVENTS_MAP], obj.maps[EVENTS_MAP].max_entries)
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.

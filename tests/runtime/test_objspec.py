@@ -59,3 +59,14 @@ def test_line_info_maps_instructions_to_statements():
     assert section.source_of(first_printf) == (3, 3)
     assert section.source_of(len(section.insns) // 8) is not None
     assert (3, 3, 3, 17) in compiled.statement_spans         # printf("hi\n"); underlined whole
+
+
+def test_load_object_remembers_the_parse(tmp_path):
+    from pybpf.compiler import compile_source
+    from pybpf.runtime.objspec import load_object
+    elf = compile_source('BEGIN { @x[1] = count(); printf("%d\\n", 1); }').elf
+    first = load_object(elf, str(tmp_path))
+    (memo,) = list(tmp_path.iterdir())
+    assert load_object(elf, str(tmp_path)) == first == parse_object(elf)
+    memo.write_text("{not json")                     # a damaged memo is parsed again
+    assert load_object(elf, str(tmp_path)) == first
