@@ -4,7 +4,9 @@ time, parsed back with prometheus_client's own parser and checked exactly."""
 from __future__ import annotations
 
 import io
+import shutil
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -189,3 +191,25 @@ def test_a_busy_port_is_an_oserror():
         busy.listen()
         with pytest.raises(OSError):
             serve_metrics(None, "127.0.0.1", busy.getsockname()[1])
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not shutil.which("promtool"), reason="needs promtool (Debian: apt-get install prometheus)")
+def test_promtool_accepts_the_exposition():
+    from pybpf.compiler import compile_source
+    from pybpf.runtime.session import Session
+
+    # PROGRAM's maps again, under names promtool's lint takes for no unit (it reads @h as hours)
+    compiled = compile_source('BEGIN { @calls[1, "a"] = count(); @latency = hist(5); '
+                              '@sizes["k"] = lhist(12, 0, 100, 10); @reads = stats(3); @mean = avg(-7); '
+                              '@value["x"] = 7; @low = min(-4); @[probe] = sum(9); '
+                              '@names[(1, "z"), 2] = ("q", 5); }')
+    with Session(compiled, make_output("text", io.StringIO())) as session:
+        registry, collector = make_registry(session)
+        session.start()
+        collector.start()
+        text = generate_latest(registry)
+        collector.close()
+        session.stop()
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint
