@@ -12,16 +12,21 @@ bits), busy bit 31 (being written), discard bit 30; records are 8-byte aligned.
 
 from __future__ import annotations
 
+import collections
 import mmap
+import os
 import select
 import struct
-from typing import Callable
+import sys
+import threading
+from typing import Callable, Iterator
 
 from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _LENGTH_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
+DRAIN_WAIT_S = 0.05      # the drain thread's longest sleep: how soon it notices a stop
 
 # A record callback gets a memoryview valid only during the call (the space is reused afterwards).
 RecordCallback = Callable[[memoryview], None]
@@ -79,6 +84,25 @@ class RingBufferReader:
                 producer = _U64.unpack_from(self._producer)[0]
         return count
 
+    def take_committed(self) -> bytes:
+        """Copy out every committed record (headers included) up to the first one still being
+        written, and release their space at once: the producer gets the whole ring back before
+        any record is handled. Parse the copy with iter_records."""
+        consumer = _U64.unpack_from(self._consumer)[0]
+        producer = _U64.unpack_from(self._producer)[0]
+        end = consumer
+        while end < producer:
+            header = _U32.unpack_from(self._data, end & self._mask)[0]
+            if header & BPF_RINGBUF_BUSY_BIT:
+                break
+            end += ((header & _LENGTH_MASK) + BPF_RINGBUF_HDR_SZ + 7) & ~7
+        if end == consumer:
+            return b""
+        at = consumer & self._mask
+        chunk = bytes(self._data[at:at + end - consumer])    # the data area is mapped twice
+        _U64.pack_into(self._consumer, 0, end)
+        return chunk
+
     def _available(self) -> bool:
         return _U64.unpack_from(self._consumer)[0] < _U64.unpack_from(self._producer)[0]
 
@@ -95,3 +119,84 @@ class RingBufferReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def iter_records(chunk: bytes) -> Iterator[memoryview]:
+    """The records of a take_committed() copy, discarded ones skipped."""
+    view, at = memoryview(chunk), 0
+    while at < len(chunk):
+        header = _U32.unpack_from(chunk, at)[0]
+        length = header & _LENGTH_MASK
+        if not header & BPF_RINGBUF_DISCARD_BIT:
+            yield view[at + BPF_RINGBUF_HDR_SZ:at + BPF_RINGBUF_HDR_SZ + length]
+        at += (length + BPF_RINGBUF_HDR_SZ + 7) & ~7
+
+
+class DrainingReader:
+    """A ring buffer emptied by a thread of its own, so that handling records (formatting,
+    writing) never holds the producer back: without it a burst fills the ring while the records
+    before it are printed, and the rest is lost. The thread only copies records out (a memcpy
+    under the GIL); the caller handles them in poll().
+
+        reader = DrainingReader(RingBufferReader(fd, size))
+        reader.poll(0.2, handle)        # or select() on reader.fileno() first
+        reader.close()                  # stops the thread, handles nothing more
+    """
+
+    def __init__(self, ring: RingBufferReader):
+        self.ring = ring
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._notify_r, self._notify_w = os.pipe()
+        os.set_blocking(self._notify_r, False)
+        os.set_blocking(self._notify_w, False)
+        self._stopping = threading.Event()
+        # A thread waiting for the GIL gets it after at most this long.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        self._thread = threading.Thread(target=self._drain, name="ringbuf-drain", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        ring = self.ring
+        while not self._stopping.is_set():
+            ring._epoll.poll(DRAIN_WAIT_S)
+            chunk = ring.take_committed()
+            if chunk:
+                self._chunks.append(chunk)
+                try:
+                    os.write(self._notify_w, b"\0")
+                except BlockingIOError:
+                    pass            # the reader has wake-ups pending already
+
+    def fileno(self) -> int:
+        """Readable when copied records are waiting."""
+        return self._notify_r
+
+    def poll(self, timeout_s: float, callback: RecordCallback) -> int:
+        if not self._chunks:
+            select.select([self._notify_r], [], [], timeout_s)
+        try:
+            os.read(self._notify_r, 1 << 16)
+        except BlockingIOError:
+            pass
+        count = 0
+        while self._chunks:
+            for record in iter_records(self._chunks.popleft()):
+                callback(record)
+                count += 1
+        return count
+
+    def stop(self) -> None:
+        """Stop the thread; records it had copied stay for poll(), new ones for ring.consume()."""
+        self._stopping.set()
+        self._thread.join()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.stop()
+        for fd in (self._notify_r, self._notify_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._notify_r = self._notify_w = -1
+        self.ring.close()

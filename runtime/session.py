@@ -26,8 +26,8 @@ from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.objspec import load_object
 from pybpf.runtime.printf import format_printf
-from pybpf.runtime.ringbuf import RingBufferReader
-from pybpf.runtime.values import decode_slots
+from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
+from pybpf.runtime.values import slot_decoder
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 
@@ -42,7 +42,9 @@ class Session:
         # zero()ed array maps: their zero values are entries that exist (a hash keeps the keys)
         self._zeroed: set[str] = set()
         self.loaded: LoadedObject | None = None
-        self._ring: RingBufferReader | None = None
+        self._ring: DrainingReader | None = None
+        # printf and print(value) records decode by their spec's argument types: compiled once
+        self._decoders = [slot_decoder(p.args, compiled.probe_names) for p in compiled.printfs]
         self._attachments: list[Attachment] = []
         self._stopped = False
 
@@ -51,7 +53,8 @@ class Session:
         try:
             obj = load_object(self.compiled.elf)
             self.loaded = load(obj, self.compiled)
-            self._ring = RingBufferReader(self.loaded.map_fds[EVENTS_MAP], obj.maps[EVENTS_MAP].max_entries)
+            self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
+                                                         obj.maps[EVENTS_MAP].max_entries))
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             maps.update(self.loaded.map_fds[START_MAP], bytes(4), time.monotonic_ns().to_bytes(8, "little"))
             self.output.attached(self.compiled.attach_count)
@@ -62,7 +65,7 @@ class Session:
             raise
 
     def fileno(self) -> int:
-        """Readable when events are waiting (an epoll fd), for the host's own event loop."""
+        """Readable when events are waiting, for the host's own event loop."""
         return self._ring.fileno()
 
     def poll(self, timeout_s: float) -> bool:
@@ -84,9 +87,11 @@ class Session:
             # Most of stop()'s time: closing a tracepoint's perf event waits for an RCU grace period
             # in the kernel (~70 ms each here), and disabling the event would not stop the program.
             self._detach()
-            self._ring.consume(self._dispatch)   # room for END's records even when the buffer filled up
+            self._ring.stop()                    # what is left is read here, in order
+            self._ring.poll(0, self._dispatch)
+            self._ring.ring.consume(self._dispatch)   # room for END's records even if it filled up
             self._attach_all(lambda provider: provider == "END")
-            self._ring.consume(self._dispatch)
+            self._ring.ring.consume(self._dispatch)
             self._check_full_maps()
             self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
             lost = maps.read_lost(self.loaded.map_fds[LOST_MAP])
@@ -149,11 +154,10 @@ class Session:
         kind, index = _HEADER.unpack_from(record)
         if kind == EventKind.PRINTF:
             spec = self.compiled.printfs[index]
-            args = decode_slots(spec.args, record, EVENT_HEADER_SIZE, self.compiled.probe_names)
+            args = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.printf(format_printf(spec.fmt, args))
         elif kind == EventKind.VALUE:
-            spec = self.compiled.printfs[index]
-            (value,) = decode_slots(spec.args, record, EVENT_HEADER_SIZE, self.compiled.probe_names)
+            (value,) = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.value(value)
         elif kind == EventKind.EXIT:
             self.exited = True

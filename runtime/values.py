@@ -10,6 +10,7 @@ str, tuple, `Stats` (avg and stats maps) or a `{bucket_index: count}` dict (hist
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from pybpf import types as T
@@ -62,3 +63,32 @@ def decode_slots(types: tuple[T.Type, ...], buf: bytes | memoryview, offset: int
     """Values laid one per 8-byte-aligned slot: map keys and printf arguments."""
     return tuple(decode(t, buf, offset + off, probe_names)
                  for t, off in zip(types, T.slot_offsets(types)))
+
+
+def slot_decoder(types: tuple[T.Type, ...], probe_names: dict[int, str] | None = None):
+    """decode_slots for one fixed list of types, compiled once into a single struct unpack: the
+    hot path of printf events and map keys. Falls back to decode_slots for tuples."""
+    if any(isinstance(t, T.TupleType) or (isinstance(t, T.IntType) and t.size != 8)
+           for t in types):
+        return lambda buf, offset=0: decode_slots(types, buf, offset, probe_names)
+    names = probe_names or {}
+    fields, converters = ["<"], []
+    for t in types:
+        if isinstance(t, T.StringType):
+            fields.append(f"{t.size}s{T.slot_size(t) - t.size}x")
+            converters.append(decode_string)
+        elif isinstance(t, T.ProbeType):
+            fields.append("Q")
+            converters.append(lambda pid: names.get(pid, f"probe#{pid}"))
+        else:
+            fields.append("q" if t.signed else "Q")
+            converters.append(None)
+    layout = struct.Struct("".join(fields))
+    if not any(converters):
+        return layout.unpack_from
+    pairs = tuple(enumerate(converters))
+
+    def decode_all(buf, offset=0):
+        values = layout.unpack_from(buf, offset)
+        return tuple(convert(values[i]) if convert else values[i] for i, convert in pairs)
+    return decode_all

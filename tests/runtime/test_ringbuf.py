@@ -116,3 +116,13 @@ emit:
 def test_size_must_be_a_power_of_two_pages():
     with pytest.raises(ValueError):
         RingBufferReader(-1, 3 * PAGE)
+
+
+def test_take_committed_and_iter_records_round_trip():
+    # take_committed copies records out whole (headers included); iter_records reads them back
+    import struct
+    from pybpf.runtime.ringbuf import iter_records
+    chunk = b"".join(struct.pack("<II", len(payload), 0) + payload.ljust((len(payload) + 7) & ~7, b"\0")
+                     for payload in (b"abc", b"0123456789", b""))
+    discarded = struct.pack("<II", 4 | (1 << 30), 0) + b"gone\0\0\0\0"
+    assert [bytes(r) for r in iter_records(chunk + discarded)] == [b"abc", b"0123456789", b""]

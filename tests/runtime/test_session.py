@@ -105,7 +105,9 @@ def test_print_event_prints_the_map_now():
     with Session(compile_test(counting(EventKind.PRINT)), output) as session:
         session.start()
         os.getppid()
-        session.poll(1.0)
+        deadline = time.monotonic() + 5         # events arrive in batches: poll until it shows
+        while output.calls[-1][0] != "map" and time.monotonic() < deadline:
+            session.poll(0.5)
         assert output.calls[-1] == ("map", "@calls", [((), 1)])
         session.stop()
 
@@ -117,11 +119,16 @@ def test_final_drain_and_lost_events():
         session.start()
         for _ in range(fits + 25):
             os.getppid()
-        session.stop()                       # never polled: everything comes from the final drain
+        session.stop()                       # never polled: the drain thread and the final drain
     printed = [c for c in output.calls if c[0] in ("printf", "time")]
-    assert len(printed) == 1 + fits + 1      # begin, the records that fitted, END's time
-    assert printed[1] == ("printf", f"begin {os.getpid()}\n")
-    assert output.calls[-1] == ("lost", 25)
+    lost = output.calls[-1][1] if output.calls[-1][0] == "lost" else 0
+    # Every record is either printed or counted lost: begin, the getppid ones, END's time. The
+    # drain thread empties the ring while it fills, so at most the 25 that overflow a ring
+    # nobody empties are lost.
+    assert len(printed) + lost == 1 + fits + 25 + 1
+    assert lost <= 25
+    assert printed[0] == ("printf", f"begin {os.getpid()}\n")
+    assert printed[-1] == ("time", time.strftime("%Y\n"))
 
 
 def test_failed_attach_releases_everything():
