@@ -22,7 +22,7 @@ from pybpf.backend.lower_calls import CallLowering
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
+from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram
 from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
@@ -53,6 +53,7 @@ class ModuleBuilder:
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, 1)
+        self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,

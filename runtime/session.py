@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, CompiledProgram,
+from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, CompiledProgram,
                            EventKind, MapSpec)
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
@@ -75,6 +75,8 @@ class Session:
             return False
         self._ring.poll(timeout_s, self._dispatch)
         self._check_full_maps()
+        if not self.exited and self._exit_flagged():
+            self.exited = True       # exit() ran, though its record was lost to a full ring
         return not self.exited
 
     def stop(self) -> None:
@@ -176,6 +178,11 @@ class Session:
             self.output.time(time.strftime(self.compiled.time_formats[index]))
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
+
+    def _exit_flagged(self) -> bool:
+        fd = self.loaded.map_fds.get(EXIT_MAP)
+        value = maps.lookup(fd, bytes(4), 8) if fd is not None else None
+        return bool(value and any(value))
 
     def read_map(self, spec: MapSpec) -> list[tuple[tuple, object]]:
         """A user map's entries now (as printed at exit), e.g. for a metrics endpoint while running."""
