@@ -43,9 +43,13 @@ def test_ring_buffer_overflow_reports_the_exact_number_of_lost_events():
     finally:
         p.kill()
     assert (p.returncode, err) == (0, "")
-    assert delivered == [f"{i} 7\n" for i in range(FIT)]
+    # At least what fits arrives, in order; the drain thread may empty the ring while BEGIN
+    # still writes, so more can. Every record that did not arrive is reported, exactly.
+    assert len(delivered) >= FIT
+    numbers = [int(line.split()[0]) for line in delivered]
+    assert numbers[:FIT] == list(range(FIT)) and numbers == sorted(set(numbers))
     lost = int(re.fullmatch(r"\n\nLost (\d+) events\n", rest).group(1))
-    assert lost == PRODUCED - FIT == 173
+    assert lost == PRODUCED - len(delivered)
     assert len(delivered) + lost == PRODUCED
 
 
