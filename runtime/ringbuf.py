@@ -26,7 +26,7 @@ from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RI
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _LENGTH_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
-DRAIN_WAIT_S = 0.05      # the drain thread's longest sleep: how soon it notices a stop
+DRAIN_WAIT_S = 0.5       # the drain thread's longest sleep (stop() wakes it at once)
 
 # A record callback gets a memoryview valid only during the call (the space is reused afterwards).
 RecordCallback = Callable[[memoryview], None]
@@ -150,6 +150,9 @@ class DrainingReader:
         os.set_blocking(self._notify_r, False)
         os.set_blocking(self._notify_w, False)
         self._stopping = threading.Event()
+        # stop() writes here to end the thread's wait at once rather than at its next timeout
+        self._stop_r, self._stop_w = os.pipe()
+        ring._epoll.register(self._stop_r, select.EPOLLIN)
         # A thread waiting for the GIL gets it after at most this long.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self._thread = threading.Thread(target=self._drain, name="ringbuf-drain", daemon=True)
@@ -188,15 +191,16 @@ class DrainingReader:
     def stop(self) -> None:
         """Stop the thread; records it had copied stay for poll(), new ones for ring.consume()."""
         self._stopping.set()
+        os.write(self._stop_w, b"\0")
         self._thread.join()
 
     def close(self) -> None:
         if self._thread.is_alive():
             self.stop()
-        for fd in (self._notify_r, self._notify_w):
+        for fd in (self._notify_r, self._notify_w, self._stop_r, self._stop_w):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self._notify_r = self._notify_w = -1
+        self._notify_r = self._notify_w = self._stop_r = self._stop_w = -1
         self.ring.close()
