@@ -3,84 +3,56 @@
     elf = emit_object(ir_text)
 
 LLVM's BPF backend reports some errors by calling exit(1) (stack over 512 bytes, unsupported
-memcpy, ...), which would take the whole process down. So the work runs in a forked child that
-hands the bytes back through a pipe; a child that dies becomes a BackendError with its stderr.
+memcpy, ...), which would take the whole process down. So the work runs in a child process that
+reads the IR on stdin and writes the object on stdout; a child that fails becomes a BackendError
+with its last message. The child is a fresh, site-less interpreter rather than a fork: it then
+holds LLVM (~60 MB) without a copy of the compiler's own memory, which keeps the peak RSS of a cold
+start below bpftrace's, for ~10 ms more than a fork.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import struct
+import subprocess
+import sys
 
 CPU = "v3"          # "generic" is v1: no 32-bit sub-registers, no jmp32
+
+# What the child runs: llvmlite only (no pybpf, no site packages scanned).
+_CHILD = f"""
+import sys
+import llvmlite.binding as llvm
+llvm.initialize_all_targets()
+llvm.initialize_all_asmprinters()
+machine = llvm.Target.from_triple("bpfel").create_target_machine(cpu={CPU!r}, opt=2)
+module = llvm.parse_assembly(sys.stdin.read())
+module.verify()
+out = machine.emit_assembly(module).encode() if sys.argv[1] == "asm" else machine.emit_object(module)
+sys.stdout.buffer.write(out)
+"""
 
 
 class BackendError(Exception):
     pass
 
 
-def _target_machine():
-    import llvmlite.binding as llvm
-
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
-    return llvm, llvm.Target.from_triple("bpfel").create_target_machine(cpu=CPU, opt=2)
-
-
-def _compile(ir_text: str, assembly: bool) -> bytes:
-    llvm, machine = _target_machine()
-    module = llvm.parse_assembly(ir_text)
-    module.verify()
-    if assembly:
-        return machine.emit_assembly(module).encode()
-    return machine.emit_object(module)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+def _llvmlite_path() -> str:
+    spec = importlib.util.find_spec("llvmlite")
+    if spec is None or spec.origin is None:
+        raise BackendError("llvmlite is not installed: pip install llvmlite")
+    return os.path.dirname(os.path.dirname(spec.origin))
 
 
 def emit(ir_text: str, assembly: bool = False) -> bytes:
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 0
-        try:
-            os.close(out_r)
-            os.close(err_r)
-            os.dup2(err_w, 2)
-            try:
-                payload = b"\0" + _compile(ir_text, assembly)
-            except Exception as e:  # reported to the parent, which raises it
-                payload = b"\1" + f"{type(e).__name__}: {e}".encode()
-            os.write(out_w, struct.pack("<Q", len(payload)))
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(out_w, view):]
-        except BaseException:
-            status = 2
-        finally:
-            os._exit(status)
-    os.close(out_w)
-    os.close(err_w)
-    data = _read_all(out_r)
-    errors = _read_all(err_r).decode(errors="replace").strip()
-    os.close(out_r)
-    os.close(err_r)
-    _, status = os.waitpid(pid, 0)
-    if len(data) < 8 or len(data) - 8 != struct.unpack("<Q", data[:8])[0]:
-        raise BackendError(f"LLVM stopped while compiling the program (exit status "
-                           f"{os.waitstatus_to_exitcode(status)}): {errors or 'no message'}")
-    payload = data[8:]
-    if payload[:1] == b"\1":
-        raise BackendError(payload[1:].decode(errors="replace"))
-    return payload[1:]
+    env = dict(os.environ, PYTHONPATH=_llvmlite_path())
+    done = subprocess.run([sys.executable, "-S", "-c", _CHILD, "asm" if assembly else "obj"],
+                          input=ir_text.encode(), capture_output=True, env=env)
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        message = lines[-1] if lines else f"exit status {done.returncode}"
+        raise BackendError(f"LLVM could not compile the program: {message}")
+    return done.stdout
 
 
 def emit_object(ir_text: str) -> bytes:
