@@ -24,7 +24,7 @@ from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
 from pybpf.resources import ProgramPlan, ResourcePlan
-from pybpf.checked import CheckedProgram
+from pybpf.checked import CheckedProgram, function_name
 from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
@@ -370,7 +370,7 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
         if name == "curtask":
             return self.helper(BpfFunc.get_current_task)
         if name == "func":
-            function = self.point.target.partition("+")[0].encode()
+            function = function_name(self.point).encode()
             return self.string_constant(function, self.type_of(e).size)
         if name == "retval":
             return self.retval(e)

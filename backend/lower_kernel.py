@@ -11,7 +11,7 @@ from llvmlite import ir
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64
 from pybpf.ktypes import KernelRead
-from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
+from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, REGISTER_PROVIDERS, ArgField
 from pybpf.uapi.bpf import BpfFunc
 
 class KernelLowering:
@@ -34,13 +34,13 @@ class KernelLowering:
     def load_argument(self, index: int) -> ir.Value:
         """A function's argument: from its register in pt_regs (kprobes), or the index-th u64
         of the context (fentry/fexit and raw tracepoints)."""
-        if self.program.group.provider in ("kprobe", "kretprobe"):
+        if self.program.group.provider in REGISTER_PROVIDERS:
             return self.load_context(KPROBE_ARG_REGISTERS[index])
         return self.load_context(8 * index)
 
     def retval(self, e) -> ir.Value:
         reads = self.checked.retvals.get(e)
-        if self.program.group.provider == "kretprobe":
+        if self.program.group.provider in REGISTER_PROVIDERS:
             value = self.load_context(PT_REGS_AX)
         else:
             # fexit: the context is the arguments' u64s, then the return value.

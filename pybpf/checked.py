@@ -36,7 +36,16 @@ MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
 # of functions that have BTF, read from their registers).
 ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
 BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
-FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
+FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit", "uprobe", "uretprobe")
+# Contexts that are a struct pt_regs: arguments and the return value live in registers.
+REGISTER_PROVIDERS = ("kprobe", "kretprobe", "uprobe", "uretprobe")
+RETURN_PROVIDERS = ("kretprobe", "uretprobe", "fexit")
+
+
+def function_name(point) -> str:
+    """The function a probe is on: 'vfs_read' of kprobe:vfs_read+4, 'readline' of
+    uprobe:/usr/bin/bash:readline."""
+    return point.target.rsplit(":", 1)[-1].partition("+")[0]
 # A kprobe sees a function's arguments in registers: the first six, offsets into struct pt_regs.
 KPROBE_ARG_REGISTERS = ARGUMENT_REGISTERS
 PT_REGS_AX = RETURN_REGISTER

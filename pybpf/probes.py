@@ -34,7 +34,7 @@ PROVIDER_ALIASES = {
 }
 
 SUPPORTED_PROVIDERS = ("BEGIN", "END", "tracepoint", "interval", "rawtracepoint", "kprobe",
-                       "kretprobe", "fentry", "fexit")
+                       "kretprobe", "fentry", "fexit", "uprobe", "uretprobe", "profile")
 # Probes on kernel functions and raw tracepoints: typed from BTF.
 BTF_PROVIDERS = ("rawtracepoint", "fentry", "fexit")
 FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit")
@@ -70,14 +70,43 @@ def expand_tracepoints(category: str, name: str) -> list[tuple[str, str]]:
             if fnmatch.fnmatchcase(c, category) and fnmatch.fnmatchcase(n, name)]
 
 
-def _interval(text: str, target: str) -> AttachPoint:
+def _timed(provider: str, text: str, target: str) -> AttachPoint:
+    """interval:UNIT:N (one CPU) and profile:UNIT:N (every CPU). A profile in hz samples at that
+    frequency (period_ns 0: the kernel spreads the samples); everything else has a period."""
     unit, _, count = target.partition(":")
     if unit == "hz" and count.isdigit() and int(count) > 0:
-        return AttachPoint("interval", target, 1_000_000_000 // int(count))
+        period = 0 if provider == "profile" else 1_000_000_000 // int(count)
+        return AttachPoint(provider, target, period)
     if unit in _INTERVAL_UNITS_NS and count.isdigit() and int(count) > 0:
-        return AttachPoint("interval", target, int(count) * _INTERVAL_UNITS_NS[unit])
-    raise ValueError(f"invalid interval probe: {text} (expected interval:UNIT:N with UNIT one of "
-                     "s, ms, us, ns, hz)")
+        return AttachPoint(provider, target, int(count) * _INTERVAL_UNITS_NS[unit])
+    raise ValueError(f"invalid {provider} probe: {text} (expected {provider}:UNIT:N with UNIT one "
+                     "of s, ms, us, ns, hz)")
+
+
+def _resolve_uprobe(provider: str, text: str, target: str) -> list[AttachPoint]:
+    """uprobe:BINARY:FUNC[+OFFSET]: BINARY a path, a program on PATH or a library name (libc);
+    wildcards in FUNC."""
+    from pybpf import elfsym
+
+    binary, sep, function = target.rpartition(":")
+    if not sep or not binary or not function:
+        raise ValueError(f"invalid {provider}: {text} (expected {provider}:BINARY:FUNCTION)")
+    name, plus, offset = function.partition("+")
+    try:
+        path = elfsym.find_binary(binary)
+        symbols = elfsym.function_symbols(path)
+    except elfsym.SymbolError as e:
+        raise ValueError(str(e)) from None
+    if plus and (provider != "uprobe" or not offset.replace("x", "").isalnum()):
+        raise ValueError(f"an offset (+N) is only valid on uprobe: {text}")
+    names = sorted(n for n in symbols if fnmatch.fnmatchcase(n, name)) \
+        if _has_wildcard(name) else [name]
+    for n in names:
+        if n not in symbols:
+            raise ValueError(f"no function {n!r} in {path}")
+    if not names:
+        raise ValueError(f"no function matches {name!r} in {path}")
+    return [AttachPoint(provider, f"{path}:{n}" + (f"+{offset}" if plus else "")) for n in names]
 
 
 def _resolve_btf(provider: str, text: str, target: str, group: ProbeGroup) -> None:
@@ -169,8 +198,10 @@ def _resolve_one(text: str) -> tuple[str, list[AttachPoint], dict[str, tracefs.T
         return provider, [AttachPoint(provider)], {}
     if provider not in SUPPORTED_PROVIDERS:
         raise ValueError(f"{provider} probes are not supported by pybpf yet")
-    if provider == "interval":
-        return provider, [_interval(text, target)], {}
+    if provider in ("interval", "profile"):
+        return provider, [_timed(provider, text, target)], {}
+    if provider in ("uprobe", "uretprobe"):
+        return provider, _resolve_uprobe(provider, text, target), {}
     category, sep, name = target.partition(":")
     if not sep or not category or not name or ":" in name:
         raise ValueError(f"invalid tracepoint: {text} (expected tracepoint:CATEGORY:NAME)")

@@ -27,11 +27,14 @@ PROG_TYPES = {
     "rawtracepoint": BpfProgType.RAW_TRACEPOINT,
     "kprobe": BpfProgType.KPROBE, "kretprobe": BpfProgType.KPROBE,
     "fentry": BpfProgType.TRACING, "fexit": BpfProgType.TRACING,
+    "uprobe": BpfProgType.KPROBE, "uretprobe": BpfProgType.KPROBE,
+    "profile": BpfProgType.PERF_EVENT,
 }
 SECTION_PREFIX = {"BEGIN": "raw_tracepoint", "END": "raw_tracepoint",
                   "tracepoint": "tracepoint", "interval": "perf_event",
                   "rawtracepoint": "raw_tracepoint", "kprobe": "kprobe", "kretprobe": "kretprobe",
-                  "fentry": "fentry", "fexit": "fexit"}
+                  "fentry": "fentry", "fexit": "fexit", "uprobe": "uprobe",
+                  "uretprobe": "uretprobe", "profile": "perf_event"}
 EXPECTED_ATTACH_TYPES = {"fentry": BpfAttachType.TRACE_FENTRY, "fexit": BpfAttachType.TRACE_FEXIT}
 
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"

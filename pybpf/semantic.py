@@ -13,6 +13,7 @@ from __future__ import annotations
 from pybpf import ast
 from pybpf import types as T
 from pybpf.checked import (AGGREGATION_ARITY, AGGREGATIONS, BUILTIN_TYPES, FUNCTION_PROVIDERS,
+                           function_name,
                            INT, KPROBE_ARG_REGISTERS, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL,
                            UINT, VOID, ARGS_PROVIDERS, CheckedProgram, MapInfo, is_int,
                            is_int_literal, storable, unify)
@@ -305,16 +306,16 @@ class TypeChecker(KernelChecks, CallChecks):
                 return None
         if name == "func":
             if provider not in FUNCTION_PROVIDERS:
-                self.error("The func builtin can only be used with kprobe, kretprobe, fentry and "
-                           "fexit probes", e.span)
+                self.error("The func builtin can only be used with kprobe, fentry and uprobe "
+                           "probes and their return probes", e.span)
                 return None
-            return T.StringType(max(len(p.target.partition("+")[0]) for p in self.group.points)
-                                + 1)
+            return T.StringType(max(len(function_name(p)) for p in self.group.points) + 1)
         if name == "retval":
             return self.retval(e)
         if name.startswith("arg") and name[3:].isdigit():
-            if provider not in ("kprobe", "fentry"):
-                self.error(f"The {name} builtin can only be used with kprobe probes", e.span)
+            if provider not in ("kprobe", "fentry", "uprobe"):
+                self.error(f"The {name} builtin can only be used with kprobe and uprobe probes",
+                           e.span)
                 return None
             if int(name[3:]) >= len(KPROBE_ARG_REGISTERS):
                 self.error(f"{name}: only arg0 to arg{len(KPROBE_ARG_REGISTERS) - 1} are "

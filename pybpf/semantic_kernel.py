@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.checked import (BTF_ARG_PROVIDERS, INT, KPROBE_ARG_REGISTERS, UINT, ArgField,
+from pybpf.checked import (BTF_ARG_PROVIDERS, INT, KPROBE_ARG_REGISTERS, RETURN_PROVIDERS, UINT,
+                           ArgField,
                            int_size, is_int)
 from pybpf.diagnostics import Span
 from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
@@ -29,11 +30,11 @@ class KernelChecks:
 
     def retval(self, e: ast.Builtin):
         provider = self.group.provider
-        if provider == "kretprobe" and not self.group.btf_return:
+        if provider in ("kretprobe", "uretprobe") and not self.group.btf_return:
             return INT
-        if provider not in ("fexit", "kretprobe"):
-            self.error("The retval builtin can only be used with kretprobe and fexit probes",
-                       e.span)
+        if provider not in RETURN_PROVIDERS:
+            self.error("The retval builtin can only be used with kretprobe, uretprobe and fexit "
+                       "probes", e.span)
             return None
         kt = self.kernel_types(e.span)
         if kt is None:

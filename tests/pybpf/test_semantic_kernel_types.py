@@ -58,7 +58,8 @@ def type_of_map(source, name):
      "rawtracepoint:sched_switch { @ = args.nope; }\n"
      "                                 ~~~~~~~~~"),
     ("BEGIN { @ = retval; }",
-     "stdin:1:13-19: ERROR: The retval builtin can only be used with kretprobe and fexit probes\n"
+     "stdin:1:13-19: ERROR: The retval builtin can only be used with kretprobe, uretprobe and fexit "
+     "probes\n"
      "BEGIN { @ = retval; }\n"
      "            ~~~~~~"),
 ])
