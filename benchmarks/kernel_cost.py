@@ -79,5 +79,5 @@ def rows(results: dict) -> list[tuple[str, float | None, float | None, str]]:
     for name, row in results.items():
         out.append((f"ns/event {name}", row.get("pybpf"), row.get("bpftrace"), "ns"))
         if row["floor"]:
-            out.append((f"  above floor", row.get("pybpf_above_floor"), row.get("bpftrace_above_floor"), "ns"))
+            out.append(("  above floor", row.get("pybpf_above_floor"), row.get("bpftrace_above_floor"), "ns"))
     return out
