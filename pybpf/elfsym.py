@@ -1,0 +1,212 @@
+"""Functions of user-space ELF binaries: what uprobes attach to. Pure (reads files, no syscalls beyond
+that), shared by the compiler (validating and expanding uprobe targets) and the runtime (attaching).
+
+    path = find_binary("libc")                    # '/lib/x86_64-linux-gnu/libc.so.6'
+    vaddr, size = function_symbols(path)["getpid"]
+    offset = file_offset(path, vaddr)             # what the uprobe PMU takes as config2
+    uprobe_offset("/usr/bin/bash", "readline", 4) # the same in one call, checked against the size
+    list_uprobes("bash:read*")                    # ['uprobe:/usr/bin/bash:read_builtin', ...]
+
+A binary is an absolute path (taken as it is), a program on PATH, or a library name ("libc",
+"libc.so.6") found through `ldconfig -p` or the usual library directories. Symbols are the defined
+STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, memoized per (path, mtime).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import subprocess
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+
+_FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")   # pyelftools names type 10 STT_LOOS
+
+_symbols_cache: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
+_segments_cache: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+_ldconfig_cache: list[tuple[str, str]] | None = None
+
+
+class SymbolError(Exception):
+    """A binary or function that cannot be found: the message is for the user, as it is."""
+
+
+def _ldconfig_entries() -> list[tuple[str, str]]:
+    """(soname, path) pairs from `ldconfig -p`, x86-64 ones first; empty when ldconfig is missing."""
+    global _ldconfig_cache
+    if _ldconfig_cache is None:
+        entries: list[tuple[str, str, bool]] = []
+        exe = shutil.which("ldconfig") or next((p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig")
+                                                if os.path.exists(p)), None)
+        if exe:
+            try:
+                out = subprocess.run([exe, "-p"], capture_output=True, text=True, timeout=5).stdout
+            except (OSError, subprocess.SubprocessError):
+                out = ""
+            for line in out.splitlines()[1:]:
+                left, sep, path = line.partition(" => ")
+                if sep:
+                    soname, _, arch = left.strip().partition(" ")
+                    entries.append((soname, path.strip(), "x86-64" in arch))
+        _ldconfig_cache = [(s, p) for s, p, _ in sorted(entries, key=lambda e: not e[2])]
+    return _ldconfig_cache
+
+
+def _library_matches(name: str, filename: str) -> bool:
+    """'libc' and 'libc.so' match 'libc.so.6'; 'libc.so.6' matches only itself."""
+    return (filename == name or filename.startswith(name + ".so")
+            or (".so" in name and filename.startswith(name + ".")))
+
+
+def _is_elf(path: str) -> bool:
+    """Not a linker script (libc.so is one) nor a dangling link."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def find_binary(name: str) -> str:
+    """The file a uprobe target names: an absolute path as it is; else a program on PATH; else a library."""
+    if not name:
+        raise SymbolError("binary not found: (empty name)")
+    if "/" in name:
+        path = name if os.path.isabs(name) else os.path.abspath(name)
+        if os.path.isfile(path):
+            return path
+        raise SymbolError(f"binary not found: {name}")
+    found = shutil.which(name)
+    if found:
+        return os.path.abspath(found)
+    exact = [p for s, p in _ldconfig_entries() if s == name]
+    loose = [p for s, p in _ldconfig_entries() if _library_matches(name, s)]
+    for path in exact + loose:
+        if _is_elf(path):
+            return path
+    for directory in LIB_DIRS:
+        try:
+            files = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for filename in ([name] if name in files else []) + [f for f in files if _library_matches(name, f)]:
+            path = os.path.join(directory, filename)
+            if _is_elf(path):
+                return path
+    raise SymbolError(f"binary not found: {name}")
+
+
+def _key(path: str) -> tuple[str, int]:
+    try:
+        return path, os.stat(path).st_mtime_ns
+    except OSError:
+        raise SymbolError(f"binary not found: {path}") from None
+
+
+def _open_elf(path: str):
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise SymbolError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return f, ELFFile(f)
+    except ELFError:
+        f.close()
+        raise SymbolError(f"not an ELF binary: {path}") from None
+
+
+def function_symbols(path: str) -> dict[str, tuple[int, int]]:
+    """{name: (vaddr, size)} of the functions `path` defines (.symtab, then .dynsym). A versioned name
+    ('memcpy@GLIBC_2.2.5') also answers to its bare name when nothing else has it; a global symbol wins
+    over a local one of the same name."""
+    key = _key(path)
+    cached = _symbols_cache.get(key)
+    if cached is not None:
+        return cached
+    f, elf = _open_elf(path)
+    found: dict[str, tuple[int, int, bool]] = {}
+    try:
+        for section_name in (".symtab", ".dynsym"):
+            section = elf.get_section_by_name(section_name)
+            if section is None or not hasattr(section, "iter_symbols"):
+                continue
+            for sym in section.iter_symbols():
+                if (sym["st_info"]["type"] not in _FUNC_TYPES or sym["st_shndx"] == "SHN_UNDEF"
+                        or not sym["st_value"] or not sym.name):
+                    continue
+                is_global = sym["st_info"]["bind"] != "STB_LOCAL"
+                entry = (sym["st_value"], sym["st_size"], is_global)
+                for name in (sym.name, sym.name.split("@", 1)[0]):
+                    old = found.get(name)
+                    if old is None or (is_global and not old[2]):
+                        found[name] = entry
+    except ELFError as e:
+        raise SymbolError(f"cannot read the symbols of {path}: {e}") from None
+    finally:
+        f.close()
+    result = {name: (vaddr, size) for name, (vaddr, size, _) in found.items()}
+    _symbols_cache[key] = result
+    return result
+
+
+def _load_segments(path: str) -> list[tuple[int, int, int]]:
+    key = _key(path)
+    cached = _segments_cache.get(key)
+    if cached is None:
+        f, elf = _open_elf(path)
+        try:
+            cached = [(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"]) for seg in elf.iter_segments()
+                      if seg["p_type"] == "PT_LOAD"]
+        finally:
+            f.close()
+        _segments_cache[key] = cached
+    return cached
+
+
+def file_offset(path: str, vaddr: int) -> int:
+    """The file offset of virtual address `vaddr`, through the PT_LOAD segment that contains it."""
+    for p_vaddr, p_memsz, p_offset in _load_segments(path):
+        if p_vaddr <= vaddr < p_vaddr + p_memsz:
+            return vaddr - p_vaddr + p_offset
+    raise SymbolError(f"address {vaddr:#x} is in no loadable segment of {path}")
+
+
+def uprobe_offset(path: str, func: str, offset: int = 0) -> int:
+    """The file offset to probe for FUNC+OFFSET in `path` (FUNC may also be an address, '0x401136')."""
+    try:
+        vaddr, size = int(func, 0), 0
+    except ValueError:
+        symbols = function_symbols(path)
+        if func not in symbols:
+            raise SymbolError(f"no function '{func}' in {path}") from None
+        vaddr, size = symbols[func]
+    if offset < 0 or (size and offset >= size):
+        raise SymbolError(f"offset {offset} is outside function '{func}' in {path} ({size} bytes)")
+    return file_offset(path, vaddr + offset)
+
+
+def parse_uprobe_target(target: str) -> tuple[str, str, int]:
+    """'PATH:FUNC+OFFSET' -> (PATH, FUNC, OFFSET); OFFSET is decimal or 0x hex, 0 when absent."""
+    path, sep, func = target.rpartition(":")
+    if not sep or not path or not func:
+        raise SymbolError(f"a uprobe target is BINARY:FUNCTION, got {target!r}")
+    func, _, off = func.partition("+")
+    try:
+        return path, func, int(off, 0) if off else 0
+    except ValueError:
+        raise SymbolError(f"bad uprobe offset in {target!r}: {off!r}") from None
+
+
+def list_uprobes(target_pattern: str, provider: str = "uprobe") -> list[str]:
+    """Probe names 'PROVIDER:PATH:FUNC' for BINARY:PATTERN (a shell pattern on function names; the
+    binary resolved by find_binary, so 'bash:read*' lists /usr/bin/bash's). Sorted."""
+    binary, sep, pattern = target_pattern.rpartition(":")
+    if not sep:
+        binary, pattern = target_pattern, "*"
+    path = find_binary(binary)
+    names = sorted(n for n in function_symbols(path) if fnmatch.fnmatchcase(n, pattern or "*"))
+    return [f"{provider}:{path}:{n}" for n in names]
