@@ -5,7 +5,7 @@
 
 Each module has `attach(prog_fd, point, program=None) -> Attachment` (anything with close()); `program`,
 the ProgramSpec the fd was loaded from, tells a module that takes two program kinds which one it has
-(rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new kind (uprobe, profile) is a new
+(rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new kind (usdt, software) is a new
 module and a line in PROVIDERS. BEGIN and END run once when attached; the
 session attaches them at start and at stop.
 """
@@ -16,7 +16,8 @@ import errno
 from typing import Protocol
 
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach import begin_end, fentry, interval, kprobe, rawtracepoint, tracepoint
+from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, profile, rawtracepoint, tracepoint,
+                                  uprobe)
 from pybpf.runtime.errors import NotSupportedError
 
 RUN_ONCE_PROVIDERS = ("BEGIN", "END")
@@ -29,6 +30,9 @@ PROVIDERS = {
     "fentry": fentry,
     "fexit": fentry,
     "interval": interval,
+    "uprobe": uprobe,
+    "uretprobe": uprobe,
+    "profile": profile,
     "BEGIN": begin_end,
     "END": begin_end,
 }

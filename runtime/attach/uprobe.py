@@ -1,0 +1,60 @@
+"""uprobe:PATH:FUNC[+OFFSET] / uretprobe:PATH:FUNC -> one perf event of the uprobe PMU (it fires in every
+process that runs the code, on every CPU); the program is of type KPROBE. Closing the perf event detaches.
+
+    attach(prog_fd, AttachPoint('uprobe', '/lib/x86_64-linux-gnu/libc.so.6:getpid'))
+    attach(prog_fd, AttachPoint('uprobe', '/usr/bin/bash:readline+0x4'))
+
+perf_event_open(type = /sys/bus/event_source/devices/uprobe/type, config = the retprobe bit (from
+.../format/retprobe) for uretprobe, config1 = pointer to the path, config2 = the FILE offset of the
+function (its vaddr through the PT_LOAD segment holding it: pybpf.elfsym), pid -1, cpu 0).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+
+from pybpf import elfsym
+from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event, pmu_type, retprobe_bit
+from pybpf.runtime.errors import BpfError, NotSupportedError
+from pybpf.runtime.loader import ProbeUnavailableError
+from pybpf.uapi.perf_event import UPROBE_PMU, PerfEventAttr
+
+RETURN_PROVIDERS = ("uretprobe",)
+
+
+def resolve(target: str) -> tuple[str, int]:
+    """'PATH:FUNC+OFFSET' -> (PATH as found, file offset to probe). Raises elfsym.SymbolError."""
+    path, func, offset = elfsym.parse_uprobe_target(target)
+    path = elfsym.find_binary(path)
+    return path, elfsym.uprobe_offset(path, func, offset)
+
+
+def uprobes_available() -> bool:
+    """Whether this kernel has the uprobe PMU (CONFIG_UPROBE_EVENTS)."""
+    return pmu_type(UPROBE_PMU) is not None
+
+
+def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+    perf_type = pmu_type(UPROBE_PMU)
+    if perf_type is None:
+        raise ProbeUnavailableError(
+            "perf_event_open", errno.ENOENT,
+            f"uprobes are not available in this kernel (no uprobe PMU in "
+            f"/sys/bus/event_source/devices: CONFIG_UPROBE_EVENTS is not set): {point.name} cannot attach")
+    try:
+        path, offset = resolve(point.target)
+    except elfsym.SymbolError as e:
+        raise ProbeUnavailableError("uprobe", errno.ENOENT, f"{point.name}: {e}") from None
+    retprobe = point.provider in RETURN_PROVIDERS
+    path_buf = ctypes.create_string_buffer(path.encode())       # alive until perf_event_open returns
+    attr = PerfEventAttr(type=perf_type, config=(1 << retprobe_bit(UPROBE_PMU)) if retprobe else 0,
+                         config1=ctypes.addressof(path_buf), config2=offset)
+    try:
+        return attach_perf_event(prog_fd, attr, cpu=0)
+    except BpfError as e:
+        if e.errno in (errno.ENOENT, errno.EINVAL) and not isinstance(e, NotSupportedError):
+            raise NotSupportedError(e.cmd, e.errno, f"{point.name}: the kernel refused a uprobe at file "
+                                    f"offset {offset:#x} of {path}") from None
+        raise
