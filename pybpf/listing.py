@@ -22,6 +22,7 @@ import os
 import re
 
 from pybpf import btf as _btf
+from pybpf import elfsym
 from pybpf import tracefs
 from pybpf.probes import PROVIDER_ALIASES
 
@@ -95,7 +96,7 @@ def describe_probe(name: str) -> list[str]:
             return lines
     except (_btf.BtfError, tracefs.TracefsError) as e:
         raise ListingError(f"{name}: {e}") from None
-    if provider in ("kprobe", "kretprobe"):
+    if provider in ("kprobe", "kretprobe", "uprobe", "uretprobe"):
         return []                  # untyped: arg0..argN, retval
     raise ListingError(f"{name}: -lv does not describe {provider} probes")
 
@@ -113,8 +114,14 @@ def _kprobe_functions() -> list[str] | None:
 def list_btf_probes(provider: str, pattern: str = "*") -> list[str]:
     """Probe names `PROVIDER:NAME` matching a shell pattern: raw tracepoints (every btf_trace_NAME
     typedef), fentry/fexit functions (BTF FUNCs), kprobe/kretprobe functions
-    (available_filter_functions when readable, else the BTF FUNCs). Sorted, vmlinux only."""
+    (available_filter_functions when readable, else the BTF FUNCs). Sorted, vmlinux only. For uprobe and
+    uretprobe the pattern is BINARY:FUNC_PATTERN ('bash:read*'): pybpf.elfsym.list_uprobes."""
     canonical = PROVIDER_ALIASES.get(provider)
+    if canonical in ("uprobe", "uretprobe"):
+        try:
+            return elfsym.list_uprobes(pattern, canonical)
+        except elfsym.SymbolError as e:
+            raise ListingError(str(e)) from None
     btf = _btf.vmlinux()
     if canonical == "rawtracepoint":
         names = btf.list_names("rawtracepoint", pattern)

@@ -152,3 +152,12 @@ def test_list_uprobes(c_binary):
     assert f"uretprobe:{c_binary}:main" in elfsym.list_uprobes(c_binary, "uretprobe")
     libc = elfsym.find_binary("libc")
     assert f"uprobe:{libc}:getpid" in elfsym.list_uprobes("libc:getpi*")
+
+
+def test_listing_lists_and_describes_uprobes(c_binary):
+    from pybpf.listing import ListingError, describe_probe, list_btf_probes
+    assert list_btf_probes("u", f"{c_binary}:vis*") == [f"uprobe:{c_binary}:visible"]
+    assert list_btf_probes("uretprobe", f"{c_binary}:main") == [f"uretprobe:{c_binary}:main"]
+    assert describe_probe(f"uprobe:{c_binary}:visible") == []
+    with pytest.raises(ListingError, match="binary not found: /no/such"):
+        list_btf_probes("uprobe", "/no/such:*")
