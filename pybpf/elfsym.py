@@ -19,9 +19,6 @@ import os
 import shutil
 import subprocess
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 _FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")   # pyelftools names type 10 STT_LOOS
@@ -108,6 +105,9 @@ def _key(path: str) -> tuple[str, int]:
 
 
 def _open_elf(path: str):
+    """(file, ELFFile). pyelftools is imported here, as in runtime/objspec.py: start-up never pays for it."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -123,6 +123,7 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     """{name: (vaddr, size)} of the functions `path` defines (.symtab, then .dynsym). A versioned name
     ('memcpy@GLIBC_2.2.5') also answers to its bare name when nothing else has it; a global symbol wins
     over a local one of the same name."""
+    from elftools.common.exceptions import ELFError
     key = _key(path)
     cached = _symbols_cache.get(key)
     if cached is not None:
