@@ -37,9 +37,13 @@ import os
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
-import typing
-from typing import ClassVar, Iterator
+from typing import Iterator
+
+# The type kinds are part of this module's API (btf.Int, btf.Ptr, ...).
+from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # noqa: F401
+                             BtfType, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, FieldPath,
+                             Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
+                             Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
@@ -54,7 +58,6 @@ KINDS = {name: n for n, name in enumerate(KIND_NAMES) if n}
 _FIXED_WORDS = (None, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0) + (None,) * 12
 _VLEN_WORDS = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3) + (0,) * 12
 
-INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 LINKAGE_NAMES = ("static", "global", "extern")
 _MODIFIERS = frozenset(("typedef", "volatile", "const", "restrict", "type_tag"))
 _INDEX_MAGIC = b"PYBTFIX2"
@@ -69,197 +72,6 @@ _SAMPLE = 64 * 1024
 class BtfError(Exception):
     """BTF is missing, malformed, or does not have what was asked for."""
 
-
-# ---------------------------------------------------------------------------------------------------
-# Types: one frozen dataclass per kind. `type_id` is the referenced type (0 = void).
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    name: str                 # '' for an anonymous struct/union member
-    type_id: int
-    bit_offset: int           # from the start of the enclosing record
-    bitfield_size: int = 0    # 0 unless a bitfield
-
-    @property
-    def offset(self) -> int:
-        """Byte offset (of the containing storage unit for a bitfield)."""
-        return self.bit_offset // 8
-
-
-@dataclass(frozen=True, slots=True)
-class EnumValue:
-    name: str
-    value: int
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    name: str                 # may be '' in a func proto without names
-    type_id: int              # 0 with name '' is the '...' of a variadic function
-
-
-@dataclass(frozen=True, slots=True)
-class VarSecInfo:
-    type_id: int
-    offset: int
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class BtfType:
-    id: int
-    name: str
-    kind: ClassVar[str] = "unknown"
-
-
-class Void(BtfType):
-    __slots__ = ()
-    kind: ClassVar[str] = "void"
-
-
-@dataclass(frozen=True, slots=True)
-class Int(BtfType):
-    size: int
-    encoding: int             # INT_SIGNED | INT_CHAR | INT_BOOL
-    bits: int
-    bit_offset: int = 0
-    kind: ClassVar[str] = "int"
-
-    @property
-    def signed(self) -> bool:
-        return bool(self.encoding & INT_SIGNED)
-
-
-@dataclass(frozen=True, slots=True)
-class Float(BtfType):
-    size: int
-    kind: ClassVar[str] = "float"
-
-
-@dataclass(frozen=True, slots=True)
-class _Ref(BtfType):
-    type_id: int
-
-
-# Kinds with the same fields share the dataclass machinery of one (each @dataclass costs ~0.4 ms at
-# import); __slots__ = () keeps them frozen.
-class Ptr(_Ref):
-    __slots__ = ()
-    kind: ClassVar[str] = "ptr"
-
-
-@dataclass(frozen=True, slots=True)
-class Array(BtfType):
-    type_id: int              # element type
-    index_type_id: int
-    nelems: int
-    kind: ClassVar[str] = "array"
-
-
-@dataclass(frozen=True, slots=True)
-class Struct(BtfType):
-    size: int
-    members: tuple[Member, ...]
-    kind: ClassVar[str] = "struct"
-
-
-class Union(Struct):
-    __slots__ = ()
-    kind: ClassVar[str] = "union"
-
-
-@dataclass(frozen=True, slots=True)
-class Enum(BtfType):
-    size: int
-    values: tuple[EnumValue, ...]
-    signed: bool = False
-    kind: ClassVar[str] = "enum"
-
-
-class Enum64(Enum):
-    __slots__ = ()
-    kind: ClassVar[str] = "enum64"
-
-
-@dataclass(frozen=True, slots=True)
-class Fwd(BtfType):
-    is_union: bool = False
-    kind: ClassVar[str] = "fwd"
-
-
-class Typedef(_Ref):
-    __slots__ = ()
-    kind: ClassVar[str] = "typedef"
-
-
-class Volatile(_Ref):
-    __slots__ = ()
-    kind: ClassVar[str] = "volatile"
-
-
-class Const(_Ref):
-    __slots__ = ()
-    kind: ClassVar[str] = "const"
-
-
-class Restrict(_Ref):
-    __slots__ = ()
-    kind: ClassVar[str] = "restrict"
-
-
-class TypeTag(_Ref):
-    __slots__ = ()
-    kind: ClassVar[str] = "type_tag"
-
-
-@dataclass(frozen=True, slots=True)
-class Func(BtfType):
-    type_id: int              # its FuncProto
-    linkage: str              # 'static', 'global', 'extern'
-    kind: ClassVar[str] = "func"
-
-
-@dataclass(frozen=True, slots=True)
-class FuncProto(BtfType):
-    type_id: int              # return type
-    params: tuple[Param, ...]
-    kind: ClassVar[str] = "func_proto"
-
-    @property
-    def variadic(self) -> bool:
-        return bool(self.params) and self.params[-1] == Param("", 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Var(BtfType):
-    type_id: int
-    linkage: str
-    kind: ClassVar[str] = "var"
-
-
-@dataclass(frozen=True, slots=True)
-class Datasec(BtfType):
-    size: int
-    vars: tuple[VarSecInfo, ...]
-    kind: ClassVar[str] = "datasec"
-
-
-@dataclass(frozen=True, slots=True)
-class DeclTag(BtfType):
-    type_id: int
-    component_idx: int        # -1: the type itself; else a member or parameter index
-    kind: ClassVar[str] = "decl_tag"
-
-
-AnyType = typing.Union[Void, Int, Float, Ptr, Array, Struct, Union, Enum, Enum64, Fwd, Typedef, Volatile, Const,
-                Restrict, TypeTag, Func, FuncProto, Var, Datasec, DeclTag]
-
-
-@dataclass(frozen=True, slots=True)
-class FieldPath:
-    """A member found by name, possibly inside anonymous members: offsets summed from the outer record."""
-    member: Member            # bit_offset is relative to the record searched
-    path: tuple[str, ...]     # the names walked, '' for each anonymous member
 
 
 # ---------------------------------------------------------------------------------------------------

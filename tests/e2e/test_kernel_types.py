@@ -37,16 +37,19 @@ def test_rawtracepoint_counts_switches_by_next_comm():
 
 
 @pytest.mark.kernel
-def test_curtask_parent_pid_and_btf_args(tmp_path):
-    path = str(tmp_path / "f")
+def test_curtask_parent_pid_and_btf_args():
+    path = f"/tmp/pybpf-kt-{os.getpid()}"        # short: str() keeps 63 characters, as bpftrace
     open(path, "w").close()
     run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_openat /comm == "pybpfparent"/ '
                    '{ printf("%s %d %s\\n", curtask->comm, curtask->parent->pid, '
                    "str(args.filename)); }"])
     run.wait_for("ready")
     subprocess.run([sys.executable, "-c", OPENER, "pybpfparent", path], timeout=30, check=True)
-    line = run.wait_for(path)
-    run.stop()
+    try:
+        line = run.wait_for(path)
+        run.stop()
+    finally:
+        os.unlink(path)
     # the opener's parent is this test process
     assert line.split() == ["pybpfparent", str(os.getpid()), path]
 
