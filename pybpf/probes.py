@@ -262,7 +262,8 @@ def list_probes(pattern: str | None = None) -> list[str]:
     (there are tens of thousands)."""
     head, sep, rest = (pattern or "").partition(":")
     provider = PROVIDER_ALIASES.get(head) if sep else None
-    if provider in BTF_PROVIDERS or provider in FUNCTION_PROVIDERS:
+    if provider in BTF_PROVIDERS or provider in FUNCTION_PROVIDERS or \
+            provider in ("uprobe", "uretprobe"):
         from pybpf.listing import list_btf_probes
         return list_btf_probes(provider, rest or "*")
     names = [f"tracepoint:{c}:{n}" for c, n in tracefs.list_tracepoints()]
