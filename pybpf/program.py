@@ -34,7 +34,11 @@ MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: update
 EVENT_HEADER_SIZE = 8
 HIST_BUCKETS = 66                     # hist bucket indexes: negative, 0, then 2 + log2 for 64 bits
 DEFAULT_MAP_ENTRIES = 4096
-DEFAULT_RINGBUF_SIZE = 1 << 20       # bytes; a power of two, a multiple of the page size
+# Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million
+# printf records while the reader catches up (1 MiB lost a quarter of such a burst): the kernel
+# allocates it at map creation without measurable start-up cost, and user memory is touched only
+# as records arrive.
+DEFAULT_RINGBUF_SIZE = 32 << 20
 
 # The value of `probe` in program n is SYNTHETIC_PROBE_ID_BASE + n; probe_names names it.
 SYNTHETIC_PROBE_ID_BASE = 1 << 32
