@@ -5,9 +5,10 @@
             ring.poll(0.1, lambda record: handle(bytes(record)))   # waits at most 0.1 s
 
 Layout (kernel/bpf/ringbuf.c): page 0 holds consumer_pos (ours to write); from offset PAGE, read-only,
-the producer page (producer_pos) and then the data area mapped twice in a row, so a record that wraps
-around the end reads as one contiguous slice. Each record has an 8-byte header: u32 length (low 30
-bits), busy bit 31 (being written), discard bit 30; records are 8-byte aligned.
+the producer page (producer_pos) and then the data area, which the kernel offers mapped twice in a
+row; pybpf maps it once (see __init__) and joins a record that wraps around its end. Each record has
+an 8-byte header: u32 length (low 30 bits), busy bit 31 (being written), discard bit 30; records are
+8-byte aligned.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ class RingBufferReader:
         if size <= 0 or size & (size - 1) or size % mmap.PAGESIZE:
             raise ValueError(f"ring buffer size {size} is not a power of two multiple of the page size")
         self._mask = size - 1
+        self._size = size
         self._consumer = mmap.mmap(map_fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         try:
-            self._producer = mmap.mmap(map_fd, mmap.PAGESIZE + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+            # The kernel offers the data area mapped twice (so a wrapping record reads as one
+            # slice); mapping it once halves the resident size a large ring adds to pybpf's RSS,
+            # at the price of joining the rare wrapping record by hand (_slice).
+            self._producer = mmap.mmap(map_fd, mmap.PAGESIZE + size, mmap.MAP_SHARED, mmap.PROT_READ,
                                        offset=mmap.PAGESIZE)
         except BaseException:
             self._consumer.close()
@@ -71,7 +76,7 @@ class RingBufferReader:
                 break                  # still being written: the records after it wait too
             length = header & _LENGTH_MASK
             if not header & BPF_RINGBUF_DISCARD_BIT:
-                record = self._data[at + BPF_RINGBUF_HDR_SZ:at + BPF_RINGBUF_HDR_SZ + length]
+                record = self._slice(at + BPF_RINGBUF_HDR_SZ, length)
                 try:
                     callback(record)
                 finally:
@@ -99,9 +104,16 @@ class RingBufferReader:
         if end == consumer:
             return b""
         at = consumer & self._mask
-        chunk = bytes(self._data[at:at + end - consumer])    # the data area is mapped twice
+        chunk = bytes(self._slice(at, end - consumer))
         _U64.pack_into(self._consumer, 0, end)
         return chunk
+
+    def _slice(self, at: int, length: int) -> memoryview:
+        """length bytes of the data area from offset at, joined across its end if they wrap."""
+        at &= self._mask
+        if at + length <= self._size:
+            return self._data[at:at + length]
+        return memoryview(bytes(self._data[at:]) + bytes(self._data[:at + length - self._size]))
 
     def _available(self) -> bool:
         return _U64.unpack_from(self._consumer)[0] < _U64.unpack_from(self._producer)[0]
