@@ -75,12 +75,17 @@ def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions 
 
 def compile_source(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                    times: StageTimes | None = None) -> CompiledProgram:
-    from pybpf.backend.emit import emit_object
+    from pybpf.backend.emit import Emitter
 
     options = options or CompileOptions()
     times = times or StageTimes()
-    lowered, checked, plan = _lower(source, filename, options, times)
-    elf = times.run("llvm", emit_object, lowered.ir_text)
+    emitter = Emitter()          # loads LLVM in parallel with the passes before it
+    try:
+        lowered, checked, plan = _lower(source, filename, options, times)
+    except BaseException:
+        emitter.cancel()
+        raise
+    elf = times.run("llvm", emitter.emit, lowered.ir_text)
     return CompiledProgram(
         elf=elf,
         programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
