@@ -10,14 +10,12 @@ offset). A kernel without CONFIG_KPROBES has no kprobe PMU: ProbeUnavailableErro
 
 from __future__ import annotations
 
-import ctypes
 import errno
 
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event, pmu_type, retprobe_bit
-from pybpf.runtime.errors import BpfError, NotSupportedError
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type
 from pybpf.runtime.loader import ProbeUnavailableError
-from pybpf.uapi.perf_event import KPROBE_PMU, PerfEventAttr
+from pybpf.uapi.perf_event import KPROBE_PMU
 
 RETURN_PROVIDERS = ("kretprobe",)
 
@@ -45,14 +43,6 @@ def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None)
             "perf_event_open", errno.ENOENT,
             f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): {point.name} "
             f"cannot attach")
-    retprobe = point.provider in RETURN_PROVIDERS
-    name = ctypes.create_string_buffer(func.encode())
-    attr = PerfEventAttr(type=perf_type, config=(1 << retprobe_bit(KPROBE_PMU)) if retprobe else 0,
-                         config1=ctypes.addressof(name), config2=offset)
-    try:
-        return attach_perf_event(prog_fd, attr, cpu=0)
-    except BpfError as e:
-        if e.errno in (errno.ENOENT, errno.EINVAL) and not isinstance(e, NotSupportedError):
-            raise NotSupportedError(e.cmd, e.errno, f"{point.name}: no such kernel function to probe "
-                                    f"(or not probeable at offset {offset})") from None
-        raise
+    return attach_probe_pmu(prog_fd, KPROBE_PMU, perf_type, point.provider in RETURN_PROVIDERS, func,
+                            offset, f"{point.name}: no such kernel function to probe (or not "
+                            f"probeable at offset {offset})")

@@ -7,8 +7,11 @@ profile) share.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 
+from pybpf.runtime.errors import BpfError, NotSupportedError
 from pybpf.runtime.syscall import ioctl, perf_event_open
 from pybpf.uapi.perf_event import (PERF_ATTR_FLAG_DISABLED, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
                                    PerfEventAttr, pmu_retprobe_format_file, pmu_type_file)
@@ -55,3 +58,19 @@ def retprobe_bit(pmu: str) -> int:
         return 0
     field, _, bit = text.partition(":")
     return int(bit.split("-")[0]) if field == "config" and bit[:1].isdigit() else 0
+
+
+def attach_probe_pmu(prog_fd: int, pmu: str, perf_type: int, retprobe: bool, location: str,
+                     offset: int, refused: str) -> PerfEventAttachment:
+    """A kprobe or uprobe through its PMU: config1 points at `location` (a function name or a
+    binary's path), config2 is the offset, the retprobe bit comes from sysfs. A kernel that says
+    ENOENT/EINVAL gets NotSupportedError(refused)."""
+    location_buf = ctypes.create_string_buffer(location.encode())    # alive through the call
+    attr = PerfEventAttr(type=perf_type, config=(1 << retprobe_bit(pmu)) if retprobe else 0,
+                         config1=ctypes.addressof(location_buf), config2=offset)
+    try:
+        return attach_perf_event(prog_fd, attr, cpu=0)
+    except BpfError as e:
+        if e.errno in (errno.ENOENT, errno.EINVAL) and not isinstance(e, NotSupportedError):
+            raise NotSupportedError(e.cmd, e.errno, refused) from None
+        raise

@@ -11,15 +11,13 @@ function (its vaddr through the PT_LOAD segment holding it: pybpf.elfsym), pid -
 
 from __future__ import annotations
 
-import ctypes
 import errno
 
 from pybpf import elfsym
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event, pmu_type, retprobe_bit
-from pybpf.runtime.errors import BpfError, NotSupportedError
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type
 from pybpf.runtime.loader import ProbeUnavailableError
-from pybpf.uapi.perf_event import UPROBE_PMU, PerfEventAttr
+from pybpf.uapi.perf_event import UPROBE_PMU
 
 RETURN_PROVIDERS = ("uretprobe",)
 
@@ -47,14 +45,6 @@ def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None)
         path, offset = resolve(point.target)
     except elfsym.SymbolError as e:
         raise ProbeUnavailableError("uprobe", errno.ENOENT, f"{point.name}: {e}") from None
-    retprobe = point.provider in RETURN_PROVIDERS
-    path_buf = ctypes.create_string_buffer(path.encode())       # alive until perf_event_open returns
-    attr = PerfEventAttr(type=perf_type, config=(1 << retprobe_bit(UPROBE_PMU)) if retprobe else 0,
-                         config1=ctypes.addressof(path_buf), config2=offset)
-    try:
-        return attach_perf_event(prog_fd, attr, cpu=0)
-    except BpfError as e:
-        if e.errno in (errno.ENOENT, errno.EINVAL) and not isinstance(e, NotSupportedError):
-            raise NotSupportedError(e.cmd, e.errno, f"{point.name}: the kernel refused a uprobe at file "
-                                    f"offset {offset:#x} of {path}") from None
-        raise
+    return attach_probe_pmu(prog_fd, UPROBE_PMU, perf_type, point.provider in RETURN_PROVIDERS, path,
+                            offset, f"{point.name}: the kernel refused a uprobe at file offset "
+                            f"{offset:#x} of {path}")
