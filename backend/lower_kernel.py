@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from pybpf import ast
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64
 from pybpf.ktypes import KernelRead
@@ -62,12 +63,21 @@ class KernelLowering:
         self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size), self.b.inttoptr(address, PTR))
         return self.narrow(self.load64(buf), read)
 
+    def kernel_address(self, e) -> ir.Value:
+        """Where a kernel member (p->field) or *p lives, without reading it."""
+        if isinstance(e, ast.Deref):
+            return self.expr(e.operand)
+        found = self.checked.kernel_fields[e]
+        base = self.expr(e.base)
+        return self.b.add(base, c64(found.offset)) if found.offset else base
+
+    def expr_AddressOf(self, e):
+        return self.kernel_address(e.operand)
+
     def expr_FieldAccess(self, e):
         if e in self.checked.kernel_fields:
             found = self.checked.kernel_fields[e]
-            base = self.expr(e.base)
-            address = self.b.add(base, c64(found.offset)) if found.offset else base
-            return self.read_kernel(address, found.type, found.read)
+            return self.read_kernel(self.kernel_address(e), found.type, found.read)
         field = self.checked.fields[e][self.point.name]
         if isinstance(field, ArgField):
             return self.narrow(self.load_argument(field.index), field.read)

@@ -130,6 +130,12 @@ class Deref:
 
 
 @node
+class AddressOf:
+    operand: "Expr"           # &ptr->field, &*ptr
+    span: Span
+
+
+@node
 class SizeOf:
     type_name: str | None     # sizeof(TYPE) ...
     operand: "Expr | None"    # ... or sizeof(expr)
@@ -151,7 +157,7 @@ class Tuple:
 
 Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,
              FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple, Cast, Deref,
-             SizeOf, OffsetOf]
+             AddressOf, SizeOf, OffsetOf]
 
 
 # Statements ----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class KernelField:
     offset: int             # bytes from the record's address
     type: T.Type
     read: KernelRead
+    type_id: int = 0        # its BTF type, for &field
 
 
 INT_TYPE_NAMES = {f"{'u' if u else ''}int{bits}": T.IntType(bits // 8, not u)
@@ -98,7 +99,7 @@ class KernelTypes:
         m = path.member
         t, read = self.convert(m.type_id)
         if not m.bitfield_size:
-            return KernelField(m.bit_offset // 8, t, read)
+            return KernelField(m.bit_offset // 8, t, read, m.type_id)
         first_byte = m.bit_offset // 8
         shift = m.bit_offset - first_byte * 8
         size = (shift + m.bitfield_size + 7) // 8

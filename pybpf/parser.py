@@ -162,6 +162,9 @@ class _ToAst(Transformer):
     def deref(self, meta, children):
         return ast.Deref(children[-1], _span(meta))
 
+    def address_of(self, meta, children):
+        return ast.AddressOf(children[-1], _span(meta))
+
     def sizeof_type(self, meta, children):
         return ast.SizeOf(children[0], None, _span(meta))
 

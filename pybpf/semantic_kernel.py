@@ -191,8 +191,19 @@ class KernelChecks:
         except KernelTypeError as err:
             self.error(str(err), e.span)
             return None
-        self.result.kernel_fields[e] = KernelField(0, pointee, read)
+        self.result.kernel_fields[e] = KernelField(0, pointee, read, t.pointee)
         return pointee
+
+    def expr_AddressOf(self, e: ast.AddressOf):
+        if self.expr(e.operand) is None:
+            return None
+        found = self.result.kernel_fields.get(e.operand)
+        if found is None or not found.type_id:
+            self.error("Can only take the address of a kernel structure's member (&p->field) or "
+                       "of *p (a bitfield has none)", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        return kt.pointer_to(found.type_id) if kt else None
 
     def expr_SizeOf(self, e: ast.SizeOf):
         if e.type_name is not None:

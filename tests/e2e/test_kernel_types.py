@@ -104,3 +104,12 @@ def test_fentry_fails_in_one_line_where_refused():
     errors = [line for line in r.stderr.splitlines() if line]
     assert len(errors) == 1 and errors[0].startswith("ERROR: fentry:vfs_read: ")
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.kernel
+def test_address_of_and_dereference_agree():
+    r = run_pybpf(["-e", 'BEGIN { $p = &curtask->pid; printf("%d %d %d\\n", *$p == pid, '
+                   "&curtask->comm == (uint64)curtask + offsetof(struct task_struct, comm), "
+                   "(&*curtask)->tgid == pid); exit(); }"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1] == "1 1 1"

@@ -100,3 +100,15 @@ def test_anonymous_members_are_searched():
     _, checked, _ = compile_to_ir("BEGIN { @ = ((struct sock *)0)->__sk_common.skc_dport; }")
     (field,) = [f for f in checked.kernel_fields.values() if f.read.size == 2]
     assert field.offset == 12
+
+
+def test_address_of_a_member_is_a_typed_pointer():
+    _, checked, _ = compile_to_ir("BEGIN { $p = &curtask->pid; @ = *$p; }")
+    (var_type,) = checked.variables.values()
+    assert isinstance(var_type, T.PointerType) and var_type.name == "pid_t *"
+
+
+def test_address_of_needs_kernel_memory():
+    assert error_of("BEGIN { @ = &pid; }").splitlines()[0] == (
+        "stdin:1:13-17: ERROR: Can only take the address of a kernel structure's member "
+        "(&p->field) or of *p (a bitfield has none)")
