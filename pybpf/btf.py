@@ -44,6 +44,7 @@ from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # 
                              BtfType, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, FieldPath,
                              Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
+from pybpf.cache import cache_path, write_atomically
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
@@ -106,8 +107,7 @@ def _parse_header(data) -> _Header:
 
 
 def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pybpf", "btf")
+    return cache_path("btf")
 
 
 def _u32s(values=()) -> array.array:
@@ -215,24 +215,10 @@ class Btf:
             return None      # missing or corrupt: rebuild
 
     def _write_index(self, path: str, offsets: array.array, by_name: array.array) -> None:
-        import tempfile     # ~2 ms to import: only a cache miss pays it
-
         body = offsets.tobytes() + by_name.tobytes()
         head = struct.pack("<8sIII40s", _INDEX_MAGIC, len(offsets), len(by_name), zlib.crc32(body),
                            self._identity.encode())
-        try:
-            folder = os.path.dirname(path)
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(head.ljust(64, b"\0") + body)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except OSError:
-            pass             # an unwritable cache only costs time
+        write_atomically(path, head.ljust(64, b"\0") + body)
 
     def _build_index(self) -> tuple[array.array, array.array]:
         w = self._w.tolist()          # list indexing is the fastest a Python loop gets (~2x a memoryview)

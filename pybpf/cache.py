@@ -14,7 +14,6 @@ import functools
 import hashlib
 import os
 import shutil
-import tempfile
 
 from pybpf import __version__
 from pybpf.program import CompiledProgram
@@ -22,9 +21,35 @@ from pybpf.program import CompiledProgram
 _PACKAGE_DIRS = ("", "backend", "grammar")     # relative to the pybpf package: what compiles
 
 
-def cache_dir() -> str:
+def cache_path(*parts: str) -> str:
+    """Where pybpf keeps a cache: $XDG_CACHE_HOME/pybpf/PARTS (~/.cache/pybpf/PARTS). Every
+    on-disk cache (compiled objects, parsed objects, the BTF index, the grammar) lives there."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pybpf", "objects")
+    return os.path.join(base, "pybpf", *parts)
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write a cache file whole or not at all, so a reader never sees half of one. A cache that
+    cannot be written only costs time: errors are swallowed."""
+    import tempfile     # ~2 ms to import: only a cache miss pays it
+
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
+
+
+def cache_dir() -> str:
+    return cache_path("objects")
 
 
 @functools.cache
@@ -70,15 +95,7 @@ def load_cached(key: str) -> CompiledProgram | None:
 
 
 def store(key: str, compiled: CompiledProgram) -> None:
-    folder = cache_dir()
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(compiled.to_json())
-        os.replace(tmp, os.path.join(folder, key + ".json"))
-    except OSError:
-        pass        # a cache that cannot be written is only slower
+    write_atomically(os.path.join(cache_dir(), key + ".json"), compiled.to_json().encode())
 
 
 def clear() -> int:

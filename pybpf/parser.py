@@ -17,6 +17,7 @@ import lark
 from lark import Token, Transformer, v_args
 
 from pybpf import ast
+from pybpf.cache import cache_path
 from pybpf.diagnostics import Diagnostics, Span
 
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'",
@@ -26,8 +27,7 @@ _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'
 @functools.cache
 def _lark() -> lark.Lark:
     grammar = resources.files("pybpf.grammar").joinpath("pbt.lark").read_text()
-    cache_dir = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                             "pybpf")
+    cache_dir = cache_path()
     try:
         os.makedirs(cache_dir, exist_ok=True)
         cache: str | bool = os.path.join(cache_dir, "grammar.lark.cache")

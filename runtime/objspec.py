@@ -17,8 +17,9 @@ import io
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
+
+from pybpf.cache import cache_path, write_atomically
 
 from pybpf.runtime.errors import ObjectFormatError
 from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
@@ -68,7 +69,7 @@ class ObjectSpec:
 def load_object(elf_bytes: bytes, cache_dir: str | None = None) -> ObjectSpec:
     """parse_object, remembered on disk by the object's hash: a compile-cache hit then imports
     neither LLVM nor the ELF reader (pyelftools costs ~20 ms of a warm start-up's imports)."""
-    folder = cache_dir or _spec_cache_dir()
+    folder = cache_dir or cache_path("specs")
     path = os.path.join(folder, hashlib.sha256(elf_bytes).hexdigest() + ".json")
     try:
         with open(path) as f:
@@ -76,20 +77,8 @@ def load_object(elf_bytes: bytes, cache_dir: str | None = None) -> ObjectSpec:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     spec = parse_object(elf_bytes)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(_spec_to_json(spec), f)
-        os.replace(tmp, path)
-    except OSError:
-        pass        # unwritable: only slower next time
+    write_atomically(path, json.dumps(_spec_to_json(spec)).encode())
     return spec
-
-
-def _spec_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pybpf", "specs")
 
 
 def _spec_to_json(spec: ObjectSpec) -> dict:
