@@ -85,28 +85,25 @@ def _timed(provider: str, text: str, target: str) -> AttachPoint:
 
 def _resolve_uprobe(provider: str, text: str, target: str) -> list[AttachPoint]:
     """uprobe:BINARY:FUNC[+OFFSET]: BINARY a path, a program on PATH or a library name (libc);
-    wildcards in FUNC."""
+    wildcards in FUNC. Checked with the runtime's own reader (pybpf.elfsym): every function must
+    exist and the offset fall inside it."""
     from pybpf import elfsym
 
-    binary, sep, function = target.rpartition(":")
-    if not sep or not binary or not function:
-        raise ValueError(f"invalid {provider}: {text} (expected {provider}:BINARY:FUNCTION)")
-    name, plus, offset = function.partition("+")
     try:
+        binary, name, offset = elfsym.parse_uprobe_target(target)
+        if "+" in target and provider != "uprobe":
+            raise ValueError(f"an offset (+N) is only valid on uprobe: {text}")
         path = elfsym.find_binary(binary)
-        symbols = elfsym.function_symbols(path)
+        names = sorted(n for n in elfsym.function_symbols(path) if fnmatch.fnmatchcase(n, name)) \
+            if _has_wildcard(name) else [name]
+        if not names:
+            raise ValueError(f"no function matches {name!r} in {path}")
+        for n in names:
+            elfsym.uprobe_offset(path, n, offset)
     except elfsym.SymbolError as e:
         raise ValueError(str(e)) from None
-    if plus and (provider != "uprobe" or not offset.replace("x", "").isalnum()):
-        raise ValueError(f"an offset (+N) is only valid on uprobe: {text}")
-    names = sorted(n for n in symbols if fnmatch.fnmatchcase(n, name)) \
-        if _has_wildcard(name) else [name]
-    for n in names:
-        if n not in symbols:
-            raise ValueError(f"no function {n!r} in {path}")
-    if not names:
-        raise ValueError(f"no function matches {name!r} in {path}")
-    return [AttachPoint(provider, f"{path}:{n}" + (f"+{offset}" if plus else "")) for n in names]
+    suffix = "+" + target.rpartition("+")[2] if "+" in target else ""
+    return [AttachPoint(provider, f"{path}:{n}{suffix}") for n in names]
 
 
 def _resolve_btf(provider: str, text: str, target: str, group: ProbeGroup) -> None:

@@ -161,3 +161,17 @@ def test_listing_lists_and_describes_uprobes(c_binary):
     assert describe_probe(f"uprobe:{c_binary}:visible") == []
     with pytest.raises(ListingError, match="binary not found: /no/such"):
         list_btf_probes("uprobe", "/no/such:*")
+
+
+@pytest.mark.parametrize("probe, message", [
+    ("uprobe:libc:pybpf_no_such_function", "no function 'pybpf_no_such_function' in "),
+    ("uprobe:libc:getpid+100000", "offset 100000 is outside function 'getpid' in "),
+    ("uprobe:libc:getpid+zz", "bad uprobe offset in 'libc:getpid+zz': 'zz'"),
+    ("uretprobe:libc:getpid+4", "an offset (+N) is only valid on uprobe"),
+])
+def test_the_compiler_checks_uprobe_targets_with_the_same_reader(probe, message):
+    from pybpf.compiler import compile_to_ir
+    from pybpf.diagnostics import CompileError
+    with pytest.raises(CompileError) as e:
+        compile_to_ir(probe + " { }")
+    assert message in str(e.value)
