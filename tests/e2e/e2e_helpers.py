@@ -8,6 +8,15 @@ import sys
 import time
 
 PYBPF = [sys.executable, "-m", "pybpf.cli"]
+READY = 'BEGIN { printf("ready\\n"); } '     # printed once every probe is attached: fire after it
+_NAMED = "import ctypes, sys\nctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
+
+
+def named_child(comm: str, body: str, *args) -> list[str]:
+    """The command of a Python child that names itself `comm` (prctl PR_SET_NAME), so that a
+    `/comm == "..."/` predicate counts exactly its events, then runs `body` (sys is imported;
+    sys.argv[2:] are `args`)."""
+    return [sys.executable, "-c", _NAMED + body, comm, *map(str, args)]
 STARTED: list[subprocess.Popen] = []     # every process started, for the leak check in conftest
 
 

@@ -11,26 +11,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from e2e_helpers import Running, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf
 
 COMM = f"pybpfo{os.getpid()}"       # unique: others may run these tests at the same time
-READY = 'BEGIN { printf("ready\\n"); } '     # printed once every probe is attached
-OPENER = r"""
-import ctypes, sys
-ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)     # PR_SET_NAME
-for _ in range(int(sys.argv[2])):
-    open(sys.argv[3]).close()
-"""
+OPEN_N_TIMES = "for _ in range(int(sys.argv[2])):\n    open(sys.argv[3]).close()\n"
 
 
 def open_files(path, n, comm=COMM):
     """A child process named `comm` opens `path` n times; returns its pid."""
-    child = subprocess.run([sys.executable, "-c", OPENER, comm, str(n), path], timeout=30)
+    child = subprocess.run(named_child(comm, OPEN_N_TIMES, n, path), timeout=30)
     assert child.returncode == 0
 
 
@@ -83,8 +76,8 @@ def test_count_is_exact_for_a_named_process(target):
 @pytest.mark.kernel
 def test_pid_parameter_predicate(target):
     # the child waits for a line on stdin so its pid is known before it opens anything
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline();" + OPENER,
-                              "whatever", "9", target], stdin=subprocess.PIPE, text=True)
+    child = subprocess.Popen(named_child("whatever", "sys.stdin.readline()\n" + OPEN_N_TIMES, 9,
+                                         target), stdin=subprocess.PIPE, text=True)
     try:
         run = Running(["-e", READY + "tracepoint:syscalls:sys_enter_openat /pid == $1/ "
                                      "{ @opens = count(); }", str(child.pid)])

@@ -4,24 +4,14 @@ the probes this kernel refuses (kprobe: compiled out; fentry: EPERM) failing in 
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-from e2e_helpers import Running, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf
 
-SWITCHER = r"""
-import ctypes, sys, time
-ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)     # PR_SET_NAME
-for _ in range(int(sys.argv[2])):
-    time.sleep(0.001)                                           # each wake-up is a sched_switch in
-"""
-OPENER = r"""
-import ctypes, sys
-ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
-open(sys.argv[2]).close()
-"""
-READY = 'BEGIN { printf("ready\\n"); } '
+SWITCH_N_TIMES = ("import time\nfor _ in range(int(sys.argv[2])):\n"
+                  "    time.sleep(0.001)\n")                   # each wake-up is a sched_switch in
+OPEN_ONCE = "open(sys.argv[2]).close()\n"
 
 
 @pytest.mark.kernel
@@ -29,7 +19,7 @@ def test_rawtracepoint_counts_switches_by_next_comm():
     run = Running(["-e", READY + 'rawtracepoint:sched_switch /args.next->comm == "pybpfswitch"/ '
                    "{ @[args.next->comm] = count(); }"])
     run.wait_for("ready")
-    subprocess.run([sys.executable, "-c", SWITCHER, "pybpfswitch", "50"], timeout=30, check=True)
+    subprocess.run(named_child("pybpfswitch", SWITCH_N_TIMES, 50), timeout=30, check=True)
     out, err, code = run.stop()
     assert code == 0, err
     count = int(re.search(r"^@\[pybpfswitch\]: (\d+)$", out, re.M)[1])
@@ -44,7 +34,7 @@ def test_curtask_parent_pid_and_btf_args():
                    '{ printf("%s %d %s\\n", curtask->comm, curtask->parent->pid, '
                    "str(args.filename)); }"])
     run.wait_for("ready")
-    subprocess.run([sys.executable, "-c", OPENER, "pybpfparent", path], timeout=30, check=True)
+    subprocess.run(named_child("pybpfparent", OPEN_ONCE, path), timeout=30, check=True)
     try:
         line = run.wait_for(path)
         run.stop()

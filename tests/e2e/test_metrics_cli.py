@@ -11,19 +11,14 @@ import urllib.request
 
 import pytest
 
-from e2e_helpers import Running, run_pybpf
+from e2e_helpers import Running, named_child, run_pybpf
 
 pytest.importorskip("prometheus_client", reason="needs prometheus_client (pip install 'pybpf[metrics]')")
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 COMM = f"pybpfm{os.getpid()}"
-GETPPID = r"""
-import ctypes, os, sys
-ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)     # PR_SET_NAME
-for _ in range(int(sys.argv[2])):
-    os.getppid()
-"""
+GETPPID_N_TIMES = "import os\nfor _ in range(int(sys.argv[2])):\n    os.getppid()\n"
 
 
 def free_port() -> int:
@@ -50,7 +45,7 @@ def test_scrape_counts_a_named_process_then_sigint():
     before = scrape(port)
     assert ("pybpf_calls", (("key", COMM),)) not in before
     assert any(name == "process_cpu_seconds_total" for name, _ in before)
-    child = subprocess.run([sys.executable, "-c", GETPPID, COMM, "23"], timeout=30)
+    child = subprocess.run(named_child(COMM, GETPPID_N_TIMES, 23), timeout=30)
     assert child.returncode == 0
     # the events are in the map once the child has exited: no wait for the ring buffer
     assert scrape(port)[("pybpf_calls", (("key", COMM),))] == 23

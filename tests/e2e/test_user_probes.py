@@ -3,20 +3,13 @@ and profile sampling on every CPU."""
 
 import re
 import subprocess
-import sys
 
 import pytest
 
-from e2e_helpers import Running, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf
 
-CALLER = r"""
-import ctypes, os, sys
-ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)     # PR_SET_NAME
-libc = ctypes.CDLL("libc.so.6")
-for _ in range(int(sys.argv[2])):
-    libc.getpid()
-"""
-READY = 'BEGIN { printf("ready\\n"); } '
+CALL_GETPID_N_TIMES = ('libc = ctypes.CDLL("libc.so.6")\n'
+                       "for _ in range(int(sys.argv[2])):\n    libc.getpid()\n")
 
 
 @pytest.mark.kernel
@@ -24,7 +17,7 @@ def test_uprobe_and_uretprobe_on_libc():
     run = Running(["-e", READY + 'uprobe:libc:getpid /comm == "pybpfuprobe"/ { @[func] = count(); } '
                    'uretprobe:libc:getpid /comm == "pybpfuprobe"/ { @pids[retval] = count(); }'])
     run.wait_for("ready")
-    child = subprocess.run([sys.executable, "-c", CALLER, "pybpfuprobe", "40"], timeout=30)
+    child = subprocess.run(named_child("pybpfuprobe", CALL_GETPID_N_TIMES, 40), timeout=30)
     assert child.returncode == 0
     out, err, code = run.stop()
     assert code == 0, err
