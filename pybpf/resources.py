@@ -117,11 +117,11 @@ def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> R
             continue
         if node.name == "printf" and node in checked.types:
             fmt = node.args[0].value.decode("utf-8", errors="replace")
-            args = tuple(_arg_type(checked.types[a]) for a in node.args[1:])
+            args = tuple(storable(checked.types[a]) for a in node.args[1:])
             plan.printf_index[node] = _intern(plan.printfs, PrintfSpec(fmt, args))
         elif node.name == "print" and node.args and not isinstance(node.args[0], ast.Map) \
                 and node.args[0] in checked.types:
-            t = _arg_type(checked.types[node.args[0]])
+            t = storable(checked.types[node.args[0]])
             fmt = "%d\n" if isinstance(t, T.IntType) else "%s\n"
             plan.printf_index[node] = _intern(plan.printfs, PrintfSpec(fmt, (t,)))
         elif node.name == "time":
@@ -129,10 +129,6 @@ def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> R
             plan.time_index[node] = _intern(plan.time_formats, fmt)
     _plan_programs(checked, plan)
     return plan
-
-
-def _arg_type(t: T.Type) -> T.Type:
-    return storable(t)
 
 
 def _intern(items: list, item) -> int:
