@@ -117,3 +117,34 @@ def build_object(maps: list[MapDecl], programs: dict[str, str], globals_ir: str 
     module.verify()
     machine = llvm.Target.from_triple("bpfel").create_target_machine(cpu="v3", opt=2)
     return machine.emit_object(module)
+
+
+# A per-CPU counter at key 0 that program(count="counts") increments, and loading one program
+# beside it: what the attach tests share.
+COUNTS = MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 4)
+
+
+def load_counting(spec, body: str):
+    """Load one program (a ProgramSpec and its IR body) with the standard maps and COUNTS:
+    -> (LoadedObject, the program's fd)."""
+    from pybpf.program import CompiledProgram
+    from pybpf.runtime.loader import load
+    from pybpf.runtime.objspec import parse_object
+
+    elf = build_object(standard_maps() + [COUNTS], {spec.section: body})
+    obj = load(parse_object(elf), CompiledProgram(elf, (spec,), ()))
+    return obj, obj.prog_fds[spec.section]
+
+
+def load_one(section: str, prog_type: int, body: str):
+    from pybpf.program import ProgramSpec
+    return load_counting(ProgramSpec(section, prog_type, ()), body)
+
+
+def count(obj) -> int:
+    """COUNTS[0] summed over the CPUs."""
+    import struct
+    from pybpf.runtime.maps import lookup, possible_cpus, value_buffer_size
+
+    raw = lookup(obj.map_fds["counts"], bytes(8), value_buffer_size(8, True))
+    return sum(struct.unpack(f"<{possible_cpus()}q", raw)) if raw else 0

@@ -5,31 +5,15 @@ import struct
 import time
 
 import pytest
-from bpfobj import MapDecl, build_object, program, standard_maps
+from bpfobj import count, load_one, program
 
-from pybpf.program import EVENTS_MAP, AttachPoint, CompiledProgram, ProgramSpec
+from pybpf.program import EVENTS_MAP, AttachPoint
 from pybpf.runtime.attach import attach
 from pybpf.runtime.errors import NotSupportedError
-from pybpf.runtime.loader import load
-from pybpf.runtime.maps import lookup, possible_cpus, value_buffer_size
-from pybpf.runtime.objspec import parse_object
 from pybpf.runtime.ringbuf import RingBufferReader
-from pybpf.uapi.bpf import BpfMapType, BpfProgType
+from pybpf.uapi.bpf import BpfProgType
 
 pytestmark = pytest.mark.kernel
-
-COUNTS = MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 4)
-
-
-def load_one(section: str, prog_type: int, body: str):
-    elf = build_object(standard_maps() + [COUNTS], {section: body})
-    obj = load(parse_object(elf), CompiledProgram(elf, (ProgramSpec(section, prog_type, ()),), ()))
-    return obj, obj.prog_fds[section]
-
-
-def count(obj) -> int:
-    raw = lookup(obj.map_fds["counts"], bytes(8), value_buffer_size(8, True))
-    return sum(struct.unpack(f"<{possible_cpus()}q", raw)) if raw else 0
 
 
 def test_tracepoint_counts_exactly_our_events_on_every_cpu():

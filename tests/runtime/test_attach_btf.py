@@ -2,25 +2,21 @@
 BTF tracepoints), refused with one clear line where it does not (kprobes compiled out, fentry EPERM)."""
 
 import os
-import struct
 import time
 
 import pytest
-from bpfobj import MapDecl, build_object, program, standard_maps
+from bpfobj import count, load_counting, program
 
 from pybpf import btf
-from pybpf.program import AttachPoint, CompiledProgram, ProgramSpec
+from pybpf.program import AttachPoint, ProgramSpec
 from pybpf.runtime.attach import attach
 from pybpf.runtime.attach.fentry import fentry_available
 from pybpf.runtime.attach.kprobe import kprobes_available, parse_target
 from pybpf.runtime.attach.perf_event import pmu_type
 from pybpf.runtime.errors import NotSupportedError
-from pybpf.runtime.loader import ProbeUnavailableError, load, lockdown_mode
-from pybpf.runtime.maps import lookup, possible_cpus, value_buffer_size
-from pybpf.runtime.objspec import parse_object
-from pybpf.uapi.bpf import BpfAttachType, BpfMapType, BpfProgType
+from pybpf.runtime.loader import ProbeUnavailableError, lockdown_mode
+from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
-COUNTS = MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 4)
 SYS_GETPPID = 110         # x86-64
 
 
@@ -38,19 +34,8 @@ def getppid_counter() -> str:
 """)
 
 
-def load_spec(spec: ProgramSpec, body: str):
-    elf = build_object(standard_maps() + [COUNTS], {spec.section: body})
-    obj = load(parse_object(elf), CompiledProgram(elf, (spec,), ()))
-    return obj, obj.prog_fds[spec.section]
-
-
-def count(obj) -> int:
-    raw = lookup(obj.map_fds["counts"], bytes(8), value_buffer_size(8, True))
-    return sum(struct.unpack(f"<{possible_cpus()}q", raw)) if raw else 0
-
-
 def counts_getppid_until_detached(spec: ProgramSpec) -> None:
-    obj, prog_fd = load_spec(spec, getppid_counter())
+    obj, prog_fd = load_counting(spec, getppid_counter())
     with obj:
         attachment = attach(prog_fd, spec.attach_points[0], spec)
         try:
@@ -82,7 +67,7 @@ def test_btf_tracepoint_counts_until_detached():
 def test_sched_switch_raw_tracepoint_fires():
     spec = ProgramSpec("raw_tracepoint/rt_switch", BpfProgType.RAW_TRACEPOINT,
                        (AttachPoint("rawtracepoint", "sched_switch"),))
-    obj, prog_fd = load_spec(spec, program(count="counts"))
+    obj, prog_fd = load_counting(spec, program(count="counts"))
     with obj:
         attachment = attach(prog_fd, spec.attach_points[0], spec)
         try:
@@ -97,7 +82,7 @@ def test_sched_switch_raw_tracepoint_fires():
 def test_missing_raw_tracepoint_is_not_supported():
     spec = ProgramSpec("raw_tracepoint/rt_none", BpfProgType.RAW_TRACEPOINT,
                        (AttachPoint("rawtracepoint", "no_such_tracepoint"),))
-    obj, prog_fd = load_spec(spec, program())
+    obj, prog_fd = load_counting(spec, program())
     with obj, pytest.raises(NotSupportedError, match="no raw tracepoint 'no_such_tracepoint'"):
         attach(prog_fd, spec.attach_points[0], spec)
 
@@ -120,7 +105,7 @@ def test_fentry_attaches_or_is_refused_at_load_in_one_line(provider, attach_type
     spec = ProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING, (AttachPoint(provider, "vfs_read"),),
                        attach_type, btf.vmlinux().find_id("vfs_read", "func"))
     try:
-        obj, prog_fd = load_spec(spec, program(count="counts", only_pid=os.getpid()))
+        obj, prog_fd = load_counting(spec, program(count="counts", only_pid=os.getpid()))
     except ProbeUnavailableError as e:          # this machine: lockdown
         mode = lockdown_mode()
         why = f"kernel lockdown is in {mode} mode" if mode and mode != "none" else "kernel lockdown?"
@@ -157,7 +142,7 @@ def test_lockdown_mode(tmp_path):
 def test_availability_probes_agree_with_attaching():
     vfs_read = btf.vmlinux().find_id("vfs_read", "func")
     try:
-        load_spec(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (AttachPoint("fentry", "vfs_read"),),
+        load_counting(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (AttachPoint("fentry", "vfs_read"),),
                               BpfAttachType.TRACE_FENTRY, vfs_read), program())[0].close()
         loads = True
     except ProbeUnavailableError:

@@ -3,27 +3,23 @@ program compiled here) and counted by the program in a map."""
 
 import os
 import shutil
-import struct
 import subprocess
 import time
 
 import pytest
-from bpfobj import MapDecl, build_object, program, standard_maps
+from bpfobj import count, load_one, program
 
 from pybpf import elfsym
-from pybpf.program import AttachPoint, CompiledProgram, ProgramSpec
+from pybpf.program import AttachPoint
 from pybpf.runtime.attach import attach
 from pybpf.runtime.attach.profile import online_cpus, parse_cpu_list
 from pybpf.runtime.attach.uprobe import uprobes_available
 from pybpf.runtime.errors import NotSupportedError
-from pybpf.runtime.loader import ProbeUnavailableError, load
-from pybpf.runtime.maps import lookup, possible_cpus, value_buffer_size
-from pybpf.runtime.objspec import parse_object
-from pybpf.uapi.bpf import BpfMapType, BpfProgType
+from pybpf.runtime.loader import ProbeUnavailableError
+from pybpf.uapi.bpf import BpfProgType
 
 pytestmark = pytest.mark.kernel
 
-COUNTS = MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 4)
 CALLS = 50
 
 C_SOURCE = r"""
@@ -38,17 +34,6 @@ int main(int argc, char **argv) {
     return s == -1;
 }
 """
-
-
-def load_one(section: str, prog_type: int, body: str):
-    elf = build_object(standard_maps() + [COUNTS], {section: body})
-    obj = load(parse_object(elf), CompiledProgram(elf, (ProgramSpec(section, prog_type, ()),), ()))
-    return obj, obj.prog_fds[section]
-
-
-def count(obj) -> int:
-    raw = lookup(obj.map_fds["counts"], bytes(8), value_buffer_size(8, True))
-    return sum(struct.unpack(f"<{possible_cpus()}q", raw)) if raw else 0
 
 
 @pytest.fixture
