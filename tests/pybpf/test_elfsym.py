@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -20,15 +19,8 @@ int main(int argc, char **argv) { (void)argv; counter = visible(argc); return 0;
 
 
 @pytest.fixture(scope="module", params=["pie", "no-pie"])
-def c_binary(request, tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("elfsym")
-    (d / "t.c").write_text(C_SOURCE)
-    out = d / request.param
-    subprocess.run([cc, "-O1", "-g0", f"-{request.param}", "-o", str(out), str(d / "t.c")], check=True)
-    return str(out)
+def c_binary(request, compile_c):
+    return compile_c(C_SOURCE, f"-{request.param}")
 
 
 def test_absolute_path_is_taken_as_it_is():

@@ -2,7 +2,6 @@
 program compiled here) and counted by the program in a map."""
 
 import os
-import shutil
 import subprocess
 import time
 
@@ -43,16 +42,9 @@ def needs_uprobes():
 
 
 @pytest.fixture(scope="module", params=["pie", "no-pie"])
-def c_binary(request, tmp_path_factory):
+def c_binary(request, compile_c):
     """The program as PIE (vaddr = file offset) and not (vaddr 0x401000 at file offset 0x1000)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("uprobe")
-    (d / "target.c").write_text(C_SOURCE)
-    out = str(d / request.param)
-    subprocess.run([cc, "-O1", f"-{request.param}", "-o", out, str(d / "target.c")], check=True)
-    return out
+    return compile_c(C_SOURCE, f"-{request.param}")
 
 
 @pytest.mark.parametrize("provider", ["uprobe", "uretprobe"])
