@@ -211,9 +211,7 @@ class TypeChecker(KernelChecks, CallChecks):
     def aggregation(self, m: ast.Map, call: ast.Call) -> None:
         name, args = call.name, call.args
         arity = AGGREGATION_ARITY.get(name, 1)
-        if len(args) != arity:
-            self.error(f"{name}() requires {arity} argument{'s' if arity != 1 else ''} "
-                       f"({len(args)} provided)", call.span)
+        if not self.arity(call, arity, arity):
             return
         lhist = None
         if args:
