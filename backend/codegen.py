@@ -380,18 +380,10 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
 
     def elapsed(self) -> ir.Value:
         now = self.helper(BpfFunc.ktime_get_ns)
-        key = self.alloca(8, "start_key")
-        self.b.store(ir.Constant(I32, 0), key, align=8)
-        start = self.lookup(START_MAP, key)
         result = self.alloca(8, "elapsed")
         self.store64(now, result)
-        present, done = self.branch_if(
-            self.is_present(start), "has_start",
-            "elapsed_done")
-        self.b.position_at_end(present)
-        self.store64(self.b.sub(now, self.load64(start)), result)
-        self.b.branch(done)
-        self.b.position_at_end(done)
+        self.with_array_element(START_MAP, 0, "start",
+                                lambda start: self.store64(self.b.sub(now, self.load64(start)), result))
         return self.load64(result)
 
     def expr_Variable(self, e):

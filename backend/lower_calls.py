@@ -10,7 +10,7 @@ from llvmlite import ir
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.backend.irutil import I8, I32, PTR, c64
+from pybpf.backend.irutil import I8, PTR, c64
 from pybpf.program import EXIT_MAP, EventKind
 from pybpf.uapi.bpf import BpfFunc
 
@@ -51,14 +51,7 @@ class CallLowering:
 
     def call_exit(self, e):
         # The flag first: the runtime ends on it even if the record below finds the ring full.
-        key = self.alloca(8, "exit_key")
-        self.b.store(ir.Constant(I32, 0), key, align=8)
-        flag = self.lookup(EXIT_MAP, key)
-        present, done = self.branch_if(self.is_present(flag), "exit_flag", "exit_flagged")
-        self.b.position_at_end(present)
-        self.store64(c64(1), flag)
-        self.b.branch(done)
-        self.b.position_at_end(done)
+        self.with_array_element(EXIT_MAP, 0, "exit_flag", lambda flag: self.store64(c64(1), flag))
         self.emit_event(EventKind.EXIT, 0)
         # As bpftrace: exit() also ends the probe; what follows it is unreachable
         self.b.ret(c64(0))

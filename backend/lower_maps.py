@@ -73,14 +73,21 @@ class MapLowering:
         """When `failed`, add one to element `index` of the per-CPU counter array `counters`."""
         bump, done = self.branch_if(failed, name, name + "_done")
         self.b.position_at_end(bump)
+        self.with_array_element(counters, index, name + "_count",
+                                lambda counter: self.store64(self.b.add(self.load64(counter), c64(1)),
+                                                             counter))
+        self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def with_array_element(self, symbol: str, index: int, name: str, use) -> None:
+        """use(pointer) on element `index` of the array map `symbol`. The lookup cannot miss for an
+        index in range, but the verifier wants the null check all the same."""
         key = self.alloca(8, name + "_key")
         self.b.store(ir.Constant(I32, index), key, align=8)
-        counter = self.lookup(counters, key)
-        present, skip = self.branch_if(self.is_present(counter), name + "_count", name + "_skip")
+        element = self.lookup(symbol, key)
+        present, done = self.branch_if(self.is_present(element), name, name + "_done")
         self.b.position_at_end(present)
-        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
-        self.b.branch(skip)
-        self.b.position_at_end(skip)
+        use(element)
         self.b.branch(done)
         self.b.position_at_end(done)
 
