@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             where = f"{e.filename}: " if e.filename else "cannot write the output: "
             return error(f"{where}{e.strerror or e}")
         if isinstance(e, BpfError) or type(e).__name__ in ("BackendError", "TracefsError"):
-            return error(_describe(e, opts.verbose))
+            return error(str(e))
         if opts.verbose:
             raise
         return error(f"internal error, please report it (run with -v for the traceback): "
@@ -310,14 +310,6 @@ def _render_verifier_error(e, compiled, source: str, filename: str, verbose: boo
     diags = Diagnostics(source, filename)
     diags.error(f"the kernel's verifier rejected the program for {e.program}", span)
     return f"{diags.render()}\n{details}\n{tail}"
-
-
-def _describe(e: Exception, verbose: bool) -> str:
-    from pybpf.runtime.errors import VerifierError
-
-    if isinstance(e, VerifierError):
-        return f"{e}\n{e.log}" if verbose else f"{e}\n(run with -v for the whole verifier log)"
-    return str(e)
 
 
 def _main(opts) -> int:
