@@ -120,6 +120,7 @@ class BpfFunc(enum.IntEnum):
     ringbuf_discard = 133
     ktime_get_boot_ns = 125
     get_current_task_btf = 158
+    task_pt_regs = 175
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1
