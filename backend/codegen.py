@@ -98,6 +98,10 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict[str, ir.Value] = {}
         self.loops: list[tuple[ir.Block, ir.Block]] = []     # (continue target, break target)
+        # Shared syscall programs (lower_kernel.filter_syscall): the number, its pt_regs, `probe`.
+        self.syscall_number: ir.Value | None = None
+        self.syscall_regs: ir.Value | None = None
+        self.probe_value: ir.Value | None = None
 
     # Infrastructure --------------------------------------------------------------------------
 
@@ -176,6 +180,8 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
 
     def build(self) -> None:
         probe = self.program.group.probe
+        if self.program.syscall_filter is not None:
+            self.filter_syscall()
         if probe.predicate is not None:
             self.b.debug_metadata = self.location(probe.predicate.span)
             cond = self.to_bool(self.expr(probe.predicate))
@@ -366,7 +372,7 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
             self.helper(BpfFunc.get_current_comm, buf, c64(T.COMM_SIZE))
             return buf
         if name == "probe":
-            return c64(self.program.probe_id)
+            return self.probe_value if self.probe_value is not None else c64(self.program.probe_id)
         if name == "curtask":
             return self.helper(BpfFunc.get_current_task)
         if name == "func":

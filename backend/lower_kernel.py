@@ -13,7 +13,9 @@ from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64
 from pybpf.ktypes import KernelRead
 from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, REGISTER_PROVIDERS, ArgField
+from pybpf.resources import SYSCALL_ARGS_OFFSET, SYSCALL_NR_FIELD
 from pybpf.uapi.bpf import BpfFunc
+from pybpf.uapi.ptrace import CODE_SEGMENT, SYSCALL_ARGUMENT_REGISTERS, SYSCALL_NUMBER_REGISTER, USER_CS
 
 class KernelLowering:
     def load_context(self, offset: int, width: int = 8) -> ir.Value:
@@ -38,6 +40,88 @@ class KernelLowering:
         if self.program.group.provider in REGISTER_PROVIDERS:
             return self.load_context(KPROBE_ARG_REGISTERS[index])
         return self.load_context(8 * index)
+
+    # Programs shared by syscall tracepoints (resources.SyscallFilter) -------------------------
+
+    def filter_syscall(self) -> None:
+        """The entry of a shared syscall program: return at once unless the syscall is one of the
+        program's own, made by 64-bit code (the per-syscall tracepoints skip 32-bit tasks' calls,
+        whose numbers mean other calls); `probe` then names it."""
+        syscall_filter = self.program.syscall_filter
+        if syscall_filter.raw_tracepoint == "sys_enter":
+            self.syscall_number = self.load_context(8)            # sys_enter(regs, id)
+        else:
+            self.syscall_number = self.load_syscall_register(SYSCALL_NUMBER_REGISTER)
+        reads_probe = any(isinstance(n, ast.Builtin) and n.name == "probe"
+                          for n in ast.walk(self.program.group.probe))
+        cases = [(number, probe_id if reads_probe else 0)
+                 for number, probe_id in syscall_filter.numbers]
+        self.probe_value = self.dispatch_syscall(self.syscall_number, cases, reads_probe)
+        native = self.b.icmp_unsigned("==", self.load_syscall_register(CODE_SEGMENT), c64(USER_CS))
+        run, skip = self.branch_if(native, "native_syscall", "compat_syscall")
+        self.b.position_at_end(skip)
+        self.b.ret(c64(0))
+        self.b.position_at_end(run)
+
+    def dispatch_syscall(self, number: ir.Value, cases: list[tuple[int, int]],
+                         phi: bool) -> ir.Value | None:
+        """Branch on the syscall number: a binary search over runs of consecutive numbers that
+        share a value, so a wildcard over every syscall costs a few compares. Leaves the builder
+        where the number matched (other numbers return 0); the matched value when `phi`."""
+        runs: list[list[int]] = []                          # [first, last, value]
+        for n, value in sorted(cases):
+            if runs and runs[-1][1] + 1 == n and runs[-1][2] == value:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n, value])
+        kept, other = self.new_block("own_syscall"), self.new_block("other_syscall")
+        incoming: list[tuple[int, ir.Block]] = []
+
+        def search(lo: int, hi: int) -> None:
+            if hi - lo == 1:
+                first, last, value = runs[lo]
+                # unsigned: a negative number (no syscall) is out of every range
+                inside = self.b.icmp_unsigned("<=", self.b.sub(number, c64(first)), c64(last - first))
+                incoming.append((value, self.b.block))
+                self.b.cbranch(inside, kept, other)
+                return
+            mid = (lo + hi) // 2
+            below, above = self.new_block("below"), self.new_block("above")
+            self.b.cbranch(self.b.icmp_unsigned("<", number, c64(runs[mid][0])), below, above)
+            self.b.position_at_end(below)
+            search(lo, mid)
+            self.b.position_at_end(above)
+            search(mid, hi)
+
+        search(0, len(runs))
+        self.b.position_at_end(other)
+        self.b.ret(c64(0))
+        self.b.position_at_end(kept)
+        if not phi:
+            return None
+        value = self.b.phi(I64, "probe")
+        for v, block in incoming:
+            value.add_incoming(c64(v), block)
+        return value
+
+    def load_syscall_register(self, offset: int) -> ir.Value:
+        """A register of the syscall's saved user pt_regs: a BTF-typed pointer from
+        bpf_task_pt_regs(bpf_get_current_task_btf()), read directly. Looked up once, by
+        filter_syscall, at a point that dominates the rest of the program."""
+        if self.syscall_regs is None:
+            task = self.helper(BpfFunc.get_current_task_btf)
+            self.syscall_regs = self.b.inttoptr(self.helper(BpfFunc.task_pt_regs, task), PTR)
+        return self.b.load(self.gep(self.syscall_regs, offset), typ=I64, align=8)
+
+    def syscall_field(self, field) -> ir.Value:
+        """args.NAME of a shared syscall program, from the raw tracepoint's arguments and the
+        syscall's registers rather than the perf record (see resources._shareable_layout)."""
+        if field.name == SYSCALL_NR_FIELD:
+            return self.syscall_number
+        if self.program.syscall_filter.raw_tracepoint == "sys_exit":
+            return self.load_context(8)                         # sys_exit(regs, ret)
+        index = (field.offset - SYSCALL_ARGS_OFFSET) // 8
+        return self.load_syscall_register(SYSCALL_ARGUMENT_REGISTERS[index])
 
     def retval(self, e) -> ir.Value:
         reads = self.checked.retvals.get(e)
@@ -81,6 +165,8 @@ class KernelLowering:
         field = self.checked.fields[e][self.point.name]
         if isinstance(field, ArgField):
             return self.narrow(self.load_argument(field.index), field.read)
+        if self.program.syscall_filter is not None:
+            return self.syscall_field(field)
         t = self.type_of(e)
         b = self.b
         address = self.gep(self.ctx, field.offset)

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                         f"K/M suffixes allowed (default: {DEFAULT_RINGBUF_SIZE >> 20}M)")
     p.add_argument("--map-entries", metavar="N", type=_map_entries, default=None,
                    help=f"maximum entries of each map (default: {DEFAULT_MAP_ENTRIES})")
+    p.add_argument("--no-shared-syscalls", dest="share_syscalls", action="store_false",
+                   help="attach each syscall tracepoint of a wildcard as its own perf event (slower "
+                        "to attach and detach; nothing runs on the other syscalls)")
     p.add_argument("--emit", choices=("llvm", "asm", "obj"),
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
     p.add_argument("--dry-run", action="store_true",
@@ -316,7 +319,8 @@ def _main(opts) -> int:
     source, filename, params = _read_program(opts)
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
-                             ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE)
+                             ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
+                             share_syscalls=opts.share_syscalls)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

@@ -20,6 +20,8 @@ class CompileOptions:
     params: tuple[str, ...] = ()
     map_entries: int | None = None
     ringbuf_size: int = DEFAULT_RINGBUF_SIZE
+    # Syscall tracepoints of one probe share one program on raw sys_enter/sys_exit (resources.py).
+    share_syscalls: bool = True
 
 
 @dataclass
@@ -51,7 +53,7 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
     if not groups:
         diags.error("No probes to attach", program.span)
         raise CompileError(diags)
-    plan = times.run("layout", plan_resources, checked, options.map_entries)
+    plan = times.run("layout", plan_resources, checked, options.map_entries, options.share_syscalls)
     return diags, checked, plan
 
 
@@ -89,7 +91,9 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     return CompiledProgram(
         elf=elf,
         programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
-                                   p.attach_btf_id) for p in plan.programs),
+                                   p.attach_btf_id,
+                                   p.syscall_filter.raw_tracepoint if p.syscall_filter else "")
+                       for p in plan.programs),
         maps=tuple(plan.maps.values()),
         printfs=tuple(plan.printfs),
         time_formats=tuple(plan.time_formats),

@@ -40,7 +40,8 @@ DEFAULT_MAP_ENTRIES = 4096
 # as records arrive.
 DEFAULT_RINGBUF_SIZE = 32 << 20
 
-# The value of `probe` in program n is SYNTHETIC_PROBE_ID_BASE + n; probe_names names it.
+# The value of `probe` is SYNTHETIC_PROBE_ID_BASE + k, one k per attach point or program;
+# probe_names names it.
 SYNTHETIC_PROBE_ID_BASE = 1 << 32
 
 
@@ -190,12 +191,15 @@ class AttachPoint:
 class ProgramSpec:
     """One BPF program: the ELF section holding its code, its prog type and where it attaches.
     BTF-typed programs (fentry/fexit) also name their expected attach type and the vmlinux BTF
-    id of their target, which BPF_PROG_LOAD needs."""
+    id of their target, which BPF_PROG_LOAD needs. A program shared by syscall tracepoints names
+    the raw tracepoint it attaches to once (sys_enter, sys_exit) instead of its attach points,
+    which it tells apart by syscall number itself."""
     section: str
     prog_type: int
     attach_points: tuple[AttachPoint, ...]
     expected_attach_type: int = 0
     attach_btf_id: int = 0
+    raw_tracepoint: str = ""
 
 
 @dataclass
@@ -220,7 +224,7 @@ class CompiledProgram:
             "elf": self.elf.hex(),
             "programs": [[p.section, p.prog_type,
                           [[a.provider, a.target, a.period_ns] for a in p.attach_points],
-                          p.expected_attach_type, p.attach_btf_id]
+                          p.expected_attach_type, p.attach_btf_id, p.raw_tracepoint]
                          for p in self.programs],
             "maps": [m.to_json() for m in self.maps],
             "printfs": [[p.fmt, [T.to_json(a) for a in p.args]] for p in self.printfs],
@@ -235,8 +239,8 @@ class CompiledProgram:
         j = json.loads(text)
         return cls(
             elf=bytes.fromhex(j["elf"]),
-            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps), eat, btf_id)
-                           for s, t, aps, eat, btf_id in j["programs"]),
+            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps), eat, btf_id, raw)
+                           for s, t, aps, eat, btf_id, raw in j["programs"]),
             maps=tuple(MapSpec.from_json(m) for m in j["maps"]),
             printfs=tuple(PrintfSpec(f, tuple(T.from_json(a) for a in args))
                           for f, args in j["printfs"]),

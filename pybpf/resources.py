@@ -7,10 +7,18 @@
 
 One program per probe group, split further when the tracepoints it attaches to lay out the `args`
 fields it reads differently: the layout is baked into the code.
+
+A group's syscall tracepoints of one direction (sys_enter_* or sys_exit_*) share one program when
+there are two or more of them: it attaches once, to the raw tracepoint every syscall passes
+(sys_enter or sys_exit), and keeps its syscalls by number (see SyscallFilter). Closing a perf event
+on a tracepoint waits for RCU grace periods the kernel serialises (~40 ms each here), so a wildcard
+over N syscalls would take N times that to detach; the raw tracepoint detaches at once. The price:
+the program also runs, and returns at once, on the syscalls it does not keep (~15 ns each here).
 """
 
 from __future__ import annotations
 
+import platform
 import re
 from dataclasses import dataclass, field
 
@@ -40,6 +48,21 @@ EXPECTED_ATTACH_TYPES = {"fentry": BpfAttachType.TRACE_FENTRY, "fexit": BpfAttac
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 
 
+# Tracepoint record fields a shared syscall program can produce: the number, then the arguments
+# (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* come from the perf record.
+SYSCALL_NR_FIELD = "__syscall_nr"
+SYSCALL_ARGS_OFFSET = 16
+RAW_SYSCALL_TRACEPOINTS = {"sys_enter_": "sys_enter", "sys_exit_": "sys_exit"}
+
+
+@dataclass(frozen=True)
+class SyscallFilter:
+    """A program shared by syscall tracepoints: attached to raw tracepoint `raw_tracepoint`, it runs
+    on syscall numbers `numbers` ((number, value of `probe`) pairs) and returns at once on others."""
+    raw_tracepoint: str
+    numbers: tuple[tuple[int, int], ...]
+
+
 @dataclass
 class ProgramPlan:
     group: ProbeGroup
@@ -47,9 +70,10 @@ class ProgramPlan:
     section: str
     function: str
     prog_type: int
-    probe_id: int               # the value of `probe` in this program
+    probe_id: int               # the value of `probe` in this program (but see syscall_filter)
     expected_attach_type: int = 0
     attach_btf_id: int = 0
+    syscall_filter: SyscallFilter | None = None
 
 
 @dataclass
@@ -82,8 +106,55 @@ def _uses_constant_per_point(probe: ast.Probe) -> bool:
                for n in ast.walk(probe))
 
 
-def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
+def syscall_number(point: AttachPoint) -> tuple[str, int] | None:
+    """(raw tracepoint, syscall number) of tracepoint syscalls:sys_enter_NAME / sys_exit_NAME, when
+    this machine's syscall numbers are known."""
+    from pybpf.uapi import unistd_64
+
+    category, _, name = point.target.partition(":")
+    if point.provider != "tracepoint" or category != "syscalls" or \
+            platform.machine() != unistd_64.ARCH:
+        return None
+    for prefix, raw in RAW_SYSCALL_TRACEPOINTS.items():
+        if name.startswith(prefix):
+            number = unistd_64.SYSCALL_NUMBERS.get(name[len(prefix):])
+            return None if number is None else (raw, number)
+    return None
+
+
+def _shareable_layout(layout: tuple) -> bool:
+    return all(name == SYSCALL_NR_FIELD or (f.offset >= SYSCALL_ARGS_OFFSET and f.size == 8
+                                            and not f.data_loc and f.array_len is None)
+               for name, f in layout)
+
+
+def _shared_syscall_points(checked: CheckedProgram, group: ProbeGroup) -> dict[str, list]:
+    """raw tracepoint -> [(point, syscall number)] of the group's points that can share a program:
+    two or more per direction, all reading the same argument fields the same way."""
+    if group.provider != "tracepoint" or any(isinstance(n, ast.Builtin) and n.name == "func"
+                                             for n in ast.walk(group.probe)):
+        return {}
+    by_raw: dict[str, list] = {}
+    for point in group.points:
+        found = syscall_number(point)
+        if found is not None:
+            by_raw.setdefault(found[0], []).append((point, found[1]))
+    shared = {}
+    for raw, members in by_raw.items():
+        layouts = {_field_layout(checked, group.probe, point) for point, _ in members}
+        if len(members) >= 2 and len(layouts) == 1 and _shareable_layout(layouts.pop()):
+            shared[raw] = members
+    return shared
+
+
+def _plan_programs(checked: CheckedProgram, plan: ResourcePlan, share_syscalls: bool) -> None:
     for group in checked.groups:
+        shared = _shared_syscall_points(checked, group) if share_syscalls else {}
+        for raw, members in shared.items():
+            numbers = tuple((number, _probe_id(plan, group, point)) for point, number in members)
+            _add_program(plan, group, tuple(point for point, _ in members), "rawtracepoint",
+                         numbers[0][1], SyscallFilter(raw, numbers))
+        taken = {point for members in shared.values() for point, _ in members}
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
         # attach point. (The tracepoint record cannot tell: syscall tracepoints hand BPF a record
         # whose first 8 bytes, common_type among them, are a pt_regs pointer.)
@@ -91,21 +162,34 @@ def _plan_programs(checked: CheckedProgram, plan: ResourcePlan) -> None:
         per_point = _uses_constant_per_point(group.probe) or group.provider in EXPECTED_ATTACH_TYPES
         partitions: dict[tuple, list[AttachPoint]] = {}
         for point in group.points:
+            if point in taken:
+                continue
             layout = (point,) if per_point else _field_layout(checked, group.probe, point)
             partitions.setdefault(layout, []).append(point)
         for points in partitions.values():
-            n = len(plan.programs)
-            probe_id = SYNTHETIC_PROBE_ID_BASE + n
-            plan.probe_names[probe_id] = group.written_names.get(points[0].name, points[0].name)
-            plan.programs.append(ProgramPlan(
-                group, tuple(points), f"{SECTION_PREFIX[group.provider]}/p{n}", f"probe_{n}",
-                int(PROG_TYPES[group.provider]), probe_id,
-                int(EXPECTED_ATTACH_TYPES.get(group.provider, 0)),
-                group.btf_target.get(points[0].name, 0) if group.provider in EXPECTED_ATTACH_TYPES
-                else 0))
+            _add_program(plan, group, tuple(points), group.provider,
+                         _probe_id(plan, group, points[0]))
 
 
-def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> ResourcePlan:
+def _probe_id(plan: ResourcePlan, group: ProbeGroup, point: AttachPoint) -> int:
+    probe_id = SYNTHETIC_PROBE_ID_BASE + len(plan.probe_names)
+    plan.probe_names[probe_id] = group.written_names.get(point.name, point.name)
+    return probe_id
+
+
+def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoint, ...], kind: str,
+                 probe_id: int, syscall_filter: SyscallFilter | None = None) -> None:
+    """`kind` is the provider whose program type and section the code is built for."""
+    n = len(plan.programs)
+    plan.programs.append(ProgramPlan(
+        group, points, f"{SECTION_PREFIX[kind]}/p{n}", f"probe_{n}", int(PROG_TYPES[kind]), probe_id,
+        int(EXPECTED_ATTACH_TYPES.get(kind, 0)),
+        group.btf_target.get(points[0].name, 0) if kind in EXPECTED_ATTACH_TYPES else 0,
+        syscall_filter))
+
+
+def plan_resources(checked: CheckedProgram, map_entries: int | None = None,
+                   share_syscalls: bool = True) -> ResourcePlan:
     plan = ResourcePlan()
     for name in sorted(checked.maps):
         info = checked.maps[name]
@@ -127,7 +211,7 @@ def plan_resources(checked: CheckedProgram, map_entries: int | None = None) -> R
         elif node.name == "time":
             fmt = node.args[0].value.decode() if node.args else DEFAULT_TIME_FORMAT
             plan.time_index[node] = _intern(plan.time_formats, fmt)
-    _plan_programs(checked, plan)
+    _plan_programs(checked, plan, share_syscalls)
     return plan
 
 

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 
-from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, CompiledProgram,
-                           EventKind, MapSpec)
+from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, AttachPoint,
+                           CompiledProgram, EventKind, MapSpec)
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
 from pybpf.runtime.loader import LoadedObject, load
@@ -134,13 +134,19 @@ class Session:
     def _attach_all(self, wanted) -> None:
         for program in self.compiled.programs:
             prog_fd = self.loaded.prog_fds[program.section]
+            if program.raw_tracepoint:
+                if wanted(program.attach_points[0].provider):
+                    shared = AttachPoint("rawtracepoint", program.raw_tracepoint)
+                    self._attachments.append(attach(prog_fd, shared, program))
+                continue
             for point in program.attach_points:
                 if wanted(point.provider):
                     self._attachments.append(attach(prog_fd, point, program))
 
     def _detach(self) -> None:
-        # Closing a tracepoint's perf event waits for an RCU grace period (~70 ms here); closes
-        # made at once share the wait, so a wildcard's hundred probes detach in one period.
+        # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed at
+        # once, the waits for the BPF program's detach overlap (the tracepoint's own unregistering
+        # is serialised by the kernel, ~40 ms each).
         attachments, self._attachments = self._attachments, []
         if len(attachments) <= 1:
             for a in attachments:
