@@ -9,6 +9,7 @@ ratio column is pybpf / bpftrace. Sections, one module each:
 
     startup          wall time (median and min) and peak RSS, cold and warm cache
     kernel_cost      ns/event from kernel.bpf_stats_enabled, raw and above the empty program's floor
+    syscall_overhead ns a syscall wildcard adds to the syscalls it traces and to the others
     streaming        a million printf events: delivered, lost, per second, slowdown of the traced loop
     map_output       SIGINT to exit with a 100,000-key map and a 10,000-key hist map
     compile_stages   pybpf's compile time by stage for a 50-probe script; both tools' start-up on it
@@ -26,15 +27,17 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks import compile_stages, kernel_cost, map_output, startup, streaming
+from benchmarks import compile_stages, kernel_cost, map_output, startup, streaming, syscall_overhead
 from benchmarks.common import BpfStats
 
 FULL = dict(repeat=5, cost_repeat=3, events=200_000, stream_events=1_000_000, stream_repeat=3,
             keys=100_000, hist_keys=10_000, map_repeat=3, probes=50, compile_repeat=3, cost_scripts=None,
-            big_buffer="64M")
+            big_buffer="64M", overhead_events=2_000_000)
+SECTIONS = ("startup", "cost", "overhead", "streaming", "maps", "compile")
 QUICK = dict(repeat=1, cost_repeat=1, events=2000, stream_events=20_000, stream_repeat=1,
              keys=2000, hist_keys=200, map_repeat=1, probes=3, compile_repeat=1,
-             cost_scripts=("empty (getppid)", "count by comm", "printf 3 args"), big_buffer=None)
+             cost_scripts=("empty (getppid)", "count by comm", "printf 3 args"), big_buffer=None,
+             overhead_events=20_000)
 
 
 def machine() -> dict:
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
-    ap.add_argument("--only", choices=("startup", "cost", "streaming", "maps", "compile"), action="append",
+    ap.add_argument("--only", choices=SECTIONS, action="append",
                     help="run only these sections (repeatable)")
     opts = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -69,8 +72,10 @@ def main(argv=None) -> int:
         return 1
     p = QUICK if opts.quick else FULL
     tools = ["pybpf"] + (["bpftrace"] if shutil.which("bpftrace") else [])
-    want = set(opts.only or ("startup", "cost", "streaming", "maps", "compile"))
+    want = set(opts.only or SECTIONS)
     results = {"machine": machine(), "quick": opts.quick, "parameters": p}
+    if "overhead" in want:          # measured as in use: without bpf_stats' per-run bookkeeping
+        results["syscall_overhead"] = syscall_overhead.measure(tools, p["overhead_events"], p["repeat"])
     with BpfStats():
         if "startup" in want:
             results["startup"] = {t: startup.measure(t, p["repeat"]) for t in tools}
@@ -95,6 +100,8 @@ def table_rows(results: dict) -> list[tuple[str, float | None, float | None, str
         rows += startup.rows(results["startup"])
     if "cost_ns" in results:
         rows += kernel_cost.rows(results["cost_ns"])
+    if "syscall_overhead" in results:
+        rows += syscall_overhead.rows(results["syscall_overhead"])
     if "streaming" in results:
         rows += streaming.rows(results["streaming"])
     if "map_output" in results:

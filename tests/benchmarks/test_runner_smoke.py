@@ -22,9 +22,11 @@ def test_quick_run_writes_results(tmp_path, capsys):
     assert results["startup"]["pybpf"]["cold"]["wall_min_s"] > 0
     assert results["cost_ns"]["count by comm"]["pybpf"] > 0
     assert "pybpf_above_floor" in results["cost_ns"]["count by comm"]
+    assert results["syscall_overhead"]["pybpf"]["its own calls"] is not None
     assert results["streaming"]["pybpf"]["delivered"] + results["streaming"]["pybpf"]["lost"] > 0
     assert all(row["pybpf_output_lines"] > 0 for row in results["map_output"].values())
     assert {"parse", "check", "lower", "llvm", "load"} <= set(results["compile"]["pybpf_stages"])
     table = capsys.readouterr().out
-    for label in ("start-up warm wall", "above floor", "stream", "map (SIGINT to exit)", "compile"):
+    for label in ("start-up warm wall", "above floor", "ns added per syscall", "stream",
+                  "map (SIGINT to exit)", "compile"):
         assert label in table
