@@ -15,12 +15,13 @@ import errno
 import functools
 import struct
 from collections import defaultdict
+from typing import Iterable
 
 from pybpf import types as T
 from pybpf.program import MapKind, MapSpec
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.syscall import ENOTSUPP, bpf
-from pybpf.runtime.values import Stats, decode, decode_slots
+from pybpf.runtime.values import Stats, decode
 from pybpf.uapi.bpf import BPF_ANY, BPF_EXIST, BpfCmd, MapBatchAttr, MapElemAttr
 
 BATCH_CHUNK = 4096          # entries per BPF_MAP_LOOKUP_BATCH call
@@ -103,26 +104,37 @@ def keys(fd: int, key_size: int) -> list[bytes]:
 def items(fd: int, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
     """Every entry, read with BPF_MAP_LOOKUP_BATCH (a few syscalls for the whole map); kernels or map
     types without batch lookup fall back to one lookup per key."""
+    keys_raw, values_raw, count = _read_all(fd, key_size, value_size)
+    return [(keys_raw[i * key_size:(i + 1) * key_size], values_raw[i * value_size:(i + 1) * value_size])
+            for i in range(count)]
+
+
+def _read_all(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, int]:
+    """Every entry as two packed buffers (the keys back to back, then the values) and their number:
+    the form struct.iter_unpack decodes without a slice per entry."""
     try:
         return _items_batched(fd, key_size, value_size)
     except BpfError as e:
         if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
             raise
-    entries = []
+    found_keys, found_values = [], []
     for key in keys(fd, key_size):
         value = lookup(fd, key, value_size)
         if value is not None:          # deleted since get_next_key saw it
-            entries.append((key, value))
-    return entries
+            found_keys.append(key)
+            found_values.append(value)
+    return b"".join(found_keys), b"".join(found_values), len(found_keys)
 
 
-def _items_batched(fd: int, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
+def _items_batched(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, int]:
     chunk = BATCH_CHUNK
     # The position token is opaque (a bucket number for hashes, a key for arrays): key-sized suffices.
     token_in, token_out = _buffer(max(key_size, 8)), _buffer(max(key_size, 8))
-    entries, first = [], True
+    key_parts, value_parts, total, first = [], [], 0, True
+    keys_buf = values_buf = None
     while True:
-        keys_buf, values_buf = _buffer(chunk * key_size), _buffer(chunk * value_size)
+        if keys_buf is None:
+            keys_buf, values_buf = _buffer(chunk * key_size), _buffer(chunk * value_size)
         attr = MapBatchAttr(in_batch=0 if first else ctypes.addressof(token_in),
                             out_batch=ctypes.addressof(token_out), keys=ctypes.addressof(keys_buf),
                             values=ctypes.addressof(values_buf), count=chunk, map_fd=fd)
@@ -132,15 +144,18 @@ def _items_batched(fd: int, key_size: int, value_size: int) -> list[tuple[bytes,
         except BpfError as e:
             if e.errno == errno.ENOSPC and attr.count == 0:
                 chunk *= 2             # one hash bucket holds more entries than a chunk
+                keys_buf = None
                 continue
             if e.errno != errno.ENOENT:
                 raise
             done = True                # the end; this last call may still have returned entries
-        kraw, vraw = keys_buf.raw, values_buf.raw
-        entries.extend((kraw[i * key_size:(i + 1) * key_size], vraw[i * value_size:(i + 1) * value_size])
-                       for i in range(attr.count))
+        count = attr.count
+        if count:                      # only the filled part of the buffers
+            key_parts.append(ctypes.string_at(keys_buf, count * key_size))
+            value_parts.append(ctypes.string_at(values_buf, count * value_size))
+            total += count
         if done:
-            return entries
+            return b"".join(key_parts), b"".join(value_parts), total
         ctypes.memmove(token_in, token_out, len(token_out))
         first = False
 
@@ -151,9 +166,44 @@ def _per_cpu(raw: bytes, value_size: int) -> list[memoryview]:
     return [view[i:i + stride] for i in range(0, len(raw), stride)]
 
 
+_INT_FIELDS = {(1, True): "b", (1, False): "B", (2, True): "h", (2, False): "H",
+               (4, True): "i", (4, False): "I", (8, True): "q", (8, False): "Q"}
+
+
+def _int_slots_layout(types: tuple[T.Type, ...]) -> str | None:
+    """The struct fields of slots that hold only integers ('q', 'I4x', ...), or None when a slot
+    holds a string, probe or tuple (those take the generic decode)."""
+    fields = []
+    for t in types:
+        if type(t) is not T.IntType or (t.size, t.signed) not in _INT_FIELDS:
+            return None
+        pad = T.slot_size(t) - t.size
+        fields.append(_INT_FIELDS[t.size, t.signed] + (f"{pad}x" if pad else ""))
+    return "".join(fields)
+
+
+def _key_tuples(spec: MapSpec, keys_raw: bytes, count: int, probe_names: dict[int, str] | None,
+                bucket: bool) -> Iterable[tuple]:
+    """The user keys of `count` packed BPF keys, as tuples; with `bucket`, each followed by its u64
+    bucket index (hist and lhist maps)."""
+    layout = _int_slots_layout(spec.key) if spec.key else f"{spec.user_key_size}x"   # a scalar's zero key
+    if layout is not None:
+        # One struct for the whole key: iter_unpack yields the key tuples themselves.
+        key_struct = struct.Struct("<" + layout + ("Q" if bucket else ""))
+        return key_struct.iter_unpack(keys_raw) if count else iter(())
+    size, slots = spec.key_size, tuple(zip(spec.key, T.slot_offsets(spec.key)))
+    bucket_at = spec.user_key_size
+    decoded = []
+    for at in range(0, count * size, size):
+        user_key = tuple(decode(t, keys_raw, at + off, probe_names) for t, off in slots)
+        decoded.append(user_key + _U64.unpack_from(keys_raw, at + bucket_at) if bucket else user_key)
+    return decoded
+
+
 @functools.cache
-def _i64_per_cpu(count: int) -> struct.Struct:
-    return struct.Struct(f"<{count}q")
+def _per_cpu_struct(fields: str, count: int) -> struct.Struct:
+    """One value's fields repeated for every CPU, e.g. '<qqqq' or '<qQqQ'."""
+    return struct.Struct("<" + fields * count)
 
 
 def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None,
@@ -162,42 +212,56 @@ def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = N
 
     A per-CPU array (spec.is_array) has all its elements: a zero count there means "never
     counted" and is left out, unless keep_zero (the map was zero()ed, so its entry exists)."""
-    hide_zero = spec.is_array and not keep_zero
-    raw = items(fd, spec.key_size, value_buffer_size(spec.value_size, spec.percpu))
-    kind = spec.kind
+    # Every property of the spec is read once here, never per entry.
+    is_array, kind, key_size = spec.is_array, spec.kind, spec.key_size
+    hide_zero = is_array and not keep_zero
+    value_size = value_buffer_size(spec.value_size, spec.percpu)
+    keys_raw, values_raw, count = _read_all(fd, key_size, value_size)
+    ncpu = possible_cpus() if spec.percpu else 1      # values in the buffer, one per possible CPU
     if kind.has_buckets:
+        # Per-CPU u64 counts, summed in C; an array's key is just the u32 bucket.
+        totals = map(sum, _per_cpu_struct("Q", ncpu).iter_unpack(values_raw)) if count else ()
+        if is_array:
+            counts = dict(zip((b for (b,) in _U32.iter_unpack(keys_raw)), totals)) if count else {}
+            if hide_zero and not any(counts.values()):
+                return []     # an array's buckets all exist: none counted means never used
+            return [((), counts)] if count else []
         hists: dict[tuple, dict[int, int]] = defaultdict(dict)
-        for key, value in raw:
-            if spec.is_array:
-                user_key, bucket = (), _U32.unpack_from(key)[0]
-            else:
-                user_key = decode_slots(spec.key, key, 0, probe_names)
-                bucket = _U64.unpack_from(key, spec.user_key_size)[0]
-            hists[user_key][bucket] = sum(_U64.unpack_from(v)[0] for v in _per_cpu(value, 8))
-        if hide_zero and not any(hists[()].values()):
-            return []     # an array's buckets all exist: none counted means never used
+        for key, total in zip(_key_tuples(spec, keys_raw, count, probe_names, bucket=True), totals):
+            hists[key[:-1]][key[-1]] = total
         return list(hists.items())
+    if not count:
+        return []
+    if is_array:
+        user_keys = [()] * count
+    else:
+        user_keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=False)
+    if kind is MapKind.VALUE:
+        value_fields = _int_slots_layout((spec.value,))
+        if value_fields is not None:
+            values = (v for (v,) in struct.Struct("<" + value_fields).iter_unpack(values_raw))
+        else:
+            values = (decode(spec.value, values_raw, at, probe_names)
+                      for at in range(0, count * value_size, value_size))
+        return list(zip(user_keys, values))
+    if kind in (MapKind.COUNT, MapKind.SUM):
+        totals = map(sum, _per_cpu_struct("q", ncpu).iter_unpack(values_raw))
+        if not hide_zero:
+            return list(zip(user_keys, totals))
+        return [(key, total) for key, total in zip(user_keys, totals) if total]
     entries = []
-    # Per map, not per key: the key's slot layout, and one struct for a value's per-CPU counters.
-    key_slots = tuple(zip(spec.key, T.slot_offsets(spec.key)))
-    per_cpu_i64 = _i64_per_cpu(len(raw[0][1]) // 8 if raw else 0).unpack_from
-    for key, value in raw:
-        user_key = () if spec.is_array else tuple(decode(t, key, off, probe_names) for t, off in key_slots)
-        if kind is MapKind.VALUE:
-            entries.append((user_key, decode(spec.value, value, 0, probe_names)))
-        elif kind in (MapKind.COUNT, MapKind.SUM):
-            total = sum(per_cpu_i64(value))
-            if total or not hide_zero:
-                entries.append((user_key, total))
-        elif kind in (MapKind.MIN, MapKind.MAX):
-            found = [v for v, is_set in (_MINMAX.unpack_from(cpu) for cpu in _per_cpu(value, 16)) if is_set]
+    if kind in (MapKind.MIN, MapKind.MAX):
+        pick = min if kind is MapKind.MIN else max
+        for key, cpus in zip(user_keys, _per_cpu_struct("qQ", ncpu).iter_unpack(values_raw)):
+            # {i64 value, u64 set} per CPU: a CPU that never set a value has no minimum or maximum.
+            found = [v for v, is_set in zip(cpus[0::2], cpus[1::2]) if is_set]
             if found:
-                entries.append((user_key, (min if kind is MapKind.MIN else max)(found)))
-        else:   # AVG, STATS
-            pairs = [_AVG.unpack_from(cpu) for cpu in _per_cpu(value, 16)]
-            stats = Stats(sum(c for c, _ in pairs), sum(t for _, t in pairs))
-            if stats.count or not hide_zero:
-                entries.append((user_key, stats))
+                entries.append((key, pick(found)))
+        return entries
+    for key, cpus in zip(user_keys, _per_cpu_struct("Qq", ncpu).iter_unpack(values_raw)):   # AVG, STATS
+        stats = Stats(sum(cpus[0::2]), sum(cpus[1::2]))
+        if stats.count or not hide_zero:
+            entries.append((key, stats))
     return entries
 
 

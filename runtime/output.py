@@ -18,6 +18,8 @@ as bpftrace compares the raw key bytes.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from operator import itemgetter
 from typing import Callable, Iterable, TextIO
 
 from pybpf import types as T
@@ -107,9 +109,17 @@ class TextOutput(Output):
                 out.append("\n")
             out.append("" if entries else "\n")
         else:
-            render = _text_value(spec)
-            out.extend(f"{name}{_text_key(key)}: {render(value)}\n"
-                       for key, value in _sorted_entries(spec, entries))
+            ordered = _sorted_entries(spec, entries)
+            plain_values = _plain_values(spec)
+            if plain_values and _int_keys(spec) == 1:
+                # The common @[pid] = count(): str() of both ints, nothing else per line.
+                out.extend([f"{name}[{key}]: {value}\n" for (key,), value in ordered])
+            elif plain_values and not _has_tuple(spec.key):
+                out.extend([f"{name}[{', '.join(map(str, key))}]: {value}\n" if key else f"{name}: {value}\n"
+                            for key, value in ordered])
+            else:
+                render = _text_value(spec)
+                out.extend(f"{name}{_text_key(key)}: {render(value)}\n" for key, value in ordered)
             out.append(("" if entries else "\n") + ("\n" if spec.kind in _STATS_KINDS else ""))
         self._emit("".join(out))
 
@@ -140,7 +150,13 @@ class JsonOutput(Output):
         else:
             kind, render = "map", _json_value
         ordered = _sorted_entries(spec, entries)
-        if spec.key:
+        if spec.key and _int_keys(spec) and _plain_values(spec) is int:
+            # Integer keys and values need no escaping: str() of each, as text_of would give.
+            if len(spec.key) == 1:
+                body = "{" + ", ".join([f'"{key}": {value}' for (key,), value in ordered]) + "}"
+            else:
+                body = "{" + ", ".join([f'"{",".join(map(str, key))}": {value}' for key, value in ordered]) + "}"
+        elif spec.key:
             body = "{" + ", ".join(f"{_json_key(key)}: {render(value)}" for key, value in ordered) + "}"
         else:
             body = render(ordered[0][1])
@@ -158,9 +174,54 @@ def make_output(fmt: str, stream: TextIO) -> Output:
 # --- ordering ----------------------------------------------------------------------------------------
 
 def _sorted_entries(spec: MapSpec, entries: Entries) -> Entries:
-    by_key = sorted(entries, key=lambda e: _key_order(e[0]))
-    sort_value = _sort_value(spec)
-    return by_key if sort_value is None else sorted(by_key, key=lambda e: sort_value(e[1]))
+    by_key = _sorted_by_key(spec, entries)
+    if spec.kind.has_buckets or spec.kind in _STATS_KINDS:
+        sort_value = _sort_value(spec)
+        return sorted(by_key, key=lambda e: sort_value(e[1]))
+    if _plain_values(spec) is int:
+        return sorted(by_key, key=_VALUE)    # stable: equal values keep their key order
+    return by_key       # strings and tuples print by key
+
+
+_KEY, _VALUE = itemgetter(0), itemgetter(1)
+
+
+def _sorted_by_key(spec: MapSpec, entries: Entries) -> Entries:
+    """Entries by key, integer parts compared as unsigned 64-bit."""
+    parts = _int_keys(spec)
+    if not parts or not entries:
+        return sorted(entries, key=lambda e: _key_order(e[0]))
+    # Keys of integers only: the key tuples compare as they are (in C) unless a part is negative.
+    by_key = sorted(entries, key=_KEY)
+    if by_key[0][0][0] >= 0 and (parts == 1 or min(map(min, map(_KEY, entries))) >= 0):
+        return by_key
+    if parts == 1:
+        # As unsigned, the negative keys come after every other, in the same order among themselves.
+        split = bisect_left(by_key, 0, key=lambda e: e[0][0])
+        return by_key[split:] + by_key[:split]
+    return sorted(entries, key=lambda e: _key_order(e[0]))
+
+
+def _int_keys(spec: MapSpec) -> int:
+    """The number of key parts when every one is an integer, else 0."""
+    return len(spec.key) if spec.key and all(type(t) is T.IntType for t in spec.key) else 0
+
+
+def _has_tuple(types) -> bool:
+    return any(isinstance(t, T.TupleType) for t in types)
+
+
+def _plain_values(spec: MapSpec) -> type | None:
+    """int or str when the map's values are printed by str() alone (text_of's result for them),
+    None for the others (tuples, Stats, hist counts)."""
+    if spec.kind in (MapKind.COUNT, MapKind.SUM, MapKind.MIN, MapKind.MAX):
+        return int
+    if spec.kind is MapKind.VALUE:
+        if type(spec.value) is T.IntType:
+            return int
+        if isinstance(spec.value, (T.StringType, T.ProbeType)):
+            return str
+    return None
 
 
 def _sort_value(spec: MapSpec) -> Callable[[object], int] | None:
@@ -203,11 +264,11 @@ def _text_hist(counts: dict[int, int], buckets: "_BucketLayout") -> list[str]:
     shown = [i for i, n in counts.items() if n > 0]
     if not shown:
         return []
-    top = max(counts.values())
-    prefix, count = buckets.text_prefix, counts.get
+    top, last = max(counts.values()), max(shown)
+    prefixes, count = buckets.text_prefixes(last), counts.get
     # Integer arithmetic gives the same bar as bpftrace's float32 n / max * 52 for every count.
-    return [f"{prefix(i)}{count(i, 0):>8} |{_BARS[count(i, 0) * BAR_WIDTH // top]}|\n"
-            for i in range(min(shown), max(shown) + 1)]
+    return [f"{prefixes[i]}{n:>8} |{_BARS[n * BAR_WIDTH // top]}|\n"
+            for i in range(min(shown), last + 1) for n in (count(i, 0),)]
 
 
 # --- JSON --------------------------------------------------------------------------------------------
@@ -262,6 +323,7 @@ class _BucketLayout:
         self._singletons = singletons      # hist: the buckets of 0 and 1 print as [0] and [1]
         # Big maps repeat the same few buckets for every key: render each one once.
         self._text_prefixes: dict[int, str] = {}
+        self._prefix_list: list[str] = []
         self._json_ranges: dict[int, str] = {}
 
     def text_prefix(self, index: int) -> str:
@@ -270,6 +332,13 @@ class _BucketLayout:
         if prefix is None:
             prefix = self._text_prefixes[index] = f"{self.label(index):<16}"
         return prefix
+
+    def text_prefixes(self, last: int) -> list[str]:
+        """text_prefix of every index up to `last`, as one list to index into."""
+        prefixes = self._prefix_list
+        if len(prefixes) <= last:
+            prefixes.extend(self.text_prefix(i) for i in range(len(prefixes), last + 1))
+        return prefixes
 
     def json_range(self, index: int) -> str:
         json_range = self._json_ranges.get(index)

@@ -166,3 +166,77 @@ def test_reading_10000_keys_takes_a_few_milliseconds(open_map):
     elapsed = time.perf_counter() - started
     assert len(entries) == 10000
     assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"
+
+
+def test_integer_keys_of_every_size_and_sign(open_map):
+    # Keys of integers only are decoded with one struct per map: each part in its 8-byte slot.
+    key = (T.IntType(4, False), T.IntType(2, True), T.IntType(1, True), I64, T.IntType(8, False))
+    spec = MapSpec("@c", "rt_c", MapKind.COUNT, key, I64)
+    fd = open_map(spec)
+
+    def slots(u32, i16, i8, i64, u64):
+        return struct.pack("<I4xh6xb7xqQ", u32, i16, i8, i64, u64)
+    maps.update(fd, slots(4000000000, -2, -128, -5, (1 << 64) - 1), per_cpu(q(3), q(4)))
+    maps.update(fd, slots(7, 300, 127, 1 << 62, 0), per_cpu(q(-1)))
+    assert sorted(maps.read_user_map(fd, spec)) == [
+        ((7, 300, 127, 1 << 62, 0), -1),
+        ((4000000000, -2, -128, -5, (1 << 64) - 1), 7 if NCPU > 1 else 3)]
+
+
+def test_counts_are_summed_over_cpus_for_every_key(open_map):
+    spec = MapSpec("@c", "rt_c", MapKind.SUM, (I64,), I64, max_entries=5000)
+    fd = open_map(spec)
+    for k in range(5000):
+        maps.update(fd, q(k - 2500), q(*[k * 10 + cpu for cpu in range(NCPU)]))
+    assert sorted(maps.read_user_map(fd, spec)) == sorted(
+        ((k - 2500,), sum(k * 10 + cpu for cpu in range(NCPU))) for k in range(5000))
+
+
+def test_scalar_sum_and_value_maps_hold_one_zero_key(open_map):
+    spec = MapSpec("@s", "rt_s", MapKind.SUM, (), I64)
+    fd = open_map(spec)
+    maps.update(fd, q(0), per_cpu(q(-9), q(2)))
+    assert maps.read_user_map(fd, spec) == [((), -7 if NCPU > 1 else -9)]
+    spec = MapSpec("@v", "rt_v", MapKind.VALUE, (), T.IntType(4, False))
+    fd = open_map(spec)
+    maps.update(fd, q(0), struct.pack("<I4x", 4000000000))
+    assert maps.read_user_map(fd, spec) == [((), 4000000000)]
+
+
+def test_value_maps_with_integer_and_tuple_values(open_map):
+    spec = MapSpec("@v", "rt_v", MapKind.VALUE, (T.IntType(4, True),), I64)
+    fd = open_map(spec)
+    maps.update(fd, struct.pack("<i4x", -3), q(-30))
+    maps.update(fd, struct.pack("<i4x", 3), q(30))
+    assert sorted(maps.read_user_map(fd, spec)) == [((-3,), -30), ((3,), 30)]
+    pair = T.TupleType((I64, T.StringType(8)))
+    spec = MapSpec("@t", "rt_t", MapKind.VALUE, (pair,), pair)
+    fd = open_map(spec)
+    maps.update(fd, q(-1) + text("k", 8), q(2) + text("v", 8))
+    assert maps.read_user_map(fd, spec) == [(((-1, "k"),), (2, "v"))]
+
+
+def test_avg_and_hist_with_integer_keys_sum_every_cpu(open_map):
+    spec = MapSpec("@a", "rt_a", MapKind.AVG, (I64,), I64)
+    fd = open_map(spec)
+    maps.update(fd, q(-4), per_cpu(q(2, 40), q(1, -23)))
+    assert maps.read_user_map(fd, spec) == [((-4,), Stats(3, 17) if NCPU > 1 else Stats(2, 40))]
+    spec = MapSpec("@h", "rt_h", MapKind.HIST, (I64, T.IntType(4, False)), I64)
+    fd = open_map(spec)
+    maps.update(fd, q(-1) + struct.pack("<I4x", 9) + q(3), per_cpu(q(1), q(2)))
+    maps.update(fd, q(-1) + struct.pack("<I4x", 9) + q(5), per_cpu(q(4)))
+    maps.update(fd, q(2) + struct.pack("<I4x", 0) + q(0), per_cpu(q(6)))
+    hists = dict(maps.read_user_map(fd, spec))
+    assert hists == {(-1, 9): {3: 1 + (2 if NCPU > 1 else 0), 5: 4}, (2, 0): {0: 6}}
+
+
+def test_scalar_hist_array_hides_an_unused_map(open_map):
+    spec = MapSpec("@h", "rt_h", MapKind.HIST, (), I64)
+    assert spec.is_array
+    fd = open_map(spec)
+    assert maps.read_user_map(fd, spec) == []
+    (key, counts), = maps.read_user_map(fd, spec, keep_zero=True)    # zero()ed: every bucket, at 0
+    assert key == () and counts == dict.fromkeys(range(len(counts)), 0) and len(counts) > 60
+    maps.update(fd, struct.pack("<I", 4), per_cpu(q(2), q(3)))
+    counts = dict(maps.read_user_map(fd, spec))[()]
+    assert counts[4] == (5 if NCPU > 1 else 2) and sum(counts.values()) == counts[4]

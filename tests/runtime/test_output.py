@@ -373,3 +373,72 @@ def test_broken_pipe_reaches_the_caller():
 def test_unknown_format():
     with pytest.raises(ValueError, match="unknown output format 'yaml'"):
         make_output("yaml", io.StringIO())
+
+
+# --- fast paths against the general rule ----------------------------------------------------------------
+
+def _reference_text(spec: MapSpec, entries) -> str:
+    """The rule the fast paths must keep: by key (integer parts as unsigned 64-bit), then stably by
+    value for integer values; every part through text_of."""
+    from pybpf.runtime.values import text_of as text
+
+    def order(part):
+        return part & ((1 << 64) - 1) if isinstance(part, int) else tuple(map(order, part)) \
+            if isinstance(part, tuple) else part
+    ordered = sorted(entries, key=lambda e: tuple(map(order, e[0])))
+    if spec.kind is not MapKind.VALUE or isinstance(spec.value, T.IntType):
+        ordered = sorted(ordered, key=lambda e: e[1])
+    lines = [f"{spec.name}{'[' + ', '.join(map(text, k)) + ']' if k else ''}: {text(v)}\n" for k, v in ordered]
+    return "".join(lines) or "\n"
+
+
+def _reference_json(spec: MapSpec, entries) -> str:
+    from pybpf.runtime.output import _json_key, _json_value, _sorted_entries
+    body = ", ".join(f"{_json_key(k)}: {_json_value(v)}" for k, v in _sorted_entries(spec, entries))
+    return f'{{"type": "map", "data": {{"{spec.name}": {{{body}}}}}}}\n'
+
+
+U64 = T.IntType(8, False)
+KEY_CASES = {
+    "signed, negatives": ((T.IntType(),), lambda r: (r.randrange(-50, 50),)),
+    "signed, none negative": ((T.IntType(),), lambda r: (r.randrange(0, 100),)),
+    "unsigned, past 2^63": ((U64,), lambda r: (r.choice([0, 5, 1 << 63, (1 << 64) - 1, r.randrange(1 << 64)]),)),
+    "two ints, negatives": ((T.IntType(), T.IntType(4, True)), lambda r: (r.randrange(-3, 3), r.randrange(-3, 3))),
+    "two ints, none negative": ((U64, U64), lambda r: (r.randrange(4), r.randrange(4))),
+    "int and string": ((T.IntType(), T.StringType()), lambda r: (r.randrange(-2, 2), r.choice("ab"))),
+    "string": ((T.StringType(),), lambda r: (r.choice(["x", "y", "z,w"]),)),
+}
+
+
+@pytest.mark.parametrize("kind", [MapKind.COUNT, MapKind.SUM, MapKind.MIN, MapKind.MAX, MapKind.VALUE])
+@pytest.mark.parametrize("case", sorted(KEY_CASES))
+def test_fast_paths_print_as_the_general_rule(case, kind):
+    import random
+    key_types, make_key = KEY_CASES[case]
+    spec = MapSpec("@m", "AT_m", kind, key_types, T.IntType())
+    r = random.Random(case + kind.value)
+    for size in (1, 2, 50, 300):
+        keyed = {make_key(r): r.randrange(-3, 4) for _ in range(size)}   # few values: many ties
+        entries = list(keyed.items())
+        assert text_of(spec, entries) == _reference_text(spec, entries)
+        assert json_of(spec, entries) == _reference_json(spec, entries)
+    assert text_of(spec, []) == "\n" and json_of(spec, []) == ""
+
+
+def test_negative_keys_print_after_the_others_in_unsigned_order():
+    spec = MapSpec("@x", "AT_x", MapKind.COUNT, (T.IntType(),), T.IntType())
+    entries = [((-1,), 2), ((5,), 2), ((-7,), 2), ((0,), 2), ((3,), 1), ((-2,), 1)]
+    assert text_of(spec, entries) == ("@x[3]: 1\n@x[-2]: 1\n@x[0]: 2\n@x[5]: 2\n@x[-7]: 2\n@x[-1]: 2\n")
+    assert json_of(spec, entries) == (
+        '{"type": "map", "data": {"@x": {"3": 1, "-2": 1, "0": 2, "5": 2, "-7": 2, "-1": 2}}}\n')
+    spec2 = MapSpec("@x", "AT_x", MapKind.COUNT, (T.IntType(), T.IntType()), T.IntType())
+    assert json_of(spec2, [((1, -1), 1), ((1, 2), 1)]) == '{"type": "map", "data": {"@x": {"1,2": 1, "1,-1": 1}}}\n'
+
+
+def test_string_and_tuple_values_print_by_key():
+    spec = MapSpec("@s", "AT_s", MapKind.VALUE, (T.IntType(),), T.StringType())
+    assert text_of(spec, [((-1,), "a"), ((2,), "b"), ((1,), "c")]) == "@s[1]: c\n@s[2]: b\n@s[-1]: a\n"
+    pair = T.TupleType((T.IntType(), T.StringType()))
+    spec = MapSpec("@t", "AT_t", MapKind.VALUE, (pair,), pair)
+    assert text_of(spec, [(((1, "b"),), (2, "x")), (((-1, "a"),), (1, "y")), (((1, "a"),), (3, "z"))]) == (
+        "@t[(1, a)]: (3, z)\n@t[(1, b)]: (2, x)\n@t[(-1, a)]: (1, y)\n")
