@@ -25,7 +25,6 @@ from typing import Callable, Iterator
 from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
 
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 _LENGTH_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
 DRAIN_WAIT_S = 0.5       # the drain thread's longest sleep (stop() wakes it at once)
 
@@ -50,6 +49,11 @@ class RingBufferReader:
             self._consumer.close()
             raise
         self._data = memoryview(self._producer)[mmap.PAGESIZE:]
+        # The positions, each read and written in one 8-byte access: struct.pack_into zeroes its target
+        # before writing it, and a producer that read consumer_pos 0 meanwhile would find the ring full
+        # (once past its first lap) and drop its record.
+        self._consumer_pos = memoryview(self._consumer).cast("Q")
+        self._producer_pos = memoryview(self._producer)[:8].cast("Q")
         self._epoll = select.epoll()
         self._epoll.register(map_fd, select.EPOLLIN)
 
@@ -66,8 +70,8 @@ class RingBufferReader:
 
     def consume(self, callback: RecordCallback) -> int:
         """Read every committed record, without waiting; returns how many went to the callback."""
-        consumer = _U64.unpack_from(self._consumer)[0]
-        producer = _U64.unpack_from(self._producer)[0]
+        consumer = self._consumer_pos[0]
+        producer = self._producer_pos[0]
         count = 0
         while consumer < producer:
             at = consumer & self._mask
@@ -84,17 +88,17 @@ class RingBufferReader:
                 count += 1
             consumer += (length + BPF_RINGBUF_HDR_SZ + 7) & ~7
             # Release the space record by record, so a busy producer is not refused meanwhile.
-            _U64.pack_into(self._consumer, 0, consumer)
+            self._consumer_pos[0] = consumer
             if consumer >= producer:
-                producer = _U64.unpack_from(self._producer)[0]
+                producer = self._producer_pos[0]
         return count
 
     def take_committed(self) -> bytes:
         """Copy out every committed record (headers included) up to the first one still being
         written, and release their space at once: the producer gets the whole ring back before
         any record is handled. Parse the copy with iter_records."""
-        consumer = _U64.unpack_from(self._consumer)[0]
-        producer = _U64.unpack_from(self._producer)[0]
+        consumer = self._consumer_pos[0]
+        producer = self._producer_pos[0]
         end = consumer
         while end < producer:
             header = _U32.unpack_from(self._data, end & self._mask)[0]
@@ -105,7 +109,7 @@ class RingBufferReader:
             return b""
         at = consumer & self._mask
         chunk = bytes(self._slice(at, end - consumer))
-        _U64.pack_into(self._consumer, 0, end)
+        self._consumer_pos[0] = end
         return chunk
 
     def _slice(self, at: int, length: int) -> memoryview:
@@ -116,13 +120,14 @@ class RingBufferReader:
         return memoryview(bytes(self._data[at:]) + bytes(self._data[:at + length - self._size]))
 
     def _available(self) -> bool:
-        return _U64.unpack_from(self._consumer)[0] < _U64.unpack_from(self._producer)[0]
+        return self._consumer_pos[0] < self._producer_pos[0]
 
     def close(self) -> None:
         if self._epoll.closed:
             return
         self._epoll.close()
-        self._data.release()
+        for view in (self._consumer_pos, self._producer_pos, self._data):
+            view.release()
         self._producer.close()
         self._consumer.close()
 

@@ -4,6 +4,8 @@ BPF_PROG_TEST_RUN in this process."""
 import os
 import select
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -22,6 +24,23 @@ pytestmark = pytest.mark.kernel
 PAGE = os.sysconf("SC_PAGE_SIZE")
 RECORD = struct.Struct("<IIQ")     # what program(emit=...) writes: kind, index, value
 RECORD_SPACE = 8 + RECORD.size     # with the ring buffer's 8-byte header
+
+
+# Samples consumer_pos from another process (in this one the GIL hides what happens within a call) until
+# its stdin closes; prints how often it went back.
+WATCHER = """
+import mmap, select, sys
+fd, page = int(sys.argv[1]), int(sys.argv[2])
+position = memoryview(mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ)).cast("Q")
+last = backwards = 0
+print("watching", flush=True)
+while not select.select([sys.stdin], [], [], 0)[0]:
+    for _ in range(10_000):
+        now = position[0]
+        backwards += now < last
+        last = now
+print(backwards)
+"""
 
 
 def loaded(body: str, ringbuf_size: int):
@@ -126,3 +145,20 @@ def test_take_committed_and_iter_records_round_trip():
                      for payload in (b"abc", b"0123456789", b""))
     discarded = struct.pack("<II", 4 | (1 << 30), 0) + b"gone\0\0\0\0"
     assert [bytes(r) for r in iter_records(chunk + discarded)] == [b"abc", b"0123456789", b""]
+
+
+def test_the_consumer_position_never_goes_back(emitter):
+    # A producer that read a consumer_pos lower than the real one (struct.pack_into zeroes its target
+    # before writing it) would find the ring full, once past its first lap, and drop its record.
+    prog_fd, reader, obj = emitter
+    fd = obj.map_fds[EVENTS_MAP]
+    with subprocess.Popen([sys.executable, "-c", WATCHER, str(fd), str(PAGE)], pass_fds=[fd],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as watcher:
+        assert watcher.stdout.readline() == "watching\n"
+        for i in range(4000):
+            run_once(prog_fd)
+            if i % 2:
+                reader.take_committed()
+            else:
+                reader.consume(lambda record: None)
+        assert int(watcher.communicate("")[0]) == 0
