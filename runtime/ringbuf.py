@@ -20,6 +20,7 @@ import select
 import struct
 import sys
 import threading
+from array import array
 from typing import Callable, Iterator
 
 from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
@@ -27,6 +28,12 @@ from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RI
 _U32 = struct.Struct("<I")
 _LENGTH_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
 DRAIN_WAIT_S = 0.5       # the drain thread's longest sleep (stop() wakes it at once)
+# committed_end looks for the rest of a run of equal headers in bulk once per _RUN of them, if the
+# header _RUN records ahead is equal too: a bulk check costs about what walking 10 records does. It
+# checks in batches that double while they match, up to a bound on each one's pattern.
+_RUN = 16
+_FIRST_BATCH = 32
+_MAX_BATCH = 1 << 16
 
 # A record callback gets a memoryview valid only during the call (the space is reused afterwards).
 RecordCallback = Callable[[memoryview], None]
@@ -49,6 +56,7 @@ class RingBufferReader:
             self._consumer.close()
             raise
         self._data = memoryview(self._producer)[mmap.PAGESIZE:]
+        self._words = self._data.cast("I")     # record headers, for committed_end
         # The positions, each read and written in one 8-byte access: struct.pack_into zeroes its target
         # before writing it, and a producer that read consumer_pos 0 meanwhile would find the ring full
         # (once past its first lap) and drop its record.
@@ -98,13 +106,7 @@ class RingBufferReader:
         written, and release their space at once: the producer gets the whole ring back before
         any record is handled. Parse the copy with iter_records."""
         consumer = self._consumer_pos[0]
-        producer = self._producer_pos[0]
-        end = consumer
-        while end < producer:
-            header = _U32.unpack_from(self._data, end & self._mask)[0]
-            if header & BPF_RINGBUF_BUSY_BIT:
-                break
-            end += ((header & _LENGTH_MASK) + BPF_RINGBUF_HDR_SZ + 7) & ~7
+        end = committed_end(self._words, consumer, self._producer_pos[0])
         if end == consumer:
             return b""
         at = consumer & self._mask
@@ -126,7 +128,7 @@ class RingBufferReader:
         if self._epoll.closed:
             return
         self._epoll.close()
-        for view in (self._consumer_pos, self._producer_pos, self._data):
+        for view in (self._consumer_pos, self._producer_pos, self._words, self._data):
             view.release()
         self._producer.close()
         self._consumer.close()
@@ -136,6 +138,70 @@ class RingBufferReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def committed_end(words: memoryview, consumer: int, producer: int) -> int:
+    """Where the committed records from consumer on end: at the first record still being written, or at
+    producer. words: the data area (a power of two bytes long) as native u32, the headers' own order.
+
+    A record at a time in Python is too slow for a burst of millions per second, but the records of
+    a burst mostly share their header word (one printf: one length), so once some equal headers
+    came in a row the rest of the run is checked in C, a batch of header words at a time."""
+    mask = len(words) * 4 - 1
+    # Locals and no call: between runs this loop goes a record at a time, so each lookup shows.
+    busy, length_mask, header_and_padding = BPF_RINGBUF_BUSY_BIT, _LENGTH_MASK, BPF_RINGBUF_HDR_SZ + 7
+    end, previous, repeats = consumer, None, 0
+    while end < producer:
+        header = words[(end & mask) >> 2]
+        if header & busy:
+            break
+        step = ((header & length_mask) + header_and_padding) & ~7
+        end += step
+        if header != previous:
+            previous, repeats = header, 0
+        elif (repeats := repeats + 1) == _RUN:
+            repeats = 0
+            end += step * _rest_of_run(words, end, step, header, producer)
+    return end
+
+
+def _rest_of_run(words: memoryview, end: int, step: int, header: int, producer: int) -> int:
+    """How many records from end on have this header, counted in bulk; 0 if the header _RUN records
+    ahead differs: the run most likely ends before it, and walking there costs less."""
+    mask = len(words) * 4 - 1
+    ahead = end + _RUN * step
+    if ahead >= producer or words[(ahead & mask) >> 2] != header:
+        return 0
+    # at most the records of this step that fit before producer: past it nothing is written
+    return _equal_headers(words, end & mask, step, header, (producer - end) // step)
+
+
+def _equal_headers(words: memoryview, at: int, step: int, header: int, limit: int) -> int:
+    """How many records from data offset at on, at most limit and none past the end of the data
+    area (a run resumes after the wrap), have this header word."""
+    headers = words[at >> 2::step >> 2][:limit]
+    count, batch = 0, _FIRST_BATCH
+    while count < len(headers):
+        got = headers[count:count + batch]
+        want = memoryview(array("I", [header]) * len(got))
+        if got != want:
+            return count + _matching_prefix(got, want)
+        count += len(got)
+        batch = min(2 * batch, _MAX_BATCH)
+    return count
+
+
+def _matching_prefix(got: memoryview, want: memoryview) -> int:
+    """The length of the longest common prefix of two unequal views of one length. Bisecting only the
+    part in doubt compares n/2 + n/4 + ... items: linear, not n log n."""
+    known, differs_before = 0, len(got)    # got[:known] == want[:known]; a difference lies in between
+    while differs_before - known > 1:
+        middle = (known + differs_before) // 2
+        if got[known:middle] == want[known:middle]:
+            known = middle
+        else:
+            differs_before = middle
+    return known
 
 
 def iter_records(chunk: bytes) -> Iterator[memoryview]:
@@ -154,15 +220,19 @@ class DrainingReader:
     writing) never holds the producer back: without it a burst fills the ring while the records
     before it are printed, and the rest is lost. The thread only copies records out (a memcpy
     under the GIL); the caller handles them in poll().
+    Copying pauses past max_held bytes unhandled (default 8 rings, at least 64 MiB): overload loses events, not memory.
 
         reader = DrainingReader(RingBufferReader(fd, size))
         reader.poll(0.2, handle)        # or select() on reader.fileno() first
         reader.close()                  # stops the thread, handles nothing more
     """
 
-    def __init__(self, ring: RingBufferReader):
+    def __init__(self, ring: RingBufferReader, max_held: int | None = None):
         self.ring = ring
         self._chunks: collections.deque[bytes] = collections.deque()
+        self._max_held = max(8 * ring._size, 64 << 20) if max_held is None else max_held
+        self._held = 0                           # bytes in _chunks
+        self._room = threading.Condition()      # guards _held; notified as poll() frees space
         self._notify_r, self._notify_w = os.pipe()
         os.set_blocking(self._notify_r, False)
         os.set_blocking(self._notify_w, False)
@@ -177,15 +247,24 @@ class DrainingReader:
 
     def _drain(self) -> None:
         ring = self.ring
-        while not self._stopping.is_set():
+        while self._wait_for_room():
             ring._epoll.poll(DRAIN_WAIT_S)
             chunk = ring.take_committed()
             if chunk:
-                self._chunks.append(chunk)
+                with self._room:
+                    self._chunks.append(chunk)
+                    self._held += len(chunk)
                 try:
                     os.write(self._notify_w, b"\0")
                 except BlockingIOError:
                     pass            # the reader has wake-ups pending already
+
+    def _wait_for_room(self) -> bool:
+        """Wait while the copies held reach max_held; False once stopping."""
+        with self._room:
+            while self._held >= self._max_held and not self._stopping.is_set():
+                self._room.wait()
+        return not self._stopping.is_set()
 
     def fileno(self) -> int:
         """Readable when copied records are waiting."""
@@ -200,14 +279,22 @@ class DrainingReader:
             pass
         count = 0
         while self._chunks:
-            for record in iter_records(self._chunks.popleft()):
-                callback(record)
-                count += 1
+            chunk = self._chunks.popleft()
+            try:
+                for record in iter_records(chunk):
+                    callback(record)
+                    count += 1
+            finally:
+                with self._room:
+                    self._held -= len(chunk)
+                    self._room.notify()
         return count
 
     def stop(self) -> None:
         """Stop the thread; records it had copied stay for poll(), new ones for ring.consume()."""
         self._stopping.set()
+        with self._room:
+            self._room.notify()
         os.write(self._stop_w, b"\0")
         self._thread.join()
 

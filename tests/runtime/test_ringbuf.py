@@ -16,7 +16,7 @@ from pybpf.runtime.attach.begin_end import run_once
 from pybpf.runtime.loader import load
 from pybpf.runtime.maps import read_lost
 from pybpf.runtime.objspec import parse_object
-from pybpf.runtime.ringbuf import RingBufferReader
+from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.uapi.bpf import BpfFunc, BpfProgType
 
 pytestmark = pytest.mark.kernel
@@ -145,6 +145,51 @@ def test_take_committed_and_iter_records_round_trip():
                      for payload in (b"abc", b"0123456789", b""))
     discarded = struct.pack("<II", 4 | (1 << 30), 0) + b"gone\0\0\0\0"
     assert [bytes(r) for r in iter_records(chunk + discarded)] == [b"abc", b"0123456789", b""]
+
+
+def drained(drain, count: int) -> list[tuple[int, int, int]]:
+    """count records from a DrainingReader, waiting at most a second for each batch."""
+    records = []
+    while len(records) < count and drain.poll(1.0, lambda r: records.append(RECORD.unpack(r))):
+        pass
+    return records
+
+
+def test_draining_reader_takes_records_across_the_end_of_the_data_area(emitter):
+    prog_fd, reader, _ = emitter
+    per_round = PAGE // RECORD_SPACE - 10   # records straddle the end, and runs of equal headers wrap
+    drain = DrainingReader(reader)
+    try:
+        seen = []
+        for _ in range(12):
+            for _ in range(per_round):
+                run_once(prog_fd)
+            seen += drained(drain, per_round)
+        assert len(seen) == 12 * per_round
+        assert [t for _, _, t in seen] == sorted(t for _, _, t in seen)
+    finally:
+        drain.close()
+
+
+def test_draining_reader_stops_copying_past_max_held_until_poll(emitter):
+    prog_fd, reader, obj = emitter
+    fits = PAGE // RECORD_SPACE
+    for _ in range(fits):
+        run_once(prog_fd)                  # before the thread starts: it copies the whole ring at once
+    drain = DrainingReader(reader, max_held=1)
+    try:
+        assert select.select([drain], [], [], 1.0)[0] == [drain]     # copied, and now over the cap
+        for _ in range(fits):
+            run_once(prog_fd)
+        time.sleep(0.1)                    # long enough for a thread without a cap to empty the ring
+        for _ in range(30):
+            run_once(prog_fd)
+        assert read_lost(obj.map_fds[LOST_MAP]) == 30    # it stayed full
+        assert drain.poll(0, lambda r: None) == fits
+        assert len(drained(drain, fits)) == fits          # poll() made room: copying resumed
+        assert read_lost(obj.map_fds[LOST_MAP]) == 30
+    finally:
+        drain.close()
 
 
 def test_the_consumer_position_never_goes_back(emitter):
