@@ -10,7 +10,7 @@ import pytest
 from e2e_helpers import READY, Running, named_child, run_pybpf
 
 SWITCH_N_TIMES = ("import time\nfor _ in range(int(sys.argv[2])):\n"
-                  "    time.sleep(0.001)\n")                   # each wake-up is a sched_switch in
+                  "    time.sleep(0.005)\n")                   # each wake-up is a sched_switch in
 OPEN_ONCE = "open(sys.argv[2]).close()\n"
 
 
@@ -23,7 +23,9 @@ def test_rawtracepoint_counts_switches_by_next_comm():
     out, err, code = run.stop()
     assert code == 0, err
     count = int(re.search(r"^@\[pybpfswitch\]: (\d+)$", out, re.M)[1])
-    assert count >= 50          # every sleep ends in a switch to it (the first run too)
+    # Every sleep ends in a switch to it, but for one whose timer fired before the task got to
+    # switch away (a stalled vCPU): then it never left. Seen once in many runs with 1 ms sleeps.
+    assert count >= 48
 
 
 @pytest.mark.kernel
