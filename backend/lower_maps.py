@@ -57,9 +57,24 @@ class MapLowering:
             return
         init = self.alloca(value_size, "init")
         on_missing(init)
-        self.count_if_full(symbol, self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key,
-                                               init, c64(BPF_NOEXIST)))
-        self.b.branch(done)
+        inserted = self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key, init,
+                               c64(BPF_NOEXIST))
+        self.count_if_full(symbol, inserted)
+        # Another CPU inserted the key since the lookup: apply this update to its entry (in a
+        # per-CPU map, this CPU's zeroed slot of it) rather than lose it.
+        raced, no_race = self.branch_if(self.b.icmp_signed("==", inserted, c64(-errno.EEXIST)),
+                                        "insert_raced", "inserted")
+        self.b.position_at_end(raced)
+        again = self.lookup(symbol, key)
+        present, gone = self.branch_if(
+            self.b.icmp_unsigned("!=", self.b.ptrtoint(again, I64), c64(0)), "found_after_race",
+            "gone_after_race")
+        self.b.position_at_end(present)
+        on_found(again)
+        for block in (present, gone, no_race):
+            if block is not present:
+                self.b.position_at_end(block)
+            self.b.branch(done)
         self.b.position_at_end(done)
 
     def count_if_full(self, symbol: str, result: ir.Value) -> None:
