@@ -3,7 +3,8 @@
     compiled = compile_cached(source, filename, options)   # a hit imports neither Lark nor llvmlite
 
 The key covers the source, the options (positional parameters, sizes), pybpf's own code (version
-and the size and mtime of its modules, so an edited checkout never reads stale objects) and the
+and the size and mtime of the modules that compile, subpackages such as uapi included, so an
+edited checkout never reads stale objects) and the
 running kernel (release, build string and BTF size: tracepoint layouts and ids come from it).
 Entries live in $XDG_CACHE_HOME/pybpf/objects (~/.cache/pybpf/objects); writes are atomic.
 """
@@ -17,8 +18,6 @@ import shutil
 
 from pybpf import __version__
 from pybpf.program import CompiledProgram
-
-_PACKAGE_DIRS = ("", "backend", "grammar")     # relative to the pybpf package: what compiles
 
 
 def cache_path(*parts: str) -> str:
@@ -60,11 +59,14 @@ def _code_identity() -> str:
 
     parts = [__version__]
     for module in (pybpf, pybpf.backend, pybpf.grammar):
-        folder = os.path.dirname(module.__file__)
-        for name in sorted(os.listdir(folder)):
-            if name.endswith((".py", ".lark")):
-                st = os.stat(os.path.join(folder, name))
-                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        top = os.path.dirname(module.__file__)
+        for folder, subfolders, names in os.walk(top):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(names):
+                if name.endswith((".py", ".lark")):
+                    st = os.stat(os.path.join(folder, name))
+                    parts.append(f"{os.path.relpath(os.path.join(folder, name), top)}:"
+                                 f"{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)
 
 
@@ -99,13 +101,13 @@ def store(key: str, compiled: CompiledProgram) -> None:
 
 
 def clear() -> int:
-    """Remove every cached object; returns how many there were."""
-    folder = cache_dir()
+    """Remove every pybpf cache (compiled objects, parsed objects, the BTF index, the grammar's);
+    returns how many compiled objects there were."""
     try:
-        count = sum(1 for n in os.listdir(folder) if n.endswith(".json"))
+        count = sum(1 for n in os.listdir(cache_dir()) if n.endswith(".json"))
     except OSError:
-        return 0
-    shutil.rmtree(folder, ignore_errors=True)
+        count = 0
+    shutil.rmtree(cache_path(), ignore_errors=True)
     return count
 
 

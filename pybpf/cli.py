@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="compile and load through the verifier, attach nothing")
     p.add_argument("--no-cache", action="store_true",
                    help="compile afresh, neither reading nor writing the compile cache")
-    p.add_argument("--clear-cache", action="store_true", help="empty the compile cache and exit")
+    p.add_argument("--clear-cache", action="store_true",
+                   help="empty pybpf's caches (compiled and parsed objects, BTF index) and exit")
     p.add_argument("--metrics", metavar="[HOST:]PORT",
                    help="while the script runs, serve its maps to Prometheus on "
                         "http://HOST:PORT/metrics (default host 127.0.0.1; needs pybpf[metrics])")
@@ -263,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         pattern = opts.list or (opts.args[0] if opts.args else "")
         return _list(pattern, opts.verbose)
     if opts.clear_cache:
-        from pybpf.cache import cache_dir, clear
-        print(f"removed {clear()} compiled objects from {cache_dir()}")
+        from pybpf.cache import cache_path, clear
+        print(f"removed {clear()} compiled objects, and the other caches, from {cache_path()}")
         return 0
     try:
         return _main(opts)

@@ -46,8 +46,15 @@ def test_hit_imports_neither_lark_nor_llvmlite(tmp_path):
 def test_clear_removes_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache.compile_cached(SOURCE, "stdin", CompileOptions())
+    cache.write_atomically(cache.cache_path("specs", "x.json"), b"{}")     # the parsed-object memo
     assert cache.clear() == 1
+    assert not os.path.exists(cache.cache_path())
     assert cache.clear() == 0
+
+
+def test_code_identity_covers_subpackages():
+    # a change to a uapi constant must not reuse objects compiled before it
+    assert "uapi/bpf.py:" in cache._code_identity()
 
 
 def test_unwritable_cache_still_compiles(tmp_path, monkeypatch):
