@@ -293,5 +293,4 @@ def read_counters(fd: int) -> dict[int, int]:
 
 def read_lost(fd: int) -> int:
     """Records the ring buffer refused: LOST_MAP, a PERCPU_ARRAY[1] of u64."""
-    raw = lookup(fd, bytes(4), value_buffer_size(8, True))
-    return sum(_U64.unpack_from(v)[0] for v in _per_cpu(raw, 8)) if raw else 0
+    return read_counters(fd).get(0, 0)
