@@ -10,11 +10,8 @@ offset). A kernel without CONFIG_KPROBES has no kprobe PMU: ProbeUnavailableErro
 
 from __future__ import annotations
 
-import errno
-
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type
-from pybpf.runtime.loader import ProbeUnavailableError
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type, required_pmu_type
 from pybpf.uapi.perf_event import KPROBE_PMU
 
 RETURN_PROVIDERS = ("kretprobe",)
@@ -37,12 +34,9 @@ def kprobes_available() -> bool:
 
 def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
     func, offset = parse_target(point.target)
-    perf_type = pmu_type(KPROBE_PMU)
-    if perf_type is None:
-        raise ProbeUnavailableError(
-            "perf_event_open", errno.ENOENT,
-            f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): {point.name} "
-            f"cannot attach")
+    perf_type = required_pmu_type(
+        KPROBE_PMU, f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): "
+                    f"{point.name} cannot attach")
     return attach_probe_pmu(prog_fd, KPROBE_PMU, perf_type, point.provider in RETURN_PROVIDERS, func,
                             offset, f"{point.name}: no such kernel function to probe (or not "
                             f"probeable at offset {offset})")

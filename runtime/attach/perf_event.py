@@ -12,6 +12,7 @@ import errno
 import os
 
 from pybpf.runtime.errors import BpfError, NotSupportedError
+from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.runtime.syscall import ioctl, perf_event_open
 from pybpf.uapi.perf_event import (PERF_ATTR_FLAG_DISABLED, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
                                    PerfEventAttr, pmu_retprobe_format_file, pmu_type_file)
@@ -47,6 +48,14 @@ def pmu_type(pmu: str) -> int | None:
             return int(f.read())
     except (OSError, ValueError):
         return None
+
+
+def required_pmu_type(pmu: str, unavailable: str) -> int:
+    """pmu_type, or ProbeUnavailableError(unavailable) when this kernel lacks the PMU."""
+    perf_type = pmu_type(pmu)
+    if perf_type is None:
+        raise ProbeUnavailableError("perf_event_open", errno.ENOENT, unavailable)
+    return perf_type
 
 
 def retprobe_bit(pmu: str) -> int:

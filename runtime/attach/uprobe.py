@@ -15,7 +15,7 @@ import errno
 
 from pybpf import elfsym
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type, required_pmu_type
 from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.uapi.perf_event import UPROBE_PMU
 
@@ -35,12 +35,10 @@ def uprobes_available() -> bool:
 
 
 def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
-    perf_type = pmu_type(UPROBE_PMU)
-    if perf_type is None:
-        raise ProbeUnavailableError(
-            "perf_event_open", errno.ENOENT,
-            f"uprobes are not available in this kernel (no uprobe PMU in "
-            f"/sys/bus/event_source/devices: CONFIG_UPROBE_EVENTS is not set): {point.name} cannot attach")
+    perf_type = required_pmu_type(
+        UPROBE_PMU, f"uprobes are not available in this kernel (no uprobe PMU in "
+                    f"/sys/bus/event_source/devices: CONFIG_UPROBE_EVENTS is not set): {point.name} "
+                    f"cannot attach")
     try:
         path, offset = resolve(point.target)
     except elfsym.SymbolError as e:
