@@ -94,21 +94,13 @@ def main(argv=None) -> int:
     return 0
 
 
+# results key -> the section module that turns it into table rows, in table order
+ROW_SECTIONS = (("startup", startup), ("cost_ns", kernel_cost), ("syscall_overhead", syscall_overhead),
+                ("streaming", streaming), ("map_output", map_output), ("compile", compile_stages))
+
+
 def table_rows(results: dict) -> list[tuple[str, float | None, float | None, str]]:
-    rows = []
-    if "startup" in results:
-        rows += startup.rows(results["startup"])
-    if "cost_ns" in results:
-        rows += kernel_cost.rows(results["cost_ns"])
-    if "syscall_overhead" in results:
-        rows += syscall_overhead.rows(results["syscall_overhead"])
-    if "streaming" in results:
-        rows += streaming.rows(results["streaming"])
-    if "map_output" in results:
-        rows += map_output.rows(results["map_output"])
-    if "compile" in results:
-        rows += compile_stages.rows(results["compile"])
-    return rows
+    return [row for key, section in ROW_SECTIONS if key in results for row in section.rows(results[key])]
 
 
 def ratio(a, b) -> str:
