@@ -52,8 +52,7 @@ class KernelLowering:
             self.syscall_number = self.load_context(8)            # sys_enter(regs, id)
         else:
             self.syscall_number = self.load_syscall_register(SYSCALL_NUMBER_REGISTER)
-        reads_probe = any(isinstance(n, ast.Builtin) and n.name == "probe"
-                          for n in ast.walk(self.program.group.probe))
+        reads_probe = ast.reads_builtin(self.program.group.probe, "probe")
         cases = [(number, probe_id if reads_probe else 0)
                  for number, probe_id in syscall_filter.numbers]
         self.probe_value = self.dispatch_syscall(self.syscall_number, cases, reads_probe)

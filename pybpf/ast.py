@@ -246,3 +246,8 @@ def walk(n):
     yield n
     for c in children(n):
         yield from walk(c)
+
+
+def reads_builtin(n, *names: str) -> bool:
+    """Whether n or a node below it reads one of these builtins (`probe`, `func`, ...)."""
+    return any(isinstance(m, Builtin) and m.name in names for m in walk(n))

@@ -102,8 +102,7 @@ def _field_layout(checked: CheckedProgram, probe: ast.Probe, point: AttachPoint)
 
 def _uses_constant_per_point(probe: ast.Probe) -> bool:
     """`probe` and `func` are constants baked into the code."""
-    return any(isinstance(n, ast.Builtin) and n.name in ("probe", "func")
-               for n in ast.walk(probe))
+    return ast.reads_builtin(probe, "probe", "func")
 
 
 def syscall_number(point: AttachPoint) -> tuple[str, int] | None:
@@ -131,8 +130,7 @@ def _shareable_layout(layout: tuple) -> bool:
 def _shared_syscall_points(checked: CheckedProgram, group: ProbeGroup) -> dict[str, list]:
     """raw tracepoint -> [(point, syscall number)] of the group's points that can share a program:
     two or more per direction, all reading the same argument fields the same way."""
-    if group.provider != "tracepoint" or any(isinstance(n, ast.Builtin) and n.name == "func"
-                                             for n in ast.walk(group.probe)):
+    if group.provider != "tracepoint" or ast.reads_builtin(group.probe, "func"):
         return {}
     by_raw: dict[str, list] = {}
     for point in group.points:
