@@ -13,18 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pybpf import ast
+from pybpf import ast, builtins
 from pybpf import types as T
 from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
                                   slot)
-from pybpf.backend.lower_calls import CallLowering
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
 from pybpf.resources import ProgramPlan, ResourcePlan
-from pybpf.checked import CheckedProgram, function_name
+from pybpf.checked import CheckedProgram
 from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
@@ -72,8 +71,11 @@ class ModuleBuilder:
         self.maps[symbol] = opaque(g)
 
 
-class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
-    """Lowers one probe body into one BPF function."""
+class FunctionBuilder(MapLowering, KernelLowering):
+    """Lowers one probe body into one BPF function. Builtins and functions lower themselves
+    (pybpf.builtins), through this builder's methods."""
+
+    pointer_type = PTR
 
     def __init__(self, mod: ModuleBuilder, program: ProgramPlan, diags: Diagnostics):
         self.mod, self.program, self.diags = mod, program, diags
@@ -133,6 +135,10 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
         while len(self.temporaries) > mark:
             size, a = self.temporaries.pop()
             self.free.setdefault(size, []).append(a)
+
+    @staticmethod
+    def constant(value: int, bits: int = 64) -> ir.Constant:
+        return c64(value) if bits == 64 else ir.Constant(ir.IntType(bits), value)
 
     def gep(self, base: ir.Value, offset: int) -> ir.Value:
         return base if offset == 0 else opaque(self.b.gep(base, [c64(offset)], source_etype=I8))
@@ -350,47 +356,10 @@ class FunctionBuilder(MapLowering, KernelLowering, CallLowering):
         return c64(len(self.checked.params))
 
     def expr_Builtin(self, e):
-        b, name = self.b, e.name
-        if name in ("pid", "tid"):
-            v = self.helper(BpfFunc.get_current_pid_tgid)
-            return b.lshr(v, c64(32)) if name == "pid" else b.and_(v, c64(0xFFFFFFFF))
-        if name in ("uid", "gid"):
-            v = self.helper(BpfFunc.get_current_uid_gid)
-            return b.lshr(v, c64(32)) if name == "gid" else b.and_(v, c64(0xFFFFFFFF))
-        if name == "cpu":
-            return self.helper(BpfFunc.get_smp_processor_id)
-        if name == "nsecs":
-            return self.helper(BpfFunc.ktime_get_ns)
-        if name == "elapsed":
-            return self.elapsed()
-        if name == "cgroup":
-            return self.helper(BpfFunc.get_current_cgroup_id)
-        if name == "rand":
-            return self.helper(BpfFunc.get_prandom_u32)
-        if name == "comm":
-            buf = self.alloca(T.COMM_SIZE, "comm")
-            self.helper(BpfFunc.get_current_comm, buf, c64(T.COMM_SIZE))
-            return buf
-        if name == "probe":
-            return self.probe_value if self.probe_value is not None else c64(self.program.probe_id)
-        if name == "curtask":
-            return self.helper(BpfFunc.get_current_task)
-        if name == "func":
-            function = function_name(self.point).encode()
-            return self.string_constant(function, self.type_of(e).size)
-        if name == "retval":
-            return self.retval(e)
-        if name.startswith("arg"):
-            return self.load_argument(int(name[3:]))
-        raise AssertionError(f"unchecked builtin {name}")
+        return builtins.identifier(e.name).lower(self, e)
 
-    def elapsed(self) -> ir.Value:
-        now = self.helper(BpfFunc.ktime_get_ns)
-        result = self.alloca(8, "elapsed")
-        self.store64(now, result)
-        self.with_array_element(START_MAP, 0, "start",
-                                lambda start: self.store64(self.b.sub(now, self.load64(start)), result))
-        return self.load64(result)
+    def expr_Call(self, e):
+        return builtins.function(e.name).lower(self, e)
 
     def expr_Variable(self, e):
         t = self.type_of(e)

@@ -21,17 +21,6 @@ INT = T.IntType(8, True)
 UINT = T.IntType(8, False)
 VOID = T.VoidType()
 
-BUILTIN_TYPES: dict[str, T.Type] = {
-    "pid": UINT, "tid": UINT, "uid": UINT, "gid": UINT, "cpu": UINT, "nsecs": UINT,
-    "elapsed": UINT, "cgroup": UINT, "rand": UINT,
-    "comm": T.StringType(T.COMM_SIZE), "probe": T.ProbeType(),
-}
-
-AGGREGATIONS = {"count": MapKind.COUNT, "sum": MapKind.SUM, "min": MapKind.MIN,
-                "max": MapKind.MAX, "avg": MapKind.AVG, "stats": MapKind.STATS,
-                "hist": MapKind.HIST, "lhist": MapKind.LHIST}
-AGGREGATION_ARITY = {"count": 0, "hist": 1, "lhist": 4}
-MAP_FUNCTIONS = ("print", "clear", "zero", "delete")
 # args.NAME: tracepoints from their format files; the others from BTF (kprobes: the arguments
 # of functions that have BTF, read from their registers).
 ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")

@@ -10,22 +10,18 @@ walk goes on, so one run reports every problem it can.
 
 from __future__ import annotations
 
-from pybpf import ast
+from pybpf import ast, builtins
 from pybpf import types as T
-from pybpf.checked import (AGGREGATION_ARITY, AGGREGATIONS, BUILTIN_TYPES, FUNCTION_PROVIDERS,
-                           function_name,
-                           INT, KPROBE_ARG_REGISTERS, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL,
-                           UINT, VOID, ARGS_PROVIDERS, CheckedProgram, MapInfo, is_int,
-                           is_int_literal, storable, unify)
+from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
+                           CheckedProgram, MapInfo, is_int, is_int_literal, storable, unify)
 from pybpf.diagnostics import Diagnostics, Span
-from pybpf.ktypes import KernelTypeError, KernelTypes
+from pybpf.ktypes import KernelTypes
 from pybpf.probes import ProbeGroup
 from pybpf.program import LhistParams, MapKind
-from pybpf.semantic_calls import CallChecks
 from pybpf.semantic_kernel import KernelChecks
 
 
-class TypeChecker(KernelChecks, CallChecks):
+class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
                  params: tuple[str, ...]):
         self.result = CheckedProgram(program, groups, params=params)
@@ -91,11 +87,13 @@ class TypeChecker(KernelChecks, CallChecks):
 
     def assign(self, s: ast.Assign) -> None:
         value = s.value
-        if isinstance(s.target, ast.Map) and isinstance(value, ast.Call) and \
-                value.name in AGGREGATIONS:
+        aggregation = builtins.aggregation(value.name) if isinstance(value, ast.Call) else None
+        if isinstance(s.target, ast.Map) and aggregation is not None:
             if s.op is not None:
                 self.error(f"{value.name}() cannot be combined with '{s.op}='", s.span)
-            self.aggregation(s.target, value)
+            if self.arity(value, aggregation.arity, aggregation.arity):
+                self.set(value, VOID)
+                aggregation.check(self, value, s.target, aggregation.map_kind)
             return
         t = self.expr(value)
         if t is None:
@@ -208,30 +206,6 @@ class TypeChecker(KernelChecks, CallChecks):
             return
         info.key = tuple(merged)
 
-    def aggregation(self, m: ast.Map, call: ast.Call) -> None:
-        name, args = call.name, call.args
-        arity = AGGREGATION_ARITY.get(name, 1)
-        if not self.arity(call, arity, arity):
-            return
-        lhist = None
-        if args:
-            t = self.expr(args[0])
-            if t is not None and not is_int(t):
-                self.error(f"{name}() expects an integer argument, got {t}", args[0].span)
-                return
-        if name == "lhist":
-            bounds = [self.constant_int(a) for a in args[1:]]
-            if None in bounds:
-                return
-            lo, hi, step = bounds
-            if lo < 0 or hi <= lo or step <= 0 or (hi - lo) // step > 1000:
-                self.error("lhist() needs 0 <= min < max, step > 0 and at most 1000 buckets",
-                           call.span)
-                return
-            lhist = LhistParams(lo, hi, step)
-        self.set(call, VOID)
-        self.assign_map(m, AGGREGATIONS[name], INT, lhist)
-
     # Expressions -----------------------------------------------------------------------------
 
     def constant_int(self, e) -> int | None:
@@ -287,43 +261,11 @@ class TypeChecker(KernelChecks, CallChecks):
         return INT
 
     def expr_Builtin(self, e: ast.Builtin):
-        name, provider = e.name, self.group.provider
-        if name == "args":
-            if provider not in ARGS_PROVIDERS:
-                self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
-                           "kprobe and fentry probes", e.span)
-                return None
-            self.error("args cannot be used as a value: use args.FIELD", e.span)
+        entry = builtins.identifier(e.name)
+        if entry is None:
+            self.error(f"Unknown identifier: '{e.name}'", e.span)
             return None
-        if name == "curtask":
-            kt = self.kernel_types(e.span)
-            try:
-                return kt.curtask_type() if kt else None
-            except KernelTypeError as err:
-                self.error(str(err), e.span)
-                return None
-        if name == "func":
-            if provider not in FUNCTION_PROVIDERS:
-                self.error("The func builtin can only be used with kprobe, fentry and uprobe "
-                           "probes and their return probes", e.span)
-                return None
-            return T.StringType(max(len(function_name(p)) for p in self.group.points) + 1)
-        if name == "retval":
-            return self.retval(e)
-        if name.startswith("arg") and name[3:].isdigit():
-            if provider not in ("kprobe", "fentry", "uprobe"):
-                self.error(f"The {name} builtin can only be used with kprobe and uprobe probes",
-                           e.span)
-                return None
-            if int(name[3:]) >= len(KPROBE_ARG_REGISTERS):
-                self.error(f"{name}: only arg0 to arg{len(KPROBE_ARG_REGISTERS) - 1} are "
-                           "passed in registers", e.span)
-                return None
-            return UINT
-        t = BUILTIN_TYPES.get(name)
-        if t is None:
-            self.error(f"Unknown identifier: '{name}'", e.span)
-        return t
+        return entry.check(self, e)
 
     def expr_Variable(self, e: ast.Variable):
         t = self.result.variables.get((id(self.group.probe), e.name))
@@ -430,6 +372,28 @@ class TypeChecker(KernelChecks, CallChecks):
         return t
 
     # Calls -----------------------------------------------------------------------------------
+
+    def expr_Call(self, e: ast.Call):
+        if builtins.aggregation(e.name) is not None:
+            self.error(f"{e.name}() should be directly assigned to a map", e.span)
+            return None
+        entry = builtins.function(e.name)
+        if entry is None:
+            self.error(f"Unknown function: {e.name}", e.span)
+            return None
+        if entry.arity is not None and not self.arity(e, *entry.arity):
+            return None
+        return entry.check(self, e)
+
+    def arity(self, e: ast.Call, low: int, high: int) -> bool:
+        n = len(e.args)
+        if low <= n <= high:
+            return True
+        expected = str(low) if low == high else f"{low} to {high}"
+        self.error(f"{e.name}() requires {expected} argument{'s' if high != 1 else ''} "
+                   f"({n} provided)", e.span)
+        return False
+
 
 def check_types(program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
                 params: tuple[str, ...] = ()) -> CheckedProgram:

@@ -1,0 +1,50 @@
+"""The aggregations' call side: count(), sum(v), min(v), max(v), avg(v), stats(v), hist(v),
+lhist(v, min, max, step). A call types its map; pybpf.program.MapKind and lower_maps.aggregate do
+the rest."""
+
+from __future__ import annotations
+
+from pybpf.builtins.entry import Aggregation
+from pybpf.checked import INT, is_int
+from pybpf.program import LhistParams, MapKind
+
+
+def integer_value(c, call) -> bool:
+    """The value aggregated, when there is one, is an integer."""
+    if not call.args:
+        return True
+    t = c.expr(call.args[0])
+    if t is not None and not is_int(t):
+        c.error(f"{call.name}() expects an integer argument, got {t}", call.args[0].span)
+        return False
+    return True
+
+
+def check_value(c, call, m, kind: MapKind) -> None:
+    if integer_value(c, call):
+        c.assign_map(m, kind, INT)
+
+
+def check_lhist(c, call, m, kind: MapKind) -> None:
+    if not integer_value(c, call):
+        return
+    bounds = [c.constant_int(a) for a in call.args[1:]]
+    if None in bounds:
+        return
+    lo, hi, step = bounds
+    if lo < 0 or hi <= lo or step <= 0 or (hi - lo) // step > 1000:
+        c.error("lhist() needs 0 <= min < max, step > 0 and at most 1000 buckets", call.span)
+        return
+    c.assign_map(m, kind, INT, LhistParams(lo, hi, step))
+
+
+BUILTINS = (
+    Aggregation("count", MapKind.COUNT, 0, check_value),
+    Aggregation("sum", MapKind.SUM, 1, check_value),
+    Aggregation("min", MapKind.MIN, 1, check_value),
+    Aggregation("max", MapKind.MAX, 1, check_value),
+    Aggregation("avg", MapKind.AVG, 1, check_value),
+    Aggregation("stats", MapKind.STATS, 1, check_value),
+    Aggregation("hist", MapKind.HIST, 1, check_value),
+    Aggregation("lhist", MapKind.LHIST, 4, check_lhist),
+)

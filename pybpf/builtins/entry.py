@@ -1,0 +1,59 @@
+"""What one builtin is: its name, kind, arity, type rule and lowering."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pybpf import types as T
+from pybpf.program import MapKind
+
+# A type rule: (type checker, node) -> the node's type, or None after reporting an error.
+Rule = Callable[[Any, Any], "T.Type | None"]
+# A lowering: (function builder, node) -> the node's ir.Value (pointers for strings and tuples).
+Lowering = Callable[[Any, Any], Any]
+
+
+class Kind(enum.Enum):
+    IDENTIFIER = "identifier"   # pid, comm, arg0
+    FUNCTION = "function"       # str(p), printf("...")
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    kind: Kind
+    check: Rule
+    lower: Lowering
+    # Functions: (least, most) arguments, checked before the rule runs with one message for all;
+    # None when the rule counts them itself (printf). Identifiers take none.
+    arity: tuple[int, int] | None = None
+    # Identifiers that are a family of names (arg0, arg1, ...): the names this entry answers.
+    pattern: re.Pattern | None = None
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """count(), sum(v), hist(v), ...: called only as `@m[k] = name(args)`. The call types the map
+    (its kind and, for lhist, its buckets); the map kind lowers the update (lower_maps.aggregate).
+    check(checker, call, map node, map_kind) reports bad arguments or assigns the map."""
+    name: str
+    map_kind: MapKind
+    arity: int
+    check: Callable[[Any, Any, Any, MapKind], None]
+
+
+def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None) -> Builtin:
+    return Builtin(name, Kind.IDENTIFIER, check, lower,
+                   pattern=re.compile(pattern) if pattern else None)
+
+
+def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering) -> Builtin:
+    return Builtin(name, Kind.FUNCTION, check, lower, arity)
+
+
+def typed(t: T.Type) -> Rule:
+    """The rule of a builtin whose type never varies."""
+    return lambda checker, node: t

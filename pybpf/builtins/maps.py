@@ -1,0 +1,66 @@
+"""Functions on a whole map or one of its elements: clear, zero, delete."""
+
+from __future__ import annotations
+
+from pybpf import ast
+from pybpf.builtins.entry import function
+from pybpf.checked import VOID
+from pybpf.program import EventKind
+from pybpf.uapi.bpf import BpfFunc
+
+
+def map_argument(c, e):
+    """The map info of a call's one map argument, or None after reporting why there is none."""
+    (arg,) = e.args
+    if not isinstance(arg, ast.Map):
+        c.error(f"{e.name}() expects a map argument", arg.span)
+        return None
+    info = c.result.maps.get(arg.name)
+    if info is None:
+        c.error(f"Undefined map: {arg.name}", arg.span)
+    return info
+
+
+def check_whole_map(c, e):
+    if map_argument(c, e) is None:
+        return None
+    if e.args[0].keys is not None:
+        c.error(f"{e.name}() expects a whole map, without a key", e.args[0].span)
+        return None
+    return VOID
+
+
+def check_delete(c, e):
+    info = map_argument(c, e)
+    if info is None:
+        return None
+    arg = e.args[0]
+    if arg.keys is None and info.key:
+        c.error("delete() expects a map element, like @m[key]", arg.span)
+        return None
+    keys = c.map_keys(arg)
+    if keys is not None:
+        c.merge_keys(info, keys, arg)
+    return VOID
+
+
+def map_event(kind: EventKind):
+    """A lowering that asks user space to act on the whole map (the runtime clears or zeroes it)."""
+    def lower(g, e):
+        g.emit_event(kind, g.plan.map_index(e.args[0].name))
+        return g.constant(0)
+    return lower
+
+
+def lower_delete(g, e):
+    m = e.args[0]
+    spec = g.plan.maps[m.name]
+    g.helper(BpfFunc.map_delete_elem, g.map_ptr(spec.symbol), g.key(spec, m))
+    return g.constant(0)
+
+
+BUILTINS = (
+    function("clear", (1, 1), check_whole_map, map_event(EventKind.CLEAR)),
+    function("zero", (1, 1), check_whole_map, map_event(EventKind.ZERO)),
+    function("delete", (1, 1), check_delete, lower_delete),
+)

@@ -1,0 +1,107 @@
+"""Functions whose effect is in user space: printf, print, time, exit. Each sends a ring-buffer
+record (pybpf.program.EventKind) that the runtime acts on; the formats they print with are laid out
+by pybpf.resources and applied by runtime/printf.py and runtime/output.py."""
+
+from __future__ import annotations
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.builtins.entry import function
+from pybpf.builtins.maps import check_whole_map
+from pybpf.checked import MAX_PRINTF_ARGS, VOID, is_int
+from pybpf.program import EXIT_MAP, EventKind
+from pybpf.runtime.printf import PrintfFormatError, parse_printf
+
+
+def check_printf(c, e):
+    if not e.args or not isinstance(e.args[0], ast.String):
+        c.error("printf() expects a format string literal as its first argument", e.span)
+        return None
+    fmt = e.args[0]
+    c.set(fmt, T.StringType(len(fmt.value) + 1))
+    try:
+        conversions = parse_printf(fmt.value.decode("utf-8", errors="replace"))
+    except PrintfFormatError as err:
+        c.error(f"printf: {err}", fmt.span)
+        return None
+    args = e.args[1:]
+    if len(args) > MAX_PRINTF_ARGS:
+        c.error(f"printf: too many arguments ({len(args)}, at most {MAX_PRINTF_ARGS})", e.span)
+        return None
+    if len(args) != len(conversions):
+        more = "Too many" if len(args) > len(conversions) else "Not enough"
+        c.error(f"printf: {more} arguments for format string ({len(args)} supplied, "
+                f"{len(conversions)} expected)", e.span)
+        return None
+    for arg, conv in zip(args, conversions):
+        t = c.expr(arg)
+        if t is None:
+            continue
+        wants_string = conv.char == "s"
+        ok = (isinstance(t, (T.StringType, T.ProbeType, T.TupleType))
+              if wants_string else is_int(t))
+        if not ok:
+            c.error(f"printf: %{conv.char} specifier expects a value of type "
+                    f"{'string' if wants_string else 'integer'} (got {t})", arg.span)
+    return VOID
+
+
+def lower_printf(g, e):
+    index = g.plan.printf_index[e]
+    spec = g.plan.printfs[index]
+    args = [(g.expr(a), t) for a, t in zip(e.args[1:], spec.args)]
+    g.emit_event(EventKind.PRINTF, index, args)
+    return g.constant(0)
+
+
+def check_print(c, e):
+    """print(@m) prints a whole map; print(value) one value."""
+    arg = e.args[0]
+    if isinstance(arg, ast.Map):
+        return check_whole_map(c, e)
+    t = c.expr(arg)
+    if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ProbeType)):
+        c.error(f"print() cannot print a value of type {t}", arg.span)
+    return VOID
+
+
+def lower_print(g, e):
+    arg = e.args[0]
+    if isinstance(arg, ast.Map):
+        g.emit_event(EventKind.PRINT, g.plan.map_index(arg.name))
+    else:
+        index = g.plan.printf_index[e]
+        g.emit_event(EventKind.VALUE, index, [(g.expr(arg), g.plan.printfs[index].args[0])])
+    return g.constant(0)
+
+
+def check_time(c, e):
+    if e.args and not isinstance(e.args[0], ast.String):
+        c.error("time() expects a format string literal", e.args[0].span)
+        return None
+    if e.args:
+        c.set(e.args[0], T.StringType(len(e.args[0].value) + 1))
+    return VOID
+
+
+def lower_time(g, e):
+    g.emit_event(EventKind.TIME, g.plan.time_index[e])
+    return g.constant(0)
+
+
+def lower_exit(g, e):
+    # The flag first: the runtime ends on it even if the record below finds the ring full.
+    g.with_array_element(EXIT_MAP, 0, "exit_flag", lambda flag: g.store64(g.constant(1), flag))
+    g.emit_event(EventKind.EXIT, 0)
+    # As bpftrace: exit() also ends the probe; what follows it is unreachable
+    g.b.ret(g.constant(0))
+    g.b.position_at_end(g.new_block("after_exit"))
+    return g.constant(0)
+
+
+BUILTINS = (
+    function("printf", None, check_printf, lower_printf),
+    function("print", (1, 1), check_print, lower_print),
+    function("time", (0, 1), check_time, lower_time),
+    function("exit", (0, 0), lambda c, e: VOID, lower_exit),
+)

@@ -1,0 +1,78 @@
+"""What the probe provides: args, arg0..arg5, retval, func, probe.
+
+Whether a probe has these is a question for its provider. The questions are the small functions
+below, the only place this package reads the provider tables of pybpf.checked.
+"""
+
+from __future__ import annotations
+
+from pybpf import types as T
+from pybpf.builtins.entry import identifier, typed
+from pybpf.checked import (ARGS_PROVIDERS, FUNCTION_PROVIDERS, KPROBE_ARG_REGISTERS, UINT,
+                           function_name)
+from pybpf.probes import ProbeGroup
+
+
+def provides_args(group: ProbeGroup) -> bool:
+    """args.NAME: tracepoint fields, or a function's BTF-typed arguments."""
+    return group.provider in ARGS_PROVIDERS
+
+
+def provides_function(group: ProbeGroup) -> bool:
+    """func: the probe is on a function."""
+    return group.provider in FUNCTION_PROVIDERS
+
+
+def provides_numbered_args(group: ProbeGroup) -> bool:
+    """arg0..argN: a function's arguments as integers, from registers or the context."""
+    return group.provider in ("kprobe", "fentry", "uprobe")
+
+
+def check_args(c, e):
+    if not provides_args(c.group):
+        c.error("The args builtin can only be used with tracepoint, rawtracepoint, "
+                "kprobe and fentry probes", e.span)
+        return None
+    c.error("args cannot be used as a value: use args.FIELD", e.span)
+    return None
+
+
+def check_numbered_arg(c, e):
+    if not provides_numbered_args(c.group):
+        c.error(f"The {e.name} builtin can only be used with kprobe and uprobe probes", e.span)
+        return None
+    if int(e.name[3:]) >= len(KPROBE_ARG_REGISTERS):
+        c.error(f"{e.name}: only arg0 to arg{len(KPROBE_ARG_REGISTERS) - 1} are "
+                "passed in registers", e.span)
+        return None
+    return UINT
+
+
+def check_func(c, e):
+    if not provides_function(c.group):
+        c.error("The func builtin can only be used with kprobe, fentry and uprobe "
+                "probes and their return probes", e.span)
+        return None
+    return T.StringType(max(len(function_name(p)) for p in c.group.points) + 1)
+
+
+def lower_func(g, e):
+    return g.string_constant(function_name(g.point).encode(), g.type_of(e).size)
+
+
+def lower_probe(g, e):
+    """A constant of the program (one per attach point), or, in a program shared by syscall
+    tracepoints, the value its syscall-number dispatch chose."""
+    return g.probe_value if g.probe_value is not None else g.constant(g.program.probe_id)
+
+
+BUILTINS = (
+    # args is only ever read through a field (args.NAME), which pybpf.semantic_kernel types.
+    identifier("args", check_args, None),
+    identifier("argN", check_numbered_arg, lambda g, e: g.load_argument(int(e.name[3:])),
+               pattern=r"arg\d+"),
+    # retval's type comes from the function's BTF: semantic_kernel and lower_kernel hold the rule.
+    identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e)),
+    identifier("func", check_func, lower_func),
+    identifier("probe", typed(T.ProbeType()), lower_probe),
+)
