@@ -108,12 +108,14 @@ class BpfFunc(enum.IntEnum):
     get_current_uid_gid = 15
     get_current_comm = 16
     get_current_task = 35
+    get_numa_node_id = 42
     probe_read_str = 45
     get_current_cgroup_id = 80
     probe_read_user = 112
     probe_read_kernel = 113
     probe_read_user_str = 114
     probe_read_kernel_str = 115
+    jiffies64 = 118
     ringbuf_output = 130
     ringbuf_reserve = 131
     ringbuf_submit = 132

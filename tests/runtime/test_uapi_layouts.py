@@ -70,3 +70,14 @@ def test_pt_regs_offsets_match_the_kernel():
     for name, offset in PT_REGS_OFFSETS.items():
         member = kernel.member(regs, name)
         assert member is not None and member.offset == offset, name
+
+
+def test_helper_ids_match_the_kernel():
+    # enum bpf_func_id from this kernel's BTF: BPF_FUNC_<name> = the id pybpf calls.
+    import os
+    from pybpf import btf
+    if not os.path.exists(btf.VMLINUX):
+        pytest.skip("needs the kernel's BTF")
+    kernel = {v.name: v.value for v in btf.vmlinux().find("bpf_func_id", "enum").values}
+    assert {f.name: kernel.get("BPF_FUNC_" + f.name) for f in B.BpfFunc} == \
+        {f.name: int(f) for f in B.BpfFunc}
