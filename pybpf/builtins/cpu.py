@@ -1,4 +1,4 @@
-"""The CPU a probe runs on."""
+"""The CPUs: the one a probe runs on, how many there are, their NUMA node."""
 
 from __future__ import annotations
 
@@ -6,6 +6,31 @@ from pybpf.builtins.entry import identifier, typed
 from pybpf.checked import UINT
 from pybpf.uapi.bpf import BpfFunc
 
+POSSIBLE_CPUS_FILE = "/sys/devices/system/cpu/possible"
+
+
+def count_cpus(cpu_list: str) -> int:
+    """'0-3,6' -> 5: the CPUs in a sysfs CPU list."""
+    count = 0
+    for part in cpu_list.strip().split(","):
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
+def check_ncpus(c, e):
+    """ncpus is fixed at compile time, as bpftrace's: the CPUs the kernel could ever bring online
+    (bpftrace counts the same list to size its per-CPU reads)."""
+    try:
+        with open(POSSIBLE_CPUS_FILE) as f:
+            c.result.constants[e] = count_cpus(f.read())
+    except (OSError, ValueError) as err:
+        c.error(f"ncpus: cannot count the CPUs from {POSSIBLE_CPUS_FILE}: {err}", e.span)
+        return None
+    return UINT
+
+
 BUILTINS = (
     identifier("cpu", typed(UINT), lambda g, e: g.helper(BpfFunc.get_smp_processor_id)),
+    identifier("ncpus", check_ncpus, lambda g, e: g.constant(g.checked.constants[e])),
 )

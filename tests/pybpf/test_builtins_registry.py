@@ -43,3 +43,10 @@ def test_type_checking_imports_neither_llvmlite_nor_the_backend():
             "print(json.dumps(['llvmlite' in sys.modules, 'pybpf.backend' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert json.loads(out.stdout) == [False, False]
+
+
+def test_count_cpus_reads_sysfs_cpu_lists():
+    from pybpf.builtins.cpu import count_cpus
+    assert count_cpus("0\n") == 1
+    assert count_cpus("0-1\n") == 2
+    assert count_cpus("0-3,6,8-9\n") == 7

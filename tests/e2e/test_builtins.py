@@ -1,0 +1,31 @@
+"""Builtins end to end, against what bpftrace's documentation says of each."""
+
+import re
+
+import pytest
+
+from e2e_helpers import run_pybpf
+
+
+def printed(program: str) -> list[str]:
+    """The words of the one line a BEGIN { printf(...); exit(); } program prints."""
+    result = run_pybpf(["-e", program])
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[1].split()
+
+
+@pytest.mark.kernel
+def test_ncpus_counts_the_possible_cpus():
+    # bpftrace: "ncpus: Number of CPUs", the possible CPUs it also sizes per-CPU reads by.
+    with open("/sys/devices/system/cpu/possible") as f:
+        possible = {cpu for part in f.read().strip().split(",")
+                    for cpu in range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1)}
+    assert printed('BEGIN { printf("%d\\n", ncpus); exit(); }') == [str(len(possible))]
+
+
+@pytest.mark.kernel
+def test_every_cpu_a_probe_runs_on_is_below_ncpus():
+    result = run_pybpf(["-e", "t:sched:sched_switch { @[cpu < ncpus] = count(); } "
+                              "i:ms:200 { exit(); }"])
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^@\[(\d)\]: \d+$", result.stdout, re.M) == ["1"]
