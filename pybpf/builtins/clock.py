@@ -1,4 +1,4 @@
-"""Clocks: nsecs, elapsed."""
+"""Clocks: nsecs, elapsed, jiffies."""
 
 from __future__ import annotations
 
@@ -21,4 +21,6 @@ def lower_elapsed(g, e):
 BUILTINS = (
     identifier("nsecs", typed(UINT), lambda g, e: g.helper(BpfFunc.ktime_get_ns)),
     identifier("elapsed", typed(UINT), lower_elapsed),
+    # jiffies_64: timer ticks since boot, from INITIAL_JIFFIES (2^32 - 300 * HZ) on 64-bit kernels.
+    identifier("jiffies", typed(UINT), lambda g, e: g.helper(BpfFunc.jiffies64)),
 )

@@ -14,6 +14,11 @@ def printed(program: str) -> list[str]:
     return result.stdout.splitlines()[1].split()
 
 
+def kernel_jiffies() -> int:
+    with open("/proc/timer_list") as f:
+        return int(re.search(r"^jiffies: (\d+)$", f.read(), re.M)[1])
+
+
 @pytest.mark.kernel
 def test_ncpus_counts_the_possible_cpus():
     # bpftrace: "ncpus: Number of CPUs", the possible CPUs it also sizes per-CPU reads by.
@@ -29,3 +34,11 @@ def test_every_cpu_a_probe_runs_on_is_below_ncpus():
                               "i:ms:200 { exit(); }"])
     assert result.returncode == 0, result.stderr
     assert re.findall(r"^@\[(\d)\]: \d+$", result.stdout, re.M) == ["1"]
+
+
+@pytest.mark.kernel
+def test_jiffies_is_the_kernels_tick_count():
+    # bpftrace: "jiffies: Jiffies of the kernel" (bpf_jiffies64); /proc/timer_list shows jiffies_64.
+    before = kernel_jiffies()
+    (value,) = printed('BEGIN { printf("%d\\n", jiffies); exit(); }')
+    assert before <= int(value) <= kernel_jiffies()
