@@ -33,4 +33,5 @@ def check_ncpus(c, e):
 BUILTINS = (
     identifier("cpu", typed(UINT), lambda g, e: g.helper(BpfFunc.get_smp_processor_id)),
     identifier("ncpus", check_ncpus, lambda g, e: g.constant(g.checked.constants[e])),
+    identifier("numaid", typed(UINT), lambda g, e: g.helper(BpfFunc.get_numa_node_id)),
 )

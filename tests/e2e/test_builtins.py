@@ -1,5 +1,6 @@
 """Builtins end to end, against what bpftrace's documentation says of each."""
 
+import os
 import re
 
 import pytest
@@ -42,3 +43,11 @@ def test_jiffies_is_the_kernels_tick_count():
     before = kernel_jiffies()
     (value,) = printed('BEGIN { printf("%d\\n", jiffies); exit(); }')
     assert before <= int(value) <= kernel_jiffies()
+
+
+@pytest.mark.kernel
+def test_numaid_is_the_node_of_the_cpu_the_probe_runs_on():
+    # bpftrace: "numaid: ID of the NUMA node executing the BPF program". BEGIN runs in pybpf's own
+    # task, so cpu and numaid are read on the same CPU.
+    cpu, node = printed('BEGIN { printf("%d %d\\n", cpu, numaid); exit(); }')
+    assert os.path.exists(f"/sys/devices/system/cpu/cpu{cpu}/node{node}")
