@@ -179,6 +179,10 @@ class FunctionBuilder(MapLowering, KernelLowering):
     def to_bool(self, v: ir.Value) -> ir.Value:
         return self.b.icmp_unsigned("!=", v, c64(0))
 
+    def from_bool(self, flag: ir.Value) -> ir.Value:
+        """An i1 as the language's integer: 0 or 1."""
+        return self.b.zext(flag, I64)
+
     def terminated(self) -> bool:
         return self.b.block.is_terminated
 
@@ -437,26 +441,26 @@ class FunctionBuilder(MapLowering, KernelLowering):
             return self.arith(op, left, self.b.mul(right, c64(scale)), False)
         if isinstance(lt, T.StringType):
             eq = self.strings_equal(left, lt.size, right, rt.size)
-            return self.b.zext(eq if op == "==" else self.b.not_(eq), I64)
+            return self.from_bool(eq if op == "==" else self.b.not_(eq))
         if op in ("==", "!=", "<", ">", "<=", ">="):
             if lt.signed and rt.signed:
                 cmp = self.b.icmp_signed(op, left, right)
             else:
                 cmp = self.b.icmp_unsigned(op, left, right)
-            return self.b.zext(cmp, I64)
+            return self.from_bool(cmp)
         return self.arith(op, left, right, self.type_of(e).signed)
 
     def short_circuit(self, e) -> ir.Value:
         result = self.alloca(8, "logic")
         left = self.to_bool(self.expr(e.left))
-        self.store64(self.b.zext(left, I64), result)
+        self.store64(self.from_bool(left), result)
         rhs, done = self.new_block("rhs"), self.new_block("logic_done")
         if e.op == "&&":
             self.b.cbranch(left, rhs, done)
         else:
             self.b.cbranch(left, done, rhs)
         self.b.position_at_end(rhs)
-        self.store64(self.b.zext(self.to_bool(self.expr(e.right)), I64), result)
+        self.store64(self.from_bool(self.to_bool(self.expr(e.right))), result)
         self.b.branch(done)
         self.b.position_at_end(done)
         return self.load64(result)
@@ -488,7 +492,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
         else:
             longer = a if a_size > c_size else c
             tail = b.load(self.gep(longer, n), typ=I8)
-            self.store64(b.zext(b.icmp_unsigned("==", tail, ir.Constant(I8, 0)), I64), result)
+            self.store64(self.from_bool(b.icmp_unsigned("==", tail, ir.Constant(I8, 0))), result)
         b.branch(done)
         b.position_at_end(done)
         return self.b.icmp_unsigned("!=", self.load64(result), c64(0))
@@ -496,7 +500,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
     def expr_Unary(self, e):
         v = self.expr(e.operand)
         if e.op == "!":
-            return self.b.zext(self.b.icmp_unsigned("==", v, c64(0)), I64)
+            return self.from_bool(self.b.icmp_unsigned("==", v, c64(0)))
         if e.op == "~":
             return self.b.xor(v, c64(-1))
         if e.op == "-":
