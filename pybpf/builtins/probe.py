@@ -1,4 +1,4 @@
-"""What the probe provides: args, arg0..arg5, retval, func, probe.
+"""What the probe provides: args, arg0..arg5, retval, func, probe, usermode.
 
 Whether a probe has these is a question for its provider. The questions are the small functions
 below, the only place this package reads the provider tables of pybpf.checked.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pybpf import types as T
 from pybpf.builtins.entry import identifier, typed
-from pybpf.checked import (ARGS_PROVIDERS, FUNCTION_PROVIDERS, KPROBE_ARG_REGISTERS, UINT,
-                           function_name)
+from pybpf.checked import (ARGS_PROVIDERS, FUNCTION_PROVIDERS, KPROBE_ARG_REGISTERS,
+                           REGISTER_PROVIDERS, UINT, function_name)
 from pybpf.probes import ProbeGroup
+from pybpf.uapi.ptrace import CODE_SEGMENT
 
 
 def provides_args(group: ProbeGroup) -> bool:
@@ -26,6 +27,12 @@ def provides_function(group: ProbeGroup) -> bool:
 def provides_numbered_args(group: ProbeGroup) -> bool:
     """arg0..argN: a function's arguments as integers, from registers or the context."""
     return group.provider in ("kprobe", "fentry", "uprobe")
+
+
+def provides_registers(group: ProbeGroup) -> bool:
+    """The context starts with the interrupted pt_regs: kprobes and uprobes, and perf events
+    (struct bpf_perf_event_data)."""
+    return group.provider in REGISTER_PROVIDERS + ("profile", "interval")
 
 
 def check_args(c, e):
@@ -66,6 +73,20 @@ def lower_probe(g, e):
     return g.probe_value if g.probe_value is not None else g.constant(g.program.probe_id)
 
 
+def check_usermode(c, e):
+    if not provides_registers(c.group):
+        c.error("The usermode builtin can only be used with kprobe, uprobe, profile and interval "
+                "probes", e.span)
+        return None
+    return UINT
+
+
+def lower_usermode(g, e):
+    """1 when the registers the probe interrupted are user code's: ring 3 in cs's low bits."""
+    ring = g.b.and_(g.load_context(CODE_SEGMENT), g.constant(3))
+    return g.from_bool(g.b.icmp_unsigned("==", ring, g.constant(3)))
+
+
 BUILTINS = (
     # args is only ever read through a field (args.NAME), which pybpf.semantic_kernel types.
     identifier("args", check_args, None),
@@ -75,4 +96,5 @@ BUILTINS = (
     identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e)),
     identifier("func", check_func, lower_func),
     identifier("probe", typed(T.ProbeType()), lower_probe),
+    identifier("usermode", check_usermode, lower_usermode),
 )

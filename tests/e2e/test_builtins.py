@@ -2,10 +2,11 @@
 
 import os
 import re
+import subprocess
 
 import pytest
 
-from e2e_helpers import run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf
 
 
 def printed(program: str) -> list[str]:
@@ -51,3 +52,34 @@ def test_numaid_is_the_node_of_the_cpu_the_probe_runs_on():
     # task, so cpu and numaid are read on the same CPU.
     cpu, node = printed('BEGIN { printf("%d %d\\n", cpu, numaid); exit(); }')
     assert os.path.exists(f"/sys/devices/system/cpu/cpu{cpu}/node{node}")
+
+
+# A second of work in user space (Python arithmetic), or in the kernel (reading /dev/urandom).
+SPIN = ("import time\nend = time.monotonic() + 1\n"
+        "while time.monotonic() < end:\n    sum(range(1000))\n")
+READ_URANDOM = ("import time\nend = time.monotonic() + 1\n"
+                "with open('/dev/urandom', 'rb', buffering=0) as f:\n"
+                "    while time.monotonic() < end:\n        f.read(1 << 20)\n")
+
+
+@pytest.mark.kernel
+def test_usermode_tells_user_from_kernel_samples():
+    # bpftrace: "usermode: Returns 1 if the current process is in user mode, 0 otherwise".
+    run = Running(["-e", READY + 'profile:hz:499 /comm == "pybpfuser" || comm == "pybpfkern"/ '
+                   "{ @[comm, usermode] = count(); }"])
+    run.wait_for("ready")
+    children = [subprocess.Popen(named_child("pybpfuser", SPIN)),
+                subprocess.Popen(named_child("pybpfkern", READ_URANDOM))]
+    for child in children:
+        assert child.wait(timeout=30) == 0
+    out, err, code = run.stop()
+    assert code == 0, err
+    samples = {(comm, int(mode)): int(n)
+               for comm, mode, n in re.findall(r"^@\[(\w+), (\d)\]: (\d+)$", out, re.M)}
+    user = {mode: samples.get(("pybpfuser", mode), 0) for mode in (0, 1)}
+    kernel = {mode: samples.get(("pybpfkern", mode), 0) for mode in (0, 1)}
+    # ~250 samples each; the spinner enters the kernel only for clock reads and timer ticks, the
+    # reader leaves it only to loop.
+    assert user[1] > 4 * user[0] and user[1] > 50, samples
+    assert kernel[0] > 2 * kernel[1] and kernel[0] > 50, samples
+

@@ -6,8 +6,12 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
+
 from pybpf import builtins
 from pybpf.builtins.entry import Aggregation, Kind
+from pybpf.compiler import compile_to_ir
+from pybpf.diagnostics import CompileError
 
 
 def test_each_name_has_one_entry():
@@ -50,3 +54,11 @@ def test_count_cpus_reads_sysfs_cpu_lists():
     assert count_cpus("0\n") == 1
     assert count_cpus("0-1\n") == 2
     assert count_cpus("0-3,6,8-9\n") == 7
+
+
+def test_usermode_needs_the_interrupted_registers():
+    with pytest.raises(CompileError) as err:
+        compile_to_ir("BEGIN { printf(\"%d\\n\", usermode); }")
+    assert "The usermode builtin can only be used with kprobe, uprobe, profile and interval " \
+        "probes" in str(err.value)
+
