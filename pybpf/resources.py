@@ -22,11 +22,10 @@ import platform
 import re
 from dataclasses import dataclass, field
 
-from pybpf import ast
-from pybpf import types as T
+from pybpf import ast, builtins
 from pybpf.probes import ProbeGroup
 from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
-from pybpf.checked import CheckedProgram, storable
+from pybpf.checked import CheckedProgram
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 PROG_TYPES = {
@@ -44,9 +43,6 @@ SECTION_PREFIX = {"BEGIN": "raw_tracepoint", "END": "raw_tracepoint",
                   "fentry": "fentry", "fexit": "fexit", "uprobe": "uprobe",
                   "uretprobe": "uretprobe", "profile": "perf_event"}
 EXPECTED_ATTACH_TYPES = {"fentry": BpfAttachType.TRACE_FENTRY, "fexit": BpfAttachType.TRACE_FEXIT}
-
-DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
-
 
 # Tracepoint record fields a shared syscall program can produce: the number, then the arguments
 # (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* come from the perf record.
@@ -88,6 +84,12 @@ class ResourcePlan:
 
     def map_index(self, name: str) -> int:
         return list(self.maps).index(name)
+
+    def add_printf(self, call: ast.Call, spec: PrintfSpec) -> None:
+        self.printf_index[call] = _intern(self.printfs, spec)
+
+    def add_time_format(self, call: ast.Call, fmt: str) -> None:
+        self.time_index[call] = _intern(self.time_formats, fmt)
 
 
 def map_symbol(name: str) -> str:
@@ -195,20 +197,9 @@ def plan_resources(checked: CheckedProgram, map_entries: int | None = None,
         plan.maps[name] = MapSpec(name, map_symbol(name), info.kind, info.key, info.value,
                                   info.lhist, **extra)
     for node in ast.walk(checked.program):
-        if not isinstance(node, ast.Call):
-            continue
-        if node.name == "printf" and node in checked.types:
-            fmt = node.args[0].value.decode("utf-8", errors="replace")
-            args = tuple(storable(checked.types[a]) for a in node.args[1:])
-            plan.printf_index[node] = _intern(plan.printfs, PrintfSpec(fmt, args))
-        elif node.name == "print" and node.args and not isinstance(node.args[0], ast.Map) \
-                and node.args[0] in checked.types:
-            t = storable(checked.types[node.args[0]])
-            fmt = "%d\n" if isinstance(t, T.IntType) else "%s\n"
-            plan.printf_index[node] = _intern(plan.printfs, PrintfSpec(fmt, (t,)))
-        elif node.name == "time":
-            fmt = node.args[0].value.decode() if node.args else DEFAULT_TIME_FORMAT
-            plan.time_index[node] = _intern(plan.time_formats, fmt)
+        entry = builtins.function(node.name) if isinstance(node, ast.Call) else None
+        if entry is not None and entry.layout is not None:
+            entry.layout(plan, checked, node)
     _plan_programs(checked, plan, share_syscalls)
     return plan
 

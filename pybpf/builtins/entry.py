@@ -14,6 +14,9 @@ from pybpf.program import MapKind
 Rule = Callable[[Any, Any], "T.Type | None"]
 # A lowering: (function builder, node) -> the node's ir.Value (pointers for strings and tuples).
 Lowering = Callable[[Any, Any], Any]
+# A layout: (resource plan, checked program, call) -> None; records what the call needs in the
+# compiled program (a printf format, a time format), for the lowering and the runtime to find.
+Layout = Callable[[Any, Any, Any], None]
 
 
 class Kind(enum.Enum):
@@ -32,6 +35,7 @@ class Builtin:
     arity: tuple[int, int] | None = None
     # Identifiers that are a family of names (arg0, arg1, ...): the names this entry answers.
     pattern: re.Pattern | None = None
+    layout: Layout | None = None
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = No
                    pattern=re.compile(pattern) if pattern else None)
 
 
-def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering) -> Builtin:
-    return Builtin(name, Kind.FUNCTION, check, lower, arity)
+def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering,
+             layout: Layout | None = None) -> Builtin:
+    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout)
 
 
 def typed(t: T.Type) -> Rule:

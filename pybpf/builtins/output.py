@@ -1,6 +1,7 @@
 """Functions whose effect is in user space: printf, print, time, exit. Each sends a ring-buffer
-record (pybpf.program.EventKind) that the runtime acts on; the formats they print with are laid out
-by pybpf.resources and applied by runtime/printf.py and runtime/output.py."""
+record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
+with go into the compiled program (their layouts, called by pybpf.resources); runtime/printf.py and
+runtime/output.py apply them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.maps import check_whole_map
-from pybpf.checked import MAX_PRINTF_ARGS, VOID, is_int
-from pybpf.program import EXIT_MAP, EventKind
+from pybpf.checked import MAX_PRINTF_ARGS, VOID, is_int, storable
+from pybpf.program import EXIT_MAP, EventKind, PrintfSpec
 from pybpf.runtime.printf import PrintfFormatError, parse_printf
+
+DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 
 
 def check_printf(c, e):
@@ -46,6 +49,11 @@ def check_printf(c, e):
     return VOID
 
 
+def layout_printf(plan, checked, e):
+    fmt = e.args[0].value.decode("utf-8", errors="replace")
+    plan.add_printf(e, PrintfSpec(fmt, tuple(storable(checked.types[a]) for a in e.args[1:])))
+
+
 def lower_printf(g, e):
     index = g.plan.printf_index[e]
     spec = g.plan.printfs[index]
@@ -63,6 +71,14 @@ def check_print(c, e):
     if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ProbeType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
+
+
+def layout_print(plan, checked, e):
+    """print(value) is a printf of the value and a newline."""
+    if isinstance(e.args[0], ast.Map):
+        return
+    t = storable(checked.types[e.args[0]])
+    plan.add_printf(e, PrintfSpec("%d\n" if isinstance(t, T.IntType) else "%s\n", (t,)))
 
 
 def lower_print(g, e):
@@ -84,6 +100,10 @@ def check_time(c, e):
     return VOID
 
 
+def layout_time(plan, checked, e):
+    plan.add_time_format(e, e.args[0].value.decode() if e.args else DEFAULT_TIME_FORMAT)
+
+
 def lower_time(g, e):
     g.emit_event(EventKind.TIME, g.plan.time_index[e])
     return g.constant(0)
@@ -100,8 +120,8 @@ def lower_exit(g, e):
 
 
 BUILTINS = (
-    function("printf", None, check_printf, lower_printf),
-    function("print", (1, 1), check_print, lower_print),
-    function("time", (0, 1), check_time, lower_time),
+    function("printf", None, check_printf, lower_printf, layout_printf),
+    function("print", (1, 1), check_print, lower_print, layout_print),
+    function("time", (0, 1), check_time, lower_time, layout_time),
     function("exit", (0, 0), lambda c, e: VOID, lower_exit),
 )
