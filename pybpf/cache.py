@@ -5,7 +5,8 @@
 The key covers the source, the options (positional parameters, sizes), pybpf's own code (version
 and the size and mtime of the modules that compile, subpackages such as uapi included, so an
 edited checkout never reads stale objects) and the
-running kernel (release, build string and BTF size: tracepoint layouts and ids come from it).
+running kernel (release, build string and BTF size: tracepoint layouts and ids come from it) and
+the machine's possible CPUs (`ncpus` is compiled in; a reboot may change them).
 Entries live in $XDG_CACHE_HOME/pybpf/objects (~/.cache/pybpf/objects); writes are atomic.
 """
 
@@ -77,7 +78,12 @@ def _kernel_identity() -> str:
         btf_size = os.stat("/sys/kernel/btf/vmlinux").st_size
     except OSError:
         btf_size = -1
-    return f"{u.release}|{u.version}|{u.machine}|{btf_size}"
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            cpus = f.read().strip()
+    except OSError:
+        cpus = ""
+    return f"{u.release}|{u.version}|{u.machine}|{btf_size}|{cpus}"
 
 
 def cache_key(source: str, options) -> str:

@@ -62,3 +62,9 @@ def test_unwritable_cache_still_compiles(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert cache.compile_cached(SOURCE, "stdin", CompileOptions()).elf
+
+
+def test_kernel_identity_covers_the_possible_cpus():
+    # ncpus is compiled into the program: a machine rebooted with other CPUs must miss.
+    with open("/sys/devices/system/cpu/possible") as f:
+        assert cache._kernel_identity().endswith("|" + f.read().strip())
