@@ -29,7 +29,7 @@ class Builtin:
     name: str
     kind: Kind
     check: Rule
-    lower: Lowering
+    lower: Lowering | None       # None: never a value (args is read only as args.NAME)
     # Functions: (least, most) arguments, checked before the rule runs with one message for all;
     # None when the rule counts them itself (printf). Identifiers take none.
     arity: tuple[int, int] | None = None
