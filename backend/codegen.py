@@ -75,7 +75,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
     """Lowers one probe body into one BPF function. Builtins and functions lower themselves
     (pybpf.builtins), through this builder's methods."""
 
-    pointer_type = PTR
+    pointer_type = PTR     # for lowerings (pybpf.builtins), which do not import llvmlite
 
     def __init__(self, mod: ModuleBuilder, program: ProgramPlan, diags: Diagnostics):
         self.mod, self.program, self.diags = mod, program, diags
