@@ -162,13 +162,11 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _dry_run(compiled) -> int:
-    from pybpf.runtime.loader import load
-    from pybpf.runtime.objspec import parse_object
-
     from pybpf.runtime.errors import NotSupportedError
+    from pybpf.runtime.loader import load
 
     try:
-        load(parse_object(compiled.elf), compiled).close()
+        load(compiled.object, compiled).close()
     except NotSupportedError as e:
         # The program compiled; this kernel cannot take it (e.g. fentry under lockdown). A dry
         # run answers "is my program right?", so say what stopped the check, without failing.

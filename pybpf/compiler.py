@@ -78,6 +78,7 @@ def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions 
 def compile_source(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                    times: StageTimes | None = None) -> CompiledProgram:
     from pybpf.backend.emit import Emitter
+    from pybpf.runtime.objspec import parse_object
 
     options = options or CompileOptions()
     times = times or StageTimes()
@@ -90,6 +91,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     elf = times.run("llvm", emitter.emit, lowered.ir_text)
     return CompiledProgram(
         elf=elf,
+        object=parse_object(elf),
         programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
                                    p.attach_btf_id,
                                    p.syscall_filter.raw_tracepoint if p.syscall_filter else "")
@@ -98,6 +100,5 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         printfs=tuple(plan.printfs),
         time_formats=tuple(plan.time_formats),
         probe_names=dict(plan.probe_names),
-        ringbuf_size=options.ringbuf_size,
         statement_spans=lowered.statement_spans,
     )

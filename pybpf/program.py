@@ -2,6 +2,7 @@
 
     compiled = pybpf.compile_source('t:syscalls:sys_enter_openat { @[comm] = count(); }')
     compiled.elf                       # the BPF ELF object (maps in section "maps", one section per program)
+    compiled.object.programs           # that ELF parsed: instructions and map relocations per section
     compiled.maps[0].name              # '@'
     compiled.maps[0].kind              # MapKind.COUNT
     CompiledProgram.from_json(compiled.to_json())   # what the compile cache stores
@@ -202,15 +203,69 @@ class ProgramSpec:
     raw_tracepoint: str = ""
 
 
+@dataclass(frozen=True)
+class MapDef:
+    """A map definition as the ELF's "maps" section holds it."""
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    map_flags: int = 0
+
+
+@dataclass(frozen=True)
+class ProgramSection:
+    """One executable section of the ELF: the instructions the loader patches and loads."""
+    name: str
+    insns: bytes
+    relocations: dict[int, str]  # byte offset of a ld_imm64 in insns -> map symbol
+    # (instruction index, source line, column), ascending, from the .BTF.ext line info
+    lines: tuple[tuple[int, int, int], ...] = ()
+
+    def source_of(self, insn: int) -> tuple[int, int] | None:
+        """(line, column) of the statement that instruction `insn` belongs to."""
+        found = None
+        for index, line, column in self.lines:
+            if index > insn:
+                break
+            found = (line, column)
+        return found
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """The ELF object as the loader needs it (pybpf.runtime.objspec.parse_object reads it)."""
+    maps: dict[str, MapDef]
+    programs: dict[str, ProgramSection]
+    license: str
+
+    def to_json(self) -> dict:
+        return {"maps": {k: [m.map_type, m.key_size, m.value_size, m.max_entries, m.map_flags]
+                         for k, m in self.maps.items()},
+                "programs": {k: [p.insns.hex(), {str(o): sym for o, sym in p.relocations.items()},
+                                 [list(line) for line in p.lines]] for k, p in self.programs.items()},
+                "license": self.license}
+
+    @classmethod
+    def from_json(cls, j: dict) -> "ObjectSpec":
+        return cls({k: MapDef(*v) for k, v in j["maps"].items()},
+                   {k: ProgramSection(k, bytes.fromhex(insns), {int(o): sym for o, sym in relocs.items()},
+                                      tuple(tuple(line) for line in lines))
+                    for k, (insns, relocs, lines) in j["programs"].items()},
+                   j["license"])
+
+
 @dataclass
 class CompiledProgram:
+    """elf is the object as LLVM wrote it; `object` is that ELF parsed, once, by the compiler: the
+    run side loads from it and never reads the ELF."""
     elf: bytes
+    object: ObjectSpec
     programs: tuple[ProgramSpec, ...]
     maps: tuple[MapSpec, ...]
     printfs: tuple[PrintfSpec, ...] = ()
     time_formats: tuple[str, ...] = ()
     probe_names: dict[int, str] = field(default_factory=dict)
-    ringbuf_size: int = DEFAULT_RINGBUF_SIZE
     # (line, column, end line, end column) of the statements whose code the ELF's line info
     # locates: a verifier rejection is shown on its statement.
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()
@@ -222,6 +277,7 @@ class CompiledProgram:
     def to_json(self) -> str:
         return json.dumps({
             "elf": self.elf.hex(),
+            "object": self.object.to_json(),
             "programs": [[p.section, p.prog_type,
                           [[a.provider, a.target, a.period_ns] for a in p.attach_points],
                           p.expected_attach_type, p.attach_btf_id, p.raw_tracepoint]
@@ -230,7 +286,6 @@ class CompiledProgram:
             "printfs": [[p.fmt, [T.to_json(a) for a in p.args]] for p in self.printfs],
             "time_formats": list(self.time_formats),
             "probe_names": {str(k): v for k, v in self.probe_names.items()},
-            "ringbuf_size": self.ringbuf_size,
             "statement_spans": [list(span) for span in self.statement_spans],
         })
 
@@ -239,6 +294,7 @@ class CompiledProgram:
         j = json.loads(text)
         return cls(
             elf=bytes.fromhex(j["elf"]),
+            object=ObjectSpec.from_json(j["object"]),
             programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps), eat, btf_id, raw)
                            for s, t, aps, eat, btf_id, raw in j["programs"]),
             maps=tuple(MapSpec.from_json(m) for m in j["maps"]),
@@ -246,6 +302,5 @@ class CompiledProgram:
                           for f, args in j["printfs"]),
             time_formats=tuple(j["time_formats"]),
             probe_names={int(k): v for k, v in j["probe_names"].items()},
-            ringbuf_size=j["ringbuf_size"],
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
         )

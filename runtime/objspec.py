@@ -1,6 +1,6 @@
 """ELF object -> ObjectSpec: what the loader needs, read without touching the kernel.
 
-    spec = parse_object(compiled.elf)
+    spec = parse_object(elf)                     # the compiler does it once: CompiledProgram.object
     spec.maps['__pybpf_events']                  # MapDef(map_type=27, key_size=0, ..., max_entries=1 << 20)
     spec.programs['tracepoint/syscalls/sys_enter_openat'].relocations   # {insn byte offset: map symbol}
     spec.license                                 # 'GPL'
@@ -12,15 +12,10 @@ R_BPF_64_64 relocations of ld_imm64 instructions against map symbols.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import os
 import struct
-from dataclasses import dataclass
 
-from pybpf.cache import cache_path, write_atomically
-
+from pybpf.program import MapDef, ObjectSpec, ProgramSection
 from pybpf.runtime.errors import ObjectFormatError
 from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
 
@@ -30,72 +25,6 @@ R_BPF_64_64 = 1                  # relocation type of a ld_imm64 against a map s
 SHF_EXECINSTR = 0x4
 
 _MAP_DEF = struct.Struct("<5I")  # u32 type, key_size, value_size, max_entries, map_flags
-
-
-@dataclass(frozen=True)
-class MapDef:
-    map_type: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    map_flags: int = 0
-
-
-@dataclass(frozen=True)
-class ProgramSection:
-    name: str
-    insns: bytes
-    relocations: dict[int, str]  # byte offset of a ld_imm64 in insns -> map symbol
-    # (instruction index, source line, column), ascending, from the .BTF.ext line info
-    lines: tuple[tuple[int, int, int], ...] = ()
-
-    def source_of(self, insn: int) -> tuple[int, int] | None:
-        """(line, column) of the statement that instruction `insn` belongs to."""
-        found = None
-        for index, line, column in self.lines:
-            if index > insn:
-                break
-            found = (line, column)
-        return found
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    maps: dict[str, MapDef]
-    programs: dict[str, ProgramSection]
-    license: str
-
-
-def load_object(elf_bytes: bytes, cache_dir: str | None = None) -> ObjectSpec:
-    """parse_object, remembered on disk by the object's hash: a compile-cache hit then imports
-    neither LLVM nor the ELF reader (pyelftools costs ~20 ms of a warm start-up's imports)."""
-    folder = cache_dir or cache_path("specs")
-    path = os.path.join(folder, hashlib.sha256(elf_bytes).hexdigest() + ".json")
-    try:
-        with open(path) as f:
-            return _spec_from_json(json.load(f))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    spec = parse_object(elf_bytes)
-    write_atomically(path, json.dumps(_spec_to_json(spec)).encode())
-    return spec
-
-
-def _spec_to_json(spec: ObjectSpec) -> dict:
-    return {"maps": {k: [m.map_type, m.key_size, m.value_size, m.max_entries, m.map_flags]
-                     for k, m in spec.maps.items()},
-            "programs": {k: [p.insns.hex(), {str(o): sym for o, sym in p.relocations.items()},
-                             [list(line) for line in p.lines]] for k, p in spec.programs.items()},
-            "license": spec.license}
-
-
-def _spec_from_json(j: dict) -> ObjectSpec:
-    return ObjectSpec(
-        {k: MapDef(*v) for k, v in j["maps"].items()},
-        {k: ProgramSection(k, bytes.fromhex(insns), {int(o): sym for o, sym in relocs.items()},
-                           tuple(tuple(line) for line in lines))
-         for k, (insns, relocs, lines) in j["programs"].items()},
-        j["license"])
 
 
 def parse_object(elf_bytes: bytes) -> ObjectSpec:

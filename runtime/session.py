@@ -24,7 +24,6 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MA
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
 from pybpf.runtime.loader import LoadedObject, load
-from pybpf.runtime.objspec import load_object
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.runtime.values import slot_decoder
@@ -51,7 +50,7 @@ class Session:
     def start(self) -> None:
         """Load, attach every probe, then run BEGIN. On failure everything is released again."""
         try:
-            obj = load_object(self.compiled.elf)
+            obj = self.compiled.object
             self.loaded = load(obj, self.compiled)
             self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
                                                          obj.maps[EVENTS_MAP].max_entries))

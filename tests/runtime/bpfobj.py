@@ -132,7 +132,8 @@ def load_counting(spec, body: str):
     from pybpf.runtime.objspec import parse_object
 
     elf = build_object(standard_maps() + [COUNTS], {spec.section: body})
-    obj = load(parse_object(elf), CompiledProgram(elf, (spec,), ()))
+    compiled = CompiledProgram(elf, parse_object(elf), (spec,), ())
+    obj = load(compiled.object, compiled)
     return obj, obj.prog_fds[spec.section]
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.kernel
 
 
 def compiled(elf: bytes, *programs: tuple[str, int]) -> CompiledProgram:
-    return CompiledProgram(elf, tuple(ProgramSpec(section, prog_type, ()) for section, prog_type in programs), ())
+    return CompiledProgram(elf, parse_object(elf), tuple(ProgramSpec(section, prog_type, ()) for section, prog_type in programs), ())
 
 
 def load_elf(elf: bytes, *programs: tuple[str, int]):

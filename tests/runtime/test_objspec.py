@@ -61,12 +61,11 @@ def test_line_info_maps_instructions_to_statements():
     assert (3, 3, 3, 17) in compiled.statement_spans         # printf("hi\n"); underlined whole
 
 
-def test_load_object_remembers_the_parse(tmp_path):
+def test_compiled_program_carries_its_parsed_object():
+    # the compiler parses its ELF once; the run side loads from compiled.object, also after a
+    # round trip through the compile cache's JSON
     from pybpf.compiler import compile_source
-    from pybpf.runtime.objspec import load_object
-    elf = compile_source('BEGIN { @x[1] = count(); printf("%d\\n", 1); }').elf
-    first = load_object(elf, str(tmp_path))
-    (memo,) = list(tmp_path.iterdir())
-    assert load_object(elf, str(tmp_path)) == first == parse_object(elf)
-    memo.write_text("{not json")                     # a damaged memo is parsed again
-    assert load_object(elf, str(tmp_path)) == first
+    from pybpf.program import CompiledProgram
+    compiled = compile_source('BEGIN { @x[1] = count(); printf("%d\\n", 1); exit(); }')
+    assert compiled.object == parse_object(compiled.elf)
+    assert CompiledProgram.from_json(compiled.to_json()).object == compiled.object

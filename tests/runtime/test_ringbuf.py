@@ -45,8 +45,9 @@ print(backwards)
 
 def loaded(body: str, ringbuf_size: int):
     elf = build_object(standard_maps(ringbuf_size), {"raw_tracepoint/rt_emit": body})
-    return load(parse_object(elf), CompiledProgram(
-        elf, (ProgramSpec("raw_tracepoint/rt_emit", BpfProgType.RAW_TRACEPOINT, ()),), ()))
+    compiled = CompiledProgram(elf, parse_object(elf),
+                               (ProgramSpec("raw_tracepoint/rt_emit", BpfProgType.RAW_TRACEPOINT, ()),), ())
+    return load(compiled.object, compiled)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pybpf.program import (START_MAP, AttachPoint, CompiledProgram, EventKind, M
                            ProgramSpec)
 from pybpf.runtime import maps
 from pybpf.runtime.errors import NotSupportedError
+from pybpf.runtime.objspec import parse_object
 from pybpf.runtime.session import Session
 from pybpf.uapi.bpf import BpfMapType, BpfProgType
 
@@ -55,7 +56,7 @@ def compile_test(tracepoint_body: str, *, ringbuf_size=1 << 16, extra=(), points
     elf = build_object(standard_maps(ringbuf_size) + [MapDecl("calls", BpfMapType.PERCPU_HASH, 8, 8, 16)],
                        bodies)
     return CompiledProgram(
-        elf,
+        elf, parse_object(elf),
         (ProgramSpec(BEGIN[0], BEGIN[1], (BEGIN[2],)),
          ProgramSpec("tracepoint/rt_getppid", BpfProgType.TRACEPOINT, points),
          ProgramSpec(END[0], END[1], (END[2],))) + extra,
