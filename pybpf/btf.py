@@ -10,8 +10,9 @@
 Loading never decodes the type section. The file is mapped (read where it cannot be), and an index is
 built in one pass over the fixed-size type headers: the word offset of every type and the named types'
 ids sorted by name, so `find` is a binary search and `list_names` a prefix range. The index is cached in
-$XDG_CACHE_HOME/pybpf/btf (~/.cache/pybpf/btf) as raw u32 arrays, keyed by the BTF's identity, written
-atomically and checked by a CRC, so a fresh process loads it with one read. A type is decoded into a
+the trusted cache folder's btf/ (pybpf.diskcache: checked owner and mode, a SHA-256 of the content,
+atomic writes) as raw u32 arrays, keyed by the BTF's identity, so a fresh process loads it with one
+read, and a rewritten index cannot change the layouts the compiler sees. A type is decoded into a
 frozen dataclass when asked for, and memoized.
 
 Identity: size, mtime and inode of the file plus a SHA-1 of its header and first and last 64 KiB.
@@ -36,7 +37,6 @@ import operator
 import os
 import struct
 import sys
-import zlib
 from typing import Iterator
 
 # The type kinds are part of this module's API (btf.Int, btf.Ptr, ...).
@@ -44,7 +44,7 @@ from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # 
                              BtfType, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, FieldPath,
                              Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
-from pybpf.cache import cache_path, write_atomically
+from pybpf import diskcache
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
@@ -61,7 +61,8 @@ _VLEN_WORDS = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3) + (0,
 
 LINKAGE_NAMES = ("static", "global", "extern")
 _MODIFIERS = frozenset(("typedef", "volatile", "const", "restrict", "type_tag"))
-_INDEX_MAGIC = b"PYBTFIX2"
+_INDEX_MAGIC = b"PYBTFIX3"
+CACHE_FOLDER = "btf"
 # GCC names integer types its own way in BTF; c_name prints, and find also accepts, the usual spelling.
 _GCC_INT_NAMES = {"long unsigned int": "unsigned long", "long int": "long", "short unsigned int": "unsigned short",
                   "short int": "short", "long long unsigned int": "unsigned long long",
@@ -106,10 +107,6 @@ def _parse_header(data) -> _Header:
     return h
 
 
-def cache_dir() -> str:
-    return cache_path("btf")
-
-
 def _u32s(values=()) -> array.array:
     a = array.array("I", values)
     assert a.itemsize == 4
@@ -122,7 +119,7 @@ class Btf:
     """One BTF file (or blob); split BTF when `base` is given. Construct with Btf.load or Btf.from_bytes."""
 
     def __init__(self, data, *, base: "Btf | None" = None, name: str = "", identity: str | None = None,
-                 cache: bool | str = True):
+                 cache: bool = True):
         self.name = name
         self.base = base
         self._data = data
@@ -147,8 +144,8 @@ class Btf:
     # -- loading -------------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str = VMLINUX, base: "Btf | None" = None, *, cache: bool | str = True) -> "Btf":
-        """Map (or read) a BTF file; `cache` False disables the index cache, a string names its folder."""
+    def load(cls, path: str = VMLINUX, base: "Btf | None" = None, *, cache: bool = True) -> "Btf":
+        """Map (or read) a BTF file; `cache` False neither reads nor writes the index cache."""
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -183,42 +180,40 @@ class Btf:
     def identity(self) -> str:
         return self._identity
 
-    def _load_index(self, identity: str | None, cache: bool | str):
+    def _load_index(self, identity: str | None, cache: bool):
         self._identity = identity or hashlib.sha1(bytes(self._data)).hexdigest()
-        path = None
+        entry = None
         if cache and identity:
-            folder = cache if isinstance(cache, str) else cache_dir()
-            path = self.cache_file = os.path.join(folder, f"{self.name or 'btf'}-{identity[:24]}.idx")
-            loaded = self._read_index(path)
+            entry = f"{self.name or 'btf'}-{identity[:24]}.idx"
+            self.cache_file = os.path.join(diskcache.root(), CACHE_FOLDER, entry)
+            loaded = self._read_index(diskcache.read(CACHE_FOLDER, entry))
             if loaded:
                 self.cache_hit = True
                 return loaded
         offsets, by_name = self._build_index()
-        if path:
-            self._write_index(path, offsets, by_name)
+        if entry:
+            self._write_index(entry, offsets, by_name)
         return offsets, by_name
 
-    def _read_index(self, path: str):
+    def _read_index(self, blob: bytes | None):
+        """The index from a cache entry (whose checksum pybpf.diskcache verified), or None."""
+        if blob is None:
+            return None
         try:
-            with open(path, "rb") as f:
-                blob = f.read()
-            magic, n_off, n_name, crc, ident = struct.unpack_from("<8sIII40s", blob, 0)
+            magic, n_off, n_name, ident = struct.unpack_from("<8sII40s", blob, 0)
             body = memoryview(blob)[64:]
-            if (magic != _INDEX_MAGIC or ident.decode() != self._identity or len(body) != 4 * (n_off + n_name)
-                    or zlib.crc32(body) != crc):
+            if magic != _INDEX_MAGIC or ident.decode() != self._identity or len(body) != 4 * (n_off + n_name):
                 return None
             offsets, by_name = _u32s(), _u32s()
             offsets.frombytes(body[:4 * n_off])
             by_name.frombytes(body[4 * n_off:])
             return offsets, by_name
-        except (OSError, struct.error, UnicodeDecodeError, ValueError):
-            return None      # missing or corrupt: rebuild
+        except (struct.error, UnicodeDecodeError, ValueError):
+            return None      # another format: rebuild
 
-    def _write_index(self, path: str, offsets: array.array, by_name: array.array) -> None:
-        body = offsets.tobytes() + by_name.tobytes()
-        head = struct.pack("<8sIII40s", _INDEX_MAGIC, len(offsets), len(by_name), zlib.crc32(body),
-                           self._identity.encode())
-        write_atomically(path, head.ljust(64, b"\0") + body)
+    def _write_index(self, entry: str, offsets: array.array, by_name: array.array) -> None:
+        head = struct.pack("<8sII40s", _INDEX_MAGIC, len(offsets), len(by_name), self._identity.encode())
+        diskcache.write(CACHE_FOLDER, entry, head.ljust(64, b"\0") + offsets.tobytes() + by_name.tobytes())
 
     def _build_index(self) -> tuple[array.array, array.array]:
         w = self._w.tolist()          # list indexing is the fastest a Python loop gets (~2x a memoryview)

@@ -2,12 +2,12 @@
 
     compiled = compile_cached(source, filename, options)   # a hit imports neither Lark nor llvmlite
 
-The key covers the source, the options (positional parameters, sizes), pybpf's own code (version
-and the size and mtime of the modules that compile, subpackages such as uapi included, so an
-edited checkout never reads stale objects) and the
-running kernel (release, build string and BTF size: tracepoint layouts and ids come from it) and
-the machine's possible CPUs (`ncpus` is compiled in; a reboot may change them).
-Entries live in $XDG_CACHE_HOME/pybpf/objects (~/.cache/pybpf/objects); writes are atomic.
+The key covers the source, the options (positional parameters, sizes), the code (pybpf's version,
+the size and mtime of every module of pybpf, its runtime and subpackages included, so an edited
+checkout never reads stale objects; Lark's and llvmlite's folders), the running kernel (release,
+build string and BTF size: tracepoint layouts and ids come from it) and the machine's possible CPUs
+(`ncpus` is compiled in; a reboot may change them). Entries live in the trusted cache folder's
+objects/ (pybpf.diskcache: checked owner and mode, checksummed, bounded).
 """
 
 from __future__ import annotations
@@ -15,59 +15,35 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
 
-from pybpf import __version__
+from pybpf import __version__, diskcache
 from pybpf.program import CompiledProgram
 
-
-def cache_path(*parts: str) -> str:
-    """Where pybpf keeps a cache: $XDG_CACHE_HOME/pybpf/PARTS (~/.cache/pybpf/PARTS). Every
-    on-disk cache (compiled objects, parsed objects, the BTF index, the grammar) lives there."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pybpf", *parts)
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write a cache file whole or not at all, so a reader never sees half of one. A cache that
-    cannot be written only costs time: errors are swallowed."""
-    import tempfile     # ~2 ms to import: only a cache miss pays it
-
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        pass
-
-
-def cache_dir() -> str:
-    return cache_path("objects")
+FOLDER = "objects"
 
 
 @functools.cache
 def _code_identity() -> str:
-    import pybpf
-    import pybpf.backend
-    import pybpf.grammar
+    """What shapes a compiled program, found without importing anything new: the size and mtime of
+    every file of pybpf's packages (the runtime too: the compiler uses its printf parser and
+    attach probes), and the folders of Lark and llvmlite (an upgrade recreates them)."""
+    from importlib.util import find_spec
 
     parts = [__version__]
-    for module in (pybpf, pybpf.backend, pybpf.grammar):
-        top = os.path.dirname(module.__file__)
-        for folder, subfolders, names in os.walk(top):
-            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-            for name in sorted(names):
-                if name.endswith((".py", ".lark")):
-                    st = os.stat(os.path.join(folder, name))
-                    parts.append(f"{os.path.relpath(os.path.join(folder, name), top)}:"
-                                 f"{st.st_size}:{st.st_mtime_ns}")
+    for package in ("pybpf", "pybpf.backend", "pybpf.grammar", "pybpf.runtime"):
+        for top in find_spec(package).submodule_search_locations:
+            for folder, subfolders, names in os.walk(top):
+                subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+                for name in sorted(names):
+                    if name.endswith((".py", ".lark")):
+                        st = os.stat(os.path.join(folder, name))
+                        parts.append(f"{package}/{os.path.relpath(os.path.join(folder, name), top)}:"
+                                     f"{st.st_size}:{st.st_mtime_ns}")
+    for package in ("lark", "llvmlite"):
+        spec = find_spec(package)
+        for top in (spec.submodule_search_locations if spec else ()):
+            st = os.stat(top)
+            parts.append(f"{top}:{st.st_ino}:{st.st_mtime_ns}")
     return "|".join(parts)
 
 
@@ -95,34 +71,25 @@ def cache_key(source: str, options) -> str:
 
 
 def load_cached(key: str) -> CompiledProgram | None:
+    data = diskcache.read(FOLDER, key + ".json")
+    if data is None:
+        return None
     try:
-        with open(os.path.join(cache_dir(), key + ".json")) as f:
-            return CompiledProgram.from_json(f.read())
-    except (OSError, ValueError, KeyError, TypeError):
+        return CompiledProgram.from_json(data.decode())
+    except (ValueError, KeyError, TypeError):     # a format of another version: compile afresh
         return None
 
 
 def store(key: str, compiled: CompiledProgram) -> None:
-    write_atomically(os.path.join(cache_dir(), key + ".json"), compiled.to_json().encode())
+    diskcache.write(FOLDER, key + ".json", compiled.to_json().encode())
 
 
-def clear() -> int:
-    """Remove every pybpf cache (compiled objects, parsed objects, the BTF index, the grammar's);
-    returns how many compiled objects there were."""
-    try:
-        count = sum(1 for n in os.listdir(cache_dir()) if n.endswith(".json"))
-    except OSError:
-        count = 0
-    shutil.rmtree(cache_path(), ignore_errors=True)
-    return count
-
-
-def compile_cached(source: str, filename: str = "stdin", options=None, times=None,
-                   use_cache: bool = True) -> CompiledProgram:
+def compile_cached(source: str, filename: str = "stdin", options=None, times=None) -> CompiledProgram:
+    """compile_source, through the cache unless it is off (diskcache.settings.disabled: --no-cache)."""
     from pybpf.compiler import CompileOptions
 
     options = options or CompileOptions()
-    if not use_cache:
+    if not diskcache.enabled():
         from pybpf.compiler import compile_source
         return compile_source(source, filename, options, times)
     key = cache_key(source, options)

@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 
-from pybpf import __version__
+from pybpf import __version__, diskcache
 from pybpf.compiler import CompileOptions, StageTimes
 from pybpf.diagnostics import CompileError
 from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
@@ -57,9 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="compile and load through the verifier, attach nothing")
     p.add_argument("--no-cache", action="store_true",
-                   help="compile afresh, neither reading nor writing the compile cache")
+                   help="read and write no cache at all (compiled objects, BTF index, parser tables)")
     p.add_argument("--clear-cache", action="store_true",
-                   help="empty pybpf's caches (compiled and parsed objects, BTF index) and exit")
+                   help="empty pybpf's cache folder (compiled objects, BTF index, parser tables) and exit")
+    p.add_argument("--cache-max-size", metavar="SIZE", type=_cache_size, default=None,
+                   help="bound of the cache folder, least recently used entries out first; K/M/G "
+                        f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
+                        f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
     p.add_argument("--metrics", metavar="[HOST:]PORT",
                    help="while the script runs, serve its maps to Prometheus on "
                         "http://HOST:PORT/metrics (default host 127.0.0.1; needs pybpf[metrics])")
@@ -84,6 +88,13 @@ def _ringbuf_size(text: str) -> int:
             f"the ring buffer size must be a power of two from the page size ({mmap.PAGESIZE}) "
             f"to {MAX_RINGBUF_SIZE >> 20}M bytes, not {text}")
     return size
+
+
+def _cache_size(text: str) -> int:
+    try:
+        return diskcache.parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _map_entries(text: str) -> int:
@@ -258,14 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     # bpftrace's -lv is -l with -v, not -l with the pattern "v".
     argv = [a for arg in argv for a in (("-v", "-l") if arg in ("-lv", "-vl") else (arg,))]
     opts = _parser().parse_args(argv)
-    if opts.list is not None:
-        pattern = opts.list or (opts.args[0] if opts.args else "")
-        return _list(pattern, opts.verbose)
     if opts.clear_cache:
-        from pybpf.cache import cache_path, clear
-        print(f"removed {clear()} compiled objects, and the other caches, from {cache_path()}")
-        return 0
+        return _clear_cache()
+    # this run's cache settings, undone on return for a caller that runs main() again
+    saved, diskcache.settings = diskcache.settings, diskcache.Settings(
+        disabled="--no-cache" if opts.no_cache else "", max_bytes=opts.cache_max_size)
     try:
+        if opts.list is not None:
+            return _list(opts.list or (opts.args[0] if opts.args else ""), opts.verbose)
         return _main(opts)
     except CompileError as e:
         print(e, file=sys.stderr)
@@ -295,6 +306,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return error(f"internal error, please report it (run with -v for the traceback): "
                      f"{type(e).__name__}: {e}")
+    finally:
+        diskcache.settings = saved
+
+
+def _clear_cache() -> int:
+    cleared = diskcache.clear()
+    if cleared.failed:
+        more = f" (and {len(cleared.failed) - 1} more)" if len(cleared.failed) > 1 else ""
+        return error(f"could not empty the cache {diskcache.root()}: {cleared.failed[0]}{more}; "
+                     f"remove it as the user that owns it")
+    print(f"removed {_plural(cleared.objects, 'compiled object')}, and the other caches, "
+          f"from {diskcache.root()}")
+    return 0
 
 
 def _render_verifier_error(e, compiled, source: str, filename: str, verbose: bool) -> str:
@@ -326,8 +350,10 @@ def _main(opts) -> int:
 
     times = StageTimes()
     start = time.perf_counter()
-    compiled = compile_cached(source, filename, options, times, use_cache=not opts.no_cache)
+    compiled = compile_cached(source, filename, options, times)
     if opts.verbose:
+        for note in diskcache.notes():
+            print(note, file=sys.stderr)
         stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.seconds.items()) \
             or "from the cache"
         print(f"compiled in {(time.perf_counter() - start) * 1000:.1f} ms ({stages}); "

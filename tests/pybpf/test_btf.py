@@ -230,30 +230,30 @@ def test_errors(tmp_path):
         Btf.from_bytes(blob)
 
 
-def test_disk_cache(tmp_path):
+def test_disk_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tmp_path / "blob.btf"
     path.write_bytes(build_every_kind().blob())
-    cache = str(tmp_path / "cache")
-    first = Btf.load(str(path), cache=cache)
+    first = Btf.load(str(path))
     assert not first.cache_hit and os.path.exists(first.cache_file)
-    second = Btf.load(str(path), cache=cache)
+    second = Btf.load(str(path))
     assert second.cache_hit and second.cache_file == first.cache_file
     assert list(second) == list(first)
     assert second.find("rec").id == 7 and second.list_names("fentry") == first.list_names("fentry")
-    assert [f for f in os.listdir(cache) if f.startswith(".tmp")] == []
+    assert [f for f in os.listdir(os.path.dirname(first.cache_file)) if f.startswith(".tmp")] == []
 
     # a corrupt file (flipped byte, truncated, garbage) is ignored and rewritten
     good = open(first.cache_file, "rb").read()
-    for bad in (good[:70] + bytes([good[70] ^ 0xFF]) + good[71:], good[:-4], b"garbage"):
+    for bad in (good[:170] + bytes([good[170] ^ 0xFF]) + good[171:], good[:-4], b"garbage"):
         open(first.cache_file, "wb").write(bad)
-        again = Btf.load(str(path), cache=cache)
+        again = Btf.load(str(path))
         assert not again.cache_hit and list(again) == list(first)
         assert open(first.cache_file, "rb").read() == good
-        assert Btf.load(str(path), cache=cache).cache_hit
+        assert Btf.load(str(path)).cache_hit
 
     # a changed file gets a new key
     path.write_bytes(build_every_kind(">").blob())
-    assert not Btf.load(str(path), cache=cache).cache_hit
+    assert not Btf.load(str(path)).cache_hit
     assert not Btf.load(str(path), cache=False).cache_hit
 
 
@@ -373,9 +373,10 @@ def test_c_names_of_kernel_types(kernel):
 
 
 @needs_vmlinux
-def test_vmlinux_cache_gives_identical_answers(tmp_path):
-    cold = Btf.load(VMLINUX, cache=str(tmp_path))
-    warm = Btf.load(VMLINUX, cache=str(tmp_path))
+def test_vmlinux_cache_gives_identical_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cold = Btf.load(VMLINUX)
+    warm = Btf.load(VMLINUX)
     assert not cold.cache_hit and warm.cache_hit
     assert cold._offsets == warm._offsets and cold._by_name == warm._by_name
     t1, t2 = cold.find("task_struct", "struct"), warm.find("task_struct", "struct")

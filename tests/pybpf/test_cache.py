@@ -1,22 +1,28 @@
 """The compile cache: a hit gives back the same program without importing the compiler's heavy
-parts; any change to what shaped the program misses."""
+parts; any change to what shaped the program misses; a damaged entry is compiled again."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from importlib.util import find_spec
 
-from pybpf import cache
+from pybpf import cache, diskcache
 from pybpf.compiler import CompileOptions
 
 SOURCE = 'BEGIN { @x[1] = count(); printf("%d\\n", 5); exit(); }'
 
 
+def entry_path(source=SOURCE, options=None) -> str:
+    key = cache.cache_key(source, options or CompileOptions())
+    return os.path.join(diskcache.root(), cache.FOLDER, key + ".json")
+
+
 def test_hit_returns_the_same_program(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = cache.compile_cached(SOURCE, "stdin", CompileOptions())
-    key = cache.cache_key(SOURCE, CompileOptions())
-    assert os.path.exists(os.path.join(cache.cache_dir(), key + ".json"))
+    assert os.path.exists(entry_path())
     second = cache.compile_cached(SOURCE, "stdin", CompileOptions())
     assert second.to_json() == first.to_json()
 
@@ -29,32 +35,74 @@ def test_key_covers_source_and_parameters():
     assert cache.cache_key(SOURCE, CompileOptions()) == base
 
 
-def test_hit_imports_neither_lark_nor_llvmlite(tmp_path):
+def test_hit_imports_neither_lark_nor_llvmlite_nor_the_elf_reader(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
-    probe = ("import sys; from pybpf.cache import compile_cached; "
-             f"compile_cached({SOURCE!r}); "
-             "print(json.dumps(['lark' in sys.modules, 'llvmlite' in sys.modules]))")
-    code = "import json; " + probe
+    code = ("import json, sys; from pybpf.cache import compile_cached; "
+            f"compiled = compile_cached({SOURCE!r}); "
+            "print(json.dumps([m in sys.modules for m in ('lark', 'llvmlite', 'elftools')]))")
     cold = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout)
     warm = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout)
-    assert cold == [True, True]
-    assert warm == [False, False]
+    assert cold == [True, True, True]
+    assert warm == [False, False, False]
 
 
 def test_clear_removes_entries(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache.compile_cached(SOURCE, "stdin", CompileOptions())
-    cache.write_atomically(cache.cache_path("specs", "x.json"), b"{}")     # the parsed-object memo
-    assert cache.clear() == 1
-    assert not os.path.exists(cache.cache_path())
-    assert cache.clear() == 0
+    assert diskcache.clear() == diskcache.Cleared(1, [])
+    assert not os.path.exists(diskcache.root())
+    assert diskcache.clear() == diskcache.Cleared(0, [])
 
 
-def test_code_identity_covers_subpackages():
-    # a change to a uapi constant must not reuse objects compiled before it
-    assert "uapi/bpf.py:" in cache._code_identity()
+def test_code_identity_covers_subpackages_and_the_runtime():
+    # a uapi constant or the runtime's printf parser (which the compiler uses) changes what is
+    # compiled: objects compiled before must not be reused
+    identity = cache._code_identity()
+    assert "pybpf/uapi/bpf.py:" in identity and "pybpf.runtime/printf.py:" in identity
+
+
+def test_editing_a_runtime_module_in_a_copy_misses(tmp_path):
+    # pybpf copied as one tree (as a plain install lays it out), then runtime/printf.py edited
+    tree = tmp_path / "site"
+    for package in ("pybpf", "pybpf.grammar", "pybpf.backend", "pybpf.runtime"):
+        (source,) = find_spec(package).submodule_search_locations
+        shutil.copytree(source, tree.joinpath(*package.split(".")), dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    # -S: no site hooks, so the editable install's own finder cannot win over the copy
+    packages = os.path.dirname(os.path.dirname(find_spec("lark").origin))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=f"{tree}:{packages}")
+    code = ("import json, sys, pybpf; from pybpf.cache import compile_cached; "
+            f"compile_cached({SOURCE!r}); print(json.dumps([pybpf.__file__, 'lark' in sys.modules]))")
+
+    def compiled_afresh() -> bool:
+        out = subprocess.run([sys.executable, "-S", "-c", code], env=env, check=True, capture_output=True,
+                             text=True, cwd=tmp_path).stdout
+        where, missed = json.loads(out)
+        assert where.startswith(str(tree))
+        return missed
+
+    assert compiled_afresh() and not compiled_afresh()
+    with open(tree / "pybpf" / "runtime" / "printf.py", "a") as f:
+        f.write("\n# edited\n")
+    assert compiled_afresh()
+
+
+def test_damaged_entry_is_compiled_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(diskcache, "settings", diskcache.Settings())
+    good = cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_json()
+    path = entry_path()
+    whole = open(path, "rb").read()
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0x01
+    for damaged in (whole[:len(whole) // 2], bytes(flipped), b"", b"{}\n"):
+        with open(path, "wb") as f:
+            f.write(damaged)
+        assert cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_json() == good
+        assert open(path, "rb").read() == whole          # removed, compiled, stored again
+    assert any("removed a damaged entry objects/" in note for note in diskcache.notes())
 
 
 def test_unwritable_cache_still_compiles(tmp_path, monkeypatch):
@@ -68,3 +116,14 @@ def test_kernel_identity_covers_the_possible_cpus():
     # ncpus is compiled into the program: a machine rebooted with other CPUs must miss.
     with open("/sys/devices/system/cpu/possible") as f:
         assert cache._kernel_identity().endswith("|" + f.read().strip())
+
+
+def test_disabled_cache_reads_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache.compile_cached(SOURCE, "stdin", CompileOptions())
+    monkeypatch.setattr(diskcache, "settings", diskcache.Settings(disabled="--no-cache"))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    os.unlink(entry_path())
+    assert cache.compile_cached(SOURCE, "stdin", CompileOptions()).elf
+    assert diskcache.read(cache.FOLDER, "x") is None
+    assert sorted(p for p in tmp_path.rglob("*")) == [p for p in before if str(p) != entry_path()]
