@@ -3,8 +3,8 @@
 The script: PROBES syscall tracepoints, each with a count, a sum, a hist keyed map, a predicate and a
 printf, plus `BEGIN { exit(); }`. pybpf's stages come from pybpf.compiler.StageTimes, measured in a
 fresh interpreter (imports of Lark and llvmlite fall in the first stage that needs them, as for a
-user's cold run); `load` is the ELF parse plus BPF_MAP_CREATE/BPF_PROG_LOAD of every program (the
-verifier), without attaching. bpftrace prints no breakdown: its whole start-up on the same script
+user's cold run); `elf` is the compiler's one parse of its ELF, `load` BPF_MAP_CREATE/BPF_PROG_LOAD
+of every program (the verifier), without attaching. bpftrace prints no breakdown: its whole start-up on the same script
 (attach included) is given for context, next to pybpf's cold and warm start-up.
 """
 
@@ -28,10 +28,9 @@ times = StageTimes()
 t1 = time.perf_counter()
 compiled = compile_source(sys.stdin.read(), "bench.pbt", CompileOptions(), times)
 t2 = time.perf_counter()
-from pybpf.runtime.objspec import parse_object
 from pybpf.runtime.loader import load
 t3 = time.perf_counter()
-loaded = load(parse_object(compiled.elf), compiled)
+loaded = load(compiled.object, compiled)
 t4 = time.perf_counter()
 loaded.close()
 out = dict(times.seconds)
@@ -69,7 +68,7 @@ def measure(tools: list[str], repeat: int, probes: int = PROBES) -> dict:
     return results
 
 
-STAGE_ORDER = ("parse", "probes", "check", "layout", "lower", "llvm", "load")
+STAGE_ORDER = ("parse", "probes", "check", "layout", "lower", "llvm", "elf", "load")
 
 
 def rows(results: dict) -> list[tuple[str, float | None, float | None, str]]:

@@ -39,12 +39,12 @@ import struct
 import sys
 from typing import Iterator
 
+from pybpf import diskcache
 # The type kinds are part of this module's API (btf.Int, btf.Ptr, ...).
 from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # noqa: F401
                              BtfType, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, FieldPath,
                              Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
-from pybpf import diskcache
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F

@@ -3,7 +3,8 @@
     compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
     ir_text = compile_source(src, stage="llvm")          # stop early to look inside
 
-parse -> resolve probes -> check types -> lay out resources -> lower to IR -> emit ELF.
+parse -> resolve probes -> check types -> lay out resources -> lower to IR -> emit ELF -> parse the
+ELF once (CompiledProgram.object: what the loader needs).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     elf = times.run("llvm", emitter.emit, lowered.ir_text)
     return CompiledProgram(
         elf=elf,
-        object=parse_object(elf),
+        object=times.run("elf", parse_object, elf),     # parsed once, here: the run side reads no ELF
         programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
                                    p.attach_btf_id,
                                    p.syscall_filter.raw_tracepoint if p.syscall_filter else "")
