@@ -194,3 +194,28 @@ def test_clear_reports_what_it_could_not_remove():
         assert not os.path.exists(os.path.join(cache, "pybpf", "objects"))    # what it could remove is gone
     finally:
         shutil.rmtree(home)
+
+
+def pybpf_imports(module: str) -> set[str]:
+    """The pybpf modules that `module`'s source imports (at any depth of its code)."""
+    import ast
+    import importlib.util
+
+    with open(importlib.util.find_spec(module).origin) as f:
+        tree = ast.parse(f.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pybpf"):
+            found |= {f"{node.module}.{a.name}" if node.module == "pybpf" else node.module for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("pybpf")}
+    return found
+
+
+def test_a_leaf_module_that_the_caches_use_without_the_compiler():
+    # btf.py and parser.py reach the cache folder without pybpf.cache, which imports the compiler;
+    # diskcache itself needs nothing of pybpf's
+    assert pybpf_imports("pybpf.diskcache") == set()
+    for user in ("pybpf.btf", "pybpf.parser", "pybpf.runtime.objspec"):
+        assert "pybpf.cache" not in pybpf_imports(user)
+    assert "pybpf.diskcache" in pybpf_imports("pybpf.btf") & pybpf_imports("pybpf.parser")
