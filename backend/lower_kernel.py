@@ -12,7 +12,8 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64
 from pybpf.ktypes import KernelRead
-from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, REGISTER_PROVIDERS, ArgField
+from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
+from pybpf.providers.base import Context
 from pybpf.resources import SYSCALL_ARGS_OFFSET, SYSCALL_NR_FIELD
 from pybpf.uapi.bpf import BpfFunc
 from pybpf.uapi.ptrace import CODE_SEGMENT, SYSCALL_ARGUMENT_REGISTERS, SYSCALL_NUMBER_REGISTER, USER_CS
@@ -37,7 +38,7 @@ class KernelLowering:
     def load_argument(self, index: int) -> ir.Value:
         """A function's argument: from its register in pt_regs (kprobes), or the index-th u64
         of the context (fentry/fexit and raw tracepoints)."""
-        if self.program.group.provider in REGISTER_PROVIDERS:
+        if self.program.group.provider.context is Context.PT_REGS:
             return self.load_context(KPROBE_ARG_REGISTERS[index])
         return self.load_context(8 * index)
 
@@ -124,7 +125,7 @@ class KernelLowering:
 
     def retval(self, e) -> ir.Value:
         reads = self.checked.retvals.get(e)
-        if self.program.group.provider in REGISTER_PROVIDERS:
+        if self.program.group.provider.context is Context.PT_REGS:
             value = self.load_context(PT_REGS_AX)
         else:
             # fexit: the context is the arguments' u64s, then the return value.

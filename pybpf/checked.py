@@ -13,22 +13,13 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.diagnostics import Span
 from pybpf.ktypes import KernelRead
-from pybpf.probes import ProbeGroup
+from pybpf.providers.base import ProbeGroup
 from pybpf.program import LhistParams, MapKind
 from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
 UINT = T.IntType(8, False)
 VOID = T.VoidType()
-
-# args.NAME: tracepoints from their format files; the others from BTF (kprobes: the arguments
-# of functions that have BTF, read from their registers).
-ARGS_PROVIDERS = ("tracepoint", "rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
-BTF_ARG_PROVIDERS = ("rawtracepoint", "fentry", "fexit", "kprobe", "kretprobe")
-FUNCTION_PROVIDERS = ("kprobe", "kretprobe", "fentry", "fexit", "uprobe", "uretprobe")
-# Contexts that are a struct pt_regs: arguments and the return value live in registers.
-REGISTER_PROVIDERS = ("kprobe", "kretprobe", "uprobe", "uretprobe")
-RETURN_PROVIDERS = ("kretprobe", "uretprobe", "fexit")
 
 
 def function_name(point) -> str:

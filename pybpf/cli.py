@@ -130,8 +130,7 @@ def _read_program(opts) -> tuple[str, str, list[str]]:
 def _list(pattern: str, verbose: bool) -> int:
     """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types."""
     from pybpf.btf import BtfError
-    from pybpf.listing import ListingError, describe_probe
-    from pybpf.probes import list_probes
+    from pybpf.listing import ListingError, describe_probe, list_probes
     from pybpf.tracefs import TracefsError
 
     try:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from pybpf.diagnostics import CompileError, Diagnostics
+from pybpf.features import Features
 from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
 
 
@@ -23,6 +24,9 @@ class CompileOptions:
     ringbuf_size: int = DEFAULT_RINGBUF_SIZE
     # Syscall tracepoints of one probe share one program on raw sys_enter/sys_exit (resources.py).
     share_syscalls: bool = True
+    # What the kernel supports (kprobes, fentry), for the kprobe <-> fentry choice; None: ask the
+    # running kernel.
+    features: Features | None = None
 
 
 @dataclass
@@ -45,7 +49,8 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
 
     diags = Diagnostics(source, filename)
     program = times.run("parse", parse, source, filename)
-    groups = times.run("probes", resolve_probes, program, diags)
+    groups = times.run("probes", resolve_probes, program, diags,
+                       options.features or _kernel_features())
     if diags.has_errors:
         raise CompileError(diags)
     checked = times.run("check", check_types, program, groups, diags, options.params)
@@ -56,6 +61,13 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
         raise CompileError(diags)
     plan = times.run("layout", plan_resources, checked, options.map_entries, options.share_syscalls)
     return diags, checked, plan
+
+
+def _kernel_features() -> Features:
+    """The running kernel's answers. The driver, not a pass, reaches into the run side for them:
+    answering means loading a program."""
+    from pybpf.runtime.features import KernelFeatures
+    return KernelFeatures()
 
 
 def _lower(source: str, filename: str, options: CompileOptions, times: StageTimes):

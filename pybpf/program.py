@@ -178,10 +178,15 @@ class PrintfSpec:
 @dataclass(frozen=True)
 class AttachPoint:
     """One place a program attaches: ('tracepoint', 'syscalls:sys_enter_openat'), ('BEGIN', ''),
-    ('interval', 'ms:100'). period_ns is set for interval."""
+    ('interval', 'ms:100'). period_ns is set for interval and profile.
+
+    `provider` names the probe kind as the user knows it (for messages); `attach_kind` is how the
+    run side attaches it: a key of pybpf.runtime.attach.ATTACHERS, chosen by the front end's
+    provider (pybpf.providers), so neither side needs the other's names."""
     provider: str
     target: str = ""
     period_ns: int = 0
+    attach_kind: str = ""
 
     @property
     def name(self) -> str:
@@ -279,7 +284,8 @@ class CompiledProgram:
             "elf": self.elf.hex(),
             "object": self.object.to_json(),
             "programs": [[p.section, p.prog_type,
-                          [[a.provider, a.target, a.period_ns] for a in p.attach_points],
+                          [[a.provider, a.target, a.period_ns, a.attach_kind]
+                           for a in p.attach_points],
                           p.expected_attach_type, p.attach_btf_id, p.raw_tracepoint]
                          for p in self.programs],
             "maps": [m.to_json() for m in self.maps],

@@ -23,26 +23,11 @@ import re
 from dataclasses import dataclass, field
 
 from pybpf import ast, builtins
-from pybpf.probes import ProbeGroup
 from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
 from pybpf.checked import CheckedProgram
-from pybpf.uapi.bpf import BpfAttachType, BpfProgType
-
-PROG_TYPES = {
-    "BEGIN": BpfProgType.RAW_TRACEPOINT, "END": BpfProgType.RAW_TRACEPOINT,
-    "tracepoint": BpfProgType.TRACEPOINT, "interval": BpfProgType.PERF_EVENT,
-    "rawtracepoint": BpfProgType.RAW_TRACEPOINT,
-    "kprobe": BpfProgType.KPROBE, "kretprobe": BpfProgType.KPROBE,
-    "fentry": BpfProgType.TRACING, "fexit": BpfProgType.TRACING,
-    "uprobe": BpfProgType.KPROBE, "uretprobe": BpfProgType.KPROBE,
-    "profile": BpfProgType.PERF_EVENT,
-}
-SECTION_PREFIX = {"BEGIN": "raw_tracepoint", "END": "raw_tracepoint",
-                  "tracepoint": "tracepoint", "interval": "perf_event",
-                  "rawtracepoint": "raw_tracepoint", "kprobe": "kprobe", "kretprobe": "kretprobe",
-                  "fentry": "fentry", "fexit": "fexit", "uprobe": "uprobe",
-                  "uretprobe": "uretprobe", "profile": "perf_event"}
-EXPECTED_ATTACH_TYPES = {"fentry": BpfAttachType.TRACE_FENTRY, "fexit": BpfAttachType.TRACE_FEXIT}
+from pybpf.providers.base import ProbeGroup, Provider
+from pybpf.providers.rawtracepoint import RAWTRACEPOINT
+from pybpf.providers.tracepoint import TRACEPOINT
 
 # Tracepoint record fields a shared syscall program can produce: the number, then the arguments
 # (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* come from the perf record.
@@ -113,7 +98,7 @@ def syscall_number(point: AttachPoint) -> tuple[str, int] | None:
     from pybpf.uapi import unistd_64
 
     category, _, name = point.target.partition(":")
-    if point.provider != "tracepoint" or category != "syscalls" or \
+    if point.provider != TRACEPOINT.name or category != "syscalls" or \
             platform.machine() != unistd_64.ARCH:
         return None
     for prefix, raw in RAW_SYSCALL_TRACEPOINTS.items():
@@ -132,7 +117,7 @@ def _shareable_layout(layout: tuple) -> bool:
 def _shared_syscall_points(checked: CheckedProgram, group: ProbeGroup) -> dict[str, list]:
     """raw tracepoint -> [(point, syscall number)] of the group's points that can share a program:
     two or more per direction, all reading the same argument fields the same way."""
-    if group.provider != "tracepoint" or ast.reads_builtin(group.probe, "func"):
+    if group.provider is not TRACEPOINT or ast.reads_builtin(group.probe, "func"):
         return {}
     by_raw: dict[str, list] = {}
     for point in group.points:
@@ -152,14 +137,14 @@ def _plan_programs(checked: CheckedProgram, plan: ResourcePlan, share_syscalls: 
         shared = _shared_syscall_points(checked, group) if share_syscalls else {}
         for raw, members in shared.items():
             numbers = tuple((number, _probe_id(plan, group, point)) for point, number in members)
-            _add_program(plan, group, tuple(point for point, _ in members), "rawtracepoint",
+            _add_program(plan, group, tuple(point for point, _ in members), RAWTRACEPOINT,
                          numbers[0][1], SyscallFilter(raw, numbers))
         taken = {point for members in shared.values() for point, _ in members}
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
         # attach point. (The tracepoint record cannot tell: syscall tracepoints hand BPF a record
         # whose first 8 bytes, common_type among them, are a pt_regs pointer.)
         # fentry/fexit programs are loaded against their one function's BTF id.
-        per_point = _uses_constant_per_point(group.probe) or group.provider in EXPECTED_ATTACH_TYPES
+        per_point = _uses_constant_per_point(group.probe) or bool(group.provider.expected_attach_type)
         partitions: dict[tuple, list[AttachPoint]] = {}
         for point in group.points:
             if point in taken:
@@ -177,14 +162,14 @@ def _probe_id(plan: ResourcePlan, group: ProbeGroup, point: AttachPoint) -> int:
     return probe_id
 
 
-def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoint, ...], kind: str,
-                 probe_id: int, syscall_filter: SyscallFilter | None = None) -> None:
+def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoint, ...],
+                 kind: Provider, probe_id: int, syscall_filter: SyscallFilter | None = None) -> None:
     """`kind` is the provider whose program type and section the code is built for."""
     n = len(plan.programs)
     plan.programs.append(ProgramPlan(
-        group, points, f"{SECTION_PREFIX[kind]}/p{n}", f"probe_{n}", int(PROG_TYPES[kind]), probe_id,
-        int(EXPECTED_ATTACH_TYPES.get(kind, 0)),
-        group.btf_target.get(points[0].name, 0) if kind in EXPECTED_ATTACH_TYPES else 0,
+        group, points, f"{kind.section}/p{n}", f"probe_{n}", int(kind.prog_type), probe_id,
+        int(kind.expected_attach_type),
+        group.btf_target.get(points[0].name, 0) if kind.expected_attach_type else 0,
         syscall_filter))
 
 

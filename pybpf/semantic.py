@@ -16,7 +16,7 @@ from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, 
                            CheckedProgram, MapInfo, is_int, is_int_literal, storable, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.ktypes import KernelTypes
-from pybpf.probes import ProbeGroup
+from pybpf.providers.base import ProbeGroup
 from pybpf.program import LhistParams, MapKind
 from pybpf.semantic_kernel import KernelChecks
 

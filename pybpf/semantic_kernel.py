@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.checked import (BTF_ARG_PROVIDERS, INT, KPROBE_ARG_REGISTERS, RETURN_PROVIDERS, UINT,
-                           ArgField,
-                           int_size, is_int)
+from pybpf.checked import INT, KPROBE_ARG_REGISTERS, UINT, ArgField, int_size, is_int
 from pybpf.diagnostics import Span
 from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
+from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
 class KernelChecks:
@@ -30,9 +29,9 @@ class KernelChecks:
 
     def retval(self, e: ast.Builtin):
         provider = self.group.provider
-        if provider in ("kretprobe", "uretprobe") and not self.group.btf_return:
-            return INT
-        if provider not in RETURN_PROVIDERS:
+        if provider.retval and provider.context is Context.PT_REGS and not self.group.btf_return:
+            return INT          # from ax, untyped
+        if not provider.retval:
             self.error("The retval builtin can only be used with kretprobe, uretprobe and fexit "
                        "probes", e.span)
             return None
@@ -57,7 +56,7 @@ class KernelChecks:
 
     def expr_FieldAccess(self, e: ast.FieldAccess):
         if isinstance(e.base, ast.Builtin) and e.base.name == "args":
-            if self.group.provider in BTF_ARG_PROVIDERS:
+            if self.group.provider.args is Args.BTF:
                 return self.btf_argument(e)
             return self.tracepoint_field(e)
         base = self.expr(e.base)
@@ -100,7 +99,7 @@ class KernelChecks:
                 self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
                            e.span)
                 return None
-            if self.group.provider in ("kprobe", "kretprobe") and \
+            if self.group.provider.context is Context.PT_REGS and \
                     index >= len(KPROBE_ARG_REGISTERS):
                 self.error(f"args.{e.field} is argument {index}: kprobes see only the first "
                            f"{len(KPROBE_ARG_REGISTERS)}, which are passed in registers", e.span)
@@ -114,7 +113,7 @@ class KernelChecks:
         return types.pop()
 
     def tracepoint_field(self, e: ast.FieldAccess):
-        if self.group.provider != "tracepoint":
+        if self.group.provider.args is not Args.TRACEPOINT_FORMAT:
             self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
                        "kprobe and fentry probes", e.base.span)
             return None

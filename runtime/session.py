@@ -22,7 +22,7 @@ import time
 from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, AttachPoint,
                            CompiledProgram, EventKind, MapSpec)
 from pybpf.runtime import maps
-from pybpf.runtime.attach import RUN_ONCE_PROVIDERS, Attachment, attach
+from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
@@ -57,8 +57,8 @@ class Session:
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             maps.update(self.loaded.map_fds[START_MAP], bytes(4), time.monotonic_ns().to_bytes(8, "little"))
             self.output.attached(self.compiled.attach_count)
-            self._attach_all(lambda provider: provider not in RUN_ONCE_PROVIDERS)
-            self._attach_all(lambda provider: provider == "BEGIN")
+            self._attach_all(lambda kind: kind not in RUN_ONCE)
+            self._attach_all(lambda kind: kind == RUN_AT_START)
         except BaseException:
             self.close()
             raise
@@ -91,7 +91,7 @@ class Session:
             self._ring.stop()                    # what is left is read here, in order
             self._ring.poll(0, self._dispatch)
             self._ring.ring.consume(self._dispatch)   # room for END's records even if it filled up
-            self._attach_all(lambda provider: provider == "END")
+            self._attach_all(lambda kind: kind == RUN_AT_STOP)
             self._ring.ring.consume(self._dispatch)
             self._check_full_maps()
             self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
@@ -134,12 +134,12 @@ class Session:
         for program in self.compiled.programs:
             prog_fd = self.loaded.prog_fds[program.section]
             if program.raw_tracepoint:
-                if wanted(program.attach_points[0].provider):
-                    shared = AttachPoint("rawtracepoint", program.raw_tracepoint)
+                if wanted(program.attach_points[0].attach_kind):
+                    shared = AttachPoint("rawtracepoint", program.raw_tracepoint, attach_kind="rawtracepoint")
                     self._attachments.append(attach(prog_fd, shared, program))
                 continue
             for point in program.attach_points:
-                if wanted(point.provider):
+                if wanted(point.attach_kind):
                     self._attachments.append(attach(prog_fd, point, program))
 
     def _detach(self) -> None:

@@ -1,38 +1,37 @@
 """What the probe provides: args, arg0..arg5, retval, func, probe, usermode.
 
-Whether a probe has these is a question for its provider. The questions are the small functions
-below, the only place this package reads the provider tables of pybpf.checked.
+Whether a probe has these is a question for its provider (pybpf.providers), asked by the small
+functions below.
 """
 
 from __future__ import annotations
 
 from pybpf import types as T
 from pybpf.builtins.entry import identifier, typed
-from pybpf.checked import (ARGS_PROVIDERS, FUNCTION_PROVIDERS, KPROBE_ARG_REGISTERS,
-                           REGISTER_PROVIDERS, UINT, function_name)
-from pybpf.probes import ProbeGroup
+from pybpf.checked import KPROBE_ARG_REGISTERS, UINT, function_name
+from pybpf.providers.base import Args, Context, ProbeGroup
 from pybpf.uapi.ptrace import CODE_SEGMENT
 
 
 def provides_args(group: ProbeGroup) -> bool:
     """args.NAME: tracepoint fields, or a function's BTF-typed arguments."""
-    return group.provider in ARGS_PROVIDERS
+    return group.provider.args is not Args.NONE
 
 
 def provides_function(group: ProbeGroup) -> bool:
     """func: the probe is on a function."""
-    return group.provider in FUNCTION_PROVIDERS
+    return group.provider.func
 
 
 def provides_numbered_args(group: ProbeGroup) -> bool:
     """arg0..argN: a function's arguments as integers, from registers or the context."""
-    return group.provider in ("kprobe", "fentry", "uprobe")
+    return group.provider.numbered_args
 
 
 def provides_registers(group: ProbeGroup) -> bool:
     """The context starts with the interrupted pt_regs: kprobes and uprobes, and perf events
     (struct bpf_perf_event_data)."""
-    return group.provider in REGISTER_PROVIDERS + ("profile", "interval")
+    return group.provider.context in (Context.PT_REGS, Context.PERF_SAMPLE)
 
 
 def check_args(c, e):

@@ -1,13 +1,15 @@
-"""Attaching programs, one module per probe kind, chosen by AttachPoint.provider.
+"""Attaching programs, one module per way to attach, chosen by AttachPoint.attach_kind (which the
+front end's provider names: the run side knows no probe spellings).
 
-    attachment = attach(prog_fd, AttachPoint('tracepoint', 'syscalls:sys_enter_openat'), program_spec)
+    point = AttachPoint('tracepoint', 'syscalls:sys_enter_openat', attach_kind='tracepoint')
+    attachment = attach(prog_fd, point, program_spec)
     attachment.close()                 # detaches
 
 Each module has `attach(prog_fd, point, program=None) -> Attachment` (anything with close()); `program`,
 the ProgramSpec the fd was loaded from, tells a module that takes two program kinds which one it has
-(rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new kind (usdt, software) is a new
-module and a line in PROVIDERS. BEGIN and END run once when attached; the
-session attaches them at start and at stop.
+(rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new way to attach is a new module
+and a line in ATTACHERS. RUN_AT_START and RUN_AT_STOP programs run once when attached; the session
+attaches them at start and at stop.
 """
 
 from __future__ import annotations
@@ -20,21 +22,22 @@ from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, profile, 
                                   uprobe)
 from pybpf.runtime.errors import NotSupportedError
 
-RUN_ONCE_PROVIDERS = ("BEGIN", "END")
+RUN_AT_START = "begin"
+RUN_AT_STOP = "end"
+RUN_ONCE = (RUN_AT_START, RUN_AT_STOP)
 
-PROVIDERS = {
+ATTACHERS = {
+    RUN_AT_START: begin_end,
+    RUN_AT_STOP: begin_end,
     "tracepoint": tracepoint,
     "rawtracepoint": rawtracepoint,
     "kprobe": kprobe,
     "kretprobe": kprobe,
     "fentry": fentry,
-    "fexit": fentry,
-    "interval": interval,
     "uprobe": uprobe,
     "uretprobe": uprobe,
+    "interval": interval,
     "profile": profile,
-    "BEGIN": begin_end,
-    "END": begin_end,
 }
 
 
@@ -43,9 +46,9 @@ class Attachment(Protocol):
 
 
 def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> Attachment:
-    module = PROVIDERS.get(point.provider)
+    module = ATTACHERS.get(point.attach_kind)
     if module is None:
         raise NotSupportedError("attach", errno.EOPNOTSUPP,
-                                f"{point.name}: probe type {point.provider!r} is not supported by the runtime "
-                                f"(supported: {', '.join(sorted(PROVIDERS))})")
+                                f"{point.name}: attach kind {point.attach_kind!r} is not supported by the "
+                                f"runtime (supported: {', '.join(sorted(ATTACHERS))})")
     return module.attach(prog_fd, point, program)

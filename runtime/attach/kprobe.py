@@ -14,7 +14,7 @@ from pybpf.program import AttachPoint, ProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type, required_pmu_type
 from pybpf.uapi.perf_event import KPROBE_PMU
 
-RETURN_PROVIDERS = ("kretprobe",)
+RETURN_KIND = "kretprobe"       # the attach kind of return probes
 
 
 def parse_target(target: str) -> tuple[str, int]:
@@ -37,6 +37,6 @@ def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None)
     perf_type = required_pmu_type(
         KPROBE_PMU, f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): "
                     f"{point.name} cannot attach")
-    return attach_probe_pmu(prog_fd, KPROBE_PMU, perf_type, point.provider in RETURN_PROVIDERS, func,
+    return attach_probe_pmu(prog_fd, KPROBE_PMU, perf_type, point.attach_kind == RETURN_KIND, func,
                             offset, f"{point.name}: no such kernel function to probe (or not "
                             f"probeable at offset {offset})")

@@ -19,7 +19,7 @@ from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pm
 from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.uapi.perf_event import UPROBE_PMU
 
-RETURN_PROVIDERS = ("uretprobe",)
+RETURN_KIND = "uretprobe"       # the attach kind of return probes
 
 
 def resolve(target: str) -> tuple[str, int]:
@@ -43,6 +43,6 @@ def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None)
         path, offset = resolve(point.target)
     except elfsym.SymbolError as e:
         raise ProbeUnavailableError("uprobe", errno.ENOENT, f"{point.name}: {e}") from None
-    return attach_probe_pmu(prog_fd, UPROBE_PMU, perf_type, point.provider in RETURN_PROVIDERS, path,
+    return attach_probe_pmu(prog_fd, UPROBE_PMU, perf_type, point.attach_kind == RETURN_KIND, path,
                             offset, f"{point.name}: the kernel refused a uprobe at file offset "
                             f"{offset:#x} of {path}")

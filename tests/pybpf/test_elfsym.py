@@ -147,12 +147,12 @@ def test_list_uprobes(c_binary):
 
 
 def test_listing_lists_and_describes_uprobes(c_binary):
-    from pybpf.listing import ListingError, describe_probe, list_btf_probes
-    assert list_btf_probes("u", f"{c_binary}:vis*") == [f"uprobe:{c_binary}:visible"]
-    assert list_btf_probes("uretprobe", f"{c_binary}:main") == [f"uretprobe:{c_binary}:main"]
+    from pybpf.listing import ListingError, describe_probe, list_probes
+    assert list_probes(f"u:{c_binary}:vis*") == [f"uprobe:{c_binary}:visible"]
+    assert list_probes(f"uretprobe:{c_binary}:main") == [f"uretprobe:{c_binary}:main"]
     assert describe_probe(f"uprobe:{c_binary}:visible") == []
     with pytest.raises(ListingError, match="binary not found: /no/such"):
-        list_btf_probes("uprobe", "/no/such:*")
+        list_probes("uprobe:/no/such:*")
 
 
 @pytest.mark.parametrize("probe, message", [

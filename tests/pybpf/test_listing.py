@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from pybpf.btf import VMLINUX
-from pybpf.listing import ListingError, describe_probe, list_btf_probes
+from pybpf.listing import ListingError, describe_probe, list_probes
 
 needs_vmlinux = pytest.mark.skipif(not os.path.exists(VMLINUX), reason=f"{VMLINUX} is missing")
 
@@ -72,21 +72,29 @@ def test_unknown_probe_is_an_error(name):
 
 @needs_vmlinux
 def test_list_raw_tracepoints():
-    names = list_btf_probes("rawtracepoint", "sched_*")
+    names = list_probes("rawtracepoint:sched_*")
     assert "rawtracepoint:sched_switch" in names
     assert all(n.startswith("rawtracepoint:sched_") for n in names)
     assert names == sorted(set(names))
-    assert list_btf_probes("rt", "sched_*") == names
+    assert list_probes("rt:sched_*") == names
 
 
 @needs_vmlinux
 @pytest.mark.parametrize("provider", ["fentry", "fexit", "kprobe", "kretprobe"])
 def test_list_functions(provider):
-    names = list_btf_probes(provider, "vfs_rea*")
+    names = list_probes(f"{provider}:vfs_rea*")
     assert f"{provider}:vfs_read" in names
     assert all(n.startswith(f"{provider}:vfs_rea") for n in names)
 
 
-def test_tracepoints_are_not_listed_from_btf():
-    with pytest.raises(ListingError):
-        list_btf_probes("tracepoint", "*")
+@pytest.mark.kernel
+def test_tracepoints_list_by_provider_or_by_default():
+    names = list_probes("t:sched:sched_swi*")
+    assert names == ["tracepoint:sched:sched_switch"]
+    assert list_probes("*:sched:sched_swi*") == names == list_probes("sched_switch")
+
+
+def test_probes_without_a_listing():
+    assert list_probes("interval:*") == []
+    with pytest.raises(ListingError, match="does not describe interval"):
+        describe_probe("interval:ms:1")

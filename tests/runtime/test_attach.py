@@ -21,7 +21,7 @@ def test_tracepoint_counts_exactly_our_events_on_every_cpu():
                             program(count="counts", only_pid=os.getpid()))
     affinity = os.sched_getaffinity(0)
     with obj:
-        attachment = attach(prog_fd, AttachPoint("tracepoint", "syscalls:sys_enter_getppid"))
+        attachment = attach(prog_fd, AttachPoint("tracepoint", "syscalls:sys_enter_getppid", attach_kind="tracepoint"))
         try:
             for cpu in sorted(affinity):       # one perf event on CPU 0 still sees every CPU
                 os.sched_setaffinity(0, {cpu})
@@ -38,7 +38,7 @@ def test_tracepoint_counts_exactly_our_events_on_every_cpu():
 def test_interval_fires_periodically():
     obj, prog_fd = load_one("perf_event/rt_tick", BpfProgType.PERF_EVENT, program(count="counts"))
     with obj:
-        attachment = attach(prog_fd, AttachPoint("interval", "ms:1", period_ns=1_000_000))
+        attachment = attach(prog_fd, AttachPoint("interval", "ms:1", period_ns=1_000_000, attach_kind="interval"))
         time.sleep(0.2)
         attachment.close()
         ticks = count(obj)
@@ -51,7 +51,7 @@ def test_begin_runs_once_in_our_own_task():
     obj, prog_fd = load_one("raw_tracepoint/rt_begin", BpfProgType.RAW_TRACEPOINT,
                             program(count="counts", emit=(1, 0)))
     with obj, RingBufferReader(obj.map_fds[EVENTS_MAP], 1 << 16) as reader:
-        attach(prog_fd, AttachPoint("BEGIN")).close()
+        attach(prog_fd, AttachPoint("BEGIN", attach_kind="begin")).close()
         records = []
         reader.consume(lambda r: records.append(struct.unpack("<IIQ", r)))
         assert records == [(1, 0, os.getpid())]
@@ -60,10 +60,10 @@ def test_begin_runs_once_in_our_own_task():
 
 def test_unknown_provider_is_not_supported():
     with pytest.raises(NotSupportedError, match="'nosuchprobe' is not supported"):
-        attach(-1, AttachPoint("nosuchprobe", "vfs_read"))
+        attach(-1, AttachPoint("nosuchprobe", "vfs_read", attach_kind="nosuchprobe"))
 
 
 def test_missing_tracepoint_is_not_supported():
     obj, prog_fd = load_one("tracepoint/rt_x", BpfProgType.TRACEPOINT, program())
     with obj, pytest.raises(NotSupportedError, match="no tracepoint 'nosuch:event'"):
-        attach(prog_fd, AttachPoint("tracepoint", "nosuch:event"))
+        attach(prog_fd, AttachPoint("tracepoint", "nosuch:event", attach_kind="tracepoint"))

@@ -51,7 +51,7 @@ def counts_getppid_until_detached(spec: ProgramSpec) -> None:
 @pytest.mark.kernel
 def test_raw_tracepoint_counts_until_detached():
     counts_getppid_until_detached(ProgramSpec("raw_tracepoint/rt_sys_enter", BpfProgType.RAW_TRACEPOINT,
-                                              (AttachPoint("rawtracepoint", "sys_enter"),)))
+                                              (AttachPoint("rawtracepoint", "sys_enter", attach_kind="rawtracepoint"),)))
 
 
 @pytest.mark.kernel
@@ -59,14 +59,14 @@ def test_btf_tracepoint_counts_until_detached():
     btf_id = btf.vmlinux().find_id("btf_trace_sys_enter", "typedef")
     assert btf_id
     counts_getppid_until_detached(ProgramSpec("tp_btf/rt_sys_enter", BpfProgType.TRACING,
-                                              (AttachPoint("rawtracepoint", "sys_enter"),),
+                                              (AttachPoint("rawtracepoint", "sys_enter", attach_kind="rawtracepoint"),),
                                               BpfAttachType.TRACE_RAW_TP, btf_id))
 
 
 @pytest.mark.kernel
 def test_sched_switch_raw_tracepoint_fires():
     spec = ProgramSpec("raw_tracepoint/rt_switch", BpfProgType.RAW_TRACEPOINT,
-                       (AttachPoint("rawtracepoint", "sched_switch"),))
+                       (AttachPoint("rawtracepoint", "sched_switch", attach_kind="rawtracepoint"),))
     obj, prog_fd = load_counting(spec, program(count="counts"))
     with obj:
         attachment = attach(prog_fd, spec.attach_points[0], spec)
@@ -81,7 +81,7 @@ def test_sched_switch_raw_tracepoint_fires():
 @pytest.mark.kernel
 def test_missing_raw_tracepoint_is_not_supported():
     spec = ProgramSpec("raw_tracepoint/rt_none", BpfProgType.RAW_TRACEPOINT,
-                       (AttachPoint("rawtracepoint", "no_such_tracepoint"),))
+                       (AttachPoint("rawtracepoint", "no_such_tracepoint", attach_kind="rawtracepoint"),))
     obj, prog_fd = load_counting(spec, program())
     with obj, pytest.raises(NotSupportedError, match="no raw tracepoint 'no_such_tracepoint'"):
         attach(prog_fd, spec.attach_points[0], spec)
@@ -93,7 +93,7 @@ def test_kprobe_without_kprobes_says_so(provider):
     if pmu_type("kprobe") is not None:
         pytest.skip("this kernel has kprobes")
     with pytest.raises(ProbeUnavailableError) as e:
-        attach(-1, AttachPoint(provider, "vfs_read"))
+        attach(-1, AttachPoint(provider, "vfs_read", attach_kind=provider))
     assert str(e.value) == (f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): "
                             f"{provider}:vfs_read cannot attach")
 
@@ -102,7 +102,7 @@ def test_kprobe_without_kprobes_says_so(provider):
 @pytest.mark.parametrize("provider,attach_type", [("fentry", BpfAttachType.TRACE_FENTRY),
                                                   ("fexit", BpfAttachType.TRACE_FEXIT)])
 def test_fentry_attaches_or_is_refused_at_load_in_one_line(provider, attach_type):
-    spec = ProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING, (AttachPoint(provider, "vfs_read"),),
+    spec = ProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING, (AttachPoint(provider, "vfs_read", attach_kind="fentry"),),
                        attach_type, btf.vmlinux().find_id("vfs_read", "func"))
     try:
         obj, prog_fd = load_counting(spec, program(count="counts", only_pid=os.getpid()))
@@ -142,7 +142,7 @@ def test_lockdown_mode(tmp_path):
 def test_availability_probes_agree_with_attaching():
     vfs_read = btf.vmlinux().find_id("vfs_read", "func")
     try:
-        load_counting(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (AttachPoint("fentry", "vfs_read"),),
+        load_counting(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (AttachPoint("fentry", "vfs_read", attach_kind="fentry"),),
                               BpfAttachType.TRACE_FENTRY, vfs_read), program())[0].close()
         loads = True
     except ProbeUnavailableError:

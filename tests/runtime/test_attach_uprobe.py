@@ -53,7 +53,7 @@ def test_libc_getpid_counts_our_calls(needs_uprobes, provider):
     libc = elfsym.find_binary("libc")
     affinity = os.sched_getaffinity(0)
     with obj:
-        attachment = attach(prog_fd, AttachPoint(provider, f"{libc}:getpid"))
+        attachment = attach(prog_fd, AttachPoint(provider, f"{libc}:getpid", attach_kind=provider))
         try:
             for cpu in sorted(affinity):       # one perf event on CPU 0 still sees every CPU
                 os.sched_setaffinity(0, {cpu})
@@ -74,7 +74,7 @@ def test_libc_getpid_counts_our_calls(needs_uprobes, provider):
 def test_compiled_binary_function(needs_uprobes, c_binary, provider, target):
     obj, prog_fd = load_one("uprobe/rt_target", BpfProgType.KPROBE, program(count="counts"))
     with obj:
-        attachment = attach(prog_fd, AttachPoint(provider, f"{c_binary}:{target}"))
+        attachment = attach(prog_fd, AttachPoint(provider, f"{c_binary}:{target}", attach_kind=provider))
         try:
             subprocess.run([c_binary, "37"], check=True)
         finally:
@@ -85,18 +85,18 @@ def test_compiled_binary_function(needs_uprobes, c_binary, provider, target):
 def test_missing_function_is_unavailable_with_its_name(needs_uprobes, c_binary):
     obj, prog_fd = load_one("uprobe/rt_x", BpfProgType.KPROBE, program())
     with obj, pytest.raises(ProbeUnavailableError, match=f"no function 'nosuch' in {c_binary}"):
-        attach(prog_fd, AttachPoint("uprobe", f"{c_binary}:nosuch"))
+        attach(prog_fd, AttachPoint("uprobe", f"{c_binary}:nosuch", attach_kind="uprobe"))
 
 
 def test_missing_binary_is_unavailable(needs_uprobes):
     with pytest.raises(ProbeUnavailableError, match="binary not found: /no/such/bin"):
-        attach(-1, AttachPoint("uprobe", "/no/such/bin:main"))
+        attach(-1, AttachPoint("uprobe", "/no/such/bin:main", attach_kind="uprobe"))
 
 
 def test_profile_samples_on_every_online_cpu_and_closes_them_all():
     obj, prog_fd = load_one("perf_event/rt_profile", BpfProgType.PERF_EVENT, program(count="counts"))
     with obj:
-        attachment = attach(prog_fd, AttachPoint("profile", "hz:997"))
+        attachment = attach(prog_fd, AttachPoint("profile", "hz:997", attach_kind="profile"))
         assert len(attachment.fds) == len(online_cpus())
         time.sleep(0.3)
         attachment.close()
@@ -111,7 +111,7 @@ def test_profile_samples_on_every_online_cpu_and_closes_them_all():
 def test_profile_by_period():
     obj, prog_fd = load_one("perf_event/rt_profile", BpfProgType.PERF_EVENT, program(count="counts"))
     with obj:
-        attachment = attach(prog_fd, AttachPoint("profile", "ms:2", period_ns=2_000_000))
+        attachment = attach(prog_fd, AttachPoint("profile", "ms:2", period_ns=2_000_000, attach_kind="profile"))
         time.sleep(0.2)
         attachment.close()
         assert count(obj) > 0
@@ -119,9 +119,9 @@ def test_profile_by_period():
 
 def test_profile_needs_a_rate():
     with pytest.raises(ValueError, match="positive frequency"):
-        attach(-1, AttachPoint("profile", "hz:0"))
+        attach(-1, AttachPoint("profile", "hz:0", attach_kind="profile"))
     with pytest.raises(ValueError, match="positive period"):
-        attach(-1, AttachPoint("profile", "ms:0"))
+        attach(-1, AttachPoint("profile", "ms:0", attach_kind="profile"))
 
 
 def test_cpu_list():

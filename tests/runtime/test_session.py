@@ -21,9 +21,9 @@ pytestmark = pytest.mark.kernel
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 CALLS = MapSpec("@calls", "calls", MapKind.COUNT, (), T.IntType(8, True))
-BEGIN = ("raw_tracepoint/rt_begin", BpfProgType.RAW_TRACEPOINT, AttachPoint("BEGIN"))
-END = ("raw_tracepoint/rt_end", BpfProgType.RAW_TRACEPOINT, AttachPoint("END"))
-GETPPID = AttachPoint("tracepoint", "syscalls:sys_enter_getppid")
+BEGIN = ("raw_tracepoint/rt_begin", BpfProgType.RAW_TRACEPOINT, AttachPoint("BEGIN", attach_kind="begin"))
+END = ("raw_tracepoint/rt_end", BpfProgType.RAW_TRACEPOINT, AttachPoint("END", attach_kind="end"))
+GETPPID = AttachPoint("tracepoint", "syscalls:sys_enter_getppid", attach_kind="tracepoint")
 
 
 class RecordingOutput:
@@ -133,7 +133,7 @@ def test_final_drain_and_lost_events():
 
 
 def test_failed_attach_releases_everything():
-    compiled = compile_test(counting(EventKind.EXIT), points=(GETPPID, AttachPoint("tracepoint", "no:such")))
+    compiled = compile_test(counting(EventKind.EXIT), points=(GETPPID, AttachPoint("tracepoint", "no:such", attach_kind="tracepoint")))
     output = RecordingOutput()
     session = Session(compiled, output)
     with pytest.raises(NotSupportedError):

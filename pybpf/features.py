@@ -1,0 +1,36 @@
+"""What the compiler asks of the kernel it compiles for, as one object handed to the passes.
+
+    features = FixedFeatures(kprobes=False, fentry=True)       # tests, or another machine's answers
+    compile_source("kprobe:vfs_read { @ = count(); }", options=CompileOptions(features=features))
+
+The front end only asks; the real answers come from pybpf.runtime.features.KernelFeatures, which
+the compile driver (pybpf/compiler.py) builds when it is given none, and which answers each
+question on first need: a program without kernel-function probes never asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Features(Protocol):
+    def kprobes_available(self) -> bool:
+        """Whether the kernel has the kprobe PMU (CONFIG_KPROBES)."""
+
+    def fentry_loadable(self, func_btf_id: int, attach_type: int) -> bool:
+        """Whether the kernel loads a TRACING program of expected attach type `attach_type` on
+        the vmlinux FUNC `func_btf_id` (lockdown refuses them here)."""
+
+
+@dataclass(frozen=True)
+class FixedFeatures:
+    """Answers given up front."""
+    kprobes: bool = False
+    fentry: bool = False
+
+    def kprobes_available(self) -> bool:
+        return self.kprobes
+
+    def fentry_loadable(self, func_btf_id: int, attach_type: int) -> bool:
+        return self.fentry

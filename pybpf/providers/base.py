@@ -1,0 +1,115 @@
+"""The interface every probe kind answers (one module per kind in this package), and the group of
+attach points it resolves into.
+
+    provider = providers.find("kr")            # the KRETPROBE provider
+    provider.context                           # Context.PT_REGS: arguments in registers
+    provider.retval, provider.func             # True, True: `retval` and `func` mean something here
+    provider.prog_type, provider.attach_kind   # BpfProgType.KPROBE, 'kretprobe'
+    provider.resolve("kr:vfs_read", "vfs_read", group)    # appends AttachPoints to the group
+    provider.list_probes("vfs_rea*")                # ['kretprobe:vfs_read', ...]   (-l)
+    provider.describe("vfs_read")              # argument lines                (-lv)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from pybpf import ast
+from pybpf.program import AttachPoint
+from pybpf.uapi.bpf import BpfProgType
+
+
+class ListingError(Exception):
+    """The probe does not exist, or its provider has nothing to list or describe."""
+
+
+class Context(enum.Enum):
+    """What a program's context pointer points at."""
+    NONE = "none"                           # BEGIN/END: run with an empty context
+    TRACEPOINT_RECORD = "tracepoint record"  # laid out by the tracepoint's format file
+    BTF_ARGS = "BTF arguments"              # one u64 per argument (then fexit's return value)
+    PT_REGS = "pt_regs"                     # arguments in registers, the return value in ax
+    PERF_SAMPLE = "perf sample"             # struct bpf_perf_event_data
+
+
+class Args(enum.Enum):
+    """Where `args.NAME` comes from."""
+    NONE = "none"
+    TRACEPOINT_FORMAT = "format file"
+    BTF = "BTF"
+
+
+def has_wildcard(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+@dataclass
+class ProbeGroup:
+    """The attach points of one probe that share a provider: compiled into one BPF program."""
+    probe: ast.Probe
+    provider: Provider
+    points: list[AttachPoint] = field(default_factory=list)
+    formats: dict = field(default_factory=dict)     # by point name: tracefs.TracepointFormat
+    # BTF-typed probes, by point name: the arguments (name, BTF type id), the return type id
+    # (fexit), and the BTF id the program is loaded against (fentry/fexit: the FUNC).
+    btf_args: dict[str, list] = field(default_factory=dict)
+    btf_return: dict[str, int] = field(default_factory=dict)
+    btf_target: dict[str, int] = field(default_factory=dict)
+    # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
+    # names as the user wrote them, which `probe` shows.
+    written_names: dict[str, str] = field(default_factory=dict)
+
+    def add(self, point: AttachPoint) -> None:
+        if point not in self.points:
+            self.points.append(point)
+
+    def move_to(self, other: Provider) -> None:
+        """The same targets through another provider (kprobe -> fentry), named as written."""
+        moved = []
+        for point in self.points:
+            new = other.point(point.target)
+            for table in (self.btf_args, self.btf_return, self.btf_target):
+                if point.name in table:
+                    table[new.name] = table.pop(point.name)
+            self.written_names[new.name] = point.name
+            moved.append(new)
+        self.provider, self.points = other, moved
+
+
+class Provider:
+    """One probe kind. Subclasses set the class attributes and override what differs."""
+    name: str                                   # canonical: 'kretprobe'
+    spellings: tuple[str, ...]                  # what a user may write: ('kretprobe', 'kr')
+    context: Context = Context.NONE
+    args: Args = Args.NONE                      # args.NAME
+    numbered_args: bool = False                 # arg0 .. arg5
+    retval: bool = False
+    func: bool = False                          # the probed function's name
+    prog_type: BpfProgType
+    section: str                                # ELF section prefix: 'kretprobe/p3'
+    expected_attach_type: int = 0               # set: one program per target, loaded against it
+    attach_kind: str                            # how the run side attaches (runtime/attach)
+    alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
+    listed_by_default: bool = False             # `-l` without a provider lists these
+
+    def point(self, target: str = "", period_ns: int = 0) -> AttachPoint:
+        return AttachPoint(self.name, target, period_ns, self.attach_kind)
+
+    def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
+        """Add the attach points `text` names to `group` (wildcards expanded, each checked), or
+        raise ValueError with the message the user sees."""
+        raise NotImplementedError
+
+    def available(self, group: ProbeGroup, features) -> bool:
+        """Whether this kernel takes the group's probes through this provider (pybpf.features);
+        asked only of providers with an alternative."""
+        return True
+
+    def list_probes(self, pattern: str) -> list[str]:
+        """`-l PROVIDER:PATTERN`: the probe names matching, sorted."""
+        return []
+
+    def describe(self, target: str) -> list[str]:
+        """`-lv`: the argument lines printed under the probe's name."""
+        raise ListingError(f"{self.name}:{target}: -lv does not describe {self.name} probes")

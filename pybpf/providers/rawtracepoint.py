@@ -1,0 +1,38 @@
+"""rawtracepoint:NAME (`rt:`), wildcards in NAME: a RAW_TRACEPOINT program whose context is the
+tracepoint's arguments, one u64 each, typed by the kernel's `btf_trace_NAME` typedef.
+
+    rt:sched_switch { printf("%s\\n", args.next->comm); }
+"""
+
+from __future__ import annotations
+
+from pybpf import btf as B
+from pybpf.program import AttachPoint
+from pybpf.providers.base import Context, ProbeGroup
+from pybpf.providers.btf_probe import BtfProvider, arg_lines, btf_for, describing
+from pybpf.uapi.bpf import BpfProgType
+
+
+class RawTracepoint(BtfProvider):
+    name = "rawtracepoint"
+    spellings = ("rawtracepoint", "rt")
+    context = Context.BTF_ARGS
+    prog_type = BpfProgType.RAW_TRACEPOINT
+    section = "raw_tracepoint"
+    attach_kind = "rawtracepoint"
+    btf_kind = "rawtracepoint"
+
+    def type_point(self, kernel: B.Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
+        if kernel.tracepoint_typedef(name) is None:
+            raise ValueError(f"rawtracepoint not found: {name} (no btf_trace_{name} in the kernel's "
+                             "BTF)")
+        group.btf_args[point.name] = [(a.name, a.type_id) for a in kernel.tracepoint_args(name)]
+
+    def describe(self, target: str) -> list[str]:
+        def lines():
+            btf, tp = btf_for(target)
+            return arg_lines(btf, btf.tracepoint_args(tp))
+        return describing(f"{self.name}:{target}", lines)
+
+
+RAWTRACEPOINT = RawTracepoint()

@@ -1,0 +1,89 @@
+"""tracepoint:CATEGORY:NAME (`t:`), wildcards in both: a TRACEPOINT program whose context is the
+record the tracepoint's format file lays out, which `args.NAME` reads (pybpf.tracefs).
+
+    t:syscalls:sys_enter_openat { printf("%s\\n", str(args.filename)); }
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+
+from pybpf import tracefs
+from pybpf.providers.base import Args, Context, ListingError, ProbeGroup, Provider, has_wildcard
+from pybpf.uapi.bpf import BpfProgType
+
+_FIELD_DECL = re.compile(r"^\s*field:(?P<decl>[^;]+);", re.M)
+_DECL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*(\[[^\]]*\])?\s*$")
+
+
+def expand_tracepoints(category: str, name: str) -> list[tuple[str, str]]:
+    if not has_wildcard(category + name):
+        return [(category, name)]
+    return [(c, n) for c, n in tracefs.list_tracepoints()
+            if fnmatch.fnmatchcase(c, category) and fnmatch.fnmatchcase(n, name)]
+
+
+def tracepoint_fields(category: str, name: str) -> list[str]:
+    """The non-common field declarations of a tracepoint's format file, as written there."""
+    path = os.path.join(tracefs.root(), "events", category, name, "format")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ListingError(f"tracepoint not found: {category}:{name}") from None
+    lines = []
+    for m in _FIELD_DECL.finditer(text):
+        decl = " ".join(m["decl"].split())
+        field_name = _DECL_NAME.search(decl.replace("[]", ""))
+        if field_name and field_name["name"].startswith("common_"):
+            continue
+        lines.append(f"    {decl}")
+    return lines
+
+
+class Tracepoint(Provider):
+    name = "tracepoint"
+    spellings = ("tracepoint", "t")
+    context = Context.TRACEPOINT_RECORD
+    args = Args.TRACEPOINT_FORMAT
+    prog_type = BpfProgType.TRACEPOINT
+    section = "tracepoint"
+    attach_kind = "tracepoint"
+    listed_by_default = True
+
+    def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
+        category, sep, name = target.partition(":")
+        if not sep or not category or not name or ":" in name:
+            raise ValueError(f"invalid tracepoint: {text} (expected tracepoint:CATEGORY:NAME)")
+        found = 0
+        for c, n in expand_tracepoints(category, name):
+            try:
+                fmt = tracefs.read_format(c, n)
+            except tracefs.TracefsError:
+                if has_wildcard(target):
+                    continue       # listed but gone, or not a real event directory
+                raise ValueError(f"tracepoint not found: {c}:{n}") from None
+            point = self.point(f"{c}:{n}")
+            group.add(point)
+            group.formats[point.name] = fmt
+            found += 1
+        if not found:
+            raise ValueError(f"tracepoint not found: {target}")
+
+    def list_probes(self, pattern: str) -> list[str]:
+        return [f"tracepoint:{c}:{n}" for c, n in tracefs.list_tracepoints()
+                if fnmatch.fnmatchcase(f"{c}:{n}", pattern)]
+
+    def describe(self, target: str) -> list[str]:
+        category, sep, event = target.partition(":")
+        if not sep:
+            raise ListingError(f"tracepoint:{target}: a tracepoint is CATEGORY:NAME")
+        try:
+            return tracepoint_fields(category, event)
+        except tracefs.TracefsError as e:
+            raise ListingError(f"tracepoint:{target}: {e}") from None
+
+
+TRACEPOINT = Tracepoint()
