@@ -176,9 +176,19 @@ class PrintfSpec:
 
 
 @dataclass(frozen=True)
+class PerfEvent:
+    """What a point on a perf event counts (software:, hardware:): perf_event_attr's type
+    (PERF_TYPE_*) and config, and how many events pass between two runs of the program."""
+    type: int
+    config: int
+    sample_period: int
+
+
+@dataclass(frozen=True)
 class AttachPoint:
     """One place a program attaches: ('tracepoint', 'syscalls:sys_enter_openat'), ('BEGIN', ''),
-    ('interval', 'ms:100'). period_ns is set for interval and profile.
+    ('interval', 'ms:100'). period_ns is set for interval and profile, perf_event for the points
+    on a perf event.
 
     `provider` names the probe kind as the user knows it (for messages); `attach_kind` is how the
     run side attaches it: a key of pybpf.runtime.attach.ATTACHERS, chosen by the front end's
@@ -187,10 +197,21 @@ class AttachPoint:
     target: str = ""
     period_ns: int = 0
     attach_kind: str = ""
+    perf_event: PerfEvent | None = None
 
     @property
     def name(self) -> str:
         return f"{self.provider}:{self.target}" if self.target else self.provider
+
+    def to_json(self) -> list:
+        event = self.perf_event
+        return [self.provider, self.target, self.period_ns, self.attach_kind,
+                [event.type, event.config, event.sample_period] if event else None]
+
+    @classmethod
+    def from_json(cls, j: list) -> "AttachPoint":
+        provider, target, period_ns, attach_kind, event = j
+        return cls(provider, target, period_ns, attach_kind, PerfEvent(*event) if event else None)
 
 
 @dataclass(frozen=True)
@@ -284,8 +305,7 @@ class CompiledProgram:
             "elf": self.elf.hex(),
             "object": self.object.to_json(),
             "programs": [[p.section, p.prog_type,
-                          [[a.provider, a.target, a.period_ns, a.attach_kind]
-                           for a in p.attach_points],
+                          [a.to_json() for a in p.attach_points],
                           p.expected_attach_type, p.attach_btf_id, p.raw_tracepoint]
                          for p in self.programs],
             "maps": [m.to_json() for m in self.maps],
@@ -301,7 +321,7 @@ class CompiledProgram:
         return cls(
             elf=bytes.fromhex(j["elf"]),
             object=ObjectSpec.from_json(j["object"]),
-            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint(*a) for a in aps), eat, btf_id, raw)
+            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint.from_json(a) for a in aps), eat, btf_id, raw)
                            for s, t, aps, eat, btf_id, raw in j["programs"]),
             maps=tuple(MapSpec.from_json(m) for m in j["maps"]),
             printfs=tuple(PrintfSpec(f, tuple(T.from_json(a) for a in args))

@@ -13,12 +13,14 @@ from __future__ import annotations
 from pybpf.providers.base import Provider
 from pybpf.providers.begin_end import BEGIN, END
 from pybpf.providers.fentry import FENTRY, FEXIT
+from pybpf.providers.hardware import HARDWARE
 from pybpf.providers.interval import INTERVAL
 from pybpf.providers.kprobe import KPROBE, KRETPROBE
 from pybpf.providers.profile import PROFILE
 from pybpf.providers.rawtracepoint import RAWTRACEPOINT
+from pybpf.providers.software import SOFTWARE
 from pybpf.providers.tracepoint import TRACEPOINT
-from pybpf.providers.unsupported import HARDWARE, SOFTWARE, USDT
+from pybpf.providers.unsupported import USDT
 from pybpf.providers.uprobe import UPROBE, URETPROBE
 
 PROVIDERS: tuple[Provider, ...] = (
@@ -30,9 +32,9 @@ PROVIDERS: tuple[Provider, ...] = (
     UPROBE, URETPROBE,
     INTERVAL,
     PROFILE,
-    USDT,
     SOFTWARE,
     HARDWARE,
+    USDT,
 )
 
 _BY_SPELLING = {spelling: p for p in PROVIDERS for spelling in p.spellings}

@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass, field
 
 from pybpf import ast
-from pybpf.program import AttachPoint
+from pybpf.program import AttachPoint, PerfEvent
 from pybpf.uapi.bpf import BpfProgType
 
 
@@ -93,8 +93,9 @@ class Provider:
     alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
     listed_by_default: bool = False             # `-l` without a provider lists these
 
-    def point(self, target: str = "", period_ns: int = 0) -> AttachPoint:
-        return AttachPoint(self.name, target, period_ns, self.attach_kind)
+    def point(self, target: str = "", period_ns: int = 0,
+              perf_event: PerfEvent | None = None) -> AttachPoint:
+        return AttachPoint(self.name, target, period_ns, self.attach_kind, perf_event)
 
     def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
         """Add the attach points `text` names to `group` (wildcards expanded, each checked), or

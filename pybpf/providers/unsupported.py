@@ -16,5 +16,3 @@ class Unsupported(Provider):
 
 
 USDT = Unsupported("usdt", ("usdt", "U"))
-SOFTWARE = Unsupported("software", ("software", "s"))
-HARDWARE = Unsupported("hardware", ("hardware", "h"))

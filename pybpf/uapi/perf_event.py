@@ -17,7 +17,37 @@ class PerfType(enum.IntEnum):
     BREAKPOINT = 5
 
 
-PERF_COUNT_SW_CPU_CLOCK = 0
+class PerfSwId(enum.IntEnum):
+    """enum perf_sw_ids: the config of a PERF_TYPE_SOFTWARE event (kernel name minus PERF_COUNT_SW_)."""
+    CPU_CLOCK = 0
+    TASK_CLOCK = 1
+    PAGE_FAULTS = 2
+    CONTEXT_SWITCHES = 3
+    CPU_MIGRATIONS = 4
+    PAGE_FAULTS_MIN = 5
+    PAGE_FAULTS_MAJ = 6
+    ALIGNMENT_FAULTS = 7
+    EMULATION_FAULTS = 8
+    DUMMY = 9
+    BPF_OUTPUT = 10
+    CGROUP_SWITCHES = 11
+
+
+class PerfHwId(enum.IntEnum):
+    """enum perf_hw_id: the config of a PERF_TYPE_HARDWARE event (kernel name minus PERF_COUNT_HW_)."""
+    CPU_CYCLES = 0
+    INSTRUCTIONS = 1
+    CACHE_REFERENCES = 2
+    CACHE_MISSES = 3
+    BRANCH_INSTRUCTIONS = 4
+    BRANCH_MISSES = 5
+    BUS_CYCLES = 6
+    STALLED_CYCLES_FRONTEND = 7
+    STALLED_CYCLES_BACKEND = 8
+    REF_CPU_CYCLES = 9
+
+
+PERF_COUNT_SW_CPU_CLOCK = PerfSwId.CPU_CLOCK
 
 # Dynamic PMUs (kprobe, uprobe): the perf type is read from TYPE_FILE, and the bit of `config` that asks
 # for a return probe from RETPROBE_FORMAT_FILE ('config:0'). config1 points at the function (or path)

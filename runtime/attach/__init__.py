@@ -18,8 +18,8 @@ import errno
 from typing import Protocol
 
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, profile, rawtracepoint, tracepoint,
-                                  uprobe)
+from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, perf_counter, profile, rawtracepoint,
+                                  tracepoint, uprobe)
 from pybpf.runtime.errors import NotSupportedError
 
 RUN_AT_START = "begin"
@@ -38,6 +38,7 @@ ATTACHERS = {
     "uretprobe": uprobe,
     "interval": interval,
     "profile": profile,
+    "perf_counter": perf_counter,
 }
 
 

@@ -18,6 +18,27 @@ from pybpf.uapi.perf_event import (PERF_ATTR_FLAG_DISABLED, PERF_EVENT_IOC_ENABL
                                    PerfEventAttr, pmu_retprobe_format_file, pmu_type_file)
 
 
+ONLINE_CPUS_FILE = "/sys/devices/system/cpu/online"
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """'0-3,5,7-8' -> [0, 1, 2, 3, 5, 7, 8]."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def online_cpus() -> list[int]:
+    try:
+        with open(ONLINE_CPUS_FILE) as f:
+            return parse_cpu_list(f.read())
+    except (OSError, ValueError):
+        return sorted(os.sched_getaffinity(0))
+
+
 class PerfEventAttachment:
     def __init__(self, fds: list[int]):
         self.fds = fds
@@ -39,6 +60,20 @@ def attach_perf_event(prog_fd: int, attr: PerfEventAttr, cpu: int) -> PerfEventA
         os.close(fd)
         raise
     return PerfEventAttachment([fd])
+
+
+def attach_on_every_cpu(prog_fd: int, attr: PerfEventAttr) -> PerfEventAttachment:
+    """One perf event per online CPU (offline ones are skipped), all running the program and
+    closed together: events that count per CPU (sampling, software and hardware counters)."""
+    attachment = PerfEventAttachment([])
+    try:
+        for cpu in online_cpus():
+            one = attach_perf_event(prog_fd, attr, cpu=cpu)     # the kernel copies attr: reuse it
+            attachment.fds.extend(one.fds)
+    except BaseException:
+        attachment.close()
+        raise
+    return attachment
 
 
 def pmu_type(pmu: str) -> int | None:

@@ -11,31 +11,9 @@ AttachPoint.period_ns as sample_period. Offline CPUs (not in /sys/devices/system
 
 from __future__ import annotations
 
-import os
-
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event
+from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_on_every_cpu
 from pybpf.uapi.perf_event import PERF_ATTR_FLAG_FREQ, PERF_COUNT_SW_CPU_CLOCK, PerfEventAttr, PerfType
-
-ONLINE_CPUS_FILE = "/sys/devices/system/cpu/online"
-
-
-def parse_cpu_list(text: str) -> list[int]:
-    """'0-3,5,7-8' -> [0, 1, 2, 3, 5, 7, 8]."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if part:
-            lo, _, hi = part.partition("-")
-            cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
-
-
-def online_cpus() -> list[int]:
-    try:
-        with open(ONLINE_CPUS_FILE) as f:
-            return parse_cpu_list(f.read())
-    except (OSError, ValueError):
-        return sorted(os.sched_getaffinity(0))
 
 
 def sample_attr(point: AttachPoint) -> PerfEventAttr:
@@ -58,13 +36,4 @@ def sample_attr(point: AttachPoint) -> PerfEventAttr:
 
 
 def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
-    attr = sample_attr(point)
-    attachment = PerfEventAttachment([])
-    try:
-        for cpu in online_cpus():
-            one = attach_perf_event(prog_fd, attr, cpu=cpu)     # the kernel copies attr: reuse it
-            attachment.fds.extend(one.fds)
-    except BaseException:
-        attachment.close()
-        raise
-    return attachment
+    return attach_on_every_cpu(prog_fd, sample_attr(point))

@@ -11,7 +11,7 @@ from bpfobj import count, load_one, program
 from pybpf import elfsym
 from pybpf.program import AttachPoint
 from pybpf.runtime.attach import attach
-from pybpf.runtime.attach.profile import online_cpus, parse_cpu_list
+from pybpf.runtime.attach.perf_event import online_cpus, parse_cpu_list
 from pybpf.runtime.attach.uprobe import uprobes_available
 from pybpf.runtime.errors import NotSupportedError
 from pybpf.runtime.loader import ProbeUnavailableError

@@ -81,3 +81,14 @@ def test_helper_ids_match_the_kernel():
     kernel = {v.name: v.value for v in btf.vmlinux().find("bpf_func_id", "enum").values}
     assert {f.name: kernel.get("BPF_FUNC_" + f.name) for f in B.BpfFunc} == \
         {f.name: int(f) for f in B.BpfFunc}
+
+
+@pytest.mark.parametrize("ids,kernel_enum,prefix", [(P.PerfSwId, "perf_sw_ids", "PERF_COUNT_SW_"),
+                                                    (P.PerfHwId, "perf_hw_id", "PERF_COUNT_HW_")])
+def test_perf_event_ids_match_the_kernel(ids, kernel_enum, prefix):
+    import os
+    from pybpf import btf
+    if not os.path.exists(btf.VMLINUX):
+        pytest.skip("needs the kernel's BTF")
+    values = {v.name: v.value for v in btf.vmlinux().find(kernel_enum, "enum").values}
+    assert {prefix + i.name: int(i) for i in ids} == {n: v for n, v in values.items() if not n.endswith("_MAX")}

@@ -1,0 +1,73 @@
+"""software: and hardware: probes through the command: page faults counted by the program that made
+them, cpu-clock samples, and a machine without a PMU refusing hardware events in one line."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from e2e_helpers import READY, Running, run_pybpf
+
+PAGES = 300
+# Touches PAGES fresh pages under its own name, then leaves at once: its faults are those pages.
+FAULTS_C = r"""
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long page = sysconf(_SC_PAGESIZE), n = %d;
+    volatile char *area = mmap(0, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    madvise((void *)area, n * page, MADV_NOHUGEPAGE);
+    prctl(PR_SET_NAME, "pybpffaults", 0, 0, 0);
+    for (long i = 0; i < n; i++)
+        area[i * page] = 1;
+    syscall(SYS_exit_group, 0);
+}
+""" % PAGES
+
+
+@pytest.mark.kernel
+def test_page_faults_by_the_program_that_made_them(compile_c):
+    faulter = compile_c(FAULTS_C)
+    run = Running(["-e", READY + "software:page-faults:1 { @[comm] = count(); }"])
+    run.wait_for("ready")
+    assert subprocess.run([faulter], timeout=30).returncode == 0
+    out, err, code = run.stop()
+    assert code == 0, err
+    faults = int(re.search(r"^@\[pybpffaults\]: (\d+)$", out, re.M)[1])
+    assert faults == PAGES          # one per fresh page; its code and libc were faulted in before
+
+
+@pytest.mark.kernel
+def test_cpu_clock_samples():
+    r = run_pybpf(["-e", "software:cpu-clock:1000000 { @samples = count(); } interval:ms:300 { exit(); }"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Attaching 2 probes...")
+    # a sample per ms of clock on every CPU, busy or idle: about 300 per CPU
+    assert 100 * os.cpu_count() <= int(re.search(r"^@samples: (\d+)$", r.stdout, re.M)[1]) <= 400 * os.cpu_count()
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(os.path.exists("/sys/bus/event_source/devices/cpu"),
+                    reason="this machine has hardware performance counters")
+def test_hardware_without_a_pmu_is_one_line():
+    r = run_pybpf(["-e", "hardware:cycles:1000000 { @[comm] = count(); }"])
+    assert r.returncode == 1
+    assert r.stderr == ("ERROR: hardware:cycles:1000000: this machine has no hardware performance counters "
+                        "(perf_event_open: ENOENT)\n")
+
+
+@pytest.mark.kernel
+def test_hardware_program_passes_the_verifier():
+    r = run_pybpf(["--dry-run", "-e", "hardware:cycles:1000000 { @[comm] = count(); }"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "1 program passed the verifier; 1 attach point (none attached)\n"
+
+
+def test_listing():
+    r = run_pybpf(["-l", "software:*"])
+    assert r.returncode == 0 and "software:page-faults:\n" in r.stdout and len(r.stdout.splitlines()) == 11
+    r = run_pybpf(["-l", "h:*"])
+    assert r.returncode == 0 and "hardware:cpu-cycles:\n" in r.stdout and len(r.stdout.splitlines()) == 10
