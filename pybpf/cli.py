@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
                    help="output format (default: text)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
+    p.add_argument("-p", dest="pid", metavar="PID", type=int, default=None,
+                   help="the process watchpoint probes watch")
     p.add_argument("-v", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
     p.add_argument("-B", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size, default=None,
@@ -342,7 +344,7 @@ def _main(opts) -> int:
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
-                             share_syscalls=opts.share_syscalls)
+                             share_syscalls=opts.share_syscalls, pid=opts.pid)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

@@ -27,6 +27,8 @@ class CompileOptions:
     # What the kernel supports (kprobes, fentry), for the kprobe <-> fentry choice; None: ask the
     # running kernel.
     features: Features | None = None
+    # The process that watchpoints watch (-p).
+    pid: int | None = None
 
 
 @dataclass
@@ -50,7 +52,7 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
     diags = Diagnostics(source, filename)
     program = times.run("parse", parse, source, filename)
     groups = times.run("probes", resolve_probes, program, diags,
-                       options.features or _kernel_features())
+                       options.features or _kernel_features(), options.pid)
     if diags.has_errors:
         raise CompileError(diags)
     checked = times.run("check", check_types, program, groups, diags, options.params)

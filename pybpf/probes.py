@@ -13,6 +13,8 @@ the provider, collects its errors, and moves a group to the provider's alternati
 
 from __future__ import annotations
 
+import dataclasses
+
 from pybpf import ast, providers, tracefs
 from pybpf.diagnostics import Diagnostics
 from pybpf.features import Features
@@ -31,7 +33,14 @@ def _fall_back(group: ProbeGroup, features: Features) -> None:
         group.move_to(other)
 
 
-def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features) -> list[ProbeGroup]:
+def _watch(group: ProbeGroup, pid: int) -> None:
+    group.points = [dataclasses.replace(p, perf_event=dataclasses.replace(p.perf_event, pid=pid))
+                    for p in group.points]
+
+
+def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
+                   pid: int | None = None) -> list[ProbeGroup]:
+    """pid: the process that probes watching one process (watchpoints) watch."""
     groups: list[ProbeGroup] = []
     for probe in program.probes:
         by_provider: dict[str, ProbeGroup] = {}
@@ -45,9 +54,14 @@ def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features)
             group = by_provider.setdefault(provider.name, ProbeGroup(probe, provider))
             try:
                 provider.resolve(text.text, target, group)
+                if provider.watches_process and pid is None:
+                    raise ValueError(f"{provider.name} probes watch one process: give its id with "
+                                     "-p PID")
             except (ValueError, tracefs.TracefsError) as e:
                 diags.error(str(e), text.span)
         for group in by_provider.values():
             _fall_back(group, features)
+            if group.provider.watches_process and pid is not None:
+                _watch(group, pid)
         groups.extend(by_provider.values())
     return groups

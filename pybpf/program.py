@@ -16,6 +16,7 @@ offset 8 (printf arguments, each in an 8-byte-aligned slot; see pybpf.types.slot
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from dataclasses import dataclass, field
@@ -177,11 +178,17 @@ class PrintfSpec:
 
 @dataclass(frozen=True)
 class PerfEvent:
-    """What a point on a perf event counts (software:, hardware:): perf_event_attr's type
-    (PERF_TYPE_*) and config, and how many events pass between two runs of the program."""
+    """What a point on a perf event counts (software:, hardware:, watchpoint:): perf_event_attr's
+    type (PERF_TYPE_*) and config, how many events pass between two runs of the program, for a
+    breakpoint its address (config1), length (config2) and HW_BREAKPOINT_* type, and the one
+    process it watches (pid -1: every process, one event per CPU)."""
     type: int
     config: int
     sample_period: int
+    config1: int = 0
+    config2: int = 0
+    bp_type: int = 0
+    pid: int = -1
 
 
 @dataclass(frozen=True)
@@ -206,7 +213,7 @@ class AttachPoint:
     def to_json(self) -> list:
         event = self.perf_event
         return [self.provider, self.target, self.period_ns, self.attach_kind,
-                [event.type, event.config, event.sample_period] if event else None]
+                list(dataclasses.astuple(event)) if event else None]
 
     @classmethod
     def from_json(cls, j: list) -> "AttachPoint":

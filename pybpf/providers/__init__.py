@@ -22,6 +22,7 @@ from pybpf.providers.software import SOFTWARE
 from pybpf.providers.tracepoint import TRACEPOINT
 from pybpf.providers.unsupported import USDT
 from pybpf.providers.uprobe import UPROBE, URETPROBE
+from pybpf.providers.watchpoint import ASYNCWATCHPOINT, WATCHPOINT
 
 PROVIDERS: tuple[Provider, ...] = (
     BEGIN, END,
@@ -34,6 +35,7 @@ PROVIDERS: tuple[Provider, ...] = (
     PROFILE,
     SOFTWARE,
     HARDWARE,
+    WATCHPOINT, ASYNCWATCHPOINT,
     USDT,
 )
 

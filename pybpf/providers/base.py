@@ -91,6 +91,7 @@ class Provider:
     expected_attach_type: int = 0               # set: one program per target, loaded against it
     attach_kind: str                            # how the run side attaches (runtime/attach)
     alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
+    watches_process: bool = False               # its points need the process to watch (-p PID)
     listed_by_default: bool = False             # `-l` without a provider lists these
 
     def point(self, target: str = "", period_ns: int = 0,

@@ -49,6 +49,18 @@ class PerfHwId(enum.IntEnum):
 
 PERF_COUNT_SW_CPU_CLOCK = PerfSwId.CPU_CLOCK
 
+
+class HwBreakpoint(enum.IntFlag):
+    """enum hw_breakpoint_type (include/uapi/linux/hw_breakpoint.h): perf_event_attr.bp_type."""
+    R = 1
+    W = 2
+    RW = 3
+    X = 4
+
+
+# perf_event_attr.bp_len: 1, 2, 4 or 8 bytes (HW_BREAKPOINT_LEN_*).
+HW_BREAKPOINT_LENS = (1, 2, 4, 8)
+
 # Dynamic PMUs (kprobe, uprobe): the perf type is read from TYPE_FILE, and the bit of `config` that asks
 # for a return probe from RETPROBE_FORMAT_FILE ('config:0'). config1 points at the function (or path)
 # name, config2 is the offset in it.
@@ -80,7 +92,8 @@ PERF_EVENT_IOC_SET_BPF = 0x40042408
 class PerfEventAttr(ctypes.Structure):
     """struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1, 72 bytes): all a BPF attach needs.
     sample_period doubles as sample_freq when PERF_ATTR_FLAG_FREQ is set; config1/config2 carry the
-    uprobe path pointer and file offset, or the kprobe function name pointer and offset."""
+    uprobe path pointer and file offset, the kprobe function name pointer and offset, or a
+    breakpoint's bp_addr and bp_len (the same unions)."""
     _fields_ = [
         ("type", ctypes.c_uint32), ("size", ctypes.c_uint32), ("config", ctypes.c_uint64),
         ("sample_period", ctypes.c_uint64), ("sample_type", ctypes.c_uint64),

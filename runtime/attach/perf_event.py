@@ -48,11 +48,12 @@ class PerfEventAttachment:
             os.close(self.fds.pop())
 
 
-def attach_perf_event(prog_fd: int, attr: PerfEventAttr, cpu: int) -> PerfEventAttachment:
+def attach_perf_event(prog_fd: int, attr: PerfEventAttr, cpu: int, pid: int = -1) -> PerfEventAttachment:
     """Open the event disabled, give it the program, then enable it (pid -1: every task on `cpu`;
-    for tracepoints the program then runs on every CPU)."""
+    for tracepoints the program then runs on every CPU; cpu -1 with a pid: that process wherever
+    it runs)."""
     attr.flags |= PERF_ATTR_FLAG_DISABLED
-    fd = perf_event_open(attr, pid=-1, cpu=cpu)
+    fd = perf_event_open(attr, pid=pid, cpu=cpu)
     try:
         ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd, "PERF_EVENT_IOC_SET_BPF")
         ioctl(fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")

@@ -1,5 +1,6 @@
-"""software: and hardware: probes through the command: page faults counted by the program that made
-them, cpu-clock samples, and a machine without a PMU refusing hardware events in one line."""
+"""software:, hardware: and watchpoint: probes through the command: page faults counted by the program
+that made them, cpu-clock samples, a machine without a PMU refusing hardware events in one line, a
+watchpoint firing on each write of a program's variable."""
 
 import os
 import re
@@ -71,3 +72,46 @@ def test_listing():
     assert r.returncode == 0 and "software:page-faults:\n" in r.stdout and len(r.stdout.splitlines()) == 11
     r = run_pybpf(["-l", "h:*"])
     assert r.returncode == 0 and "hardware:cpu-cycles:\n" in r.stdout and len(r.stdout.splitlines()) == 10
+
+
+WRITES = 25
+# Prints the address of its variable, waits for a line, then writes the variable WRITES times.
+WRITER_C = r"""
+#include <stdio.h>
+volatile long watched;
+int main(void) {
+    char line[8];
+    printf("%%p\n", (void *)&watched);
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin))
+        return 1;
+    for (int i = 0; i < %d; i++)
+        watched = i;
+    return watched == %d - 1 ? 0 : 1;
+}
+""" % (WRITES, WRITES)
+
+
+@pytest.mark.kernel
+def test_watchpoint_fires_on_each_write(compile_c):
+    writer = subprocess.Popen([compile_c(WRITER_C)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        address = writer.stdout.readline().strip()
+        run = Running(["-p", str(writer.pid), "-e",
+                       READY + f"watchpoint:{address}:8:w {{ @writes[comm] = count(); }}"])
+        run.wait_for("ready")
+        writer.stdin.write("go\n")
+        writer.stdin.close()
+        assert writer.wait(timeout=30) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert re.search(r"^@writes\[prog\]: (\d+)$", out, re.M)[1] == str(WRITES)
+
+
+def test_watchpoint_needs_a_process():
+    r = run_pybpf(["-e", "watchpoint:0x1000:8:w { @ = count(); }"])
+    assert r.returncode == 1
+    assert "ERROR: watchpoint probes watch one process: give its id with -p PID" in r.stderr

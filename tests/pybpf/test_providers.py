@@ -1,16 +1,16 @@
-"""The provider registry and the perf-counter providers (software:, hardware:), front end only:
-spellings, resolving, default counts, wildcards, errors, listing, the program they compile to."""
+"""The provider registry and the perf-event providers (software:, hardware:, watchpoint:), front end
+only: spellings, resolving, default counts, wildcards, errors, listing, the program they compile to."""
 
 import pytest
 
 from pybpf import ast, providers
-from pybpf.compiler import compile_source
+from pybpf.compiler import CompileOptions, compile_source
 from pybpf.diagnostics import CompileError, Span
 from pybpf.listing import ListingError, describe_probe, list_probes
-from pybpf.program import PerfEvent
+from pybpf.program import CompiledProgram, PerfEvent
 from pybpf.providers.base import ProbeGroup
 from pybpf.uapi.bpf import BpfProgType
-from pybpf.uapi.perf_event import PerfHwId, PerfSwId, PerfType
+from pybpf.uapi.perf_event import HwBreakpoint, PerfHwId, PerfSwId, PerfType
 
 
 def resolve(text: str) -> ProbeGroup:
@@ -88,3 +88,35 @@ def test_compiles_to_a_perf_event_program(source):
 def test_a_perf_sample_has_no_arguments(builtin):
     with pytest.raises(CompileError, match="can only be used with"):
         compile_source(f"software:faults {{ @ = {builtin}; }}")
+
+
+@pytest.mark.parametrize("text,length,bp_type", [("watchpoint:0x1000:8:w", 8, HwBreakpoint.W),
+                                                 ("w:4096:4:rw", 4, HwBreakpoint.RW),
+                                                 ("asyncwatchpoint:0x1000:1:x", 1, HwBreakpoint.X)])
+def test_watchpoints(text, length, bp_type):
+    (point,) = resolve(text).points
+    assert point.perf_event == PerfEvent(PerfType.BREAKPOINT, 0, 1, config1=0x1000, config2=length,
+                                         bp_type=bp_type)
+    assert point.attach_kind == "perf_counter"
+
+
+@pytest.mark.parametrize("text,message", [("watchpoint:0:8:w", "ADDR must be a non-zero address"),
+                                          ("watchpoint:zz:8:w", "ADDR must be a non-zero address"),
+                                          ("watchpoint:0x1000:3:w", "LEN must be 1, 2, 4 or 8"),
+                                          ("watchpoint:0x1000:8:", "MODE must be a combination of r, w and x"),
+                                          ("watchpoint:0x1000:8:ww", "MODE must be"),
+                                          ("watchpoint:0x1000:8:q", "MODE must be")])
+def test_bad_watchpoints(text, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(text)
+
+
+def test_a_watchpoint_watches_the_process_given():
+    source = "watchpoint:0x1000:8:w { @ = count(); }"
+    with pytest.raises(CompileError, match="watchpoint probes watch one process: give its id with -p PID"):
+        compile_source(source)
+    compiled = compile_source(source, options=CompileOptions(pid=4321))
+    (program,) = compiled.programs
+    assert program.attach_points[0].perf_event.pid == 4321
+    assert program.prog_type == BpfProgType.PERF_EVENT
+    assert CompiledProgram.from_json(compiled.to_json()).programs == compiled.programs   # as cached

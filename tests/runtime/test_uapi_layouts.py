@@ -2,6 +2,7 @@
 wrong offset can be accepted silently by the kernel."""
 
 import ctypes
+import os
 
 import pytest
 
@@ -92,3 +93,18 @@ def test_perf_event_ids_match_the_kernel(ids, kernel_enum, prefix):
         pytest.skip("needs the kernel's BTF")
     values = {v.name: v.value for v in btf.vmlinux().find(kernel_enum, "enum").values}
     assert {prefix + i.name: int(i) for i in ids} == {n: v for n, v in values.items() if not n.endswith("_MAX")}
+
+
+HW_BREAKPOINT_HEADER = "/usr/include/linux/hw_breakpoint.h"
+
+
+@pytest.mark.skipif(not os.path.exists(HW_BREAKPOINT_HEADER), reason="no kernel headers")
+def test_breakpoint_constants_match_the_uapi_header():
+    import re
+    with open(HW_BREAKPOINT_HEADER) as f:
+        text = f.read()
+    assert {name: int(P.HwBreakpoint[name]) for name in ("R", "W", "X")} == \
+        {m[1]: int(m[2]) for m in re.finditer(r"HW_BREAKPOINT_([RWX])\s*=\s*(\d+)", text)}
+    assert P.HwBreakpoint.RW == P.HwBreakpoint.R | P.HwBreakpoint.W
+    assert P.HW_BREAKPOINT_LENS == tuple(int(n) for n in re.findall(r"HW_BREAKPOINT_LEN_(\d)\s*=\s*\1,", text)
+                                         if n in "1248")
