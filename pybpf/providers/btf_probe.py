@@ -5,20 +5,27 @@ with wildcards in NAME, each name looked up in vmlinux's BTF, its arguments reco
 
 from __future__ import annotations
 
-from pybpf import btf as B
+from typing import TYPE_CHECKING
+
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Args, ListingError, ProbeGroup, Provider, has_wildcard
 
+if TYPE_CHECKING:
+    from pybpf.btf import Btf
 
-def btf_for(target: str) -> tuple[B.Btf, str]:
+# pybpf.btf is imported where a probe first needs it: programs without BTF probes never pay for it.
+
+
+def btf_for(target: str) -> tuple[Btf, str]:
     """The BTF holding `FUNC` (vmlinux) or `MODULE:FUNC` (the module's split BTF), and the bare name."""
+    from pybpf import btf as B
     module, sep, func = target.rpartition(":")
     if not sep or module == "vmlinux":
         return B.vmlinux(), func
     return B.module(module), func
 
 
-def arg_lines(btf: B.Btf, params) -> list[str]:
+def arg_lines(btf: Btf, params) -> list[str]:
     return [f"    {btf.c_name(p.type_id)} {p.name}" for p in params]
 
 
@@ -37,6 +44,7 @@ class BtfProvider(Provider):
                     raise ValueError
             except ValueError:
                 raise ValueError(f"an offset (+N, N >= 0) is only valid on kprobe: {text}") from None
+        from pybpf import btf as B
         try:
             kernel = B.vmlinux()
             names = kernel.list_names(self.btf_kind, name) if has_wildcard(name) else [name]
@@ -49,15 +57,16 @@ class BtfProvider(Provider):
         if not names:
             raise ValueError(f"{self.name} not found: {target}")
 
-    def type_point(self, kernel: B.Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
+    def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         """Record what the kernel's BTF says of `name` in the group, or raise ValueError."""
         raise NotImplementedError
 
     def list_probes(self, pattern: str) -> list[str]:
+        from pybpf import btf as B
         return [f"{self.name}:{n}" for n in B.vmlinux().list_names(self.btf_kind, pattern)]
 
 
-def type_function(kernel: B.Btf, name: str, point: AttachPoint, group: ProbeGroup) -> bool:
+def type_function(kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> bool:
     """A kernel function's arguments, return type and BTF id into the group; False when the
     kernel has no BTF for it."""
     func = kernel.func(name)
@@ -80,6 +89,7 @@ def describe_function(target: str, with_retval: bool) -> list[str]:
 
 def describing(name: str, describe):
     """describe(), with the BTF reader's errors as ListingError."""
+    from pybpf import btf as B
     try:
         return describe()
     except B.BtfError as e:

@@ -10,11 +10,15 @@ kprobe/kretprobe (`alternative`; pybpf.probes decides).
 
 from __future__ import annotations
 
-from pybpf import btf as B
+from typing import TYPE_CHECKING
+
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Context, ProbeGroup
 from pybpf.providers.btf_probe import BtfProvider, describe_function, describing, type_function
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
+
+if TYPE_CHECKING:
+    from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
 
 
 class Fentry(BtfProvider):
@@ -28,7 +32,7 @@ class Fentry(BtfProvider):
         self.retval, self.numbered_args, self.alternative = returns, not returns, alternative
         self.expected_attach_type = BpfAttachType.TRACE_FEXIT if returns else BpfAttachType.TRACE_FENTRY
 
-    def type_point(self, kernel: B.Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
+    def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         if not type_function(kernel, name, point, group):
             raise ValueError(f"function not found: {name} (no BTF for it; fentry/fexit need BTF)")
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from typing import TYPE_CHECKING
 
-from pybpf import btf as B
 from pybpf import tracefs
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Context, ProbeGroup
 from pybpf.providers.btf_probe import BtfProvider, type_function
 from pybpf.uapi.bpf import BpfProgType
+
+if TYPE_CHECKING:
+    from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
 
 AVAILABLE_FILTER_FUNCTIONS = "available_filter_functions"     # in tracefs: what kprobes can attach to
 
@@ -43,7 +46,7 @@ class Kprobe(BtfProvider):
         self.retval, self.offsets, self.numbered_args = returns, not returns, not returns
         self.alternative = alternative
 
-    def type_point(self, kernel: B.Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
+    def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         if not type_function(kernel, name, point, group):
             group.btf_args[point.name] = []       # a function without BTF: arg0..argN still work
 

@@ -6,11 +6,15 @@ tracepoint's arguments, one u64 each, typed by the kernel's `btf_trace_NAME` typ
 
 from __future__ import annotations
 
-from pybpf import btf as B
+from typing import TYPE_CHECKING
+
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Context, ProbeGroup
 from pybpf.providers.btf_probe import BtfProvider, arg_lines, btf_for, describing
 from pybpf.uapi.bpf import BpfProgType
+
+if TYPE_CHECKING:
+    from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
 
 
 class RawTracepoint(BtfProvider):
@@ -22,7 +26,7 @@ class RawTracepoint(BtfProvider):
     attach_kind = "rawtracepoint"
     btf_kind = "rawtracepoint"
 
-    def type_point(self, kernel: B.Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
+    def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         if kernel.tracepoint_typedef(name) is None:
             raise ValueError(f"rawtracepoint not found: {name} (no btf_trace_{name} in the kernel's "
                              "BTF)")

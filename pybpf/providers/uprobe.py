@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 
-from pybpf import elfsym
 from pybpf.providers.base import Context, ListingError, ProbeGroup, Provider, has_wildcard
 from pybpf.uapi.bpf import BpfProgType
 
@@ -25,6 +24,7 @@ class Uprobe(Provider):
         self.retval, self.numbered_args = returns, not returns
 
     def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
+        from pybpf import elfsym         # at first need: most programs have no uprobes
         try:
             binary, name, offset = elfsym.parse_uprobe_target(target)
             if "+" in target and self.retval:
@@ -43,6 +43,7 @@ class Uprobe(Provider):
             group.add(self.point(f"{path}:{n}{suffix}"))
 
     def list_probes(self, pattern: str) -> list[str]:
+        from pybpf import elfsym
         try:
             return elfsym.list_uprobes(pattern, self.name)
         except elfsym.SymbolError as e:
