@@ -21,7 +21,8 @@ def test_tracepoint_counts_exactly_our_events_on_every_cpu():
                             program(count="counts", only_pid=os.getpid()))
     affinity = os.sched_getaffinity(0)
     with obj:
-        attachment = attach(prog_fd, AttachPoint("tracepoint", "syscalls:sys_enter_getppid", attach_kind="tracepoint"))
+        attachment = attach(prog_fd, AttachPoint("tracepoint", "syscalls:sys_enter_getppid",
+                                                 attach_kind="tracepoint"))
         try:
             for cpu in sorted(affinity):       # one perf event on CPU 0 still sees every CPU
                 os.sched_setaffinity(0, {cpu})
@@ -38,7 +39,8 @@ def test_tracepoint_counts_exactly_our_events_on_every_cpu():
 def test_interval_fires_periodically():
     obj, prog_fd = load_one("perf_event/rt_tick", BpfProgType.PERF_EVENT, program(count="counts"))
     with obj:
-        attachment = attach(prog_fd, AttachPoint("interval", "ms:1", period_ns=1_000_000, attach_kind="interval"))
+        attachment = attach(prog_fd, AttachPoint("interval", "ms:1", period_ns=1_000_000,
+                                                 attach_kind="interval"))
         time.sleep(0.2)
         attachment.close()
         ticks = count(obj)

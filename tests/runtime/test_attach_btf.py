@@ -18,6 +18,8 @@ from pybpf.runtime.loader import ProbeUnavailableError, lockdown_mode
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 SYS_GETPPID = 110         # x86-64
+SYS_ENTER = AttachPoint("rawtracepoint", "sys_enter", attach_kind="rawtracepoint")
+VFS_READ = AttachPoint("fentry", "vfs_read", attach_kind="fentry")
 
 
 def getppid_counter() -> str:
@@ -51,7 +53,7 @@ def counts_getppid_until_detached(spec: ProgramSpec) -> None:
 @pytest.mark.kernel
 def test_raw_tracepoint_counts_until_detached():
     counts_getppid_until_detached(ProgramSpec("raw_tracepoint/rt_sys_enter", BpfProgType.RAW_TRACEPOINT,
-                                              (AttachPoint("rawtracepoint", "sys_enter", attach_kind="rawtracepoint"),)))
+                                              (SYS_ENTER,)))
 
 
 @pytest.mark.kernel
@@ -59,7 +61,7 @@ def test_btf_tracepoint_counts_until_detached():
     btf_id = btf.vmlinux().find_id("btf_trace_sys_enter", "typedef")
     assert btf_id
     counts_getppid_until_detached(ProgramSpec("tp_btf/rt_sys_enter", BpfProgType.TRACING,
-                                              (AttachPoint("rawtracepoint", "sys_enter", attach_kind="rawtracepoint"),),
+                                              (SYS_ENTER,),
                                               BpfAttachType.TRACE_RAW_TP, btf_id))
 
 
@@ -102,7 +104,8 @@ def test_kprobe_without_kprobes_says_so(provider):
 @pytest.mark.parametrize("provider,attach_type", [("fentry", BpfAttachType.TRACE_FENTRY),
                                                   ("fexit", BpfAttachType.TRACE_FEXIT)])
 def test_fentry_attaches_or_is_refused_at_load_in_one_line(provider, attach_type):
-    spec = ProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING, (AttachPoint(provider, "vfs_read", attach_kind="fentry"),),
+    spec = ProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING,
+                       (AttachPoint(provider, "vfs_read", attach_kind="fentry"),),
                        attach_type, btf.vmlinux().find_id("vfs_read", "func"))
     try:
         obj, prog_fd = load_counting(spec, program(count="counts", only_pid=os.getpid()))
@@ -142,7 +145,7 @@ def test_lockdown_mode(tmp_path):
 def test_availability_probes_agree_with_attaching():
     vfs_read = btf.vmlinux().find_id("vfs_read", "func")
     try:
-        load_counting(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (AttachPoint("fentry", "vfs_read", attach_kind="fentry"),),
+        load_counting(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (VFS_READ,),
                               BpfAttachType.TRACE_FENTRY, vfs_read), program())[0].close()
         loads = True
     except ProbeUnavailableError:

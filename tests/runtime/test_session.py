@@ -133,7 +133,8 @@ def test_final_drain_and_lost_events():
 
 
 def test_failed_attach_releases_everything():
-    compiled = compile_test(counting(EventKind.EXIT), points=(GETPPID, AttachPoint("tracepoint", "no:such", attach_kind="tracepoint")))
+    missing = AttachPoint("tracepoint", "no:such", attach_kind="tracepoint")
+    compiled = compile_test(counting(EventKind.EXIT), points=(GETPPID, missing))
     output = RecordingOutput()
     session = Session(compiled, output)
     with pytest.raises(NotSupportedError):
