@@ -59,6 +59,9 @@ class PerfCounter(Provider):
     def list_probes(self, pattern: str) -> list[str]:
         return [f"{self.name}:{n}:" for n in sorted(self.events) if fnmatch.fnmatchcase(n, pattern)]
 
+    def describe(self, target: str) -> list[str]:
+        return []                  # a perf sample has no arguments
+
 
 SOFTWARE = PerfCounter("software", ("software", "s"), PerfType.SOFTWARE, {
     "alignment-faults": (PerfSwId.ALIGNMENT_FAULTS, 1),

@@ -34,6 +34,7 @@ def test_kprobe_becomes_fentry_without_kprobes():
     assert program.attach_btf_id == btf.vmlinux().func("vfs_read").id
     assert 16 in context_offsets(compiled)                  # arg2: the third u64 of the context
     assert "kprobe:vfs_read" in compiled.probe_names.values()   # named as written
+    assert program.attach_points[0].attach_kind == "fentry"  # and attached as what it became
 
 
 def test_kretprobe_becomes_fexit_with_a_typed_retval():
