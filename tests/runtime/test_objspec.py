@@ -1,5 +1,7 @@
 """ELF -> ObjectSpec, without the kernel."""
 
+import io
+
 import pytest
 from bpfobj import MapDecl, build_object, program, standard_maps
 
@@ -69,3 +71,34 @@ def test_compiled_program_carries_its_parsed_object():
     compiled = compile_source('BEGIN { @x[1] = count(); printf("%d\\n", 1); exit(); }')
     assert compiled.object == parse_object(compiled.elf)
     assert CompiledProgram.from_json(compiled.to_json()).object == compiled.object
+
+
+def _sections_walked(monkeypatch, elf: bytes) -> tuple[int, int]:
+    """(walks over every section, sections visited in all) while parse_object reads elf."""
+    from elftools.elf.elffile import ELFFile
+    walks, visited = [0], [0]
+    iter_sections = ELFFile.iter_sections
+
+    def counting(self, *args, **kwargs):
+        walks[0] += 1
+        for section in iter_sections(self, *args, **kwargs):
+            visited[0] += 1
+            yield section
+    monkeypatch.setattr(ELFFile, "iter_sections", counting)
+    parse_object(elf)
+    return walks[0], visited[0]
+
+
+def test_the_parse_walks_the_sections_a_fixed_number_of_times_whatever_the_programs(monkeypatch):
+    """Relocations are indexed once by the section they patch: a program count that grows does
+    not add walks over every section (it made `tracepoint:*:*` quadratic: a minute)."""
+    from elftools.elf.elffile import ELFFile
+
+    def with_programs(n):
+        return build_object(standard_maps(), {f"tracepoint/rt_p{i}": program(emit=(1, i))
+                                               for i in range(n)})
+    small, large = with_programs(2), with_programs(40)
+    sections = ELFFile(io.BytesIO(large)).num_sections()
+    assert sections > 80                           # a program and its relocations, 40 times
+    assert _sections_walked(monkeypatch, small)[0] == _sections_walked(monkeypatch, large)[0] <= 2
+    assert _sections_walked(monkeypatch, large)[1] <= 2 * sections
