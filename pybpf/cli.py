@@ -20,7 +20,7 @@ import sys
 import time
 
 from pybpf import __version__, diskcache
-from pybpf.compiler import CompileOptions, StageTimes
+from pybpf.compiler import DEFAULT_MAX_PROBES, CompileOptions, StageTimes
 from pybpf.diagnostics import CompileError
 from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
@@ -34,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  pybpf -e 'tracepoint:syscalls:sys_enter_open* < @[probe] = count(); >'\n"
                "  pybpf -l 'tracepoint:syscalls:*open*'\n"
-               "  pybpf script.pbt 100",
+               "  pybpf script.pbt 100\n"
+               "environment:\n"
+               f"  BPFTRACE_MAX_PROBES  the most attach points a program may have (default: "
+               f"{DEFAULT_MAX_PROBES});\n"
+               "                       more are refused before compiling",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
@@ -107,6 +111,16 @@ def _map_entries(text: str) -> int:
     if not 1 <= entries <= MAX_MAP_ENTRIES:
         raise argparse.ArgumentTypeError(f"map entries must be from 1 to {MAX_MAP_ENTRIES}, not {text}")
     return entries
+
+
+def _max_probes() -> int:
+    """BPFTRACE_MAX_PROBES, as bpftrace reads it: a number, or one line saying what is wrong."""
+    text = os.environ.get("BPFTRACE_MAX_PROBES")
+    if text is None:
+        return DEFAULT_MAX_PROBES
+    if not text.strip().isdigit():
+        raise SystemExit(error(f"BPFTRACE_MAX_PROBES: expecting a number, got {text}"))
+    return int(text)
 
 
 def error(message: str) -> int:
@@ -344,7 +358,8 @@ def _main(opts) -> int:
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
-                             share_syscalls=opts.share_syscalls, pid=opts.pid)
+                             share_syscalls=opts.share_syscalls, pid=opts.pid,
+                             max_probes=_max_probes())
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

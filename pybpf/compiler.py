@@ -12,9 +12,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pybpf.diagnostics import CompileError, Diagnostics
+from pybpf.diagnostics import NO_SPAN, CompileError, Diagnostics
 from pybpf.features import Features
 from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
+
+# bpftrace's max_probes: more attach points than this are refused before compiling (every one costs
+# load and attach time, and runs on its event); BPFTRACE_MAX_PROBES raises it.
+DEFAULT_MAX_PROBES = 1024
 
 
 @dataclass
@@ -29,6 +33,8 @@ class CompileOptions:
     features: Features | None = None
     # The process that watchpoints watch (-p).
     pid: int | None = None
+    # The most attach points a program may have, checked before compiling (BPFTRACE_MAX_PROBES).
+    max_probes: int = DEFAULT_MAX_PROBES
 
 
 @dataclass
@@ -54,6 +60,14 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
     groups = times.run("probes", resolve_probes, program, diags,
                        options.features or _kernel_features(), options.pid)
     if diags.has_errors:
+        raise CompileError(diags)
+    attach_points = sum(len(group.points) for group in groups)
+    if attach_points > options.max_probes:
+        # Before type checking and LLVM: a wildcard too wide is refused at once, not after minutes.
+        diags.error(f"Can't attach to {attach_points} probes because it exceeds the current limit of "
+                    f"{options.max_probes} probes; raise it with the BPFTRACE_MAX_PROBES environment "
+                    f"variable, with care: every probe adds to the load and attach time and runs on "
+                    f"each of its events", NO_SPAN)
         raise CompileError(diags)
     checked = times.run("check", check_types, program, groups, diags, options.params)
     if diags.has_errors:

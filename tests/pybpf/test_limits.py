@@ -78,3 +78,31 @@ def test_an_unbounded_while_is_a_verifier_error_with_a_hint():
     assert text.startswith("the kernel's verifier rejected the program for BEGIN:\n")
     assert "BPF program is too large" in text and "hint: a loop the verifier could not bound" in text
     assert len(text.splitlines()) <= 6 < len(caught.value.log.splitlines())
+
+
+# The attach-point limit (bpftrace's max_probes, BPFTRACE_MAX_PROBES in the CLI) --------------------
+THREE_POINTS = "BEGIN { @a = 1; } END { @b = 2; } interval:s:1 { @c = 3; }"
+
+
+def test_more_attach_points_than_the_limit_are_refused_in_one_line():
+    from pybpf.compiler import CompileOptions
+    with pytest.raises(CompileError) as e:
+        compile_to_ir(THREE_POINTS, options=CompileOptions(max_probes=2))
+    assert str(e.value) == ("stdin: ERROR: Can't attach to 3 probes because it exceeds the current "
+                            "limit of 2 probes; raise it with the BPFTRACE_MAX_PROBES environment "
+                            "variable, with care: every probe adds to the load and attach time and "
+                            "runs on each of its events")
+
+
+def test_the_limit_is_checked_before_the_types():
+    """Right after the probes are resolved: a wildcard too wide costs no type check or LLVM run."""
+    from pybpf.compiler import CompileOptions
+    with pytest.raises(CompileError, match="Can't attach to 3 probes") as e:
+        compile_to_ir(THREE_POINTS.replace("@c = 3", '@c = "x" + 1'), options=CompileOptions(max_probes=2))
+    assert len(e.value.items) == 1
+
+
+def test_as_many_attach_points_as_the_limit_compile():
+    from pybpf.compiler import CompileOptions
+    assert compile_to_ir(THREE_POINTS, options=CompileOptions(max_probes=3))[0]
+
