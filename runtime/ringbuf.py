@@ -223,7 +223,7 @@ class DrainingReader:
     Copying pauses past max_held bytes unhandled (default 8 rings, at least 64 MiB): overload loses events, not memory.
 
         reader = DrainingReader(RingBufferReader(fd, size))
-        reader.poll(0.2, handle)        # or select() on reader.fileno() first
+        reader.poll(0.2, handle)        # or poll() reader.fileno() first
         reader.close()                  # stops the thread, handles nothing more
     """
 
@@ -236,6 +236,9 @@ class DrainingReader:
         self._notify_r, self._notify_w = os.pipe()
         os.set_blocking(self._notify_r, False)
         os.set_blocking(self._notify_w, False)
+        # poll, not select: select() refuses fds from 1024 on (many maps, or a host with many files)
+        self._notified = select.poll()
+        self._notified.register(self._notify_r, select.POLLIN)
         self._stopping = threading.Event()
         # stop() writes here to end the thread's wait at once rather than at its next timeout
         self._stop_r, self._stop_w = os.pipe()
@@ -272,7 +275,7 @@ class DrainingReader:
 
     def poll(self, timeout_s: float, callback: RecordCallback) -> int:
         if not self._chunks:
-            select.select([self._notify_r], [], [], timeout_s)
+            self._notified.poll(timeout_s * 1000)
         try:
             os.read(self._notify_r, 1 << 16)
         except BlockingIOError:

@@ -208,3 +208,40 @@ def test_the_consumer_position_never_goes_back(emitter):
             else:
                 reader.consume(lambda record: None)
         assert int(watcher.communicate("")[0]) == 0
+
+
+@pytest.fixture
+def past_fd_1024():
+    """This process with more than 1024 files open, as an embedding process may be: select() refuses
+    fds from 1024 on. The soft RLIMIT_NOFILE is raised for the test and restored after it."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    yield
+    for fd in fds:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_readers_wait_on_fds_past_1024(past_fd_1024):
+    obj = loaded(program(emit=(1, 7), emit_time=True), PAGE)
+    try:
+        assert obj.map_fds[EVENTS_MAP] > 1024
+        prog_fd = obj.prog_fds["raw_tracepoint/rt_emit"]
+        reader = RingBufferReader(obj.map_fds[EVENTS_MAP], PAGE)
+        assert collect(reader, wait=0.01) == []          # waits, nothing there
+        run_once(prog_fd)
+        assert len(collect(reader, wait=1.0)) == 1
+        drain = DrainingReader(reader)
+        try:
+            assert drain.fileno() > 1024
+            assert drained(drain, 0) == [] and drain.poll(0.01, print) == 0
+            run_once(prog_fd)
+            assert len(drained(drain, 1)) == 1
+        finally:
+            drain.close()
+    finally:
+        obj.close()
