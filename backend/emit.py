@@ -14,14 +14,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 
+from pybpf.uapi.prctl import PR_SET_PDEATHSIG
+
 CPU = "v3"          # "generic" is v1: no 32-bit sub-registers, no jmp32
 
-# What the child runs: llvmlite only (no pybpf, no site packages scanned).
+# What the child runs: llvmlite only (no pybpf, no site packages scanned). It first asks to be killed
+# when its parent exits, whatever ends the parent (a signal, SIGKILL), and leaves if that already
+# happened (argv[2] is the parent's pid): a compile never leaves LLVM running behind it.
 _CHILD = f"""
-import sys
+import ctypes, os, sys
+ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGKILL)}, 0, 0, 0)
+if os.getppid() != int(sys.argv[2]):
+    sys.exit(1)
 import llvmlite.binding as llvm
 llvm.initialize_all_targets()
 llvm.initialize_all_asmprinters()
@@ -50,12 +58,19 @@ class Emitter:
 
     def __init__(self, assembly: bool = False):
         env = dict(os.environ, PYTHONPATH=_llvmlite_path())
+        # A session of its own: a Ctrl-C at the terminal reaches only the caller, which decides
+        # (emit() kills the child when the caller's wait for it is interrupted).
         self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", _CHILD, "asm" if assembly else "obj"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            [sys.executable, "-S", "-c", _CHILD, "asm" if assembly else "obj", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            start_new_session=True)
 
     def emit(self, ir_text: str) -> bytes:
-        out, err = self.proc.communicate(ir_text.encode())
+        try:
+            out, err = self.proc.communicate(ir_text.encode())
+        except BaseException:       # e.g. a stop signal's exception: the child must not outlive it
+            self.cancel()
+            raise
         if self.proc.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
             message = lines[-1] if lines else f"exit status {self.proc.returncode}"

@@ -18,6 +18,7 @@ import select
 import signal
 import sys
 import time
+from typing import NoReturn
 
 from pybpf import __version__, diskcache
 from pybpf.compiler import DEFAULT_MAX_PROBES, CompileOptions, StageTimes
@@ -203,13 +204,23 @@ def _dry_run(compiled) -> int:
     return 0
 
 
+class _Interrupted(BaseException):
+    """A stop signal that came before the trace ran (compile, load, attach) or while its maps were
+    printed: it unwinds through the cleanup of whatever was made so far, and pybpf exits with 1.
+    Not a KeyboardInterrupt: subprocess waits 0.25 s on one for a child it assumes got it too."""
+
+
 class _StopRequested:
-    """Ctrl-C, SIGTERM and SIGHUP end the run the same way: END, maps, detach. The signal also
-    writes to a wakeup pipe the wait selects on, so the run ends at once, not at the next
-    timeout (Python resumes an interrupted wait when the handler returns)."""
+    """Ctrl-C, SIGTERM and SIGHUP end pybpf in every phase, at once. While the trace runs, they end
+    it as exit() does: END, maps, detach, status 0 (as bpftrace). Before it runs and while the maps
+    print they interrupt: the handler raises _Interrupted wherever the main thread is (Python code
+    between two bytecodes, or a wait or syscall that returns EINTR), so a long compile or load
+    stops too. The signal also writes to a wakeup pipe the run loop polls, so the run ends at once,
+    not at the next timeout (Python resumes an interrupted wait when the handler returns)."""
 
     def __init__(self):
         self.requested = False
+        self._interrupting = True
         self._wakeup, write_end = os.pipe()
         os.set_blocking(self._wakeup, False)
         os.set_blocking(write_end, False)
@@ -219,19 +230,29 @@ class _StopRequested:
 
     def _handle(self, signum, frame):
         self.requested = True
+        if self._interrupting:
+            self._interrupting = False     # once: the cleanup it unwinds through is not cut short
+            raise _Interrupted(signal.Signals(signum).name)
 
-    def wait(self, session) -> bool:
-        """Wait for events or a stop signal, then serve the events; False once the run ends."""
-        select.select([session.fileno(), self._wakeup], [], [], POLL_INTERVAL_S)
-        return not self.requested and session.poll(0)
+    def serve(self, session) -> None:
+        """Serve events until exit() or a stop signal; a signal that comes later interrupts."""
+        self._interrupting = False
+        # poll, not select: select() refuses fds from 1024 on (many maps, or many files open)
+        ready = select.poll()
+        ready.register(session.fileno(), select.POLLIN)
+        ready.register(self._wakeup, select.POLLIN)
+        while True:
+            ready.poll(POLL_INTERVAL_S * 1000)
+            if self.requested or not session.poll(0):
+                break
+        self._interrupting = True
 
 
-def _run(compiled, fmt: str, stream, metrics=None) -> int:
+def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
     from pybpf.runtime.output import make_output
     from pybpf.runtime.session import Session
 
     output = make_output(fmt, stream)
-    stop = _StopRequested()
     with Session(compiled, output) as session:
         # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
         server = _serve_metrics(session, *metrics) if metrics else None
@@ -239,8 +260,7 @@ def _run(compiled, fmt: str, stream, metrics=None) -> int:
             session.start()
             if server:
                 server.start()
-            while stop.wait(session):
-                pass
+            stop.serve(session)
         finally:
             if server:
                 server.close()      # before stop() closes the maps
@@ -306,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 1
+    except _Interrupted:
+        return _exit_interrupted()
     except Exception as e:  # a kernel or backend refusal: one line, not a traceback
         from pybpf.runtime.errors import BpfError, BpfPermissionError
 
@@ -336,6 +358,15 @@ def _clear_cache() -> int:
     return 0
 
 
+def _exit_interrupted() -> NoReturn:
+    """Everything pybpf made is released by now (the unwinding closed it): leave without the
+    interpreter's teardown, which only frees memory (0.1 s after a large compile, more on a busy
+    machine) and would hold the exit back past the 0.2 s a stop signal is answered in. Output is
+    flushed as it is written; what is left in the buffer is the write the signal cut short, and
+    flushing it could wait on a reader that stopped reading."""
+    os._exit(1)
+
+
 def _render_verifier_error(e, compiled, source: str, filename: str, verbose: bool) -> str:
     """The rejection on the statement whose code failed (from the object's line info), then the
     verifier's last lines; the whole log with -v."""
@@ -354,6 +385,7 @@ def _render_verifier_error(e, compiled, source: str, filename: str, verbose: boo
 
 
 def _main(opts) -> int:
+    stop = _StopRequested()
     source, filename, params = _read_program(opts)
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
@@ -382,8 +414,8 @@ def _main(opts) -> int:
             return _dry_run(compiled)
         if opts.output:
             with open(opts.output, "w") as stream:
-                return _run(compiled, opts.format, stream, metrics)
-        return _run(compiled, opts.format, sys.stdout, metrics)
+                return _run(compiled, opts.format, stream, stop, metrics)
+        return _run(compiled, opts.format, sys.stdout, stop, metrics)
     except VerifierError as e:
         print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
         return 1

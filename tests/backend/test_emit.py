@@ -1,9 +1,15 @@
 """The emit pass: IR to a BPF object in a child process, and LLVM's failures as BackendError
 (LLVM's BPF backend may exit() the process it runs in: here that is only the child)."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
-from pybpf.backend.emit import BackendError, emit_assembly, emit_object
+from pybpf.backend.emit import BackendError, Emitter, emit_assembly, emit_object
 
 IR = """target triple = "bpfel"
 define i64 @f(ptr %ctx) nounwind section "tracepoint/x" {
@@ -29,3 +35,54 @@ def test_llvm_exiting_takes_only_the_child():
                      "  ret i64 7")
     with pytest.raises(BackendError):
         emit_object(big)
+
+
+def test_an_interrupted_emit_kills_and_reaps_its_child():
+    """A stop signal's exception raised while the caller waits for LLVM: the child goes with it.
+    The child has a session of its own, so a Ctrl-C at the terminal reaches only the caller."""
+    class Interrupted(BaseException):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+    # Enough functions to keep LLVM busy well past the alarm.
+    big = 'target triple = "bpfel"\n' + "".join(
+        f'define i64 @f{i}(ptr %ctx) nounwind section "tracepoint/x{i}" {{\n  ret i64 {i}\n}}\n'
+        for i in range(3000))
+    emitter = Emitter()
+    assert os.getsid(emitter.proc.pid) == emitter.proc.pid
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        with pytest.raises(Interrupted):
+            emitter.emit(big)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert emitter.proc.returncode == -signal.SIGKILL
+
+
+def exited(pid: int, timeout: float = 5.0) -> bool:
+    """pid has exited within timeout (a zombie counts: its new parent reaps it soon)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_the_child_dies_with_its_parent_even_killed():
+    """However the compiler ends (here SIGKILL, which runs no cleanup), LLVM does not run on: the
+    child asked for SIGKILL at its parent's death, or saw it had already come."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; from pybpf.backend.emit import Emitter; "
+                               "e = Emitter(); print(e.proc.pid, flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    assert exited(child)
