@@ -2,12 +2,13 @@
 
     python3 -m benchmarks.stop_signals                       # SIGINT, 360 tracepoints, 3 runs
     python3 -m benchmarks.stop_signals --signal SIGTERM --repeat 1
+    python3 -m benchmarks.stop_signals --program all --phases llvm load attach
 
-The program: one probe on every `syscalls:sys_enter_*` tracepoint (360 on the reference machine),
-each its own program (--no-shared-syscalls), compiled without the cache, so that each phase lasts
-long enough to be caught. The phase is seen from outside, through /proc: `front end` (the LLVM child
+The program (--program syscalls): one probe on every `syscalls:sys_enter_*` tracepoint (360 on the
+reference machine), each its own program (--no-shared-syscalls), compiled without the cache, so
+that each phase lasts long enough to be caught; --program all is `tracepoint:*:*`. The phase is seen from outside, through /proc: `front end` (the LLVM child
 is waiting for the IR), `llvm` (the IR was sent: the parent closed the child's stdin), `load` (BPF
-programs appear among pybpf's fds), `attach` (perf events appear), `run` (all attached), `print`
+programs appear, no perf event yet), `attach` (perf events appearing), `run` (all attached), `print`
 (a second signal while a 100,000-key map is being printed, after a first one ended the run).
 Exit is the status pybpf ends with (0: the run ended as with exit(); 1: interrupted).
 
@@ -27,8 +28,14 @@ import sys
 import time
 
 PYBPF = [sys.executable, "-m", "pybpf.cli"]
-WIDE = ["--no-cache", "--no-shared-syscalls", "-e",
-        'tracepoint:syscalls:sys_enter_* { @[probe] = count(); } END { printf("end\\n"); }']
+# name -> (arguments, environment)
+PROGRAMS = {
+    "syscalls": (["--no-cache", "--no-shared-syscalls", "-e",
+                  'tracepoint:syscalls:sys_enter_* { @[probe] = count(); } END { printf("end\\n"); }'], {}),
+    # every tracepoint (1587 programs, 2305 attach points here), the limit raised for it
+    "all": (["--no-cache", "-e", "tracepoint:*:* { @[probe] = count(); }"],
+            {"BPFTRACE_MAX_PROBES": "100000"}),
+}
 PHASES = ("front end", "llvm", "load", "attach", "run", "print")
 PRINT_KEYS = 100_000
 SYS_lseek = 8
@@ -84,44 +91,52 @@ class MissedPhase(Exception):
     """pybpf went through the phase between two looks (a busy machine): start it again."""
 
 
-def wait_for_phase(proc: subprocess.Popen, phase: str, total: int, timeout: float = 60.0) -> dict:
+def wait_for_phase(proc: subprocess.Popen, phase: str, timeout: float = 120.0) -> dict:
     """Poll /proc until proc is in `phase` (see the module doc); -> what it held then, and the LLVM
-    child's pid (compile phases)."""
-    start = time.monotonic()
+    child's pid (compile phases). Attaching: perf events still appearing; running: their number
+    steady for half a second."""
+    start = changed = time.monotonic()
+    perf = 0
     while time.monotonic() - start < timeout and proc.poll() is None:
         llvm = _llvm_busy(proc.pid) if phase in ("front end", "llvm") else None
         now = held(proc.pid)
+        if now["perf"] != perf:
+            perf, changed = now["perf"], time.monotonic()
+        steady = time.monotonic() - changed
         if ((phase == "front end" and llvm is False and time.monotonic() - start > 0.3)
                 or (phase == "llvm" and llvm is True)
-                or (phase == "load" and 10 <= now["progs"] < total)
-                or (phase == "attach" and 10 <= now["perf"] < total)
-                or (phase == "run" and now["perf"] == total)):
+                or (phase == "load" and now["progs"] >= 10 and not perf)
+                or (phase == "attach" and perf >= 10 and steady < 0.02)
+                or (phase == "run" and perf and steady > 0.5)):
             return dict(now, llvm_child=children(proc.pid)[0] if llvm is not None else None)
-        if ((phase in ("front end", "llvm") and now["progs"]) or (phase == "load" and now["progs"] == total)
-                or (phase == "attach" and now["perf"] == total)):
+        if ((phase in ("front end", "llvm") and now["progs"]) or (phase == "load" and perf)
+                or (phase == "attach" and perf and steady > 0.5)):
             raise MissedPhase(phase)
         time.sleep(0.001)
     raise RuntimeError(f"pybpf did not reach the {phase} phase: status {proc.poll()}")
 
 
-def stop_in_phase(phase: str, sig: signal.Signals = signal.SIGINT, tries: int = 3) -> dict:
-    """Start pybpf, send sig in `phase`, -> exit_s (signal to exit), status, held at the signal and
-    the most held after it (an interrupted load or attach goes no further)."""
+def stop_in_phase(phase: str, sig: signal.Signals = signal.SIGINT, program: str = "syscalls",
+                  tries: int = 3) -> dict:
+    """Start pybpf on PROGRAMS[program], send sig in `phase`, -> exit_s (signal to exit), status,
+    held at the signal and the most held after it (an interrupted load or attach goes no further),
+    total: the syscalls program's programs and tracepoints."""
     if phase == "print":
         return _stop_while_printing(sig)
     for _ in range(tries - 1):
         try:
-            return _stop_in_phase(phase, sig)
+            return _stop_in_phase(phase, sig, program)
         except MissedPhase:
             continue
-    return _stop_in_phase(phase, sig)
+    return _stop_in_phase(phase, sig, program)
 
 
-def _stop_in_phase(phase: str, sig: signal.Signals) -> dict:
-    total = wide_count()
-    proc = subprocess.Popen(PYBPF + WIDE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _stop_in_phase(phase: str, sig: signal.Signals, program: str) -> dict:
+    args, env = PROGRAMS[program]
+    proc = subprocess.Popen(PYBPF + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, **env))
     try:
-        at_signal = wait_for_phase(proc, phase, total)
+        at_signal = wait_for_phase(proc, phase)
         sent = time.monotonic()
         proc.send_signal(sig)
         most = dict(at_signal)
@@ -135,7 +150,8 @@ def _stop_in_phase(phase: str, sig: signal.Signals) -> dict:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return {"phase": phase, "exit_s": exit_s, "status": proc.returncode, "total": total,
+    return {"phase": phase, "exit_s": exit_s, "status": proc.returncode,
+            "total": wide_count() if program == "syscalls" else None,
             "at_signal": at_signal, "most_after": most, "stdout": out.decode(), "stderr": err.decode()}
 
 
@@ -173,6 +189,9 @@ def main(argv=None) -> int:
     ap.add_argument("--signal", default="SIGINT", choices=("SIGINT", "SIGTERM", "SIGHUP"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    ap.add_argument("--program", choices=tuple(PROGRAMS), default="syscalls",
+                    help="syscalls: the 360 sys_enter tracepoints, one program each; all: "
+                         "tracepoint:*:* with BPFTRACE_MAX_PROBES raised (print: always its own map)")
     opts = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
@@ -180,12 +199,13 @@ def main(argv=None) -> int:
     sig = signal.Signals[opts.signal]
     print(f"{'phase':10} {'exit s (each run)':30} {'status':>6}  held at the signal -> most after")
     for phase in opts.phases:
-        runs = [stop_in_phase(phase, sig) for _ in range(opts.repeat)]
+        runs = [stop_in_phase(phase, sig, opts.program) for _ in range(opts.repeat)]
         times = " ".join(f"{r['exit_s']:.3f}" for r in runs)
         last = runs[-1]
         detail = (f"printed {last['printed']:,} of {last['total']:,} map lines" if phase == "print" else
                   f"{last['at_signal']['progs']} progs, {last['at_signal']['perf']} perf -> "
-                  f"{last['most_after']['progs']}, {last['most_after']['perf']} (of {last['total']})")
+                  f"{last['most_after']['progs']}, {last['most_after']['perf']}"
+                  + (f" (of {last['total']})" if last["total"] else ""))
         print(f"{phase:10} {times:30} {last['status']:>6}  {detail}")
     return 0
 
