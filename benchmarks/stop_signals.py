@@ -117,21 +117,21 @@ def wait_for_phase(proc: subprocess.Popen, phase: str, timeout: float = 120.0) -
 
 
 def stop_in_phase(phase: str, sig: signal.Signals = signal.SIGINT, program: str = "syscalls",
-                  tries: int = 3) -> dict:
-    """Start pybpf on PROGRAMS[program], send sig in `phase`, -> exit_s (signal to exit), status,
-    held at the signal and the most held after it (an interrupted load or attach goes no further),
-    total: the syscalls program's programs and tracepoints."""
+                  again_after: float | None = None, tries: int = 3) -> dict:
+    """Start pybpf on PROGRAMS[program], send sig in `phase` (and once more again_after seconds
+    later), -> exit_s (signal to exit), status, held at the signal and the most held after it (an
+    interrupted load or attach goes no further), total: the syscalls program's tracepoints."""
     if phase == "print":
         return _stop_while_printing(sig)
     for _ in range(tries - 1):
         try:
-            return _stop_in_phase(phase, sig, program)
+            return _stop_in_phase(phase, sig, program, again_after)
         except MissedPhase:
             continue
-    return _stop_in_phase(phase, sig, program)
+    return _stop_in_phase(phase, sig, program, again_after)
 
 
-def _stop_in_phase(phase: str, sig: signal.Signals, program: str) -> dict:
+def _stop_in_phase(phase: str, sig: signal.Signals, program: str, again_after: float | None) -> dict:
     args, env = PROGRAMS[program]
     proc = subprocess.Popen(PYBPF + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, **env))
@@ -143,6 +143,9 @@ def _stop_in_phase(phase: str, sig: signal.Signals, program: str) -> dict:
         while proc.poll() is None:
             for kind, count in held(proc.pid).items():
                 most[kind] = max(most[kind], count)
+            if again_after is not None and time.monotonic() - sent > again_after:
+                proc.send_signal(sig)
+                again_after = None
             time.sleep(0.001)
         exit_s = time.monotonic() - sent
         out, err = proc.communicate()
