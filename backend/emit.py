@@ -24,7 +24,8 @@ CPU = "v3"          # "generic" is v1: no 32-bit sub-registers, no jmp32
 
 # What the child runs: llvmlite only (no pybpf, no site packages scanned). It first asks to be killed
 # when its parent exits, whatever ends the parent (a signal, SIGKILL), and leaves if that already
-# happened (argv[2] is the parent's pid): a compile never leaves LLVM running behind it.
+# happened (argv[2] is the parent's pid): a compile never leaves LLVM running behind it. (Strictly,
+# when the parent *thread* that started it ends: an Emitter is used by the thread that made it.)
 _CHILD = f"""
 import ctypes, os, sys
 ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGKILL)}, 0, 0, 0)
