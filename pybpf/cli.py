@@ -71,9 +71,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="bound of the cache folder, least recently used entries out first; K/M/G "
                         f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
                         f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
-    p.add_argument("--metrics", metavar="[HOST:]PORT",
+    p.add_argument("--metrics", metavar="[HOST:]PORT|unix:PATH",
                    help="while the script runs, serve its maps to Prometheus on "
-                        "http://HOST:PORT/metrics (default host 127.0.0.1; needs pybpf[metrics])")
+                        "http://HOST:PORT/metrics (default host 127.0.0.1), or on a Unix socket "
+                        "only root can connect to (needs pybpf[metrics])")
     p.add_argument("--version", action="version", version=f"pybpf v{__version__}")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
@@ -255,7 +256,7 @@ def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
     output = make_output(fmt, stream)
     with Session(compiled, output) as session:
         # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
-        server = _serve_metrics(session, *metrics) if metrics else None
+        server = _serve_metrics(session, metrics) if metrics else None
         try:
             session.start()
             if server:
@@ -268,8 +269,8 @@ def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
     return 0
 
 
-def _metrics_address(text: str) -> tuple[str, int]:
-    """--metrics [HOST:]PORT, checked before compiling: the package is there, the address parses."""
+def _metrics_address(text: str) -> tuple[str, int] | str:
+    """--metrics [HOST:]PORT|unix:PATH, checked before compiling: the package is there, the address parses."""
     try:
         from pybpf.runtime.metrics import parse_address
     except ImportError as e:
@@ -283,20 +284,16 @@ def _metrics_address(text: str) -> tuple[str, int]:
         raise SystemExit(error(f"--metrics: {e}")) from None
 
 
-def _serve_metrics(session, host: str, port: int):
+def _serve_metrics(session, address: tuple[str, int] | str):
     from pybpf.runtime.metrics import serve_metrics
 
     try:
-        server = serve_metrics(session, host, port)
+        server = serve_metrics(session, address)
     except OSError as e:
-        raise SystemExit(error(f"--metrics: cannot serve on {host}:{port}: {e.strerror or e}")) from None
-    print(f"serving metrics on http://{_url_host(server.address[0])}:{server.address[1]}/metrics",
-          file=sys.stderr, flush=True)
+        where = f"unix:{address}" if isinstance(address, str) else "{}:{}".format(*address)
+        raise SystemExit(error(f"--metrics: cannot serve on {where}: {e.strerror or e}")) from None
+    print(f"serving metrics on {server.where}", file=sys.stderr, flush=True)
     return server
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def main(argv: list[str] | None = None) -> int:

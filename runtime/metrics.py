@@ -1,6 +1,6 @@
 """A running script's maps in the Prometheus text format, read when Prometheus scrapes.
 
-    server = serve_metrics(session, "127.0.0.1", 9100)   # bound and serving, no map samples yet
+    server = serve_metrics(session, ("127.0.0.1", 9100)) # bound and serving, no map samples yet
     session.start()
     server.start()                                       # GET /metrics reads every map, now
     while session.poll(0.2):
@@ -14,18 +14,20 @@ values are gauges (a script may clear() or zero() them); avg and stats maps are 
 `le` is each bucket's inclusive upper bound, with `_count` and no `_sum` (the kernel keeps no sum);
 string and tuple values are info metrics (`value` labels, sample 1). docs/metrics.md has the table.
 
-Nothing polls in the background: the HTTP server's thread calls `MapCollector.collect()`, which
+Nothing polls in the background: the server's render thread calls `MapCollector.collect()`, which
 reads the maps with independent bpf() syscalls on the session's fds while the host's loop polls
 the ring buffer. Before start() and after close() a scrape gets no map samples: the session's fds
-are read only between the two, and close() waits for a scrape in progress.
+are read only between the two, and close() waits for a map read in progress (never for a client).
+The HTTP side, its limits and why: pybpf.runtime.metrics_server.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import (GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily,
                                             Metric, SummaryMetricFamily)
 from prometheus_client.samples import Sample
@@ -33,6 +35,7 @@ from prometheus_client.utils import floatToGoString
 
 from pybpf import types as T
 from pybpf.program import MapKind, MapSpec
+from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
 from pybpf.runtime.output import Entries, bucket_bounds
 
 PREFIX = "pybpf_"
@@ -150,23 +153,32 @@ class MapCollector:
 
 
 class MetricsServer:
-    """The HTTP endpoint: `address` is (host, port) as bound; start() lets scrapes read the
-    session's maps; close() stops serving and detaches the collector from the session."""
+    """The endpoint: `address` as bound ((host, port), or the Unix socket's path); start() lets
+    scrapes read the session's maps; close() stops serving and detaches the collector from the
+    session, waiting for no client."""
 
-    def __init__(self, collector: MapCollector, httpd, thread: threading.Thread):
+    def __init__(self, collector: MapCollector, server: ScrapeServer, address, unix: UnixListener | None):
         self.collector = collector
-        self._httpd = httpd
-        self._thread = thread
-        self.address = httpd.server_address[:2]
+        self._server = server
+        self._unix = unix
+        self.address = address
+
+    @property
+    def where(self) -> str:
+        """`http://127.0.0.1:9100/metrics`, `unix:/run/pybpf.sock`: for a person to read."""
+        if self._unix is not None:
+            return f"unix:{self.address}"
+        host, port = self.address[:2]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
 
     def start(self) -> None:
         self.collector.start()
 
     def close(self) -> None:
-        self.collector.close()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self.collector.close()        # waits for a map read in progress, bounded by the maps' size
+        self._server.close()
+        if self._unix is not None:
+            self._unix.unlink()
 
 
 def make_registry(session) -> tuple[CollectorRegistry, MapCollector]:
@@ -180,24 +192,43 @@ def make_registry(session) -> tuple[CollectorRegistry, MapCollector]:
     return registry, collector
 
 
-def serve_metrics(session, host: str, port: int) -> MetricsServer:
-    """Serve the session's maps on http://host:port/metrics (any path answers) from a daemon thread,
-    once start() is called. Binding first lets a busy port fail before anything is loaded.
-    OSError if the address cannot be bound (e.g. EADDRINUSE)."""
+def serve_metrics(session, address: tuple[str, int] | str, *, max_connections: int = MAX_CONNECTIONS,
+                  timeout_s: float = TIMEOUT_S, warn=None) -> MetricsServer:
+    """Serve the session's maps on GET /metrics at `address`, (host, port) or a Unix socket's path,
+    from two daemon threads, once start() is called. Binding first lets a busy port fail before
+    anything is loaded. `warn(text)` gets one line per kind of server failure (default: stderr).
+    OSError if the address cannot be bound (e.g. EADDRINUSE) or the threads cannot start."""
     registry, collector = make_registry(session)
-    httpd, thread = start_http_server(port, addr=host, registry=registry)
-    return MetricsServer(collector, httpd, thread)
+    unix = UnixListener(address) if isinstance(address, str) else None
+    listener = unix.socket if unix else listen_tcp(*address)
+    try:
+        server = ScrapeServer(listener, lambda: list(registry.collect()), max_connections=max_connections,
+                              timeout_s=timeout_s, warn=warn or _warn)
+    except OSError:
+        if unix:
+            unix.unlink()
+        raise
+    return MetricsServer(collector, server, address if unix else listener.getsockname()[:2], unix)
 
 
-def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """`9100`, `0.0.0.0:9100`, `[::1]:9100` -> (host, port). ValueError when it is none of these."""
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int] | str:
+    """`9100`, `0.0.0.0:9100`, `[::1]:9100` -> (host, port); `unix:/run/pybpf.sock` -> the path.
+    ValueError when it is none of these."""
+    if text.startswith("unix:"):
+        if not text[5:]:
+            raise ValueError("unix: needs the socket's path (unix:/run/pybpf-metrics.sock)")
+        return text[5:]
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host = default_host
     elif host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif not host or ":" in host:
-        raise ValueError(f"not [HOST:]PORT: {text!r} (an IPv6 host goes in brackets: [::1]:9100)")
+        raise ValueError(f"not [HOST:]PORT or unix:PATH: {text!r} (an IPv6 host goes in brackets: [::1]:9100)")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"not a port number from 0 to 65535: {port_text!r}")
     return host, int(port_text)

@@ -167,7 +167,7 @@ def test_served_over_http_until_closed(compiled):
     from pybpf.runtime.session import Session
 
     with Session(compiled, make_output("text", io.StringIO())) as session:
-        server = serve_metrics(session, "127.0.0.1", 0)
+        server = serve_metrics(session, ("127.0.0.1", 0))
         try:
             host, port = server.address
             assert host == "127.0.0.1" and port > 0
@@ -190,7 +190,7 @@ def test_a_busy_port_is_an_oserror():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(OSError):
-            serve_metrics(None, "127.0.0.1", busy.getsockname()[1])
+            serve_metrics(None, ("127.0.0.1", busy.getsockname()[1]))
 
 
 @pytest.mark.kernel
