@@ -50,7 +50,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 MAX_CONNECTIONS = 64
 TIMEOUT_S = 5.0
 MAX_REQUEST_HEAD = 8192
-LISTEN_BACKLOG = 128
+LISTEN_BACKLOG = socket.SOMAXCONN       # a burst of connects waits in the kernel, not in SYN retries
 ACCEPT_PAUSE_S = 0.1            # after EMFILE: let connections finish before accepting again
 CLOSE_WAIT_S = 2.0              # close(): the longest it waits for a thread of ours
 _IO_THREAD = "pybpf-metrics-io"
