@@ -56,7 +56,7 @@ CLOSE_WAIT_S = 2.0              # close(): the longest it waits for a thread of 
 _IO_THREAD = "pybpf-metrics-io"
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            406: "Not Acceptable", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
 
 
@@ -274,6 +274,9 @@ class ScrapeServer:
                 self._write(conn)
         except OSError:               # reset, broken pipe: the client is gone
             self._drop(conn)
+        except Exception as e:        # a bug of ours that one request found: drop that request only
+            self._report("request", f"WARNING: a metrics request failed: {type(e).__name__}: {e}")
+            self._drop(conn)
 
     def _read(self, conn: _Connection) -> None:
         data = conn.sock.recv(4096)
@@ -295,7 +298,11 @@ class ScrapeServer:
         if answer is not None:
             self._send(conn, answer)
             return
-        conn.variant = _Variant(conn.request)
+        try:
+            conn.variant = _Variant(conn.request)
+        except Exception:             # prometheus_client's parse of an Accept header it cannot read
+            self._send(conn, _error(406))
+            return
         conn.deadline = None          # the render is our time, not the client's
         self._selector.unregister(conn.sock)
         self._waiting.append(conn)
@@ -351,11 +358,11 @@ class ScrapeServer:
             for conn in batch:
                 if conn.sock.fileno() < 0:
                     continue
-                if bodies is None:
+                body = bodies.get(conn.variant.key)
+                if body is None:
                     self._send(conn, _error(500))
                 else:
-                    self._send(conn, conn.variant.response(bodies[conn.variant.key],
-                                                           head_only=conn.request.method == "HEAD"))
+                    self._send(conn, conn.variant.response(body, head_only=conn.request.method == "HEAD"))
             self._start_render()
 
     def _wake(self) -> None:
@@ -375,14 +382,23 @@ class ScrapeServer:
 
     def _render_loop(self) -> None:
         while (variants := self._jobs.get()) is not None:
-            try:
-                snapshot = _Snapshot(self._collect())
-                bodies = {v.key: v.encode(snapshot) for v in variants}
-            except Exception as e:
-                self._report("render", f"WARNING: a metrics scrape failed: {type(e).__name__}: {e}")
-                bodies = None
-            self._rendered.append(bodies)
+            self._rendered.append(self._render(variants))
             self._wake()
+
+    def _render(self, variants: list[_Variant]) -> dict:
+        """{variant key: body}; a variant missing is answered 500 (one format failing spares the others)."""
+        bodies = {}
+        try:
+            snapshot = _Snapshot(self._collect())
+            for variant in variants:
+                try:
+                    bodies[variant.key] = variant.encode(snapshot)
+                except Exception as e:
+                    self._report("encode", f"WARNING: a metrics scrape failed ({variant.content_type}): "
+                                           f"{type(e).__name__}: {e}")
+        except Exception as e:
+            self._report("render", f"WARNING: a metrics scrape failed: {type(e).__name__}: {e}")
+        return bodies
 
     def _report(self, kind: str, text: str) -> None:
         """Each kind of failure once: a client can repeat it at will."""

@@ -115,6 +115,8 @@ def test_get_metrics_in_each_format(serve):
     (b"hello\r\n\r\n", 400),
     (b"GET /metrics SMTP/1.0\r\n\r\n", 400),
     (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * MAX_REQUEST_HEAD, 431),
+    # prometheus_client's encoder choice raises TypeError on this one
+    (b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=abc\r\n\r\n", 406),
 ])
 def test_anything_else_gets_an_error_status_and_no_render(serve, request_bytes, status):
     collect = Counting()
@@ -124,6 +126,7 @@ def test_anything_else_gets_an_error_status_and_no_render(serve, request_bytes, 
     assert collect.calls == 0
     if status == 405:
         assert headers["allow"] == "GET, HEAD"
+    assert exchange(address, GET)[0] == 200           # and the server goes on
 
 
 def test_parse_request_reads_the_headers_we_use():
