@@ -15,10 +15,13 @@ connection, and under a task limit every idle client was a traceback):
   answer is read after its request arrived.
 
 Limits, each a reply to a way a client could hurt the tracer:
-- at most `max_connections` open connections: one more is accepted, answered `503` and closed at
-  once. Left in the listen backlog instead, idle clients would be served in turn, each holding a
-  slot for `timeout_s`, starving real scrapers for minutes while the backlog overflows; closed at
-  once, they cost one accept() each and pybpf holds no descriptor for them;
+- at most `max_connections` open connections. One more is accepted at once and takes the place of
+  the oldest connection that has not sent a whole request yet; when every connection has (we are
+  busy answering), it is answered `503` and closed. So idle clients cost pybpf at most the cap in
+  descriptors and nothing in threads, and cannot lock a scraper out: a scraper sends its request
+  as it connects, before newer idle clients push it out. Left in the listen backlog instead, idle
+  clients would be served in turn, each holding a slot for `timeout_s`, starving real scrapers
+  for minutes while the backlog overflowed;
 - a request must arrive whole (at most 8 KiB of head) within `timeout_s` of connecting, and the
   answer must be taken within `timeout_s` of being ready: a client that sends or reads nothing,
   or dribbles bytes, is dropped;
@@ -243,13 +246,22 @@ class ScrapeServer:
                     self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_S
                     return
                 continue           # ECONNABORTED and the like: that client is gone
-            if len(self._connections) >= self._max_connections:
+            if len(self._connections) >= self._max_connections and not self._evict_idle():
                 self._refuse(sock)
                 continue
             sock.setblocking(False)
             conn = _Connection(sock, time.monotonic() + self._timeout_s)
             self._connections[sock.fileno()] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _evict_idle(self) -> bool:
+        """Make room by dropping the oldest connection that has not sent a whole request yet (the
+        dict keeps accept order). False when every one has: we are busy answering."""
+        for conn in self._connections.values():
+            if conn.request is None and not conn.outgoing:
+                self._drop(conn)
+                return True
+        return False
 
     @staticmethod
     def _refuse(sock: socket.socket) -> None:

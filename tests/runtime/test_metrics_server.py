@@ -161,22 +161,41 @@ def test_silent_and_partial_clients_are_dropped_after_the_timeout(serve):
     assert exchange(address, GET)[0] == 200
 
 
-def test_beyond_the_cap_a_client_is_answered_503_at_once(serve):
-    _, address = serve(max_connections=2, timeout_s=1.0)
-    idle = [socket.create_connection(address) for _ in range(2)]
+def test_at_the_cap_a_new_client_pushes_out_the_oldest_idle_one(serve):
+    _, address = serve(max_connections=3, timeout_s=30)
+    idle = [socket.create_connection(address) for _ in range(3)]
     try:
-        time.sleep(0.2)         # both accepted (the cap counts accepted connections)
+        time.sleep(0.2)
+        partial = idle[2]
+        partial.sendall(b"GET /metr")        # not a whole request: as idle as the others
+        for _ in range(2):                   # each takes the place of the oldest idle connection
+            assert exchange(address, GET, timeout=5)[0] == 200
+            idle.append(socket.create_connection(address))      # at the cap again
+            time.sleep(0.2)
+        assert closed_by_server(idle[0], within=2) and closed_by_server(idle[1], within=2)
+        assert not closed_by_server(partial, within=0.5)        # newer than the two scrapes' victims
+        assert not closed_by_server(idle[3], within=0.1)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_beyond_the_cap_of_busy_connections_a_client_is_answered_503_at_once(serve):
+    _, address = serve(Counting(delay_s=1.5), max_connections=2)
+    busy = [socket.create_connection(address) for _ in range(2)]
+    try:
+        for sock in busy:
+            sock.sendall(GET)                # both wait for the slow render: nothing to push out
+        time.sleep(0.2)
         start = time.monotonic()
         try:
             refused = exchange(address, GET, timeout=5)[0] == 503
-        except ConnectionResetError:       # the request came after the close (see _refuse)
+        except ConnectionResetError:         # the request came after the close (see _refuse)
             refused = True
-        assert refused and time.monotonic() - start < 0.9      # not queued behind the idle ones
-        for sock in idle:       # the idle ones time out; the slots free up
-            assert closed_by_server(sock, within=5)
-        assert exchange(address, GET)[0] == 200
+        assert refused and time.monotonic() - start < 1.0      # not queued behind the busy ones
+        assert all(split_response(read_to_eof(sock))[0] == 200 for sock in busy)
     finally:
-        for sock in idle:
+        for sock in busy:
             sock.close()
 
 
