@@ -205,6 +205,7 @@ def serve_metrics(session, address: tuple[str, int] | str, *, max_connections: i
         server = ScrapeServer(listener, lambda: list(registry.collect()), max_connections=max_connections,
                               timeout_s=timeout_s, warn=warn or _warn)
     except OSError:
+        listener.close()
         if unix:
             unix.unlink()
         raise

@@ -1,9 +1,9 @@
 """The HTTP side of `pybpf --metrics`: a small server no client can turn against the tracer.
 
-    listener = listen_tcp("127.0.0.1", 9100)              # or listen_unix("/run/pybpf.sock")
+    listener = listen_tcp("127.0.0.1", 9100)              # or UnixListener("/run/pybpf.sock").socket
     server = ScrapeServer(listener, collect=lambda: list(registry.collect()))
     ...                                                   # GET /metrics: collect() now, encoded
-    server.close()                                        # bounded: never waits on a client
+    server.close()                                        # bounded: never waits for a client
 
 Two threads, whatever the number of clients (prometheus_client's server started one per
 connection, and under a task limit every idle client was a traceback):

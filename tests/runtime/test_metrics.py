@@ -82,13 +82,13 @@ def test_metric_names():
 
 @pytest.mark.parametrize("text, address", [
     ("9100", ("127.0.0.1", 9100)), ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:9100", ("::1", 9100)),
-    ("localhost:0", ("localhost", 0)),
+    ("localhost:0", ("localhost", 0)), ("unix:/run/pybpf.sock", "/run/pybpf.sock"), ("unix:rel:1", "rel:1"),
 ])
 def test_parse_address(text, address):
     assert parse_address(text) == address
 
 
-@pytest.mark.parametrize("text", ["", "x", ":9100", "::1:9100", "1.2.3.4:", "65536", "1.2.3.4:-1"])
+@pytest.mark.parametrize("text", ["", "x", ":9100", "::1:9100", "1.2.3.4:", "65536", "1.2.3.4:-1", "unix:"])
 def test_parse_address_rejects(text):
     with pytest.raises(ValueError):
         parse_address(text)
