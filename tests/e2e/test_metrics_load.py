@@ -163,6 +163,42 @@ def test_idle_connections_and_concurrent_scrapers_cost_the_trace_nothing(nofile)
           f"stopped {took:.2f} s after SIGINT")
 
 
+PIDS_CGROUP = "/sys/fs/cgroup/pids"          # cgroup v1's pids controller, as on the test machine
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not os.path.exists(f"{PIDS_CGROUP}/cgroup.procs"), reason="needs the v1 pids cgroup")
+def test_no_task_to_spare_and_many_clients():
+    """Issue 13's finding: under a task limit, each idle connection past it was a traceback and
+    the run ended in `internal error` without its maps. Here pybpf may not start one more task."""
+    group = f"{PIDS_CGROUP}/pybpf-test-{os.getpid()}"
+    os.mkdir(group)
+    run = None
+    try:
+        port = free_port()
+        run = Running(["--metrics", f"127.0.0.1:{port}", "-e", 'BEGIN { printf("ready\\n"); @x = 7; }'])
+        run.wait_for("ready")
+        with open(f"{group}/cgroup.procs", "w") as f:
+            f.write(str(run.proc.pid))
+        with open(f"{group}/pids.current") as f, open(f"{group}/pids.max", "w") as limit:
+            limit.write(f.read().strip())
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(89)]
+        try:
+            statuses = [http_get(("127.0.0.1", port))[0] for _ in range(5)]
+        finally:
+            for sock in idle:
+                sock.close()
+        out, err, code = run.stop(signal.SIGINT, timeout=10)
+        assert statuses == [200] * 5
+        assert code == 0 and "Traceback" not in err and "internal error" not in err, err
+        assert "@x: 7" in out
+    finally:
+        if run and run.proc.poll() is None:     # failed early: the group must be empty to go
+            run.proc.kill()
+            run.proc.wait()
+        os.rmdir(group)
+
+
 @pytest.mark.kernel
 def test_a_half_sent_request_is_dropped_and_sigint_prints_at_once():
     port = free_port()
