@@ -11,6 +11,8 @@ scrapes for a few hundred ms loses events. Phases:
     quiet      no scraper (the trace's own baseline)
     scrapers   50 concurrent scrapers in a loop (asyncio, one connection per scrape)
     idle       the same, with 1000 idle TCP connections opened first and held open
+    big map    50 scrapers of a map of 50,000 keys (filled by lseek offsets before the workload):
+               each scrape reads and encodes ~3 MB, the render thread's worst case for the GIL
 
 Reported per phase: scrape latency (connect to the answer's last byte: median, p99, max), scrapes
 answered per second, scrapes refused (503 or reset), and the trace's events: generated, counted
@@ -34,8 +36,11 @@ import time
 
 COMM = "pybpfbench"
 SCRIPT = ('BEGIN { printf("ready\\n"); } '
-          f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ @calls = count(); printf("e\\n"); }}')
+          f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ @calls = count(); printf("e\\n"); }} '
+          f'tracepoint:syscalls:sys_enter_lseek /comm == "{COMM}"/ {{ @offsets[args->offset] = count(); }}')
+# argv: comm, getppid calls, map keys (distinct lseek offsets, made first)
 WORKLOAD = ("import ctypes, os, sys, time\nctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
+            "fd = os.open('/dev/null', os.O_RDONLY)\nfor i in range(int(sys.argv[3])):\n    os.lseek(fd, i, 0)\n"
             "for i in range(int(sys.argv[2])):\n    os.getppid()\n"
             "    if i % 200 == 199:\n        time.sleep(0.02)\n")
 REQUEST = b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -97,17 +102,18 @@ async def scrape_while(port: int, scrapers: int, workload: asyncio.subprocess.Pr
         if latencies else {"scrapes": 0, "refused": refused}
 
 
-async def workload(events: int) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-c", WORKLOAD, COMM, str(events))
+async def workload(events: int, keys: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(sys.executable, "-c", WORKLOAD, COMM, str(events), str(keys))
 
 
-def run_phase(events: int, scrapers: int, idle: int) -> dict:
+def run_phase(events: int, scrapers: int, idle: int, keys: int = 0) -> dict:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pybpf-bench-") as folder:
         out_path = os.path.join(folder, "out")
         open(out_path, "w").close()
         proc = subprocess.Popen([sys.executable, "-m", "pybpf.cli", "--metrics", f"127.0.0.1:{port}",
-                                 "-B", "64K", "-o", out_path, "-e", SCRIPT], stderr=subprocess.PIPE, text=True)
+                                 "-B", "64K", *(("--map-entries", str(keys)) if keys else ()),
+                                 "-o", out_path, "-e", SCRIPT], stderr=subprocess.PIPE, text=True)
         held = []
         try:
             wait_ready(out_path, proc)
@@ -116,7 +122,7 @@ def run_phase(events: int, scrapers: int, idle: int) -> dict:
             threads = len(os.listdir(f"/proc/{proc.pid}/task"))
 
             async def phase():
-                child = await workload(events)
+                child = await workload(events, keys)
                 if scrapers:
                     return await scrape_while(port, scrapers, child)
                 await child.wait()
@@ -148,6 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--scrapers", type=int, default=50)
     p.add_argument("--idle", type=int, default=1000)
+    p.add_argument("--keys", type=int, default=50_000)
     p.add_argument("--json", action="store_true")
     opts = p.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -156,7 +163,8 @@ def main(argv=None) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     phases = {"quiet": run_phase(opts.events, 0, 0),
               "scrapers": run_phase(opts.events, opts.scrapers, 0),
-              "idle": run_phase(opts.events, opts.scrapers, opts.idle)}
+              "idle": run_phase(opts.events, opts.scrapers, opts.idle),
+              "big map": run_phase(opts.events, opts.scrapers, 0, opts.keys)}
     if opts.json:
         print(json.dumps(phases, indent=2))
         return 0
