@@ -11,7 +11,7 @@ scrapes for a few hundred ms loses events. Phases:
     quiet      no scraper (the trace's own baseline)
     scrapers   50 concurrent scrapers in a loop (asyncio, one connection per scrape)
     idle       the same, with 1000 idle TCP connections opened first and held open
-    big map    50 scrapers of a map of 50,000 keys (filled by lseek offsets before the workload):
+    big map    50 scrapers of a map of 50,000 keys (lseek offsets, filled before the scrapers start):
                each scrape reads and encodes ~3 MB, the render thread's worst case for the GIL
 
 Reported per phase: scrape latency (connect to the answer's last byte: median, p99, max), scrapes
@@ -122,7 +122,8 @@ def run_phase(events: int, scrapers: int, idle: int, keys: int = 0) -> dict:
             threads = len(os.listdir(f"/proc/{proc.pid}/task"))
 
             async def phase():
-                child = await workload(events, keys)
+                await (await workload(0, keys)).wait()          # the map filled before any scrape
+                child = await workload(events, 0)
                 if scrapers:
                     return await scrape_while(port, scrapers, child)
                 await child.wait()
