@@ -151,16 +151,12 @@ def test_idle_connections_and_concurrent_scrapers_cost_the_trace_nothing(nofile)
     assert scrapers.refused == 0
     assert EVENTS in scrapers.ok and max(scrapers.ok) == EVENTS
     assert len(scrapers.ok) >= SCRAPERS
-    start = time.monotonic()
     out, err, code = run.stop(signal.SIGINT, timeout=10)
-    took = time.monotonic() - start
     assert code == 0, err
     assert "Traceback" not in err and "internal error" not in err and "WARNING" not in err, err
     assert f"@calls: {EVENTS}" in out
     assert out.splitlines().count("e") == EVENTS      # every event through the ring, in time
     assert "Lost" not in out
-    print(f"\n{len(scrapers.ok)} scrapes answered, {scrapers.refused} refused beyond the cap; "
-          f"stopped {took:.2f} s after SIGINT")
 
 
 PIDS_CGROUP = "/sys/fs/cgroup/pids"          # cgroup v1's pids controller, as on the test machine
