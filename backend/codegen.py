@@ -76,6 +76,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
     (pybpf.builtins), through this builder's methods."""
 
     pointer_type = PTR     # for lowerings (pybpf.builtins), which do not import llvmlite
+    byte_type = I8
 
     def __init__(self, mod: ModuleBuilder, program: ProgramPlan, diags: Diagnostics):
         self.mod, self.program, self.diags = mod, program, diags
@@ -142,6 +143,10 @@ class FunctionBuilder(MapLowering, KernelLowering):
 
     def gep(self, base: ir.Value, offset: int) -> ir.Value:
         return base if offset == 0 else opaque(self.b.gep(base, [c64(offset)], source_etype=I8))
+
+    def byte_at(self, base: ir.Value, index: ir.Value) -> ir.Value:
+        """The address of byte `index` (a value, not a constant) of a buffer."""
+        return opaque(self.b.gep(base, [index], source_etype=I8))
 
     def helper(self, func: BpfFunc, *args: ir.Value) -> ir.Value:
         """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64."""
@@ -465,13 +470,15 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.b.position_at_end(done)
         return self.load64(result)
 
-    def strings_equal(self, a: ir.Value, a_size: int, c: ir.Value, c_size: int) -> ir.Value:
-        """Bytewise equality up to the first NUL: a chain of blocks, one per byte."""
+    def strings_equal(self, a: ir.Value, a_size: int, c: ir.Value, c_size: int,
+                      limit: int | None = None) -> ir.Value:
+        """Bytewise equality up to the first NUL, or the first `limit` bytes (strncmp): a chain
+        of blocks, one per byte."""
         b = self.b
         result = self.alloca(8, "streq")
         self.store64(c64(0), result)
         done = self.new_block("streq_done")
-        n = min(a_size, c_size)
+        n = min(a_size, c_size) if limit is None else min(a_size, c_size, limit)
         for i in range(n):
             x = b.load(self.gep(a, i), typ=I8)
             y = b.load(self.gep(c, i), typ=I8)
@@ -487,7 +494,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
             b.branch(done)
             b.position_at_end(next_byte)
         # Every compared byte matched without a NUL: equal when the longer string ends here.
-        if a_size == c_size:
+        if a_size == c_size or n == limit:
             self.store64(c64(1), result)
         else:
             longer = a if a_size > c_size else c

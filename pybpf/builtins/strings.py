@@ -1,10 +1,10 @@
-"""str(): a string from a pointer, or a string cut short."""
+"""Strings: str() reads or cuts one; strncmp() and strcontains() compare them in the kernel."""
 
 from __future__ import annotations
 
 from pybpf import types as T
 from pybpf.builtins.entry import function
-from pybpf.checked import is_int
+from pybpf.checked import INT, is_int
 from pybpf.uapi.bpf import BpfFunc
 
 
@@ -49,6 +49,98 @@ def lower_str(g, e):
     return buf
 
 
+def string_arguments(c, e, count: int) -> bool:
+    """The first `count` arguments are strings (each reported when not)."""
+    ok = True
+    for arg in e.args[:count]:
+        t = c.expr(arg)
+        if t is not None and not isinstance(t, T.StringType):
+            c.error(f"{e.name}() expects string arguments, got {t}", arg.span)
+            ok = False
+        ok = ok and t is not None
+    return ok
+
+
+def check_strncmp(c, e):
+    if not string_arguments(c, e, 2):
+        return None
+    n = c.constant_int(e.args[2])
+    if n is None:
+        return None
+    if n < 0:
+        c.error("strncmp() needs a length of at least 0", e.args[2].span)
+        return None
+    c.result.constants[e] = n
+    return INT
+
+
+def lower_strncmp(g, e):
+    """0 when the strings agree up to their NUL or the first n bytes, 1 when they differ, as
+    bpftrace (which reads no further than the shorter string either)."""
+    a, b, _ = e.args
+    equal = g.strings_equal(g.expr(a), g.type_of(a).size, g.expr(b), g.type_of(b).size,
+                            g.checked.constants[e])
+    return g.from_bool(g.b.not_(equal))
+
+
+def check_strcontains(c, e):
+    return INT if string_arguments(c, e, 2) else None
+
+
+def lower_strcontains(g, e):
+    """1 when the needle occurs in the haystack. A loop over the haystack's positions, each
+    comparing the needle's bytes unrolled: (haystack size) x (needle size) compares at most,
+    whatever the strings hold, and nothing on a probe that does not call it."""
+    hay, needle = (g.expr(a) for a in e.args)
+    hay_size, needle_size = (g.type_of(a).size for a in e.args)
+    b = g.b
+    found = g.alloca(8, "contains")
+    position = g.alloca(8, "position")
+    g.store64(g.constant(0), found)
+    g.store64(g.constant(0), position)
+    head, body, done = g.new_block("contains_at"), g.new_block("contains_cmp"), \
+        g.new_block("contains_done")
+    b.branch(head)
+    b.position_at_end(head)
+    pos = g.load64(position)
+    b.cbranch(b.icmp_unsigned("<", pos, g.constant(hay_size)), body, done)
+    b.position_at_end(body)
+    mismatch, match = g.new_block("contains_next"), g.new_block("contains_found")
+    for j in range(needle_size):
+        want = b.load(g.gep(needle, j), typ=g.byte_type)
+        at_end, more = g.branch_if(b.icmp_unsigned("==", want, g.constant(0, bits=8)),
+                                   "needle_end", "needle_byte")
+        b.position_at_end(at_end)
+        b.branch(match)
+        b.position_at_end(more)
+        index = b.add(pos, g.constant(j))
+        inside = g.new_block("hay_byte")
+        b.cbranch(b.icmp_unsigned("<", index, g.constant(hay_size)), inside, mismatch)
+        b.position_at_end(inside)
+        got = b.load(g.byte_at(hay, index), typ=g.byte_type)
+        same = g.new_block("same_byte")
+        if j == 0:
+            # The haystack ends at its NUL: what follows it is not searched.
+            differ = g.new_block("first_byte_differs")
+            b.cbranch(b.icmp_unsigned("==", got, want), same, differ)
+            b.position_at_end(differ)
+            b.cbranch(b.icmp_unsigned("==", got, g.constant(0, bits=8)), done, mismatch)
+        else:
+            b.cbranch(b.icmp_unsigned("==", got, want), same, mismatch)
+        b.position_at_end(same)
+    b.branch(match)     # every byte of a needle without a NUL matched
+    b.position_at_end(match)
+    g.store64(g.constant(1), found)
+    b.branch(done)
+    b.position_at_end(mismatch)
+    g.store64(b.add(pos, g.constant(1)), position)
+    b.branch(head)
+    b.position_at_end(done)
+    return g.load64(found)
+
+
 BUILTINS = (
     function("str", (1, 2), check_str, lower_str),
+    function("strncmp", (3, 3), check_strncmp, lower_strncmp),
+    function("strcontains", (2, 2), check_strcontains, lower_strcontains),
 )

@@ -1,0 +1,42 @@
+"""Functions end to end, against events each test causes, compared with what bpftrace 0.26's
+documentation (its stdlib reference) says of each."""
+
+import re
+import subprocess
+
+import pytest
+
+from e2e_helpers import READY, Running, named_child, run_pybpf
+
+OPEN_PATHS = "import sys\nfor p in sys.argv[2:]:\n    try:\n        open(p).close()\n    except OSError:\n        pass\n"
+
+
+def traced_opens(script: str, comm: str, *paths: str) -> str:
+    """Run `script` (which counts openat calls of `comm`), have a child named `comm` open
+    `paths`, and return what pybpf printed."""
+    run = Running(["-e", READY + script])
+    run.wait_for("ready")
+    child = subprocess.run(named_child(comm, OPEN_PATHS, *paths), timeout=30)
+    assert child.returncode == 0
+    out, err, code = run.stop()
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.kernel
+def test_strncmp_and_strcontains_on_opened_paths():
+    # bpftrace: strncmp(s1, s2, n) is 0 when the first n characters agree; strcontains(h, n) is
+    # true when h contains n.
+    out = traced_opens(
+        't:syscalls:sys_enter_openat /comm == "pybpfstrings"/ { $f = str(args.filename); '
+        '@prefix[strncmp($f, "/tmp/pybpf-needle", 11)] = count(); '
+        '@contains[strcontains($f, "needle")] = count(); }',
+        "pybpfstrings", "/tmp/pybpf-needle-1", "/tmp/pybpf-needle-2", "/tmp/pybpf-other")
+    assert re.search(r"^@prefix\[0\]: 3$", out, re.M), out           # all share "/tmp/pybpf-"
+    assert re.search(r"^@contains\[1\]: 2$", out, re.M), out
+    assert re.search(r"^@contains\[0\]: 1$", out, re.M), out
+
+
+def test_strncmp_needs_a_constant_length():
+    r = run_pybpf(["-e", 'BEGIN { $n = 3; printf("%d\\n", strncmp("a", "b", $n)); }'])
+    assert r.returncode != 0 and "Expected a constant integer" in r.stderr
