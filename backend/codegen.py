@@ -144,6 +144,11 @@ class FunctionBuilder(MapLowering, KernelLowering):
     def gep(self, base: ir.Value, offset: int) -> ir.Value:
         return base if offset == 0 else opaque(self.b.gep(base, [c64(offset)], source_etype=I8))
 
+    @staticmethod
+    def integer_type(size: int) -> ir.Type:
+        """The IR integer of `size` bytes."""
+        return ir.IntType(size * 8)
+
     def byte_at(self, base: ir.Value, index: ir.Value) -> ir.Value:
         """The address of byte `index` (a value, not a constant) of a buffer."""
         return opaque(self.b.gep(base, [index], source_etype=I8))

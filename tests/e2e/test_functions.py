@@ -40,3 +40,19 @@ def test_strncmp_and_strcontains_on_opened_paths():
 def test_strncmp_needs_a_constant_length():
     r = run_pybpf(["-e", 'BEGIN { $n = 3; printf("%d\\n", strncmp("a", "b", $n)); }'])
     assert r.returncode != 0 and "Expected a constant integer" in r.stderr
+
+WRITE_258_BYTES = "import os\nfd = os.open('/dev/null', os.O_WRONLY)\nos.write(fd, b'x' * 258)\n"
+
+
+@pytest.mark.kernel
+def test_bswap_reverses_the_bytes_at_the_values_width():
+    # bpftrace: bswap(n) reverses n's bytes; the result is unsigned, as wide as n.
+    run = Running(["-e", READY + 't:syscalls:sys_enter_write /comm == "pybpfbswap"/ { '
+                   'printf("%x %x %x\\n", bswap(args.count), bswap((uint16)args.count), '
+                   'bswap((uint32)args.count)); }'])
+    run.wait_for("ready")
+    assert subprocess.run(named_child("pybpfbswap", WRITE_258_BYTES), timeout=30).returncode == 0
+    line = run.wait_for(" ")          # 258 = 0x0102
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert line.split() == ["201000000000000", "201", "2010000"]
