@@ -1,9 +1,13 @@
-"""The current task: pid, tid, uid, gid, comm, cgroup, curtask."""
+"""The current task: pid, tid, uid, gid, comm, cgroup, curtask; and cgroupid(path), the id `cgroup`
+reads, of a path."""
 
 from __future__ import annotations
 
+import os
+
+from pybpf import ast
 from pybpf import types as T
-from pybpf.builtins.entry import identifier, typed
+from pybpf.builtins.entry import function, identifier, typed
 from pybpf.checked import UINT
 from pybpf.ktypes import KernelTypeError
 from pybpf.uapi.bpf import BpfFunc
@@ -28,6 +32,23 @@ def check_curtask(c, e):
         return None
 
 
+def check_cgroupid(c, e):
+    """cgroupid("/sys/fs/cgroup/...") is resolved when the program compiles, as bpftrace's: a cgroup
+    v2 id is the inode number of the cgroup's directory."""
+    (path,) = e.args
+    if not isinstance(path, ast.String):
+        c.error("cgroupid() expects a string literal", path.span)
+        return None
+    c.set(path, T.StringType(len(path.value) + 1))
+    try:
+        c.result.constants[e] = os.stat(path.value).st_ino
+    except OSError as err:
+        c.error(f"cgroupid: cannot find the cgroup {path.value.decode(errors='replace')}: "
+                f"{err.strerror}", path.span)
+        return None
+    return UINT
+
+
 def lower_comm(g, e):
     buf = g.alloca(T.COMM_SIZE, "comm")
     g.helper(BpfFunc.get_current_comm, buf, g.constant(T.COMM_SIZE))
@@ -47,4 +68,5 @@ BUILTINS = (
     identifier("comm", typed(T.StringType(T.COMM_SIZE)), lower_comm),
     identifier("cgroup", typed(UINT), lambda g, e: g.helper(BpfFunc.get_current_cgroup_id)),
     identifier("curtask", check_curtask, lambda g, e: g.helper(BpfFunc.get_current_task)),
+    function("cgroupid", (1, 1), check_cgroupid, lambda g, e: g.constant(g.checked.constants[e])),
 )

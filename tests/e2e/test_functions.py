@@ -1,6 +1,7 @@
 """Functions end to end, against events each test causes, compared with what bpftrace 0.26's
 documentation (its stdlib reference) says of each."""
 
+import os
 import re
 import subprocess
 
@@ -56,3 +57,26 @@ def test_bswap_reverses_the_bytes_at_the_values_width():
     out, err, code = run.stop()
     assert code == 0, err
     assert line.split() == ["201000000000000", "201", "2010000"]
+
+
+def own_cgroup_dir() -> str:
+    with open("/proc/self/cgroup") as f:
+        line = next(line for line in f if line.startswith("0::"))
+    return "/sys/fs/cgroup" + line[3:].strip()
+
+
+@pytest.mark.kernel
+def test_cgroupid_is_the_id_cgroup_reads_in_that_cgroup():
+    # bpftrace: cgroupid(path) is the cgroup v2 id of the cgroup at path, resolved at compile
+    # time. pybpf runs BEGIN in its own task, in this test's cgroup.
+    path = own_cgroup_dir()
+    r = run_pybpf(["-e", f'BEGIN {{ printf("%d %d\\n", cgroupid("{path}"), cgroup); exit(); }}'])
+    assert r.returncode == 0, r.stderr
+    resolved, current = r.stdout.splitlines()[1].split()
+    assert int(resolved) == int(current) == os.stat(path).st_ino
+
+
+def test_cgroupid_of_a_missing_cgroup_is_a_compile_error():
+    r = run_pybpf(["-e", 'BEGIN { printf("%d\\n", cgroupid("/sys/fs/cgroup/no-such-cgroup")); }'])
+    assert r.returncode == 1
+    assert "cgroupid: cannot find the cgroup /sys/fs/cgroup/no-such-cgroup" in r.stderr
