@@ -122,6 +122,7 @@ class BpfFunc(enum.IntEnum):
     ringbuf_discard = 133
     ktime_get_boot_ns = 125
     get_current_task_btf = 158
+    ktime_get_tai_ns = 208
     task_pt_regs = 175
 
 # Verifier log levels of BPF_PROG_LOAD.

@@ -4,6 +4,7 @@ documentation (its stdlib reference) says of each."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -80,3 +81,28 @@ def test_cgroupid_of_a_missing_cgroup_is_a_compile_error():
     r = run_pybpf(["-e", 'BEGIN { printf("%d\\n", cgroupid("/sys/fs/cgroup/no-such-cgroup")); }'])
     assert r.returncode == 1
     assert "cgroupid: cannot find the cgroup /sys/fs/cgroup/no-such-cgroup" in r.stderr
+
+
+CLOCK_IDS = {"monotonic": time.CLOCK_MONOTONIC, "boot": time.CLOCK_BOOTTIME,
+             "tai": time.CLOCK_TAI, "sw_tai": time.CLOCK_TAI}
+
+
+@pytest.mark.kernel
+def test_nsecs_reads_the_named_kernel_clock():
+    # bpftrace 0.26: nsecs(monotonic|boot|tai|sw_tai) read those clocks; nsecs alone is boot.
+    clocks = list(CLOCK_IDS)
+    run = Running(["-e", READY + 't:syscalls:sys_enter_getppid /comm == "pybpfclock"/ { printf("'
+                   + " ".join("%lu" for _ in range(len(clocks) + 1)) + '\\n", nsecs, '
+                   + ", ".join(f"nsecs({c})" for c in clocks) + "); }"])
+    run.wait_for("ready")
+    before = {c: time.clock_gettime_ns(i) for c, i in CLOCK_IDS.items()}
+    child = named_child("pybpfclock", "import os\nos.getppid()\n")
+    assert subprocess.run(child, timeout=30).returncode == 0
+    after = {c: time.clock_gettime_ns(i) for c, i in CLOCK_IDS.items()}
+    line = run.wait_for(" ")
+    out, err, code = run.stop()
+    assert code == 0, err
+    default, *values = map(int, line.split())
+    assert before["boot"] <= default <= after["boot"]
+    for clock, value in zip(clocks, values):
+        assert before[clock] <= value <= after[clock], clock
