@@ -266,7 +266,7 @@ def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
             if server:
                 server.close()      # before stop() closes the maps
         session.stop()
-    return 0
+    return session.exit_code
 
 
 def _metrics_address(text: str) -> tuple[str, int] | str:

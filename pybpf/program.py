@@ -29,7 +29,7 @@ EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/.
 LOST_MAP = "__pybpf_lost"            # BPF_MAP_TYPE_PERCPU_ARRAY[1] of u64: records the ring buffer refused
 START_MAP = "__pybpf_start"          # BPF_MAP_TYPE_ARRAY[1] of u64: nsecs at start, base of `elapsed`
 EXIT_MAP = "__pybpf_exit"            # BPF_MAP_TYPE_ARRAY[1] of u64: set by exit(), whose ring-buffer
-                                     # record a full buffer may refuse
+                                     # record a full buffer may refuse: 1 | exit code << 8
 MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: updates refused as the map was
                                         # full (-E2BIG), at the map's index in CompiledProgram.maps
 

@@ -38,6 +38,7 @@ class Session:
         self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
         self._full_maps: set[int] = set()      # indexes of the maps already warned about
         self.exited = False
+        self.exit_code = 0                     # exit(code)'s, for the host to exit with
         # zero()ed array maps: their zero values are entries that exist (a hash keeps the keys)
         self._zeroed: set[str] = set()
         self.loaded: LoadedObject | None = None
@@ -74,7 +75,7 @@ class Session:
             return False
         self._ring.poll(timeout_s, self._dispatch)
         self._check_full_maps()
-        if not self.exited and self._exit_flagged():
+        if not self.exited and self._read_exit_flag():
             self.exited = True       # exit() ran, though its record was lost to a full ring
         return not self.exited
 
@@ -168,6 +169,7 @@ class Session:
             self.output.value(value)
         elif kind == EventKind.EXIT:
             self.exited = True
+            self._read_exit_flag()
         elif kind == EventKind.PRINT:
             spec = self.compiled.maps[index]
             self.output.map(spec, self.read_map(spec))
@@ -184,10 +186,14 @@ class Session:
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
 
-    def _exit_flagged(self) -> bool:
+    def _read_exit_flag(self) -> bool:
+        """Whether exit() ran; takes its exit code (EXIT_MAP holds 1 | code << 8)."""
         fd = self.loaded.map_fds.get(EXIT_MAP)
         value = maps.lookup(fd, bytes(4), 8) if fd is not None else None
-        return bool(value and any(value))
+        flag = int.from_bytes(value, "little") if value else 0
+        if flag:
+            self.exit_code = flag >> 8
+        return bool(flag)
 
     def read_map(self, spec: MapSpec) -> list[tuple[tuple, object]]:
         """A user map's entries now (as printed at exit), e.g. for a metrics endpoint while running."""

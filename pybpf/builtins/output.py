@@ -109,9 +109,23 @@ def lower_time(g, e):
     return g.constant(0)
 
 
+def check_exit(c, e):
+    if e.args:
+        t = c.expr(e.args[0])
+        if t is not None and not is_int(t):
+            c.error(f"exit() expects an integer exit code, got {t}", e.args[0].span)
+            return None
+    return VOID
+
+
 def lower_exit(g, e):
-    # The flag first: the runtime ends on it even if the record below finds the ring full.
-    g.with_array_element(EXIT_MAP, 0, "exit_flag", lambda flag: g.store64(g.constant(1), flag))
+    # The flag first: the runtime ends on it even if the record below finds the ring full. It
+    # holds the exit code too (see EXIT_MAP), so the code survives a lost record.
+    flag_value = g.constant(1)
+    if e.args:
+        code = g.b.and_(g.expr(e.args[0]), g.constant(0xFF))
+        flag_value = g.b.or_(flag_value, g.b.shl(code, g.constant(8)))
+    g.with_array_element(EXIT_MAP, 0, "exit_flag", lambda flag: g.store64(flag_value, flag))
     g.emit_event(EventKind.EXIT, 0)
     # As bpftrace: exit() also ends the probe; what follows it is unreachable
     g.b.ret(g.constant(0))
@@ -123,5 +137,5 @@ BUILTINS = (
     function("printf", None, check_printf, lower_printf, layout_printf),
     function("print", (1, 1), check_print, lower_print, layout_print),
     function("time", (0, 1), check_time, lower_time, layout_time),
-    function("exit", (0, 0), lambda c, e: VOID, lower_exit),
+    function("exit", (0, 1), check_exit, lower_exit),
 )

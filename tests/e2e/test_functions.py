@@ -106,3 +106,17 @@ def test_nsecs_reads_the_named_kernel_clock():
     assert before["boot"] <= default <= after["boot"]
     for clock, value in zip(clocks, values):
         assert before[clock] <= value <= after[clock], clock
+
+
+@pytest.mark.kernel
+def test_exit_code_is_pybpfs_exit_status():
+    # bpftrace 0.26: exit(code) ends the program (END runs, maps print) with that exit status.
+    run = Running(["-e", READY + 't:syscalls:sys_enter_write /comm == "pybpfexit"/ { @n = count(); '
+                   "exit(args.count); } END { printf(\"end\\n\"); }"])
+    run.wait_for("ready")
+    write_42 = "import os\nos.write(os.open('/dev/null', os.O_WRONLY), b'x' * 42)\n"
+    assert subprocess.run(named_child("pybpfexit", write_42), timeout=30).returncode == 0
+    out, err, code = run.stop(sig=None)
+    assert code == 42, err
+    assert "end\n" in out and re.search(r"^@n: 1$", out, re.M), out
+    assert run_pybpf(["-e", "BEGIN { exit(); }"]).returncode == 0
