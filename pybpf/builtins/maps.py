@@ -1,17 +1,18 @@
-"""Functions on a whole map or one of its elements: clear, zero, delete."""
+"""Functions on a whole map or one of its elements: clear, zero, delete, has_key."""
 
 from __future__ import annotations
 
 from pybpf import ast
 from pybpf.builtins.entry import function
-from pybpf.checked import VOID
+from pybpf.checked import INT, VOID
 from pybpf.program import EventKind
 from pybpf.uapi.bpf import BpfFunc
 
 
 def map_argument(c, e):
-    """The map info of a call's one map argument, or None after reporting why there is none."""
-    (arg,) = e.args
+    """The map info of a call's map argument (its first), or None after reporting why there is
+    none."""
+    arg = e.args[0]
     if not isinstance(arg, ast.Map):
         c.error(f"{e.name}() expects a map argument", arg.span)
         return None
@@ -44,6 +45,43 @@ def check_delete(c, e):
     return VOID
 
 
+def keyed_element(call) -> ast.Map:
+    """has_key(@m, k) as the element @m[k] it asks about; a tuple `k` is the keys of a map with
+    several (has_key(@m, (1, 2)) asks about @m[1, 2]). Built the same way when checking and
+    lowering, over the call's own key expressions."""
+    m, key = call.args
+    keys = key.elements if isinstance(key, ast.Tuple) else (key,)
+    return ast.Map(m.name, keys, call.span)
+
+
+def check_has_key(c, e):
+    info = map_argument(c, e)
+    if info is None:
+        return None
+    if e.args[0].keys is not None:
+        c.error("has_key() expects a map without a key, then the key: has_key(@m, k)",
+                e.args[0].span)
+        return None
+    if not info.key:
+        c.error(f"has_key() expects a map with keys; {info.name} has none", e.args[0].span)
+        return None
+    if info.kind.has_buckets:
+        c.error(f"has_key() cannot look into {info.kind.value}() map {info.name}: its buckets are "
+                "keys of their own", e.args[0].span)
+        return None
+    element = keyed_element(e)
+    keys = c.map_keys(element)
+    if keys is not None:
+        c.merge_keys(info, keys, element)
+    return INT
+
+
+def lower_has_key(g, e):
+    element = keyed_element(e)
+    spec = g.plan.maps[element.name]
+    return g.from_bool(g.is_present(g.lookup(spec.symbol, g.key(spec, element))))
+
+
 def map_event(kind: EventKind):
     """A lowering that asks user space to act on the whole map (the runtime clears or zeroes it)."""
     def lower(g, e):
@@ -63,4 +101,5 @@ BUILTINS = (
     function("clear", (1, 1), check_whole_map, map_event(EventKind.CLEAR)),
     function("zero", (1, 1), check_whole_map, map_event(EventKind.ZERO)),
     function("delete", (1, 1), check_delete, lower_delete),
+    function("has_key", (2, 2), check_has_key, lower_has_key),
 )

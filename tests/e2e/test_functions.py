@@ -120,3 +120,21 @@ def test_exit_code_is_pybpfs_exit_status():
     assert code == 42, err
     assert "end\n" in out and re.search(r"^@n: 1$", out, re.M), out
     assert run_pybpf(["-e", "BEGIN { exit(); }"]).returncode == 0
+
+
+@pytest.mark.kernel
+def test_has_key_tells_keys_seen_before():
+    # bpftrace 0.26: has_key(@m, k) is true when @m has the key k (a tuple for several keys).
+    out = traced_opens(
+        't:syscalls:sys_enter_openat /comm == "pybpfhaskey"/ { $f = str(args.filename); '
+        'if (has_key(@seen, $f)) { @again = count(); } '
+        'if (!has_key(@pairs, ($f, 1))) { @first = count(); } @seen[$f] = 1; @pairs[$f, 1] = 1; }',
+        "pybpfhaskey", "/tmp/pybpf-a", "/tmp/pybpf-b", "/tmp/pybpf-a", "/tmp/pybpf-a")
+    assert re.search(r"^@again: 2$", out, re.M), out
+    assert re.search(r"^@first: 2$", out, re.M), out
+
+
+def test_has_key_on_a_map_without_keys_is_an_error():
+    # bpftrace 0.26: "Error if called with a map that has no keys (aka scalar map)".
+    r = run_pybpf(["-e", "BEGIN { @s = 1; if (has_key(@s, 1)) { exit(); } }"])
+    assert r.returncode == 1 and "has_key() expects a map with keys; @s has none" in r.stderr
