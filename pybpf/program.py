@@ -55,6 +55,8 @@ class EventKind(enum.IntEnum):
     ZERO = 5
     TIME = 6       # time(FMT): index into CompiledProgram.time_formats
     VALUE = 7      # print(value): index into printfs, whose one argument types the value
+    ERRORF = 8     # errorf(fmt, ...): index into printfs, whose format starts with the location
+    WARNF = 9      # warnf(fmt, ...): the same, a warning
 
 
 class MapKind(enum.Enum):

@@ -164,6 +164,12 @@ class Session:
             spec = self.compiled.printfs[index]
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.printf(format_printf(spec.fmt, args))
+        elif kind == EventKind.ERRORF:
+            args = self._decoders[index](record, EVENT_HEADER_SIZE)
+            print(format_printf(self.compiled.printfs[index].fmt, args), file=sys.stderr, flush=True)
+        elif kind == EventKind.WARNF:
+            args = self._decoders[index](record, EVENT_HEADER_SIZE)
+            self.warn(format_printf(self.compiled.printfs[index].fmt, args))
         elif kind == EventKind.VALUE:
             (value,) = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.value(value)

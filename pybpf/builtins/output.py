@@ -1,4 +1,4 @@
-"""Functions whose effect is in user space: printf, print, time, exit. Each sends a ring-buffer
+"""Functions whose effect is in user space: printf, errorf, warnf, print, time, exit. Each sends a ring-buffer
 record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
 with go into the compiled program (their layouts, called by pybpf.resources); runtime/printf.py and
 runtime/output.py apply them."""
@@ -54,12 +54,35 @@ def layout_printf(plan, checked, e):
     plan.add_printf(e, PrintfSpec(fmt, tuple(storable(checked.types[a]) for a in e.args[1:])))
 
 
-def lower_printf(g, e):
-    index = g.plan.printf_index[e]
-    spec = g.plan.printfs[index]
-    args = [(g.expr(a), t) for a, t in zip(e.args[1:], spec.args)]
-    g.emit_event(EventKind.PRINTF, index, args)
-    return g.constant(0)
+def printf_event(kind: EventKind):
+    """The lowering of printf and its kin: a record of `kind` with the laid-out format's index
+    and the arguments."""
+    def lower(g, e):
+        index = g.plan.printf_index[e]
+        spec = g.plan.printfs[index]
+        g.emit_event(kind, index, [(g.expr(a), t) for a, t in zip(e.args[1:], spec.args)])
+        return g.constant(0)
+    return lower
+
+
+def located_printf(severity: str):
+    """errorf/warnf: a printf whose text, on stderr, starts with the call's place in the source as
+    bpftrace writes it: `stdin:1:9-62: ERROR: `. The place is known when checking (the file
+    name is the checker's), so the rule keeps it with the call's compile-time values."""
+    def check(c, e):
+        t = check_printf(c, e)
+        if t is not None:
+            span = e.span
+            c.result.constants[e] = (f"{c.diags.filename}:{span.line}:{span.column}-"
+                                     f"{span.end_column}: {severity}: ")
+        return t
+    return check
+
+
+def layout_located_printf(plan, checked, e):
+    prefix = checked.constants[e].replace("%", "%%")
+    fmt = prefix + e.args[0].value.decode("utf-8", errors="replace")
+    plan.add_printf(e, PrintfSpec(fmt, tuple(storable(checked.types[a]) for a in e.args[1:])))
 
 
 def check_print(c, e):
@@ -134,7 +157,11 @@ def lower_exit(g, e):
 
 
 BUILTINS = (
-    function("printf", None, check_printf, lower_printf, layout_printf),
+    function("printf", None, check_printf, printf_event(EventKind.PRINTF), layout_printf),
+    function("errorf", None, located_printf("ERROR"), printf_event(EventKind.ERRORF),
+             layout_located_printf),
+    function("warnf", None, located_printf("WARNING"), printf_event(EventKind.WARNF),
+             layout_located_printf),
     function("print", (1, 1), check_print, lower_print, layout_print),
     function("time", (0, 1), check_time, lower_time, layout_time),
     function("exit", (0, 1), check_exit, lower_exit),

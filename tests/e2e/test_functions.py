@@ -138,3 +138,27 @@ def test_has_key_on_a_map_without_keys_is_an_error():
     # bpftrace 0.26: "Error if called with a map that has no keys (aka scalar map)".
     r = run_pybpf(["-e", "BEGIN { @s = 1; if (has_key(@s, 1)) { exit(); } }"])
     assert r.returncode == 1 and "has_key() expects a map with keys; @s has none" in r.stderr
+
+
+@pytest.mark.kernel
+def test_errorf_and_warnf_print_the_call_location_on_stderr():
+    # bpftrace 0.26's example: BEGIN { errorf("Something bad with args: %d, %s", 10, "arg2"); }
+    # prints "stdin:1:9-62: ERROR: Something bad with args: 10, arg2"; warnf says WARNING.
+    script = ('t:syscalls:sys_enter_getppid /comm == "pybpferrorf"/ { errorf("Something bad with '
+              'args: %d, %s", 10, comm); warnf("pid %d", pid); }')
+    run = Running(["-e", READY + script])
+    run.wait_for("ready")
+    child = subprocess.Popen(named_child("pybpferrorf", "import os, time\nos.getppid()\n"
+                                         "time.sleep(0.5)\n"))
+    pid = child.pid
+    assert child.wait(timeout=30) == 0
+    out, err, code = run.stop()
+    assert code == 0, err
+    source = READY + script
+    error_call = 'errorf("Something bad with args: %d, %s", 10, comm)'
+    warn_call = 'warnf("pid %d", pid)'
+    start, warn_start = source.index(error_call) + 1, source.index(warn_call) + 1
+    assert err.splitlines() == [
+        f"stdin:1:{start}-{start + len(error_call)}: ERROR: Something bad with args: 10, pybpferrorf",
+        f"stdin:1:{warn_start}-{warn_start + len(warn_call)}: WARNING: pid {pid}"]
+    assert "Something bad" not in out
