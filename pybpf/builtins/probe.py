@@ -1,4 +1,4 @@
-"""What the probe provides: args, arg0..arg5, retval, func, probe, usermode.
+"""What the probe provides: args, arg0..arg5, sarg0..N, retval, func, probe, usermode.
 
 Whether a probe has these is a question for its provider (pybpf.providers), asked by the small
 functions below.
@@ -10,7 +10,8 @@ from pybpf import types as T
 from pybpf.builtins.entry import identifier, typed
 from pybpf.checked import KPROBE_ARG_REGISTERS, UINT, function_name
 from pybpf.providers.base import Args, Context, ProbeGroup
-from pybpf.uapi.ptrace import CODE_SEGMENT
+from pybpf.uapi.bpf import BpfFunc
+from pybpf.uapi.ptrace import CODE_SEGMENT, PT_REGS_OFFSETS
 
 
 def provides_args(group: ProbeGroup) -> bool:
@@ -54,6 +55,25 @@ def check_numbered_arg(c, e):
     return UINT
 
 
+def check_stack_arg(c, e):
+    if c.group.provider.name not in ("kprobe", "uprobe"):
+        c.error(f"The {e.name} builtin can only be used with kprobe and uprobe probes", e.span)
+        return None
+    return UINT
+
+
+def lower_stack_arg(g, e):
+    """sargN: the N-th argument passed on the stack (x86-64), the 8 bytes at sp + 8 * (N + 1)
+    (the return address is at sp on entry), from user or kernel memory as the probe's."""
+    sp = g.load_context(PT_REGS_OFFSETS["sp"])
+    address = g.b.add(sp, g.constant(8 * (int(e.name[4:]) + 1)))
+    read = BpfFunc.probe_read_user if g.program.group.provider.name == "uprobe" \
+        else BpfFunc.probe_read_kernel
+    buf = g.alloca(8, "sarg")
+    g.helper(read, buf, g.constant(8), g.b.inttoptr(address, g.pointer_type))
+    return g.load64(buf)
+
+
 def check_func(c, e):
     if not provides_function(c.group):
         c.error("The func builtin can only be used with kprobe, fentry and uprobe "
@@ -91,6 +111,7 @@ BUILTINS = (
     identifier("args", check_args, None),
     identifier("argN", check_numbered_arg, lambda g, e: g.load_argument(int(e.name[3:])),
                pattern=r"arg\d+"),
+    identifier("sargN", check_stack_arg, lower_stack_arg, pattern=r"sarg\d+"),
     # retval's type comes from the function's BTF: semantic_kernel and lower_kernel hold the rule.
     identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e)),
     identifier("func", check_func, lower_func),

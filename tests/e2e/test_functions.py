@@ -162,3 +162,35 @@ def test_errorf_and_warnf_print_the_call_location_on_stderr():
         f"stdin:1:{start}-{start + len(error_call)}: ERROR: Something bad with args: 10, pybpferrorf",
         f"stdin:1:{warn_start}-{warn_start + len(warn_call)}: WARNING: pid {pid}"]
     assert "Something bad" not in out
+
+
+EIGHT_ARGUMENTS = r"""
+#include <stdio.h>
+__attribute__((noinline)) long eight(long a, long b, long c, long d, long e, long f, long g,
+                                     long h) { return a + b + c + d + e + f + g + h; }
+int main(void) { printf("%ld\n", eight(1, 2, 3, 4, 5, 6, 700, 800)); return 0; }
+"""
+
+
+@pytest.fixture
+def eight_arguments(tmp_path):
+    """A program that calls eight(1, ..., 6, 700, 800): its seventh and eighth arguments go on
+    the stack (System V x86-64)."""
+    source = tmp_path / "eight.c"
+    source.write_text(EIGHT_ARGUMENTS)
+    binary = tmp_path / "eight"
+    subprocess.run(["cc", "-O1", "-o", str(binary), str(source)], check=True)
+    return str(binary)
+
+
+@pytest.mark.kernel
+def test_sarg_reads_the_arguments_passed_on_the_stack(eight_arguments):
+    # bpftrace 0.26: sarg0, sarg1, ... are a function's arguments passed on the stack.
+    run = Running(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
+                   "arg5, sarg0, sarg1); }"])
+    run.wait_for("ready")
+    assert subprocess.run([eight_arguments], timeout=30, capture_output=True).returncode == 0
+    line = run.wait_for(" ")
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert line.split() == ["6", "700", "800"]
