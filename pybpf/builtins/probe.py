@@ -1,4 +1,4 @@
-"""What the probe provides: args, arg0..arg5, sarg0..N, retval, func, probe, usermode.
+"""What the probe provides: args, arg0..arg5, sarg0..N, retval, func, probe, usermode, ctx.
 
 Whether a probe has these is a question for its provider (pybpf.providers), asked by the small
 functions below.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pybpf import types as T
 from pybpf.builtins.entry import identifier, typed
 from pybpf.checked import KPROBE_ARG_REGISTERS, UINT, function_name
+from pybpf.ktypes import KernelTypeError
 from pybpf.providers.base import Args, Context, ProbeGroup
 from pybpf.uapi.bpf import BpfFunc
 from pybpf.uapi.ptrace import CODE_SEGMENT, PT_REGS_OFFSETS
@@ -74,6 +75,26 @@ def lower_stack_arg(g, e):
     return g.load64(buf)
 
 
+# The struct a probe's context points to, where the kernel's BTF names it.
+CONTEXT_STRUCTS = {Context.PT_REGS: "pt_regs", Context.PERF_SAMPLE: "bpf_perf_event_data"}
+
+
+def check_ctx(c, e):
+    """ctx: the program's context pointer; `struct pt_regs *` and the like where the provider's
+    context is one kernel struct, else a uint64 (tracepoint records, raw tracepoint arguments)."""
+    struct = CONTEXT_STRUCTS.get(c.group.provider.context)
+    if struct is None:
+        return UINT
+    kt = c.kernel_types(e.span)
+    if kt is None:
+        return None
+    try:
+        return kt.parse_type_name(f"struct {struct} *")
+    except KernelTypeError as err:
+        c.error(str(err), e.span)
+        return None
+
+
 def check_func(c, e):
     if not provides_function(c.group):
         c.error("The func builtin can only be used with kprobe, fentry and uprobe "
@@ -117,4 +138,5 @@ BUILTINS = (
     identifier("func", check_func, lower_func),
     identifier("probe", typed(T.ProbeType()), lower_probe),
     identifier("usermode", check_usermode, lower_usermode),
+    identifier("ctx", check_ctx, lambda g, e: g.b.ptrtoint(g.ctx, g.integer_type(8))),
 )

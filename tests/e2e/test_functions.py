@@ -194,3 +194,17 @@ def test_sarg_reads_the_arguments_passed_on_the_stack(eight_arguments):
     out, err, code = run.stop()
     assert code == 0, err
     assert line.split() == ["6", "700", "800"]
+
+
+@pytest.mark.kernel
+def test_ctx_is_the_probes_typed_context(eight_arguments):
+    # bpftrace 0.26: ctx is the probe's context; a uprobe's is struct pt_regs, where the first
+    # two arguments are in di and si.
+    run = Running(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
+                   "ctx->di, ctx->si, ctx != 0); }"])
+    run.wait_for("ready")
+    assert subprocess.run([eight_arguments], timeout=30, capture_output=True).returncode == 0
+    line = run.wait_for(" ")
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert line.split() == ["1", "2", "1"]
