@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                         "to attach and detach; nothing runs on the other syscalls)")
     p.add_argument("--emit", choices=("llvm", "asm", "obj"),
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
+    p.add_argument("--unsafe", action="store_true",
+                   help="allow functions with effects beyond tracing: system(), signal()")
     p.add_argument("--dry-run", action="store_true",
                    help="compile and load through the verifier, attach nothing")
     p.add_argument("--no-cache", action="store_true",
@@ -388,7 +390,7 @@ def _main(opts) -> int:
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
                              share_syscalls=opts.share_syscalls, pid=opts.pid,
-                             max_probes=_max_probes())
+                             max_probes=_max_probes(), unsafe=opts.unsafe)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

@@ -35,6 +35,7 @@ class CompileOptions:
     pid: int | None = None
     # The most attach points a program may have, checked before compiling (BPFTRACE_MAX_PROBES).
     max_probes: int = DEFAULT_MAX_PROBES
+    unsafe: bool = False        # --unsafe: allow system() and signal()
 
 
 @dataclass
@@ -69,7 +70,8 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
                     f"variable, with care: every probe adds to the load and attach time and runs on "
                     f"each of its events", NO_SPAN)
         raise CompileError(diags)
-    checked = times.run("check", check_types, program, groups, diags, options.params)
+    checked = times.run("check", check_types, program, groups, diags, options.params,
+                       options.unsafe)
     if diags.has_errors:
         raise CompileError(diags)
     if not groups:

@@ -57,6 +57,7 @@ class EventKind(enum.IntEnum):
     VALUE = 7      # print(value): index into printfs, whose one argument types the value
     ERRORF = 8     # errorf(fmt, ...): index into printfs, whose format starts with the location
     WARNF = 9      # warnf(fmt, ...): the same, a warning
+    SYSTEM = 10    # system(fmt, ...): index into printfs; the formatted text is the command
 
 
 class MapKind(enum.Enum):

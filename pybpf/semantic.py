@@ -23,9 +23,10 @@ from pybpf.semantic_kernel import KernelChecks
 
 class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
-                 params: tuple[str, ...]):
+                 params: tuple[str, ...], unsafe: bool = False):
         self.result = CheckedProgram(program, groups, params=params)
         self.diags = diags
+        self.unsafe = unsafe        # --unsafe: system() and signal() allowed
         self.group: ProbeGroup | None = None
         self.loop_depth = 0
         self.in_str_call = False
@@ -381,6 +382,9 @@ class TypeChecker(KernelChecks):
         if entry is None:
             self.error(f"Unknown function: {e.name}", e.span)
             return None
+        if entry.unsafe and not self.unsafe:
+            self.error(f"{e.name}() is an unsafe function being used in safe mode", e.span)
+            return None
         if entry.arity is not None and not self.arity(e, *entry.arity):
             return None
         return entry.check(self, e)
@@ -396,11 +400,11 @@ class TypeChecker(KernelChecks):
 
 
 def check_types(program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
-                params: tuple[str, ...] = ()) -> CheckedProgram:
+                params: tuple[str, ...] = (), unsafe: bool = False) -> CheckedProgram:
     # Maps may be read in one probe and assigned in a later one: a first walk, whose errors are
     # dropped, learns every map's type; the second walk checks with them all known.
     scratch = Diagnostics(diags.source, diags.filename)
-    first = TypeChecker(program, groups, scratch, tuple(params)).check()
-    checker = TypeChecker(program, groups, diags, tuple(params))
+    first = TypeChecker(program, groups, scratch, tuple(params), unsafe).check()
+    checker = TypeChecker(program, groups, diags, tuple(params), unsafe)
     checker.result.maps = first.maps
     return checker.check()

@@ -71,6 +71,10 @@ class Output:
         """time(FMT): the formatted local time."""
         raise NotImplementedError
 
+    def syscall(self, text: str) -> None:
+        """system(CMD): what the command printed (bpftrace's "syscall" message)."""
+        raise NotImplementedError
+
     def map(self, spec: MapSpec, entries: Entries) -> None:
         raise NotImplementedError
 
@@ -91,6 +95,9 @@ class TextOutput(Output):
         self._emit(text_of(value) + "\n")
 
     def time(self, text: str) -> None:
+        self._emit(text)
+
+    def syscall(self, text: str) -> None:
         self._emit(text)
 
     def lost(self, events: int) -> None:
@@ -136,6 +143,9 @@ class JsonOutput(Output):
 
     def time(self, text: str) -> None:
         self._emit(f'{{"type": "time", "data": {_json_str(text)}}}\n')
+
+    def syscall(self, text: str) -> None:
+        self._emit(f'{{"type": "syscall", "data": {_json_str(text)}}}\n')
 
     def lost(self, events: int) -> None:
         self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')

@@ -23,6 +23,7 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MA
                            CompiledProgram, EventKind, MapSpec)
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
+from pybpf.runtime.command import run_command
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
@@ -170,6 +171,13 @@ class Session:
         elif kind == EventKind.WARNF:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.warn(format_printf(self.compiled.printfs[index].fmt, args))
+        elif kind == EventKind.SYSTEM:
+            args = self._decoders[index](record, EVENT_HEADER_SIZE)
+            result = run_command(format_printf(self.compiled.printfs[index].fmt, args))
+            if result.error:
+                print(f"ERROR: {result.error}", file=sys.stderr, flush=True)
+            if result.output:
+                self.output.syscall(result.output)
         elif kind == EventKind.VALUE:
             (value,) = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.value(value)

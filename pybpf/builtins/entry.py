@@ -36,6 +36,8 @@ class Builtin:
     # Identifiers that are a family of names (arg0, arg1, ...): the names this entry answers.
     pattern: re.Pattern | None = None
     layout: Layout | None = None
+    # Refused unless the user passed --unsafe (system, signal): what it does reaches past tracing.
+    unsafe: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = No
 
 
 def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering,
-             layout: Layout | None = None) -> Builtin:
-    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout)
+             layout: Layout | None = None, unsafe: bool = False) -> Builtin:
+    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe)
 
 
 def typed(t: T.Type) -> Rule:

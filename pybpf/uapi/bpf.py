@@ -111,6 +111,7 @@ class BpfFunc(enum.IntEnum):
     get_numa_node_id = 42
     probe_read_str = 45
     get_current_cgroup_id = 80
+    send_signal = 109
     probe_read_user = 112
     probe_read_kernel = 113
     probe_read_user_str = 114

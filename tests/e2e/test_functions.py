@@ -208,3 +208,41 @@ def test_ctx_is_the_probes_typed_context(eight_arguments):
     out, err, code = run.stop()
     assert code == 0, err
     assert line.split() == ["1", "2", "1"]
+
+
+def test_system_is_refused_without_unsafe():
+    # bpftrace: "system() is an unsafe function being used in safe mode", at compile time.
+    r = run_pybpf(["-e", 'BEGIN { system("touch /tmp/x"); exit(); }'])
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == \
+        "stdin:1:9-31: ERROR: system() is an unsafe function being used in safe mode"
+
+
+@pytest.mark.kernel
+def test_system_with_unsafe_runs_the_command(tmp_path):
+    # bpftrace 0.26: system(fmt, ...) runs the formatted command (fork and exec) and prints its
+    # standard output; in JSON a "syscall" record.
+    run = Running(["--unsafe", "-f", "json", "-e", READY +
+                   't:syscalls:sys_enter_getppid /comm == "pybpfsystem"/ { '
+                   f'system("touch {tmp_path}/made-by-%d", pid); system("echo %s", comm); }}'])
+    run.wait_for("ready")
+    child = subprocess.Popen(named_child("pybpfsystem", "import os\nos.getppid()\n"))
+    assert child.wait(timeout=30) == 0
+    line = run.wait_for("syscall")
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert os.path.exists(tmp_path / f"made-by-{child.pid}")
+    assert line == '{"type": "syscall", "data": "pybpfsystem\\n"}\n'
+
+
+@pytest.mark.kernel
+def test_signal_with_unsafe_signals_the_traced_process(eight_arguments):
+    # bpftrace 0.26: signal(sig) sends the signal, by name or number, to the traced process.
+    assert "unsafe function" in run_pybpf(
+        ["-e", f'uprobe:{eight_arguments}:eight {{ signal("SIGTERM"); }}']).stderr
+    run = Running(["--unsafe", "-e", READY + f'uprobe:{eight_arguments}:eight {{ signal("SIGTERM"); }}'])
+    run.wait_for("ready")
+    traced = subprocess.run([eight_arguments], timeout=30, capture_output=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert traced.returncode == -15 and traced.stdout == b""
