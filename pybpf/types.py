@@ -59,6 +59,19 @@ class TupleType:
 
 
 @dataclass(frozen=True)
+class FormattedType:
+    """A value the kernel records as `size` bytes and user space prints as text, rendered by its
+    `kind` (pybpf.runtime.formatters: strftime's time, strerror's message, username's name, ...);
+    `param` is what the rendering needs from the program (strftime's format)."""
+    kind: str
+    size: int = 8
+    param: str = ""
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
 class VoidType:
     """The type of a call that yields nothing (printf, exit, ...)."""
     size: int = 0
@@ -92,8 +105,9 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType]
-Type = Union[IntType, StringType, ProbeType, TupleType, VoidType, PointerType, RecordType]
+ValueType = Union[IntType, StringType, ProbeType, TupleType, FormattedType]
+Type = Union[IntType, StringType, ProbeType, TupleType, FormattedType, VoidType, PointerType,
+             RecordType]
 
 
 def slot_size(t: Type) -> int:
@@ -118,6 +132,8 @@ def to_json(t: Type) -> object:
         return ["probe"]
     if isinstance(t, TupleType):
         return ["tuple", [to_json(e) for e in t.elements]]
+    if isinstance(t, FormattedType):
+        return ["formatted", t.kind, t.size, t.param]
     return ["void"]
 
 
@@ -131,4 +147,6 @@ def from_json(j: list) -> Type:
         return ProbeType()
     if tag == "tuple":
         return TupleType(tuple(from_json(e) for e in j[1]))
+    if tag == "formatted":
+        return FormattedType(j[1], j[2], j[3])
     return VoidType()

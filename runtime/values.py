@@ -14,6 +14,7 @@ import struct
 from typing import NamedTuple
 
 from pybpf import types as T
+from pybpf.runtime.formatters import render
 
 
 class Stats(NamedTuple):
@@ -55,6 +56,8 @@ def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
     if isinstance(t, T.TupleType):
         return tuple(decode(e, buf, offset + off, probe_names)
                      for e, off in zip(t.elements, t.offsets()))
+    if isinstance(t, T.FormattedType):
+        return render(t, bytes(buf[offset:offset + t.size]))
     return None
 
 
@@ -68,7 +71,7 @@ def decode_slots(types: tuple[T.Type, ...], buf: bytes | memoryview, offset: int
 def slot_decoder(types: tuple[T.Type, ...], probe_names: dict[int, str] | None = None):
     """decode_slots for one fixed list of types, compiled once into a single struct unpack: the
     hot path of printf events and map keys. Falls back to decode_slots for tuples."""
-    if any(isinstance(t, T.TupleType) or (isinstance(t, T.IntType) and t.size != 8)
+    if any(isinstance(t, (T.TupleType, T.FormattedType)) or (isinstance(t, T.IntType) and t.size != 8)
            for t in types):
         return lambda buf, offset=0: decode_slots(types, buf, offset, probe_names)
     names = probe_names or {}

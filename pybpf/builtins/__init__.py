@@ -18,11 +18,11 @@ LLVM.
 
 from __future__ import annotations
 
-from pybpf.builtins import (aggregations, clock, cpu, integers, maps, output, probe, rand, strings,
-                            task, unsafe)
+from pybpf.builtins import (aggregations, clock, cpu, formatted, integers, maps, output, probe,
+                            rand, strings, task, unsafe)
 from pybpf.builtins.entry import Aggregation, Builtin, Kind
 
-FAMILIES = (task, cpu, clock, rand, probe, strings, integers, output, unsafe, maps,
+FAMILIES = (task, cpu, clock, rand, probe, strings, integers, formatted, output, unsafe, maps,
             aggregations)
 
 ENTRIES = tuple(entry for family in FAMILIES for entry in family.BUILTINS)

@@ -41,7 +41,7 @@ def check_printf(c, e):
         if t is None:
             continue
         wants_string = conv.char == "s"
-        ok = (isinstance(t, (T.StringType, T.ProbeType, T.TupleType))
+        ok = (isinstance(t, (T.StringType, T.ProbeType, T.TupleType, T.FormattedType))
               if wants_string else is_int(t))
         if not ok:
             c.error(f"printf: %{conv.char} specifier expects a value of type "
@@ -91,7 +91,8 @@ def check_print(c, e):
     if isinstance(arg, ast.Map):
         return check_whole_map(c, e)
     t = c.expr(arg)
-    if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ProbeType)):
+    if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ProbeType,
+                                            T.FormattedType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
 

@@ -246,3 +246,72 @@ def test_signal_with_unsafe_signals_the_traced_process(eight_arguments):
     out, err, code = run.stop()
     assert code == 0, err
     assert traced.returncode == -15 and traced.stdout == b""
+
+
+def traced_call(script: str, comm: str, body: str, *args) -> str:
+    """The first line `script` prints when a child named `comm` runs `body`."""
+    run = Running(["-e", READY + script])
+    run.wait_for("ready")
+    assert subprocess.run(named_child(comm, body, *args), timeout=30).returncode == 0
+    line = run.wait_for("|")
+    out, err, code = run.stop()
+    assert code == 0, err
+    return line.rstrip("\n")
+
+
+@pytest.mark.kernel
+def test_strftime_formats_a_boot_time_timestamp_in_local_time():
+    # bpftrace 0.26: strftime(fmt, nsecs) formats the nanoseconds since boot as strftime(3) does,
+    # plus %f, the microseconds zero-padded to six digits.
+    before = time.time()
+    line = traced_call('t:syscalls:sys_enter_getppid /comm == "pybpftime"/ { printf("|%s|\\n", '
+                       'strftime("%Y-%m-%d %H:%M:%S.%f", nsecs)); }',
+                       "pybpftime", "import os\nos.getppid()\n")
+    after = time.time()
+    stamp = line.strip("|")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stamp), stamp
+    seconds = time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1e6
+    assert before - 0.01 <= seconds <= after + 0.01
+
+
+@pytest.mark.kernel
+def test_strerror_names_the_errno_a_syscall_returned():
+    # bpftrace 0.26: strerror(errno) is the error's message, as strerror(3).
+    line = traced_call('t:syscalls:sys_exit_openat /comm == "pybpferrno" && args.ret < 0/ { '
+                       'printf("|%s|\\n", strerror(-args.ret)); }',
+                       "pybpferrno", OPEN_PATHS, "/tmp/pybpf-no-such-dir/file")
+    assert line == "|No such file or directory|"
+
+
+@pytest.mark.kernel
+def test_username_is_the_traced_tasks_user():
+    # bpftrace 0.26: username is the current task's user name (resolved when printed).
+    as_nobody = "import os\nos.setuid(65534)\nos.getppid()\n"
+    line = traced_call('t:syscalls:sys_enter_getppid /comm == "pybpfuser"/ { printf("|%s|%d|\\n", '
+                       "username, uid); }", "pybpfuser", as_nobody)
+    import pwd
+    assert line == f"|{pwd.getpwuid(65534).pw_name}|65534|"
+
+
+@pytest.mark.kernel
+def test_macaddr_prints_six_bytes_as_a_mac_address():
+    # bpftrace 0.26: macaddr(x) prints x's six bytes as 18:C0:4D:08:2E:BB.
+    write_mac = ("import os\nfd = os.open('/dev/null', os.O_WRONLY)\n"
+                 "os.write(fd, bytes([0x18, 0xc0, 0x4d, 0x08, 0x2e, 0xbb]))\n")
+    line = traced_call('t:syscalls:sys_enter_write /comm == "pybpfmac"/ { printf("|%s|%s|\\n", '
+                       "macaddr(str(args.buf, 6)), macaddr(0x665544332211)); }",
+                       "pybpfmac", write_mac)
+    assert line == "|18:C0:4D:08:2E:BB|11:22:33:44:55:66|"
+
+
+@pytest.mark.kernel
+def test_ntop_and_pton_on_a_connections_addresses():
+    # bpftrace 0.26: ntop(addr) prints an IPv4 (an integer, or 4 bytes) or IPv6 (16 bytes)
+    # address; pton("addr") parses one at compile time. newstate 2 is TCP_SYN_SENT: connect().
+    connect = ("import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\n"
+               "socket.create_connection(s.getsockname()).close()\n")
+    line = traced_call('rawtracepoint:inet_sock_set_state /comm == "pybpfinet" && args.newstate == 2/ { '
+                       '$d = args.sk->__sk_common.skc_daddr; printf("|%s|%d|%s|%s|\\n", ntop($d), '
+                       '$d == pton("127.0.0.1"), ntop(pton("fe80::1")), ntop(2, pton("10.0.0.1"))); }',
+                       "pybpfinet", connect)
+    assert line == "|127.0.0.1|1|fe80::1|10.0.0.1|"

@@ -1,0 +1,76 @@
+"""Values the kernel records as bytes and user space prints as text (pybpf.types.FormattedType),
+rendered the way bpftrace prints them.
+
+    render(FormattedType("strerror"), (1).to_bytes(8, "little"))       # 'Operation not permitted'
+    render(FormattedType("strftime", 8, "%H:%M:%S.%f"), ns_since_boot)   # '17:20:03.123456'
+
+Each kind's layout is its compile-time side's (pybpf.builtins.formatted): one u64 for strftime
+(nanoseconds since boot), strerror (errno) and username (uid); six bytes for macaddr; for inet
+(ntop) a u64 address family then the address's 4 or 16 bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import socket
+import time
+from typing import Callable
+
+from pybpf import types as T
+
+_STRFTIME_DIRECTIVE = re.compile(r"%.")
+
+
+def _u64(raw: bytes) -> int:
+    return int.from_bytes(raw[:8], "little")
+
+
+def _strftime(fmt: str, raw: bytes) -> str:
+    """strftime(3) of a CLOCK_BOOTTIME timestamp, in local time; `%f` is the microseconds, six
+    digits (bpftrace's extension). The boot time is taken now, as bpftrace does when it prints."""
+    ns = _u64(raw) + time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    seconds, rest = divmod(ns, 1_000_000_000)
+    micros = f"{rest // 1000:06d}"
+    # %f replaced first, leaving %% alone, so time.strftime never sees it
+    fmt = _STRFTIME_DIRECTIVE.sub(lambda m: micros if m[0] == "%f" else m[0], fmt)
+    return time.strftime(fmt, time.localtime(seconds))
+
+
+def _strerror(param: str, raw: bytes) -> str:
+    return os.strerror(int.from_bytes(raw[:8], "little", signed=True))
+
+
+def _username(param: str, raw: bytes) -> str:
+    uid = _u64(raw)
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)           # no such user: the number, as `id -un` cannot name it
+
+
+def _macaddr(param: str, raw: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in raw[:6])
+
+
+def _inet(param: str, raw: bytes) -> str:
+    family = _u64(raw)
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, raw[8:12])
+    if family == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, raw[8:24])
+    return f"(address family {family})"
+
+
+RENDERERS: dict[str, Callable[[str, bytes], str]] = {
+    "strftime": _strftime,
+    "strerror": _strerror,
+    "username": _username,
+    "macaddr": _macaddr,
+    "inet": _inet,
+}
+
+
+def render(t: T.FormattedType, raw: bytes) -> str:
+    return RENDERERS[t.kind](t.param, raw)

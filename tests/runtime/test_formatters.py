@@ -1,0 +1,41 @@
+"""The text user space makes of formatted values (strftime, strerror, username, macaddr, inet)."""
+
+import socket
+import time
+
+from pybpf import types as T
+from pybpf.runtime.formatters import render
+from pybpf.runtime.values import decode, slot_decoder
+
+
+def u64(value: int) -> bytes:
+    return (value & (1 << 64) - 1).to_bytes(8, "little")
+
+
+def test_strftime_adds_microseconds_as_percent_f_and_keeps_a_literal_percent():
+    boot_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME) + 1_234_000
+    text = render(T.FormattedType("strftime", 8, "%S.%f %%f %Y"), u64(boot_ns))
+    seconds, micros, literal, year = text.split(" ")[0].split(".") + text.split(" ")[1:]
+    assert len(micros) == 6 and micros.isdigit()
+    assert literal == "%f" and year == time.strftime("%Y")
+
+
+def test_strerror_username_macaddr_and_inet():
+    assert render(T.FormattedType("strerror"), u64(2)) == "No such file or directory"
+    assert render(T.FormattedType("username"), u64(0)) == "root"
+    assert render(T.FormattedType("username"), u64(4_000_000_000)) == "4000000000"
+    assert render(T.FormattedType("macaddr", 6), bytes([0x18, 0xC0, 0x4D, 8, 0x2E, 0xBB])) == \
+        "18:C0:4D:08:2E:BB"
+    v4 = u64(socket.AF_INET) + bytes([127, 0, 0, 1]) + bytes(12)
+    v6 = u64(socket.AF_INET6) + socket.inet_pton(socket.AF_INET6, "fe80::1")
+    assert render(T.FormattedType("inet", 24), v4) == "127.0.0.1"
+    assert render(T.FormattedType("inet", 24), v6) == "fe80::1"
+
+
+def test_formatted_values_decode_in_slots_and_survive_the_compiled_programs_json():
+    types = (T.IntType(), T.FormattedType("strerror"), T.FormattedType("macaddr", 6))
+    raw = u64(7) + u64(1) + bytes([1, 2, 3, 4, 5, 6, 0, 0])
+    assert slot_decoder(types)(raw) == (7, "Operation not permitted", "01:02:03:04:05:06")
+    assert decode(types[1], u64(13)) == "Permission denied"
+    for t in types:
+        assert T.from_json(T.to_json(t)) == t
