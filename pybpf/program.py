@@ -50,7 +50,8 @@ SYNTHETIC_PROBE_ID_BASE = 1 << 32
 class EventKind(enum.IntEnum):
     PRINTF = 1
     EXIT = 2
-    PRINT = 3      # print(@m): index is the map's index in CompiledProgram.maps
+    PRINT = 3      # print(@m): index is the map's index in CompiledProgram.maps; print(@m, top,
+                   # div) adds the two as int64 slots
     CLEAR = 4
     ZERO = 5
     TIME = 6       # time(FMT): index into CompiledProgram.time_formats

@@ -173,6 +173,18 @@ class JsonOutput(Output):
         self._emit(f'{{"type": "{kind}", "data": {{{_json_str(spec.name)}: {body}}}}}\n')
 
 
+def top_entries(spec: MapSpec, entries: Entries, top: int, div: int) -> Entries:
+    """print(@m, top, div): integer values divided by div, rounded half away from zero (bpftrace
+    0.26's example prints 5, 6, 7 divided by 2 as 3, 3, 4), then the `top` entries that print last
+    (the greatest); top <= 0 keeps all, div <= 1 divides nothing."""
+    if div > 1 and _plain_values(spec) is int:
+        def scaled(value: int) -> int:
+            magnitude = (abs(value) * 2 + div) // (2 * div)
+            return magnitude if value >= 0 else -magnitude
+        entries = [(key, scaled(value)) for key, value in entries]
+    return _sorted_entries(spec, entries)[-top:] if top > 0 else entries
+
+
 def make_output(fmt: str, stream: TextIO) -> Output:
     if fmt == "text":
         return TextOutput(stream)

@@ -25,11 +25,13 @@ from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
 from pybpf.runtime.command import run_command
 from pybpf.runtime.loader import LoadedObject, load
+from pybpf.runtime.output import top_entries
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.runtime.values import slot_decoder
 
 _HEADER = struct.Struct("<II")       # EventKind, index
+_PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
 
 
 class Session:
@@ -186,7 +188,11 @@ class Session:
             self._read_exit_flag()
         elif kind == EventKind.PRINT:
             spec = self.compiled.maps[index]
-            self.output.map(spec, self.read_map(spec))
+            entries = self.read_map(spec)
+            if len(record) >= EVENT_HEADER_SIZE + _PRINT_LIMITS.size:
+                top, div = _PRINT_LIMITS.unpack_from(record, EVENT_HEADER_SIZE)
+                entries = top_entries(spec, entries, top, div)
+            self.output.map(spec, entries)
         elif kind == EventKind.CLEAR:
             spec = self.compiled.maps[index]
             maps.clear_map(self._map_fd(spec), spec)

@@ -9,7 +9,7 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.maps import check_whole_map
-from pybpf.checked import MAX_PRINTF_ARGS, VOID, is_int, storable
+from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable
 from pybpf.program import EXIT_MAP, EventKind, PrintfSpec
 from pybpf.runtime.printf import PrintfFormatError, parse_printf
 
@@ -86,10 +86,19 @@ def layout_located_printf(plan, checked, e):
 
 
 def check_print(c, e):
-    """print(@m) prints a whole map; print(value) one value."""
+    """print(@m) prints a whole map, print(@m, top[, div]) its `top` greatest entries (0: all)
+    with integer values divided by `div`; print(value) one value."""
     arg = e.args[0]
     if isinstance(arg, ast.Map):
+        for extra in e.args[1:]:
+            t = c.expr(extra)
+            if t is not None and not is_int(t):
+                c.error(f"print(): top and div must be integers, got {t}", extra.span)
+                return None
         return check_whole_map(c, e)
+    if len(e.args) > 1:
+        c.error("print() takes top and div arguments only after a map", e.args[1].span)
+        return None
     t = c.expr(arg)
     if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ProbeType,
                                             T.FormattedType)):
@@ -108,7 +117,11 @@ def layout_print(plan, checked, e):
 def lower_print(g, e):
     arg = e.args[0]
     if isinstance(arg, ast.Map):
-        g.emit_event(EventKind.PRINT, g.plan.map_index(arg.name))
+        # top and div travel only when given: a plain print(@m) record stays 8 bytes
+        limits = [(g.expr(a), INT) for a in e.args[1:]]
+        if len(limits) == 1:
+            limits.append((g.constant(1), INT))
+        g.emit_event(EventKind.PRINT, g.plan.map_index(arg.name), limits)
     else:
         index = g.plan.printf_index[e]
         g.emit_event(EventKind.VALUE, index, [(g.expr(arg), g.plan.printfs[index].args[0])])
@@ -163,7 +176,7 @@ BUILTINS = (
              layout_located_printf),
     function("warnf", None, located_printf("WARNING"), printf_event(EventKind.WARNF),
              layout_located_printf),
-    function("print", (1, 1), check_print, lower_print, layout_print),
+    function("print", (1, 3), check_print, lower_print, layout_print),
     function("time", (0, 1), check_time, lower_time, layout_time),
     function("exit", (0, 1), check_exit, lower_exit),
 )

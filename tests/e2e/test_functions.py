@@ -315,3 +315,24 @@ def test_ntop_and_pton_on_a_connections_addresses():
                        '$d == pton("127.0.0.1"), ntop(pton("fe80::1")), ntop(2, pton("10.0.0.1"))); }',
                        "pybpfinet", connect)
     assert line == "|127.0.0.1|1|fe80::1|10.0.0.1|"
+
+
+@pytest.mark.kernel
+def test_print_top_and_div():
+    # bpftrace 0.26: print(@m, top) prints the top entries with the greatest values, print(@m,
+    # top, div) scales the values first (its example: 5, 6, 7 divided by 2 print 3, 3, 4).
+    paths = [f"/tmp/pybpf-top-{k}" for k in range(1, 5) for _ in range(k)]
+    body = OPEN_PATHS + "import os\nos.getppid()\n"
+    run = Running(["-e", READY + 't:syscalls:sys_enter_openat /comm == "pybpftop"/ { '
+                   "@[str(args.filename)] = count(); } "
+                   't:syscalls:sys_enter_getppid /comm == "pybpftop"/ { print(@, 2); '
+                   'printf("--\\n"); print(@, 0, 3); clear(@); }'])
+    run.wait_for("ready")
+    assert subprocess.run(named_child("pybpftop", body, *paths), timeout=30).returncode == 0
+    run.wait_for("--")
+    out, err, code = run.stop()
+    assert code == 0, err
+    printed = out.split("ready\n", 1)[1]
+    assert printed.startswith("@[/tmp/pybpf-top-3]: 3\n@[/tmp/pybpf-top-4]: 4\n--\n"
+                              "@[/tmp/pybpf-top-1]: 0\n@[/tmp/pybpf-top-2]: 1\n"
+                              "@[/tmp/pybpf-top-3]: 1\n@[/tmp/pybpf-top-4]: 1\n"), printed
