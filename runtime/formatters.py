@@ -6,7 +6,7 @@ rendered the way bpftrace prints them.
 
 Each kind's layout is its compile-time side's (pybpf.builtins.formatted): one u64 for strftime
 (nanoseconds since boot), strerror (errno) and username (uid); six bytes for macaddr; for inet
-(ntop) a u64 address family then the address's 4 or 16 bytes.
+(ntop) a u64 address family then the address's 4 or 16 bytes; for buf a u64 length then the bytes.
 """
 
 from __future__ import annotations
@@ -63,12 +63,39 @@ def _inet(param: str, raw: bytes) -> str:
     return f"(address family {family})"
 
 
+class Buffer(str):
+    """buf()'s bytes: the text bpftrace prints for them (printable ASCII as itself, other bytes as
+    \\xNN), a str wherever text goes (print, map keys, JSON), keeping the bytes for printf's
+    %rx and %rh."""
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> "Buffer":
+        text = super().__new__(cls, "".join(chr(b) if 32 <= b <= 126 else f"\\x{b:02x}"
+                                            for b in raw))
+        text.raw = raw
+        return text
+
+    def hex_escaped(self) -> str:
+        """%rx: every byte as \\xNN."""
+        return "".join(f"\\x{b:02x}" for b in self.raw)
+
+    def hex_spaced(self) -> str:
+        """%rh: every byte as two hex digits, spaces between."""
+        return " ".join(f"{b:02x}" for b in self.raw)
+
+
+def _buf(param: str, raw: bytes) -> Buffer:
+    length = min(_u64(raw), len(raw) - 8)
+    return Buffer(raw[8:8 + length])
+
+
 RENDERERS: dict[str, Callable[[str, bytes], str]] = {
     "strftime": _strftime,
     "strerror": _strerror,
     "username": _username,
     "macaddr": _macaddr,
     "inet": _inet,
+    "buf": _buf,
 }
 
 

@@ -20,6 +20,9 @@ from pybpf.runtime.values import text_of
 
 INT_CONVERSIONS = frozenset("diuxXocp")
 STRING_CONVERSIONS = frozenset("s")
+# bpftrace's conversions of buf() values: %r as printed (\xNN for unprintable bytes), %rx every
+# byte as \xNN, %rh every byte as two hex digits with spaces between.
+BUFFER_CONVERSIONS = frozenset(("r", "rx", "rh"))
 
 # Flags, width, precision, length modifier, conversion character (missing at the end of the format).
 _SPEC = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d*))?(hh|h|ll|l)?(.?)", re.DOTALL)
@@ -53,7 +56,9 @@ class Conversion:
 
     @property
     def expects(self) -> str:
-        """'int' or 'str': the kind of argument the type checker must supply."""
+        """'int', 'str' or 'buf': the kind of argument the type checker must supply."""
+        if self.char in BUFFER_CONVERSIONS:
+            return "buf"
         return "str" if self.char in STRING_CONVERSIONS else "int"
 
 
@@ -83,10 +88,15 @@ def _compile(fmt: str) -> tuple[str | Conversion, ...]:
             if m.end() - pos != 2:
                 raise PrintfFormatError("'%%' takes no flags, width or precision", pos)
             pieces.append(fmt[literal_start:pos + 1])
-        elif char in INT_CONVERSIONS or char in STRING_CONVERSIONS:
+        elif char in INT_CONVERSIONS or char in STRING_CONVERSIONS or char == "r":
+            end = m.end()
+            if char == "r" and fmt[end:end + 1] in ("x", "h"):
+                char, end = char + fmt[end], end + 1
             pieces.append(fmt[literal_start:pos])
-            pieces.append(Conversion(char, pos, m.end(), flags, int(width or 0),
+            pieces.append(Conversion(char, pos, end, flags, int(width or 0),
                                      None if precision is None else int(precision or 0), length))
+            literal_start = pos = end
+            continue
         elif char == "*":
             raise PrintfFormatError("'*' width or precision is not supported: write a number", pos)
         else:
@@ -98,6 +108,10 @@ def _compile(fmt: str) -> tuple[str | Conversion, ...]:
 
 def _convert(conv: Conversion, value) -> str:
     char = conv.char
+    if char in BUFFER_CONVERSIONS:
+        if char == "r" or not hasattr(value, "raw"):
+            return _pad(conv, str(value))
+        return _pad(conv, value.hex_escaped() if char == "rx" else value.hex_spaced())
     if char == "s":
         text = text_of(value)
         if text.isascii():

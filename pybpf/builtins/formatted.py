@@ -1,6 +1,6 @@
 """Values printed as text that user space makes (pybpf.types.FormattedType, rendered by
-pybpf.runtime.formatters): strftime, strerror, username, macaddr, ntop; and pton, which parses an
-address when the program compiles."""
+pybpf.runtime.formatters): strftime, strerror, username, macaddr, ntop, buf; and pton, which parses
+an address when the program compiles."""
 
 from __future__ import annotations
 
@@ -153,6 +153,56 @@ def lower_pton(g, e):
     return g.string_constant(socket.AF_INET6.to_bytes(8, "little") + packed, INET.size)
 
 
+MAX_BUF_SIZE = T.STRING_SIZE * 4        # as str(x, n): the bytes are built on the BPF stack
+
+
+def check_buf(c, e):
+    """buf(x, n): n bytes read from address x (n up to MAX_BUF_SIZE; a length known only at run
+    time reads up to STRING_SIZE), or of a string or byte array (n optional)."""
+    t = c.expr(e.args[0])
+    if t is None:
+        return None
+    if not (is_int(t) or isinstance(t, T.StringType)):
+        c.error(f"buf() expects an address or a byte array, got {t}", e.args[0].span)
+        return None
+    if len(e.args) == 1:
+        if not isinstance(t, T.StringType):
+            c.error("buf() of an address needs a length: buf(x, n)", e.span)
+            return None
+        size = c.result.constants[e] = t.size
+    elif (n := c.fold(e.args[1])) is not None:
+        if not 0 <= n <= MAX_BUF_SIZE:
+            c.error(f"buf() length must be between 0 and {MAX_BUF_SIZE}", e.args[1].span)
+            return None
+        c.set(e.args[1], UINT)
+        size = c.result.constants[e] = min(n, t.size) if isinstance(t, T.StringType) else n
+    else:
+        if not integer_argument(c, e, e.args[1]):
+            return None
+        size = T.STRING_SIZE if not isinstance(t, T.StringType) else t.size
+    return T.FormattedType("buf", 8 + size)
+
+
+def lower_buf(g, e):
+    t_arg = g.type_of(e.args[0])
+    size = g.type_of(e).size - 8
+    value = g.expr(e.args[0])
+    buf = g.alloca(8 + size, "buf")
+    g.zero(buf, 8 + size)
+    length = g.constant(size)
+    if e not in g.checked.constants:
+        # A run-time length: at most the buffer's (the verifier needs the bound).
+        wanted = g.expr(e.args[1])
+        length = g.b.select(g.b.icmp_unsigned("<", wanted, length), wanted, length)
+    g.store64(length, buf)
+    if isinstance(t_arg, T.StringType):
+        g.copy(g.gep(buf, 8), size, value, min(T.slot_size(t_arg), (size + 7) & ~7))
+    else:
+        read = BpfFunc.probe_read_kernel if isinstance(t_arg, T.PointerType) else BpfFunc.probe_read
+        g.helper(read, g.gep(buf, 8), length, g.b.inttoptr(value, g.pointer_type))
+    return buf
+
+
 def lower_uid(g, e):
     uid = g.b.and_(g.helper(BpfFunc.get_current_uid_gid), g.constant(0xFFFFFFFF))
     return as_record(g, uid)
@@ -166,4 +216,5 @@ BUILTINS = (
     function("macaddr", (1, 1), check_macaddr, lower_macaddr),
     function("ntop", (1, 2), check_ntop, lower_ntop),
     function("pton", (1, 1), check_pton, lower_pton),
+    function("buf", (1, 2), check_buf, lower_buf),
 )

@@ -40,12 +40,17 @@ def check_printf(c, e):
         t = c.expr(arg)
         if t is None:
             continue
-        wants_string = conv.char == "s"
-        ok = (isinstance(t, (T.StringType, T.ProbeType, T.TupleType, T.FormattedType))
-              if wants_string else is_int(t))
+        expects = conv.expects
+        if expects == "buf":
+            ok = isinstance(t, T.FormattedType) and t.kind == "buf"
+        elif expects == "str":
+            ok = isinstance(t, (T.StringType, T.ProbeType, T.TupleType, T.FormattedType))
+        else:
+            ok = is_int(t)
         if not ok:
-            c.error(f"printf: %{conv.char} specifier expects a value of type "
-                    f"{'string' if wants_string else 'integer'} (got {t})", arg.span)
+            wanted = {"buf": "buffer", "str": "string", "int": "integer"}[expects]
+            c.error(f"printf: %{conv.char} specifier expects a value of type {wanted} (got {t})",
+                    arg.span)
     return VOID
 
 

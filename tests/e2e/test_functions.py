@@ -336,3 +336,17 @@ def test_print_top_and_div():
     assert printed.startswith("@[/tmp/pybpf-top-3]: 3\n@[/tmp/pybpf-top-4]: 4\n--\n"
                               "@[/tmp/pybpf-top-1]: 0\n@[/tmp/pybpf-top-2]: 1\n"
                               "@[/tmp/pybpf-top-3]: 1\n@[/tmp/pybpf-top-4]: 1\n"), printed
+
+
+@pytest.mark.kernel
+def test_buf_and_printfs_r_conversions_on_written_bytes():
+    # bpftrace 0.26: buf(x, n) reads n bytes; %r prints printable ASCII as itself and other bytes
+    # as \xNN, %rx every byte as \xNN, %rh as "0a fe".
+    write = ("import os\nfd = os.open('/dev/null', os.O_WRONLY)\n"
+             "os.write(fd, b'ab\\x00\\xfe\\n')\n")
+    line = traced_call('t:syscalls:sys_enter_write /comm == "pybpfbuf"/ { $b = buf(args.buf, '
+                       'args.count); printf("|%r|%rx|%rh|%r|\\n", $b, $b, $b, buf(args.buf, 2)); }',
+                       "pybpfbuf", write)
+    assert line == "|ab\\x00\\xfe\\x0a|\\x61\\x62\\x00\\xfe\\x0a|61 62 00 fe 0a|ab|"
+    r = run_pybpf(["-f", "json", "-e", 'BEGIN { print(buf("a\\x01", 2)); exit(); }'])
+    assert r.stdout.splitlines()[1] == '{"type": "value", "data": "a\\\\x01"}'

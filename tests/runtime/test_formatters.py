@@ -39,3 +39,12 @@ def test_formatted_values_decode_in_slots_and_survive_the_compiled_programs_json
     assert decode(types[1], u64(13)) == "Permission denied"
     for t in types:
         assert T.from_json(T.to_json(t)) == t
+
+
+def test_printf_r_conversions_of_a_buffer():
+    from pybpf.runtime.formatters import Buffer
+    from pybpf.runtime.printf import format_printf, parse_printf
+    value = Buffer(b"ab\x00\xfe")
+    assert [c.char for c in parse_printf("%r %rx %rh %s")] == ["r", "rx", "rh", "s"]
+    assert format_printf("[%r] [%rx] [%rh] [%12r]", (value,) * 4) == \
+        "[ab\\x00\\xfe] [\\x61\\x62\\x00\\xfe] [61 62 00 fe] [  ab\\x00\\xfe]"
