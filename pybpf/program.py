@@ -59,6 +59,8 @@ class EventKind(enum.IntEnum):
     ERRORF = 8     # errorf(fmt, ...): index into printfs, whose format starts with the location
     WARNF = 9      # warnf(fmt, ...): the same, a warning
     SYSTEM = 10    # system(fmt, ...): index into printfs; the formatted text is the command
+    JOIN = 11      # join(argv, sep): index into printfs, whose format is the separator and whose
+                   # arguments are the count, then the strings
 
 
 class MapKind(enum.Enum):

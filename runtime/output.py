@@ -75,6 +75,10 @@ class Output:
         """system(CMD): what the command printed (bpftrace's "syscall" message)."""
         raise NotImplementedError
 
+    def join(self, text: str) -> None:
+        """join(argv, sep): the strings joined, a line of its own."""
+        raise NotImplementedError
+
     def map(self, spec: MapSpec, entries: Entries) -> None:
         raise NotImplementedError
 
@@ -99,6 +103,9 @@ class TextOutput(Output):
 
     def syscall(self, text: str) -> None:
         self._emit(text)
+
+    def join(self, text: str) -> None:
+        self._emit(text + "\n")
 
     def lost(self, events: int) -> None:
         self._emit(f"Lost {events} events\n")
@@ -146,6 +153,9 @@ class JsonOutput(Output):
 
     def syscall(self, text: str) -> None:
         self._emit(f'{{"type": "syscall", "data": {_json_str(text)}}}\n')
+
+    def join(self, text: str) -> None:
+        self._emit(f'{{"type": "join", "data": {_json_str(text)}}}\n')
 
     def lost(self, events: int) -> None:
         self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')

@@ -180,6 +180,9 @@ class Session:
                 print(f"ERROR: {result.error}", file=sys.stderr, flush=True)
             if result.output:
                 self.output.syscall(result.output)
+        elif kind == EventKind.JOIN:
+            count, *strings = self._decoders[index](record, EVENT_HEADER_SIZE)
+            self.output.join(self.compiled.printfs[index].fmt.join(strings[:count]))
         elif kind == EventKind.VALUE:
             (value,) = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.value(value)

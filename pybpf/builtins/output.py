@@ -1,4 +1,4 @@
-"""Functions whose effect is in user space: printf, errorf, warnf, print, time, exit. Each sends a ring-buffer
+"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, exit. Each sends a ring-buffer
 record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
 with go into the compiled program (their layouts, called by pybpf.resources); runtime/printf.py and
 runtime/output.py apply them."""
@@ -10,7 +10,8 @@ from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.maps import check_whole_map
 from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable
-from pybpf.program import EXIT_MAP, EventKind, PrintfSpec
+from pybpf.program import EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, EventKind, PrintfSpec
+from pybpf.uapi.bpf import BpfFunc
 from pybpf.runtime.printf import PrintfFormatError, parse_printf
 
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
@@ -160,6 +161,68 @@ def check_exit(c, e):
     return VOID
 
 
+# join(argv): at most this many strings, each cut to this many bytes (bpftrace reads 16).
+JOIN_MAX_ARGS = 16
+JOIN_ARG_SIZE = 256
+JOIN_ARGS = (INT,) + (T.StringType(JOIN_ARG_SIZE),) * JOIN_MAX_ARGS
+
+
+def check_join(c, e):
+    """join(argv[, sep]): argv a user array of string pointers ending in NULL (execve's)."""
+    t = c.expr(e.args[0])
+    if t is not None and not is_int(t):
+        c.error(f"join() expects an array of string pointers, got {t}", e.args[0].span)
+        return None
+    if len(e.args) == 2:
+        if not isinstance(e.args[1], ast.String):
+            c.error("join() expects a string literal separator", e.args[1].span)
+            return None
+        c.set(e.args[1], T.StringType(len(e.args[1].value) + 1))
+    return VOID
+
+
+def layout_join(plan, checked, e):
+    sep = e.args[1].value.decode("utf-8", errors="replace") if len(e.args) == 2 else " "
+    plan.add_printf(e, PrintfSpec(sep, JOIN_ARGS))
+
+
+def lower_join(g, e):
+    """The record (4 KiB) is too big for the BPF stack: it is reserved in the ring buffer and the
+    strings read straight into it, up to the first NULL pointer."""
+    size = EVENT_HEADER_SIZE + sum(T.slot_size(t) for t in JOIN_ARGS)
+    argv = g.expr(e.args[0])
+    record = g.b.inttoptr(g.helper(BpfFunc.ringbuf_reserve, g.map_ptr(EVENTS_MAP),
+                                   g.constant(size), g.constant(0)), g.pointer_type)
+    reserved, lost = g.branch_if(g.is_present(record), "join_reserved", "join_lost")
+    done = g.new_block("join_done")
+    g.b.position_at_end(lost)
+    g.with_array_element(LOST_MAP, 0, "join_lost_count",
+                         lambda n: g.store64(g.b.add(g.load64(n), g.constant(1)), n))
+    g.b.branch(done)
+    g.b.position_at_end(reserved)
+    g.store64(g.constant(int(EventKind.JOIN) | (g.plan.printf_index[e] << 32)), record)
+    g.store64(g.constant(0), record, EVENT_HEADER_SIZE)
+    pointer = g.alloca(8, "join_arg")
+    finish = g.new_block("join_submit")
+    for i in range(JOIN_MAX_ARGS):
+        g.helper(BpfFunc.probe_read_user, pointer, g.constant(8),
+                 g.b.inttoptr(g.b.add(argv, g.constant(8 * i)), g.pointer_type))
+        address = g.load64(pointer)
+        more = g.new_block("join_string")
+        g.b.cbranch(g.b.icmp_unsigned("!=", address, g.constant(0)), more, finish)
+        g.b.position_at_end(more)
+        offset = EVENT_HEADER_SIZE + 8 + i * JOIN_ARG_SIZE
+        g.helper(BpfFunc.probe_read_user_str, g.gep(record, offset), g.constant(JOIN_ARG_SIZE),
+                 g.b.inttoptr(address, g.pointer_type))
+        g.store64(g.constant(i + 1), record, EVENT_HEADER_SIZE)
+    g.b.branch(finish)
+    g.b.position_at_end(finish)
+    g.helper(BpfFunc.ringbuf_submit, record, g.constant(0))
+    g.b.branch(done)
+    g.b.position_at_end(done)
+    return g.constant(0)
+
+
 def lower_exit(g, e):
     # The flag first: the runtime ends on it even if the record below finds the ring full. It
     # holds the exit code too (see EXIT_MAP), so the code survives a lost record.
@@ -183,5 +246,6 @@ BUILTINS = (
              layout_located_printf),
     function("print", (1, 3), check_print, lower_print, layout_print),
     function("time", (0, 1), check_time, lower_time, layout_time),
+    function("join", (1, 2), check_join, lower_join, layout_join),
     function("exit", (0, 1), check_exit, lower_exit),
 )

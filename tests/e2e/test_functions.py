@@ -350,3 +350,20 @@ def test_buf_and_printfs_r_conversions_on_written_bytes():
     assert line == "|ab\\x00\\xfe\\x0a|\\x61\\x62\\x00\\xfe\\x0a|61 62 00 fe 0a|ab|"
     r = run_pybpf(["-f", "json", "-e", 'BEGIN { print(buf("a\\x01", 2)); exit(); }'])
     assert r.stdout.splitlines()[1] == '{"type": "value", "data": "a\\\\x01"}'
+
+
+@pytest.mark.kernel
+def test_join_prints_execves_argv():
+    # bpftrace 0.26: join(argv[, sep]) prints the strings of execve's argv joined by sep
+    # (default " "), a line of its own; in JSON a "join" record. At sys_enter_execve, comm is
+    # still the caller's.
+    run = Running(["-f", "json", "-e", READY + 't:syscalls:sys_enter_execve /comm == "pybpfjoin"/ '
+                   '{ join(args.argv); join(args.argv, "|"); }'])
+    run.wait_for("ready")
+    execute = "import os\nos.execv('/bin/true', ['/bin/true', 'one', 'two words', ''])\n"
+    assert subprocess.run(named_child("pybpfjoin", execute), timeout=30).returncode == 0
+    first, second = run.wait_for('"join"'), run.wait_for('"join"')
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert first == '{"type": "join", "data": "/bin/true one two words "}\n'
+    assert second == '{"type": "join", "data": "/bin/true|one|two words|"}\n'
