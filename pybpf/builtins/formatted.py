@@ -105,7 +105,7 @@ def check_ntop(c, e):
     else:
         c.error(f"ntop() expects an integer or a 4- or 16-byte array, got {t}", addr.span)
         return None
-    if af is not None and inferred is not None and af == socket.AF_INET6 and is_int(t):
+    if af == socket.AF_INET6 and is_int(t):
         c.error("ntop(): an integer holds no IPv6 address", addr.span)
         return None
     c.result.constants[e] = af if af is not None else inferred

@@ -2,6 +2,7 @@
 documentation (its stdlib reference) says of each."""
 
 import os
+import pwd
 import re
 import subprocess
 import time
@@ -289,7 +290,6 @@ def test_username_is_the_traced_tasks_user():
     as_nobody = "import os\nos.setuid(65534)\nos.getppid()\n"
     line = traced_call('t:syscalls:sys_enter_getppid /comm == "pybpfuser"/ { printf("|%s|%d|\\n", '
                        "username, uid); }", "pybpfuser", as_nobody)
-    import pwd
     assert line == f"|{pwd.getpwuid(65534).pw_name}|65534|"
 
 

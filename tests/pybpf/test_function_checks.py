@@ -1,0 +1,50 @@
+"""The type rules of issue #16's functions: what each refuses, with the message the user sees
+(no kernel needed: compile_to_ir stops before loading)."""
+
+import pytest
+
+from pybpf.compiler import CompileOptions, compile_to_ir
+from pybpf.diagnostics import CompileError
+
+REFUSED = [
+    ('BEGIN { $n = 2; strncmp("a", "b", $n); }', "Expected a constant integer"),
+    ('BEGIN { strncmp("a", 1, 2); }', "strncmp() expects string arguments, got int64"),
+    ("BEGIN { strcontains(1, \"x\"); }", "strcontains() expects string arguments, got int64"),
+    ('BEGIN { bswap("x"); }', "bswap() expects an integer, got string[2]"),
+    ("BEGIN { $p = \"/sys\"; cgroupid($p); }", "cgroupid() expects a string literal"),
+    ("BEGIN { nsecs(wall); }", "nsecs() expects one of monotonic, boot, tai, sw_tai"),
+    ('BEGIN { exit("no"); }', "exit() expects an integer exit code, got string[3]"),
+    ("BEGIN { @m[1] = 1; has_key(@m[1], 1); }", "has_key() expects a map without a key"),
+    ("BEGIN { @h[1] = hist(2); has_key(@h, 1); }", "has_key() cannot look into hist() map @h"),
+    ('BEGIN { errorf(1); }', "printf() expects a format string literal"),
+    ("BEGIN { sarg0; }", "The sarg0 builtin can only be used with kprobe and uprobe probes"),
+    ('BEGIN { system("true"); }', "system() is an unsafe function being used in safe mode"),
+    ("BEGIN { signal(9); }", "signal() is an unsafe function being used in safe mode"),
+    ('BEGIN { strftime("%H", "x"); }', "strftime() expects an integer, got string[2]"),
+    ("BEGIN { macaddr(\"abc\"); }", "macaddr() needs at least 6 bytes, got string[4]"),
+    ("BEGIN { ntop(3, 1); }", "ntop(): address family 3 is neither AF_INET (2) nor AF_INET6 (10)"),
+    ("BEGIN { ntop(10, 1); }", "ntop(): an integer holds no IPv6 address"),
+    ('BEGIN { pton("1.2.3"); }', "pton(): '1.2.3' is not an IPv4 or IPv6 address"),
+    ("BEGIN { buf(1); }", "buf() of an address needs a length: buf(x, n)"),
+    ("BEGIN { buf(1, 1000); }", "buf() length must be between 0 and 256"),
+    ('BEGIN { printf("%r", 1); }', "printf: %r specifier expects a value of type buffer (got int64)"),
+    ('BEGIN { join(1, 2); }', "join() expects a string literal separator"),
+    ('BEGIN { print(1, 2); }', "print() takes top and div arguments only after a map"),
+    ('BEGIN { @m[1] = 1; print(@m, "x"); }', "print(): top and div must be integers, got string[2]"),
+]
+
+
+@pytest.mark.parametrize("source,message", REFUSED)
+def test_refused_with_a_message(source, message):
+    with pytest.raises(CompileError) as raised:
+        compile_to_ir(source)
+    assert message in str(raised.value)
+
+
+def test_unsafe_allows_system_and_signal_where_bpftrace_does():
+    compile_to_ir('BEGIN { system("true %d", 1); }', options=CompileOptions(unsafe=True))
+    with pytest.raises(CompileError, match='signal can not be used with "BEGIN" probes'):
+        compile_to_ir('BEGIN { signal("TERM"); }', options=CompileOptions(unsafe=True))
+    with pytest.raises(CompileError, match="signal: invalid signal name 'SIGNOPE'"):
+        compile_to_ir('uprobe:libc:getpid { signal("SIGNOPE"); }',
+                      options=CompileOptions(unsafe=True))
