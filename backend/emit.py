@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 
+from pybpf.errors import PybpfError
 from pybpf.uapi.prctl import PR_SET_PDEATHSIG
 
 CPU = "v3"          # "generic" is v1: no 32-bit sub-registers, no jmp32
@@ -42,7 +43,7 @@ sys.stdout.buffer.write(out)
 """
 
 
-class BackendError(Exception):
+class BackendError(PybpfError):
     pass
 
 

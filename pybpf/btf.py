@@ -45,6 +45,7 @@ from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # 
                              BtfType, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, FieldPath,
                              Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
+from pybpf.errors import PybpfError
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
@@ -71,7 +72,7 @@ _INT_ALIASES = {**_GCC_INT_NAMES, **{v: k for k, v in _GCC_INT_NAMES.items()}}
 _SAMPLE = 64 * 1024
 
 
-class BtfError(Exception):
+class BtfError(PybpfError):
     """BTF is missing, malformed, or does not have what was asked for."""
 
 

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 from pybpf import __version__, diskcache
 from pybpf.compiler import DEFAULT_MAX_PROBES, CompileOptions, StageTimes
-from pybpf.diagnostics import CompileError
+from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
 POLL_INTERVAL_S = 0.2
@@ -312,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         if opts.list is not None:
             return _list(opts.list or (opts.args[0] if opts.args else ""), opts.verbose)
         return _main(opts)
-    except CompileError as e:
-        print(e, file=sys.stderr)
+    except PybpfError as e:
+        print(e.render(), file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (`pybpf ... | head`): everything is already detached (the session
@@ -327,17 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except _Interrupted:
         return _exit_interrupted()
-    except Exception as e:  # a kernel or backend refusal: one line, not a traceback
-        from pybpf.runtime.errors import BpfError, BpfPermissionError
-
-        if isinstance(e, BpfPermissionError):
-            return error(f"permission denied: pybpf needs root (or CAP_BPF and CAP_PERFMON) to load "
-                         f"BPF programs ({e.cmd}: {os.strerror(e.errno)})")
-        if isinstance(e, OSError):          # the output file (-o) or stdout: cannot open or write
-            where = f"{e.filename}: " if e.filename else "cannot write the output: "
-            return error(f"{where}{e.strerror or e}")
-        if isinstance(e, BpfError) or type(e).__name__ in ("BackendError", "TracefsError"):
-            return error(str(e))
+    except OSError as e:        # the output file (-o) or stdout: cannot open or write
+        where = f"{e.filename}: " if e.filename else "cannot write the output: "
+        return error(f"{where}{e.strerror or e}")
+    except Exception as e:
         if opts.verbose:
             raise
         return error(f"internal error, please report it (run with -v for the traceback): "

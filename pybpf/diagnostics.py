@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpf.errors import PybpfError
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -86,12 +88,15 @@ def render(d: Diagnostic, source: str, filename: str) -> str:
     return "\n".join(out)
 
 
-class CompileError(Exception):
+class CompileError(PybpfError):
     """A program that cannot be compiled; carries its diagnostics, renders them as str()."""
 
     def __init__(self, diagnostics: Diagnostics):
         super().__init__(diagnostics.render())
         self.diagnostics = diagnostics
+
+    def render(self) -> str:
+        return str(self)        # the diagnostics carry their own 'ERROR:'
 
     @property
     def items(self) -> list[Diagnostic]:

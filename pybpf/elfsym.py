@@ -19,6 +19,8 @@ import os
 import shutil
 import subprocess
 
+from pybpf.errors import PybpfError
+
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 _FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")   # pyelftools names type 10 STT_LOOS
@@ -28,7 +30,7 @@ _segments_cache: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
 _ldconfig_cache: list[tuple[str, str]] | None = None
 
 
-class SymbolError(Exception):
+class SymbolError(PybpfError):
     """A binary or function that cannot be found: the message is for the user, as it is."""
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from pybpf import btf as B
 from pybpf import types as T
+from pybpf.errors import PybpfError
 
 
-class KernelTypeError(Exception):
+class KernelTypeError(PybpfError):
     """A name or access the kernel's types do not have; the message is the user-facing one."""
 
 

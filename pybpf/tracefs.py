@@ -15,10 +15,12 @@ import os
 import re
 from dataclasses import dataclass
 
+from pybpf.errors import PybpfError
+
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
-class TracefsError(Exception):
+class TracefsError(PybpfError):
     pass
 
 

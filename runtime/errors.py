@@ -15,8 +15,10 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+from pybpf.errors import PybpfError
 
-class BpfError(Exception):
+
+class BpfError(PybpfError):
     def __init__(self, cmd: str, errno: int, detail: str = ""):
         self.cmd = cmd
         self.errno = errno
@@ -70,6 +72,10 @@ class NotSupportedError(BpfError):
 class BpfPermissionError(BpfError):
     """EPERM/EACCES without the privileges the command needs."""
 
+    def render(self) -> str:
+        return (f"ERROR: permission denied: pybpf needs root (or CAP_BPF and CAP_PERFMON) to load "
+                f"BPF programs ({self.cmd}: {os.strerror(self.errno)})")
 
-class ObjectFormatError(Exception):
+
+class ObjectFormatError(PybpfError):
     """The ELF object does not have the shape the loader expects (see pybpf.program)."""

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from pybpf.errors import PybpfError
 from pybpf.runtime.values import text_of
 
 INT_CONVERSIONS = frozenset("diuxXocp")
@@ -30,7 +31,7 @@ _SPEC = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d*))?(hh|h|ll|l)?(.?)", re.DOTALL)
 _LENGTH_BITS = {None: 64, "l": 64, "ll": 64, "h": 16, "hh": 8}
 
 
-class PrintfFormatError(ValueError):
+class PrintfFormatError(PybpfError, ValueError):
     """A malformed format string; offset is the index in the format where the bad conversion starts."""
 
     def __init__(self, message: str, offset: int):

@@ -16,11 +16,12 @@ import enum
 from dataclasses import dataclass, field
 
 from pybpf import ast
+from pybpf.errors import PybpfError
 from pybpf.program import AttachPoint, PerfEvent
 from pybpf.uapi.bpf import BpfProgType
 
 
-class ListingError(Exception):
+class ListingError(PybpfError):
     """The probe does not exist, or its provider has nothing to list or describe."""
 
 
