@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pybpf.backend.irutil import ir
 
-from pybpf.diagnostics import Span
+from pybpf.diagnostics import LINE_INFO_MAX_COLUMN, Span
 
 
 class DebugInfo:
@@ -47,4 +47,4 @@ class DebugInfo:
     def location(self, scope, span: Span):
         self.spans.add((span.line, span.column, span.end_line, span.end_column))
         return self.module.add_debug_info("DILocation", {
-            "line": span.line, "column": span.column, "scope": scope})
+            "line": span.line, "column": min(span.column, LINE_INFO_MAX_COLUMN), "scope": scope})

@@ -75,7 +75,9 @@ class Emitter:
             raise
         if self.proc.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
-            message = lines[-1] if lines else f"exit status {self.proc.returncode}"
+            # An IR parse error ends with the IR line and a caret under it: say the error line.
+            errors = [line for line in lines if "error:" in line]
+            message = (errors or lines or [f"exit status {self.proc.returncode}"])[-1]
             raise BackendError(f"LLVM could not compile the program: {message}")
         return out
 

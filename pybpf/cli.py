@@ -362,14 +362,15 @@ def _exit_interrupted() -> NoReturn:
 def _render_verifier_error(e, compiled, source: str, filename: str, verbose: bool) -> str:
     """The rejection on the statement whose code failed (from the object's line info), then the
     verifier's last lines; the whole log with -v."""
-    from pybpf.diagnostics import Diagnostics, Span
+    from pybpf.diagnostics import LINE_INFO_MAX_COLUMN, Diagnostics, Span
 
     details = str(e).split("\n", 1)[1] if "\n" in str(e) else ""
     tail = f"{e.log}" if verbose else "(run with -v for the whole verifier log)"
     if e.source is None:
         return f"ERROR: {e}\n{tail}"
     line, column = e.source
-    span = next((Span(*s) for s in compiled.statement_spans if s[:2] == (line, column)),
+    span = next((Span(*s) for s in compiled.statement_spans
+                 if (s[0], min(s[1], LINE_INFO_MAX_COLUMN)) == (line, column)),
                 Span(line, column, line, column + 1))
     diags = Diagnostics(source, filename)
     diags.error(f"the kernel's verifier rejected the program for {e.program}", span)

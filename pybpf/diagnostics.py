@@ -39,6 +39,11 @@ class Span:
 
 NO_SPAN = Span(0, 0, 0, 0)
 
+# The kernel's line info (struct bpf_line_info) keeps a column in 10 bits, and LLVM writes a wider
+# one into the line's bits: locations are clamped to this column, and a statement past it is found
+# by its line and the clamped column.
+LINE_INFO_MAX_COLUMN = 0x3FF
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:

@@ -86,3 +86,10 @@ def test_the_child_dies_with_its_parent_even_killed():
     parent.kill()
     parent.wait()
     assert exited(child)
+
+
+def test_an_llvm_parse_error_is_reported_by_its_error_line_not_the_caret_under_it():
+    ir_text = ("define i64 @f() !dbg !1 { ret i64 0 }\n"
+               "!1 = !DILocation(line: 1, column: 70000, scope: !2)\n!2 = distinct !{}\n")
+    with pytest.raises(BackendError, match="error: value for 'column' too large, limit is 65535$"):
+        emit_object(ir_text)
