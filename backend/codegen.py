@@ -23,7 +23,7 @@ from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
 from pybpf.resources import ProgramPlan, ResourcePlan
-from pybpf.checked import CheckedProgram
+from pybpf.checked import CheckedProgram, param_int
 from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
@@ -258,8 +258,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
             return e.value
         if isinstance(e, ast.Unary):
             return -self.checked_constant(e.operand)
-        text = self.param_text(e.index)
-        return int(text, 0)
+        return param_int(self.param_text(e.index))
 
     def param_text(self, index: int) -> str:
         params = self.checked.params
@@ -363,8 +362,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         t = self.type_of(e)
         text = self.param_text(e.index)
         if isinstance(t, T.StringType):
-            return self.string_constant(text.encode(), t.size)
-        return c64(int(text, 0) if text else 0)
+            return self.string_constant(text.encode("utf-8", "surrogateescape"), t.size)
+        return c64(param_int(text) if text else 0)
 
     def expr_ParamCount(self, e):
         return c64(len(self.checked.params))

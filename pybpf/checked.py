@@ -7,6 +7,7 @@ language's typing rules and limits shared by the checker's modules and the code 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pybpf import ast
@@ -98,9 +99,19 @@ def int_size(name: str) -> int:
     return int(name.lstrip("uint")) // 8
 
 
-def is_int_literal(text: str) -> bool:
-    try:
-        int(text, 0)
-        return True
-    except ValueError:
-        return False
+# A positional parameter read as an integer the way bpftrace reads one (strtoul/strtol, base 0):
+# C's leading white space and sign, then decimal, 0x hex or 0 octal digits, and nothing after them
+# (so no `_` separators, which only literals in the program take).
+_C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def param_int(text: str) -> int | None:
+    """The integer value of a positional parameter's text, or None when it is not an integer or
+    does not fit 64 bits (a negative one int64, the others uint64), where bpftrace refuses it."""
+    match = _C_INTEGER.fullmatch(text)
+    if match is None or len(match[2]) > 24:     # no 64-bit value has more digits: skip the int()
+        return None
+    value = int(match[2], 16 if match[2][:2] in ("0x", "0X") else 8 if match[2][:1] == "0" else 10)
+    if match[1] == "-":
+        return -value if value <= 1 << 63 else None
+    return value if value < 1 << 64 else None

@@ -89,9 +89,24 @@ def decode_string_literal(raw: str) -> bytes:
             out.append(int(body[i + 1:j], 8) & 0xFF)
             i = j
         else:
-            out += nxt.encode()
+            out += nxt.encode("utf-8", "surrogateescape")
             i += 2
     return bytes(out)
+
+
+def integer_literal(text: str) -> int:
+    """An integer literal's value, read as bpftrace reads one: `_` separators dropped, then 0x hex,
+    0b binary, 0 octal (C's strtoull with base 0), else decimal. A value past 64 bits is left for
+    the type checker to refuse; one with more digits than any 64-bit value is 2**64 at once, so a
+    hostile literal costs no big-number work."""
+    digits = text.replace("_", "")
+    base = {"0x": 16, "0b": 2}.get(digits[:2].lower())
+    if base:
+        digits = digits[2:]
+    else:       # 08 and 09 are not octal: pybpf reads them as decimal
+        base = 8 if digits[:1] == "0" and set(digits) <= set("01234567") else 10
+    significant = digits.lstrip("0") or "0"
+    return int(significant, base) if len(significant) <= 64 else 1 << 64
 
 
 def _span(meta) -> Span:
@@ -212,8 +227,7 @@ class _ToAst(Transformer):
         return ast.TupleIndex(children[0], int(children[2]), _span(meta))
 
     def integer(self, meta, children):
-        text = str(children[0]).replace("_", "")
-        return ast.Integer(int(text, 0) if text[:2].lower() in ("0x", "0b") else int(text), _span(meta))
+        return ast.Integer(integer_literal(str(children[0])), _span(meta))
 
     def string(self, meta, children):
         return ast.String(decode_string_literal(str(children[0])), _span(meta))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pybpf import ast, builtins
 from pybpf import types as T
 from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
-                           CheckedProgram, MapInfo, is_int, is_int_literal, storable, unify)
+                           CheckedProgram, MapInfo, is_int, param_int, storable, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.ktypes import KernelTypes
 from pybpf.providers.base import ProbeGroup
@@ -221,8 +221,7 @@ class TypeChecker(KernelChecks):
         if isinstance(e, ast.Integer):
             return e.value
         if isinstance(e, ast.PositionalParam):
-            text = self.param_text(e.index)
-            return int(text, 0) if is_int_literal(text) else None
+            return param_int(self.param_text(e.index))
         if isinstance(e, ast.Unary) and e.op == "-":
             v = self.fold(e.operand)
             return None if v is None else -v
@@ -251,9 +250,12 @@ class TypeChecker(KernelChecks):
     def expr_PositionalParam(self, e: ast.PositionalParam):
         text = self.param_text(e.index)
         if self.in_str_call:
-            return T.StringType(len(text.encode()) + 1)
-        if text == "" or is_int_literal(text):
-            return INT
+            return T.StringType(len(text.encode("utf-8", "surrogateescape")) + 1)
+        if text == "":
+            return INT          # a parameter not given is 0
+        value = param_int(text)
+        if value is not None:
+            return UINT if value >= 1 << 63 else INT
         self.error(f"${e.index} used numerically but given \"{text}\". Try using str(${e.index}).",
                    e.span)
         return None

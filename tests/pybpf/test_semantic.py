@@ -244,3 +244,13 @@ def test_tracepoint_field_types():
                    "@fl = args.flags; }")
     assert isinstance(maps["@f"].key[0], T.StringType) and maps["@f"].kind == MapKind.COUNT
     assert isinstance(maps["@fl"].value, T.IntType)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("0", 0), ("42", 42), ("010", 8), ("0x10", 16), ("+5", 5), (" 7", 7), ("-9223372036854775808", -2 ** 63),
+    ("18446744073709551615", 2 ** 64 - 1), ("0xffffffffffffffff", 2 ** 64 - 1),
+    ("18446744073709551616", None), ("-9223372036854775809", None), ("0x1ffffffffffffffff", None),
+    ("1_000", None), ("1e3", None), ("12abc", None), ("08", None), ("7 ", None), ("9" * 5000, None)])
+def test_positional_parameters_read_as_integers_as_bpftrace_reads_them(text, value):
+    from pybpf.checked import param_int
+    assert param_int(text) == value
