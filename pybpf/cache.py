@@ -65,7 +65,7 @@ def _kernel_identity() -> str:
 def cache_key(source: str, options) -> str:
     h = hashlib.sha256()
     for part in (_code_identity(), _kernel_identity(), repr(options), source):
-        h.update(part.encode())
+        h.update(part.encode("utf-8", "surrogateescape"))     # a script's non-UTF-8 bytes too
         h.update(b"\0")
     return h.hexdigest()
 

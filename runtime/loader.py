@@ -17,7 +17,7 @@ import re
 
 from pybpf.program import CompiledProgram, MapDef, ObjectSpec, ProgramSection
 from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, ObjectFormatError, VerifierError
-from pybpf.runtime.syscall import bpf
+from pybpf.runtime.syscall import OUT_OF_FDS, bpf
 from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD,
                             BpfAttachType, BpfCmd, BpfProgType, GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
 
@@ -96,6 +96,10 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: s
     try:
         return bpf(BpfCmd.PROG_LOAD, attr)
     except BpfError as first:
+        if first.errno in OUT_OF_FDS:
+            # The program verified; only its fd is missing. A retry's log would be the verifier's
+            # success, mistaken for a rejection.
+            raise
         log = ctypes.create_string_buffer(VERIFIER_LOG_SIZE)
         attr.log_level, attr.log_size, attr.log_buf = BPF_LOG_LEVEL1, VERIFIER_LOG_SIZE, ctypes.addressof(log)
         try:

@@ -37,6 +37,7 @@ from pybpf import types as T
 from pybpf.program import MapKind, MapSpec
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
 from pybpf.runtime.output import Entries, bucket_bounds
+from pybpf.runtime.values import escape_bytes
 
 PREFIX = "pybpf_"
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
@@ -114,7 +115,7 @@ def _flatten(parts: tuple) -> list[str]:
         if isinstance(part, tuple):
             out.extend(_flatten(part))
         else:
-            out.append(str(part))
+            out.append(escape_bytes(part) if isinstance(part, str) else str(part))
     return out
 
 

@@ -37,6 +37,9 @@ _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")     # one per power of 1024
 _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JSON_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
                       ord("\t"): "\\t"})
+# A byte of a kernel string that is not UTF-8 (a lone surrogate from decode_string) as the text
+# `\xNN`: JSON holds only Unicode text, and this keeps the byte's value visible.
+_JSON_ESCAPES.update({0xDC00 + byte: f"\\\\x{byte:02x}" for byte in range(0x80, 0x100)})
 
 _STATS_KINDS = (MapKind.AVG, MapKind.STATS)
 

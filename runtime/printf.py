@@ -30,6 +30,10 @@ _SPEC = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d*))?(hh|h|ll|l)?(.?)", re.DOTALL)
 
 _LENGTH_BITS = {None: 64, "l": 64, "ll": 64, "h": 16, "hh": 8}
 
+# C's printf takes a width or precision as an int and fails past INT_MAX; pybpf builds each field in
+# memory at every event, so it stops far lower, at the compile.
+MAX_FIELD_WIDTH = 65535
+
 
 class PrintfFormatError(PybpfError, ValueError):
     """A malformed format string; offset is the index in the format where the bad conversion starts."""
@@ -93,6 +97,10 @@ def _compile(fmt: str) -> tuple[str | Conversion, ...]:
             end = m.end()
             if char == "r" and fmt[end:end + 1] in ("x", "h"):
                 char, end = char + fmt[end], end + 1
+            for what, digits in (("width", width), ("precision", precision)):
+                if digits and (len(digits) > len(str(MAX_FIELD_WIDTH)) or int(digits) > MAX_FIELD_WIDTH):
+                    raise PrintfFormatError(f"the {what} of {fmt[pos:end]!r} is too large "
+                                            f"(at most {MAX_FIELD_WIDTH})", pos)
             pieces.append(fmt[literal_start:pos])
             pieces.append(Conversion(char, pos, end, flags, int(width or 0),
                                      None if precision is None else int(precision or 0), length))
@@ -117,16 +125,17 @@ def _convert(conv: Conversion, value) -> str:
         text = text_of(value)
         if text.isascii():
             return _pad(conv, text if conv.precision is None else text[:conv.precision])
-        # Strings are byte arrays: C counts width and precision in bytes, not characters.
-        raw = text.encode()
+        # Strings are byte arrays: C counts width and precision in bytes, not characters, and a
+        # precision may cut a character: its bytes go out as they are (surrogateescape).
+        raw = text.encode("utf-8", "surrogateescape")
         if conv.precision is not None:
             raw = raw[:conv.precision]
         if conv.width > len(raw):
             fill = b" " * (conv.width - len(raw))
             raw = raw + fill if "-" in conv.flags else fill + raw
-        return raw.decode("utf-8", errors="replace")
+        return raw.decode("utf-8", "surrogateescape")
     if char == "c":
-        return _pad(conv, bytes([value & 0xFF]).decode("utf-8", errors="replace"))
+        return _pad(conv, bytes([value & 0xFF]).decode("utf-8", "surrogateescape"))
     if char == "p":
         # glibc prints a null pointer as "(nil)", any other as %#lx.
         value &= (1 << 64) - 1

@@ -28,17 +28,36 @@ _libc.syscall.restype = ctypes.c_long
 _libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong)
 
 
-CAP_SYS_ADMIN, CAP_BPF = 21, 39
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+# No file descriptor left for the new object (the process's limit, or the system's).
+OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+
+
+def effective_capabilities(status: str = "/proc/self/status") -> int | None:
+    """The CapEff mask of this process; None when /proc does not say."""
+    try:
+        with open(status) as f:
+            return int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def has_bpf_capability() -> bool:
     """CAP_BPF or CAP_SYS_ADMIN in the effective set: what loading needs (root without them cannot)."""
-    try:
-        with open("/proc/self/status") as f:
-            caps = int(next(ln for ln in f if ln.startswith("CapEff:")).split()[1], 16)
-    except (OSError, StopIteration, ValueError):
+    caps = effective_capabilities()
+    if caps is None:
         return os.geteuid() == 0
     return bool(caps & (1 << CAP_BPF | 1 << CAP_SYS_ADMIN))
+
+
+def has_tracing_capabilities(status: str = "/proc/self/status") -> bool:
+    """What loading and attaching tracing programs needs: CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON."""
+    caps = effective_capabilities(status)
+    if caps is None:
+        return os.geteuid() == 0
+    return bool(caps & 1 << CAP_SYS_ADMIN) or caps & (1 << CAP_BPF | 1 << CAP_PERFMON) == \
+        1 << CAP_BPF | 1 << CAP_PERFMON
 
 
 def error_for(cmd: str, err: int, detail: str = "") -> BpfError:
@@ -48,6 +67,9 @@ def error_for(cmd: str, err: int, detail: str = "") -> BpfError:
         return BpfPermissionError(cmd, err, detail or "needs root (CAP_BPF and CAP_PERFMON)")
     if err in (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP, errno.ENOSYS):
         return NotSupportedError(cmd, err, detail)
+    if err in OUT_OF_FDS and not detail:
+        detail = ("every map, program and attach point holds a file descriptor: raise the limit "
+                  "(ulimit -n)" if err == errno.EMFILE else "the system's file table is full")
     return BpfError(cmd, err, detail)
 
 

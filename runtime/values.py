@@ -40,8 +40,16 @@ def text_of(value) -> str:
 
 
 def decode_string(raw: bytes) -> str:
+    """The string up to its NUL. Bytes that are not UTF-8 stay bytes, as the lone surrogates of
+    `surrogateescape`: text output writes them back as they came (bpftrace prints the bytes), JSON
+    and metrics labels as `\\xNN` (escape_bytes)."""
     end = raw.find(b"\0")
-    return (raw if end < 0 else raw[:end]).decode("utf-8", errors="replace")
+    return (raw if end < 0 else raw[:end]).decode("utf-8", "surrogateescape")
+
+
+def escape_bytes(text: str) -> str:
+    """text with each byte that is not UTF-8 written as the four characters `\\xNN`."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,

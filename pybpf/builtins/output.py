@@ -24,7 +24,7 @@ def check_printf(c, e):
     fmt = e.args[0]
     c.set(fmt, T.StringType(len(fmt.value) + 1))
     try:
-        conversions = parse_printf(fmt.value.decode("utf-8", errors="replace"))
+        conversions = parse_printf(fmt.value.decode("utf-8", "surrogateescape"))
     except PrintfFormatError as err:
         c.error(f"printf: {err}", fmt.span)
         return None
@@ -56,7 +56,7 @@ def check_printf(c, e):
 
 
 def layout_printf(plan, checked, e):
-    fmt = e.args[0].value.decode("utf-8", errors="replace")
+    fmt = e.args[0].value.decode("utf-8", "surrogateescape")     # a byte not UTF-8 stays a byte
     plan.add_printf(e, PrintfSpec(fmt, tuple(storable(checked.types[a]) for a in e.args[1:])))
 
 
@@ -138,13 +138,17 @@ def check_time(c, e):
     if e.args and not isinstance(e.args[0], ast.String):
         c.error("time() expects a format string literal", e.args[0].span)
         return None
+    if e.args and b"\0" in e.args[0].value:
+        c.error("time() format cannot contain a NUL byte", e.args[0].span)
+        return None
     if e.args:
         c.set(e.args[0], T.StringType(len(e.args[0].value) + 1))
     return VOID
 
 
 def layout_time(plan, checked, e):
-    plan.add_time_format(e, e.args[0].value.decode() if e.args else DEFAULT_TIME_FORMAT)
+    plan.add_time_format(e, e.args[0].value.decode("utf-8", "surrogateescape") if e.args
+                         else DEFAULT_TIME_FORMAT)
 
 
 def lower_time(g, e):

@@ -13,6 +13,7 @@ or rewrite them from it with PYBPF_BPFTRACE_GOLDEN=capture.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -442,3 +443,15 @@ def test_string_and_tuple_values_print_by_key():
     spec = MapSpec("@t", "AT_t", MapKind.VALUE, (pair,), pair)
     assert text_of(spec, [(((1, "b"),), (2, "x")), (((-1, "a"),), (1, "y")), (((1, "a"),), (3, "z"))]) == (
         "@t[(1, a)]: (3, z)\n@t[(1, b)]: (2, x)\n@t[(-1, a)]: (1, y)\n")
+
+
+def test_kernel_strings_that_are_not_utf8_are_bytes_in_text_and_xNN_in_json():
+    from pybpf.runtime.values import decode_string
+    text = decode_string(b"caf\xe9\xc3\xa9\0junk")
+    assert text.encode("utf-8", "surrogateescape") == b"caf\xe9\xc3\xa9"
+    plain, as_json = io.StringIO(), io.StringIO()
+    TextOutput(plain).printf(text + "\n")
+    JsonOutput(as_json).printf(text + "\n")
+    assert plain.getvalue().encode("utf-8", "surrogateescape") == b"caf\xe9\xc3\xa9\n"
+    assert as_json.getvalue() == '{"type": "printf", "data": "caf\\\\xe9\xe9\\n"}\n'
+    assert json.loads(as_json.getvalue())["data"] == "caf\\xe9\xe9\n"

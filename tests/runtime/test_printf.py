@@ -87,3 +87,19 @@ def test_bad_formats(fmt, message, offset):
     with pytest.raises(PrintfFormatError) as err:
         parse_printf(fmt)
     assert (err.value.message, err.value.offset) == (message, offset)
+
+
+@pytest.mark.parametrize("fmt", ["%99999999999999999999d", "%.65536d", "%65536s", "%" + "9" * 5000 + "d"])
+def test_widths_and_precisions_past_the_limit_are_refused_at_parse(fmt):
+    with pytest.raises(PrintfFormatError, match=r"is too large \(at most 65535\)"):
+        parse_printf(fmt)
+
+
+def test_the_largest_width_is_accepted():
+    assert len(format_printf("%65535d", (1,))) == 65535
+
+
+def test_bytes_that_are_not_utf8_go_through_as_bytes():
+    raw = "caf\udce9\udcff"                   # decode_string's b"caf\xe9\xff"
+    out = format_printf("[%s|%-6s|%.4s|%c]", (raw, raw, raw, 0xE9))
+    assert out.encode("utf-8", "surrogateescape") == b"[caf\xe9\xff|caf\xe9\xff |caf\xe9|\xe9]"
