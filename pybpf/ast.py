@@ -242,10 +242,13 @@ def children(n) -> tuple:
 
 
 def walk(n):
-    """n and every node below it, depth first, in source order."""
-    yield n
-    for c in children(n):
-        yield from walk(c)
+    """n and every node below it, depth first, in source order. A stack, not recursion: nested
+    generators would cost the depth for every node (and the recursion limit on deep programs)."""
+    stack = [n]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
 
 
 def reads_builtin(n, *names: str) -> bool:

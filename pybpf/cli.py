@@ -12,11 +12,13 @@ the user typed, the answer is a message and an exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import mmap
 import os
 import select
 import signal
 import sys
+import threading
 import time
 from typing import NoReturn
 
@@ -26,6 +28,12 @@ from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
 POLL_INTERVAL_S = 0.2
+
+# The compiler's passes recurse once per level of the program's tree, up to the parser's
+# MAX_NESTING (10,000) levels. Measured at that depth (sums, nested ifs, casts, unary chains):
+# under 30,000 Python frames and 16 MiB of C stack; these limits leave room above both.
+COMPILE_RECURSION_LIMIT = 50_000
+COMPILE_STACK_SIZE = 64 << 20
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,34 +147,106 @@ def _read_program(opts) -> tuple[str, str, list[str]]:
         raise SystemExit(error("no program given: use -e PROGRAM or a script file (see -h)"))
     path, *params = opts.args
     if path == "-":
-        return sys.stdin.read(), "stdin", params
+        if sys.stdin is None:
+            raise SystemExit(error("cannot read the program from stdin: it is closed"))
+        return _source_text(sys.stdin.buffer.read()), "stdin", params
     try:
-        with open(path) as f:
-            return f.read(), path, params
+        with open(path, "rb") as f:
+            return _source_text(f.read()), path, params
     except OSError as e:
         raise SystemExit(error(f"cannot read {path}: {e.strerror}")) from None
 
 
+def _source_text(raw: bytes) -> str:
+    """A script is bytes, as bpftrace reads it: bytes that are not UTF-8 stay bytes (as the lone
+    surrogates of `surrogateescape`, which is also how Python hands over -e and the arguments), so
+    a string literal keeps them and the parser reports one anywhere else."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _without_end_of_options(args: list[str]) -> list[str]:
+    """The script and its parameters with the first `--` left out: it ends the options, as in
+    bpftrace (getopt), and is never $1."""
+    if "--" not in args:
+        return args
+    i = args.index("--")
+    return args[:i] + args[i + 1:]
+
+
+def _stdout_text():
+    """Standard output for text: UTF-8 whatever the locale, the bytes of kernel strings written as
+    they came (bpftrace writes bytes), so neither a non-UTF-8 terminal nor a non-UTF-8 string
+    stops the output. None when standard output is closed."""
+    if sys.stdout is None:
+        return None
+    sys.stdout.flush()
+    return open(sys.stdout.fileno(), "w", encoding="utf-8", errors="surrogateescape", closefd=False)
+
+
+def _require_stdout(stream):
+    if stream is None:
+        raise SystemExit(error("cannot write the output: standard output is closed (use -o FILE)"))
+    return stream
+
+
+def _require_privileges(what: str) -> None:
+    """Before anything is compiled or loaded: say plainly that tracing needs privileges, rather
+    than let an unprivileged run end in whatever the kernel refuses first."""
+    from pybpf.runtime.syscall import has_tracing_capabilities
+
+    if not has_tracing_capabilities():
+        raise SystemExit(error(f"pybpf needs root, or the CAP_BPF and CAP_PERFMON capabilities, to "
+                               f"{what}; this process has neither (run it with sudo)"))
+
+
 def _list(pattern: str, verbose: bool) -> int:
     """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types."""
-    from pybpf.btf import BtfError
-    from pybpf.listing import ListingError, describe_probe, list_probes
-    from pybpf.tracefs import TracefsError
+    from pybpf.listing import describe_probe, list_probes
+    from pybpf.providers import find
 
-    try:
-        for name in list_probes(pattern or None):
-            lines = [name] + (describe_probe(name) if verbose else [])
-            sys.stdout.write("".join(line + "\n" for line in lines))
-    except (TracefsError, BtfError, ListingError) as e:
-        return error(str(e))
+    out = _require_stdout(_stdout_text())
+    provider = find(pattern.partition(":")[0])
+    if provider is None or provider.name not in ("uprobe", "uretprobe", "usdt"):
+        _require_privileges("list kernel probes")      # tracefs is root's
+    for name in list_probes(pattern or None):
+        lines = [name] + (describe_probe(name) if verbose else [])
+        out.write("".join(line + "\n" for line in lines))
+        out.flush()
     return 0
+
+
+def _on_deep_stack(compile_fn, *args):
+    """compile_fn(*args) in a thread whose stack and recursion limit take the deepest program the
+    parser accepts (the main thread's 8 MiB would overflow first); its exception is re-raised."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append((True, compile_fn(*args)))
+        except BaseException as e:          # handed to the caller as it is
+            outcome.append((False, e))
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, COMPILE_RECURSION_LIMIT))
+    stack_size = threading.stack_size(COMPILE_STACK_SIZE)
+    try:
+        thread = threading.Thread(target=run, name="pybpf-compile", daemon=True)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(stack_size)
+        sys.setrecursionlimit(limit)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _emit(kind: str, source: str, filename: str, options: CompileOptions, out_path) -> int:
     from pybpf.backend.emit import emit_assembly, emit_object
     from pybpf.compiler import compile_to_ir
 
-    ir_text, _, _ = compile_to_ir(source, filename, options)
+    ir_text, _, _ = _on_deep_stack(compile_to_ir, source, filename, options)
     if kind == "llvm":
         _write_text(out_path, ir_text)
     elif kind == "asm":
@@ -175,16 +255,18 @@ def _emit(kind: str, source: str, filename: str, options: CompileOptions, out_pa
         with open(out_path, "wb") as f:
             f.write(emit_object(ir_text))
     else:
-        sys.stdout.buffer.write(emit_object(ir_text))
+        _require_stdout(sys.stdout).buffer.write(emit_object(ir_text))
     return 0
 
 
 def _write_text(path, text: str) -> None:
     if path:
-        with open(path, "w") as f:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
     else:
-        sys.stdout.write(text)
+        out = _require_stdout(_stdout_text())
+        out.write(text)
+        out.flush()
 
 
 def _plural(n: int, noun: str) -> str:
@@ -303,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     # bpftrace's -lv is -l with -v, not -l with the pattern "v".
     argv = [a for arg in argv for a in (("-v", "-l") if arg in ("-lv", "-vl") else (arg,))]
     opts = _parser().parse_args(argv)
+    opts.args = _without_end_of_options(opts.args)
     if opts.clear_cache:
         return _clear_cache()
     # this run's cache settings, undone on return for a caller that runs main() again
@@ -328,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     except _Interrupted:
         return _exit_interrupted()
     except OSError as e:        # the output file (-o) or stdout: cannot open or write
+        if e.errno in (errno.EMFILE, errno.ENFILE):     # a pipe, an epoll fd, a tracefs file...
+            return error(f"out of file descriptors: {e.strerror}; raise the limit (ulimit -n)")
         where = f"{e.filename}: " if e.filename else "cannot write the output: "
         return error(f"{where}{e.strerror or e}")
     except Exception as e:
@@ -378,6 +463,9 @@ def _render_verifier_error(e, compiled, source: str, filename: str, verbose: boo
 
 
 def _main(opts) -> int:
+    stdout = None if opts.output else _require_stdout(_stdout_text())
+    if not opts.emit:
+        _require_privileges("load BPF programs")
     stop = _StopRequested()
     source, filename, params = _read_program(opts)
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
@@ -391,7 +479,7 @@ def _main(opts) -> int:
 
     times = StageTimes()
     start = time.perf_counter()
-    compiled = compile_cached(source, filename, options, times)
+    compiled = _on_deep_stack(compile_cached, source, filename, options, times)
     if opts.verbose:
         for note in diskcache.notes():
             print(note, file=sys.stderr)
@@ -406,9 +494,9 @@ def _main(opts) -> int:
         if opts.dry_run:
             return _dry_run(compiled)
         if opts.output:
-            with open(opts.output, "w") as stream:
+            with open(opts.output, "w", encoding="utf-8", errors="surrogateescape") as stream:
                 return _run(compiled, opts.format, stream, stop, metrics)
-        return _run(compiled, opts.format, sys.stdout, stop, metrics)
+        return _run(compiled, opts.format, stdout, stop, metrics)
     except VerifierError as e:
         print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
         return 1

@@ -70,7 +70,7 @@ def decode_string_literal(raw: str) -> bytes:
     while i < len(body):
         c = body[i]
         if c != "\\":
-            out += c.encode()
+            out += c.encode("utf-8", "surrogateescape")     # a byte that is not UTF-8 is itself
             i += 1
             continue
         nxt = body[i + 1]
@@ -275,14 +275,37 @@ def parse(source: str, filename: str = "stdin") -> ast.Program:
         diags.error(f"syntax error, unexpected {text}", span)
         raise diags.as_error() from None
     except lark.exceptions.UnexpectedCharacters as e:
-        diags.error(f"syntax error, unexpected {source[e.pos_in_stream]!r}",
-                    Span(e.line, e.column, e.line, e.column + 1))
+        char = source[e.pos_in_stream]
+        # A byte that is not UTF-8 comes as a lone surrogate (the CLI reads scripts as bytes).
+        what = f"byte {ord(char) - 0xDC00:#04x} (not UTF-8)" if "\udc80" <= char <= "\udcff" else repr(char)
+        diags.error(f"syntax error, unexpected {what}", Span(e.line, e.column, e.line, e.column + 1))
         raise diags.as_error() from None
     except lark.exceptions.UnexpectedEOF:
         line, col = _end_position(source)
         diags.error("syntax error, unexpected end of input", Span(line, col, line, col + 1))
         raise diags.as_error() from None
+    too_deep = _deeper_than(tree, MAX_NESTING)
+    if too_deep is not None:
+        diags.error(f"the program nests too deeply here: pybpf compiles up to {MAX_NESTING} levels "
+                    f"of expressions and blocks", _span(too_deep.meta))
+        raise diags.as_error()
     return _ToAst().transform(tree)
+
+
+# The passes after parsing recurse once per level of the tree (bpftrace compiles a 5000-term sum);
+# pybpf.cli runs them on a stack sized for this many levels.
+MAX_NESTING = 10_000
+
+
+def _deeper_than(tree: lark.Tree, limit: int) -> lark.Tree | None:
+    """The first subtree found below `limit` levels, or None; a walk with a stack, not recursion."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return node
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
+    return None
 
 
 def _end_position(source: str) -> tuple[int, int]:

@@ -118,8 +118,8 @@ def test_without_privileges_one_clear_line(tmp_path):
                           capture_output=True, text=True, timeout=30,
                           env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
     assert done.returncode == 1
-    assert done.stderr == ("ERROR: permission denied: pybpf needs root (or CAP_BPF and CAP_PERFMON) to load "
-                           "BPF programs (MAP_CREATE: Operation not permitted)\n")
+    assert done.stderr == ("ERROR: pybpf needs root, or the CAP_BPF and CAP_PERFMON capabilities, to load "
+                           "BPF programs; this process has neither (run it with sudo)\n")
 
 
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC")

@@ -4,7 +4,7 @@ import pytest
 
 from pybpf import ast
 from pybpf.diagnostics import CompileError
-from pybpf.parser import parse
+from pybpf.parser import MAX_NESTING, integer_literal, parse
 
 PARSES = [
     "BEGIN { exit(); }",
@@ -174,3 +174,28 @@ def test_syntax_error_rendering(source, rendered):
         parse(source)
     assert str(e.value) == rendered
     assert all(d.span.line >= 1 for d in e.value.items)
+
+
+@pytest.mark.parametrize("text, value", [("10", 10), ("010", 8), ("09", 9), ("0x1F", 31), ("0b101", 5),
+                                         ("1_000_000", 1_000_000), ("0_10", 8),
+                                         ("18446744073709551615", 2 ** 64 - 1),
+                                         ("0x1ffffffffffffffff", 2 ** 65 - 1),
+                                         ("9" * 5000, 2 ** 64), ("0" * 5000 + "7", 7)])
+def test_integer_literals_read_as_bpftrace_reads_them(text, value):
+    # past 64 bits the value is the checker's to refuse; past any 64-bit value's digits, 2**64
+    assert integer_literal(text) == value
+
+
+def test_a_byte_that_is_not_utf8_is_a_string_literal_byte_and_a_syntax_error_elsewhere():
+    program = parse('BEGIN { printf("caf\udce9\\n"); }')
+    (call,) = [n for n in ast.walk(program) if isinstance(n, ast.Call)]
+    assert call.args[0].value == b"caf\xe9\n"
+    with pytest.raises(CompileError) as e:
+        parse("BEGIN {\n \udce9 }")
+    assert str(e.value).startswith("stdin:2:2-3: ERROR: syntax error, unexpected byte 0xe9 (not UTF-8)")
+
+
+def test_nesting_past_the_limit_is_one_error_found_without_recursion():
+    with pytest.raises(CompileError) as e:
+        parse("BEGIN { @x = " + "+".join(["1"] * (MAX_NESTING + 50)) + "; }")
+    assert len(e.value.items) == 1 and "nests too deeply" in e.value.items[0].message
