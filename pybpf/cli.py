@@ -211,7 +211,7 @@ def _list(pattern: str, verbose: bool) -> int:
     for name in list_probes(pattern or None):
         lines = [name] + (describe_probe(name) if verbose else [])
         out.write("".join(line + "\n" for line in lines))
-        out.flush()
+    out.flush()
     return 0
 
 

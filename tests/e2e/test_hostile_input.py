@@ -203,3 +203,11 @@ def test_without_capabilities_the_user_is_told_so_up_front(args, what):
                            "--", *PYBPF, *args], capture_output=True, text=True, timeout=30)
     assert_one_error(done, f"pybpf needs root, or the CAP_BPF and CAP_PERFMON capabilities, to {what}; "
                            "this process has neither (run it with sudo)")
+
+
+@pytest.mark.kernel
+def test_a_cache_that_cannot_be_written_is_no_error():
+    # /proc/self takes no folder: every cache write fails with an OSError, and the run goes on.
+    done = run_pybpf(["-e", 'BEGIN { printf("hi\\n"); exit(); }'],
+                     env={**os.environ, "XDG_CACHE_HOME": "/proc/self"})
+    assert (done.returncode, done.stderr) == (0, "") and "\nhi\n" in done.stdout
