@@ -100,18 +100,21 @@ def int_size(name: str) -> int:
 
 
 # A positional parameter read as an integer the way bpftrace reads one (strtoul/strtol, base 0):
-# C's leading white space and sign, then decimal, 0x hex or 0 octal digits, and nothing after them
-# (so no `_` separators, which only literals in the program take).
-_C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+# C's leading white space and sign, then decimal, 0x hex, 0b binary (C23's strtoul, and pybpf's
+# docs before) or 0 octal digits, and nothing after them (so no `_` separators: only literals in
+# the program take them).
+_C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
+_BASES = {"0x": 16, "0X": 16, "0b": 2, "0B": 2}
 
 
 def param_int(text: str) -> int | None:
     """The integer value of a positional parameter's text, or None when it is not an integer or
     does not fit 64 bits (a negative one int64, the others uint64), where bpftrace refuses it."""
     match = _C_INTEGER.fullmatch(text)
-    if match is None or len(match[2]) > 24:     # no 64-bit value has more digits: skip the int()
+    if match is None or len(match[2]) > 66:     # no 64-bit value has more digits: skip the int()
         return None
-    value = int(match[2], 16 if match[2][:2] in ("0x", "0X") else 8 if match[2][:1] == "0" else 10)
+    digits = match[2]
+    value = int(digits, _BASES.get(digits[:2], 8 if digits[:1] == "0" else 10))
     if match[1] == "-":
         return -value if value <= 1 << 63 else None
     return value if value < 1 << 64 else None

@@ -79,8 +79,10 @@ class Diagnostics:
 def render(d: Diagnostic, source: str, filename: str) -> str:
     if d.span is NO_SPAN or d.span.line == 0:
         return f"{filename}: {d.severity}: {d.message}"
-    lines = source.splitlines() or [""]
-    line = lines[d.span.line - 1] if d.span.line <= len(lines) else ""
+    # Lines as the parser counts them: split at \n only (splitlines() also splits at \f, \x1c,
+    # \x85, U+2028..., and would show another line than the one the span is on).
+    lines = source.split("\n")
+    line = lines[d.span.line - 1].removesuffix("\r") if d.span.line <= len(lines) else ""
     start = d.span.column
     end = d.span.end_column if d.span.end_line == d.span.line else len(line) + 1
     end = max(end, start + 1)

@@ -70,3 +70,11 @@ def test_compile_error_carries_items_and_renders_as_str():
 
 def test_span_join():
     assert Span(1, 2, 1, 5).join(Span(3, 1, 3, 4)) == Span(1, 2, 3, 4)
+
+
+def test_the_source_line_is_the_one_the_parser_counted_whatever_separators_it_holds():
+    source = "BEGIN {\x0c\x1c\u2028 foo(); }\r\nEND { }"
+    diags = Diagnostics(source)
+    diags.error("Unknown function: foo", Span(1, 12, 1, 15))
+    header, line, underline = diags.render().split("\n")
+    assert line == "BEGIN {\x0c\x1c\u2028 foo(); }" and underline == " " * 11 + "~~~"
