@@ -193,14 +193,25 @@ def test_running_out_of_file_descriptors_says_so_and_not_that_the_verifier_refus
     assert refused >= 3         # the limits above cut in at the maps, the programs and the attach
 
 
+UNPRIVILEGED = {
+    # uid 0 without any capability: what an ordinary user has, as far as bpf(2) and tracefs go
+    "root without capabilities": ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"],
+    "nobody": ["--reuid=65534", "--regid=65534", "--clear-groups"],
+}
+
+
 @pytest.mark.kernel
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)")
-@pytest.mark.parametrize("args, what", [(["--dry-run", "-e", "BEGIN { exit(); }"], "load BPF programs"),
+@pytest.mark.parametrize("who", sorted(UNPRIVILEGED))
+@pytest.mark.parametrize("args, what", [(["-e", "tracepoint:sched:sched_switch { @ = count(); }"],
+                                         "load BPF programs"),
+                                        (["--dry-run", "-e", "BEGIN { exit(); }"], "load BPF programs"),
                                         (["-l", "tracepoint:sched:*"], "list kernel probes")])
-def test_without_capabilities_the_user_is_told_so_up_front(args, what):
-    # uid 0 without any capability: what an ordinary user has, as far as bpf(2) and tracefs go.
-    done = subprocess.run(["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all",
-                           "--", *PYBPF, *args], capture_output=True, text=True, timeout=30)
+def test_without_capabilities_the_user_is_told_so_up_front(tmp_path, who, args, what):
+    # a cache folder of its own, though the refusal comes before any cache is read
+    done = subprocess.run(["setpriv", *UNPRIVILEGED[who], "--", *PYBPF, *args], capture_output=True,
+                          text=True, timeout=30, cwd=tmp_path,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
     assert_one_error(done, f"pybpf needs root, or the CAP_BPF and CAP_PERFMON capabilities, to {what}; "
                            "this process has neither (run it with sudo)")
 
