@@ -256,7 +256,9 @@ class TypeChecker(KernelChecks):
         value = param_int(text)
         if value is not None:
             return UINT if value >= 1 << 63 else INT
-        self.error(f"${e.index} used numerically but given \"{text}\". Try using str(${e.index}).",
+        # A word with control characters or bytes that are not UTF-8 is shown escaped: one line.
+        shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+        self.error(f"${e.index} used numerically but given \"{shown}\". Try using str(${e.index}).",
                    e.span)
         return None
 

@@ -82,7 +82,7 @@ printf_widths = st.builds(lambda w, p: f'BEGIN {{ printf("%{w}.{p}d|%{w}s\\n", 1
 hostile_sources = st.one_of(deep, huge_literals, spliced_bytes(), long_lines, printf_widths)
 
 
-def run_main(source: bytes) -> tuple[int, str]:
+def run_main(source: bytes, params: tuple[str, ...] = ()) -> tuple[int, str]:
     """cli.main on the source as a script file -> (exit status, stderr)."""
     stderr = io.StringIO()
     with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stderr(stderr):
@@ -90,7 +90,7 @@ def run_main(source: bytes) -> tuple[int, str]:
         with open(script, "wb") as f:
             f.write(source)
         try:
-            status = cli.main(["--no-cache", "--emit", "llvm", "-o", out, script])
+            status = cli.main(["--no-cache", "--emit", "llvm", "-o", out, script, *params])
         except SystemExit as e:         # what argparse and the early checks end with
             status = e.code
     return status, stderr.getvalue()
@@ -100,6 +100,17 @@ def run_main(source: bytes) -> tuple[int, str]:
 @given(source=hostile_sources)
 def test_hostile_sources_end_in_success_or_one_report(source):
     assert_success_or_one_report(*run_main(source))
+
+
+# Parameters as the command line hands them over: any text, bytes not UTF-8 as lone surrogates.
+params = st.binary(max_size=30).map(lambda raw: raw.replace(b"\0", b"").decode("utf-8", "surrogateescape"))
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(first=params, second=params)
+def test_hostile_parameters_end_in_success_or_one_report(first, second):
+    source = b'BEGIN { @x = $1 + 1; printf("%s %d\\n", str($2), $#); }'
+    assert_success_or_one_report(*run_main(source, ("--", first, second)))
 
 
 def test_the_deepest_accepted_program_compiles_and_one_level_more_is_one_report():
