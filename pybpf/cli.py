@@ -29,9 +29,10 @@ from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
 POLL_INTERVAL_S = 0.2
 
-# The compiler's passes recurse once per level of the program's tree, up to the parser's
-# MAX_NESTING (10,000) levels. Measured at that depth (sums, nested ifs, casts, unary chains):
-# under 30,000 Python frames and 16 MiB of C stack; these limits leave room above both.
+# The compiler's passes recurse once per level of the program's tree, and the parser accepts as
+# many levels as the recursion limit allows (pybpf.parser.nesting_limit), up to MAX_NESTING
+# (10,000): this limit allows all of them. Measured at that depth (sums, nested ifs, casts, unary
+# chains): under 30,000 Python frames and 16 MiB of C stack.
 COMPILE_RECURSION_LIMIT = 50_000
 COMPILE_STACK_SIZE = 64 << 20
 

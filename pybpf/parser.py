@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 from importlib import resources
 
 import lark
@@ -284,17 +285,27 @@ def parse(source: str, filename: str = "stdin") -> ast.Program:
         line, col = _end_position(source)
         diags.error("syntax error, unexpected end of input", Span(line, col, line, col + 1))
         raise diags.as_error() from None
-    too_deep = _deeper_than(tree, MAX_NESTING)
+    limit = nesting_limit()
+    too_deep = _deeper_than(tree, limit)
     if too_deep is not None:
-        diags.error(f"the program nests too deeply here: pybpf compiles up to {MAX_NESTING} levels "
+        diags.error(f"the program nests too deeply here: pybpf compiles up to {limit} levels "
                     f"of expressions and blocks", _span(too_deep.meta))
         raise diags.as_error()
     return _ToAst().transform(tree)
 
 
 # The passes after parsing recurse once per level of the tree (bpftrace compiles a 5000-term sum);
-# pybpf.cli runs them on a stack sized for this many levels.
+# pybpf.cli runs them on a stack and under a recursion limit sized for this many levels.
 MAX_NESTING = 10_000
+# Python frames the passes take per level: three at most, measured over sums, nested ifs, casts
+# and unary chains; five leaves room.
+FRAMES_PER_LEVEL = 5
+
+
+def nesting_limit() -> int:
+    """The deepest tree the passes can compile under the current recursion limit, so that a library
+    caller with Python's default (1000) gets a CompileError, never a RecursionError."""
+    return min(MAX_NESTING, sys.getrecursionlimit() // FRAMES_PER_LEVEL)
 
 
 def _deeper_than(tree: lark.Tree, limit: int) -> lark.Tree | None:

@@ -199,3 +199,13 @@ def test_nesting_past_the_limit_is_one_error_found_without_recursion():
     with pytest.raises(CompileError) as e:
         parse("BEGIN { @x = " + "+".join(["1"] * (MAX_NESTING + 50)) + "; }")
     assert len(e.value.items) == 1 and "nests too deeply" in e.value.items[0].message
+
+
+def test_a_library_caller_under_the_default_recursion_limit_gets_a_compile_error_not_recursion():
+    from pybpf.compiler import CompileOptions, compile_to_ir
+    from pybpf.parser import nesting_limit
+    with pytest.raises(CompileError) as e:      # 700 terms: a RecursionError before
+        compile_to_ir("BEGIN { @x = " + "+".join(["1"] * 700) + "; }", "stdin", CompileOptions())
+    assert f"pybpf compiles up to {nesting_limit()} levels" in str(e.value)
+    compile_to_ir("BEGIN { @x = " + "+".join(["1"] * (nesting_limit() - 10)) + "; }", "stdin",
+                  CompileOptions())
