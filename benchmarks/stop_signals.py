@@ -67,11 +67,19 @@ def _fd_targets(pid: int) -> list[str] | None:
 
 
 def children(pid: int) -> list[int]:
+    """The children of every thread of pid (pybpf compiles, and starts LLVM, in a thread of its own)."""
+    found = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
 
 
 def _llvm_busy(pid: int) -> bool | None:
