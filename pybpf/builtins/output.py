@@ -87,7 +87,7 @@ def located_printf(severity: str):
 
 def layout_located_printf(plan, checked, e):
     prefix = checked.constants[e].replace("%", "%%")
-    fmt = prefix + e.args[0].value.decode("utf-8", errors="replace")
+    fmt = prefix + e.args[0].value.decode("utf-8", "surrogateescape")
     plan.add_printf(e, PrintfSpec(fmt, tuple(storable(checked.types[a]) for a in e.args[1:])))
 
 
