@@ -23,6 +23,9 @@ DEFAULT_MAX_PROBES = 1024
 
 @dataclass
 class CompileOptions:
+    """What shapes a compiled program besides its source: the positional parameters ($1...),
+    each map's entries (--map-entries), the event ring buffer's size (-B) and the rest below."""
+
     params: tuple[str, ...] = ()
     map_entries: int | None = None
     ringbuf_size: int = DEFAULT_RINGBUF_SIZE
@@ -108,6 +111,9 @@ def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions 
 
 def compile_source(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                    times: StageTimes | None = None) -> CompiledProgram:
+    """Compile `source` into a CompiledProgram (the ELF object and what the run side needs), with
+    no cache; raises CompileError. `filename` names the source in errors; `times`, when given,
+    collects each stage's seconds. pybpf.compile is the library's entry point."""
     from pybpf.backend.emit import Emitter
     from pybpf.runtime.objspec import parse_object
 

@@ -199,6 +199,8 @@ def top_entries(spec: MapSpec, entries: Entries, top: int, div: int) -> Entries:
 
 
 def make_output(fmt: str, stream: TextIO) -> Output:
+    """The Output that writes `fmt` ('text': bpftrace's text, 'json': one JSON object per line)
+    to `stream`."""
     if fmt == "text":
         return TextOutput(stream)
     if fmt == "json":

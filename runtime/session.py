@@ -35,6 +35,10 @@ _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
 
 
 class Session:
+    """The run side of one compiled program: start() loads and attaches it, poll() serves its
+    events to `output`, stop() runs END and prints the maps (see the module's docstring). The
+    library's Trace (pybpf.api) is built on it."""
+
     def __init__(self, compiled: CompiledProgram, output, warn=None):
         self.compiled = compiled
         self.output = output
