@@ -21,10 +21,10 @@ STARTED: list[subprocess.Popen] = []     # every process started, for the leak c
 
 
 class Running:
-    """A pybpf process: its stdout read (unbuffered) line by line with deadlines."""
+    """A pybpf process (or `command`, e.g. a tool): its stdout read (unbuffered) line by line with deadlines."""
 
-    def __init__(self, args, **kwargs):
-        self.proc = subprocess.Popen(PYBPF + list(args), stdout=subprocess.PIPE,
+    def __init__(self, args, command=PYBPF, **kwargs):
+        self.proc = subprocess.Popen(command + list(args), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, **kwargs)
         STARTED.append(self.proc)
         self.seen = b""          # everything read so far
