@@ -107,7 +107,8 @@ class Program:
             on_lost: LostCallback | None = None) -> Trace:
         """A Trace of this program, not started yet (`with` starts it, or `start()`).
 
-        on_printf(text): printf() output, time() and print(@map) text; default: written to stdout.
+        on_printf(text): the text of printf(), time(), join(), system() and print(@map);
+        default: written to stdout.
         on_event(value): the value of each print(value) (an int, str or tuple); default: printed.
         on_lost(n): n more events were lost (the ring buffer was full); default: a line on stderr.
         """
@@ -377,6 +378,12 @@ class _Sink:
 
     def time(self, text: str) -> None:
         self._trace._on_printf(text)
+
+    def syscall(self, text: str) -> None:
+        self._trace._on_printf(text)
+
+    def join(self, text: str) -> None:
+        self._trace._on_printf(text + "\n")
 
     def value(self, value: object) -> None:
         self._trace._on_event(value)

@@ -53,8 +53,8 @@ CASES = [
     Case("opensnoop", "open('/etc/hostname').close()\ntry: open('/pybpf-no-such-file')\n"
          "except OSError: pass\n",
          [r"^{pid} +{comm} +\d+ +0 /etc/hostname$", r"^{pid} +{comm} +-1 +2 /pybpf-no-such-file$"]),
-    Case("execsnoop", "os.execv('/bin/true', ['true'])\n",
-         [r"^\d+ +{pid} +{ppid} +true +/bin/true$"]),
+    Case("execsnoop", "os.execv('/bin/true', ['true', 'pybpf-arg', '-x'])\n",
+         [r"^\d+ +{pid} +{ppid} +true pybpf-arg -x$"]),
     Case("statsnoop", "try: os.stat('/pybpf-no-such-file')\nexcept OSError: pass\n"
          "os.stat('/etc/hostname')\n",
          [r"^{pid} +{comm} +2 +/pybpf-no-such-file$", r"^{pid} +{comm} +0 +/etc/hostname$"]),

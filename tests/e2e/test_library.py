@@ -151,3 +151,17 @@ def test_the_readme_embedding_example_runs_as_written(tmp_path):
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^python\S* \d+$", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.kernel
+def test_join_text_reaches_on_printf():
+    printed = []
+    prog = pybpf.compile('tracepoint:syscalls:sys_enter_execve /comm == "pybpfjoiner"/ '
+                         '{ join(args->argv, ","); }')
+    with prog.run(on_printf=printed.append) as trace:
+        child = subprocess.run([sys.executable, "-c", "import ctypes, os\n"
+                                "ctypes.CDLL(None).prctl(15, b'pybpfjoiner', 0, 0, 0)\n"
+                                "os.execv('/bin/true', ['true', 'a', 'b'])"], timeout=30)
+        assert child.returncode == 0
+        trace.poll(0.5)
+    assert printed == ["true,a,b\n"]
