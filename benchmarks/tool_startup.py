@@ -1,0 +1,72 @@
+"""Start-up of opensnoop: seconds from the command to its header (every probe attached), pybpf's
+(`python -m pybpf.tools.opensnoop`, its compile cache empty, then warm) beside BCC's
+(`opensnoop-bpfcc`, which compiles C with clang at every start) where bpfcc-tools is installed.
+Median and min of `repeat` runs.
+
+    python -m benchmarks.tool_startup [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.common import median, stop, wait_for_line
+
+PYBPF_OPENSNOOP = [sys.executable, "-m", "pybpf.tools.opensnoop"]
+
+
+def time_to_header(cmd: list[str], env: dict[str, str] | None = None) -> float | None:
+    """Seconds from starting `cmd` to its PID... header line; None if it never printed one."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
+    found = wait_for_line(proc, "PID")
+    took = time.perf_counter() - start
+    stop(proc)
+    proc.stdout.close()
+    return took if found else None
+
+
+def measure(repeat: int) -> dict[str, list[float | None]]:
+    results: dict[str, list[float | None]] = {}
+    cache = tempfile.mkdtemp(prefix="pybpf-bench-cache-")
+    env = dict(os.environ, XDG_CACHE_HOME=cache)
+    try:
+        cold = []
+        for _ in range(repeat):
+            shutil.rmtree(cache, ignore_errors=True)
+            cold.append(time_to_header(PYBPF_OPENSNOOP, env))
+        results["pybpf cold cache"] = cold
+        results["pybpf warm cache"] = [time_to_header(PYBPF_OPENSNOOP, env) for _ in range(repeat)]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    bcc = shutil.which("opensnoop-bpfcc")
+    if bcc:
+        results["BCC"] = [time_to_header([bcc]) for _ in range(repeat)]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeat", type=int, default=5)
+    opts = p.parse_args(argv)
+    results = measure(opts.repeat)
+    print(f"{'opensnoop start-up':<20} {'median s':>9} {'min s':>7}")
+    for label, runs in results.items():
+        done = [r for r in runs if r is not None]
+        print(f"{label:<20} {median(done) or float('nan'):>9.3f} "
+              f"{min(done) if done else float('nan'):>7.3f}" + ("" if len(done) == len(runs)
+                                                               else f"  ({len(runs) - len(done)} failed)"))
+    if "BCC" not in results:
+        print("BCC: opensnoop-bpfcc is not installed (apt-get install bpfcc-tools)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
