@@ -35,3 +35,26 @@ def test_the_reference_page_names_every_public_name_of_the_api():
     for name in ("Program", "Trace", "MapView", "Histogram", "Stats"):
         cls = getattr(pybpf, name)
         assert [m for m, _ in _public_members(cls) if f".{m}" not in reference] == [], name
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_pybpf_error_is_a_documented_subclass_of_pybpf_error():
+    import importlib
+    import pkgutil
+
+    import pybpf.backend
+    import pybpf.runtime
+    for package in (pybpf, pybpf.runtime, pybpf.backend):      # every error class defined
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            importlib.import_module(module.name)
+    with open(os.path.join(ROOT, "docs", "api.md")) as f:
+        reference = f.read()
+    errors = {cls.__name__ for cls in _subclasses(pybpf.Error)}
+    assert {"CompileError", "VerifierError", "ProbeUnavailableError"} <= errors
+    assert sorted(name for name in errors if f"`{name}`" not in reference
+                  and f"`pybpf.{name}`" not in reference) == []
