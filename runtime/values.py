@@ -11,23 +11,10 @@ str, tuple, `Stats` (avg and stats maps) or a `{bucket_index: count}` dict (hist
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 from pybpf import types as T
+from pybpf.mapkinds import Stats  # noqa: F401  (the runtime's readers still import it from here)
 from pybpf.runtime.formatters import render
-
-
-class Stats(NamedTuple):
-    count: int
-    total: int
-
-    @property
-    def average(self) -> int:
-        # C-style truncation toward zero, as bpftrace prints it.
-        if not self.count:
-            return 0
-        q = abs(self.total) // self.count
-        return q if self.total >= 0 else -q
 
 
 def text_of(value) -> str:

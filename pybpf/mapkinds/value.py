@@ -1,0 +1,51 @@
+"""`@m[k] = v`: a plain value in a HASH map (not per-CPU), the value's slot as stored.
+
+    VALUE.value_size(spec)            # slot_size(spec.value): 8 for an int, round_up(N, 8) for string[N]
+    VALUE.entries(spec, [(1,)], raw, 1, False, typed_values)    # [((1,), 'bash')]
+
+Integer values print and sort like counts; strings, probes and tuples print by key; in metrics an
+integer map is a gauge and any other an info metric whose labels hold the value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pybpf import types as T
+from pybpf.mapkinds.base import BY_VALUE, Kind, MapKind, gauge_family, label_names, label_values, label_width
+
+if TYPE_CHECKING:
+    from pybpf.program import MapSpec
+
+
+class Value(Kind):
+    kind = MapKind.VALUE
+
+    def value_size(self, spec: MapSpec) -> int:
+        return T.slot_size(spec.value)
+
+    def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):
+        return list(zip(keys, typed_values(spec.value, values_raw, self.value_size(spec))))
+
+    def plain_type(self, spec: MapSpec) -> type | None:
+        if type(spec.value) is T.IntType:
+            return int
+        if isinstance(spec.value, (T.StringType, T.ProbeType)):
+            return str
+        return None
+
+    def entry_sort_key(self, spec: MapSpec):
+        return BY_VALUE if isinstance(spec.value, T.IntType) else None
+
+    def metric_families(self, spec, name, doc, labels, keyed):
+        if isinstance(spec.value, T.IntType):
+            return [gauge_family(name, doc, labels, keyed)]
+        from prometheus_client.metrics_core import InfoMetricFamily
+        info = InfoMetricFamily(name, doc, labels=labels)
+        value_labels = label_names("value", label_width(spec.value))
+        for key, value in keyed:
+            info.add_metric(key, dict(zip(value_labels, label_values((value,)))))
+        return [info]
+
+
+VALUE = Value()
