@@ -5,7 +5,7 @@
     decode(ProbeType(), id_bytes, {782: 'tracepoint:syscalls:sys_enter_openat'})
 
 Map readers hand the printers these values: keys as tuples (empty for a scalar map); values as int,
-str, tuple, `Stats` (avg and stats maps) or a `{bucket_index: count}` dict (hist and lhist maps).
+str, tuple, or what the map's kind makes of them (pybpf.mapkinds: `Stats`, `{bucket_index: count}`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 
 from pybpf import types as T
-from pybpf.mapkinds import Stats  # noqa: F401  (the runtime's readers still import it from here)
 from pybpf.runtime.formatters import render
 
 

@@ -49,10 +49,6 @@ class MapKind(enum.Enum):
     def is_aggregation(self) -> bool:
         return self is not MapKind.VALUE
 
-    @property
-    def has_buckets(self) -> bool:
-        return self in (MapKind.HIST, MapKind.LHIST)
-
 
 class Kind:
     """A map kind. Subclasses set the class attributes and override what differs."""
