@@ -7,7 +7,8 @@ lowering, its decoding, and its text, JSON and metrics forms.
 
 `MapKind` is what the compiled program records (pybpf.program.MapSpec.kind); both sides ask
 kind_for(spec.kind). The questions a kind answers are pybpf.mapkinds.base.Kind's. A new kind is
-one module here, a MapKind member, a line in _KINDS, and its tests (tests/pybpf/test_mapkinds.py).
+one module here, a MapKind member, a line in _KINDS, and its tests (tests/pybpf/test_mapkinds.py,
+tests/backend/test_mapkind_lowering.py); docs/pipeline.md, "Map kinds", has the whole list.
 """
 
 from __future__ import annotations
