@@ -8,7 +8,8 @@
     CompiledProgram.from_json(compiled.to_json())   # what the compile cache stores
 
 The runtime needs nothing else: not the AST, not the type checker. Byte layouts of keys, values and
-ring-buffer records are defined here, once, as properties both sides use.
+ring-buffer records are defined here, once, as properties both sides use; a map value's layout is
+its kind's (pybpf.mapkinds, which MapSpec asks).
 
 Ring-buffer record: u32 EventKind, u32 index (printf / map / time-format index), then the payload at
 offset 8 (printf arguments, each in an 8-byte-aligned slot; see pybpf.types.slot_size).
