@@ -52,7 +52,7 @@ def map_families(spec: MapSpec, entries: Entries) -> list[Metric]:
     keyed = [(_flatten(key), value) for key, value in entries]
     call = f"{spec.kind.value}()" if spec.kind.is_aggregation else "values"
     doc = f"{spec.name}: {call} of the pybpf script"
-    return kind_for(spec.kind).metric_families(spec, metric_name(spec.name), doc, labels, keyed)
+    return kind_for(spec.kind).metric_families(spec, metric_name(spec.name), doc, labels, keyed, _flatten)
 
 
 def _flatten(parts: tuple) -> list[str]:

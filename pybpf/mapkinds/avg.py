@@ -72,7 +72,7 @@ class Avg(Aggregation):
     def json_value(self, spec, json_of):
         return _average
 
-    def metric_families(self, spec, name, doc, labels, keyed):
+    def metric_families(self, spec, name, doc, labels, keyed, label_values):
         from prometheus_client.metrics_core import GaugeMetricFamily, SummaryMetricFamily
         summary = SummaryMetricFamily(name, doc, labels=labels)
         average = GaugeMetricFamily(name + "_average", f"{spec.name}: the average as printed "

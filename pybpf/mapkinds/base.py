@@ -102,9 +102,10 @@ class Kind:
     # --- metrics ----------------------------------------------------------------------------------
 
     def metric_families(self, spec: MapSpec, name: str, doc: str, labels: list[str],
-                        keyed: list[tuple[list[str], object]]) -> list:
+                        keyed: list[tuple[list[str], object]],
+                        label_values: Callable[[tuple], list[str]]) -> list:
         """prometheus_client metric families of the entries, each key already flattened into the
-        values of `labels`."""
+        values of `labels`; label_values is the run side's flattening of parts into label text."""
         return [gauge_family(name, doc, labels, keyed)]
 
 
@@ -151,16 +152,6 @@ def label_names(stem: str, count: int) -> list[str]:
 def label_width(t: T.Type) -> int:
     """Label values a key part or value of type t becomes: a tuple's elements, flattened."""
     return sum(label_width(e) for e in t.elements) if isinstance(t, T.TupleType) else 1
-
-
-def label_values(parts: tuple) -> list[str]:
-    out: list[str] = []
-    for part in parts:
-        if isinstance(part, tuple):
-            out.extend(label_values(part))
-        else:
-            out.append(str(part))
-    return out
 
 
 def gauge_family(name: str, doc: str, labels: list[str], keyed) -> object:

@@ -162,7 +162,7 @@ class Hist(Count):
     def json_value(self, spec, json_of):
         return self.layout(spec).json
 
-    def metric_families(self, spec, name, doc, labels, keyed):
+    def metric_families(self, spec, name, doc, labels, keyed, label_values):
         """Cumulative buckets from the lowest to the highest bucket used by any key of the map
         (every key gets the same `le` set), then +Inf. No `_sum`: the kernel counts values per
         bucket only."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pybpf import types as T
-from pybpf.mapkinds.base import BY_VALUE, Kind, MapKind, gauge_family, label_names, label_values, label_width
+from pybpf.mapkinds.base import BY_VALUE, Kind, MapKind, gauge_family, label_names, label_width
 
 if TYPE_CHECKING:
     from pybpf.program import MapSpec
@@ -37,7 +37,7 @@ class Value(Kind):
     def entry_sort_key(self, spec: MapSpec):
         return BY_VALUE if isinstance(spec.value, T.IntType) else None
 
-    def metric_families(self, spec, name, doc, labels, keyed):
+    def metric_families(self, spec, name, doc, labels, keyed, label_values):
         if isinstance(spec.value, T.IntType):
             return [gauge_family(name, doc, labels, keyed)]
         from prometheus_client.metrics_core import InfoMetricFamily
