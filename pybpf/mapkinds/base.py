@@ -17,12 +17,9 @@ import enum
 import functools
 import struct
 from operator import itemgetter
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from pybpf import types as T
-
-if TYPE_CHECKING:
-    from pybpf.program import MapSpec
 
 Entries = list[tuple[tuple, object]]
 # typed_values(t, raw, size): the values of language type t laid `size` bytes apart in raw: the run
@@ -51,7 +48,8 @@ class MapKind(enum.Enum):
 
 
 class Kind:
-    """A map kind. Subclasses set the class attributes and override what differs."""
+    """A map kind. Subclasses set the class attributes and override what differs. `spec` is the
+    map's pybpf.program.MapSpec (not imported here: pybpf.program imports this package)."""
     kind: MapKind
     percpu = False            # one value per possible CPU, combined when read
     has_buckets = False       # the BPF key ends in a u64 bucket index; the value counts that bucket
@@ -61,17 +59,17 @@ class Kind:
 
     # --- layout -----------------------------------------------------------------------------------
 
-    def value_size(self, spec: MapSpec) -> int:
+    def value_size(self, spec) -> int:
         """Bytes of one value (of one CPU's, for per-CPU kinds)."""
         return 8
 
-    def array_entries(self, spec: MapSpec) -> int:
+    def array_entries(self, spec) -> int:
         """Elements of the per-CPU array a scalar map of this kind lives in (scalar_in_array)."""
         return 1
 
     # --- decoding ---------------------------------------------------------------------------------
 
-    def entries(self, spec: MapSpec, keys: Iterable[tuple], values_raw: bytes, ncpu: int,
+    def entries(self, spec, keys: Iterable[tuple], values_raw: bytes, ncpu: int,
                 hide_zero: bool, typed_values: TypedValues) -> Entries:
         """(key tuple, Python value) for each value in values_raw, in the order of `keys` (each
         ending in its bucket index when has_buckets). A value is `ncpu` per-CPU slots of
@@ -81,27 +79,27 @@ class Kind:
 
     # --- printing ---------------------------------------------------------------------------------
 
-    def plain_type(self, spec: MapSpec) -> type | None:
+    def plain_type(self, spec) -> type | None:
         """int or str when the values print as str() of themselves (the printer's fast paths),
         None when they need text_value."""
         return None
 
-    def entry_sort_key(self, spec: MapSpec) -> Callable[[tuple], object] | None:
+    def entry_sort_key(self, spec) -> Callable[[tuple], object] | None:
         """The sort key of a (key, value) entry for printing, after a sort by key; None: by key."""
         return BY_VALUE
 
-    def text_value(self, spec: MapSpec, text_of: Callable[[object], str]) -> Callable[[object], str]:
+    def text_value(self, spec, text_of: Callable[[object], str]) -> Callable[[object], str]:
         """A value as printed after `@name[key]: ` in text; text_of is the run side's form of a
         plain value."""
         return text_of
 
-    def json_value(self, spec: MapSpec, json_of: Callable[[object], str]) -> Callable[[object], str]:
+    def json_value(self, spec, json_of: Callable[[object], str]) -> Callable[[object], str]:
         """A value as JSON; json_of is the run side's form of a plain value."""
         return json_of
 
     # --- metrics ----------------------------------------------------------------------------------
 
-    def metric_families(self, spec: MapSpec, name: str, doc: str, labels: list[str],
+    def metric_families(self, spec, name: str, doc: str, labels: list[str],
                         keyed: list[tuple[list[str], object]],
                         label_values: Callable[[tuple], list[str]]) -> list:
         """prometheus_client metric families of the entries, each key already flattened into the
@@ -115,10 +113,10 @@ class Aggregation(Kind):
     percpu = True
     scalar_in_array = True
 
-    def plain_type(self, spec: MapSpec) -> type | None:
+    def plain_type(self, spec) -> type | None:
         return int
 
-    def lower_bucket(self, fb, spec: MapSpec, value):
+    def lower_bucket(self, fb, spec, value):
         """The u64 bucket index the key ends in, for kinds with buckets; None for the others."""
         return None
 

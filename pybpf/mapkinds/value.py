@@ -9,32 +9,27 @@ integer map is a gauge and any other an info metric whose labels hold the value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pybpf import types as T
 from pybpf.mapkinds.base import BY_VALUE, Kind, MapKind, gauge_family, label_names, label_width
-
-if TYPE_CHECKING:
-    from pybpf.program import MapSpec
 
 
 class Value(Kind):
     kind = MapKind.VALUE
 
-    def value_size(self, spec: MapSpec) -> int:
+    def value_size(self, spec) -> int:
         return T.slot_size(spec.value)
 
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):
         return list(zip(keys, typed_values(spec.value, values_raw, self.value_size(spec))))
 
-    def plain_type(self, spec: MapSpec) -> type | None:
+    def plain_type(self, spec) -> type | None:
         if type(spec.value) is T.IntType:
             return int
         if isinstance(spec.value, (T.StringType, T.ProbeType)):
             return str
         return None
 
-    def entry_sort_key(self, spec: MapSpec):
+    def entry_sort_key(self, spec):
         return BY_VALUE if isinstance(spec.value, T.IntType) else None
 
     def metric_families(self, spec, name, doc, labels, keyed, label_values):

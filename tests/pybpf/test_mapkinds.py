@@ -3,10 +3,12 @@ JSON and sort forms of what they decode (the printer and the metrics exporter us
 
 from __future__ import annotations
 
+import ast
 import json
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +191,17 @@ def test_importing_the_kinds_loads_neither_side_nor_llvmlite_nor_prometheus_clie
             "'pybpf.semantic', 'pybpf.probes', 'pybpf.parser', 'pybpf.resources'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"
+
+
+def test_the_kinds_import_no_other_pybpf_module_anywhere_in_their_code():
+    # Lazy imports count too: the package sits below both sides, so neither may appear.
+    imported = set()
+    for path in Path(kind_for.__code__.co_filename).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "pybpf":
+                imported |= {f"pybpf.{a.name}" for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module.startswith("pybpf"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("pybpf")}
+    assert {m for m in imported if not m.startswith("pybpf.mapkinds")} == {"pybpf.types"}
