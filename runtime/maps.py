@@ -216,7 +216,8 @@ def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = N
     counted" and is left out, unless keep_zero (the map was zero()ed, so its entry exists)."""
     # Every property of the spec is read once here, never per entry.
     kind, is_array = kind_for(spec.kind), spec.is_array
-    keys_raw, values_raw, count = _read_all(fd, spec.key_size, value_buffer_size(spec.value_size, kind.percpu))
+    value_size = value_buffer_size(spec.value_size, kind.percpu)
+    keys_raw, values_raw, count = _read_all(fd, spec.key_size, value_size)
     if not count:
         return []
     if not is_array:

@@ -186,9 +186,10 @@ def test_plain_types(kind, value, plain):
 
 
 def test_importing_the_kinds_loads_neither_side_nor_llvmlite_nor_prometheus_client():
-    code = ("import sys, pybpf.mapkinds, pybpf.program; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('llvmlite', 'prometheus_client', 'lark') or m.startswith(('pybpf.runtime', 'pybpf.backend', "
-            "'pybpf.semantic', 'pybpf.probes', 'pybpf.parser', 'pybpf.resources'))))")
+    code = ("import sys, pybpf.mapkinds, pybpf.program; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('llvmlite', 'prometheus_client', 'lark') or m.startswith(("
+            "'pybpf.runtime', 'pybpf.backend', 'pybpf.semantic', 'pybpf.probes', 'pybpf.parser', "
+            "'pybpf.resources'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"
 
