@@ -25,8 +25,8 @@ FOLDER = "objects"
 @functools.cache
 def _code_identity() -> str:
     """What shapes a compiled program, found without importing anything new: the size and mtime of
-    every file of pybpf's packages (the runtime too: the compiler uses its printf parser and
-    attach probes), and the folders of Lark and llvmlite (an upgrade recreates them)."""
+    every file of pybpf's packages, the runtime included (no guess at which modules shape a
+    compiled program: it must match the code that loads and prints it), and the folders of Lark and llvmlite (an upgrade recreates them)."""
     from importlib.util import find_spec
 
     parts = [__version__]

@@ -57,8 +57,8 @@ def test_clear_removes_entries(tmp_path, monkeypatch):
 
 
 def test_code_identity_covers_subpackages_and_the_runtime():
-    # a uapi constant or the runtime's printf parser (which the compiler uses) changes what is
-    # compiled: objects compiled before must not be reused
+    # a uapi constant or a runtime module (which loads and prints what was compiled) may change:
+    # objects compiled before must not be reused
     identity = cache._code_identity()
     assert "pybpf/uapi/bpf.py:" in identity and "pybpf.runtime/printf.py:" in identity
 

@@ -17,7 +17,7 @@ USER_ERRORS = [("pybpf.diagnostics", "CompileError"), ("pybpf.btf", "BtfError"),
                ("pybpf.runtime.errors", "VerifierError"), ("pybpf.runtime.errors", "NotSupportedError"),
                ("pybpf.runtime.errors", "BpfPermissionError"), ("pybpf.runtime.errors", "ObjectFormatError"),
                ("pybpf.runtime.loader", "ProbeUnavailableError"),
-               ("pybpf.runtime.printf", "PrintfFormatError")]
+               ("pybpf.printf_format", "PrintfFormatError")]
 
 
 @pytest.mark.parametrize("module, name", USER_ERRORS)
