@@ -115,7 +115,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     no cache; raises CompileError. `filename` names the source in errors; `times`, when given,
     collects each stage's seconds. pybpf.compile is the library's entry point."""
     from pybpf.backend.emit import Emitter
-    from pybpf.runtime.objspec import parse_object
+    from pybpf.backend.objspec import parse_object
 
     options = options or CompileOptions()
     times = times or StageTimes()

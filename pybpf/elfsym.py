@@ -107,7 +107,7 @@ def _key(path: str) -> tuple[str, int]:
 
 
 def _open_elf(path: str):
-    """(file, ELFFile). pyelftools is imported here, as in runtime/objspec.py: start-up never pays for it."""
+    """(file, ELFFile). pyelftools is imported here, as in backend/objspec.py: start-up never pays for it."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     try:

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 
 from pybpf import types as T
+from pybpf.errors import PybpfError
 from pybpf.uapi.bpf import BpfMapType
 
 # Symbols of the maps every program has, in the ELF "maps" section.
@@ -271,9 +272,13 @@ class ProgramSection:
         return found
 
 
+class ObjectFormatError(PybpfError):
+    """The ELF object does not have the shape the loader expects (see MapDef, ProgramSection)."""
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
-    """The ELF object as the loader needs it (pybpf.runtime.objspec.parse_object reads it)."""
+    """The ELF object as the loader needs it (pybpf.backend.objspec.parse_object reads it)."""
     maps: dict[str, MapDef]
     programs: dict[str, ProgramSection]
     license: str

@@ -13,9 +13,9 @@ import pytest
 def kernel_unavailable() -> str | None:
     if os.geteuid() != 0:
         return "needs root to load BPF programs"
+    from pybpf.program import MapDef
     from pybpf.runtime.errors import BpfError
     from pybpf.runtime.loader import create_map
-    from pybpf.runtime.objspec import MapDef
     from pybpf.uapi.bpf import BpfMapType
     try:
         os.close(create_map("probe", MapDef(BpfMapType.ARRAY, 4, 8, 1)))

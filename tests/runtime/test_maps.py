@@ -8,11 +8,10 @@ import time
 import pytest
 
 from pybpf import types as T
-from pybpf.program import LhistParams, MapKind, MapSpec
+from pybpf.program import LhistParams, MapDef, MapKind, MapSpec
 from pybpf.runtime import maps
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import create_map
-from pybpf.runtime.objspec import MapDef
 from pybpf.runtime.values import Stats
 from pybpf.uapi.bpf import BpfMapType
 
