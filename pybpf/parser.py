@@ -1,6 +1,7 @@
-"""Parse pass: source text -> pybpf.ast.Program, or a CompileError with the span of the bad token.
+"""Parse pass: source text -> pybpf.ast.Program, or an error with the span of the bad token.
 
-    program = parse('BEGIN { printf("hi\\n"); exit(); }', filename="stdin")
+    program = parse('BEGIN { printf("hi\\n"); exit(); }', filename="stdin")   # raises CompileError
+    program = parse_source(diags)       # the pass: errors go into diags (it holds the source)
 
 The Lark grammar (grammar/pbt.lark) is LALR with the contextual lexer; the parser is built once per
 process and its tables kept as JSON in the trusted cache (pybpf.diskcache), so a cold start pays
@@ -263,6 +264,15 @@ _TOKEN_NAMES = {"SEMICOLON": ";", "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LP
 
 def parse(source: str, filename: str = "stdin") -> ast.Program:
     diags = Diagnostics(source, filename)
+    program = parse_source(diags)
+    if program is None:
+        raise diags.as_error()
+    return program
+
+
+def parse_source(diags: Diagnostics) -> ast.Program | None:
+    """diags.source parsed; None once an error is reported in diags."""
+    source = diags.source
     try:
         tree = _lark().parse(source)
     except lark.exceptions.UnexpectedToken as e:
@@ -274,23 +284,23 @@ def parse(source: str, filename: str = "stdin") -> ast.Program:
         else:
             span = Span.of_token(tok)
         diags.error(f"syntax error, unexpected {text}", span)
-        raise diags.as_error() from None
+        return None
     except lark.exceptions.UnexpectedCharacters as e:
         char = source[e.pos_in_stream]
         # A byte that is not UTF-8 comes as a lone surrogate (the CLI reads scripts as bytes).
         what = f"byte {ord(char) - 0xDC00:#04x} (not UTF-8)" if "\udc80" <= char <= "\udcff" else repr(char)
         diags.error(f"syntax error, unexpected {what}", Span(e.line, e.column, e.line, e.column + 1))
-        raise diags.as_error() from None
+        return None
     except lark.exceptions.UnexpectedEOF:
         line, col = _end_position(source)
         diags.error("syntax error, unexpected end of input", Span(line, col, line, col + 1))
-        raise diags.as_error() from None
+        return None
     limit = nesting_limit()
     too_deep = _deeper_than(tree, limit)
     if too_deep is not None:
         diags.error(f"the program nests too deeply here: pybpf compiles up to {limit} levels "
                     f"of expressions and blocks", _span(too_deep.meta))
-        raise diags.as_error()
+        return None
     return _ToAst().transform(tree)
 
 
