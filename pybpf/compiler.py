@@ -120,7 +120,8 @@ def _plan_resources(checked: CheckedProgram, diags: Diagnostics, options: Compil
     return PlannedProgram(checked, plan_resources(checked, options.map_entries, options.share_syscalls))
 
 
-def _generate_ir(planned: PlannedProgram, diags: Diagnostics, options: CompileOptions) -> LoweredProgram | None:
+def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
+                 options: CompileOptions) -> LoweredProgram | None:
     from pybpf.backend.codegen import generate_ir
     module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size)
     return None if module is None else LoweredProgram(planned.checked, planned.plan, module)

@@ -109,12 +109,15 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Import]:
     found = []
 
     def target(name: str) -> str:
-        return name if name in known else name.rpartition(".")[0] if name.rpartition(".")[0] in known else name
+        """`from pybpf.program import X`: the module pybpf.program, not pybpf.program.X."""
+        parent = name.rpartition(".")[0]
+        return parent if name not in known and parent in known else name
 
     def visit(node: ast.AST, lazy: bool, type_only: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import):
-                found.extend(Import(module, target(a.name), child.lineno, lazy, type_only) for a in child.names)
+                found.extend(Import(module, target(a.name), child.lineno, lazy, type_only)
+                             for a in child.names)
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
@@ -123,7 +126,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Import]:
                 for alias in child.names:      # `from pybpf import types`: the module pybpf.types
                     found.append(Import(module, target(f"{base}.{alias.name}"), child.lineno, lazy,
                                         type_only))
-            visit(child, lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)),
+            visit(child, lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)),
                   type_only or _is_type_checking(child))
 
     visit(ast.parse(path.read_text(), str(path)), False, False)
