@@ -1,10 +1,11 @@
 """The compile driver: runs the passes in order and stops after the first one that reports errors.
 
     compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
-    ir_text = compile_source(src, stage="llvm")          # stop early to look inside
+    ir_text, checked, plan = compile_to_ir(source)       # stop before LLVM to look inside
 
-parse -> resolve probes -> check types -> lay out resources -> lower to IR -> emit ELF -> parse the
-ELF once (CompiledProgram.object: what the loader needs).
+PASSES: parse -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
+(Pass); then compile_source emits the ELF and parses it once (CompiledProgram.object: what the
+loader needs).
 """
 
 from __future__ import annotations
