@@ -44,3 +44,60 @@ def compile_c(tmp_path_factory):
         subprocess.run([cc, "-O1", "-g0", *flags, "-o", out, str(folder / "prog.c")], check=True)
         return out
     return build
+
+
+
+@pytest.fixture(scope="session")
+def _package_links():
+    """A folder any user can read, laid out like the installed package, whose entries link to the
+    folders pybpf is imported from (an editable install maps pybpf.backend and pybpf.runtime from
+    other folders through a finder in site-packages). In the shared temp folder, as pytest's own
+    base folder is root's alone; removed at the end."""
+    import tempfile
+
+    import pybpf
+    import pybpf.backend
+    import pybpf.grammar
+    import pybpf.runtime
+
+    top = tempfile.mkdtemp(prefix="pybpf-links-")
+    os.chmod(top, 0o755)
+    package = os.path.join(top, "pybpf")
+    os.mkdir(package, 0o755)
+    source = os.path.dirname(pybpf.__file__)
+    for name in os.listdir(source):
+        os.symlink(os.path.join(source, name), os.path.join(package, name))
+    for module in (pybpf.backend, pybpf.grammar, pybpf.runtime):
+        link = os.path.join(package, module.__name__.rpartition(".")[2])
+        if not os.path.lexists(link):
+            os.symlink(os.path.dirname(module.__file__), link)
+    yield top
+    shutil.rmtree(top)
+
+
+def _readable_by_anyone(path: str) -> bool:
+    """Every folder from / to path can be searched by others, and path read."""
+    path = os.path.realpath(path)
+    while path != "/":
+        if not os.stat(path).st_mode & 0o005:
+            return False
+        path = os.path.dirname(path)
+    return True
+
+
+@pytest.fixture
+def unprivileged_env(_package_links):
+    """unprivileged_env(env) -> env under which a process that dropped root (setpriv --reuid) still
+    imports this pybpf: the interpreter's site-packages may be out of its reach (pyenv under /root,
+    an editable install's finder), so PYTHONPATH names a folder of links to the package's sources.
+    Skips where the sources themselves are out of reach of other users."""
+    import pybpf
+    import pybpf.backend
+    import pybpf.runtime
+
+    def make(env: dict | None = None) -> dict:
+        folders = {os.path.dirname(m.__file__) for m in (pybpf, pybpf.backend, pybpf.runtime)}
+        if not all(_readable_by_anyone(f) for f in folders):
+            pytest.skip("pybpf's sources are not readable by other users here")
+        return {**(os.environ if env is None else env), "PYTHONPATH": _package_links}
+    return make
