@@ -16,7 +16,8 @@ from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.providers.base import Context
 from pybpf.resources import SYSCALL_ARGS_OFFSET, SYSCALL_NR_FIELD
 from pybpf.uapi.bpf import BpfFunc
-from pybpf.uapi.ptrace import CODE_SEGMENT, SYSCALL_ARGUMENT_REGISTERS, SYSCALL_NUMBER_REGISTER, USER_CS
+from pybpf.uapi.ptrace import (CODE_SEGMENT, PT_REGS_OFFSETS, SYSCALL_ARGUMENT_REGISTERS, SYSCALL_NUMBER_REGISTER,
+                               USER_CS)
 
 class KernelLowering:
     def load_context(self, offset: int, width: int = 8) -> ir.Value:
@@ -37,10 +38,35 @@ class KernelLowering:
 
     def load_argument(self, index: int) -> ir.Value:
         """A function's argument: from its register in pt_regs (kprobes), or the index-th u64
-        of the context (fentry/fexit and raw tracepoints)."""
+        of the context (fentry/fexit and raw tracepoints); a USDT site's, where its note says."""
+        site_args = self.program.group.site_args
+        if site_args:
+            return self.load_site_argument(site_args[self.point][index])
         if self.program.group.provider.context is Context.PT_REGS:
             return self.load_context(KPROBE_ARG_REGISTERS[index])
         return self.load_context(8 * index)
+
+    def load_site_argument(self, arg) -> ir.Value:
+        """A USDT argument (pybpf.usdt_notes.UsdtArg), widened to 64 bits as its size and sign
+        say: a constant, a register (or its low bytes, or ah's bits 8..15), or user memory at
+        a register + displacement (+ index * scale)."""
+        if arg.kind == "constant":
+            value = c64(arg.value)
+        elif arg.kind == "register":
+            value = self.load_context(PT_REGS_OFFSETS[arg.register])
+            if arg.reg_shift:
+                value = self.b.lshr(value, c64(arg.reg_shift))
+            value = self.narrow(value, KernelRead("int", arg.reg_size, False))
+        else:
+            address = self.b.add(self.load_context(PT_REGS_OFFSETS[arg.register]), c64(arg.value))
+            if arg.index:
+                scaled = self.b.mul(self.load_context(PT_REGS_OFFSETS[arg.index]), c64(arg.scale))
+                address = self.b.add(address, scaled)
+            buf = self.alloca(8, "usdt_arg")
+            self.store64(c64(0), buf)
+            self.helper(BpfFunc.probe_read_user, buf, c64(arg.size), self.b.inttoptr(address, PTR))
+            value = self.load64(buf)
+        return self.narrow(value, KernelRead("int", arg.size, arg.signed))
 
     # Programs shared by syscall tracepoints (resources.SyscallFilter) -------------------------
 

@@ -156,6 +156,63 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     return result
 
 
+def symbol_address(path: str, name: str) -> int:
+    """The virtual address of any defined symbol (a global variable as well as a function)."""
+    from elftools.common.exceptions import ELFError
+    f, elf = _open_elf(path)
+    try:
+        for section_name in (".symtab", ".dynsym"):
+            section = elf.get_section_by_name(section_name)
+            if section is None or not hasattr(section, "get_symbol_by_name"):
+                continue
+            for sym in section.get_symbol_by_name(name) or ():
+                if sym["st_shndx"] != "SHN_UNDEF":
+                    return sym["st_value"]
+    except ELFError as e:
+        raise SymbolError(f"cannot read the symbols of {path}: {e}") from None
+    finally:
+        f.close()
+    raise SymbolError(f"no symbol '{name}' in {path}")
+
+
+def process_exists(pid: int) -> bool:
+    return pid > 0 and os.path.isdir(f"/proc/{pid}")
+
+
+def mapped_files(pid: int) -> list[str]:
+    """The files process `pid` maps (its program and shared libraries), in map order, each once."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise SymbolError(f"no process with pid {pid}") from None
+    except OSError as e:
+        raise SymbolError(f"cannot read the mappings of process {pid}: {e.strerror}") from None
+    files: dict[str, None] = {}
+    for line in lines:
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[5].startswith("/") and not fields[5].endswith(" (deleted)"):
+            files[fields[5]] = None
+    return list(files)
+
+
+def find_mapped_binary(pid: int, name: str) -> str:
+    """The file of process `pid` that `name` names: a path it maps (through links), or the
+    basename / library name ('libc') of one."""
+    files = mapped_files(pid)
+    if "/" in name:
+        wanted = os.path.realpath(name)
+        for path in files:
+            if os.path.realpath(path) == wanted:
+                return path
+    else:
+        for path in files:
+            base = os.path.basename(path)
+            if base == name or _library_matches(name, base):
+                return path
+    raise SymbolError(f"process {pid} maps no file {name}")
+
+
 def _load_segments(path: str) -> list[tuple[int, int, int]]:
     key = _key(path)
     cached = _segments_cache.get(key)

@@ -101,3 +101,53 @@ def unprivileged_env(_package_links):
             pytest.skip("pybpf's sources are not readable by other users here")
         return {**(os.environ if env is None else env), "PYTHONPATH": _package_links}
     return make
+
+
+SDT_HEADERS = ("/usr/include/sys/sdt.h", "/usr/include/x86_64-linux-gnu/sys/sdt.h")
+needs_sdt = pytest.mark.skipif(not any(map(os.path.exists, SDT_HEADERS)),
+                               reason="<sys/sdt.h> is missing (Debian: systemtap-sdt-dev)")
+
+# A program with USDT probes of every argument kind. Each input line is a command: `k` runs
+# work() once and prints `tick I semaphore S`, `c` crashes (SIGSEGV), EOF exits.
+USDT_APP = r"""
+#include <sys/sdt.h>
+#include <signal.h>
+#include <stdio.h>
+struct s { long a; int b[4]; };
+volatile long counter = 7;
+__attribute__((noinline)) void work(int i, long big, struct s *p) {
+    signed char c = -i - 1; short h = -1000 * i; unsigned u = 4000000000u - i;
+    DTRACE_PROBE5(app, kinds, i, big, c, h, u);
+    DTRACE_PROBE2(app, two, i, big);
+    DTRACE_PROBE2(app, two, big, 5);                /* a second site: arguments elsewhere */
+    DTRACE_PROBE3(app, mem, p->a, p->b[i & 3], counter);
+    DTRACE_PROBE(other, none);
+}
+/* Only app:guarded has a semaphore: sdt.h chooses for every probe expanded after this point. */
+#undef _SDT_SEMAPHORE
+#define _SDT_SEMAPHORE(p, n) _SDT_ASM_1(_SDT_ASM_ADDR p##_##n##_semaphore)
+unsigned short app_guarded_semaphore __attribute__((section(".probes")));
+__attribute__((noinline)) void guarded(int i) {
+    if (app_guarded_semaphore) DTRACE_PROBE1(app, guarded, i);
+}
+int main(void) {
+    struct s x = {123456789012L, {10, 20, 30, 40}};
+    char line[16];
+    for (int i = 0; fgets(line, sizeof line, stdin); i++) {
+        if (line[0] == 'c') raise(SIGSEGV);
+        work(i, -5000000000L + i, &x);
+        guarded(i);
+        printf("tick %d semaphore %u\n", i, app_guarded_semaphore);
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def usdt_app(compile_c):
+    """The path of USDT_APP built (skips without <sys/sdt.h>)."""
+    if not any(map(os.path.exists, SDT_HEADERS)):
+        pytest.skip("<sys/sdt.h> is missing (Debian: systemtap-sdt-dev)")
+    return compile_c(USDT_APP)

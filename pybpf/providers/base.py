@@ -60,6 +60,10 @@ class ProbeGroup:
     # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
     # names as the user wrote them, which `probe` shows.
     written_names: dict[str, str] = field(default_factory=dict)
+    # USDT: each site's arguments (pybpf.usdt_notes.UsdtArg), by point: sites differ in where
+    # their arguments are, so points with different ones get programs of their own.
+    site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
+    pid: int | None = None                  # -p PID: the process user-space probes look in
 
     def add(self, point: AttachPoint) -> None:
         if point not in self.points:
@@ -103,6 +107,13 @@ class Provider:
         """Add the attach points `text` names to `group` (wildcards expanded, each checked), or
         raise ValueError with the message the user sees."""
         raise NotImplementedError
+
+    def numbered_arg_error(self, group: ProbeGroup, index: int) -> str | None:
+        """Why arg`index` cannot be read in this group (None: it can); asked when numbered_args."""
+        from pybpf.uapi.ptrace import ARGUMENT_REGISTERS
+        if index >= len(ARGUMENT_REGISTERS):
+            return f"only arg0 to arg{len(ARGUMENT_REGISTERS) - 1} are passed in registers"
+        return None
 
     def available(self, group: ProbeGroup, features) -> bool:
         """Whether this kernel takes the group's probes through this provider (pybpf.features);

@@ -1,0 +1,121 @@
+"""usdt: through the command, on the conftest's USDT_APP: argument values of every kind, the
+semaphore raised only while pybpf runs (in processes started before and after it), -p PID, and
+nothing left behind after Ctrl-C, SIGTERM or the traced program crashing."""
+
+import re
+import signal
+import subprocess
+
+import pytest
+
+from e2e_helpers import READY, Running
+
+
+class App:
+    """USDT_APP running, driven a line at a time: tick() runs its probes once."""
+
+    def __init__(self, path: str):
+        self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def tick(self) -> int:
+        """Run work() once; -> the semaphore's value the program saw."""
+        self.proc.stdin.write(b"k\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().decode()
+        return int(re.fullmatch(r"tick \d+ semaphore (\d+)\n", line)[1])
+
+    def crash(self) -> int:
+        self.proc.stdin.write(b"c\n")
+        self.proc.stdin.flush()
+        return self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.communicate(timeout=10)
+
+
+@pytest.fixture
+def app(usdt_app):
+    apps = []
+
+    def start() -> App:
+        apps.append(App(usdt_app))
+        return apps[-1]
+    yield start
+    for a in apps:
+        a.close()
+
+
+@pytest.mark.kernel
+def test_arguments_of_every_kind(usdt_app, app):
+    """Registers of 8, 16, 32 and 64 bits signed and unsigned, a constant, memory at a register,
+    at base + index * scale, a global (%rip-relative); two sites of one probe with their
+    arguments in different places."""
+    run = Running(["-e", READY + f'usdt:{usdt_app}:app:two {{ printf("two %d %d\\n", arg0, arg1); }} '
+                   f'usdt:{usdt_app}:app:kinds {{ printf("kinds %d %d %d %d %u\\n", arg0, arg1, arg2, arg3, arg4); }} '
+                   f'U:{usdt_app}:app:mem {{ printf("mem %d %d %d\\n", arg0, arg1, arg2); }} '
+                   f'U:{usdt_app}:none {{ printf("none\\n"); }}'])
+    run.wait_for("ready")
+    a = app()
+    a.tick(), a.tick()
+    a.close()
+    out, err, code = run.stop()
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line and not line.startswith(("Attaching", "ready"))]
+    assert sorted(lines) == sorted([
+        "kinds 0 -5000000000 -1 0 4000000000", "two 0 -5000000000", "two -5000000000 5",
+        "mem 123456789012 10 7", "none",
+        "kinds 1 -4999999999 -2 -1000 3999999999", "two 1 -4999999999", "two -4999999999 5",
+        "mem 123456789012 20 7", "none"])
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_semaphore_is_set_only_while_pybpf_runs(usdt_app, app, sig):
+    before = app()
+    assert before.tick() == 0                     # no one tracing: the guarded probe is skipped
+    run = Running(["-e", READY + f'usdt:{usdt_app}:app:guarded {{ @[arg0] = count(); }}'])
+    run.wait_for("ready")
+    after = app()                                 # started while pybpf runs
+    assert (before.tick(), after.tick(), after.tick()) == (1, 1, 1)
+    out, err, code = run.stop(sig)
+    assert code == 0, err
+    assert sorted(re.findall(r"^@\[(\d+)\]: (\d+)$", out, re.M)) == [("0", "1"), ("1", "2")]
+    assert (before.tick(), after.tick()) == (0, 0)    # lowered again in both
+    assert app().tick() == 0
+
+
+@pytest.mark.kernel
+def test_pid_limits_the_probes_to_one_process(usdt_app, app):
+    traced, other = app(), app()
+    run = Running(["-p", str(traced.proc.pid), "-e",
+                   READY + 'usdt:prog:app:guarded { @[pid] = count(); } '
+                   'usdt:prog:app:two { @two[pid] = count(); }'])
+    run.wait_for("ready")
+    assert (traced.tick(), traced.tick(), other.tick()) == (1, 1, 0)   # only its semaphore raised
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert re.findall(r"^@\[(\d+)\]: (\d+)$", out, re.M) == [(str(traced.proc.pid), "2")]
+    assert re.findall(r"^@two\[(\d+)\]: (\d+)$", out, re.M) == [(str(traced.proc.pid), "4")]
+
+
+@pytest.mark.kernel
+def test_a_pid_that_does_not_exist(usdt_app):
+    run = Running(["-p", "999999999", "-e", f"usdt:{usdt_app}:app:two {{ }}"])
+    out, err, code = run.stop(None)
+    assert code != 0 and "ERROR: no process with pid 999999999" in err and "Traceback" not in err
+
+
+@pytest.mark.kernel
+def test_the_traced_program_crashing_leaves_pybpf_running(usdt_app, app):
+    run = Running(["-e", READY + f'usdt:{usdt_app}:app:guarded {{ @ = count(); }}'])
+    run.wait_for("ready")
+    crashing = app()
+    assert crashing.tick() == 1
+    assert crashing.crash() == -signal.SIGSEGV
+    survivor = app()
+    assert survivor.tick() == 1
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert re.search(r"^@: 2$", out, re.M)
+    assert survivor.tick() == 0
