@@ -16,8 +16,8 @@ from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.providers.base import Context
 from pybpf.resources import SYSCALL_ARGS_OFFSET, SYSCALL_NR_FIELD
 from pybpf.uapi.bpf import BpfFunc
-from pybpf.uapi.ptrace import (CODE_SEGMENT, PT_REGS_OFFSETS, SYSCALL_ARGUMENT_REGISTERS, SYSCALL_NUMBER_REGISTER,
-                               USER_CS)
+from pybpf.uapi.ptrace import (CODE_SEGMENT, PT_REGS_OFFSETS, SYSCALL_ARGUMENT_REGISTERS,
+                               SYSCALL_NUMBER_REGISTER, USER_CS)
 
 class KernelLowering:
     def load_context(self, offset: int, width: int = 8) -> ir.Value:

@@ -104,8 +104,6 @@ def unprivileged_env(_package_links):
 
 
 SDT_HEADERS = ("/usr/include/sys/sdt.h", "/usr/include/x86_64-linux-gnu/sys/sdt.h")
-needs_sdt = pytest.mark.skipif(not any(map(os.path.exists, SDT_HEADERS)),
-                               reason="<sys/sdt.h> is missing (Debian: systemtap-sdt-dev)")
 
 # A program with USDT probes of every argument kind. Each input line is a command: `k` runs
 # work() once and prints `tick I semaphore S`, `c` crashes (SIGSEGV), EOF exits.
@@ -146,8 +144,13 @@ int main(void) {
 
 
 @pytest.fixture(scope="session")
-def usdt_app(compile_c):
-    """The path of USDT_APP built (skips without <sys/sdt.h>)."""
+def sdt_header():
+    """Skips the test where <sys/sdt.h>, which USDT test programs include, is missing."""
     if not any(map(os.path.exists, SDT_HEADERS)):
         pytest.skip("<sys/sdt.h> is missing (Debian: systemtap-sdt-dev)")
+
+
+@pytest.fixture(scope="session")
+def usdt_app(compile_c, sdt_header):
+    """The path of USDT_APP built."""
     return compile_c(USDT_APP)

@@ -3,6 +3,7 @@ semaphore raised only while pybpf runs (in processes started before and after it
 nothing left behind after Ctrl-C, SIGTERM or the traced program crashing."""
 
 import re
+import shutil
 import signal
 import subprocess
 
@@ -12,10 +13,10 @@ from e2e_helpers import READY, Running
 
 
 class App:
-    """USDT_APP running, driven a line at a time: tick() runs its probes once."""
+    """USDT_APP (or LOADER) running, driven a line at a time: tick() runs its probes once."""
 
-    def __init__(self, path: str):
-        self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def __init__(self, *command: str):
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def tick(self) -> int:
         """Run work() once; -> the semaphore's value the program saw."""
@@ -38,8 +39,8 @@ class App:
 def app(usdt_app):
     apps = []
 
-    def start() -> App:
-        apps.append(App(usdt_app))
+    def start(*command: str) -> App:
+        apps.append(App(*(command or (usdt_app,))))
         return apps[-1]
     yield start
     for a in apps:
@@ -52,7 +53,8 @@ def test_arguments_of_every_kind(usdt_app, app):
     at base + index * scale, a global (%rip-relative); two sites of one probe with their
     arguments in different places."""
     run = Running(["-e", READY + f'usdt:{usdt_app}:app:two {{ printf("two %d %d\\n", arg0, arg1); }} '
-                   f'usdt:{usdt_app}:app:kinds {{ printf("kinds %d %d %d %d %u\\n", arg0, arg1, arg2, arg3, arg4); }} '
+                   f'usdt:{usdt_app}:app:kinds {{ printf("kinds %d %d %d %d %u\\n", '
+                   'arg0, arg1, arg2, arg3, arg4); } '
                    f'U:{usdt_app}:app:mem {{ printf("mem %d %d %d\\n", arg0, arg1, arg2); }} '
                    f'U:{usdt_app}:none {{ printf("none\\n"); }}'])
     run.wait_for("ready")
@@ -119,3 +121,43 @@ def test_the_traced_program_crashing_leaves_pybpf_running(usdt_app, app):
     assert code == 0, err
     assert re.search(r"^@: 2$", out, re.M)
     assert survivor.tick() == 0
+
+
+LIBRARY = r"""
+#include <sys/sdt.h>
+__attribute__((noinline)) int lib_call(int i) { DTRACE_PROBE1(lib, call, i * 2); return i; }
+"""
+LOADER = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    void *lib = dlopen(argv[1], RTLD_NOW);
+    int (*call)(int) = lib ? (int (*)(int))dlsym(lib, "lib_call") : 0;
+    char line[16];
+    if (!call) return 1;
+    for (int i = 0; fgets(line, sizeof line, stdin); i++) {
+        printf("tick %d semaphore 0\n", call(i));           /* App.tick's line */
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.kernel
+def test_pid_finds_a_shared_librarys_probes_by_its_name(compile_c, sdt_header, app, tmp_path):
+    """-p PID with a library name: the library the process loaded (dlopen), found through
+    /proc/PID/maps; another process using the same library is not traced."""
+    library = tmp_path / "libpybpfusdt.so"
+    shutil.copy(compile_c(LIBRARY, "-shared", "-fPIC"), library)
+    loader = compile_c(LOADER)
+    traced, other = app(loader, str(library)), app(loader, str(library))
+    assert (traced.tick(), other.tick()) == (0, 0)                 # both have loaded it
+    run = Running(["-p", str(traced.proc.pid), "-e",
+                   READY + 'usdt:libpybpfusdt:lib:call { @[pid, arg0] = count(); }'])
+    run.wait_for("ready")
+    traced.tick(), other.tick(), traced.tick()
+    out, err, code = run.stop()
+    assert code == 0, err
+    pid = str(traced.proc.pid)
+    assert sorted(re.findall(r"^@\[(\d+), (\d+)\]: (\d+)$", out, re.M)) == [(pid, "2", "1"), (pid, "4", "1")]

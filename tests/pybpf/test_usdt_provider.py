@@ -35,7 +35,8 @@ def test_sites_share_a_program_when_the_arguments_are_not_read(usdt_app):
 def test_wildcards_over_provider_and_name(usdt_app):
     source = f'usdt:{usdt_app}:*:* {{ @[probe] = count(); }}'
     names = {p.name for program in compiled(source).programs for p in program.attach_points}
-    assert names == {f"usdt:{usdt_app}:{n}" for n in ("app:kinds", "app:two", "app:mem", "other:none", "app:guarded")}
+    assert names == {f"usdt:{usdt_app}:{n}"
+                     for n in ("app:kinds", "app:two", "app:mem", "other:none", "app:guarded")}
 
 
 def test_a_semaphore_becomes_the_uprobes_ref_ctr_offset(usdt_app):
@@ -50,7 +51,8 @@ def test_a_semaphore_becomes_the_uprobes_ref_ctr_offset(usdt_app):
     ("usdt:{usdt_app}:app:nothere {{ }}", "no USDT probe usdt:{usdt_app}:app:nothere in {usdt_app}"),
     ("usdt:/no/such/binary:app:two {{ }}", "binary not found: /no/such/binary"),
     ("usdt:{usdt_app} {{ }}", "a usdt probe is usdt:BINARY:[PROVIDER:]NAME"),
-    ("usdt:{usdt_app}:app:two {{ @ = arg2; }}", "arg2: usdt:{usdt_app}:app:two has 2 arguments at file offset"),
+    ("usdt:{usdt_app}:app:two {{ @ = arg2; }}",
+     "arg2: usdt:{usdt_app}:app:two has 2 arguments at file offset"),
     ("usdt:{usdt_app}:app:mem {{ @ = arg3; }}", "arg3: usdt:{usdt_app}:app:mem has 3 arguments"),
     ("usdt:{usdt_app}:other:none {{ @ = arg0; }}", "arg0: usdt:{usdt_app}:other:none has 0 arguments"),
 ])
@@ -84,7 +86,8 @@ def test_pid_finds_the_binary_among_the_processs_mappings(usdt_app):
 def test_listing(usdt_app):
     assert list_probes(f"usdt:{usdt_app}:*") == [f"usdt:{usdt_app}:{n}" for n in
                                              ("app:guarded", "app:kinds", "app:mem", "app:two", "other:none")]
-    assert list_probes(f"U:{usdt_app}:app:[gm]*") == [f"usdt:{usdt_app}:app:guarded", f"usdt:{usdt_app}:app:mem"]
+    assert list_probes(f"U:{usdt_app}:app:[gm]*") == [f"usdt:{usdt_app}:app:guarded",
+                                                      f"usdt:{usdt_app}:app:mem"]
     assert list_probes(f"usdt:{usdt_app}") == list_probes(f"usdt:{usdt_app}:*:*")
 
 
