@@ -25,8 +25,11 @@ VOID = T.VoidType()
 
 def function_name(point) -> str:
     """The function a probe is on: 'vfs_read' of kprobe:vfs_read+4, 'readline' of
-    uprobe:/usr/bin/bash:readline."""
-    return point.target.rsplit(":", 1)[-1].partition("+")[0]
+    uprobe:/usr/bin/bash:readline, 'ns::add(int, int)' of a C++ function (the binary's path
+    ends at the first colon; a `+` not followed by a number is the name's: 'operator+')."""
+    name = point.target.partition(":")[2] or point.target
+    base, plus, offset = name.rpartition("+")
+    return base if plus and offset[:1].isdigit() else name
 # A kprobe sees a function's arguments in registers: the first six, offsets into struct pt_regs.
 KPROBE_ARG_REGISTERS = ARGUMENT_REGISTERS
 PT_REGS_AX = RETURN_REGISTER

@@ -154,3 +154,30 @@ def sdt_header():
 def usdt_app(compile_c, sdt_header):
     """The path of USDT_APP built."""
     return compile_c(USDT_APP)
+
+
+# A C++ program: an overloaded function in a namespace and a member function. With N arguments it
+# runs its loop 3 * (N + 1) times.
+CPP_APP = r"""
+namespace ns {
+__attribute__((noinline)) int add(int a, int b) { __asm__ volatile(""); return a + b; }
+__attribute__((noinline)) double add(double a, double b) { __asm__ volatile(""); return a + b; }
+struct Counter {
+    long n;
+    __attribute__((noinline)) void bump(long by) { __asm__ volatile(""); n += by; }
+};
+}
+int main(int argc, char **argv) {
+    ns::Counter c{0};
+    for (int i = 0; i < argc * 3; i++) { c.bump(ns::add(i, 1)); ns::add(1.0 * i, 2.0); }
+    return (int)c.n & 1;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def cpp_app(compile_c):
+    """The path of CPP_APP built (skips without c++filt, which pybpf demangles with)."""
+    if not shutil.which("c++filt"):
+        pytest.skip("no c++filt (binutils): C++ names are not demangled")
+    return compile_c(CPP_APP, "-x", "c++", "-fno-exceptions")

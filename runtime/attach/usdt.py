@@ -14,29 +14,16 @@ import errno
 import os
 
 from pybpf.program import AttachPoint, ProgramSpec
-from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, required_pmu_type
-from pybpf.runtime.errors import BpfError
+from pybpf.runtime.attach.perf_event import PerfEventAttachment
+from pybpf.runtime.attach.uprobe import attach_at
 from pybpf.runtime.loader import ProbeUnavailableError
-from pybpf.uapi.perf_event import UPROBE_PMU, UPROBE_REF_CTR_FORMAT_FILE
+from pybpf.uapi.perf_event import UPROBE_REF_CTR_FORMAT_FILE
 
 
 def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
     event = point.perf_event
-    path = point.target.rsplit(":", 2)[0]
-    perf_type = required_pmu_type(
-        UPROBE_PMU, f"uprobes are not available in this kernel (no uprobe PMU in "
-                    f"/sys/bus/event_source/devices: CONFIG_UPROBE_EVENTS is not set): {point.name} "
-                    f"cannot attach")
     if event.config and not os.path.exists(UPROBE_REF_CTR_FORMAT_FILE):
         raise ProbeUnavailableError("perf_event_open", errno.EOPNOTSUPP,
                                     f"{point.name}: this kernel's uprobes cannot count a USDT "
                                     "semaphore (no ref_ctr_offset in the uprobe PMU's format)")
-    try:
-        return attach_probe_pmu(prog_fd, UPROBE_PMU, perf_type, False, path, event.config2,
-                                f"{point.name}: the kernel refused a uprobe at file offset "
-                                f"{event.config2:#x} of {path}", config=event.config, pid=event.pid)
-    except BpfError as e:
-        if e.errno == errno.ESRCH:
-            raise ProbeUnavailableError("perf_event_open", e.errno,
-                                        f"{point.name}: no process with pid {event.pid}") from None
-        raise
+    return attach_at(prog_fd, point, point.target.rsplit(":", 2)[0], event.config2, config=event.config)
