@@ -188,7 +188,9 @@ class PerfEvent:
     """What a point on a perf event counts (software:, hardware:, watchpoint:): perf_event_attr's
     type (PERF_TYPE_*) and config, how many events pass between two runs of the program, for a
     breakpoint its address (config1), length (config2) and HW_BREAKPOINT_* type, and the one
-    process it watches (pid -1: every process, one event per CPU)."""
+    process it watches (pid -1: every process, one event per CPU). A uprobe point limited to one
+    process (-p) carries only its pid; a usdt point its site's file offset (config2) and its
+    semaphore's ref_ctr_offset in config's high bits, type 0 (the uprobe PMU's, read at attach)."""
     type: int
     config: int
     sample_period: int

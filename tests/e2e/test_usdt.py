@@ -12,6 +12,9 @@ import pytest
 from e2e_helpers import READY, Running
 
 
+NOP, INT3 = 0x90, 0xCC          # a USDT site's instruction, and a uprobe's breakpoint
+
+
 class App:
     """USDT_APP (or LOADER) running, driven a line at a time: tick() runs its probes once."""
 
@@ -24,6 +27,20 @@ class App:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline().decode()
         return int(re.fullmatch(r"tick \d+ semaphore (\d+)\n", line)[1])
+
+    def code_byte(self, path: str, file_offset: int) -> int:
+        """The byte the process runs at `file_offset` of `path`: 0xcc (int3) where a uprobe is."""
+        with open(f"/proc/{self.proc.pid}/maps") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) == 6 and fields[5] == path and "x" in fields[1]:
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    address = start + file_offset - int(fields[2], 16)
+                    if start <= address < end:
+                        with open(f"/proc/{self.proc.pid}/mem", "rb") as mem:
+                            mem.seek(address)
+                            return mem.read(1)[0]
+        raise AssertionError(f"{path} offset {file_offset:#x} is not mapped executable")
 
     def crash(self) -> int:
         self.proc.stdin.write(b"c\n")
@@ -71,20 +88,44 @@ def test_arguments_of_every_kind(usdt_app, app):
         "mem 123456789012 20 7", "none"])
 
 
+def site_offset(path: str, name: str) -> int:
+    from pybpf import elfsym, usdt_notes
+    (site,) = [s for s in usdt_notes.read_sites(path) if s.name == name]
+    return elfsym.file_offset(path, site.pc)
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_semaphore_is_set_only_while_pybpf_runs(usdt_app, app, sig):
+    """And nothing stays behind when pybpf stops: the semaphore is lowered, and the site's
+    breakpoint (int3, 0xcc) is the nop (0x90) it was."""
     before = app()
     assert before.tick() == 0                     # no one tracing: the guarded probe is skipped
+    site = site_offset(usdt_app, "guarded")
+    assert before.code_byte(usdt_app, site) == NOP
     run = Running(["-e", READY + f'usdt:{usdt_app}:app:guarded {{ @[arg0] = count(); }}'])
     run.wait_for("ready")
     after = app()                                 # started while pybpf runs
     assert (before.tick(), after.tick(), after.tick()) == (1, 1, 1)
+    assert before.code_byte(usdt_app, site) == after.code_byte(usdt_app, site) == INT3
     out, err, code = run.stop(sig)
     assert code == 0, err
     assert sorted(re.findall(r"^@\[(\d+)\]: (\d+)$", out, re.M)) == [("0", "1"), ("1", "2")]
     assert (before.tick(), after.tick()) == (0, 0)    # lowered again in both
+    assert before.code_byte(usdt_app, site) == after.code_byte(usdt_app, site) == NOP
     assert app().tick() == 0
+
+
+@pytest.mark.kernel
+def test_pybpf_killed_leaves_nothing_either(usdt_app, app):
+    """SIGKILL: no cleanup code runs, the kernel's closing of pybpf's fds is the cleanup."""
+    traced = app()
+    site = site_offset(usdt_app, "guarded")
+    run = Running(["-e", READY + f'usdt:{usdt_app}:app:guarded {{ @ = count(); }}'])
+    run.wait_for("ready")
+    assert (traced.tick(), traced.code_byte(usdt_app, site)) == (1, INT3)
+    run.stop(signal.SIGKILL)
+    assert (traced.tick(), traced.code_byte(usdt_app, site)) == (0, NOP)
 
 
 @pytest.mark.kernel
