@@ -41,7 +41,7 @@ def _watch(group: ProbeGroup, pid: int) -> None:
 def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
                    pid: int | None = None) -> list[ProbeGroup]:
     """pid: the process that probes watching one process (watchpoints) watch, and the one
-    user-space probes (usdt) look in and fire in."""
+    user-space probes (uprobe, usdt) look in and fire in."""
     groups: list[ProbeGroup] = []
     for probe in program.probes:
         by_provider: dict[str, ProbeGroup] = {}
