@@ -128,3 +128,28 @@ def test_errors_are_one_line(compile_c, target, message):
 def test_a_pid_that_does_not_exist():
     r = run_pybpf(["-p", "999999999", "-e", "uprobe:libc:getpid { }"])
     assert r.returncode != 0 and "ERROR: no process with pid 999999999" in r.stderr.splitlines()[0]
+
+
+WAIT_THEN_CALL_GETPID = ('libc = ctypes.CDLL("libc.so.6")\nsys.stdin.readline()\n'
+                         "for _ in range(int(sys.argv[2])):\n    libc.getpid()\n")
+
+
+@pytest.mark.kernel
+def test_pid_limits_a_uprobe_to_one_process():
+    """-p PID: libc found among the process's mappings, the uprobe fires in it only."""
+    traced, other = (subprocess.Popen(named_child("pybpfpid", WAIT_THEN_CALL_GETPID, 30),
+                                      stdin=subprocess.PIPE) for _ in range(2))
+    try:
+        run = Running(["-p", str(traced.pid), "-e",
+                       READY + 'uprobe:libc.so.6:getpid /comm == "pybpfpid"/ { @[pid] = count(); }'])
+        run.wait_for("ready")
+        for child in (traced, other):
+            child.communicate(b"go\n", timeout=30)
+        out, err, code = run.stop()
+    finally:
+        for child in (traced, other):
+            child.kill()
+            child.wait()
+    assert code == 0, err
+    counts = dict(re.findall(r"^@\[(\d+)\]: (\d+)$", out, re.M))
+    assert list(counts) == [str(traced.pid)] and int(counts[str(traced.pid)]) >= 30
