@@ -199,12 +199,40 @@ class Unroll:
 
 
 @node
+class VarDecl:
+    """`let $x;`, `let $x: uint16 = e;`: a variable of the innermost block, zero until assigned."""
+    var: Variable
+    type_name: str | None     # 'uint16', or None: typed by its assignments
+    value: Expr | None
+    span: Span
+
+
+@node
+class ForRange:
+    """`for ($i : start..end) { }`: start and end are evaluated once; end is excluded."""
+    var: Variable
+    start: Expr
+    end: Expr
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@node
+class ForMap:
+    """`for ($kv : @m) { }`: $kv is (key, value) for each element."""
+    var: Variable
+    map: Map
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@node
 class Jump:
     kind: str             # 'return', 'break', 'continue'
     span: Span
 
 
-Statement = Union[ExprStatement, Assign, If, While, Unroll, Jump]
+Statement = Union[ExprStatement, Assign, VarDecl, If, While, Unroll, ForRange, ForMap, Jump]
 
 
 # Probes --------------------------------------------------------------------------------------

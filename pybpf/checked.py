@@ -50,6 +50,15 @@ class MapInfo:
     span: Span | None = None
 
 
+@dataclass(eq=False)
+class VarBinding:
+    """One scratch variable: a name in the block that declared it (by `let` or by its first
+    assignment). Two blocks may each have their own `$x`, of different types."""
+    name: str
+    type: T.Type | None = None
+    declared: bool = False        # typed by `let $x: T`, so assignments convert to it
+
+
 @dataclass(frozen=True)
 class ArgField:
     """args.NAME of a BTF-typed probe: the NAME-th u64 of the context, read as `read` says."""
@@ -63,7 +72,7 @@ class CheckedProgram:
     groups: list[ProbeGroup]
     types: dict = field(default_factory=dict)
     maps: dict[str, MapInfo] = field(default_factory=dict)
-    variables: dict[tuple[int, str], T.Type] = field(default_factory=dict)  # (id(probe), name)
+    variables: dict = field(default_factory=dict)       # Variable node -> VarBinding
     params: tuple[str, ...] = ()
     # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
     fields: dict = field(default_factory=dict)

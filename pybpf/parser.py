@@ -160,6 +160,18 @@ class _ToAst(Transformer):
     def unroll_stmt(self, meta, children):
         return ast.Unroll(children[0], children[1], _span(meta))
 
+    def for_range(self, meta, children):
+        var, start, end, body = children
+        return ast.ForRange(var, start, end, body, _span(meta))
+
+    def for_map(self, meta, children):
+        var, m, body = children
+        return ast.ForMap(var, m, body, _span(meta))
+
+    def let_stmt(self, meta, children):
+        _let, var, _colon, type_name, _equals, value = children
+        return ast.VarDecl(var, None if type_name is None else str(type_name), value, _span(meta))
+
     def assignment(self, meta, children):
         target, op, value = children
         compound = None if op == "=" else str(op)[:-1]

@@ -97,6 +97,22 @@ def test_compound_assignment_and_incdec():
     assert (body[3].expr.op, body[3].expr.prefix) == ("--", True)
 
 
+def test_let_declarations():
+    body = parse('BEGIN { let $a; let $b: uint16 = 5; let $s = "x"; }').probes[0].body
+    assert all(isinstance(s, ast.VarDecl) for s in body)
+    assert (body[0].var.name, body[0].type_name, body[0].value) == ("$a", None, None)
+    assert (body[1].type_name, body[1].value.value) == ("uint16", 5)
+    assert (body[2].type_name, body[2].value.value) == (None, b"x")
+
+
+def test_for_loops():
+    ranged, over_map = parse("BEGIN { for ($i : 1..$n) { @a++; } for ($kv : @m) { } }") \
+        .probes[0].body
+    assert isinstance(ranged, ast.ForRange) and ranged.var.name == "$i"
+    assert ranged.start.value == 1 and ranged.end.name == "$n" and len(ranged.body) == 1
+    assert isinstance(over_map, ast.ForMap) and over_map.map.name == "@m"
+
+
 def test_else_if_chains_nest():
     (stmt,) = parse("BEGIN { if (1) { @a = 1; } else if (2) { @a = 2; } else { @a = 3; } }") \
         .probes[0].body
@@ -161,6 +177,10 @@ SYNTAX_ERRORS = [
      "stdin:1:16-17: ERROR: syntax error, unexpected '`'\n"
      "BEGIN { @a = 1 ` 2; }\n"
      "               ~"),
+    ("BEGIN { let $a: string = 1; }",
+     "stdin:1:17-23: ERROR: syntax error, unexpected string\n"
+     "BEGIN { let $a: string = 1; }\n"
+     "                ~~~~~~"),
     ("BEGIN < @a = 1 >",
      "stdin:1:17-18: ERROR: syntax error, unexpected end of input\n"
      "BEGIN < @a = 1 >\n"

@@ -76,7 +76,7 @@ def test_member_types():
 
 def test_variables_keep_pointer_types():
     _, checked, _ = compile_to_ir("BEGIN { $t = curtask->parent; @ = $t->pid; }")
-    (var_type,) = checked.variables.values()
+    (var_type,) = {b.type for b in checked.variables.values()}
     assert isinstance(var_type, T.PointerType) and var_type.name == "struct task_struct *"
 
 
@@ -104,7 +104,7 @@ def test_anonymous_members_are_searched():
 
 def test_address_of_a_member_is_a_typed_pointer():
     _, checked, _ = compile_to_ir("BEGIN { $p = &curtask->pid; @ = *$p; }")
-    (var_type,) = checked.variables.values()
+    (var_type,) = {b.type for b in checked.variables.values()}
     assert isinstance(var_type, T.PointerType) and var_type.name == "pid_t *"
 
 
