@@ -497,6 +497,9 @@ class FunctionBuilder(MapLowering, KernelLowering):
         if isinstance(lt, T.StringType):
             eq = self.strings_equal(left, lt.size, right, rt.size)
             return self.from_bool(eq if op == "==" else self.b.not_(eq))
+        if isinstance(lt, T.ArrayType):
+            eq = self.buffers_equal(left, right, slot(lt))
+            return self.from_bool(eq if op == "==" else self.b.not_(eq))
         if op in ("==", "!=", "<", ">", "<=", ">="):
             if lt.signed and rt.signed:
                 cmp = self.b.icmp_signed(op, left, right)
@@ -519,6 +522,13 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.b.branch(done)
         self.b.position_at_end(done)
         return self.load64(result)
+
+    def buffers_equal(self, a: ir.Value, c: ir.Value, size: int) -> ir.Value:
+        """Whether two zero-padded buffers of `size` bytes hold the same bytes, 8 at a time."""
+        diff = c64(0)
+        for off in range(0, size, 8):
+            diff = self.b.or_(diff, self.b.xor(self.load64(a, off), self.load64(c, off)))
+        return self.b.icmp_unsigned("==", diff, c64(0))
 
     def strings_equal(self, a: ir.Value, a_size: int, c: ir.Value, c_size: int,
                       limit: int | None = None) -> ir.Value:

@@ -10,7 +10,7 @@ from llvmlite import ir
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.backend.irutil import I32, I64, PTR, c64
+from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer
 from pybpf.ktypes import KernelRead
 from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.providers.base import Context
@@ -220,10 +220,31 @@ class KernelLowering:
 
     def expr_Cast(self, e):
         value = self.expr(e.operand)
-        t = self.type_of(e)
+        t, operand = self.type_of(e), self.type_of(e.operand)
+        if isinstance(t, T.ArrayType):                  # the integer's bytes, little-endian
+            buf = self.alloca(8, "array")
+            self.store64(value, buf)
+            return buf
+        if isinstance(operand, T.ArrayType):
+            value = self.load_int(value, 0, t)
         if isinstance(t, T.IntType) and t.size < 8:
             return self.narrow(value, KernelRead("int", t.size, t.signed))
         return value
+
+    def load_int(self, buf, offset: int, t: T.IntType):
+        """An integer of t.size bytes in a stack buffer, widened to i64 as C does."""
+        raw = self.b.load(self.gep(buf, offset), typ=self.integer_type(t.size), align=1)
+        if t.size == 8:
+            return raw
+        return self.b.sext(raw, I64) if t.signed else self.b.zext(raw, I64)
+
+    def expr_Index(self, e):
+        base_t, t = self.type_of(e.base), self.type_of(e)
+        base, index = self.expr(e.base), self.checked.constants[e]
+        if isinstance(base_t, T.TupleType):
+            offset = base_t.offsets()[index]
+            return self.gep(base, offset) if is_buffer(t) else self.load64(base, offset)
+        return self.load_int(base, index * base_t.element.size, t)
 
     def expr_SizeOf(self, e):
         return c64(self.checked.constants[e])

@@ -86,6 +86,13 @@ class TupleIndex:
 
 
 @node
+class Index:
+    base: "Expr"              # an array, or a tuple with a constant index
+    index: "Expr"
+    span: Span
+
+
+@node
 class Binary:
     op: str
     left: "Expr"
@@ -156,7 +163,7 @@ class Tuple:
 
 
 Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,
-             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple, Cast, Deref,
+             FieldAccess, TupleIndex, Index, Binary, Unary, IncDec, Ternary, Tuple, Cast, Deref,
              AddressOf, SizeOf, OffsetOf]
 
 

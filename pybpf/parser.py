@@ -206,7 +206,9 @@ class _ToAst(Transformer):
         return ast.IncDec(str(op), False, target, _span(meta))
 
     def type_name(self, meta, tokens):
-        words = [str(t) for t in tokens]
+        words = [str(t) for t in tokens if t is not None]
+        if "[" in words:                                   # an array: 'uint8[8]', 'uint8[]'
+            return "".join(words)
         stars = "".join(w for w in words if w == "*")
         base = " ".join(w for w in words if w != "*")
         return base + (" " + stars if stars else "")
@@ -236,6 +238,10 @@ class _ToAst(Transformer):
 
     def arrow_field(self, meta, children):
         return ast.FieldAccess(children[0], str(children[2]), True, _span(meta))
+
+    def index(self, meta, children):
+        base, _open, index, _close = children
+        return ast.Index(base, index, _span(meta))
 
     def tuple_index(self, meta, children):
         return ast.TupleIndex(children[0], int(children[2]), _span(meta))

@@ -292,6 +292,10 @@ class TypeChecker(KernelChecks):
         if isinstance(e, ast.Unary) and e.op == "-":
             v = self.fold(e.operand)
             return None if v is None else -v
+        if isinstance(e, ast.Binary) and e.op in ("+", "-", "*"):
+            a, b = self.fold(e.left), self.fold(e.right)
+            if a is not None and b is not None:
+                return a + b if e.op == "+" else a - b if e.op == "-" else a * b
         return None
 
     def param_text(self, index: int) -> str:
@@ -402,6 +406,8 @@ class TypeChecker(KernelChecks):
                 return left
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
+            return INT
+        if e.op in ("==", "!=") and isinstance(left, T.ArrayType) and left == right:
             return INT
         if not (is_int(left) and is_int(right)):
             self.error(f"Type mismatch for '{e.op}': comparing '{left}' with '{right}'"

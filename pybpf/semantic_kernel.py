@@ -6,6 +6,8 @@ Mixed into pybpf.semantic.TypeChecker, whose expr/error/set these methods use.
 
 from __future__ import annotations
 
+import re
+
 from pybpf import ast
 from pybpf import types as T
 from pybpf.checked import INT, KPROBE_ARG_REGISTERS, UINT, ArgField, int_size, is_int
@@ -13,6 +15,8 @@ from pybpf.diagnostics import Span
 from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
+
+ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64))\[(\d*)\]")     # 'uint8[8]', 'int8[]'
 
 class KernelChecks:
     def kernel_types(self, span: Span) -> KernelTypes | None:
@@ -163,17 +167,52 @@ class KernelChecks:
             return None
 
     def expr_Cast(self, e: ast.Cast):
-        target = self.kernel_type_name(e.type_name, e.span)
+        array = ARRAY_TYPE_NAME.fullmatch(e.type_name)
+        target = None if array else self.kernel_type_name(e.type_name, e.span)
         operand = self.expr(e.operand)
-        if target is None or operand is None:
+        if operand is None or (target is None and not array):
             return None
-        if not isinstance(target, (T.IntType, T.PointerType)):
+        if array:
+            element = INT_TYPE_NAMES[array[1]]
+            count = int(array[2]) if array[2] else max(operand.size // element.size, 1)
+            target = T.ArrayType(element, count)
+            if not is_int(operand):
+                self.error(f"Cannot cast {operand} to {target}", e.span)
+                return None
+        elif isinstance(operand, T.ArrayType) and isinstance(target, T.IntType):
+            pass
+        elif not isinstance(target, (T.IntType, T.PointerType)):
             self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
             return None
-        if not is_int(operand):
+        elif not is_int(operand):
             self.error(f"Cannot cast {operand} to {target}", e.span)
             return None
+        if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
+            if target.size != operand.size:      # bpftrace: both must have the same size
+                self.error(f"Cannot cast {operand} to {target}: the sizes differ "
+                           f"({operand.size} and {target.size} bytes)", e.span)
+                return None
         return target
+
+    def expr_Index(self, e: ast.Index):
+        base = self.expr(e.base)
+        if base is None:
+            return None
+        if not isinstance(base, (T.ArrayType, T.TupleType)):
+            self.error(f"The array index operator [] can only be used on arrays and tuples, "
+                       f"found {base}", e.span)
+            return None
+        index = self.fold(e.index)
+        if index is None:
+            self.error("The index must be a constant integer", e.index.span)
+            return None
+        self.set(e.index, INT)
+        count = base.count if isinstance(base, T.ArrayType) else len(base.elements)
+        if not 0 <= index < count:
+            self.error(f"The index {index} is out of bounds for {base}", e.index.span)
+            return None
+        self.result.constants[e] = index
+        return base.element if isinstance(base, T.ArrayType) else base.elements[index]
 
     def expr_Deref(self, e: ast.Deref):
         t = self.expr(e.operand)

@@ -59,6 +59,20 @@ class TupleType:
 
 
 @dataclass(frozen=True)
+class ArrayType:
+    """A fixed-size array of integers: `(uint8[8])x`, compared bytewise, printed [a,b,...]."""
+    element: IntType
+    count: int
+
+    @property
+    def size(self) -> int:
+        return self.element.size * self.count
+
+    def __str__(self) -> str:
+        return f"{self.element}[{self.count}]"
+
+
+@dataclass(frozen=True)
 class FormattedType:
     """A value the kernel records as `size` bytes and user space prints as text, rendered by its
     `kind` (pybpf.runtime.formatters: strftime's time, strerror's message, username's name, ...);
@@ -105,9 +119,9 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType, FormattedType]
-Type = Union[IntType, StringType, ProbeType, TupleType, FormattedType, VoidType, PointerType,
-             RecordType]
+ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, FormattedType]
+Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, FormattedType, VoidType,
+             PointerType, RecordType]
 
 
 def slot_size(t: Type) -> int:
@@ -134,6 +148,8 @@ def to_json(t: Type) -> object:
         return ["tuple", [to_json(e) for e in t.elements]]
     if isinstance(t, FormattedType):
         return ["formatted", t.kind, t.size, t.param]
+    if isinstance(t, ArrayType):
+        return ["array", to_json(t.element), t.count]
     return ["void"]
 
 
@@ -149,4 +165,6 @@ def from_json(j: list) -> Type:
         return TupleType(tuple(from_json(e) for e in j[1]))
     if tag == "formatted":
         return FormattedType(j[1], j[2], j[3])
+    if tag == "array":
+        return ArrayType(from_json(j[1]), j[2])
     return VoidType()

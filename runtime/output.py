@@ -245,7 +245,7 @@ def _int_keys(spec: MapSpec) -> int:
 
 
 def _has_tuple(types) -> bool:
-    return any(isinstance(t, T.TupleType) for t in types)
+    return any(isinstance(t, (T.TupleType, T.ArrayType)) for t in types)   # not printed by str()
 
 
 def _plain_values(spec: MapSpec) -> type | None:

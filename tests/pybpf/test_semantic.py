@@ -146,6 +146,27 @@ ERRORS = [
      "stdin:1:22-25: ERROR: Loop range requires an integer, not 'string[2]'\n"
      'BEGIN { for ($i : 0.."a") { } }\n'
      "                     ~~~"),
+    # arrays
+    ('BEGIN { $a = (uint8[4])1; }',
+     'stdin:1:14-25: ERROR: Cannot cast int64 to uint8[4]: the sizes differ (8 and 4 bytes)\n'
+     'BEGIN { $a = (uint8[4])1; }\n'
+     '             ~~~~~~~~~~~'),
+    ('BEGIN { $a = (uint8[8])1; $b = $a[8]; }',
+     'stdin:1:35-36: ERROR: The index 8 is out of bounds for uint8[8]\n'
+     'BEGIN { $a = (uint8[8])1; $b = $a[8]; }\n'
+     '                                  ~'),
+    ('BEGIN { $x = 1; $b = $x[0]; }',
+     'stdin:1:22-27: ERROR: The array index operator [] can only be used on arrays and tuples, found int64\n'
+     'BEGIN { $x = 1; $b = $x[0]; }\n'
+     '                     ~~~~~'),
+    ('BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }',
+     'stdin:1:43-45: ERROR: The index must be a constant integer\n'
+     'BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }\n'
+     '                                          ~~'),
+    ('BEGIN { $a = (uint8[8])"s"; }',
+     'stdin:1:14-27: ERROR: Cannot cast string[2] to uint8[8]\n'
+     'BEGIN { $a = (uint8[8])"s"; }\n'
+     '             ~~~~~~~~~~~~~'),
     # strings and integers
     ('BEGIN { if ("a" == 1) { } }',
      "stdin:1:13-21: ERROR: Type mismatch for '==': comparing 'string[2]' with 'int64'\n"
@@ -306,3 +327,11 @@ def test_tracepoint_field_types():
 def test_positional_parameters_read_as_integers_as_bpftrace_reads_them(text, value):
     from pybpf.checked import param_int
     assert param_int(text) == value
+
+
+def test_array_casts_and_indexes():
+    _, checked, _ = compile_to_ir("BEGIN { $a = (int8[])12345; @x = $a[1]; @k[$a] = (1, $a); }")
+    array = T.ArrayType(T.IntType(1, True), 8)
+    assert {b.type for b in checked.variables.values()} == {array}
+    assert checked.maps["@k"].key == (array,)
+    assert checked.maps["@k"].value == T.TupleType((T.IntType(8, True), array))

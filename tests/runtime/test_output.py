@@ -25,7 +25,7 @@ import pytest
 from pybpf import types as T
 from pybpf.program import LhistParams, MapKind, MapSpec
 from pybpf.runtime.output import JsonOutput, TextOutput, make_output
-from pybpf.runtime.values import Stats
+from pybpf.runtime.values import Stats, decode
 
 GOLDEN = Path(__file__).parent / "golden"
 PROBE = object()          # the `probe` builtin as a key part; BEGIN in these scripts
@@ -455,3 +455,14 @@ def test_kernel_strings_that_are_not_utf8_are_bytes_in_text_and_xNN_in_json():
     assert plain.getvalue().encode("utf-8", "surrogateescape") == b"caf\xe9\xc3\xa9\n"
     assert as_json.getvalue() == '{"type": "printf", "data": "caf\\\\xe9\xe9\\n"}\n'
     assert json.loads(as_json.getvalue())["data"] == "caf\\xe9\xe9\n"
+
+
+def test_arrays_print_as_bpftrace_prints_them():
+    # bpftrace writes an array as [a,b,...], no spaces, in keys, values and tuples alike.
+    array = T.ArrayType(T.IntType(1, False), 4)
+    spec = MapSpec("@a", "AT_a", MapKind.VALUE, (array, T.IntType()), T.TupleType((T.IntType(), array)))
+    raw = bytes([4, 3, 2, 1]) + bytes(4)
+    key = decode(array, raw)
+    assert text_of(spec, [((key, 2), (1, key))]) == "@a[[4,3,2,1], 2]: (1, [4,3,2,1])\n"
+    assert json_of(spec, [((key, 2), (1, key))]) == \
+        '{"type": "map", "data": {"@a": {"[4,3,2,1],2": [1,[4,3,2,1]]}}}\n'
