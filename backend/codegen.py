@@ -389,7 +389,14 @@ class FunctionBuilder(MapLowering, KernelLowering):
     # Expressions -----------------------------------------------------------------------------
 
     def expr(self, e) -> ir.Value:
-        return getattr(self, "expr_" + type(e).__name__)(e)
+        value = getattr(self, "expr_" + type(e).__name__)(e)
+        if e in self.checked.struct_copies:        # value is the struct's kernel address
+            size = self.type_of(e).size
+            buf = self.alloca(size, "struct")
+            self.zero(buf, size)
+            self.helper(BpfFunc.probe_read_kernel, buf, c64(size), self.b.inttoptr(value, PTR))
+            return buf
+        return value
 
     def expr_Integer(self, e):
         return c64(e.value)

@@ -80,6 +80,7 @@ class CheckedProgram:
     constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
+    struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
 
 
 def is_int(t) -> bool:

@@ -137,8 +137,9 @@ class TypeChecker(KernelChecks):
                 self.error(f"The {s.op}= operator needs integers, not {current}", s.target.span)
             return
         if isinstance(t, T.RecordType):
-            self.error(f"a {t} cannot be stored: store a pointer to it or its fields", value.span)
-            return
+            t = self.struct_value(value, t)
+            if t is None:
+                return
         if isinstance(t, T.IntType):
             t = T.IntType(8, t.signed)
         if isinstance(s.target, ast.Variable):
@@ -204,13 +205,15 @@ class TypeChecker(KernelChecks):
         self.bind(binding, var, t)
 
     def storable_types(self, exprs, what: str) -> list[T.ValueType] | None:
-        """The types values take in a map key or a tuple: neither void nor whole records."""
+        """The types values take in a map key or a tuple: not void; structs copied whole."""
         types = []
         for e in exprs:
             t = self.expr(e)
+            if isinstance(t, T.RecordType):
+                t = self.struct_value(e, t)
             if t is None:
                 return None
-            if isinstance(t, (T.VoidType, T.RecordType)):
+            if isinstance(t, T.VoidType):
                 self.error(f"Invalid {what} of type {t}", e.span)
                 return None
             types.append(storable(t))

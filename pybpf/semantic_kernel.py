@@ -10,7 +10,8 @@ import re
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.checked import INT, KPROBE_ARG_REGISTERS, UINT, ArgField, int_size, is_int
+from pybpf.checked import (INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField, int_size,
+                           is_int)
 from pybpf.diagnostics import Span
 from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
@@ -193,6 +194,24 @@ class KernelChecks:
                            f"({operand.size} and {target.size} bytes)", e.span)
                 return None
         return target
+
+    def struct_value(self, e, t: T.RecordType) -> T.StructType | None:
+        """A struct or union read whole from the kernel, where a value is needed (print(*p),
+        $s = *p, a key or a tuple element): copied onto the BPF stack, so of bounded size."""
+        if t.size > MAX_TUPLE_SIZE:
+            self.error(f"{t} takes {t.size} bytes, more than the {MAX_TUPLE_SIZE} a value copied "
+                       "onto the BPF stack can have: read its members instead", e.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            value = kt.struct_layout(t.btf_id)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.struct_copies.add(e)
+        return self.set(e, value)
 
     def expr_Index(self, e: ast.Index):
         base = self.expr(e.base)

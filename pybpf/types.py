@@ -73,6 +73,18 @@ class ArrayType:
 
 
 @dataclass(frozen=True)
+class StructType:
+    """A kernel struct or union copied whole (`print(*p)`, `$s = *p`): its bytes as the kernel lays
+    them out; `fields` are (name, offset, type) at C offsets, printed { .name = value, ... }."""
+    name: str                     # 'struct cfs_rq'
+    fields: tuple[tuple[str, int, "ValueType"], ...]
+    size: int
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class FormattedType:
     """A value the kernel records as `size` bytes and user space prints as text, rendered by its
     `kind` (pybpf.runtime.formatters: strftime's time, strerror's message, username's name, ...);
@@ -119,9 +131,9 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, FormattedType]
-Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, FormattedType, VoidType,
-             PointerType, RecordType]
+ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType]
+Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
+             VoidType, PointerType, RecordType]
 
 
 def slot_size(t: Type) -> int:
@@ -150,6 +162,8 @@ def to_json(t: Type) -> object:
         return ["formatted", t.kind, t.size, t.param]
     if isinstance(t, ArrayType):
         return ["array", to_json(t.element), t.count]
+    if isinstance(t, StructType):
+        return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
     return ["void"]
 
 
@@ -167,4 +181,6 @@ def from_json(j: list) -> Type:
         return FormattedType(j[1], j[2], j[3])
     if tag == "array":
         return ArrayType(from_json(j[1]), j[2])
+    if tag == "struct":
+        return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
     return VoidType()

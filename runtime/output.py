@@ -24,7 +24,7 @@ from typing import Callable, Iterable, TextIO
 
 from pybpf import types as T
 from pybpf.program import LhistParams, MapKind, MapSpec
-from pybpf.runtime.values import text_of
+from pybpf.runtime.values import Struct, text_of
 
 Entries = list[tuple[tuple, object]]
 
@@ -245,7 +245,7 @@ def _int_keys(spec: MapSpec) -> int:
 
 
 def _has_tuple(types) -> bool:
-    return any(isinstance(t, (T.TupleType, T.ArrayType)) for t in types)   # not printed by str()
+    return any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType)) for t in types)   # not printed by str()
 
 
 def _plain_values(spec: MapSpec) -> type | None:
@@ -323,6 +323,8 @@ def _json_key(key: tuple) -> str:
 def _json_value(value) -> str:
     if isinstance(value, str):
         return _json_str(value)
+    if isinstance(value, Struct):
+        return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in value) + "}"
     if isinstance(value, tuple):
         return "[" + ",".join(map(_json_value, value)) + "]"
     return str(value)

@@ -106,8 +106,10 @@ def check_print(c, e):
         c.error("print() takes top and div arguments only after a map", e.args[1].span)
         return None
     t = c.expr(arg)
+    if isinstance(t, T.RecordType):
+        t = c.struct_value(arg, t)
     if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ArrayType,
-                                            T.ProbeType, T.FormattedType)):
+                                            T.StructType, T.ProbeType, T.FormattedType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
 

@@ -44,8 +44,8 @@ def type_of_map(source, name):
      "BEGIN { @ = *pid; }\n"
      "            ~~~~"),
     ("BEGIN { @ = *curtask; }",
-     "stdin:1:13-21: ERROR: a struct task_struct cannot be stored: store a pointer to it or its "
-     "fields\n"
+     "stdin:1:13-21: ERROR: struct task_struct takes 3264 bytes, more than the 256 a value copied "
+     "onto the BPF stack can have: read its members instead\n"
      "BEGIN { @ = *curtask; }\n"
      "            ~~~~~~~~"),
     ("BEGIN { @ = (struct nosuch_struct_xyz *)0; }",
@@ -112,3 +112,11 @@ def test_address_of_needs_kernel_memory():
     assert error_of("BEGIN { @ = &pid; }").splitlines()[0] == (
         "stdin:1:13-17: ERROR: Can only take the address of a kernel structure's member "
         "(&p->field) or of *p (a bitfield has none)")
+
+
+def test_structs_copied_whole_keep_the_kernel_layout():
+    _, checked, _ = compile_to_ir("BEGIN { $l = curtask->se.load; @m[$l] = 1; }")
+    (load,) = {b.type for b in checked.variables.values()}
+    assert isinstance(load, T.StructType) and load.name == "struct load_weight"
+    assert [(name, offset) for name, offset, _ in load.fields] == [("weight", 0), ("inv_weight", 8)]
+    assert checked.maps["@m"].key == (load,)

@@ -466,3 +466,16 @@ def test_arrays_print_as_bpftrace_prints_them():
     assert text_of(spec, [((key, 2), (1, key))]) == "@a[[4,3,2,1], 2]: (1, [4,3,2,1])\n"
     assert json_of(spec, [((key, 2), (1, key))]) == \
         '{"type": "map", "data": {"@a": {"[4,3,2,1],2": [1,[4,3,2,1]]}}}\n'
+
+
+def test_structs_print_as_bpftrace_prints_them():
+    # { .name = value, ... } in text (pointer members in hex), an object in JSON.
+    inner = T.StructType("struct in", (("x", 0, T.IntType(2, True)),), 2)
+    outer = T.StructType("struct out", (("p", 0, T.FormattedType("pointer")), ("i", 8, inner),
+                                        ("s", 10, T.StringType(4))), 16)
+    raw = (0xffff8881).to_bytes(8, "little") + (-2).to_bytes(2, "little", signed=True) + b"ab\0\0" + bytes(2)
+    value = decode(outer, raw)
+    spec = MapSpec("@s", "AT_s", MapKind.VALUE, (), outer)
+    assert text_of(spec, [((), value)]) == "@s: { .p = 0xffff8881, .i = { .x = -2 }, .s = ab }\n"
+    assert json_of(spec, [((), value)]) == \
+        '{"type": "map", "data": {"@s": {"p": "0xffff8881", "i": {"x": -2}, "s": "ab"}}}\n'
