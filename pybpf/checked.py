@@ -93,6 +93,12 @@ def storable(t: T.Type) -> T.Type:
     return T.IntType(8, t.signed) if is_int(t) else t
 
 
+def stored(t: T.Type) -> T.Type:
+    """What a map, a key or a tuple holds of a value: typed pointers stay typed (printed in hex,
+    and followed with -> when read back), other integers take 8 bytes."""
+    return t if isinstance(t, T.PointerType) else storable(t)
+
+
 def unify(a: T.Type, b: T.Type) -> T.Type | None:
     """The type both a and b fit in, or None: strings widen to the larger, ints to 64 bits."""
     if a == b:

@@ -14,7 +14,7 @@ from pybpf import ast, builtins
 from pybpf import types as T
 from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
                            CheckedProgram, MapInfo, VarBinding, is_int, param_int, storable,
-                           unify)
+                           stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.ktypes import KernelTypes
 from pybpf.providers.base import ProbeGroup
@@ -145,7 +145,7 @@ class TypeChecker(KernelChecks):
         if isinstance(s.target, ast.Variable):
             self.assign_variable(s.target, t, value)
         else:
-            self.assign_map(s.target, MapKind.VALUE, storable(t))
+            self.assign_map(s.target, MapKind.VALUE, stored(t))
 
     # Variables -------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class TypeChecker(KernelChecks):
             if isinstance(t, T.VoidType):
                 self.error(f"Invalid {what} of type {t}", e.span)
                 return None
-            types.append(storable(t))
+            types.append(stored(t))
         return types
 
     def map_keys(self, m: ast.Map) -> tuple[T.ValueType, ...] | None:

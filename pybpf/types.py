@@ -162,6 +162,8 @@ def to_json(t: Type) -> object:
         return ["formatted", t.kind, t.size, t.param]
     if isinstance(t, ArrayType):
         return ["array", to_json(t.element), t.count]
+    if isinstance(t, PointerType):
+        return ["pointer", t.pointee, t.name]
     if isinstance(t, StructType):
         return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
     return ["void"]
@@ -181,6 +183,8 @@ def from_json(j: list) -> Type:
         return FormattedType(j[1], j[2], j[3])
     if tag == "array":
         return ArrayType(from_json(j[1]), j[2])
+    if tag == "pointer":
+        return PointerType(j[1], j[2])
     if tag == "struct":
         return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
     return VoidType()

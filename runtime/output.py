@@ -24,7 +24,7 @@ from typing import Callable, Iterable, TextIO
 
 from pybpf import types as T
 from pybpf.program import LhistParams, MapKind, MapSpec
-from pybpf.runtime.values import Struct, text_of
+from pybpf.runtime.values import Pointer, Struct, text_of
 
 Entries = list[tuple[tuple, object]]
 
@@ -323,6 +323,8 @@ def _json_key(key: tuple) -> str:
 def _json_value(value) -> str:
     if isinstance(value, str):
         return _json_str(value)
+    if isinstance(value, Pointer):
+        return _json_str(str(value))
     if isinstance(value, Struct):
         return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in value) + "}"
     if isinstance(value, tuple):

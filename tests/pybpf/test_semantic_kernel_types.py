@@ -70,8 +70,10 @@ def test_kernel_type_errors(source, rendered):
 def test_member_types():
     assert type_of_map("BEGIN { @ = curtask->comm; }", "@") == T.StringType(16)
     assert type_of_map("BEGIN { @ = curtask->pid; }", "@") == T.IntType(8, True)
-    # a pointer is stored in a map as its address
-    assert type_of_map("BEGIN { @ = curtask->parent; }", "@") == T.IntType(8, False)
+    # a pointer is stored in a map as its address, and keeps its type: printed in hex, -> works
+    stored = type_of_map("BEGIN { @ = curtask->parent; }", "@")
+    assert isinstance(stored, T.PointerType) and stored.name == "struct task_struct *"
+    assert type_of_map("BEGIN { @p = curtask; @ = @p->pid; }", "@") == T.IntType(8, True)
 
 
 def test_variables_keep_pointer_types():

@@ -479,3 +479,13 @@ def test_structs_print_as_bpftrace_prints_them():
     assert text_of(spec, [((), value)]) == "@s: { .p = 0xffff8881, .i = { .x = -2 }, .s = ab }\n"
     assert json_of(spec, [((), value)]) == \
         '{"type": "map", "data": {"@s": {"p": "0xffff8881", "i": {"x": -2}, "s": "ab"}}}\n'
+
+
+def test_pointers_print_in_hex():
+    ptr = T.PointerType(0, "struct sock *")
+    value = decode(ptr, (0xffff888100000000).to_bytes(8, "little"))
+    spec = MapSpec("@p", "AT_p", MapKind.VALUE, (ptr,), ptr)
+    assert text_of(spec, [((value,), value)]) == "@p[0xffff888100000000]: 0xffff888100000000\n"
+    assert json_of(spec, [((value,), value)]) == \
+        '{"type": "map", "data": {"@p": {"0xffff888100000000": "0xffff888100000000"}}}\n'
+    assert T.from_json(T.to_json(ptr)) == ptr
