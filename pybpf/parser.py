@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sys
 from importlib import resources
 
@@ -96,19 +97,36 @@ def decode_string_literal(raw: str) -> bytes:
     return bytes(out)
 
 
+# A literal's digits, then a C suffix (U, L, UL, LL, ...: ignored) or a duration's unit.
+_LITERAL_SUFFIX = re.compile(r"(.*?)([uU]?[lL]{0,2}|[lL]{1,2}[uU]|ns|us|ms|s|m|h|d)")
+_DURATIONS = {"ns": 1, "us": 1000, "ms": 1000 ** 2, "s": 1000 ** 3, "m": 60 * 1000 ** 3,
+              "h": 3600 * 1000 ** 3, "d": 86400 * 1000 ** 3}
+
+
 def integer_literal(text: str) -> int:
     """An integer literal's value, read as bpftrace reads one: `_` separators dropped, then 0x hex,
     0b binary, 0 octal (C's strtoull with base 0), else decimal. A value past 64 bits is left for
     the type checker to refuse; one with more digits than any 64-bit value is 2**64 at once, so a
     hostile literal costs no big-number work."""
-    digits = text.replace("_", "")
-    base = {"0x": 16, "0b": 2}.get(digits[:2].lower())
+    text = text.replace("_", "")
+    if text[:2].lower() == "0x":        # hex digits include b, d and e: only U/L suffixes here
+        digits, scale = text.rstrip("uUlL"), 1
+    else:
+        digits, unit = _LITERAL_SUFFIX.fullmatch(text).group(1, 2)
+        scale = _DURATIONS.get(unit, 1)
+    base = {"0x": 16, "0b": 2, "0o": 8}.get(digits[:2].lower())
+    exponent = 0
     if base:
         digits = digits[2:]
+    elif "e" in digits.lower():         # 2e3: m * 10^n, an integer (bpftrace has no floats)
+        digits, exponent = re.split("[eE]", digits)
+        base, exponent = 10, int(exponent) if len(exponent) <= 3 else 1000
     else:       # 08 and 09 are not octal: pybpf reads them as decimal
         base = 8 if digits[:1] == "0" and set(digits) <= set("01234567") else 10
     significant = digits.lstrip("0") or "0"
-    return int(significant, base) if len(significant) <= 64 else 1 << 64
+    if len(significant) + exponent > 64:
+        return 1 << 64
+    return int(significant, base) * 10 ** exponent * scale
 
 
 def _span(meta) -> Span:

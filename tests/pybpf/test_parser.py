@@ -177,6 +177,10 @@ SYNTAX_ERRORS = [
      "stdin:1:16-17: ERROR: syntax error, unexpected '`'\n"
      "BEGIN { @a = 1 ` 2; }\n"
      "               ~"),
+    ("BEGIN { $a = 1e-3; }",                                 # scientific literals are integers
+     "stdin:1:14-15: ERROR: syntax error, unexpected '1'\n"
+     "BEGIN { $a = 1e-3; }\n"
+     "             ~"),
     ("BEGIN { let $a: string = 1; }",
      "stdin:1:17-23: ERROR: syntax error, unexpected string\n"
      "BEGIN { let $a: string = 1; }\n"
@@ -200,7 +204,14 @@ def test_syntax_error_rendering(source, rendered):
                                          ("1_000_000", 1_000_000), ("0_10", 8),
                                          ("18446744073709551615", 2 ** 64 - 1),
                                          ("0x1ffffffffffffffff", 2 ** 65 - 1),
-                                         ("9" * 5000, 2 ** 64), ("0" * 5000 + "7", 7)])
+                                         ("9" * 5000, 2 ** 64), ("0" * 5000 + "7", 7),
+                                         # bpftrace 0.26's docs: scientific, suffixes, durations
+                                         ("2e3", 2000), ("1e6", 10 ** 6), ("1_000e3", 10 ** 6),
+                                         ("0o17", 15), ("123UL", 123), ("123U", 123), ("123LL", 123),
+                                         ("0x1fULL", 31), ("0xd", 13), ("1m", 60 * 10 ** 9),
+                                         ("5s", 5 * 10 ** 9), ("100ms", 10 ** 8), ("3us", 3000),
+                                         ("7ns", 7), ("1h", 3600 * 10 ** 9), ("1d", 86400 * 10 ** 9),
+                                         ("1e30", 10 ** 30), ("1e999999", 2 ** 64)])
 def test_integer_literals_read_as_bpftrace_reads_them(text, value):
     # past 64 bits the value is the checker's to refuse; past any 64-bit value's digits, 2**64
     assert integer_literal(text) == value
