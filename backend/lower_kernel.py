@@ -185,6 +185,10 @@ class KernelLowering:
         return self.kernel_address(e.operand)
 
     def expr_FieldAccess(self, e):
+        base_t = self.checked.types.get(e.base)
+        if isinstance(base_t, T.StructType):       # a member of a struct copied onto the stack
+            buf, t = self.gep(self.expr(e.base), self.checked.constants[e]), self.type_of(e)
+            return buf if is_buffer(t) else self.load_int(buf, 0, t)
         if e in self.checked.kernel_fields:
             found = self.checked.kernel_fields[e]
             return self.read_kernel(self.kernel_address(e), found.type, found.read)

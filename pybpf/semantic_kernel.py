@@ -67,6 +67,14 @@ class KernelChecks:
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.StructType):      # a struct copied whole: its member, in place
+            member = next(((off, t) for name, off, t in base.fields if name == e.field), None)
+            if member is None:
+                self.error(f"Struct/union of type '{base}' does not contain a field named "
+                           f"'{e.field}'", e.span)
+                return None
+            self.result.constants[e] = member[0]
+            return member[1]
         if not isinstance(base, (T.PointerType, T.RecordType)):
             self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
             return None
@@ -202,6 +210,9 @@ class KernelChecks:
             self.error(f"{t} takes {t.size} bytes, more than the {MAX_TUPLE_SIZE} a value copied "
                        "onto the BPF stack can have: read its members instead", e.span)
             return None
+        if isinstance(e, ast.Ternary):          # each branch copies its own struct
+            branches = [self.struct_value(b, t) for b in (e.then, e.otherwise)]
+            return self.set(e, branches[0]) if None not in branches else None
         kt = self.kernel_types(e.span)
         if kt is None:
             return None

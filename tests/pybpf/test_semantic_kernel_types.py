@@ -48,6 +48,11 @@ def type_of_map(source, name):
      "onto the BPF stack can have: read its members instead\n"
      "BEGIN { @ = *curtask; }\n"
      "            ~~~~~~~~"),
+    ("BEGIN { $l = curtask->se.load; @ = $l.wieght; }",
+     "stdin:1:36-45: ERROR: Struct/union of type 'struct load_weight' does not contain a field "
+     "named 'wieght'\n"
+     "BEGIN { $l = curtask->se.load; @ = $l.wieght; }\n"
+     "                                   ~~~~~~~~~"),
     ("BEGIN { @ = (struct nosuch_struct_xyz *)0; }",
      "stdin:1:13-42: ERROR: Unknown struct: struct nosuch_struct_xyz\n"
      "BEGIN { @ = (struct nosuch_struct_xyz *)0; }\n"
