@@ -177,6 +177,9 @@ class KernelLowering:
         """Where a kernel member (p->field) or *p lives, without reading it."""
         if isinstance(e, ast.Deref):
             return self.expr(e.operand)
+        if isinstance(e, ast.Index):                # p[i]: p + i * the element's size
+            scale = c64(self.checked.pointer_scale[e])
+            return self.b.add(self.expr(e.base), self.b.mul(self.expr(e.index), scale))
         found = self.checked.kernel_fields[e]
         base = self.expr(e.base)
         return self.b.add(base, c64(found.offset)) if found.offset else base
@@ -243,6 +246,9 @@ class KernelLowering:
         return self.b.sext(raw, I64) if t.signed else self.b.zext(raw, I64)
 
     def expr_Index(self, e):
+        if e in self.checked.kernel_fields:
+            found = self.checked.kernel_fields[e]
+            return self.read_kernel(self.kernel_address(e), found.type, found.read)
         base_t, t = self.type_of(e.base), self.type_of(e)
         base, index = self.expr(e.base), self.checked.constants[e]
         if isinstance(base_t, T.TupleType):

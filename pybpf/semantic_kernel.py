@@ -203,6 +203,26 @@ class KernelChecks:
                 return None
         return target
 
+    def pointer_index(self, e: ast.Index, base: T.PointerType):
+        """p[i]: *(p + i), as in C: the element read from the kernel, i any integer."""
+        index = self.expr(e.index)
+        if index is None:
+            return None
+        if not is_int(index):
+            self.error(f"The index must be an integer, not '{index}'", e.index.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            element, read = kt.convert(base.pointee)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.pointer_scale[e] = self.pointee_size(base, e.span)
+        self.result.kernel_fields[e] = KernelField(0, element, read, base.pointee)
+        return element
+
     def struct_value(self, e, t: T.RecordType) -> T.StructType | None:
         """A struct or union read whole from the kernel, where a value is needed (print(*p),
         $s = *p, a key or a tuple element): copied onto the BPF stack, so of bounded size."""
@@ -228,9 +248,11 @@ class KernelChecks:
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.PointerType) and base.pointee:
+            return self.pointer_index(e, base)
         if not isinstance(base, (T.ArrayType, T.TupleType)):
-            self.error(f"The array index operator [] can only be used on arrays and tuples, "
-                       f"found {base}", e.span)
+            self.error(f"The array index operator [] can only be used on arrays, tuples and "
+                       f"typed pointers, found {base}", e.span)
             return None
         index = self.fold(e.index)
         if index is None:

@@ -53,6 +53,10 @@ def type_of_map(source, name):
      "named 'wieght'\n"
      "BEGIN { $l = curtask->se.load; @ = $l.wieght; }\n"
      "                                   ~~~~~~~~~"),
+    ('BEGIN { $p = curtask; $x = $p["a"]; }',
+     "stdin:1:31-34: ERROR: The index must be an integer, not 'string[2]'\n"
+     'BEGIN { $p = curtask; $x = $p["a"]; }\n'
+     "                              ~~~"),
     ("BEGIN { @ = (struct nosuch_struct_xyz *)0; }",
      "stdin:1:13-42: ERROR: Unknown struct: struct nosuch_struct_xyz\n"
      "BEGIN { @ = (struct nosuch_struct_xyz *)0; }\n"
