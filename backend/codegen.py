@@ -504,7 +504,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
         if isinstance(lt, T.StringType):
             eq = self.strings_equal(left, lt.size, right, rt.size)
             return self.from_bool(eq if op == "==" else self.b.not_(eq))
-        if isinstance(lt, T.ArrayType):
+        if isinstance(lt, (T.ArrayType, T.StructType, T.TupleType)):
             eq = self.buffers_equal(left, right, slot(lt))
             return self.from_bool(eq if op == "==" else self.b.not_(eq))
         if op in ("==", "!=", "<", ">", "<=", ">="):

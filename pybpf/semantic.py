@@ -410,8 +410,15 @@ class TypeChecker(KernelChecks):
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
             return INT
-        if e.op in ("==", "!=") and isinstance(left, T.ArrayType) and left == right:
-            return INT
+        if e.op in ("==", "!=") and isinstance(left, T.RecordType):
+            left = self.struct_value(e.left, left)
+        if e.op in ("==", "!=") and isinstance(right, T.RecordType):
+            right = self.struct_value(e.right, right)
+        if left is None or right is None:
+            return None
+        if e.op in ("==", "!=") and isinstance(left, (T.ArrayType, T.StructType, T.TupleType)) \
+                and left == right:
+            return INT          # compared byte by byte, as bpftrace compares them
         if not (is_int(left) and is_int(right)):
             self.error(f"Type mismatch for '{e.op}': comparing '{left}' with '{right}'"
                        if e.op in ("==", "!=", "<", ">", "<=", ">=")

@@ -167,6 +167,11 @@ ERRORS = [
      'stdin:1:14-27: ERROR: Cannot cast string[2] to uint8[8]\n'
      'BEGIN { $a = (uint8[8])"s"; }\n'
      '             ~~~~~~~~~~~~~'),
+    ('BEGIN { $x = (1, "ab") == (1, "abc"); }',
+     "stdin:1:14-37: ERROR: Type mismatch for '==': comparing '(int64, string[3])' with "
+     "'(int64, string[4])'\n"
+     'BEGIN { $x = (1, "ab") == (1, "abc"); }\n'
+     "             ~~~~~~~~~~~~~~~~~~~~~~~"),
     # strings and integers
     ('BEGIN { if ("a" == 1) { } }',
      "stdin:1:13-21: ERROR: Type mismatch for '==': comparing 'string[2]' with 'int64'\n"
