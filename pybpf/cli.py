@@ -60,7 +60,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="the process watchpoint probes watch")
     p.add_argument("-v", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
-    p.add_argument("-B", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size, default=None,
+    p.add_argument("-B", dest="buffering", metavar="MODE", choices=("line", "full", "none"),
+                   default="line", help="output buffering: line (each event as it comes, the "
+                   "default), full (written when the buffer fills, and at exit) or none")
+    p.add_argument("-q", dest="quiet", action="store_true",
+                   help="quiet: no \"Attaching N probes...\" line")
+    p.add_argument("--no-warnings", dest="warnings", action="store_false",
+                   help="print no WARNING lines (nor warnf()'s)")
+    p.add_argument("--ringbuf-size", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size,
+                   default=None,
                    help="size of the event ring buffer: a power of two of at least the page size, "
                         f"K/M suffixes allowed (default: {DEFAULT_RINGBUF_SIZE >> 20}M)")
     p.add_argument("--map-entries", metavar="N", type=_map_entries, default=None,
@@ -86,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="while the script runs, serve its maps to Prometheus on "
                         "http://HOST:PORT/metrics (default host 127.0.0.1), or on a Unix socket "
                         "only root can connect to (needs pybpf[metrics])")
-    p.add_argument("--version", action="version", version=f"pybpf v{__version__}")
+    p.add_argument("-V", "--version", action="version", version=f"pybpf v{__version__}",
+                   help="print the version (\"pybpf vX.Y.Z\", as bpftrace's) and exit")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
     return p
@@ -334,12 +343,13 @@ class _StopRequested:
         self._interrupting = True
 
 
-def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
+def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
     from pybpf.runtime.output import make_output
     from pybpf.runtime.session import Session
 
-    output = make_output(fmt, stream)
-    with Session(compiled, output) as session:
+    output = make_output(opts.format, stream, quiet=opts.quiet, flush_each=opts.buffering != "full")
+    warn = None if opts.warnings else _ignore_warning
+    with Session(compiled, output, warn) as session:
         # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
         server = _serve_metrics(session, metrics) if metrics else None
         try:
@@ -351,7 +361,12 @@ def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
             if server:
                 server.close()      # before stop() closes the maps
         session.stop()
+    stream.flush()      # -B full leaves the last of the output in the buffer
     return session.exit_code
+
+
+def _ignore_warning(text: str) -> None:
+    """--no-warnings"""
 
 
 def _metrics_address(text: str) -> tuple[str, int] | str:
@@ -496,8 +511,8 @@ def _main(opts) -> int:
             return _dry_run(compiled)
         if opts.output:
             with open(opts.output, "w", encoding="utf-8", errors="surrogateescape") as stream:
-                return _run(compiled, opts.format, stream, stop, metrics)
-        return _run(compiled, opts.format, stdout, stop, metrics)
+                return _run(compiled, opts, stream, stop, metrics)
+        return _run(compiled, opts, stdout, stop, metrics)
     except VerifierError as e:
         print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ DEFAULT_MAX_PROBES = 1024
 @dataclass
 class CompileOptions:
     """What shapes a compiled program besides its source: the positional parameters ($1...),
-    each map's entries (--map-entries), the event ring buffer's size (-B) and the rest below."""
+    each map's entries (--map-entries), the event ring buffer's size (--ringbuf-size) and the rest below."""
 
     params: tuple[str, ...] = ()
     map_entries: int | None = None

@@ -1,0 +1,86 @@
+"""bpftrace's command-line options as pybpf takes them (docs/cli.md), each against a run it causes."""
+
+import json
+import os
+import re
+import select
+import signal
+
+import pytest
+
+from e2e_helpers import Running, run_pybpf
+
+WARNF = 'BEGIN { printf("early\\n"); warnf("begun %d", 3); exit(); }'
+
+
+@pytest.mark.kernel
+def test_quiet_leaves_out_the_attaching_line():
+    loud = run_pybpf(["-e", 'BEGIN { printf("hi\\n"); exit(); }'])
+    quiet = run_pybpf(["-q", "-e", 'BEGIN { printf("hi\\n"); exit(); }'])
+    assert loud.stdout.startswith("Attaching 1 probe...\nhi\n"), loud
+    assert quiet.returncode == 0 and quiet.stdout.startswith("hi\n"), quiet
+
+
+@pytest.mark.kernel
+def test_quiet_leaves_out_the_attached_probes_record_in_json():
+    done = run_pybpf(["-q", "-f", "json", "-e", 'BEGIN { printf("hi\\n"); exit(); }'])
+    records = [json.loads(line) for line in done.stdout.splitlines() if line]
+    assert records == [{"type": "printf", "data": "hi\n"}], done
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version_is_printed_as_bpftrace_prints_its_own(flag):
+    done = run_pybpf([flag])
+    assert done.returncode == 0
+    assert re.fullmatch(r"pybpf v\d+\.\d+\.\d+\n", done.stdout), done.stdout
+
+
+@pytest.mark.kernel
+def test_no_warnings_silences_warnf():
+    warned = run_pybpf(["-e", WARNF])
+    silent = run_pybpf(["--no-warnings", "-e", WARNF])
+    assert "WARNING: begun 3" in warned.stderr, warned
+    assert silent.returncode == 0 and "early\n" in silent.stdout, silent
+    assert "WARNING" not in silent.stderr, silent
+
+
+def _stdout_waiting(run: Running, timeout: float) -> bool:
+    return bool(select.select([run.proc.stdout], [], [], timeout)[0])
+
+
+def _wait_stderr(run: Running, text: str, timeout: float = 20.0) -> None:
+    seen = b""
+    fd = run.proc.stderr.fileno()
+    while text.encode() not in seen:
+        assert select.select([fd], [], [], timeout)[0], f"no {text!r} on stderr: {seen!r}"
+        chunk = os.read(fd, 4096)
+        assert chunk, f"pybpf ended before {text!r}: {seen!r}"
+        seen += chunk
+
+
+# BEGIN's printf comes before its warnf (one ring buffer, in order); the warning goes to stderr
+# at once whatever -B says, so once it is there the printf has been handled too.
+HOLD = 'BEGIN { printf("early\\n"); warnf("begun"); } interval:s:30 { exit(); }'
+
+
+@pytest.mark.kernel
+def test_line_buffering_writes_each_event_as_it_comes():
+    run = Running(["-q", "-B", "line", "-e", HOLD])
+    _wait_stderr(run, "begun")
+    assert _stdout_waiting(run, 5.0)
+    out, _, code = run.stop(signal.SIGINT)
+    assert code == 0 and out.startswith("early\n")
+
+
+@pytest.mark.kernel
+def test_full_buffering_holds_the_output_until_exit():
+    run = Running(["-q", "-B", "full", "-e", HOLD])
+    _wait_stderr(run, "begun")
+    assert not _stdout_waiting(run, 1.0)
+    out, _, code = run.stop(signal.SIGINT)
+    assert code == 0 and out.startswith("early\n")
+
+
+def test_an_unknown_buffering_mode_is_refused():
+    done = run_pybpf(["-B", "64K", "-e", "BEGIN { exit(); }"])
+    assert done.returncode == 2 and "argument -B: invalid choice: '64K'" in done.stderr, done
