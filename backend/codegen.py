@@ -21,7 +21,7 @@ from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_b
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
+from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram, param_int
 from pybpf.ktypes import KernelRead
@@ -52,7 +52,7 @@ class ModuleBuilder:
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
-        self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, 1)
+        self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
         for spec in plan.maps.values():

@@ -16,6 +16,7 @@ import errno
 import mmap
 import os
 import select
+import shlex
 import signal
 import sys
 import threading
@@ -56,8 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
                    help="output format (default: text)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
-    p.add_argument("-p", dest="pid", metavar="PID", type=int, default=None,
+    p.add_argument("-p", dest="pid", metavar="PID", type=_pid, default=None,
                    help="the process watchpoint probes watch")
+    p.add_argument("-c", dest="command", metavar="CMD",
+                   help="run CMD (split as a shell would, not run by one), held until every probe "
+                        "is attached; the trace ends when it exits; its pid is `cpid`")
     p.add_argument("-v", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
     p.add_argument("-B", dest="buffering", metavar="MODE", choices=("line", "full", "none"),
@@ -116,6 +120,12 @@ def _ringbuf_size(text: str) -> int:
             f"the ring buffer size must be a power of two from the page size ({mmap.PAGESIZE}) "
             f"to {MAX_RINGBUF_SIZE >> 20}M bytes, not {text}")
     return size
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit():      # bpftrace's words
+        raise argparse.ArgumentTypeError(f"pid '{text}' is not a valid decimal number")
+    return int(text)
 
 
 def _cache_size(text: str) -> int:
@@ -329,18 +339,67 @@ class _StopRequested:
             self._interrupting = False     # once: the cleanup it unwinds through is not cut short
             raise _Interrupted(signal.Signals(signum).name)
 
-    def serve(self, session) -> None:
-        """Serve events until exit() or a stop signal; a signal that comes later interrupts."""
+    def serve(self, session, child: _Command | None = None) -> None:
+        """Serve events until exit(), a stop signal or the end of the -c command; a signal that
+        comes later interrupts."""
         self._interrupting = False
         # poll, not select: select() refuses fds from 1024 on (many maps, or many files open)
         ready = select.poll()
         ready.register(session.fileno(), select.POLLIN)
         ready.register(self._wakeup, select.POLLIN)
+        if child:
+            ready.register(child.pidfd, select.POLLIN)      # readable once it has exited
         while True:
             ready.poll(POLL_INTERVAL_S * 1000)
-            if self.requested or not session.poll(0):
+            if self.requested or not session.poll(0) or (child and child.exited()):
                 break
         self._interrupting = True
+
+
+class _Command:
+    """-c CMD: forked at once, held before exec until every probe is attached (as bpftrace holds
+    it), so the trace sees the command from its first instruction; ended by close() if it still
+    runs when the trace stops."""
+
+    def __init__(self, command: str):
+        argv = shlex.split(command)
+        if not argv:
+            raise SystemExit(error("-c: the command is empty"))
+        held, self._release = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._release)
+            if os.read(held, 1):        # released; end of file: pybpf gave up before attaching
+                try:
+                    os.execvp(argv[0], argv)
+                except OSError as e:
+                    os.write(2, f"ERROR: -c: cannot run {argv[0]}: {e.strerror}\n".encode())
+                    os._exit(127)
+            os._exit(1)
+        os.close(held)
+        self.pidfd = os.pidfd_open(self.pid)
+        self._status: int | None = None
+
+    def release(self) -> None:
+        os.write(self._release, b"x")
+        os.close(self._release)
+        self._release = -1
+
+    def exited(self) -> bool:
+        if self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._status = status
+        return self._status is not None
+
+    def close(self) -> None:
+        if self._release >= 0:
+            os.close(self._release)         # never released: it exits without running CMD
+        elif not self.exited():
+            os.kill(self.pid, signal.SIGTERM)
+        if self._status is None:
+            os.waitpid(self.pid, 0)
+        os.close(self.pidfd)
 
 
 def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
@@ -349,18 +408,25 @@ def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
 
     output = make_output(opts.format, stream, quiet=opts.quiet, flush_each=opts.buffering != "full")
     warn = None if opts.warnings else _ignore_warning
-    with Session(compiled, output, warn) as session:
-        # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
-        server = _serve_metrics(session, metrics) if metrics else None
-        try:
-            session.start()
-            if server:
-                server.start()
-            stop.serve(session)
-        finally:
-            if server:
-                server.close()      # before stop() closes the maps
-        session.stop()
+    child = _Command(opts.command) if opts.command else None
+    try:
+        with Session(compiled, output, warn, child.pid if child else 0) as session:
+            # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
+            server = _serve_metrics(session, metrics) if metrics else None
+            try:
+                session.start()
+                if server:
+                    server.start()
+                if child:
+                    child.release()
+                stop.serve(session, child)
+            finally:
+                if server:
+                    server.close()      # before stop() closes the maps
+            session.stop()
+    finally:
+        if child:
+            child.close()
     stream.flush()      # -B full leaves the last of the output in the buffer
     return session.exit_code
 

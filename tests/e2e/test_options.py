@@ -84,3 +84,50 @@ def test_full_buffering_holds_the_output_until_exit():
 def test_an_unknown_buffering_mode_is_refused():
     done = run_pybpf(["-B", "64K", "-e", "BEGIN { exit(); }"])
     assert done.returncode == 2 and "argument -B: invalid choice: '64K'" in done.stderr, done
+
+
+PROG = r"""
+#include <stdlib.h>
+__attribute__((noinline)) int f(int i) { __asm__ volatile(""); return i + 1; }
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]), s = 0;
+    for (int i = 0; i < n; i++) s += f(i);
+    return s == 0;
+}
+"""
+
+
+@pytest.mark.kernel
+def test_command_is_traced_from_its_start_and_ends_the_trace(compile_c):
+    prog = compile_c(PROG)
+    done = run_pybpf(["-c", f"{prog} 37", "-e", f"uprobe:{prog}:f {{ @ = count(); }}"])
+    assert done.returncode == 0, done
+    assert done.stdout.endswith("\n\n@: 37\n"), done.stdout
+
+
+@pytest.mark.kernel
+def test_cpid_is_the_commands_pid():
+    done = run_pybpf(["-q", "-c", "sleep 0.3", "-e",
+                      'BEGIN { printf("%d\\n", cpid); } '
+                      't:syscalls:sys_enter_clock_nanosleep /pid == cpid/ { printf("slept %d\\n", pid); }'])
+    assert done.returncode == 0, done
+    cpid, slept = done.stdout.split("\n")[:2]
+    assert int(cpid) > 0 and slept == f"slept {cpid}", done.stdout
+
+
+@pytest.mark.kernel
+def test_cpid_is_zero_without_a_command():
+    done = run_pybpf(["-q", "-e", 'BEGIN { printf("%d\\n", cpid); exit(); }'])
+    assert done.stdout.startswith("0\n"), done
+
+
+@pytest.mark.kernel
+def test_a_command_that_cannot_run_is_one_error_line():
+    done = run_pybpf(["-q", "-c", "/nonexistent/prog", "-e", "BEGIN { }"])
+    assert done.returncode == 0 and "ERROR: -c: cannot run /nonexistent/prog" in done.stderr, done
+    assert "Traceback" not in done.stderr
+
+
+def test_a_pid_that_is_not_a_number_gets_bpftraces_error():
+    done = run_pybpf(["-p", "a1111", "-e", "BEGIN { }"])
+    assert done.returncode == 2 and "pid 'a1111' is not a valid decimal number" in done.stderr
