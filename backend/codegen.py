@@ -21,7 +21,7 @@ from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_b
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS
+from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS, START_TRACED
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram, param_int
 from pybpf.ktypes import KernelRead
@@ -43,8 +43,9 @@ class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
     def __init__(self, checked: CheckedProgram, plan: ResourcePlan, ringbuf_size: int,
-                 filename: str):
+                 filename: str, filter_pid: bool = False):
         self.checked, self.plan = checked, plan
+        self.filter_pid = filter_pid
         self.module = ir.Module(name="pybpf")
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
@@ -203,6 +204,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         probe = self.program.group.probe
         if self.program.syscall_filter is not None:
             self.filter_syscall()
+        if self.mod.filter_pid and self.program.group.provider.filtered_by_pid:
+            self.filter_traced_process()
         if probe.predicate is not None:
             self.b.debug_metadata = self.location(probe.predicate.span)
             cond = self.to_bool(self.expr(probe.predicate))
@@ -215,6 +218,20 @@ class FunctionBuilder(MapLowering, KernelLowering):
             self.b.ret(c64(0))
         self.allocas.position_at_end(self.allocas.block)
         self.allocas.branch(self.fn.blocks[1])
+
+    def filter_traced_process(self) -> None:
+        """-p/-c: return at once in any other process. The pid is read from the start map, which
+        the session fills before attaching, so a cached object serves every pid."""
+        traced = self.alloca(8, "traced")
+        self.store64(c64(0), traced)
+        self.with_array_element(START_MAP, START_TRACED, "traced_slot",
+                                lambda slot: self.store64(self.load64(slot), traced))
+        tgid = self.b.lshr(self.helper(BpfFunc.get_current_pid_tgid), c64(32))
+        run, skip = self.branch_if(self.b.icmp_unsigned("==", tgid, self.load64(traced)),
+                                   "traced", "other_process")
+        self.b.position_at_end(skip)
+        self.b.ret(c64(0))
+        self.b.position_at_end(run)
 
     # Statements ------------------------------------------------------------------------------
 
@@ -613,8 +630,9 @@ class LoweredModule:
 
 
 def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
-                ringbuf_size: int) -> LoweredModule | None:
-    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename)
+                ringbuf_size: int, filter_pid: bool = False) -> LoweredModule | None:
+    """filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
+    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename, filter_pid)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:

@@ -339,19 +339,19 @@ class _StopRequested:
             self._interrupting = False     # once: the cleanup it unwinds through is not cut short
             raise _Interrupted(signal.Signals(signum).name)
 
-    def serve(self, session, child: _Command | None = None) -> None:
-        """Serve events until exit(), a stop signal or the end of the -c command; a signal that
-        comes later interrupts."""
+    def serve(self, session, traced_pidfd: int | None = None) -> None:
+        """Serve events until exit(), a stop signal or the end of the traced process (-p, -c); a
+        signal that comes later interrupts."""
         self._interrupting = False
         # poll, not select: select() refuses fds from 1024 on (many maps, or many files open)
         ready = select.poll()
         ready.register(session.fileno(), select.POLLIN)
         ready.register(self._wakeup, select.POLLIN)
-        if child:
-            ready.register(child.pidfd, select.POLLIN)      # readable once it has exited
+        if traced_pidfd is not None:
+            ready.register(traced_pidfd, select.POLLIN)     # readable once it has exited
         while True:
-            ready.poll(POLL_INTERVAL_S * 1000)
-            if self.requested or not session.poll(0) or (child and child.exited()):
+            ended = {fd for fd, _ in ready.poll(POLL_INTERVAL_S * 1000)}
+            if self.requested or not session.poll(0) or traced_pidfd in ended:
                 break
         self._interrupting = True
 
@@ -378,26 +378,20 @@ class _Command:
             os._exit(1)
         os.close(held)
         self.pidfd = os.pidfd_open(self.pid)
-        self._status: int | None = None
 
     def release(self) -> None:
         os.write(self._release, b"x")
         os.close(self._release)
         self._release = -1
 
-    def exited(self) -> bool:
-        if self._status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self._status = status
-        return self._status is not None
-
     def close(self) -> None:
         if self._release >= 0:
             os.close(self._release)         # never released: it exits without running CMD
-        elif not self.exited():
+        elif os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.pid = 0                    # reaped
+        else:
             os.kill(self.pid, signal.SIGTERM)
-        if self._status is None:
+        if self.pid:
             os.waitpid(self.pid, 0)
         os.close(self.pidfd)
 
@@ -409,8 +403,10 @@ def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
     output = make_output(opts.format, stream, quiet=opts.quiet, flush_each=opts.buffering != "full")
     warn = None if opts.warnings else _ignore_warning
     child = _Command(opts.command) if opts.command else None
+    traced_pidfd = child.pidfd if child else _pidfd(opts.pid) if opts.pid is not None else None
+    traced = child.pid if child else opts.pid or 0
     try:
-        with Session(compiled, output, warn, child.pid if child else 0) as session:
+        with Session(compiled, output, warn, child.pid if child else 0, traced) as session:
             # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
             server = _serve_metrics(session, metrics) if metrics else None
             try:
@@ -419,7 +415,7 @@ def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
                     server.start()
                 if child:
                     child.release()
-                stop.serve(session, child)
+                stop.serve(session, traced_pidfd)
             finally:
                 if server:
                     server.close()      # before stop() closes the maps
@@ -427,8 +423,19 @@ def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
     finally:
         if child:
             child.close()
+        elif traced_pidfd is not None:
+            os.close(traced_pidfd)
     stream.flush()      # -B full leaves the last of the output in the buffer
     return session.exit_code
+
+
+def _pidfd(pid: int) -> int:
+    """-p PID: an fd that becomes readable when the process exits, which ends the trace."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError as e:
+        raise SystemExit(error(f"-p {pid}: {e.strerror}" if e.errno != errno.ESRCH
+                               else f"-p {pid}: no such process")) from None
 
 
 def _ignore_warning(text: str) -> None:
@@ -554,7 +561,8 @@ def _main(opts) -> int:
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
                              share_syscalls=opts.share_syscalls, pid=opts.pid,
-                             max_probes=_max_probes(), unsafe=opts.unsafe)
+                             max_probes=_max_probes(), unsafe=opts.unsafe,
+                             filter_pid=opts.pid is not None or opts.command is not None)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

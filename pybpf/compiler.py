@@ -48,6 +48,8 @@ class CompileOptions:
     # The most attach points a program may have, checked before compiling (BPFTRACE_MAX_PROBES).
     max_probes: int = DEFAULT_MAX_PROBES
     unsafe: bool = False        # --unsafe: allow system() and signal()
+    # -p/-c: probes run only in the traced process, whose pid the session gives at load time.
+    filter_pid: bool = False
 
 
 @dataclass
@@ -124,7 +126,8 @@ def _plan_resources(checked: CheckedProgram, diags: Diagnostics, options: Compil
 def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
                  options: CompileOptions) -> LoweredProgram | None:
     from pybpf.backend.codegen import generate_ir
-    module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size)
+    module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size,
+                         options.filter_pid)
     return None if module is None else LoweredProgram(planned.checked, planned.plan, module)
 
 

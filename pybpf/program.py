@@ -29,8 +29,8 @@ from pybpf.uapi.bpf import BpfMapType
 EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/... records
 LOST_MAP = "__pybpf_lost"            # BPF_MAP_TYPE_PERCPU_ARRAY[1] of u64: records the ring buffer refused
 START_MAP = "__pybpf_start"          # BPF_MAP_TYPE_ARRAY of u64 set at start, by slot:
-START_NSECS, START_CPID = 0, 1        # nsecs at start (base of `elapsed`); the -c command's pid (`cpid`)
-START_SLOTS = 2
+START_NSECS, START_CPID, START_TRACED = 0, 1, 2   # nsecs at start (base of `elapsed`); the -c command's
+START_SLOTS = 3                                   # pid (`cpid`); the process -p/-c filter probes to
 EXIT_MAP = "__pybpf_exit"            # BPF_MAP_TYPE_ARRAY[1] of u64: set by exit(), whose ring-buffer
                                      # record a full buffer may refuse: 1 | exit code << 8
 MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: updates refused as the map was

@@ -97,6 +97,8 @@ class Provider:
     attach_kind: str                            # how the run side attaches (runtime/attach)
     alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
     watches_process: bool = False               # its points need the process to watch (-p PID)
+    # -p/-c run its program only in the traced process (not BEGIN, END, interval: not the process's)
+    filtered_by_pid: bool = True
     listed_by_default: bool = False             # `-l` without a provider lists these
 
     def point(self, target: str = "", period_ns: int = 0,

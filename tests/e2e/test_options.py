@@ -5,10 +5,11 @@ import os
 import re
 import select
 import signal
+import subprocess
 
 import pytest
 
-from e2e_helpers import Running, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf
 
 WARNF = 'BEGIN { printf("early\\n"); warnf("begun %d", 3); exit(); }'
 
@@ -100,9 +101,38 @@ int main(int argc, char **argv) {
 @pytest.mark.kernel
 def test_command_is_traced_from_its_start_and_ends_the_trace(compile_c):
     prog = compile_c(PROG)
-    done = run_pybpf(["-c", f"{prog} 37", "-e", f"uprobe:{prog}:f {{ @ = count(); }}"])
+    # Another process runs the same code all along: -c counts only the command's calls.
+    other = subprocess.Popen(["sh", "-c", f"while :; do {prog} 1000; done"])
+    try:
+        done = run_pybpf(["-c", f"{prog} 37", "-e", f"uprobe:{prog}:f {{ @ = count(); }}"])
+    finally:
+        other.kill()
+        other.wait()
     assert done.returncode == 0, done
     assert done.stdout.endswith("\n\n@: 37\n"), done.stdout
+
+
+CALLS = ("import os, time\nwhile not os.path.exists(sys.argv[3]): time.sleep(0.01)\n"
+         "for _ in range(int(sys.argv[2])): os.getppid()\n")
+
+
+@pytest.mark.kernel
+def test_pid_filters_probes_to_that_process_and_its_end_ends_the_trace(tmp_path):
+    go = tmp_path / "go"
+    traced = subprocess.Popen(named_child(f"pybpfp{os.getpid()}", CALLS, 50, go))
+    other = subprocess.Popen(named_child(f"pybpfq{os.getpid()}", CALLS, 70, go))
+    try:
+        run = Running(["-p", str(traced.pid), "-e",
+                       READY + "t:syscalls:sys_enter_getppid { @[pid] = count(); }"])
+        run.wait_for("ready")
+        go.touch()
+        out, err, code = run.stop(sig=None)     # the traced process's exit ends it
+    finally:
+        for child in (traced, other):
+            child.kill()
+            child.wait()
+    assert code == 0, err
+    assert out.endswith(f"\n\n@[{traced.pid}]: 50\n"), out
 
 
 @pytest.mark.kernel
