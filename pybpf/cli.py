@@ -220,17 +220,35 @@ def _require_privileges(what: str) -> None:
 
 
 def _list(pattern: str, verbose: bool) -> int:
-    """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types."""
-    from pybpf.listing import describe_probe, list_probes
+    """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types, or a kernel struct's
+    members (-lv 'struct task_struct')."""
+    from pybpf.listing import RECORD_KINDS, describe_probe, describe_type, list_probes
     from pybpf.providers import find
 
     out = _require_stdout(_stdout_text())
+    if verbose and pattern.partition(" ")[0] in RECORD_KINDS:
+        out.write("".join(line + "\n" for line in describe_type(pattern)))
+        out.flush()
+        return 0
     provider = find(pattern.partition(":")[0])
     if provider is None or provider.name not in ("uprobe", "uretprobe", "usdt"):
         _require_privileges("list kernel probes")      # tracefs is root's
     for name in list_probes(pattern or None):
         lines = [name] + (describe_probe(name) if verbose else [])
         out.write("".join(line + "\n" for line in lines))
+    out.flush()
+    return 0
+
+
+def _list_program(opts) -> int:
+    """-l -e PROGRAM: the probes the program attaches to, one a line (as bpftrace 0.26)."""
+    from pybpf.compiler import attach_points
+
+    _require_privileges("list kernel probes")
+    out = _require_stdout(_stdout_text())
+    source, filename, params = _read_program(opts)
+    names = _on_deep_stack(attach_points, source, filename, CompileOptions(params=tuple(params)))
+    out.write("".join(name + "\n" for name in names))
     out.flush()
     return 0
 
@@ -481,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     saved, diskcache.settings = diskcache.settings, diskcache.Settings(
         disabled="--no-cache" if opts.no_cache else "", max_bytes=opts.cache_max_size)
     try:
+        if opts.list is not None and opts.program is not None:
+            return _list_program(opts)
         if opts.list is not None:
             return _list(opts.list or (opts.args[0] if opts.args else ""), opts.verbose)
         return _main(opts)

@@ -159,6 +159,14 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
     return run_passes(FRONT_END, source, filename, options, times)
 
 
+def attach_points(source: str, filename: str = "stdin", options: CompileOptions | None = None,
+                  times: StageTimes | None = None) -> list[str]:
+    """The attach points of a program, wildcards expanded (`-l -e PROG`); nothing is compiled."""
+    resolved = run_passes(FRONT_END[:2], source, filename, options or CompileOptions(),
+                          times or StageTimes())
+    return [point.name for group in resolved.groups for point in group.points]
+
+
 def _kernel_features() -> Features:
     """The running kernel's answers. The driver, not a pass, reaches into the run side for them:
     answering means loading a program."""

@@ -161,3 +161,31 @@ def test_a_command_that_cannot_run_is_one_error_line():
 def test_a_pid_that_is_not_a_number_gets_bpftraces_error():
     done = run_pybpf(["-p", "a1111", "-e", "BEGIN { }"])
     assert done.returncode == 2 and "pid 'a1111' is not a valid decimal number" in done.stderr
+
+
+@pytest.mark.kernel
+def test_list_of_a_program_prints_its_attach_points():
+    done = run_pybpf(["-l", "-e", "t:syscalls:sys_enter_getpp* { } BEGIN { } i:s:1 { }"])
+    assert done.returncode == 0, done
+    assert done.stdout == "tracepoint:syscalls:sys_enter_getppid\nBEGIN\ninterval:s:1\n"
+
+
+@pytest.mark.kernel
+def test_list_of_a_program_with_a_missing_probe_is_its_error():
+    done = run_pybpf(["-l", "-e", "t:syscalls:nosuch { }"])
+    assert done.returncode == 1 and "ERROR: tracepoint not found: syscalls:nosuch" in done.stderr
+
+
+def test_verbose_list_of_a_struct_prints_its_members_as_bpftrace():
+    done = run_pybpf(["-lv", "struct list_head"])
+    assert done.returncode == 0, done
+    assert done.stdout == ("struct list_head {\n\tstruct list_head *next;\n"
+                           "\tstruct list_head *prev;\n};\n\n")
+    task = run_pybpf(["-lv", "struct task_struct"]).stdout.splitlines()
+    assert task[0] == "struct task_struct {" and "\tchar comm[16];" in task and task[-2] == "};"
+
+
+def test_verbose_list_of_an_unknown_struct_is_one_error_line():
+    done = run_pybpf(["-lv", "struct no_such_struct"])
+    assert done.returncode == 1
+    assert done.stderr == "ERROR: no struct 'no_such_struct' in the kernel's BTF\n"
