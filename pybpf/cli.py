@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="bound of the cache folder, least recently used entries out first; K/M/G "
                         f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
                         f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
+    p.add_argument("--info", action="store_true",
+                   help="print the kernel's release, the BPF map and program types and helpers "
+                        "it has, and pybpf's build, then exit")
     p.add_argument("--metrics", metavar="[HOST:]PORT|unix:PATH",
                    help="while the script runs, serve its maps to Prometheus on "
                         "http://HOST:PORT/metrics (default host 127.0.0.1), or on a Unix socket "
@@ -495,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     opts.args = _without_end_of_options(opts.args)
     if opts.clear_cache:
         return _clear_cache()
+    if opts.info:
+        return _info()
     # this run's cache settings, undone on return for a caller that runs main() again
     saved, diskcache.settings = diskcache.settings, diskcache.Settings(
         disabled="--no-cache" if opts.no_cache else "", max_bytes=opts.cache_max_size)
@@ -531,6 +536,16 @@ def main(argv: list[str] | None = None) -> int:
                      f"{type(e).__name__}: {e}")
     finally:
         diskcache.settings = saved
+
+
+def _info() -> int:
+    _require_privileges("probe the kernel's BPF features")
+    from pybpf.runtime.info import render_info
+
+    out = _require_stdout(_stdout_text())
+    out.write(render_info(__version__))
+    out.flush()
+    return 0
 
 
 def _clear_cache() -> int:

@@ -189,3 +189,25 @@ def test_verbose_list_of_an_unknown_struct_is_one_error_line():
     done = run_pybpf(["-lv", "struct no_such_struct"])
     assert done.returncode == 1
     assert done.stderr == "ERROR: no struct 'no_such_struct' in the kernel's BTF\n"
+
+
+@pytest.mark.kernel
+def test_info_reports_the_kernel_and_its_bpf_features():
+    done = run_pybpf(["--info"])
+    assert done.returncode == 0, done
+    lines = done.stdout.splitlines()
+    for section in ("System", "Build", "Kernel helpers", "Kernel features", "Map types",
+                    "Program types", "Probe types"):
+        assert section in lines
+    assert f"  OS: Linux {os.uname().release} {os.uname().version}" in lines
+    # this kernel has what pybpf's own programs need
+    for line in ("  ringbuf: yes", "  get_current_pid_tgid: yes", "  raw_tracepoint: yes"):
+        assert line in lines
+
+
+@pytest.mark.kernel
+def test_info_says_no_for_a_helper_the_kernel_does_not_have():
+    from pybpf.runtime.info import helper_available
+
+    assert helper_available(9999) is False
+    assert helper_available(14) is True         # get_current_pid_tgid
