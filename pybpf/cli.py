@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="bound of the cache folder, least recently used entries out first; K/M/G "
                         f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
                         f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
+    p.add_argument("-d", "--debug", dest="debug", metavar="STAGE", action="append",
+                   choices=DEBUG_STAGES + ("all",), default=[],
+                   help="print what a compile stage produced to stderr, then run: ast (the parsed "
+                        "tree), llvm (the IR), asm (the BPF assembly), or all; may be repeated")
     p.add_argument("--info", action="store_true",
                    help="print the kernel's release, the BPF map and program types and helpers "
                         "it has, and pybpf's build, then exit")
@@ -108,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+DEBUG_STAGES = ("ast", "llvm", "asm")
 MAX_RINGBUF_SIZE = 1 << 30
 MAX_MAP_ENTRIES = 1 << 24
 
@@ -254,6 +259,48 @@ def _list_program(opts) -> int:
     out.write("".join(name + "\n" for name in names))
     out.flush()
     return 0
+
+
+def _ast_lines(value, name: str = "", depth: int = 0) -> list[str]:
+    """-d ast: one node a line, its fields indented under it (spans left out)."""
+    import dataclasses
+
+    pad, label = "  " * depth, f"{name}: " if name else ""
+    if dataclasses.is_dataclass(value):
+        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"]
+        simple = [f"{n}={v!r}" for n, v in fields if not _has_nodes(v)]
+        lines = [f"{pad}{label}{type(value).__name__}" + (f" {' '.join(simple)}" if simple else "")]
+        for n, v in fields:
+            if _has_nodes(v):
+                lines += _ast_lines(v, n, depth + 1)
+        return lines
+    if isinstance(value, tuple):
+        return [line for i, item in enumerate(value) for line in _ast_lines(item, f"{name}[{i}]", depth)]
+    return [f"{pad}{label}{value!r}"]
+
+
+def _has_nodes(value) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(value) or (isinstance(value, tuple) and any(map(_has_nodes, value)))
+
+
+def _debug(stages: list[str], source: str, filename: str, options: CompileOptions) -> None:
+    """-d STAGE: what each stage produced, to stderr, before the run."""
+    from pybpf.backend.emit import emit_assembly
+    from pybpf.compiler import compile_to_ir
+    from pybpf.parser import parse
+
+    wanted = DEBUG_STAGES if "all" in stages else stages
+    if "ast" in wanted:
+        tree = _on_deep_stack(parse, source, filename)
+        print("AST\n" + "\n".join(_ast_lines(tree)), file=sys.stderr)
+    if "llvm" in wanted or "asm" in wanted:
+        ir_text = _on_deep_stack(compile_to_ir, source, filename, options)[0]
+        if "llvm" in wanted:
+            print("LLVM IR\n" + ir_text, file=sys.stderr)
+        if "asm" in wanted:
+            print("BPF assembly\n" + emit_assembly(ir_text), file=sys.stderr)
 
 
 def _on_deep_stack(compile_fn, *args):
@@ -598,6 +645,8 @@ def _main(opts) -> int:
                              share_syscalls=opts.share_syscalls, pid=opts.pid,
                              max_probes=_max_probes(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None)
+    if opts.debug:
+        _debug(opts.debug, source, filename, options)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached

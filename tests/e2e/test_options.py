@@ -211,3 +211,20 @@ def test_info_says_no_for_a_helper_the_kernel_does_not_have():
 
     assert helper_available(9999) is False
     assert helper_available(14) is True         # get_current_pid_tgid
+
+
+@pytest.mark.kernel
+def test_debug_prints_each_stage_to_stderr_then_runs():
+    done = run_pybpf(["-q", "-d", "ast", "-d", "llvm", "-e", 'BEGIN { @[comm] = count(); exit(); }'])
+    assert done.returncode == 0, done
+    assert "AST\nProgram\n  probes[0]: Probe predicate=None\n    attach_points[0]: AttachPointText text='BEGIN'\n" \
+        in done.stderr
+    assert "      value: Call name='count' args=()\n" in done.stderr
+    assert "LLVM IR\n" in done.stderr and 'define i64 @"probe_0"' in done.stderr
+    assert "BPF assembly" not in done.stderr
+    assert "@[python" in done.stdout       # and it ran
+
+
+def test_debug_of_an_unknown_stage_is_refused():
+    done = run_pybpf(["-d", "bytecode", "-e", "BEGIN { }"])
+    assert done.returncode == 2 and "argument -d/--debug: invalid choice: 'bytecode'" in done.stderr
