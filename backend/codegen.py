@@ -21,9 +21,10 @@ from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_b
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP
+from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS, START_TRACED
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram, param_int
+from pybpf.ktypes import KernelRead
 from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
@@ -42,8 +43,9 @@ class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
     def __init__(self, checked: CheckedProgram, plan: ResourcePlan, ringbuf_size: int,
-                 filename: str):
+                 filename: str, filter_pid: bool = False):
         self.checked, self.plan = checked, plan
+        self.filter_pid = filter_pid
         self.module = ir.Module(name="pybpf")
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
@@ -51,7 +53,7 @@ class ModuleBuilder:
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
-        self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, 1)
+        self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
         for spec in plan.maps.values():
@@ -99,7 +101,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.statement_span = program.group.probe.span
         self.temporaries: list[tuple[int, ir.Value]] = []
         self.free: dict[int, list[ir.Value]] = {}
-        self.variables: dict[str, ir.Value] = {}
+        self.variables: dict = {}            # VarBinding -> its stack slot
         self.loops: list[tuple[ir.Block, ir.Block]] = []     # (continue target, break target)
         # Shared syscall programs (lower_kernel.filter_syscall): the number, its pt_regs, `probe`.
         self.syscall_number: ir.Value | None = None
@@ -202,6 +204,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         probe = self.program.group.probe
         if self.program.syscall_filter is not None:
             self.filter_syscall()
+        if self.mod.filter_pid and self.program.group.provider.filtered_by_pid:
+            self.filter_traced_process()
         if probe.predicate is not None:
             self.b.debug_metadata = self.location(probe.predicate.span)
             cond = self.to_bool(self.expr(probe.predicate))
@@ -214,6 +218,20 @@ class FunctionBuilder(MapLowering, KernelLowering):
             self.b.ret(c64(0))
         self.allocas.position_at_end(self.allocas.block)
         self.allocas.branch(self.fn.blocks[1])
+
+    def filter_traced_process(self) -> None:
+        """-p/-c: return at once in any other process. The pid is read from the start map, which
+        the session fills before attaching, so a cached object serves every pid."""
+        traced = self.alloca(8, "traced")
+        self.store64(c64(0), traced)
+        self.with_array_element(START_MAP, START_TRACED, "traced_slot",
+                                lambda slot: self.store64(self.load64(slot), traced))
+        tgid = self.b.lshr(self.helper(BpfFunc.get_current_pid_tgid), c64(32))
+        run, skip = self.branch_if(self.b.icmp_unsigned("==", tgid, self.load64(traced)),
+                                   "traced", "other_process")
+        self.b.position_at_end(skip)
+        self.b.ret(c64(0))
+        self.b.position_at_end(run)
 
     # Statements ------------------------------------------------------------------------------
 
@@ -243,6 +261,14 @@ class FunctionBuilder(MapLowering, KernelLowering):
             self.if_stmt(s)
         elif isinstance(s, ast.While):
             self.while_stmt(s)
+        elif isinstance(s, ast.VarDecl):
+            if s.value is not None:
+                self.assign_variable(s.var, None, s.value)
+            else:
+                binding = self.checked.variables[s.var]
+                self.zero(self.variable_slot(s.var), slot(binding.type))
+        elif isinstance(s, ast.ForRange):
+            self.for_range(s)
         elif isinstance(s, ast.Unroll):
             for _ in range(self.checked_constant(s.count)):
                 self.block(s.body)
@@ -293,11 +319,45 @@ class FunctionBuilder(MapLowering, KernelLowering):
             self.b.branch(head)
         self.b.position_at_end(done)
 
-    def variable_slot(self, name: str) -> ir.Value:
-        if name not in self.variables:
-            t = self.checked.variables[(id(self.program.group.probe), name)]
-            self.variables[name] = self.alloca(slot(t), name.lstrip("$"), temporary=False)
-        return self.variables[name]
+    def for_range(self, s: ast.ForRange) -> None:
+        """A counted loop: the bounds are read once; the verifier bounds it like a while loop
+        on a counter (bpf_loop would need the program's BTF func_info, not loaded here)."""
+        signed = self.type_of(s.start).signed and self.type_of(s.end).signed
+        counter = self.variable_slot(s.var)
+        self.store64(self.expr(s.start), counter)
+        end = self.alloca(8, "end", temporary=False)
+        self.store64(self.expr(s.end), end)
+        head, body, step, done = (self.new_block("for"), self.new_block("for_body"),
+                                  self.new_block("for_step"), self.new_block("for_done"))
+        self.b.branch(head)
+        self.b.position_at_end(head)
+        compare = self.b.icmp_signed if signed else self.b.icmp_unsigned
+        self.b.cbranch(compare("<", self.load64(counter), self.load64(end)), body, done)
+        self.b.position_at_end(body)
+        self.loops.append((step, done))
+        self.block(s.body)
+        self.loops.pop()
+        if not self.terminated():
+            self.b.branch(step)
+        self.b.position_at_end(step)
+        self.store64(self.b.add(self.load64(counter), c64(1)), counter)
+        self.b.branch(head)
+        self.b.position_at_end(done)
+
+    def variable_slot(self, var: ast.Variable) -> ir.Value:
+        binding = self.checked.variables[var]
+        if binding not in self.variables:
+            self.variables[binding] = self.alloca(slot(binding.type), var.name.lstrip("$"),
+                                                  temporary=False)
+        return self.variables[binding]
+
+    def store_variable(self, var: ast.Variable, value: ir.Value) -> ir.Value:
+        """Store an integer into a variable, converted to its declared type as C does."""
+        t = self.checked.variables[var].type
+        if isinstance(t, T.IntType) and t.size < 8:
+            value = self.narrow(value, KernelRead("int", t.size, t.signed))
+        self.store64(value, self.variable_slot(var))
+        return value
 
     def assign(self, s: ast.Assign) -> None:
         target = s.target
@@ -315,17 +375,20 @@ class FunctionBuilder(MapLowering, KernelLowering):
             self.count_if_full(spec.symbol, self.helper(
                 BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value, c64(BPF_ANY)))
             return
-        var_type = self.checked.variables[(id(self.program.group.probe), target.name)]
-        ptr = self.variable_slot(target.name)
-        if s.op is not None:
+        self.assign_variable(target, s.op, s.value)
+
+    def assign_variable(self, var: ast.Variable, op: str | None, value_expr) -> None:
+        var_type = self.checked.variables[var].type
+        ptr = self.variable_slot(var)
+        if op is not None:
             old = self.load64(ptr)
-            self.store64(self.arith(s.op, old, self.expr(s.value), var_type.signed), ptr)
+            self.store_variable(var, self.arith(op, old, self.expr(value_expr), var_type.signed))
             return
-        value = self.expr(s.value)
+        value = self.expr(value_expr)
         if is_buffer(var_type):
-            self.copy(ptr, slot(var_type), value, slot(self.type_of(s.value)))
+            self.copy(ptr, slot(var_type), value, slot(self.type_of(value_expr)))
         else:
-            self.store64(value, ptr)
+            self.store_variable(var, value)
 
     def as_slot(self, value: ir.Value, t: T.Type, want: T.Type) -> ir.Value:
         """A pointer to `value` laid out as a slot of type `want` (an int is spilled)."""
@@ -343,7 +406,14 @@ class FunctionBuilder(MapLowering, KernelLowering):
     # Expressions -----------------------------------------------------------------------------
 
     def expr(self, e) -> ir.Value:
-        return getattr(self, "expr_" + type(e).__name__)(e)
+        value = getattr(self, "expr_" + type(e).__name__)(e)
+        if e in self.checked.struct_copies:        # value is the struct's kernel address
+            size = self.type_of(e).size
+            buf = self.alloca(size, "struct")
+            self.zero(buf, size)
+            self.helper(BpfFunc.probe_read_kernel, buf, c64(size), self.b.inttoptr(value, PTR))
+            return buf
+        return value
 
     def expr_Integer(self, e):
         return c64(e.value)
@@ -376,7 +446,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
 
     def expr_Variable(self, e):
         t = self.type_of(e)
-        ptr = self.variable_slot(e.name)
+        ptr = self.variable_slot(e)
         return ptr if is_buffer(t) else self.load64(ptr)
 
     def expr_TupleIndex(self, e):
@@ -451,6 +521,9 @@ class FunctionBuilder(MapLowering, KernelLowering):
         if isinstance(lt, T.StringType):
             eq = self.strings_equal(left, lt.size, right, rt.size)
             return self.from_bool(eq if op == "==" else self.b.not_(eq))
+        if isinstance(lt, (T.ArrayType, T.StructType, T.TupleType)):
+            eq = self.buffers_equal(left, right, slot(lt))
+            return self.from_bool(eq if op == "==" else self.b.not_(eq))
         if op in ("==", "!=", "<", ">", "<=", ">="):
             if lt.signed and rt.signed:
                 cmp = self.b.icmp_signed(op, left, right)
@@ -473,6 +546,13 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.b.branch(done)
         self.b.position_at_end(done)
         return self.load64(result)
+
+    def buffers_equal(self, a: ir.Value, c: ir.Value, size: int) -> ir.Value:
+        """Whether two zero-padded buffers of `size` bytes hold the same bytes, 8 at a time."""
+        diff = c64(0)
+        for off in range(0, size, 8):
+            diff = self.b.or_(diff, self.b.xor(self.load64(a, off), self.load64(c, off)))
+        return self.b.icmp_unsigned("==", diff, c64(0))
 
     def strings_equal(self, a: ir.Value, a_size: int, c: ir.Value, c_size: int,
                       limit: int | None = None) -> ir.Value:
@@ -525,13 +605,17 @@ class FunctionBuilder(MapLowering, KernelLowering):
             new = self.map_update_in_place(self.plan.maps[target.name], target,
                                            lambda old: self.b.add(old, delta))
         else:
-            ptr = self.variable_slot(target.name)
-            new = self.b.add(self.load64(ptr), delta)
-            self.store64(new, ptr)
+            old = self.load64(self.variable_slot(target))
+            new = self.store_variable(target, self.b.add(old, delta))
+            return new if e.prefix else old
         return new if e.prefix else self.b.sub(new, delta)
 
     def expr_Ternary(self, e):
         t = self.type_of(e)
+        if isinstance(t, T.VoidType):
+            self.two_way(self.to_bool(self.expr(e.cond)), "ternary",
+                         lambda: self.expr(e.then), lambda: self.expr(e.otherwise))
+            return c64(0)
         result = self.alloca(slot(t), "ternary")
 
         def lower(branch):
@@ -546,8 +630,9 @@ class LoweredModule:
 
 
 def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
-                ringbuf_size: int) -> LoweredModule | None:
-    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename)
+                ringbuf_size: int, filter_pid: bool = False) -> LoweredModule | None:
+    """filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
+    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename, filter_pid)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:

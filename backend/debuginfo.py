@@ -5,7 +5,7 @@
     builder.debug_metadata = debug.location(fn_scope, span)      # every instruction after it
 
 LLVM turns these into the BPF object's .BTF.ext line info: (instruction offset, line, column) per
-program section, which pybpf.runtime.objspec reads back. Only lines and columns are known there, so
+program section, which pybpf.backend.objspec reads back. Only lines and columns are known there, so
 the spans of the statements are kept too (`spans`), to underline the whole statement.
 """
 

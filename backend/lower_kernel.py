@@ -10,13 +10,14 @@ from llvmlite import ir
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.backend.irutil import I32, I64, PTR, c64
+from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer
 from pybpf.ktypes import KernelRead
 from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.providers.base import Context
 from pybpf.resources import SYSCALL_ARGS_OFFSET, SYSCALL_NR_FIELD
 from pybpf.uapi.bpf import BpfFunc
-from pybpf.uapi.ptrace import CODE_SEGMENT, SYSCALL_ARGUMENT_REGISTERS, SYSCALL_NUMBER_REGISTER, USER_CS
+from pybpf.uapi.ptrace import (CODE_SEGMENT, PT_REGS_OFFSETS, SYSCALL_ARGUMENT_REGISTERS,
+                               SYSCALL_NUMBER_REGISTER, USER_CS)
 
 class KernelLowering:
     def load_context(self, offset: int, width: int = 8) -> ir.Value:
@@ -37,10 +38,35 @@ class KernelLowering:
 
     def load_argument(self, index: int) -> ir.Value:
         """A function's argument: from its register in pt_regs (kprobes), or the index-th u64
-        of the context (fentry/fexit and raw tracepoints)."""
+        of the context (fentry/fexit and raw tracepoints); a USDT site's, where its note says."""
+        site_args = self.program.group.site_args
+        if site_args:
+            return self.load_site_argument(site_args[self.point][index])
         if self.program.group.provider.context is Context.PT_REGS:
             return self.load_context(KPROBE_ARG_REGISTERS[index])
         return self.load_context(8 * index)
+
+    def load_site_argument(self, arg) -> ir.Value:
+        """A USDT argument (pybpf.usdt_notes.UsdtArg), widened to 64 bits as its size and sign
+        say: a constant, a register (or its low bytes, or ah's bits 8..15), or user memory at
+        a register + displacement (+ index * scale)."""
+        if arg.kind == "constant":
+            value = c64(arg.value)
+        elif arg.kind == "register":
+            value = self.load_context(PT_REGS_OFFSETS[arg.register])
+            if arg.reg_shift:
+                value = self.b.lshr(value, c64(arg.reg_shift))
+            value = self.narrow(value, KernelRead("int", arg.reg_size, False))
+        else:
+            address = self.b.add(self.load_context(PT_REGS_OFFSETS[arg.register]), c64(arg.value))
+            if arg.index:
+                scaled = self.b.mul(self.load_context(PT_REGS_OFFSETS[arg.index]), c64(arg.scale))
+                address = self.b.add(address, scaled)
+            buf = self.alloca(8, "usdt_arg")
+            self.store64(c64(0), buf)
+            self.helper(BpfFunc.probe_read_user, buf, c64(arg.size), self.b.inttoptr(address, PTR))
+            value = self.load64(buf)
+        return self.narrow(value, KernelRead("int", arg.size, arg.signed))
 
     # Programs shared by syscall tracepoints (resources.SyscallFilter) -------------------------
 
@@ -151,6 +177,9 @@ class KernelLowering:
         """Where a kernel member (p->field) or *p lives, without reading it."""
         if isinstance(e, ast.Deref):
             return self.expr(e.operand)
+        if isinstance(e, ast.Index):                # p[i]: p + i * the element's size
+            scale = c64(self.checked.pointer_scale[e])
+            return self.b.add(self.expr(e.base), self.b.mul(self.expr(e.index), scale))
         found = self.checked.kernel_fields[e]
         base = self.expr(e.base)
         return self.b.add(base, c64(found.offset)) if found.offset else base
@@ -159,6 +188,10 @@ class KernelLowering:
         return self.kernel_address(e.operand)
 
     def expr_FieldAccess(self, e):
+        base_t = self.checked.types.get(e.base)
+        if isinstance(base_t, T.StructType):       # a member of a struct copied onto the stack
+            buf, t = self.gep(self.expr(e.base), self.checked.constants[e]), self.type_of(e)
+            return buf if is_buffer(t) else self.load_int(buf, 0, t)
         if e in self.checked.kernel_fields:
             found = self.checked.kernel_fields[e]
             return self.read_kernel(self.kernel_address(e), found.type, found.read)
@@ -194,10 +227,34 @@ class KernelLowering:
 
     def expr_Cast(self, e):
         value = self.expr(e.operand)
-        t = self.type_of(e)
+        t, operand = self.type_of(e), self.type_of(e.operand)
+        if isinstance(t, T.ArrayType):                  # the integer's bytes, little-endian
+            buf = self.alloca(8, "array")
+            self.store64(value, buf)
+            return buf
+        if isinstance(operand, T.ArrayType):
+            value = self.load_int(value, 0, t)
         if isinstance(t, T.IntType) and t.size < 8:
             return self.narrow(value, KernelRead("int", t.size, t.signed))
         return value
+
+    def load_int(self, buf, offset: int, t: T.IntType):
+        """An integer of t.size bytes in a stack buffer, widened to i64 as C does."""
+        raw = self.b.load(self.gep(buf, offset), typ=self.integer_type(t.size), align=1)
+        if t.size == 8:
+            return raw
+        return self.b.sext(raw, I64) if t.signed else self.b.zext(raw, I64)
+
+    def expr_Index(self, e):
+        if e in self.checked.kernel_fields:
+            found = self.checked.kernel_fields[e]
+            return self.read_kernel(self.kernel_address(e), found.type, found.read)
+        base_t, t = self.type_of(e.base), self.type_of(e)
+        base, index = self.expr(e.base), self.checked.constants[e]
+        if isinstance(base_t, T.TupleType):
+            offset = base_t.offsets()[index]
+            return self.gep(base, offset) if is_buffer(t) else self.load64(base, offset)
+        return self.load_int(base, index * base_t.element.size, t)
 
     def expr_SizeOf(self, e):
         return c64(self.checked.constants[e])

@@ -7,7 +7,7 @@
 Each object is what pybpf compiles for one probe on the first N tracepoints of this kernel (sorted by
 name, syscalls included: --no-shared-syscalls gives each its own program), with a count and a
 printf per program, so that every program section has map relocations. The parse is
-pybpf.runtime.objspec.parse_object, timed in this process (the best of --repeat runs); a parse
+pybpf.backend.objspec.parse_object, timed in this process (the best of --repeat runs); a parse
 linear in the number of sections keeps the time per section flat as N grows. Needs tracefs (root).
 """
 
@@ -39,7 +39,7 @@ def compile_object(programs: int) -> bytes:
 
 
 def measure(sizes=SIZES, repeat: int = 1) -> dict:
-    from pybpf.runtime.objspec import parse_object
+    from pybpf.backend.objspec import parse_object
 
     results = {}
     for size in sizes:

@@ -112,7 +112,7 @@ def run_phase(events: int, scrapers: int, idle: int, keys: int = 0) -> dict:
         out_path = os.path.join(folder, "out")
         open(out_path, "w").close()
         proc = subprocess.Popen([sys.executable, "-m", "pybpf.cli", "--metrics", f"127.0.0.1:{port}",
-                                 "-B", "64K", *(("--map-entries", str(keys)) if keys else ()),
+                                 "--ringbuf-size", "64K", *(("--map-entries", str(keys)) if keys else ()),
                                  "-o", out_path, "-e", SCRIPT], stderr=subprocess.PIPE, text=True)
         held = []
         try:

@@ -66,7 +66,7 @@ def measure(tools: list[str], events: int, repeat: int, big_buffer: str | None =
     results = {"events": events, "untraced_loop_s": untraced}
     variants = [(t, t, ()) for t in tools]
     if big_buffer:
-        variants.append((f"pybpf -B {big_buffer}", "pybpf", ("-B", big_buffer)))
+        variants.append((f"pybpf --ringbuf-size {big_buffer}", "pybpf", ("--ringbuf-size", big_buffer)))
     for name, tool, extra in variants:
         runs = [r for r in (measure_once(tool, events, extra) for _ in range(repeat)) if r]
         if not runs:
@@ -86,7 +86,7 @@ def rows(results: dict) -> list[tuple[str, float | None, float | None, str]]:
            ("stream: delivered per second", ours.get("delivered_per_s"), theirs.get("delivered_per_s"), "/s"),
            ("stream: traced loop slowdown", ours.get("slowdown"), theirs.get("slowdown"), "x")]
     for name, row in results.items():
-        if name.startswith("pybpf -B") and row:
+        if name.startswith("pybpf --ringbuf-size") and row:
             out += [(f"stream ({name}): delivered", row["delivered"], None, ""),
                     (f"stream ({name}): lost", row["lost"], None, ""),
                     (f"stream ({name}): per second", row["delivered_per_s"], None, "/s"),

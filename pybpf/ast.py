@@ -86,6 +86,13 @@ class TupleIndex:
 
 
 @node
+class Index:
+    base: "Expr"              # an array, or a tuple with a constant index
+    index: "Expr"
+    span: Span
+
+
+@node
 class Binary:
     op: str
     left: "Expr"
@@ -156,7 +163,7 @@ class Tuple:
 
 
 Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,
-             FieldAccess, TupleIndex, Binary, Unary, IncDec, Ternary, Tuple, Cast, Deref,
+             FieldAccess, TupleIndex, Index, Binary, Unary, IncDec, Ternary, Tuple, Cast, Deref,
              AddressOf, SizeOf, OffsetOf]
 
 
@@ -199,12 +206,40 @@ class Unroll:
 
 
 @node
+class VarDecl:
+    """`let $x;`, `let $x: uint16 = e;`: a variable of the innermost block, zero until assigned."""
+    var: Variable
+    type_name: str | None     # 'uint16', or None: typed by its assignments
+    value: Expr | None
+    span: Span
+
+
+@node
+class ForRange:
+    """`for ($i : start..end) { }`: start and end are evaluated once; end is excluded."""
+    var: Variable
+    start: Expr
+    end: Expr
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@node
+class ForMap:
+    """`for ($kv : @m) { }`: $kv is (key, value) for each element."""
+    var: Variable
+    map: Map
+    body: tuple["Statement", ...]
+    span: Span
+
+
+@node
 class Jump:
     kind: str             # 'return', 'break', 'continue'
     span: Span
 
 
-Statement = Union[ExprStatement, Assign, If, While, Unroll, Jump]
+Statement = Union[ExprStatement, Assign, VarDecl, If, While, Unroll, ForRange, ForMap, Jump]
 
 
 # Probes --------------------------------------------------------------------------------------

@@ -513,6 +513,10 @@ class Btf:
             return f"SEC {t.name}"
         return self._decl(t.id, "")
 
+    def declaration(self, type_id: int, name: str) -> str:
+        """A C declaration of `name` with the type: 'struct list_head *next', 'char comm[16]'."""
+        return self._decl(type_id, name)
+
     def _decl(self, type_id: int, inner: str) -> str:
         for _ in range(64):
             t = self.type(type_id)

@@ -25,8 +25,8 @@ FOLDER = "objects"
 @functools.cache
 def _code_identity() -> str:
     """What shapes a compiled program, found without importing anything new: the size and mtime of
-    every file of pybpf's packages (the runtime too: the compiler uses its printf parser and
-    attach probes), and the folders of Lark and llvmlite (an upgrade recreates them)."""
+    every file of pybpf's packages, the runtime included (no guess at which modules shape a
+    compiled program: it must match the code that loads and prints it), and the folders of Lark and llvmlite (an upgrade recreates them)."""
     from importlib.util import find_spec
 
     parts = [__version__]
@@ -84,6 +84,13 @@ def store(key: str, compiled: CompiledProgram) -> None:
     diskcache.write(FOLDER, key + ".json", compiled.to_json().encode())
 
 
+def _cacheable(compiled: CompiledProgram) -> bool:
+    """USDT points carry file offsets and argument places read from a binary, which may be
+    rebuilt at the same path (and -p's process may be another by then): compiled afresh."""
+    return not any(point.attach_kind == "usdt" for program in compiled.programs
+                   for point in program.attach_points)
+
+
 def compile_cached(source: str, filename: str = "stdin", options=None, times=None) -> CompiledProgram:
     """compile_source, through the cache unless it is off (diskcache.settings.disabled: --no-cache)."""
     from pybpf.compiler import CompileOptions
@@ -97,5 +104,6 @@ def compile_cached(source: str, filename: str = "stdin", options=None, times=Non
     if compiled is None:
         from pybpf.compiler import compile_source
         compiled = compile_source(source, filename, options, times)
-        store(key, compiled)
+        if _cacheable(compiled):
+            store(key, compiled)
     return compiled

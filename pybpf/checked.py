@@ -25,8 +25,11 @@ VOID = T.VoidType()
 
 def function_name(point) -> str:
     """The function a probe is on: 'vfs_read' of kprobe:vfs_read+4, 'readline' of
-    uprobe:/usr/bin/bash:readline."""
-    return point.target.rsplit(":", 1)[-1].partition("+")[0]
+    uprobe:/usr/bin/bash:readline, 'ns::add(int, int)' of a C++ function (the binary's path
+    ends at the first colon; a `+` not followed by a number is the name's: 'operator+')."""
+    name = point.target.partition(":")[2] or point.target
+    base, plus, offset = name.rpartition("+")
+    return base if plus and offset[:1].isdigit() else name
 # A kprobe sees a function's arguments in registers: the first six, offsets into struct pt_regs.
 KPROBE_ARG_REGISTERS = ARGUMENT_REGISTERS
 PT_REGS_AX = RETURN_REGISTER
@@ -47,6 +50,15 @@ class MapInfo:
     span: Span | None = None
 
 
+@dataclass(eq=False)
+class VarBinding:
+    """One scratch variable: a name in the block that declared it (by `let` or by its first
+    assignment). Two blocks may each have their own `$x`, of different types."""
+    name: str
+    type: T.Type | None = None
+    declared: bool = False        # typed by `let $x: T`, so assignments convert to it
+
+
 @dataclass(frozen=True)
 class ArgField:
     """args.NAME of a BTF-typed probe: the NAME-th u64 of the context, read as `read` says."""
@@ -60,7 +72,7 @@ class CheckedProgram:
     groups: list[ProbeGroup]
     types: dict = field(default_factory=dict)
     maps: dict[str, MapInfo] = field(default_factory=dict)
-    variables: dict[tuple[int, str], T.Type] = field(default_factory=dict)  # (id(probe), name)
+    variables: dict = field(default_factory=dict)       # Variable node -> VarBinding
     params: tuple[str, ...] = ()
     # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
     fields: dict = field(default_factory=dict)
@@ -68,6 +80,7 @@ class CheckedProgram:
     constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
+    struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
 
 
 def is_int(t) -> bool:
@@ -78,6 +91,12 @@ def is_int(t) -> bool:
 def storable(t: T.Type) -> T.Type:
     """What a map or an event holds of a value: pointers as plain u64, ints in 8 bytes."""
     return T.IntType(8, t.signed) if is_int(t) else t
+
+
+def stored(t: T.Type) -> T.Type:
+    """What a map, a key or a tuple holds of a value: typed pointers stay typed (printed in hex,
+    and followed with -> when read back), other integers take 8 bytes."""
+    return t if isinstance(t, T.PointerType) else storable(t)
 
 
 def unify(a: T.Type, b: T.Type) -> T.Type | None:

@@ -16,6 +16,7 @@ import errno
 import mmap
 import os
 import select
+import shlex
 import signal
 import sys
 import threading
@@ -56,11 +57,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
                    help="output format (default: text)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
-    p.add_argument("-p", dest="pid", metavar="PID", type=int, default=None,
+    p.add_argument("-p", dest="pid", metavar="PID", type=_pid, default=None,
                    help="the process watchpoint probes watch")
+    p.add_argument("-c", dest="command", metavar="CMD",
+                   help="run CMD (split as a shell would, not run by one), held until every probe "
+                        "is attached; the trace ends when it exits; its pid is `cpid`")
     p.add_argument("-v", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
-    p.add_argument("-B", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size, default=None,
+    p.add_argument("-B", dest="buffering", metavar="MODE", choices=("line", "full", "none"),
+                   default="line", help="output buffering: line (each event as it comes, the "
+                   "default), full (written when the buffer fills, and at exit) or none")
+    p.add_argument("-q", dest="quiet", action="store_true",
+                   help="quiet: no \"Attaching N probes...\" line")
+    p.add_argument("--no-warnings", dest="warnings", action="store_false",
+                   help="print no WARNING lines (nor warnf()'s)")
+    p.add_argument("--ringbuf-size", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size,
+                   default=None,
                    help="size of the event ring buffer: a power of two of at least the page size, "
                         f"K/M suffixes allowed (default: {DEFAULT_RINGBUF_SIZE >> 20}M)")
     p.add_argument("--map-entries", metavar="N", type=_map_entries, default=None,
@@ -82,16 +94,25 @@ def _parser() -> argparse.ArgumentParser:
                    help="bound of the cache folder, least recently used entries out first; K/M/G "
                         f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
                         f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
+    p.add_argument("-d", "--debug", dest="debug", metavar="STAGE", action="append",
+                   choices=DEBUG_STAGES + ("all",), default=[],
+                   help="print what a compile stage produced to stderr, then run: ast (the parsed "
+                        "tree), llvm (the IR), asm (the BPF assembly), or all; may be repeated")
+    p.add_argument("--info", action="store_true",
+                   help="print the kernel's release, the BPF map and program types and helpers "
+                        "it has, and pybpf's build, then exit")
     p.add_argument("--metrics", metavar="[HOST:]PORT|unix:PATH",
                    help="while the script runs, serve its maps to Prometheus on "
                         "http://HOST:PORT/metrics (default host 127.0.0.1), or on a Unix socket "
                         "only root can connect to (needs pybpf[metrics])")
-    p.add_argument("--version", action="version", version=f"pybpf v{__version__}")
+    p.add_argument("-V", "--version", action="version", version=f"pybpf v{__version__}",
+                   help="print the version (\"pybpf vX.Y.Z\", as bpftrace's) and exit")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
     return p
 
 
+DEBUG_STAGES = ("ast", "llvm", "asm")
 MAX_RINGBUF_SIZE = 1 << 30
 MAX_MAP_ENTRIES = 1 << 24
 
@@ -107,6 +128,12 @@ def _ringbuf_size(text: str) -> int:
             f"the ring buffer size must be a power of two from the page size ({mmap.PAGESIZE}) "
             f"to {MAX_RINGBUF_SIZE >> 20}M bytes, not {text}")
     return size
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit():      # bpftrace's words
+        raise argparse.ArgumentTypeError(f"pid '{text}' is not a valid decimal number")
+    return int(text)
 
 
 def _cache_size(text: str) -> int:
@@ -201,11 +228,16 @@ def _require_privileges(what: str) -> None:
 
 
 def _list(pattern: str, verbose: bool) -> int:
-    """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types."""
-    from pybpf.listing import describe_probe, list_probes
+    """-l [PATTERN]; with -v (-lv) each probe's arguments and their C types, or a kernel struct's
+    members (-lv 'struct task_struct')."""
+    from pybpf.listing import RECORD_KINDS, describe_probe, describe_type, list_probes
     from pybpf.providers import find
 
     out = _require_stdout(_stdout_text())
+    if verbose and pattern.partition(" ")[0] in RECORD_KINDS:
+        out.write("".join(line + "\n" for line in describe_type(pattern)))
+        out.flush()
+        return 0
     provider = find(pattern.partition(":")[0])
     if provider is None or provider.name not in ("uprobe", "uretprobe", "usdt"):
         _require_privileges("list kernel probes")      # tracefs is root's
@@ -214,6 +246,61 @@ def _list(pattern: str, verbose: bool) -> int:
         out.write("".join(line + "\n" for line in lines))
     out.flush()
     return 0
+
+
+def _list_program(opts) -> int:
+    """-l -e PROGRAM: the probes the program attaches to, one a line (as bpftrace 0.26)."""
+    from pybpf.compiler import attach_points
+
+    _require_privileges("list kernel probes")
+    out = _require_stdout(_stdout_text())
+    source, filename, params = _read_program(opts)
+    names = _on_deep_stack(attach_points, source, filename, CompileOptions(params=tuple(params)))
+    out.write("".join(name + "\n" for name in names))
+    out.flush()
+    return 0
+
+
+def _ast_lines(value, name: str = "", depth: int = 0) -> list[str]:
+    """-d ast: one node a line, its fields indented under it (spans left out)."""
+    import dataclasses
+
+    pad, label = "  " * depth, f"{name}: " if name else ""
+    if dataclasses.is_dataclass(value):
+        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"]
+        simple = [f"{n}={v!r}" for n, v in fields if not _has_nodes(v)]
+        lines = [f"{pad}{label}{type(value).__name__}" + (f" {' '.join(simple)}" if simple else "")]
+        for n, v in fields:
+            if _has_nodes(v):
+                lines += _ast_lines(v, n, depth + 1)
+        return lines
+    if isinstance(value, tuple):
+        return [line for i, item in enumerate(value) for line in _ast_lines(item, f"{name}[{i}]", depth)]
+    return [f"{pad}{label}{value!r}"]
+
+
+def _has_nodes(value) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(value) or (isinstance(value, tuple) and any(map(_has_nodes, value)))
+
+
+def _debug(stages: list[str], source: str, filename: str, options: CompileOptions) -> None:
+    """-d STAGE: what each stage produced, to stderr, before the run."""
+    from pybpf.backend.emit import emit_assembly
+    from pybpf.compiler import compile_to_ir
+    from pybpf.parser import parse
+
+    wanted = DEBUG_STAGES if "all" in stages else stages
+    if "ast" in wanted:
+        tree = _on_deep_stack(parse, source, filename)
+        print("AST\n" + "\n".join(_ast_lines(tree)), file=sys.stderr)
+    if "llvm" in wanted or "asm" in wanted:
+        ir_text = _on_deep_stack(compile_to_ir, source, filename, options)[0]
+        if "llvm" in wanted:
+            print("LLVM IR\n" + ir_text, file=sys.stderr)
+        if "asm" in wanted:
+            print("BPF assembly\n" + emit_assembly(ir_text), file=sys.stderr)
 
 
 def _on_deep_stack(compile_fn, *args):
@@ -320,38 +407,107 @@ class _StopRequested:
             self._interrupting = False     # once: the cleanup it unwinds through is not cut short
             raise _Interrupted(signal.Signals(signum).name)
 
-    def serve(self, session) -> None:
-        """Serve events until exit() or a stop signal; a signal that comes later interrupts."""
+    def serve(self, session, traced_pidfd: int | None = None) -> None:
+        """Serve events until exit(), a stop signal or the end of the traced process (-p, -c); a
+        signal that comes later interrupts."""
         self._interrupting = False
         # poll, not select: select() refuses fds from 1024 on (many maps, or many files open)
         ready = select.poll()
         ready.register(session.fileno(), select.POLLIN)
         ready.register(self._wakeup, select.POLLIN)
+        if traced_pidfd is not None:
+            ready.register(traced_pidfd, select.POLLIN)     # readable once it has exited
         while True:
-            ready.poll(POLL_INTERVAL_S * 1000)
-            if self.requested or not session.poll(0):
+            ended = {fd for fd, _ in ready.poll(POLL_INTERVAL_S * 1000)}
+            if self.requested or not session.poll(0) or traced_pidfd in ended:
                 break
         self._interrupting = True
 
 
-def _run(compiled, fmt: str, stream, stop: _StopRequested, metrics=None) -> int:
+class _Command:
+    """-c CMD: forked at once, held before exec until every probe is attached (as bpftrace holds
+    it), so the trace sees the command from its first instruction; ended by close() if it still
+    runs when the trace stops."""
+
+    def __init__(self, command: str):
+        argv = shlex.split(command)
+        if not argv:
+            raise SystemExit(error("-c: the command is empty"))
+        held, self._release = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._release)
+            if os.read(held, 1):        # released; end of file: pybpf gave up before attaching
+                try:
+                    os.execvp(argv[0], argv)
+                except OSError as e:
+                    os.write(2, f"ERROR: -c: cannot run {argv[0]}: {e.strerror}\n".encode())
+                    os._exit(127)
+            os._exit(1)
+        os.close(held)
+        self.pidfd = os.pidfd_open(self.pid)
+
+    def release(self) -> None:
+        os.write(self._release, b"x")
+        os.close(self._release)
+        self._release = -1
+
+    def close(self) -> None:
+        if self._release >= 0:
+            os.close(self._release)         # never released: it exits without running CMD
+        elif os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.pid = 0                    # reaped
+        else:
+            os.kill(self.pid, signal.SIGTERM)
+        if self.pid:
+            os.waitpid(self.pid, 0)
+        os.close(self.pidfd)
+
+
+def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
     from pybpf.runtime.output import make_output
     from pybpf.runtime.session import Session
 
-    output = make_output(fmt, stream)
-    with Session(compiled, output) as session:
-        # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
-        server = _serve_metrics(session, metrics) if metrics else None
-        try:
-            session.start()
-            if server:
-                server.start()
-            stop.serve(session)
-        finally:
-            if server:
-                server.close()      # before stop() closes the maps
-        session.stop()
+    output = make_output(opts.format, stream, quiet=opts.quiet, flush_each=opts.buffering != "full")
+    warn = None if opts.warnings else _ignore_warning
+    child = _Command(opts.command) if opts.command else None
+    traced_pidfd = child.pidfd if child else _pidfd(opts.pid) if opts.pid is not None else None
+    traced = child.pid if child else opts.pid or 0
+    try:
+        with Session(compiled, output, warn, child.pid if child else 0, traced) as session:
+            # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
+            server = _serve_metrics(session, metrics) if metrics else None
+            try:
+                session.start()
+                if server:
+                    server.start()
+                if child:
+                    child.release()
+                stop.serve(session, traced_pidfd)
+            finally:
+                if server:
+                    server.close()      # before stop() closes the maps
+            session.stop()
+    finally:
+        if child:
+            child.close()
+        elif traced_pidfd is not None:
+            os.close(traced_pidfd)
+    stream.flush()      # -B full leaves the last of the output in the buffer
     return session.exit_code
+
+
+def _pidfd(pid: int) -> int:
+    """-p PID: an fd that becomes readable when the process exits, which ends the trace."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError as e:
+        raise SystemExit(error(f"-p {pid}: {e.strerror}" if e.errno != errno.ESRCH
+                               else f"-p {pid}: no such process")) from None
+
+
+def _ignore_warning(text: str) -> None:
+    """--no-warnings"""
 
 
 def _metrics_address(text: str) -> tuple[str, int] | str:
@@ -389,10 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     opts.args = _without_end_of_options(opts.args)
     if opts.clear_cache:
         return _clear_cache()
+    if opts.info:
+        return _info()
     # this run's cache settings, undone on return for a caller that runs main() again
     saved, diskcache.settings = diskcache.settings, diskcache.Settings(
         disabled="--no-cache" if opts.no_cache else "", max_bytes=opts.cache_max_size)
     try:
+        if opts.list is not None and opts.program is not None:
+            return _list_program(opts)
         if opts.list is not None:
             return _list(opts.list or (opts.args[0] if opts.args else ""), opts.verbose)
         return _main(opts)
@@ -423,6 +583,16 @@ def main(argv: list[str] | None = None) -> int:
                      f"{type(e).__name__}: {e}")
     finally:
         diskcache.settings = saved
+
+
+def _info() -> int:
+    _require_privileges("probe the kernel's BPF features")
+    from pybpf.runtime.info import render_info
+
+    out = _require_stdout(_stdout_text())
+    out.write(render_info(__version__))
+    out.flush()
+    return 0
 
 
 def _clear_cache() -> int:
@@ -473,7 +643,10 @@ def _main(opts) -> int:
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
                              share_syscalls=opts.share_syscalls, pid=opts.pid,
-                             max_probes=_max_probes(), unsafe=opts.unsafe)
+                             max_probes=_max_probes(), unsafe=opts.unsafe,
+                             filter_pid=opts.pid is not None or opts.command is not None)
+    if opts.debug:
+        _debug(opts.debug, source, filename, options)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
     from pybpf.cache import compile_cached
@@ -496,8 +669,8 @@ def _main(opts) -> int:
             return _dry_run(compiled)
         if opts.output:
             with open(opts.output, "w", encoding="utf-8", errors="surrogateescape") as stream:
-                return _run(compiled, opts.format, stream, stop, metrics)
-        return _run(compiled, opts.format, stdout, stop, metrics)
+                return _run(compiled, opts, stream, stop, metrics)
+        return _run(compiled, opts, stdout, stop, metrics)
     except VerifierError as e:
         print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
         return 1

@@ -1,20 +1,29 @@
 """The compile driver: runs the passes in order and stops after the first one that reports errors.
 
     compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
-    ir_text = compile_source(src, stage="llvm")          # stop early to look inside
+    ir_text, checked, plan = compile_to_ir(source)       # stop before LLVM to look inside
 
-parse -> resolve probes -> check types -> lay out resources -> lower to IR -> emit ELF -> parse the
-ELF once (CompiledProgram.object: what the loader needs).
+PASSES: parse -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
+(Pass); then compile_source emits the ELF and parses it once (CompiledProgram.object: what the
+loader needs).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
-from pybpf.diagnostics import NO_SPAN, CompileError, Diagnostics
+from pybpf.diagnostics import NO_SPAN, Diagnostics
 from pybpf.features import Features
 from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
+
+if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit imports none of them
+    from pybpf import ast
+    from pybpf.backend.codegen import LoweredModule
+    from pybpf.checked import CheckedProgram
+    from pybpf.providers.base import ProbeGroup
+    from pybpf.resources import ResourcePlan
 
 # bpftrace's max_probes: more attach points than this are refused before compiling (every one costs
 # load and attach time, and runs on its event); BPFTRACE_MAX_PROBES raises it.
@@ -24,7 +33,7 @@ DEFAULT_MAX_PROBES = 1024
 @dataclass
 class CompileOptions:
     """What shapes a compiled program besides its source: the positional parameters ($1...),
-    each map's entries (--map-entries), the event ring buffer's size (-B) and the rest below."""
+    each map's entries (--map-entries), the event ring buffer's size (--ringbuf-size) and the rest below."""
 
     params: tuple[str, ...] = ()
     map_entries: int | None = None
@@ -39,6 +48,8 @@ class CompileOptions:
     # The most attach points a program may have, checked before compiling (BPFTRACE_MAX_PROBES).
     max_probes: int = DEFAULT_MAX_PROBES
     unsafe: bool = False        # --unsafe: allow system() and signal()
+    # -p/-c: probes run only in the traced process, whose pid the session gives at load time.
+    filter_pid: bool = False
 
 
 @dataclass
@@ -53,35 +64,107 @@ class StageTimes:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def _front_end(source: str, filename: str, options: CompileOptions, times: StageTimes):
-    from pybpf.parser import parse
-    from pybpf.probes import resolve_probes
-    from pybpf.resources import plan_resources
-    from pybpf.semantic import check_types
+# A pass: (the previous pass's result, the shared Diagnostics, the options) -> its own result, or
+# None once it has reported an error. The driver stops after the first pass that reports one.
+@dataclass(frozen=True)
+class Pass:
+    name: str                    # the stage StageTimes, -v and benchmarks/compile_stages.py show
+    run: Callable[[Any, Diagnostics, CompileOptions], Any]
 
-    diags = Diagnostics(source, filename)
-    program = times.run("parse", parse, source, filename)
-    groups = times.run("probes", resolve_probes, program, diags,
-                       options.features or _kernel_features(), options.pid)
-    if diags.has_errors:
-        raise CompileError(diags)
+
+@dataclass(frozen=True)
+class ResolvedProbes:
+    program: ast.Program
+    groups: list[ProbeGroup]
+
+
+@dataclass(frozen=True)
+class PlannedProgram:
+    checked: CheckedProgram
+    plan: ResourcePlan
+
+
+@dataclass(frozen=True)
+class LoweredProgram:
+    checked: CheckedProgram
+    plan: ResourcePlan
+    module: LoweredModule
+
+
+def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Program | None:
+    from pybpf.parser import parse_source
+    return parse_source(diags)
+
+
+def _resolve_probes(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
+    from pybpf.probes import resolve_probes
+    groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid)
     attach_points = sum(len(group.points) for group in groups)
-    if attach_points > options.max_probes:
+    if attach_points > options.max_probes and not diags.has_errors:
         # Before type checking and LLVM: a wildcard too wide is refused at once, not after minutes.
         diags.error(f"Can't attach to {attach_points} probes because it exceeds the current limit of "
                     f"{options.max_probes} probes; raise it with the BPFTRACE_MAX_PROBES environment "
                     f"variable, with care: every probe adds to the load and attach time and runs on "
                     f"each of its events", NO_SPAN)
-        raise CompileError(diags)
-    checked = times.run("check", check_types, program, groups, diags, options.params,
-                       options.unsafe)
-    if diags.has_errors:
-        raise CompileError(diags)
-    if not groups:
-        diags.error("No probes to attach", program.span)
-        raise CompileError(diags)
-    plan = times.run("layout", plan_resources, checked, options.map_entries, options.share_syscalls)
-    return diags, checked, plan
+    return ResolvedProbes(program, groups)
+
+
+def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileOptions) -> CheckedProgram:
+    from pybpf.semantic import check_types
+    checked = check_types(resolved.program, resolved.groups, diags, options.params, options.unsafe)
+    if not resolved.groups and not diags.has_errors:
+        diags.error("No probes to attach", resolved.program.span)
+    return checked
+
+
+def _plan_resources(checked: CheckedProgram, diags: Diagnostics, options: CompileOptions) -> PlannedProgram:
+    from pybpf.resources import plan_resources
+    # Laying out reports nothing: every limit it relies on was checked by the passes before.
+    return PlannedProgram(checked, plan_resources(checked, options.map_entries, options.share_syscalls))
+
+
+def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
+                 options: CompileOptions) -> LoweredProgram | None:
+    from pybpf.backend.codegen import generate_ir
+    module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size,
+                         options.filter_pid)
+    return None if module is None else LoweredProgram(planned.checked, planned.plan, module)
+
+
+# The passes, in order. Adding one is one entry here: a function of the shape of Pass.run.
+FRONT_END = (
+    Pass("parse", _parse),
+    Pass("probes", _resolve_probes),
+    Pass("check", _check_types),
+    Pass("layout", _plan_resources),
+)
+PASSES = FRONT_END + (Pass("lower", _generate_ir),)
+
+
+def run_passes(passes: tuple[Pass, ...], source: str, filename: str, options: CompileOptions,
+               times: StageTimes):
+    """The last pass's result; a CompileError with every diagnostic after the first pass that
+    reports an error."""
+    diags = Diagnostics(source, filename)
+    result = source
+    for each in passes:
+        result = times.run(each.name, each.run, result, diags, options)
+        if diags.has_errors:
+            raise diags.as_error()
+    return result
+
+
+def _front_end(source: str, filename: str, options: CompileOptions, times: StageTimes) -> PlannedProgram:
+    """Up to the resource plan: all a type check needs, without LLVM."""
+    return run_passes(FRONT_END, source, filename, options, times)
+
+
+def attach_points(source: str, filename: str = "stdin", options: CompileOptions | None = None,
+                  times: StageTimes | None = None) -> list[str]:
+    """The attach points of a program, wildcards expanded (`-l -e PROG`); nothing is compiled."""
+    resolved = run_passes(FRONT_END[:2], source, filename, options or CompileOptions(),
+                          times or StageTimes())
+    return [point.name for group in resolved.groups for point in group.points]
 
 
 def _kernel_features() -> Features:
@@ -91,22 +174,11 @@ def _kernel_features() -> Features:
     return KernelFeatures()
 
 
-def _lower(source: str, filename: str, options: CompileOptions, times: StageTimes):
-    from pybpf.backend.codegen import generate_ir
-
-    diags, checked, plan = _front_end(source, filename, options, times)
-    lowered = times.run("lower", generate_ir, checked, plan, diags, options.ringbuf_size)
-    if lowered is None:
-        raise CompileError(diags)
-    return lowered, checked, plan
-
-
 def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                   times: StageTimes | None = None):
     """-> (ir_text, checked, plan)."""
-    lowered, checked, plan = _lower(source, filename, options or CompileOptions(),
-                                    times or StageTimes())
-    return lowered.ir_text, checked, plan
+    lowered = run_passes(PASSES, source, filename, options or CompileOptions(), times or StageTimes())
+    return lowered.module.ir_text, lowered.checked, lowered.plan
 
 
 def compile_source(source: str, filename: str = "stdin", options: CompileOptions | None = None,
@@ -115,17 +187,18 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     no cache; raises CompileError. `filename` names the source in errors; `times`, when given,
     collects each stage's seconds. pybpf.compile is the library's entry point."""
     from pybpf.backend.emit import Emitter
-    from pybpf.runtime.objspec import parse_object
+    from pybpf.backend.objspec import parse_object
 
     options = options or CompileOptions()
     times = times or StageTimes()
     emitter = Emitter()          # loads LLVM in parallel with the passes before it
     try:
-        lowered, checked, plan = _lower(source, filename, options, times)
+        lowered = run_passes(PASSES, source, filename, options, times)
     except BaseException:
         emitter.cancel()
         raise
-    elf = times.run("llvm", emitter.emit, lowered.ir_text)
+    plan = lowered.plan
+    elf = times.run("llvm", emitter.emit, lowered.module.ir_text)
     return CompiledProgram(
         elf=elf,
         object=times.run("elf", parse_object, elf),     # parsed once, here: the run side reads no ELF
@@ -137,5 +210,5 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         printfs=tuple(plan.printfs),
         time_formats=tuple(plan.time_formats),
         probe_names=dict(plan.probe_names),
-        statement_spans=lowered.statement_spans,
+        statement_spans=lowered.module.statement_spans,
     )

@@ -5,11 +5,16 @@ that), shared by the compiler (validating and expanding uprobe targets) and the 
     vaddr, size = function_symbols(path)["getpid"]
     offset = file_offset(path, vaddr)             # what the uprobe PMU takes as config2
     uprobe_offset("/usr/bin/bash", "readline", 4) # the same in one call, checked against the size
+    uprobe_offset("/usr/bin/bash", "0x4a6f30")    # an address: checked to be inside a function
+    matching_functions(path, "ns::add*")          # one name per address: aliases probe once
     list_uprobes("bash:read*")                    # ['uprobe:/usr/bin/bash:read_builtin', ...]
 
 A binary is an absolute path (taken as it is), a program on PATH, or a library name ("libc",
 "libc.so.6") found through `ldconfig -p` or the usual library directories. Symbols are the defined
-STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, memoized per (path, mtime).
+STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, memoized per (path, mtime). C++ names
+also answer demangled ('ns::add(int, int)'), through binutils' c++filt where it is installed:
+Python has no demangler of its own, and pybpf depends on none; without c++filt, C++ functions
+answer to their mangled names only.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/us
 _FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")   # pyelftools names type 10 STT_LOOS
 
 _symbols_cache: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
-_segments_cache: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+_segments_cache: dict[tuple[str, int], list[tuple[int, int, int, bool]]] = {}
+PF_X = 1                            # an executable segment (p_flags)
 _ldconfig_cache: list[tuple[str, str]] | None = None
 
 
@@ -107,7 +113,7 @@ def _key(path: str) -> tuple[str, int]:
 
 
 def _open_elf(path: str):
-    """(file, ELFFile). pyelftools is imported here, as in runtime/objspec.py: start-up never pays for it."""
+    """(file, ELFFile). pyelftools is imported here, as in backend/objspec.py: start-up never pays for it."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     try:
@@ -121,10 +127,27 @@ def _open_elf(path: str):
         raise SymbolError(f"not an ELF binary: {path}") from None
 
 
+def demangle(names: list[str]) -> dict[str, str]:
+    """{mangled: demangled} of the Itanium-mangled names among `names` (`_Z...`), by one run of
+    c++filt; empty where it is not installed or fails."""
+    mangled = [n for n in names if n.startswith("_Z") and "@" not in n]
+    exe = shutil.which("c++filt") if mangled else None
+    if not exe:
+        return {}
+    try:
+        out = subprocess.run([exe], input="\n".join(mangled), capture_output=True, text=True,
+                             timeout=60).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if len(out) != len(mangled):
+        return {}
+    return {m: d for m, d in zip(mangled, out) if d != m}
+
+
 def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     """{name: (vaddr, size)} of the functions `path` defines (.symtab, then .dynsym). A versioned name
     ('memcpy@GLIBC_2.2.5') also answers to its bare name when nothing else has it; a global symbol wins
-    over a local one of the same name."""
+    over a local one of the same name; a C++ name also to its demangled form."""
     from elftools.common.exceptions import ELFError
     key = _key(path)
     cached = _symbols_cache.get(key)
@@ -152,18 +175,78 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     finally:
         f.close()
     result = {name: (vaddr, size) for name, (vaddr, size, _) in found.items()}
+    for mangled, demangled in demangle(list(result)).items():
+        result.setdefault(demangled, result[mangled])
     _symbols_cache[key] = result
     return result
 
 
-def _load_segments(path: str) -> list[tuple[int, int, int]]:
+def symbol_address(path: str, name: str) -> int:
+    """The virtual address of any defined symbol (a global variable as well as a function)."""
+    from elftools.common.exceptions import ELFError
+    f, elf = _open_elf(path)
+    try:
+        for section_name in (".symtab", ".dynsym"):
+            section = elf.get_section_by_name(section_name)
+            if section is None or not hasattr(section, "get_symbol_by_name"):
+                continue
+            for sym in section.get_symbol_by_name(name) or ():
+                if sym["st_shndx"] != "SHN_UNDEF":
+                    return sym["st_value"]
+    except ELFError as e:
+        raise SymbolError(f"cannot read the symbols of {path}: {e}") from None
+    finally:
+        f.close()
+    raise SymbolError(f"no symbol '{name}' in {path}")
+
+
+def process_exists(pid: int) -> bool:
+    return pid > 0 and os.path.isdir(f"/proc/{pid}")
+
+
+def mapped_files(pid: int) -> list[str]:
+    """The files process `pid` maps (its program and shared libraries), in map order, each once."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise SymbolError(f"no process with pid {pid}") from None
+    except OSError as e:
+        raise SymbolError(f"cannot read the mappings of process {pid}: {e.strerror}") from None
+    files: dict[str, None] = {}
+    for line in lines:
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[5].startswith("/") and not fields[5].endswith(" (deleted)"):
+            files[fields[5]] = None
+    return list(files)
+
+
+def find_mapped_binary(pid: int, name: str) -> str:
+    """The file of process `pid` that `name` names: a path it maps (through links), or the
+    basename / library name ('libc') of one."""
+    files = mapped_files(pid)
+    if "/" in name:
+        wanted = os.path.realpath(name)
+        for path in files:
+            if os.path.realpath(path) == wanted:
+                return path
+    else:
+        for path in files:
+            base = os.path.basename(path)
+            if base == name or _library_matches(name, base):
+                return path
+    raise SymbolError(f"process {pid} maps no file {name}")
+
+
+def _load_segments(path: str) -> list[tuple[int, int, int, bool]]:
+    """(vaddr, memsz, file offset, executable) of each PT_LOAD segment."""
     key = _key(path)
     cached = _segments_cache.get(key)
     if cached is None:
         f, elf = _open_elf(path)
         try:
-            cached = [(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"]) for seg in elf.iter_segments()
-                      if seg["p_type"] == "PT_LOAD"]
+            cached = [(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], bool(seg["p_flags"] & PF_X))
+                      for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
         finally:
             f.close()
         _segments_cache[key] = cached
@@ -172,44 +255,97 @@ def _load_segments(path: str) -> list[tuple[int, int, int]]:
 
 def file_offset(path: str, vaddr: int) -> int:
     """The file offset of virtual address `vaddr`, through the PT_LOAD segment that contains it."""
-    for p_vaddr, p_memsz, p_offset in _load_segments(path):
+    for p_vaddr, p_memsz, p_offset, _ in _load_segments(path):
         if p_vaddr <= vaddr < p_vaddr + p_memsz:
             return vaddr - p_vaddr + p_offset
     raise SymbolError(f"address {vaddr:#x} is in no loadable segment of {path}")
 
 
-def uprobe_offset(path: str, func: str, offset: int = 0) -> int:
-    """The file offset to probe for FUNC+OFFSET in `path` (FUNC may also be an address, '0x401136')."""
+def _preferred(name: str) -> tuple:
+    """Which of several names of one address a probe is called by: a plain or demangled name
+    before `__alias`, `_Z...` and `name@VERSION`."""
+    return name.startswith("_"), "@" in name, name
+
+
+def matching_functions(path: str, pattern: str) -> list[str]:
+    """The functions whose name matches shell pattern `pattern`, one name per address (libc's
+    getpid is also __getpid: a probe on both would fire twice), sorted."""
+    by_address: dict[int, str] = {}
+    for name, (vaddr, _) in function_symbols(path).items():
+        if fnmatch.fnmatchcase(name, pattern):
+            old = by_address.get(vaddr)
+            if old is None or _preferred(name) < _preferred(old):
+                by_address[vaddr] = name
+    return sorted(by_address.values())
+
+
+def function_containing(path: str, vaddr: int) -> tuple[str, int, int] | None:
+    """(name, start, size) of the function whose bytes hold `vaddr`, or None."""
+    best = None
+    for name, (start, size) in function_symbols(path).items():
+        if start <= vaddr < start + max(size, 1) and (best is None or _preferred(name) < _preferred(best[0])):
+            best = (name, start, size)
+    return best
+
+
+def parse_address(text: str) -> int | None:
+    """An address probe's target ('0x401136', '4198710'), or None for a name."""
     try:
-        vaddr, size = int(func, 0), 0
+        return int(text, 0)
     except ValueError:
-        symbols = function_symbols(path)
-        if func not in symbols:
-            raise SymbolError(f"no function '{func}' in {path}") from None
-        vaddr, size = symbols[func]
+        return None
+
+
+def _executable(path: str, vaddr: int) -> bool:
+    return any(p_vaddr <= vaddr < p_vaddr + p_memsz and executable
+               for p_vaddr, p_memsz, _, executable in _load_segments(path))
+
+
+def uprobe_offset(path: str, func: str, offset: int = 0) -> int:
+    """The file offset to probe for FUNC+OFFSET in `path`, checked to stay inside the function.
+    FUNC may also be a virtual address ('0x401136'), which must be inside a function of the
+    symbol tables, or, in a binary with no function symbols (stripped), in an executable
+    segment."""
+    address = parse_address(func)
+    symbols = function_symbols(path)
+    if address is not None:
+        if symbols and function_containing(path, address + offset) is None:
+            raise SymbolError(f"address {address + offset:#x} is not inside any function of {path}")
+        if not symbols and not _executable(path, address + offset):
+            raise SymbolError(f"address {address + offset:#x} is not in the code of {path}")
+        return file_offset(path, address + offset)
+    if func not in symbols:
+        why = " (it has no symbol table: stripped?)" if not symbols else ""
+        raise SymbolError(f"no function '{func}' in {path}{why}")
+    vaddr, size = symbols[func]
     if offset < 0 or (size and offset >= size):
         raise SymbolError(f"offset {offset} is outside function '{func}' in {path} ({size} bytes)")
     return file_offset(path, vaddr + offset)
 
 
 def parse_uprobe_target(target: str) -> tuple[str, str, int]:
-    """'PATH:FUNC+OFFSET' -> (PATH, FUNC, OFFSET); OFFSET is decimal or 0x hex, 0 when absent."""
-    path, sep, func = target.rpartition(":")
+    """'PATH:FUNC+OFFSET' -> (PATH, FUNC, OFFSET); OFFSET is decimal or 0x hex, 0 when absent.
+    PATH ends at the first colon, so FUNC may be a C++ name ('ns::add(int, int)'), and a `+`
+    followed by no word is part of it ('operator+', 'operator+=')."""
+    path, sep, func = target.partition(":")
     if not sep or not path or not func:
         raise SymbolError(f"a uprobe target is BINARY:FUNCTION, got {target!r}")
-    func, _, off = func.partition("+")
+    name, plus, off = func.rpartition("+")
+    if not plus or not name:
+        return path, func, 0
     try:
-        return path, func, int(off, 0) if off else 0
+        return path, name, int(off, 0)
     except ValueError:
-        raise SymbolError(f"bad uprobe offset in {target!r}: {off!r}") from None
+        if off[:1].isalnum():
+            raise SymbolError(f"bad uprobe offset in {target!r}: {off!r}") from None
+        return path, func, 0
 
 
 def list_uprobes(target_pattern: str, provider: str = "uprobe") -> list[str]:
     """Probe names 'PROVIDER:PATH:FUNC' for BINARY:PATTERN (a shell pattern on function names; the
     binary resolved by find_binary, so 'bash:read*' lists /usr/bin/bash's). Sorted."""
-    binary, sep, pattern = target_pattern.rpartition(":")
+    binary, sep, pattern = target_pattern.partition(":")
     if not sep:
         binary, pattern = target_pattern, "*"
     path = find_binary(binary)
-    names = sorted(n for n in function_symbols(path) if fnmatch.fnmatchcase(n, pattern or "*"))
-    return [f"{provider}:{path}:{n}" for n in names]
+    return [f"{provider}:{path}:{n}" for n in matching_functions(path, pattern or "*")]

@@ -72,6 +72,46 @@ class KernelTypes:
             raise KernelTypeError(f"arrays of {btf.c_name(t.type_id)} are not supported yet")
         raise KernelTypeError(f"values of type {btf.c_name(type_id)} are not supported")
 
+    def struct_layout(self, type_id: int) -> T.StructType:
+        """A struct or union as a value copied whole: every member at its C offset (the members
+        of anonymous ones in place), bitfields and members of other kinds refused by name."""
+        btf = self.btf
+        fields: list[tuple[str, int, T.ValueType]] = []
+
+        def add(record: int, base: int) -> None:
+            for m in btf.members(record):
+                offset = base + m.bit_offset // 8
+                member = btf.resolve(m.type_id)
+                if not m.name and isinstance(member, B.Struct):
+                    add(member.id, offset)
+                    continue
+                if m.bitfield_size or m.bit_offset % 8:
+                    raise KernelTypeError(f"{btf.c_name(record)}: bitfield {m.name} cannot be "
+                                          "copied yet")
+                fields.append((m.name, offset, self.member_value(member.id)))
+
+        t = btf.resolve(type_id)
+        add(t.id, 0)
+        return T.StructType(btf.c_name(t.id), tuple(fields), t.size)
+
+    def member_value(self, type_id: int) -> T.ValueType:
+        """How a member of a struct copied whole is kept and printed."""
+        btf = self.btf
+        t = btf.resolve(type_id)
+        if isinstance(t, (B.Int, B.Enum)):
+            return T.IntType(t.size, t.signed)
+        if isinstance(t, B.Ptr):
+            return T.FormattedType("pointer")
+        if isinstance(t, B.Struct):
+            return self.struct_layout(t.id)
+        if isinstance(t, B.Array):
+            elem = btf.resolve(t.type_id)
+            if isinstance(elem, B.Int) and elem.size == 1:
+                return T.StringType(max(t.nelems, 1))
+            if isinstance(elem, (B.Int, B.Enum)):
+                return T.ArrayType(T.IntType(elem.size, elem.signed), t.nelems)
+        raise KernelTypeError(f"members of type {btf.c_name(type_id)} cannot be copied yet")
+
     def pointer_to(self, pointee: int) -> T.PointerType:
         name = self.btf.c_name(pointee) if pointee else "void"
         return T.PointerType(pointee, name + (" *" if not name.endswith("*") else "*"))

@@ -21,7 +21,9 @@ import fnmatch
 from pybpf import providers
 from pybpf.providers.base import ListingError, has_wildcard
 
-__all__ = ["ListingError", "describe_probe", "list_probes"]
+__all__ = ["ListingError", "describe_probe", "describe_type", "list_probes"]
+
+RECORD_KINDS = ("struct", "union")
 
 
 def list_probes(pattern: str | None = None) -> list[str]:
@@ -47,3 +49,21 @@ def describe_probe(name: str) -> list[str]:
     if not sep or provider is None:
         raise ListingError(f"not a probe name: {name!r}")
     return provider.describe(target)
+
+
+def describe_type(name: str) -> list[str]:
+    """`-lv 'struct task_struct'`: the kernel type's members from BTF, as bpftrace prints it
+    (`struct list_head {`, a tab and `struct list_head *next;` per member, `};`)."""
+    from pybpf.btf import Btf, BtfError
+
+    kind, _, record = name.partition(" ")
+    btf = Btf.load()
+    type_id = btf.find_id(record.strip(), kind)
+    if type_id is None:
+        raise ListingError(f"no {kind} {record.strip()!r} in the kernel's BTF")
+    try:
+        lines = [f"\t{btf.declaration(m.type_id, m.name)}"
+                 f"{f':{m.bitfield_size}' if m.bitfield_size else ''};" for m in btf.members(type_id)]
+    except BtfError as e:
+        raise ListingError(str(e)) from None
+    return [f"{kind} {record.strip()} {{", *lines, "};", ""]

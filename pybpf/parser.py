@@ -1,6 +1,7 @@
-"""Parse pass: source text -> pybpf.ast.Program, or a CompileError with the span of the bad token.
+"""Parse pass: source text -> pybpf.ast.Program, or an error with the span of the bad token.
 
-    program = parse('BEGIN { printf("hi\\n"); exit(); }', filename="stdin")
+    program = parse('BEGIN { printf("hi\\n"); exit(); }', filename="stdin")   # raises CompileError
+    program = parse_source(diags)       # the pass: errors go into diags (it holds the source)
 
 The Lark grammar (grammar/pbt.lark) is LALR with the contextual lexer; the parser is built once per
 process and its tables kept as JSON in the trusted cache (pybpf.diskcache), so a cold start pays
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sys
 from importlib import resources
 
@@ -95,19 +97,36 @@ def decode_string_literal(raw: str) -> bytes:
     return bytes(out)
 
 
+# A literal's digits, then a C suffix (U, L, UL, LL, ...: ignored) or a duration's unit.
+_LITERAL_SUFFIX = re.compile(r"(.*?)([uU]?[lL]{0,2}|[lL]{1,2}[uU]|ns|us|ms|s|m|h|d)")
+_DURATIONS = {"ns": 1, "us": 1000, "ms": 1000 ** 2, "s": 1000 ** 3, "m": 60 * 1000 ** 3,
+              "h": 3600 * 1000 ** 3, "d": 86400 * 1000 ** 3}
+
+
 def integer_literal(text: str) -> int:
     """An integer literal's value, read as bpftrace reads one: `_` separators dropped, then 0x hex,
     0b binary, 0 octal (C's strtoull with base 0), else decimal. A value past 64 bits is left for
     the type checker to refuse; one with more digits than any 64-bit value is 2**64 at once, so a
     hostile literal costs no big-number work."""
-    digits = text.replace("_", "")
-    base = {"0x": 16, "0b": 2}.get(digits[:2].lower())
+    text = text.replace("_", "")
+    if text[:2].lower() == "0x":        # hex digits include b, d and e: only U/L suffixes here
+        digits, scale = text.rstrip("uUlL"), 1
+    else:
+        digits, unit = _LITERAL_SUFFIX.fullmatch(text).group(1, 2)
+        scale = _DURATIONS.get(unit, 1)
+    base = {"0x": 16, "0b": 2, "0o": 8}.get(digits[:2].lower())
+    exponent = 0
     if base:
         digits = digits[2:]
+    elif "e" in digits.lower():         # 2e3: m * 10^n, an integer (bpftrace has no floats)
+        digits, exponent = re.split("[eE]", digits)
+        base, exponent = 10, int(exponent) if len(exponent) <= 3 else 1000
     else:       # 08 and 09 are not octal: pybpf reads them as decimal
         base = 8 if digits[:1] == "0" and set(digits) <= set("01234567") else 10
     significant = digits.lstrip("0") or "0"
-    return int(significant, base) if len(significant) <= 64 else 1 << 64
+    if len(significant) + exponent > 64:
+        return 1 << 64
+    return int(significant, base) * 10 ** exponent * scale
 
 
 def _span(meta) -> Span:
@@ -159,6 +178,18 @@ class _ToAst(Transformer):
     def unroll_stmt(self, meta, children):
         return ast.Unroll(children[0], children[1], _span(meta))
 
+    def for_range(self, meta, children):
+        var, start, end, body = children
+        return ast.ForRange(var, start, end, body, _span(meta))
+
+    def for_map(self, meta, children):
+        var, m, body = children
+        return ast.ForMap(var, m, body, _span(meta))
+
+    def let_stmt(self, meta, children):
+        _let, var, _colon, type_name, _equals, value = children
+        return ast.VarDecl(var, None if type_name is None else str(type_name), value, _span(meta))
+
     def assignment(self, meta, children):
         target, op, value = children
         compound = None if op == "=" else str(op)[:-1]
@@ -193,7 +224,9 @@ class _ToAst(Transformer):
         return ast.IncDec(str(op), False, target, _span(meta))
 
     def type_name(self, meta, tokens):
-        words = [str(t) for t in tokens]
+        words = [str(t) for t in tokens if t is not None]
+        if "[" in words:                                   # an array: 'uint8[8]', 'uint8[]'
+            return "".join(words)
         stars = "".join(w for w in words if w == "*")
         base = " ".join(w for w in words if w != "*")
         return base + (" " + stars if stars else "")
@@ -223,6 +256,10 @@ class _ToAst(Transformer):
 
     def arrow_field(self, meta, children):
         return ast.FieldAccess(children[0], str(children[2]), True, _span(meta))
+
+    def index(self, meta, children):
+        base, _open, index, _close = children
+        return ast.Index(base, index, _span(meta))
 
     def tuple_index(self, meta, children):
         return ast.TupleIndex(children[0], int(children[2]), _span(meta))
@@ -263,6 +300,15 @@ _TOKEN_NAMES = {"SEMICOLON": ";", "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LP
 
 def parse(source: str, filename: str = "stdin") -> ast.Program:
     diags = Diagnostics(source, filename)
+    program = parse_source(diags)
+    if program is None:
+        raise diags.as_error()
+    return program
+
+
+def parse_source(diags: Diagnostics) -> ast.Program | None:
+    """diags.source parsed; None once an error is reported in diags."""
+    source = diags.source
     try:
         tree = _lark().parse(source)
     except lark.exceptions.UnexpectedToken as e:
@@ -274,23 +320,23 @@ def parse(source: str, filename: str = "stdin") -> ast.Program:
         else:
             span = Span.of_token(tok)
         diags.error(f"syntax error, unexpected {text}", span)
-        raise diags.as_error() from None
+        return None
     except lark.exceptions.UnexpectedCharacters as e:
         char = source[e.pos_in_stream]
         # A byte that is not UTF-8 comes as a lone surrogate (the CLI reads scripts as bytes).
         what = f"byte {ord(char) - 0xDC00:#04x} (not UTF-8)" if "\udc80" <= char <= "\udcff" else repr(char)
         diags.error(f"syntax error, unexpected {what}", Span(e.line, e.column, e.line, e.column + 1))
-        raise diags.as_error() from None
+        return None
     except lark.exceptions.UnexpectedEOF:
         line, col = _end_position(source)
         diags.error("syntax error, unexpected end of input", Span(line, col, line, col + 1))
-        raise diags.as_error() from None
+        return None
     limit = nesting_limit()
     too_deep = _deeper_than(tree, limit)
     if too_deep is not None:
         diags.error(f"the program nests too deeply here: pybpf compiles up to {limit} levels "
                     f"of expressions and blocks", _span(too_deep.meta))
-        raise diags.as_error()
+        return None
     return _ToAst().transform(tree)
 
 

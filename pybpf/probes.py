@@ -40,7 +40,8 @@ def _watch(group: ProbeGroup, pid: int) -> None:
 
 def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
                    pid: int | None = None) -> list[ProbeGroup]:
-    """pid: the process that probes watching one process (watchpoints) watch."""
+    """pid: the process that probes watching one process (watchpoints) watch, and the one
+    user-space probes (uprobe, usdt) look in and fire in."""
     groups: list[ProbeGroup] = []
     for probe in program.probes:
         by_provider: dict[str, ProbeGroup] = {}
@@ -51,7 +52,7 @@ def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
                 diags.error(f"Invalid probe type: {head}" if sep else f"Invalid probe: {text.text}",
                             text.span)
                 continue
-            group = by_provider.setdefault(provider.name, ProbeGroup(probe, provider))
+            group = by_provider.setdefault(provider.name, ProbeGroup(probe, provider, pid=pid))
             try:
                 provider.resolve(text.text, target, group)
                 if provider.watches_process and pid is None:

@@ -23,13 +23,16 @@ import json
 from dataclasses import dataclass, field
 
 from pybpf import types as T
+from pybpf.errors import PybpfError
 from pybpf.mapkinds import LhistParams, MapKind, kind_for
 from pybpf.uapi.bpf import BpfMapType
 
 # Symbols of the maps every program has, in the ELF "maps" section.
 EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/... records
 LOST_MAP = "__pybpf_lost"            # BPF_MAP_TYPE_PERCPU_ARRAY[1] of u64: records the ring buffer refused
-START_MAP = "__pybpf_start"          # BPF_MAP_TYPE_ARRAY[1] of u64: nsecs at start, base of `elapsed`
+START_MAP = "__pybpf_start"          # BPF_MAP_TYPE_ARRAY of u64 set at start, by slot:
+START_NSECS, START_CPID, START_TRACED = 0, 1, 2   # nsecs at start (base of `elapsed`); the -c command's
+START_SLOTS = 3                                   # pid (`cpid`); the process -p/-c filter probes to
 EXIT_MAP = "__pybpf_exit"            # BPF_MAP_TYPE_ARRAY[1] of u64: set by exit(), whose ring-buffer
                                      # record a full buffer may refuse: 1 | exit code << 8
 MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: updates refused as the map was
@@ -147,7 +150,9 @@ class PerfEvent:
     """What a point on a perf event counts (software:, hardware:, watchpoint:): perf_event_attr's
     type (PERF_TYPE_*) and config, how many events pass between two runs of the program, for a
     breakpoint its address (config1), length (config2) and HW_BREAKPOINT_* type, and the one
-    process it watches (pid -1: every process, one event per CPU)."""
+    process it watches (pid -1: every process, one event per CPU). A uprobe point limited to one
+    process (-p) carries only its pid; a usdt point its site's file offset (config2) and its
+    semaphore's ref_ctr_offset in config's high bits, type 0 (the uprobe PMU's, read at attach)."""
     type: int
     config: int
     sample_period: int
@@ -231,9 +236,13 @@ class ProgramSection:
         return found
 
 
+class ObjectFormatError(PybpfError):
+    """The ELF object does not have the shape the loader expects (see MapDef, ProgramSection)."""
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
-    """The ELF object as the loader needs it (pybpf.runtime.objspec.parse_object reads it)."""
+    """The ELF object as the loader needs it (pybpf.backend.objspec.parse_object reads it)."""
     maps: dict[str, MapDef]
     programs: dict[str, ProgramSection]
     license: str

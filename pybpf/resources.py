@@ -92,6 +92,10 @@ def _uses_constant_per_point(probe: ast.Probe) -> bool:
     return ast.reads_builtin(probe, "probe", "func")
 
 
+def _reads_numbered_args(probe: ast.Probe) -> bool:
+    return any(isinstance(n, ast.Builtin) and re.fullmatch(r"arg\d+", n.name) for n in ast.walk(probe))
+
+
 def syscall_number(point: AttachPoint) -> tuple[str, int] | None:
     """(raw tracepoint, syscall number) of tracepoint syscalls:sys_enter_NAME / sys_exit_NAME, when
     this machine's syscall numbers are known."""
@@ -143,13 +147,17 @@ def _plan_programs(checked: CheckedProgram, plan: ResourcePlan, share_syscalls: 
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
         # attach point. (The tracepoint record cannot tell: syscall tracepoints hand BPF a record
         # whose first 8 bytes, common_type among them, are a pt_regs pointer.)
-        # fentry/fexit programs are loaded against their one function's BTF id.
+        # fentry/fexit programs are loaded against their one function's BTF id. USDT sites share
+        # a program when their arguments are in the same places.
         per_point = _uses_constant_per_point(group.probe) or bool(group.provider.expected_attach_type)
+        site_args = bool(group.site_args) and _reads_numbered_args(group.probe)
         partitions: dict[tuple, list[AttachPoint]] = {}
         for point in group.points:
             if point in taken:
                 continue
             layout = (point,) if per_point else _field_layout(checked, group.probe, point)
+            if site_args:
+                layout += group.site_args[point]
             partitions.setdefault(layout, []).append(point)
         for points in partitions.values():
             _add_program(plan, group, tuple(points), group.provider,

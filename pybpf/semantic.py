@@ -13,7 +13,8 @@ from __future__ import annotations
 from pybpf import ast, builtins
 from pybpf import types as T
 from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
-                           CheckedProgram, MapInfo, is_int, param_int, storable, unify)
+                           CheckedProgram, MapInfo, VarBinding, is_int, param_int, storable,
+                           stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.ktypes import KernelTypes
 from pybpf.providers.base import ProbeGroup
@@ -29,6 +30,7 @@ class TypeChecker(KernelChecks):
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
         self.group: ProbeGroup | None = None
         self.loop_depth = 0
+        self.scopes: list[dict[str, VarBinding]] = []    # the probe's block, then inner blocks
         self.in_str_call = False
         self._kernel_types: KernelTypes | None = None
 
@@ -42,6 +44,7 @@ class TypeChecker(KernelChecks):
                 if t is not None and not is_int(t):
                     self.diags.error("Invalid type for predicate: " + str(t),
                                      group.probe.predicate.span)
+            self.scopes = []
             self.block(group.probe.body)
         return self.result
 
@@ -54,24 +57,45 @@ class TypeChecker(KernelChecks):
 
     # Statements ------------------------------------------------------------------------------
 
-    def block(self, stmts) -> None:
+    def block(self, stmts, loop: bool = False, loop_var: ast.Variable | None = None) -> None:
+        """A block is a scope: what it declares is gone after it."""
+        self.scopes.append({})
+        self.loop_depth += loop
+        if loop_var is not None:
+            self.bind(self.declare(loop_var), loop_var, INT)
         for s in stmts:
             self.statement(s)
+        self.loop_depth -= loop
+        for binding in self.scopes.pop().values():
+            if binding.type is None:       # `let $x;` never assigned: an int64 zero
+                binding.type = INT
 
     def statement(self, s) -> None:
         if isinstance(s, ast.ExprStatement):
             self.expr(s.expr, statement=True)
         elif isinstance(s, ast.Assign):
             self.assign(s)
+        elif isinstance(s, ast.VarDecl):
+            self.var_decl(s)
         elif isinstance(s, ast.If):
             self.condition(s.cond)
             self.block(s.then)
             self.block(s.otherwise)
         elif isinstance(s, ast.While):
             self.condition(s.cond)
-            self.loop_depth += 1
-            self.block(s.body)
-            self.loop_depth -= 1
+            self.block(s.body, loop=True)
+        elif isinstance(s, ast.ForRange):
+            for bound in (s.start, s.end):
+                t = self.expr(bound)
+                if t is not None and not is_int(t):
+                    self.error(f"Loop range requires an integer, not '{t}'", bound.span)
+            if self.lookup(s.var.name) is not None:
+                self.shadowing(s.var)
+            self.block(s.body, loop=True, loop_var=s.var)
+        elif isinstance(s, ast.ForMap):
+            self.error("for ($kv : @map) is not supported yet: the kernel accepts "
+                       "bpf_for_each_map_elem's callback only with the program's BTF "
+                       "(func_info), which pybpf does not load", s.span)
         elif isinstance(s, ast.Unroll):
             count = self.constant_int(s.count)
             if count is not None and not 1 <= count <= MAX_UNROLL:
@@ -113,19 +137,64 @@ class TypeChecker(KernelChecks):
                 self.error(f"The {s.op}= operator needs integers, not {current}", s.target.span)
             return
         if isinstance(t, T.RecordType):
-            self.error(f"a {t} cannot be stored: store a pointer to it or its fields", value.span)
-            return
+            t = self.struct_value(value, t)
+            if t is None:
+                return
         if isinstance(t, T.IntType):
             t = T.IntType(8, t.signed)
         if isinstance(s.target, ast.Variable):
-            self.assign_variable(s.target, t)
+            self.assign_variable(s.target, t, value)
         else:
-            self.assign_map(s.target, MapKind.VALUE, storable(t))
+            self.assign_map(s.target, MapKind.VALUE, stored(t))
 
-    def assign_variable(self, var: ast.Variable, t: T.Type) -> None:
-        key = (id(self.group.probe), var.name)
-        old = self.result.variables.get(key)
-        if old is not None:
+    # Variables -------------------------------------------------------------------------------
+
+    def lookup(self, name: str) -> VarBinding | None:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return None
+
+    def declare(self, var: ast.Variable) -> VarBinding:
+        binding = self.scopes[-1][var.name] = VarBinding(var.name)
+        return binding
+
+    def bind(self, binding: VarBinding, var: ast.Variable, t: T.Type) -> None:
+        binding.type = t
+        self.result.variables[var] = binding
+        self.set(var, t)
+
+    def shadowing(self, var: ast.Variable) -> None:
+        self.error(f"Variable {var.name} was already declared. Variable shadowing is not "
+                   "allowed.", var.span)
+
+    def var_decl(self, s: ast.VarDecl) -> None:
+        if self.lookup(s.var.name) is not None:
+            self.shadowing(s.var)
+            return
+        binding = self.declare(s.var)
+        if s.type_name is not None:
+            binding.declared = True
+            self.bind(binding, s.var, self.kernel_type_name(s.type_name, s.span))
+        if s.value is not None:
+            self.assign(ast.Assign(s.var, None, s.value, s.span))
+        else:
+            self.result.variables[s.var] = binding     # typed by its first assignment
+
+    def assign_variable(self, var: ast.Variable, t: T.Type, value: ast.Expr) -> None:
+        binding = self.lookup(var.name)
+        if binding is None:
+            binding = self.declare(var)
+        old = binding.type
+        if binding.declared and isinstance(old, T.IntType) and is_int(t):
+            constant = self.fold(value)
+            if constant is not None and not fits(constant, old):
+                self.error(f"Type mismatch for {var.name}: trying to assign value of type "
+                           f"'{smallest_int(constant)}' when variable already has a type "
+                           f"'{old}'", var.span)
+                return
+            t = old          # C's conversion on assignment: truncated to the declared type
+        elif old is not None:
             merged = unify(old, t)
             if merged is None:
                 self.error(f"Type mismatch for {var.name}: trying to assign value of type "
@@ -133,20 +202,21 @@ class TypeChecker(KernelChecks):
                            var.span)
                 return
             t = merged
-        self.result.variables[key] = t
-        self.set(var, t)
+        self.bind(binding, var, t)
 
     def storable_types(self, exprs, what: str) -> list[T.ValueType] | None:
-        """The types values take in a map key or a tuple: neither void nor whole records."""
+        """The types values take in a map key or a tuple: not void; structs copied whole."""
         types = []
         for e in exprs:
             t = self.expr(e)
+            if isinstance(t, T.RecordType):
+                t = self.struct_value(e, t)
             if t is None:
                 return None
-            if isinstance(t, (T.VoidType, T.RecordType)):
+            if isinstance(t, T.VoidType):
                 self.error(f"Invalid {what} of type {t}", e.span)
                 return None
-            types.append(storable(t))
+            types.append(stored(t))
         return types
 
     def map_keys(self, m: ast.Map) -> tuple[T.ValueType, ...] | None:
@@ -225,6 +295,10 @@ class TypeChecker(KernelChecks):
         if isinstance(e, ast.Unary) and e.op == "-":
             v = self.fold(e.operand)
             return None if v is None else -v
+        if isinstance(e, ast.Binary) and e.op in ("+", "-", "*"):
+            a, b = self.fold(e.left), self.fold(e.right)
+            if a is not None and b is not None:
+                return a + b if e.op == "+" else a - b if e.op == "-" else a * b
         return None
 
     def param_text(self, index: int) -> str:
@@ -273,10 +347,14 @@ class TypeChecker(KernelChecks):
         return entry.check(self, e)
 
     def expr_Variable(self, e: ast.Variable):
-        t = self.result.variables.get((id(self.group.probe), e.name))
-        if t is None:
+        binding = self.lookup(e.name)
+        if binding is None:
             self.error(f"Undefined or undeclared variable: {e.name}", e.span)
-        return t
+            return None
+        if binding.type is None:          # `let $x;` read before any assignment: 0
+            binding.type = INT
+        self.result.variables[e] = binding
+        return binding.type
 
     def expr_Map(self, e: ast.Map):
         info = self.result.maps.get(e.name)
@@ -332,6 +410,15 @@ class TypeChecker(KernelChecks):
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
             return INT
+        if e.op in ("==", "!=") and isinstance(left, T.RecordType):
+            left = self.struct_value(e.left, left)
+        if e.op in ("==", "!=") and isinstance(right, T.RecordType):
+            right = self.struct_value(e.right, right)
+        if left is None or right is None:
+            return None
+        if e.op in ("==", "!=") and isinstance(left, (T.ArrayType, T.StructType, T.TupleType)) \
+                and left == right:
+            return INT          # compared byte by byte, as bpftrace compares them
         if not (is_int(left) and is_int(right)):
             self.error(f"Type mismatch for '{e.op}': comparing '{left}' with '{right}'"
                        if e.op in ("==", "!=", "<", ">", "<=", ">=")
@@ -371,8 +458,8 @@ class TypeChecker(KernelChecks):
         a, b = self.expr(e.then), self.expr(e.otherwise)
         if a is None or b is None:
             return None
-        t = unify(a, b)
-        if t is None or isinstance(t, T.VoidType):
+        t = unify(a, b)         # void too: `c ? printf("a") : printf("b");` is a statement
+        if t is None:
             self.error(f"Ternary operator branches have different types: '{a}' and '{b}'", e.span)
         return t
 
@@ -401,6 +488,20 @@ class TypeChecker(KernelChecks):
         self.error(f"{e.name}() requires {expected} argument{'s' if high != 1 else ''} "
                    f"({n} provided)", e.span)
         return False
+
+
+def fits(value: int, t: T.IntType) -> bool:
+    bits = t.size * 8
+    return (-(1 << (bits - 1)) <= value < (1 << (bits - 1))) if t.signed else 0 <= value < (1 << bits)
+
+
+def smallest_int(value: int) -> T.IntType:
+    """The type bpftrace gives an integer literal: the smallest that holds it."""
+    for size in (1, 2, 4, 8):
+        t = T.IntType(size, value < 0)
+        if fits(value, t):
+            return t
+    return UINT
 
 
 def check_types(program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,

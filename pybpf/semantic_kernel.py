@@ -6,13 +6,18 @@ Mixed into pybpf.semantic.TypeChecker, whose expr/error/set these methods use.
 
 from __future__ import annotations
 
+import re
+
 from pybpf import ast
 from pybpf import types as T
-from pybpf.checked import INT, KPROBE_ARG_REGISTERS, UINT, ArgField, int_size, is_int
+from pybpf.checked import (INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField, int_size,
+                           is_int)
 from pybpf.diagnostics import Span
 from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
+
+ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64))\[(\d*)\]")     # 'uint8[8]', 'int8[]'
 
 class KernelChecks:
     def kernel_types(self, span: Span) -> KernelTypes | None:
@@ -62,6 +67,14 @@ class KernelChecks:
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.StructType):      # a struct copied whole: its member, in place
+            member = next(((off, t) for name, off, t in base.fields if name == e.field), None)
+            if member is None:
+                self.error(f"Struct/union of type '{base}' does not contain a field named "
+                           f"'{e.field}'", e.span)
+                return None
+            self.result.constants[e] = member[0]
+            return member[1]
         if not isinstance(base, (T.PointerType, T.RecordType)):
             self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
             return None
@@ -163,17 +176,95 @@ class KernelChecks:
             return None
 
     def expr_Cast(self, e: ast.Cast):
-        target = self.kernel_type_name(e.type_name, e.span)
+        array = ARRAY_TYPE_NAME.fullmatch(e.type_name)
+        target = None if array else self.kernel_type_name(e.type_name, e.span)
         operand = self.expr(e.operand)
-        if target is None or operand is None:
+        if operand is None or (target is None and not array):
             return None
-        if not isinstance(target, (T.IntType, T.PointerType)):
+        if array:
+            element = INT_TYPE_NAMES[array[1]]
+            count = int(array[2]) if array[2] else max(operand.size // element.size, 1)
+            target = T.ArrayType(element, count)
+            if not is_int(operand):
+                self.error(f"Cannot cast {operand} to {target}", e.span)
+                return None
+        elif isinstance(operand, T.ArrayType) and isinstance(target, T.IntType):
+            pass
+        elif not isinstance(target, (T.IntType, T.PointerType)):
             self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
             return None
-        if not is_int(operand):
+        elif not is_int(operand):
             self.error(f"Cannot cast {operand} to {target}", e.span)
             return None
+        if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
+            if target.size != operand.size:      # bpftrace: both must have the same size
+                self.error(f"Cannot cast {operand} to {target}: the sizes differ "
+                           f"({operand.size} and {target.size} bytes)", e.span)
+                return None
         return target
+
+    def pointer_index(self, e: ast.Index, base: T.PointerType):
+        """p[i]: *(p + i), as in C: the element read from the kernel, i any integer."""
+        index = self.expr(e.index)
+        if index is None:
+            return None
+        if not is_int(index):
+            self.error(f"The index must be an integer, not '{index}'", e.index.span)
+            return None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            element, read = kt.convert(base.pointee)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.pointer_scale[e] = self.pointee_size(base, e.span)
+        self.result.kernel_fields[e] = KernelField(0, element, read, base.pointee)
+        return element
+
+    def struct_value(self, e, t: T.RecordType) -> T.StructType | None:
+        """A struct or union read whole from the kernel, where a value is needed (print(*p),
+        $s = *p, a key or a tuple element): copied onto the BPF stack, so of bounded size."""
+        if t.size > MAX_TUPLE_SIZE:
+            self.error(f"{t} takes {t.size} bytes, more than the {MAX_TUPLE_SIZE} a value copied "
+                       "onto the BPF stack can have: read its members instead", e.span)
+            return None
+        if isinstance(e, ast.Ternary):          # each branch copies its own struct
+            branches = [self.struct_value(b, t) for b in (e.then, e.otherwise)]
+            return self.set(e, branches[0]) if None not in branches else None
+        kt = self.kernel_types(e.span)
+        if kt is None:
+            return None
+        try:
+            value = kt.struct_layout(t.btf_id)
+        except KernelTypeError as err:
+            self.error(str(err), e.span)
+            return None
+        self.result.struct_copies.add(e)
+        return self.set(e, value)
+
+    def expr_Index(self, e: ast.Index):
+        base = self.expr(e.base)
+        if base is None:
+            return None
+        if isinstance(base, T.PointerType) and base.pointee:
+            return self.pointer_index(e, base)
+        if not isinstance(base, (T.ArrayType, T.TupleType)):
+            self.error(f"The array index operator [] can only be used on arrays, tuples and "
+                       f"typed pointers, found {base}", e.span)
+            return None
+        index = self.fold(e.index)
+        if index is None:
+            self.error("The index must be a constant integer", e.index.span)
+            return None
+        self.set(e.index, INT)
+        count = base.count if isinstance(base, T.ArrayType) else len(base.elements)
+        if not 0 <= index < count:
+            self.error(f"The index {index} is out of bounds for {base}", e.index.span)
+            return None
+        self.result.constants[e] = index
+        return base.element if isinstance(base, T.ArrayType) else base.elements[index]
 
     def expr_Deref(self, e: ast.Deref):
         t = self.expr(e.operand)

@@ -59,6 +59,32 @@ class TupleType:
 
 
 @dataclass(frozen=True)
+class ArrayType:
+    """A fixed-size array of integers: `(uint8[8])x`, compared bytewise, printed [a,b,...]."""
+    element: IntType
+    count: int
+
+    @property
+    def size(self) -> int:
+        return self.element.size * self.count
+
+    def __str__(self) -> str:
+        return f"{self.element}[{self.count}]"
+
+
+@dataclass(frozen=True)
+class StructType:
+    """A kernel struct or union copied whole (`print(*p)`, `$s = *p`): its bytes as the kernel lays
+    them out; `fields` are (name, offset, type) at C offsets, printed { .name = value, ... }."""
+    name: str                     # 'struct cfs_rq'
+    fields: tuple[tuple[str, int, "ValueType"], ...]
+    size: int
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class FormattedType:
     """A value the kernel records as `size` bytes and user space prints as text, rendered by its
     `kind` (pybpf.runtime.formatters: strftime's time, strerror's message, username's name, ...);
@@ -105,9 +131,9 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType, FormattedType]
-Type = Union[IntType, StringType, ProbeType, TupleType, FormattedType, VoidType, PointerType,
-             RecordType]
+ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType]
+Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
+             VoidType, PointerType, RecordType]
 
 
 def slot_size(t: Type) -> int:
@@ -134,6 +160,12 @@ def to_json(t: Type) -> object:
         return ["tuple", [to_json(e) for e in t.elements]]
     if isinstance(t, FormattedType):
         return ["formatted", t.kind, t.size, t.param]
+    if isinstance(t, ArrayType):
+        return ["array", to_json(t.element), t.count]
+    if isinstance(t, PointerType):
+        return ["pointer", t.pointee, t.name]
+    if isinstance(t, StructType):
+        return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
     return ["void"]
 
 
@@ -149,4 +181,10 @@ def from_json(j: list) -> Type:
         return TupleType(tuple(from_json(e) for e in j[1]))
     if tag == "formatted":
         return FormattedType(j[1], j[2], j[3])
+    if tag == "array":
+        return ArrayType(from_json(j[1]), j[2])
+    if tag == "pointer":
+        return PointerType(j[1], j[2])
+    if tag == "struct":
+        return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
     return VoidType()

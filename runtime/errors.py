@@ -76,6 +76,3 @@ class BpfPermissionError(BpfError):
         return (f"ERROR: permission denied: pybpf needs root (or CAP_BPF and CAP_PERFMON) to load "
                 f"BPF programs ({self.cmd}: {os.strerror(self.errno)})")
 
-
-class ObjectFormatError(PybpfError):
-    """The ELF object does not have the shape the loader expects (see pybpf.program)."""

@@ -89,7 +89,12 @@ def _buf(param: str, raw: bytes) -> Buffer:
     return Buffer(raw[8:8 + length])
 
 
+def _pointer(param: str, raw: bytes) -> str:
+    return hex(_u64(raw))          # a pointer member of a struct, as bpftrace prints it
+
+
 RENDERERS: dict[str, Callable[[str, bytes], str]] = {
+    "pointer": _pointer,
     "strftime": _strftime,
     "strerror": _strerror,
     "username": _username,

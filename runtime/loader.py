@@ -15,8 +15,8 @@ import errno
 import os
 import re
 
-from pybpf.program import CompiledProgram, MapDef, ObjectSpec, ProgramSection
-from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, ObjectFormatError, VerifierError
+from pybpf.program import CompiledProgram, MapDef, ObjectFormatError, ObjectSpec, ProgramSection
+from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, VerifierError
 from pybpf.runtime.syscall import OUT_OF_FDS, bpf
 from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD,
                             BpfAttachType, BpfCmd, BpfProgType, GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)

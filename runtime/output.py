@@ -28,7 +28,7 @@ from pybpf import types as T
 from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries
 from pybpf.program import MapSpec
-from pybpf.runtime.values import text_of
+from pybpf.runtime.values import Pointer, Struct, text_of
 
 _UNSIGNED = (1 << 64) - 1
 
@@ -44,12 +44,16 @@ _JSON_ESCAPES.update({0xDC00 + byte: f"\\\\x{byte:02x}" for byte in range(0x80, 
 class Output:
     EXIT_SEPARATOR = ""     # printed before the maps at exit
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, *, quiet: bool = False, flush_each: bool = True):
         self.stream = stream
+        self.quiet = quiet              # -q: no "Attaching N probes..." (nor its JSON record)
+        self.flush_each = flush_each    # -B full: False, the stream's buffer decides
 
     def _emit(self, text: str) -> None:
         self.stream.write(text)
-        self.stream.flush()
+        if self.flush_each:
+            self.stream.flush()
+
 
     def maps_at_exit(self, maps: Iterable[tuple[MapSpec, Entries]]) -> None:
         """What bpftrace prints when the program ends: every map, ordered by name."""
@@ -58,6 +62,10 @@ class Output:
             self.map(spec, entries)
 
     def attached(self, probes: int) -> None:
+        if not self.quiet:
+            self._emit(self._attached_text(probes))
+
+    def _attached_text(self, probes: int) -> str:
         raise NotImplementedError
 
     def printf(self, text: str) -> None:
@@ -89,8 +97,8 @@ class Output:
 class TextOutput(Output):
     EXIT_SEPARATOR = "\n\n"      # bpftrace's; the JSON output leaves it out to stay one object per line
 
-    def attached(self, probes: int) -> None:
-        self._emit(f"Attaching {probes} probe{'' if probes == 1 else 's'}...\n")
+    def _attached_text(self, probes: int) -> str:
+        return f"Attaching {probes} probe{'' if probes == 1 else 's'}...\n"
 
     def printf(self, text: str) -> None:
         self._emit(text)
@@ -131,8 +139,8 @@ class TextOutput(Output):
 
 
 class JsonOutput(Output):
-    def attached(self, probes: int) -> None:
-        self._emit(f'{{"type": "attached_probes", "data": {{"probes": {probes}}}}}\n')
+    def _attached_text(self, probes: int) -> str:
+        return f'{{"type": "attached_probes", "data": {{"probes": {probes}}}}}\n'
 
     def printf(self, text: str) -> None:
         self._emit(f'{{"type": "printf", "data": {_json_str(text)}}}\n')
@@ -183,13 +191,14 @@ def top_entries(spec: MapSpec, entries: Entries, top: int, div: int) -> Entries:
     return _sorted_entries(spec, entries)[-top:] if top > 0 else entries
 
 
-def make_output(fmt: str, stream: TextIO) -> Output:
+def make_output(fmt: str, stream: TextIO, *, quiet: bool = False, flush_each: bool = True) -> Output:
     """The Output that writes `fmt` ('text': bpftrace's text, 'json': one JSON object per line)
-    to `stream`."""
+    to `stream`; quiet leaves out the attached line, flush_each=False leaves the flushing to the
+    stream's buffer (-B full)."""
     if fmt == "text":
-        return TextOutput(stream)
+        return TextOutput(stream, quiet=quiet, flush_each=flush_each)
     if fmt == "json":
-        return JsonOutput(stream)
+        return JsonOutput(stream, quiet=quiet, flush_each=flush_each)
     raise ValueError(f"unknown output format {fmt!r}: expected 'text' or 'json'")
 
 
@@ -227,7 +236,7 @@ def _int_keys(spec: MapSpec) -> int:
 
 
 def _has_tuple(types) -> bool:
-    return any(isinstance(t, T.TupleType) for t in types)
+    return any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType)) for t in types)   # not printed by str()
 
 
 def _key_order(key: tuple) -> tuple:
@@ -263,6 +272,10 @@ def _json_key(key: tuple) -> str:
 def _json_value(value) -> str:
     if isinstance(value, str):
         return _json_str(value)
+    if isinstance(value, Pointer):
+        return _json_str(str(value))
+    if isinstance(value, Struct):
+        return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in value) + "}"
     if isinstance(value, tuple):
         return "[" + ",".join(map(_json_value, value)) + "]"
     return str(value)

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 
-from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, AttachPoint,
-                           CompiledProgram, EventKind, MapSpec)
+from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_CPID, START_MAP,
+                           START_NSECS, START_TRACED, AttachPoint, CompiledProgram, EventKind, MapSpec)
 from pybpf.runtime import maps
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
 from pybpf.runtime.command import run_command
@@ -39,8 +39,11 @@ class Session:
     events to `output`, stop() runs END and prints the maps (see the module's docstring). The
     library's Trace (pybpf.api) is built on it."""
 
-    def __init__(self, compiled: CompiledProgram, output, warn=None):
+    def __init__(self, compiled: CompiledProgram, output, warn=None, child_pid: int = 0,
+                 traced_pid: int = 0):
         self.compiled = compiled
+        self.child_pid = child_pid      # -c CMD's process, `cpid`
+        self.traced_pid = traced_pid    # -p/-c: the process a program compiled with filter_pid runs in
         self.output = output
         self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
         self._full_maps: set[int] = set()      # indexes of the maps already warned about
@@ -63,7 +66,11 @@ class Session:
             self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
                                                          obj.maps[EVENTS_MAP].max_entries))
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
-            maps.update(self.loaded.map_fds[START_MAP], bytes(4), time.monotonic_ns().to_bytes(8, "little"))
+            start = self.loaded.map_fds[START_MAP]
+            maps.update(start, START_NSECS.to_bytes(4, "little"), time.monotonic_ns().to_bytes(8, "little"))
+            for slot, value in ((START_CPID, self.child_pid), (START_TRACED, self.traced_pid)):
+                if value:
+                    maps.update(start, slot.to_bytes(4, "little"), value.to_bytes(8, "little"))
             self.output.attached(self.compiled.attach_count)
             self._attach_all(lambda kind: kind not in RUN_ONCE)
             self._attach_all(lambda kind: kind == RUN_AT_START)

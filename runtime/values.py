@@ -16,10 +16,30 @@ from pybpf import types as T
 from pybpf.runtime.formatters import render
 
 
+class Array(tuple):
+    """A decoded fixed-size array: a tuple that prints as bpftrace prints arrays, [1,2,3]."""
+
+
+class Pointer(int):
+    """A decoded kernel pointer: an unsigned integer that prints in hex, as bpftrace prints one."""
+
+    def __str__(self) -> str:
+        return hex(self)
+
+
+class Struct(tuple):
+    """A decoded struct or union: (name, value) pairs, printed { .name = value, ... }."""
+
+
 def text_of(value) -> str:
-    """A decoded value as bpftrace writes it in text: strings bare, tuples as (a, b, (c, d))."""
+    """A decoded value as bpftrace writes it in text: strings bare, tuples as (a, b, (c, d)),
+    arrays as [1,2,3]."""
     if isinstance(value, str):
         return value
+    if isinstance(value, Array):
+        return "[" + ",".join(map(text_of, value)) + "]"
+    if isinstance(value, Struct):
+        return "{ " + ", ".join(f".{name} = {text_of(v)}" for name, v in value) + " }"
     if isinstance(value, tuple):
         return "(" + ", ".join(map(text_of, value)) + ")"
     return str(value)
@@ -52,6 +72,13 @@ def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
                      for e, off in zip(t.elements, t.offsets()))
     if isinstance(t, T.FormattedType):
         return render(t, bytes(buf[offset:offset + t.size]))
+    if isinstance(t, T.PointerType):
+        return Pointer(int.from_bytes(buf[offset:offset + 8], "little"))
+    if isinstance(t, T.StructType):
+        return Struct((name, decode(f, buf, offset + off, probe_names)) for name, off, f in t.fields)
+    if isinstance(t, T.ArrayType):
+        step = t.element.size
+        return Array(decode(t.element, buf, offset + i * step) for i in range(t.count))
     return None
 
 
@@ -65,7 +92,7 @@ def decode_slots(types: tuple[T.Type, ...], buf: bytes | memoryview, offset: int
 def slot_decoder(types: tuple[T.Type, ...], probe_names: dict[int, str] | None = None):
     """decode_slots for one fixed list of types, compiled once into a single struct unpack: the
     hot path of printf events and map keys. Falls back to decode_slots for tuples."""
-    if any(isinstance(t, (T.TupleType, T.FormattedType)) or (isinstance(t, T.IntType) and t.size != 8)
+    if any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType, T.PointerType, T.FormattedType)) or (isinstance(t, T.IntType) and t.size != 8)
            for t in types):
         return lambda buf, offset=0: decode_slots(types, buf, offset, probe_names)
     names = probe_names or {}

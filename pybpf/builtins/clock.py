@@ -5,7 +5,7 @@ from __future__ import annotations
 from pybpf import ast
 from pybpf.builtins.entry import function, identifier, typed
 from pybpf.checked import UINT
-from pybpf.program import START_MAP
+from pybpf.program import START_MAP, START_NSECS
 from pybpf.uapi.bpf import BpfFunc
 
 
@@ -14,7 +14,7 @@ def lower_elapsed(g, e):
     now = g.helper(BpfFunc.ktime_get_ns)
     result = g.alloca(8, "elapsed")
     g.store64(now, result)
-    g.with_array_element(START_MAP, 0, "start",
+    g.with_array_element(START_MAP, START_NSECS, "start",
                          lambda start: g.store64(g.b.sub(now, g.load64(start)), result))
     return g.load64(result)
 

@@ -1,7 +1,7 @@
 """Functions whose effect is in user space: printf, errorf, warnf, print, time, join, exit. Each sends a ring-buffer
 record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
-with go into the compiled program (their layouts, called by pybpf.resources); runtime/printf.py and
-runtime/output.py apply them."""
+with go into the compiled program (their layouts, called by pybpf.resources); pybpf.printf_format
+parses printf formats for both sides, runtime/printf.py and runtime/output.py apply them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.maps import check_whole_map
 from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable
+from pybpf.printf_format import PrintfFormatError, parse_printf
 from pybpf.program import EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, EventKind, PrintfSpec
 from pybpf.uapi.bpf import BpfFunc
-from pybpf.runtime.printf import PrintfFormatError, parse_printf
 
 DEFAULT_TIME_FORMAT = "%H:%M:%S\n"
 
@@ -106,8 +106,10 @@ def check_print(c, e):
         c.error("print() takes top and div arguments only after a map", e.args[1].span)
         return None
     t = c.expr(arg)
-    if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ProbeType,
-                                            T.FormattedType)):
+    if isinstance(t, T.RecordType):
+        t = c.struct_value(arg, t)
+    if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ArrayType,
+                                            T.StructType, T.ProbeType, T.FormattedType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pybpf import types as T
 from pybpf.builtins.entry import identifier, typed
-from pybpf.checked import KPROBE_ARG_REGISTERS, UINT, function_name
+from pybpf.checked import UINT, function_name
 from pybpf.ktypes import KernelTypeError
 from pybpf.providers.base import Args, Context, ProbeGroup
 from pybpf.uapi.bpf import BpfFunc
@@ -47,11 +47,11 @@ def check_args(c, e):
 
 def check_numbered_arg(c, e):
     if not provides_numbered_args(c.group):
-        c.error(f"The {e.name} builtin can only be used with kprobe and uprobe probes", e.span)
+        c.error(f"The {e.name} builtin can only be used with kprobe, uprobe and usdt probes", e.span)
         return None
-    if int(e.name[3:]) >= len(KPROBE_ARG_REGISTERS):
-        c.error(f"{e.name}: only arg0 to arg{len(KPROBE_ARG_REGISTERS) - 1} are "
-                "passed in registers", e.span)
+    why = c.group.provider.numbered_arg_error(c.group, int(e.name[3:]))
+    if why:
+        c.error(f"{e.name}: {why}", e.span)
         return None
     return UINT
 

@@ -9,6 +9,7 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier, typed
 from pybpf.checked import UINT
+from pybpf.program import START_CPID, START_MAP
 from pybpf.ktypes import KernelTypeError
 from pybpf.uapi.bpf import BpfFunc
 
@@ -19,6 +20,16 @@ def upper_half(g, value):
 
 def lower_half(g, value):
     return g.b.and_(value, g.constant(0xFFFFFFFF))
+
+
+def lower_cpid(g, e):
+    """The -c command's pid, which the session writes before attaching (0 without -c): read from a
+    map, not compiled in, so a cached object serves every run."""
+    result = g.alloca(8, "cpid")
+    g.store64(g.constant(0), result)
+    g.with_array_element(START_MAP, START_CPID, "cpid_slot",
+                         lambda slot: g.store64(g.load64(slot), result))
+    return g.load64(result)
 
 
 def check_curtask(c, e):
@@ -67,6 +78,7 @@ BUILTINS = (
                lambda g, e: upper_half(g, g.helper(BpfFunc.get_current_uid_gid))),
     identifier("comm", typed(T.StringType(T.COMM_SIZE)), lower_comm),
     identifier("cgroup", typed(UINT), lambda g, e: g.helper(BpfFunc.get_current_cgroup_id)),
+    identifier("cpid", typed(UINT), lower_cpid),
     identifier("curtask", check_curtask, lambda g, e: g.helper(BpfFunc.get_current_task)),
     function("cgroupid", (1, 1), check_cgroupid, lambda g, e: g.constant(g.checked.constants[e])),
 )

@@ -20,8 +20,8 @@ from pybpf.providers.profile import PROFILE
 from pybpf.providers.rawtracepoint import RAWTRACEPOINT
 from pybpf.providers.software import SOFTWARE
 from pybpf.providers.tracepoint import TRACEPOINT
-from pybpf.providers.unsupported import USDT
 from pybpf.providers.uprobe import UPROBE, URETPROBE
+from pybpf.providers.usdt import USDT
 from pybpf.providers.watchpoint import ASYNCWATCHPOINT, WATCHPOINT
 
 PROVIDERS: tuple[Provider, ...] = (

@@ -60,6 +60,10 @@ class ProbeGroup:
     # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
     # names as the user wrote them, which `probe` shows.
     written_names: dict[str, str] = field(default_factory=dict)
+    # USDT: each site's arguments (pybpf.usdt_notes.UsdtArg), by point: sites differ in where
+    # their arguments are, so points with different ones get programs of their own.
+    site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
+    pid: int | None = None                  # -p PID: the process user-space probes look in
 
     def add(self, point: AttachPoint) -> None:
         if point not in self.points:
@@ -93,6 +97,8 @@ class Provider:
     attach_kind: str                            # how the run side attaches (runtime/attach)
     alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
     watches_process: bool = False               # its points need the process to watch (-p PID)
+    # -p/-c run its program only in the traced process (not BEGIN, END, interval: not the process's)
+    filtered_by_pid: bool = True
     listed_by_default: bool = False             # `-l` without a provider lists these
 
     def point(self, target: str = "", period_ns: int = 0,
@@ -103,6 +109,13 @@ class Provider:
         """Add the attach points `text` names to `group` (wildcards expanded, each checked), or
         raise ValueError with the message the user sees."""
         raise NotImplementedError
+
+    def numbered_arg_error(self, group: ProbeGroup, index: int) -> str | None:
+        """Why arg`index` cannot be read in this group (None: it can); asked when numbered_args."""
+        from pybpf.uapi.ptrace import ARGUMENT_REGISTERS
+        if index >= len(ARGUMENT_REGISTERS):
+            return f"only arg0 to arg{len(ARGUMENT_REGISTERS) - 1} are passed in registers"
+        return None
 
     def available(self, group: ProbeGroup, features) -> bool:
         """Whether this kernel takes the group's probes through this provider (pybpf.features);

@@ -15,6 +15,7 @@ class RunOnce(Provider):
     context = Context.NONE
     prog_type = BpfProgType.RAW_TRACEPOINT
     section = "raw_tracepoint"
+    filtered_by_pid = False
 
     def __init__(self, name: str, spellings: tuple[str, ...], attach_kind: str):
         self.name, self.spellings, self.attach_kind = name, spellings, attach_kind

@@ -20,6 +20,7 @@ class Timer(Provider):
 
     def __init__(self, name: str, spellings: tuple[str, ...], spread_hz: bool):
         self.name, self.spellings, self.attach_kind = name, spellings, name
+        self.filtered_by_pid = name != "interval"      # a profile samples the process; an interval runs anywhere
         # A profile in hz samples at that frequency: the kernel spreads the samples (period 0).
         self.spread_hz = spread_hz
 

@@ -76,6 +76,14 @@ def pmu_type_file(pmu: str) -> str:
 def pmu_retprobe_format_file(pmu: str) -> str:
     return f"{PMU_DEVICES}/{pmu}/format/retprobe"
 
+
+# A uprobe's reference counter (a USDT semaphore): its FILE offset goes in config's high 32 bits
+# (kernel/events/core.c PERF_UPROBE_REF_CTR_OFFSET_SHIFT; format/ref_ctr_offset says config:32-63).
+# The kernel then increments the counter in every process that maps the file, started before or
+# after, while the probe is registered, and decrements it when the probe goes.
+PERF_UPROBE_REF_CTR_OFFSET_SHIFT = 32
+UPROBE_REF_CTR_FORMAT_FILE = f"{PMU_DEVICES}/{UPROBE_PMU}/format/ref_ctr_offset"
+
 # Bits of the flags word (the bitfield after read_format).
 PERF_ATTR_FLAG_DISABLED = 1 << 0
 PERF_ATTR_FLAG_FREQ = 1 << 10

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from pybpf.program import AttachPoint, ProgramSpec
 from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, perf_counter, profile, rawtracepoint,
-                                  tracepoint, uprobe)
+                                  tracepoint, uprobe, usdt)
 from pybpf.runtime.errors import NotSupportedError
 
 RUN_AT_START = "begin"
@@ -36,6 +36,7 @@ ATTACHERS = {
     "fentry": fentry,
     "uprobe": uprobe,
     "uretprobe": uprobe,
+    "usdt": usdt,
     "interval": interval,
     "profile": profile,
     "perf_counter": perf_counter,

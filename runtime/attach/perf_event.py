@@ -13,7 +13,7 @@ import os
 
 from pybpf.runtime.errors import BpfError, NotSupportedError
 from pybpf.runtime.loader import ProbeUnavailableError
-from pybpf.runtime.syscall import ioctl, perf_event_open
+from pybpf.runtime.syscall import ENOTSUPP, ioctl, perf_event_open
 from pybpf.uapi.perf_event import (PERF_ATTR_FLAG_DISABLED, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
                                    PerfEventAttr, pmu_retprobe_format_file, pmu_type_file)
 
@@ -106,16 +106,21 @@ def retprobe_bit(pmu: str) -> int:
 
 
 def attach_probe_pmu(prog_fd: int, pmu: str, perf_type: int, retprobe: bool, location: str,
-                     offset: int, refused: str) -> PerfEventAttachment:
+                     offset: int, refused: str, config: int = 0,
+                     pid: int = -1) -> PerfEventAttachment:
     """A kprobe or uprobe through its PMU: config1 points at `location` (a function name or a
-    binary's path), config2 is the offset, the retprobe bit comes from sysfs. A kernel that says
-    ENOENT/EINVAL gets NotSupportedError(refused)."""
+    binary's path), config2 is the offset, the retprobe bit comes from sysfs, `config` adds bits
+    (a uprobe's ref_ctr_offset); pid >= 0: that process only. A kernel that says ENOENT/EINVAL
+    gets NotSupportedError(refused), as does one that cannot probe the instruction (ENOTSUPP)."""
     location_buf = ctypes.create_string_buffer(location.encode())    # alive through the call
-    attr = PerfEventAttr(type=perf_type, config=(1 << retprobe_bit(pmu)) if retprobe else 0,
+    attr = PerfEventAttr(type=perf_type, config=config | ((1 << retprobe_bit(pmu)) if retprobe else 0),
                          config1=ctypes.addressof(location_buf), config2=offset)
     try:
-        return attach_perf_event(prog_fd, attr, cpu=0)
+        return attach_perf_event(prog_fd, attr, cpu=0 if pid < 0 else -1, pid=pid)
     except BpfError as e:
+        if e.errno == ENOTSUPP:         # the instruction decoder declined it (uprobes on x86)
+            raise ProbeUnavailableError(e.cmd, e.errno, f"{refused}: the kernel cannot probe the "
+                                        "instruction there") from None
         if e.errno in (errno.ENOENT, errno.EINVAL) and not isinstance(e, NotSupportedError):
             raise NotSupportedError(e.cmd, e.errno, refused) from None
         raise

@@ -7,8 +7,8 @@ import pytest
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from pybpf.backend.objspec import parse_object
 from pybpf.compiler import compile_source, compile_to_ir
-from pybpf.runtime.objspec import parse_object
 
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY = 1, 5, 6
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_get_current_comm = 1, 2, 16

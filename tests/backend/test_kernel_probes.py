@@ -6,8 +6,8 @@ import struct
 import pytest
 
 from pybpf import btf
+from pybpf.backend.objspec import parse_object
 from pybpf.compiler import compile_source
-from pybpf.runtime.objspec import parse_object
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(btf.VMLINUX),

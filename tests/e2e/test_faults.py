@@ -30,7 +30,7 @@ LOSSY = (r'BEGIN { $i = 0; while ($i < %d) { printf("%%d %%d\n", $i, 7); $i++; }
 
 @pytest.mark.kernel
 def test_ring_buffer_overflow_reports_the_exact_number_of_lost_events():
-    p = subprocess.Popen(PYBPF + ["-B", str(RINGBUF), "-e", LOSSY, str(os.getpid())],
+    p = subprocess.Popen(PYBPF + ["--ringbuf-size", str(RINGBUF), "-e", LOSSY, str(os.getpid())],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline() == "Attaching 2 probes...\n"
@@ -55,16 +55,16 @@ def test_ring_buffer_overflow_reports_the_exact_number_of_lost_events():
 
 @pytest.mark.kernel
 def test_a_big_enough_buffer_loses_nothing():
-    done = run("-B", "64K", "-e", r'BEGIN { $i = 0; while ($i < 300) { printf("%d %d\n", $i, 7); $i++; } exit(); }')
+    done = run("--ringbuf-size", "64K", "-e", r'BEGIN { $i = 0; while ($i < 300) { printf("%d %d\n", $i, 7); $i++; } exit(); }')
     assert done.returncode == 0 and "Lost" not in done.stdout
     assert done.stdout.count(" 7\n") == 300
 
 
 @pytest.mark.parametrize("size", ["1000", "4097", "2048", "12288", "2G", "lots"])
 def test_bad_ring_buffer_sizes_are_refused_clearly(size):
-    done = run("-B", size, "-e", "BEGIN { exit(); }")
+    done = run("--ringbuf-size", size, "-e", "BEGIN { exit(); }")
     assert done.returncode == 2
-    assert "argument -B:" in done.stderr and "Traceback" not in done.stderr
+    assert "argument --ringbuf-size:" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("entries", ["0", "-3", "x", str(1 << 30)])
@@ -155,7 +155,7 @@ def test_writes_only_to_the_cache_and_the_named_output(tmp_path):
 def test_exit_ends_the_run_even_when_its_record_is_lost():
     # 400 records into a 4 KiB ring from BEGIN: the exit record finds the ring full, but exit()
     # also sets a flag in the kernel that the session reads
-    done = run("-B", "4096", "-e",
+    done = run("--ringbuf-size", "4096", "-e",
                r'BEGIN { $i = 0; while ($i < 400) { printf("%d\n", $i); $i++; } exit(); }')
     assert done.returncode == 0
     assert re.search(r"^Lost \d+ events$", done.stdout, re.M)

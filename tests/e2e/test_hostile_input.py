@@ -207,11 +207,12 @@ UNPRIVILEGED = {
                                          "load BPF programs"),
                                         (["--dry-run", "-e", "BEGIN { exit(); }"], "load BPF programs"),
                                         (["-l", "tracepoint:sched:*"], "list kernel probes")])
-def test_without_capabilities_the_user_is_told_so_up_front(tmp_path, who, args, what):
+def test_without_capabilities_the_user_is_told_so_up_front(tmp_path, who, args, what,
+                                                             unprivileged_env):
     # a cache folder of its own, though the refusal comes before any cache is read
     done = subprocess.run(["setpriv", *UNPRIVILEGED[who], "--", *PYBPF, *args], capture_output=True,
                           text=True, timeout=30, cwd=tmp_path,
-                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+                          env=unprivileged_env({**os.environ, "XDG_CACHE_HOME": str(tmp_path)}))
     assert_one_error(done, f"pybpf needs root, or the CAP_BPF and CAP_PERFMON capabilities, to {what}; "
                            "this process has neither (run it with sudo)")
 

@@ -121,7 +121,7 @@ class Scrapers:
 @pytest.mark.kernel
 def test_idle_connections_and_concurrent_scrapers_cost_the_trace_nothing(nofile):
     port = free_port()
-    run = Running(["--metrics", f"127.0.0.1:{port}", "-B", "64K", "-e", SCRIPT])
+    run = Running(["--metrics", f"127.0.0.1:{port}", "--ringbuf-size", "64K", "-e", SCRIPT])
     run.wait_for("ready")
     pid = run.proc.pid
     fds_before, threads_before = open_fds(pid), threads(pid)

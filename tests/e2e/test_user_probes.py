@@ -2,6 +2,7 @@
 and profile sampling on every CPU."""
 
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -39,3 +40,116 @@ def test_listing_library_functions():
     r = run_pybpf(["-l", "uprobe:libc:getpi*"])
     assert r.returncode == 0, r.stderr
     assert any(line.endswith(":getpid") for line in r.stdout.splitlines())
+
+
+@pytest.mark.kernel
+def test_cpp_functions_by_demangled_name_and_wildcard(cpp_app):
+    run = Running(["-e", READY + f'uprobe:{cpp_app}:ns::add* {{ @[func] = count(); }} '
+                   f'uprobe:{cpp_app}:ns::Counter::bump(long) {{ @bumped = sum(arg1); }}'])
+    run.wait_for("ready")
+    assert subprocess.run([cpp_app, "x", "y"], timeout=30).returncode == 1     # 9 rounds, sum 45
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert "Attaching 4 probes..." in out
+    assert re.findall(r"^@\[(.*)\]: (\d+)$", out, re.M) == [("ns::add(double, double)", "9"),
+                                                            ("ns::add(int, int)", "9")]
+    assert re.search(r"^@bumped: 45$", out, re.M)
+
+
+STEPS = r"""
+__asm__(".text\n.globl step\n.type step, @function\nstep:\n"
+        "  nop\n  lea 1(%rdi), %eax\n  ret\n.size step, .-step\n");
+int step(int x);
+int main(int argc, char **argv) { int s = 0; for (int i = 0; i < argc * 4; i++) s = step(s); return s; }
+"""
+
+
+@pytest.mark.kernel
+def test_function_plus_offset_and_address(compile_c):
+    """step's first instruction is a one-byte nop, so step+1 is the next one; the address is
+    step's own."""
+    from pybpf import elfsym
+    prog = compile_c(STEPS, "-no-pie")
+    address = hex(elfsym.function_symbols(prog)["step"][0])
+    run = Running(["-e", READY + f'u:{prog}:step+1 {{ @[func, arg0] = count(); }} '
+                   f'u:{prog}:{address} {{ @addr[func] = count(); }}'])
+    run.wait_for("ready")
+    assert subprocess.run([prog, "x"], timeout=30).returncode == 8
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert re.findall(r"^@\[step, (\d+)\]: 1$", out, re.M) == [str(n) for n in range(8)]
+    assert re.search(rf"^@addr\[{address}\]: 8$", out, re.M)
+
+
+LIBRARY = r"""
+__attribute__((noinline)) int lib_twice(int x) { __asm__ volatile(""); return 2 * x; }
+__attribute__((noinline)) int lib_plus(int x) { __asm__ volatile(""); return x + 1; }
+int lib_call(int i) { return lib_plus(lib_twice(i)); }
+"""
+LINKED = r"""
+int lib_call(int i);
+int main(int argc, char **argv) { int s = 0; for (int i = 0; i < argc * 5; i++) s += lib_call(i); return s & 1; }
+"""
+
+
+@pytest.mark.kernel
+def test_every_function_of_a_library(compile_c, tmp_path):
+    """uprobe:LIB:* attaches to every function of the library, once per address."""
+    from pybpf import elfsym
+    library = str(tmp_path / "libpybpfall.so")
+    shutil.copy(compile_c(LIBRARY, "-shared", "-fPIC"), library)
+    prog = compile_c(LINKED, "-Wl,--no-as-needed", library)     # before prog.c: keep it needed
+    functions = len({vaddr for vaddr, _ in elfsym.function_symbols(library).values()})
+    run = Running(["-e", READY + f'uprobe:{library}:* /comm == "prog"/ {{ @[func] = count(); }}'])
+    run.wait_for("ready")
+    subprocess.run([prog], timeout=30)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert f"Attaching {functions + 1} probes..." in out                  # + BEGIN
+    counts = dict(re.findall(r"^@\[(lib_\w+)\]: (\d+)$", out, re.M))
+    assert counts == {"lib_call": "5", "lib_twice": "5", "lib_plus": "5"}
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("target,message", [
+    ("/no/such/binary:main", "binary not found: /no/such/binary"),
+    ("{prog}:nosuch", "no function 'nosuch' in {prog}"),
+    ("{prog}:step+100", "offset 100 is outside function 'step' in {prog}"),
+    ("{prog}:0x10", "address 0x10 is not inside any function of {prog}"),
+])
+def test_errors_are_one_line(compile_c, target, message):
+    prog = compile_c(STEPS)
+    r = run_pybpf(["-e", f"uprobe:{target.format(prog=prog)} {{ }}"])
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"ERROR: {message.format(prog=prog)}" in r.stderr.splitlines()[0]
+
+
+@pytest.mark.kernel
+def test_a_pid_that_does_not_exist():
+    r = run_pybpf(["-p", "999999999", "-e", "uprobe:libc:getpid { }"])
+    assert r.returncode != 0 and "ERROR: no process with pid 999999999" in r.stderr.splitlines()[0]
+
+
+WAIT_THEN_CALL_GETPID = ('libc = ctypes.CDLL("libc.so.6")\nsys.stdin.readline()\n'
+                         "for _ in range(int(sys.argv[2])):\n    libc.getpid()\n")
+
+
+@pytest.mark.kernel
+def test_pid_limits_a_uprobe_to_one_process():
+    """-p PID: libc found among the process's mappings, the uprobe fires in it only."""
+    traced, other = (subprocess.Popen(named_child("pybpfpid", WAIT_THEN_CALL_GETPID, 30),
+                                      stdin=subprocess.PIPE) for _ in range(2))
+    try:
+        run = Running(["-p", str(traced.pid), "-e",
+                       READY + 'uprobe:libc.so.6:getpid /comm == "pybpfpid"/ { @[pid] = count(); }'])
+        run.wait_for("ready")
+        for child in (traced, other):
+            child.communicate(b"go\n", timeout=30)
+        out, err, code = run.stop()
+    finally:
+        for child in (traced, other):
+            child.kill()
+            child.wait()
+    assert code == 0, err
+    counts = dict(re.findall(r"^@\[(\d+)\]: (\d+)$", out, re.M))
+    assert list(counts) == [str(traced.pid)] and int(counts[str(traced.pid)]) >= 30

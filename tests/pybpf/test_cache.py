@@ -7,6 +7,9 @@ import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
 
 from pybpf import cache, diskcache
 from pybpf.compiler import CompileOptions
@@ -57,10 +60,29 @@ def test_clear_removes_entries(tmp_path, monkeypatch):
 
 
 def test_code_identity_covers_subpackages_and_the_runtime():
-    # a uapi constant or the runtime's printf parser (which the compiler uses) changes what is
-    # compiled: objects compiled before must not be reused
+    # a uapi constant or a runtime module (which loads and prints what was compiled) may change:
+    # objects compiled before must not be reused
     identity = cache._code_identity()
     assert "pybpf/uapi/bpf.py:" in identity and "pybpf.runtime/printf.py:" in identity
+
+
+def test_code_identity_covers_every_folder_the_package_is_installed_from():
+    # a package mapped to a folder of its own in pyproject.toml (as backend/ and runtime/ are) must
+    # not be left out of the identity: every module of it shapes or runs compiled programs
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    folders = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-dir"]
+    covered = set()
+    for entry in cache._code_identity().split("|"):
+        package, slash, rest = entry.partition("/")
+        if slash and package.startswith("pybpf"):
+            (top,) = find_spec(package).submodule_search_locations
+            covered.add(os.path.join(top, rest.rsplit(":", 2)[0]))
+    for package in folders:
+        (top,) = find_spec(package).submodule_search_locations
+        for name in os.listdir(top):
+            if name.endswith((".py", ".lark")):
+                assert os.path.join(top, name) in covered, (package, name)
 
 
 def test_editing_a_runtime_module_in_a_copy_misses(tmp_path):

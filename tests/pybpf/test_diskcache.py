@@ -167,7 +167,7 @@ def test_a_writer_killed_mid_write_leaves_no_entry():
 
 
 @needs_root
-def test_clear_reports_what_it_could_not_remove():
+def test_clear_reports_what_it_could_not_remove(unprivileged_env):
     # after `sudo -E pybpf`, the user's --clear-cache meets a folder of root's in its cache
     home = tempfile.mkdtemp(prefix="pybpf-test-home-")     # where the user can reach it
     try:
@@ -185,7 +185,8 @@ def test_clear_reports_what_it_could_not_remove():
                     os.chown(path, OTHER_UID, OTHER_UID)
         done = subprocess.run(["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups",
                                sys.executable, "-m", "pybpf.cli", "--clear-cache"],
-                              env=dict(os.environ, XDG_CACHE_HOME=cache), capture_output=True, text=True,
+                              env=unprivileged_env({**os.environ, "XDG_CACHE_HOME": cache}),
+                              capture_output=True, text=True,
                               cwd="/")
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.startswith(f"ERROR: could not empty the cache {cache}/pybpf: {roots}: "
@@ -216,6 +217,6 @@ def test_a_leaf_module_that_the_caches_use_without_the_compiler():
     # btf.py and parser.py reach the cache folder without pybpf.cache, which imports the compiler;
     # diskcache itself needs nothing of pybpf's
     assert pybpf_imports("pybpf.diskcache") == set()
-    for user in ("pybpf.btf", "pybpf.parser", "pybpf.runtime.objspec"):
+    for user in ("pybpf.btf", "pybpf.parser", "pybpf.backend.objspec"):
         assert "pybpf.cache" not in pybpf_imports(user)
     assert "pybpf.diskcache" in pybpf_imports("pybpf.btf") & pybpf_imports("pybpf.parser")

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -167,3 +168,54 @@ def test_the_compiler_checks_uprobe_targets_with_the_same_reader(probe, message)
     with pytest.raises(CompileError) as e:
         compile_to_ir(probe + " { }")
     assert message in str(e.value)
+
+
+def test_cpp_names_answer_demangled(cpp_app):
+    symbols = elfsym.function_symbols(cpp_app)
+    assert symbols["ns::add(int, int)"] == symbols["_ZN2ns3addEii"]
+    assert "ns::add(double, double)" in symbols and "ns::Counter::bump(long)" in symbols
+    # one name per address, the demangled one
+    assert elfsym.matching_functions(cpp_app, "*add*") == ["ns::add(double, double)", "ns::add(int, int)"]
+
+
+def test_aliases_of_one_address_probe_once():
+    libc = elfsym.find_binary("libc")
+    symbols = elfsym.function_symbols(libc)
+    if symbols.get("__getpid") != symbols["getpid"]:
+        pytest.skip("this libc has no __getpid alias")
+    matched = elfsym.matching_functions(libc, "*getpid")
+    assert "getpid" in matched and "__getpid" not in matched
+
+
+def test_addresses_are_checked_to_be_in_a_function(c_binary):
+    vaddr, size = elfsym.function_symbols(c_binary)["visible"]
+    assert elfsym.uprobe_offset(c_binary, str(vaddr + 1)) == elfsym.file_offset(c_binary, vaddr + 1)
+    data = elfsym.symbol_address(c_binary, "counter")
+    with pytest.raises(SymbolError, match=f"address {data:#x} is not inside any function of {c_binary}"):
+        elfsym.uprobe_offset(c_binary, hex(data))
+
+
+def test_a_stripped_binary(c_binary, tmp_path):
+    if not shutil.which("strip"):
+        pytest.skip("no strip (binutils)")
+    stripped = tmp_path / "stripped"
+    shutil.copy(c_binary, stripped)
+    subprocess.run(["strip", str(stripped)], check=True)
+    with pytest.raises(SymbolError, match=f"no function 'visible' in {stripped} .it has no symbol table"):
+        elfsym.uprobe_offset(str(stripped), "visible")
+    vaddr, _ = elfsym.function_symbols(c_binary)["visible"]
+    assert elfsym.uprobe_offset(str(stripped), hex(vaddr)) == elfsym.file_offset(c_binary, vaddr)
+    data = elfsym.symbol_address(c_binary, "counter")
+    with pytest.raises(SymbolError, match="is not in the code of"):
+        elfsym.uprobe_offset(str(stripped), hex(data))
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("/app:ns::add(int, int)", ("/app", "ns::add(int, int)", 0)),
+    ("/app:ns::add(int, int)+4", ("/app", "ns::add(int, int)", 4)),
+    ("/app:ns::V::operator+(ns::V const&)", ("/app", "ns::V::operator+(ns::V const&)", 0)),
+    ("/app:operator+=", ("/app", "operator+=", 0)),
+    ("/app:0x401136", ("/app", "0x401136", 0)),
+])
+def test_parse_cpp_and_address_targets(target, expected):
+    assert elfsym.parse_uprobe_target(target) == expected

@@ -15,9 +15,9 @@ USER_ERRORS = [("pybpf.diagnostics", "CompileError"), ("pybpf.btf", "BtfError"),
                ("pybpf.elfsym", "SymbolError"), ("pybpf.ktypes", "KernelTypeError"),
                ("pybpf.backend.emit", "BackendError"), ("pybpf.runtime.errors", "BpfError"),
                ("pybpf.runtime.errors", "VerifierError"), ("pybpf.runtime.errors", "NotSupportedError"),
-               ("pybpf.runtime.errors", "BpfPermissionError"), ("pybpf.runtime.errors", "ObjectFormatError"),
+               ("pybpf.runtime.errors", "BpfPermissionError"), ("pybpf.program", "ObjectFormatError"),
                ("pybpf.runtime.loader", "ProbeUnavailableError"),
-               ("pybpf.runtime.printf", "PrintfFormatError")]
+               ("pybpf.printf_format", "PrintfFormatError")]
 
 
 @pytest.mark.parametrize("module, name", USER_ERRORS)

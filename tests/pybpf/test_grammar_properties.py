@@ -167,8 +167,8 @@ well_typed = st.lists(statements(int_expr, depth=1, loose=False), min_size=1, ma
 @settings(max_examples=KERNEL_EXAMPLES, **SETTINGS)
 @given(well_typed)
 def test_verifier_accepts_what_the_type_checker_accepts(source):
+    from pybpf.backend.objspec import parse_object
     from pybpf.runtime.loader import load
-    from pybpf.runtime.objspec import parse_object
     try:
         compiled = compile_source(source)
     except CompileError:

@@ -67,9 +67,9 @@ def test_just_inside_the_limits_compiles(source):
 
 @pytest.mark.kernel
 def test_an_unbounded_while_is_a_verifier_error_with_a_hint():
+    from pybpf.backend.objspec import parse_object
     from pybpf.runtime.errors import VerifierError
     from pybpf.runtime.loader import load
-    from pybpf.runtime.objspec import parse_object
 
     compiled = compile_source("BEGIN { $i = 0; while ($i >= 0) { $i++; } }")
     with pytest.raises(VerifierError) as caught:

@@ -97,6 +97,22 @@ def test_compound_assignment_and_incdec():
     assert (body[3].expr.op, body[3].expr.prefix) == ("--", True)
 
 
+def test_let_declarations():
+    body = parse('BEGIN { let $a; let $b: uint16 = 5; let $s = "x"; }').probes[0].body
+    assert all(isinstance(s, ast.VarDecl) for s in body)
+    assert (body[0].var.name, body[0].type_name, body[0].value) == ("$a", None, None)
+    assert (body[1].type_name, body[1].value.value) == ("uint16", 5)
+    assert (body[2].type_name, body[2].value.value) == (None, b"x")
+
+
+def test_for_loops():
+    ranged, over_map = parse("BEGIN { for ($i : 1..$n) { @a++; } for ($kv : @m) { } }") \
+        .probes[0].body
+    assert isinstance(ranged, ast.ForRange) and ranged.var.name == "$i"
+    assert ranged.start.value == 1 and ranged.end.name == "$n" and len(ranged.body) == 1
+    assert isinstance(over_map, ast.ForMap) and over_map.map.name == "@m"
+
+
 def test_else_if_chains_nest():
     (stmt,) = parse("BEGIN { if (1) { @a = 1; } else if (2) { @a = 2; } else { @a = 3; } }") \
         .probes[0].body
@@ -161,6 +177,14 @@ SYNTAX_ERRORS = [
      "stdin:1:16-17: ERROR: syntax error, unexpected '`'\n"
      "BEGIN { @a = 1 ` 2; }\n"
      "               ~"),
+    ("BEGIN { $a = 1e-3; }",                                 # scientific literals are integers
+     "stdin:1:14-15: ERROR: syntax error, unexpected '1'\n"
+     "BEGIN { $a = 1e-3; }\n"
+     "             ~"),
+    ("BEGIN { let $a: string = 1; }",
+     "stdin:1:17-23: ERROR: syntax error, unexpected string\n"
+     "BEGIN { let $a: string = 1; }\n"
+     "                ~~~~~~"),
     ("BEGIN < @a = 1 >",
      "stdin:1:17-18: ERROR: syntax error, unexpected end of input\n"
      "BEGIN < @a = 1 >\n"
@@ -180,7 +204,14 @@ def test_syntax_error_rendering(source, rendered):
                                          ("1_000_000", 1_000_000), ("0_10", 8),
                                          ("18446744073709551615", 2 ** 64 - 1),
                                          ("0x1ffffffffffffffff", 2 ** 65 - 1),
-                                         ("9" * 5000, 2 ** 64), ("0" * 5000 + "7", 7)])
+                                         ("9" * 5000, 2 ** 64), ("0" * 5000 + "7", 7),
+                                         # bpftrace 0.26's docs: scientific, suffixes, durations
+                                         ("2e3", 2000), ("1e6", 10 ** 6), ("1_000e3", 10 ** 6),
+                                         ("0o17", 15), ("123UL", 123), ("123U", 123), ("123LL", 123),
+                                         ("0x1fULL", 31), ("0xd", 13), ("1m", 60 * 10 ** 9),
+                                         ("5s", 5 * 10 ** 9), ("100ms", 10 ** 8), ("3us", 3000),
+                                         ("7ns", 7), ("1h", 3600 * 10 ** 9), ("1d", 86400 * 10 ** 9),
+                                         ("1e30", 10 ** 30), ("1e999999", 2 ** 64)])
 def test_integer_literals_read_as_bpftrace_reads_them(text, value):
     # past 64 bits the value is the checker's to refuse; past any 64-bit value's digits, 2**64
     assert integer_literal(text) == value

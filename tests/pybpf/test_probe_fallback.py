@@ -7,9 +7,9 @@ import os
 import pytest
 
 from pybpf import btf
+from pybpf.backend.objspec import parse_object
 from pybpf.compiler import CompileOptions, compile_source
 from pybpf.features import FixedFeatures
-from pybpf.runtime.objspec import parse_object
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 pytestmark = pytest.mark.skipif(not os.path.exists(btf.VMLINUX), reason="needs the kernel's BTF")

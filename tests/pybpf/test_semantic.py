@@ -106,6 +106,72 @@ ERRORS = [
      "stdin:1:9-17: ERROR: 'continue' outside of a loop\n"
      "BEGIN { continue; }\n"
      "        ~~~~~~~~"),
+    # declarations and scopes (bpftrace's messages)
+    ("BEGIN { if (1) { $b = 1; } print($b); }",
+     "stdin:1:34-36: ERROR: Undefined or undeclared variable: $b\n"
+     "BEGIN { if (1) { $b = 1; } print($b); }\n"
+     "                                 ~~"),
+    ("BEGIN { let $a = 1; let $a = 2; }",
+     "stdin:1:25-27: ERROR: Variable $a was already declared. Variable shadowing is not allowed.\n"
+     "BEGIN { let $a = 1; let $a = 2; }\n"
+     "                        ~~"),
+    ("BEGIN { $a = 1; if (1) { let $a; } }",
+     "stdin:1:30-32: ERROR: Variable $a was already declared. Variable shadowing is not allowed.\n"
+     "BEGIN { $a = 1; if (1) { let $a; } }\n"
+     "                             ~~"),
+    ("BEGIN { $i = 1; for ($i : 0..2) { } }",
+     "stdin:1:22-24: ERROR: Variable $i was already declared. Variable shadowing is not allowed.\n"
+     "BEGIN { $i = 1; for ($i : 0..2) { } }\n"
+     "                     ~~"),
+    ("BEGIN { for ($i : 0..2) { } print($i); }",
+     "stdin:1:35-37: ERROR: Undefined or undeclared variable: $i\n"
+     "BEGIN { for ($i : 0..2) { } print($i); }\n"
+     "                                  ~~"),
+    ("BEGIN { let $a: uint8 = 256; }",
+     "stdin:1:13-15: ERROR: Type mismatch for $a: trying to assign value of type 'uint16' when "
+     "variable already has a type 'uint8'\n"
+     "BEGIN { let $a: uint8 = 256; }\n"
+     "            ~~"),
+    ("BEGIN { let $a: int8 = -129; }",
+     "stdin:1:13-15: ERROR: Type mismatch for $a: trying to assign value of type 'int16' when "
+     "variable already has a type 'int8'\n"
+     "BEGIN { let $a: int8 = -129; }\n"
+     "            ~~"),
+    ('BEGIN { let $a: uint16 = "s"; }',
+     "stdin:1:13-15: ERROR: Type mismatch for $a: trying to assign value of type 'string[2]' when "
+     "variable already contains a value of type 'uint16'\n"
+     'BEGIN { let $a: uint16 = "s"; }\n'
+     "            ~~"),
+    ('BEGIN { for ($i : 0.."a") { } }',
+     "stdin:1:22-25: ERROR: Loop range requires an integer, not 'string[2]'\n"
+     'BEGIN { for ($i : 0.."a") { } }\n'
+     "                     ~~~"),
+    # arrays
+    ('BEGIN { $a = (uint8[4])1; }',
+     'stdin:1:14-25: ERROR: Cannot cast int64 to uint8[4]: the sizes differ (8 and 4 bytes)\n'
+     'BEGIN { $a = (uint8[4])1; }\n'
+     '             ~~~~~~~~~~~'),
+    ('BEGIN { $a = (uint8[8])1; $b = $a[8]; }',
+     'stdin:1:35-36: ERROR: The index 8 is out of bounds for uint8[8]\n'
+     'BEGIN { $a = (uint8[8])1; $b = $a[8]; }\n'
+     '                                  ~'),
+    ('BEGIN { $x = 1; $b = $x[0]; }',
+     'stdin:1:22-27: ERROR: The array index operator [] can only be used on arrays, tuples and typed pointers, found int64\n'
+     'BEGIN { $x = 1; $b = $x[0]; }\n'
+     '                     ~~~~~'),
+    ('BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }',
+     'stdin:1:43-45: ERROR: The index must be a constant integer\n'
+     'BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }\n'
+     '                                          ~~'),
+    ('BEGIN { $a = (uint8[8])"s"; }',
+     'stdin:1:14-27: ERROR: Cannot cast string[2] to uint8[8]\n'
+     'BEGIN { $a = (uint8[8])"s"; }\n'
+     '             ~~~~~~~~~~~~~'),
+    ('BEGIN { $x = (1, "ab") == (1, "abc"); }',
+     "stdin:1:14-37: ERROR: Type mismatch for '==': comparing '(int64, string[3])' with "
+     "'(int64, string[4])'\n"
+     'BEGIN { $x = (1, "ab") == (1, "abc"); }\n'
+     "             ~~~~~~~~~~~~~~~~~~~~~~~"),
     # strings and integers
     ('BEGIN { if ("a" == 1) { } }',
      "stdin:1:13-21: ERROR: Type mismatch for '==': comparing 'string[2]' with 'int64'\n"
@@ -232,9 +298,21 @@ def test_strings_of_different_lengths_share_a_map():
     assert maps["@m"].key[0].size >= 7 and maps["@s"].value.size >= 7
 
 
+def test_a_name_in_two_blocks_is_two_variables():
+    _, checked, _ = compile_to_ir('BEGIN { if (1) { $x = 1; } else { $x = "s"; } }')
+    types = {str(b.type) for b in checked.variables.values()}
+    assert types == {"int64", "string[2]"}
+
+
+def test_declared_width_is_kept():
+    _, checked, _ = compile_to_ir("BEGIN { let $x: uint16 = 1; $x += 70000; let $y; }")
+    assert {(b.name, str(b.type), b.declared) for b in checked.variables.values()} == \
+        {("$x", "uint16", True), ("$y", "int64", False)}
+
+
 def test_builtin_types():
     _, checked, _ = compile_to_ir("BEGIN { $p = pid; $c = comm; $n = nsecs; }")
-    vars_ = {name: t for (_, name), t in checked.variables.items()}
+    vars_ = {b.name: b.type for b in checked.variables.values()}
     assert vars_ == {"$p": UINT, "$c": T.StringType(T.COMM_SIZE), "$n": UINT}
 
 
@@ -254,3 +332,11 @@ def test_tracepoint_field_types():
 def test_positional_parameters_read_as_integers_as_bpftrace_reads_them(text, value):
     from pybpf.checked import param_int
     assert param_int(text) == value
+
+
+def test_array_casts_and_indexes():
+    _, checked, _ = compile_to_ir("BEGIN { $a = (int8[])12345; @x = $a[1]; @k[$a] = (1, $a); }")
+    array = T.ArrayType(T.IntType(1, True), 8)
+    assert {b.type for b in checked.variables.values()} == {array}
+    assert checked.maps["@k"].key == (array,)
+    assert checked.maps["@k"].value == T.TupleType((T.IntType(8, True), array))

@@ -44,10 +44,19 @@ def type_of_map(source, name):
      "BEGIN { @ = *pid; }\n"
      "            ~~~~"),
     ("BEGIN { @ = *curtask; }",
-     "stdin:1:13-21: ERROR: a struct task_struct cannot be stored: store a pointer to it or its "
-     "fields\n"
+     "stdin:1:13-21: ERROR: struct task_struct takes 3264 bytes, more than the 256 a value copied "
+     "onto the BPF stack can have: read its members instead\n"
      "BEGIN { @ = *curtask; }\n"
      "            ~~~~~~~~"),
+    ("BEGIN { $l = curtask->se.load; @ = $l.wieght; }",
+     "stdin:1:36-45: ERROR: Struct/union of type 'struct load_weight' does not contain a field "
+     "named 'wieght'\n"
+     "BEGIN { $l = curtask->se.load; @ = $l.wieght; }\n"
+     "                                   ~~~~~~~~~"),
+    ('BEGIN { $p = curtask; $x = $p["a"]; }',
+     "stdin:1:31-34: ERROR: The index must be an integer, not 'string[2]'\n"
+     'BEGIN { $p = curtask; $x = $p["a"]; }\n'
+     "                              ~~~"),
     ("BEGIN { @ = (struct nosuch_struct_xyz *)0; }",
      "stdin:1:13-42: ERROR: Unknown struct: struct nosuch_struct_xyz\n"
      "BEGIN { @ = (struct nosuch_struct_xyz *)0; }\n"
@@ -70,13 +79,15 @@ def test_kernel_type_errors(source, rendered):
 def test_member_types():
     assert type_of_map("BEGIN { @ = curtask->comm; }", "@") == T.StringType(16)
     assert type_of_map("BEGIN { @ = curtask->pid; }", "@") == T.IntType(8, True)
-    # a pointer is stored in a map as its address
-    assert type_of_map("BEGIN { @ = curtask->parent; }", "@") == T.IntType(8, False)
+    # a pointer is stored in a map as its address, and keeps its type: printed in hex, -> works
+    stored = type_of_map("BEGIN { @ = curtask->parent; }", "@")
+    assert isinstance(stored, T.PointerType) and stored.name == "struct task_struct *"
+    assert type_of_map("BEGIN { @p = curtask; @ = @p->pid; }", "@") == T.IntType(8, True)
 
 
 def test_variables_keep_pointer_types():
     _, checked, _ = compile_to_ir("BEGIN { $t = curtask->parent; @ = $t->pid; }")
-    (var_type,) = checked.variables.values()
+    (var_type,) = {b.type for b in checked.variables.values()}
     assert isinstance(var_type, T.PointerType) and var_type.name == "struct task_struct *"
 
 
@@ -104,7 +115,7 @@ def test_anonymous_members_are_searched():
 
 def test_address_of_a_member_is_a_typed_pointer():
     _, checked, _ = compile_to_ir("BEGIN { $p = &curtask->pid; @ = *$p; }")
-    (var_type,) = checked.variables.values()
+    (var_type,) = {b.type for b in checked.variables.values()}
     assert isinstance(var_type, T.PointerType) and var_type.name == "pid_t *"
 
 
@@ -112,3 +123,11 @@ def test_address_of_needs_kernel_memory():
     assert error_of("BEGIN { @ = &pid; }").splitlines()[0] == (
         "stdin:1:13-17: ERROR: Can only take the address of a kernel structure's member "
         "(&p->field) or of *p (a bitfield has none)")
+
+
+def test_structs_copied_whole_keep_the_kernel_layout():
+    _, checked, _ = compile_to_ir("BEGIN { $l = curtask->se.load; @m[$l] = 1; }")
+    (load,) = {b.type for b in checked.variables.values()}
+    assert isinstance(load, T.StructType) and load.name == "struct load_weight"
+    assert [(name, offset) for name, offset, _ in load.fields] == [("weight", 0), ("inv_weight", 8)]
+    assert checked.maps["@m"].key == (load,)

@@ -127,9 +127,9 @@ COUNTS = MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 4)
 def load_counting(spec, body: str):
     """Load one program (a ProgramSpec and its IR body) with the standard maps and COUNTS:
     -> (LoadedObject, the program's fd)."""
+    from pybpf.backend.objspec import parse_object
     from pybpf.program import CompiledProgram
     from pybpf.runtime.loader import load
-    from pybpf.runtime.objspec import parse_object
 
     elf = build_object(standard_maps() + [COUNTS], {spec.section: body})
     compiled = CompiledProgram(elf, parse_object(elf), (spec,), ())

@@ -10,7 +10,6 @@ from bpfobj import count, load_one, program
 
 from pybpf import providers
 from pybpf.program import AttachPoint, PerfEvent
-from pybpf.providers.unsupported import Unsupported
 from pybpf.runtime.attach import ATTACHERS, attach
 from pybpf.runtime.attach.perf_event import online_cpus
 from pybpf.runtime.loader import ProbeUnavailableError
@@ -36,7 +35,7 @@ def touch_fresh_pages(n: int) -> None:
 
 
 def test_every_provider_attaches_through_a_module_here():
-    kinds = {p.attach_kind for p in providers.PROVIDERS if not isinstance(p, Unsupported)}
+    kinds = {p.attach_kind for p in providers.PROVIDERS}
     assert kinds <= set(ATTACHERS)
 
 

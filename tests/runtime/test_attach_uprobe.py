@@ -93,6 +93,22 @@ def test_missing_binary_is_unavailable(needs_uprobes):
         attach(-1, AttachPoint("uprobe", "/no/such/bin:main", attach_kind="uprobe"))
 
 
+def test_an_instruction_the_kernel_cannot_probe_is_one_line(needs_uprobes):
+    """This kernel refuses a uprobe on glibc's pthread_spin_lock (ENOTSUPP, 524: the x86
+    instruction decoder declines its `lock decl`, as split by the symbol table)."""
+    libc = elfsym.find_binary("libc")
+    obj, prog_fd = load_one("uprobe/rt_locked", BpfProgType.KPROBE, program())
+    with obj:
+        try:
+            attach(prog_fd, AttachPoint("uprobe", f"{libc}:pthread_spin_lock", attach_kind="uprobe")).close()
+        except ProbeUnavailableError as e:
+            assert str(e) == (f"uprobe:{libc}:pthread_spin_lock: the kernel refused a uprobe at file offset "
+                              f"{elfsym.uprobe_offset(libc, 'pthread_spin_lock'):#x} of {libc}: the kernel "
+                              "cannot probe the instruction there")
+        else:
+            pytest.skip("this kernel and libc probe pthread_spin_lock")
+
+
 def test_profile_samples_on_every_online_cpu_and_closes_them_all():
     obj, prog_fd = load_one("perf_event/rt_profile", BpfProgType.PERF_EVENT, program(count="counts"))
     with obj:

@@ -43,7 +43,8 @@ def test_formatted_values_decode_in_slots_and_survive_the_compiled_programs_json
 
 def test_printf_r_conversions_of_a_buffer():
     from pybpf.runtime.formatters import Buffer
-    from pybpf.runtime.printf import format_printf, parse_printf
+    from pybpf.printf_format import parse_printf
+    from pybpf.runtime.printf import format_printf
     value = Buffer(b"ab\x00\xfe")
     assert [c.char for c in parse_printf("%r %rx %rh %s")] == ["r", "rx", "rh", "s"]
     assert format_printf("[%r] [%rx] [%rh] [%12r]", (value,) * 4) == \

@@ -5,10 +5,10 @@ import os
 import pytest
 from bpfobj import MapDecl, build_object, program, standard_maps
 
+from pybpf.backend.objspec import parse_object
 from pybpf.program import EVENTS_MAP, CompiledProgram, ProgramSpec
 from pybpf.runtime.errors import NotSupportedError, VerifierError
 from pybpf.runtime.loader import load, object_name, prog_info
-from pybpf.runtime.objspec import parse_object
 from pybpf.uapi.bpf import BpfMapType, BpfProgType
 
 pytestmark = pytest.mark.kernel

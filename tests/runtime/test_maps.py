@@ -9,11 +9,10 @@ import pytest
 
 from pybpf import types as T
 from pybpf.mapkinds import Stats
-from pybpf.program import LhistParams, MapKind, MapSpec
+from pybpf.program import LhistParams, MapDef, MapKind, MapSpec
 from pybpf.runtime import maps
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import create_map
-from pybpf.runtime.objspec import MapDef
 from pybpf.uapi.bpf import BpfMapType
 
 pytestmark = pytest.mark.kernel

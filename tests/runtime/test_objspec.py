@@ -1,13 +1,12 @@
-"""ELF -> ObjectSpec, without the kernel."""
+"""ELF -> ObjectSpec (pybpf.backend.objspec), without the kernel; the objects are built by bpfobj."""
 
 import io
 
 import pytest
 from bpfobj import MapDecl, build_object, program, standard_maps
 
-from pybpf.program import EVENTS_MAP, LOST_MAP
-from pybpf.runtime.errors import ObjectFormatError
-from pybpf.runtime.objspec import MapDef, parse_object
+from pybpf.backend.objspec import parse_object
+from pybpf.program import EVENTS_MAP, LOST_MAP, MapDef, ObjectFormatError
 from pybpf.uapi.bpf import BPF_LD_IMM64, BpfMapType
 
 

@@ -26,6 +26,7 @@ from pybpf import types as T
 from pybpf.mapkinds import Stats
 from pybpf.program import LhistParams, MapKind, MapSpec
 from pybpf.runtime.output import JsonOutput, TextOutput, make_output
+from pybpf.runtime.values import decode
 
 GOLDEN = Path(__file__).parent / "golden"
 PROBE = object()          # the `probe` builtin as a key part; BEGIN in these scripts
@@ -455,3 +456,37 @@ def test_kernel_strings_that_are_not_utf8_are_bytes_in_text_and_xNN_in_json():
     assert plain.getvalue().encode("utf-8", "surrogateescape") == b"caf\xe9\xc3\xa9\n"
     assert as_json.getvalue() == '{"type": "printf", "data": "caf\\\\xe9\xe9\\n"}\n'
     assert json.loads(as_json.getvalue())["data"] == "caf\\xe9\xe9\n"
+
+
+def test_arrays_print_as_bpftrace_prints_them():
+    # bpftrace writes an array as [a,b,...], no spaces, in keys, values and tuples alike.
+    array = T.ArrayType(T.IntType(1, False), 4)
+    spec = MapSpec("@a", "AT_a", MapKind.VALUE, (array, T.IntType()), T.TupleType((T.IntType(), array)))
+    raw = bytes([4, 3, 2, 1]) + bytes(4)
+    key = decode(array, raw)
+    assert text_of(spec, [((key, 2), (1, key))]) == "@a[[4,3,2,1], 2]: (1, [4,3,2,1])\n"
+    assert json_of(spec, [((key, 2), (1, key))]) == \
+        '{"type": "map", "data": {"@a": {"[4,3,2,1],2": [1,[4,3,2,1]]}}}\n'
+
+
+def test_structs_print_as_bpftrace_prints_them():
+    # { .name = value, ... } in text (pointer members in hex), an object in JSON.
+    inner = T.StructType("struct in", (("x", 0, T.IntType(2, True)),), 2)
+    outer = T.StructType("struct out", (("p", 0, T.FormattedType("pointer")), ("i", 8, inner),
+                                        ("s", 10, T.StringType(4))), 16)
+    raw = (0xffff8881).to_bytes(8, "little") + (-2).to_bytes(2, "little", signed=True) + b"ab\0\0" + bytes(2)
+    value = decode(outer, raw)
+    spec = MapSpec("@s", "AT_s", MapKind.VALUE, (), outer)
+    assert text_of(spec, [((), value)]) == "@s: { .p = 0xffff8881, .i = { .x = -2 }, .s = ab }\n"
+    assert json_of(spec, [((), value)]) == \
+        '{"type": "map", "data": {"@s": {"p": "0xffff8881", "i": {"x": -2}, "s": "ab"}}}\n'
+
+
+def test_pointers_print_in_hex():
+    ptr = T.PointerType(0, "struct sock *")
+    value = decode(ptr, (0xffff888100000000).to_bytes(8, "little"))
+    spec = MapSpec("@p", "AT_p", MapKind.VALUE, (ptr,), ptr)
+    assert text_of(spec, [((value,), value)]) == "@p[0xffff888100000000]: 0xffff888100000000\n"
+    assert json_of(spec, [((value,), value)]) == \
+        '{"type": "map", "data": {"@p": {"0xffff888100000000": "0xffff888100000000"}}}\n'
+    assert T.from_json(T.to_json(ptr)) == ptr

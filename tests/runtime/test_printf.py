@@ -6,7 +6,8 @@ glibc's snprintf prints for the same format with an `l` length modifier (64-bit 
 
 import pytest
 
-from pybpf.runtime.printf import Conversion, PrintfFormatError, format_printf, parse_printf
+from pybpf.printf_format import Conversion, PrintfFormatError, parse_printf
+from pybpf.runtime.printf import format_printf
 
 BPFTRACE_0_17 = [
     ("%5d|%-8s|%x\n", (42, "hi", 255), "   42|hi      |ff\n"),

@@ -11,11 +11,11 @@ import time
 import pytest
 from bpfobj import build_object, program, standard_maps
 
+from pybpf.backend.objspec import parse_object
 from pybpf.program import EVENTS_MAP, LOST_MAP, CompiledProgram, ProgramSpec
 from pybpf.runtime.attach.begin_end import run_once
 from pybpf.runtime.loader import load
 from pybpf.runtime.maps import read_lost
-from pybpf.runtime.objspec import parse_object
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.uapi.bpf import BpfFunc, BpfProgType
 

@@ -11,9 +11,9 @@ from bpfobj import MapDecl, build_object, program, standard_maps
 from pybpf import types as T
 from pybpf.program import (START_MAP, AttachPoint, CompiledProgram, EventKind, MapKind, MapSpec, PrintfSpec,
                            ProgramSpec)
+from pybpf.backend.objspec import parse_object
 from pybpf.runtime import maps
 from pybpf.runtime.errors import NotSupportedError
-from pybpf.runtime.objspec import parse_object
 from pybpf.runtime.session import Session
 from pybpf.uapi.bpf import BpfMapType, BpfProgType
 

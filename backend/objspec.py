@@ -15,8 +15,7 @@ from __future__ import annotations
 import io
 import struct
 
-from pybpf.program import MapDef, ObjectSpec, ProgramSection
-from pybpf.runtime.errors import ObjectFormatError
+from pybpf.program import MapDef, ObjectFormatError, ObjectSpec, ProgramSection
 from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
 
 MAPS_SECTION = "maps"

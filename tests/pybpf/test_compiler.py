@@ -1,0 +1,46 @@
+"""The compile driver: one list of passes of one shape, stopped after the first that reports errors."""
+
+import pytest
+
+from pybpf.compiler import (FRONT_END, PASSES, CompileOptions, Pass, PlannedProgram, StageTimes,
+                            compile_to_ir, run_passes)
+from pybpf.diagnostics import CompileError, Span
+from pybpf.features import FixedFeatures
+
+OPTIONS = CompileOptions(features=FixedFeatures(kprobes=False, fentry=False))
+
+
+def test_the_passes_are_the_stages_shown():
+    assert [p.name for p in PASSES] == ["parse", "probes", "check", "layout", "lower"]
+
+
+@pytest.mark.parametrize("source, ran", [
+    ("BEGIN { @x = ; }", ["parse"]),
+    ("nosuchkind:foo { exit(); }", ["parse", "probes"]),
+    ("BEGIN { @x = nosuchfunction(); }", ["parse", "probes", "check"]),
+    ("BEGIN { @x = count(); }", ["parse", "probes", "check", "layout", "lower"]),
+])
+def test_each_pass_is_timed_and_the_first_with_errors_is_the_last_run(source, ran):
+    times = StageTimes()
+    try:
+        compile_to_ir(source, options=OPTIONS, times=times)
+    except CompileError as e:
+        assert len(e.diagnostics.items) == 1
+    assert list(times.seconds) == ran
+
+
+def test_a_pass_is_one_entry_in_the_list():
+    seen = []
+
+    def count_probes(planned: PlannedProgram, diags, options) -> PlannedProgram:
+        seen.append(len(planned.checked.program.probes))
+        if len(planned.checked.program.probes) > 1:
+            diags.error("one probe only", Span(1, 1, 1, 2))
+        return planned
+
+    passes = FRONT_END + (Pass("count", count_probes),)
+    times = StageTimes()
+    assert isinstance(run_passes(passes, "BEGIN { exit(); }", "stdin", OPTIONS, times), PlannedProgram)
+    with pytest.raises(CompileError, match="one probe only"):
+        run_passes(passes, "BEGIN { exit(); } END { exit(); }", "stdin", OPTIONS, StageTimes())
+    assert seen == [1, 2] and "count" in times.seconds
