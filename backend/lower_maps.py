@@ -1,5 +1,5 @@
-"""Lowering of map operations: keys, the one-lookup update, aggregations and their buckets, and
-the per-CPU counters the runtime reads (lost events, full maps).
+"""Lowering of map operations: keys, the one-lookup update into which each map kind's own update
+code (pybpf.mapkinds) is folded, and the per-CPU counters the runtime reads (lost events, full maps).
 
 Mixed into pybpf.backend.codegen.FunctionBuilder, whose infrastructure (alloca, helper, store64,
 branch_if, ...) these methods use.
@@ -14,7 +14,8 @@ from llvmlite import ir
 from pybpf import ast
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer, slot
-from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, EventKind, MapKind, MapSpec
+from pybpf.mapkinds import kind_for
+from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, EventKind, MapSpec
 from pybpf.uapi.bpf import BPF_NOEXIST, BpfFunc
 
 class MapLowering:
@@ -129,64 +130,14 @@ class MapLowering:
         return self.load64(result)
 
     def aggregate(self, spec: MapSpec, m: ast.Map, call: ast.Call) -> None:
+        """@m[k] = count() and the other aggregations: the map's kind (pybpf.mapkinds) lowers the
+        bucket and the update, here folded into update_or_insert (an array has nothing to insert)."""
+        kind = kind_for(spec.kind)
         value = self.expr(call.args[0]) if call.args else None
-        bucket = None
-        if spec.kind is MapKind.HIST:
-            bucket = self.log2_bucket(value)
-        elif spec.kind is MapKind.LHIST:
-            bucket = self.linear_bucket(value, spec)
-        key = self.key(spec, m, bucket)
-        kind = spec.kind
-        insert = (lambda build: None) if spec.is_array else (lambda build: build)
-        if kind in (MapKind.COUNT, MapKind.HIST, MapKind.LHIST, MapKind.SUM):
-            inc = c64(1) if kind is not MapKind.SUM else value
-            self.update_or_insert(
-                spec.symbol, key, spec.value_size,
-                lambda p: self.store64(self.b.add(self.load64(p), inc), p),
-                insert(lambda buf: self.store64(inc, buf)))
-        elif kind in (MapKind.AVG, MapKind.STATS):
-            def found(p):
-                self.store64(self.b.add(self.load64(p), c64(1)), p)
-                self.store64(self.b.add(self.load64(p, 8), value), p, 8)
-
-            def missing(buf):
-                self.store64(c64(1), buf)
-                self.store64(value, buf, 8)
-            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
-        else:
-            better = "<" if kind is MapKind.MIN else ">"
-
-            def found(p):
-                old = self.load64(p)
-                unset = self.b.icmp_unsigned("==", self.load64(p, 8), c64(0))
-                wins = self.b.or_(unset, self.b.icmp_signed(better, value, old))
-                self.store64(self.b.select(wins, value, old), p)
-                self.store64(c64(1), p, 8)
-
-            def missing(buf):
-                self.store64(value, buf)
-                self.store64(c64(1), buf, 8)
-            self.update_or_insert(spec.symbol, key, spec.value_size, found, insert(missing))
-
-    def log2_bucket(self, v: ir.Value) -> ir.Value:
-        """hist bucket: 0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise; branch-free."""
-        b = self.b
-        n, r = v, c64(0)
-        for shift in (32, 16, 8, 4, 2, 1):
-            big = b.icmp_unsigned(">=", n, c64(1 << shift))
-            amount = b.select(big, c64(shift), c64(0))
-            n = b.lshr(n, amount)
-            r = b.add(r, amount)
-        positive = b.add(r, c64(2))
-        bucket = b.select(b.icmp_signed("==", v, c64(0)), c64(1), positive)
-        return b.select(b.icmp_signed("<", v, c64(0)), c64(0), bucket)
-
-    def linear_bucket(self, v: ir.Value, spec: MapSpec) -> ir.Value:
-        p = spec.lhist
-        b = self.b
-        inside = b.add(b.udiv(b.sub(v, c64(p.min)), c64(p.step)), c64(1))
-        high = b.select(b.icmp_signed(">=", v, c64(p.max)), c64(p.buckets + 1), inside)
-        return b.select(b.icmp_signed("<", v, c64(p.min)), c64(0), high)
+        key = self.key(spec, m, kind.lower_bucket(self, spec, value))
+        self.update_or_insert(spec.symbol, key, spec.value_size,
+                              lambda found: kind.lower_update(self, found, value),
+                              None if spec.is_array else lambda init: kind.lower_initial(self, init, value))
 
     def emit_event(self, kind: EventKind, index: int, args=()) -> None:
         """args: (value, type) pairs, laid one per slot after the 8-byte header."""

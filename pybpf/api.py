@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO, Union
 
 from pybpf.compiler import CompileOptions, compile_to_ir
+from pybpf.mapkinds import kind_for
 from pybpf.program import CompiledProgram, MapKind, MapSpec
 
 Key = Union[int, str, tuple[object, ...]]
@@ -408,9 +409,7 @@ def _render_text(spec: MapSpec, entries: list[tuple[tuple[object, ...], object]]
 
 
 def _bucket_bounds(spec: MapSpec) -> Callable[[int], tuple[int | None, int | None]]:
-    from pybpf.runtime.output import bucket_bounds
-
-    bounds: Callable[[int], tuple[int | None, int | None]] = bucket_bounds(spec)
+    bounds: Callable[[int], tuple[int | None, int | None]] = kind_for(spec.kind).layout(spec).bounds
     return bounds
 
 
@@ -423,7 +422,7 @@ def _user_key(key: tuple[object, ...]) -> Key:
 
 
 def _user_value(spec: MapSpec, key: tuple[object, ...], value: object) -> Value:
-    if spec.kind.has_buckets:
+    if kind_for(spec.kind).has_buckets:
         assert isinstance(value, dict)
         return Histogram(spec, key, value)
     if spec.kind in (MapKind.AVG, MapKind.STATS):

@@ -8,7 +8,8 @@
     CompiledProgram.from_json(compiled.to_json())   # what the compile cache stores
 
 The runtime needs nothing else: not the AST, not the type checker. Byte layouts of keys, values and
-ring-buffer records are defined here, once, as properties both sides use.
+ring-buffer records are defined here, once, as properties both sides use; a map value's layout is
+its kind's (pybpf.mapkinds, which MapSpec asks).
 
 Ring-buffer record: u32 EventKind, u32 index (printf / map / time-format index), then the payload at
 offset 8 (printf arguments, each in an 8-byte-aligned slot; see pybpf.types.slot_size).
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from pybpf import types as T
 from pybpf.errors import PybpfError
+from pybpf.mapkinds import LhistParams, MapKind, kind_for
 from pybpf.uapi.bpf import BpfMapType
 
 # Symbols of the maps every program has, in the ELF "maps" section.
@@ -37,7 +39,6 @@ MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: update
                                         # full (-E2BIG), at the map's index in CompiledProgram.maps
 
 EVENT_HEADER_SIZE = 8
-HIST_BUCKETS = 66                     # hist bucket indexes: negative, 0, then 2 + log2 for 64 bits
 DEFAULT_MAP_ENTRIES = 4096
 # Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million
 # printf records while the reader catches up (1 MiB lost a quarter of such a burst): the kernel
@@ -66,45 +67,14 @@ class EventKind(enum.IntEnum):
                    # arguments are the count, then the strings
 
 
-class MapKind(enum.Enum):
-    VALUE = "value"    # plain assignment: @m[k] = v
-    COUNT = "count"
-    SUM = "sum"
-    MIN = "min"
-    MAX = "max"
-    AVG = "avg"
-    STATS = "stats"
-    HIST = "hist"
-    LHIST = "lhist"
-
-    @property
-    def is_aggregation(self) -> bool:
-        return self is not MapKind.VALUE
-
-    @property
-    def has_buckets(self) -> bool:
-        return self in (MapKind.HIST, MapKind.LHIST)
-
-
-@dataclass(frozen=True)
-class LhistParams:
-    min: int
-    max: int
-    step: int
-
-    @property
-    def buckets(self) -> int:
-        """Number of [lo, hi) buckets between min and max (the two open-ended ones come on top)."""
-        return (self.max - self.min) // self.step
-
-
 @dataclass(frozen=True)
 class MapSpec:
-    """A user map (@name). Aggregations live in per-CPU hashes; the runtime sums the CPUs.
+    """A user map (@name). Its kind (pybpf.mapkinds) decides the BPF layout: aggregations live in
+    per-CPU maps and the runtime combines the CPUs.
 
     BPF key: the key parts in slots (a scalar map has one u64 zero key), then for hist/lhist a u64
-    bucket index. BPF value: VALUE -> the value's slot; COUNT/SUM -> i64; MIN/MAX -> {i64 value,
-    u64 set}; AVG/STATS -> {u64 count, i64 total}; HIST/LHIST -> u64 count.
+    bucket index; a scalar aggregation in a per-CPU array has a u32 index instead (is_array).
+    BPF value: kind_for(kind).value_size(spec) bytes (per CPU).
     """
     name: str
     symbol: str
@@ -116,10 +86,10 @@ class MapSpec:
 
     @property
     def is_array(self) -> bool:
-        """Scalar aggregations whose value tells "never set" apart (a zero count, an unset flag)
+        """Scalar maps of kinds whose value tells "never set" apart (a zero count, an unset flag)
         live in a per-CPU array indexed by bucket (or 0): the kernel inlines the lookup, no
-        hashing. A sum cannot tell an unset 0 from sum(0), so it stays in a hash."""
-        return self.percpu and not self.key and self.kind is not MapKind.SUM
+        hashing."""
+        return not self.key and kind_for(self.kind).scalar_in_array
 
     @property
     def user_key_size(self) -> int:
@@ -129,29 +99,19 @@ class MapSpec:
     def key_size(self) -> int:
         if self.is_array:
             return 4
-        return self.user_key_size + (8 if self.kind.has_buckets else 0)
+        return self.user_key_size + (8 if kind_for(self.kind).has_buckets else 0)
 
     @property
     def bpf_max_entries(self) -> int:
-        if not self.is_array:
-            return self.max_entries
-        if self.kind is MapKind.HIST:
-            return HIST_BUCKETS
-        if self.kind is MapKind.LHIST:
-            return self.lhist.buckets + 2
-        return 1
+        return kind_for(self.kind).array_entries(self) if self.is_array else self.max_entries
 
     @property
     def value_size(self) -> int:
-        if self.kind is MapKind.VALUE:
-            return T.slot_size(self.value)
-        if self.kind in (MapKind.MIN, MapKind.MAX, MapKind.AVG, MapKind.STATS):
-            return 16
-        return 8
+        return kind_for(self.kind).value_size(self)
 
     @property
     def percpu(self) -> bool:
-        return self.kind.is_aggregation
+        return kind_for(self.kind).percpu
 
     @property
     def bpf_map_type(self) -> int:

@@ -5,7 +5,8 @@
     items(fd, key_size, value_size)          # every (key, value) as bytes, one BPF_MAP_LOOKUP_BATCH a chunk
 
 Per-CPU maps hold one value per *possible* CPU, each rounded up to 8 bytes; the `value_size` arguments
-here are the whole buffer (see value_buffer_size). Aggregations are summed over the CPUs here.
+here are the whole buffer (see value_buffer_size). Reading a whole map, the keys are decoded here
+and the values by the map's kind, which combines the CPUs.
 """
 
 from __future__ import annotations
@@ -14,22 +15,19 @@ import ctypes
 import errno
 import functools
 import struct
-from collections import defaultdict
 from typing import Iterable
 
 from pybpf import types as T
-from pybpf.program import MapKind, MapSpec
+from pybpf.mapkinds import kind_for
+from pybpf.program import MapSpec
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.syscall import ENOTSUPP, bpf
-from pybpf.runtime.values import Stats, decode
+from pybpf.runtime.values import decode
 from pybpf.uapi.bpf import BPF_ANY, BPF_EXIST, BpfCmd, MapBatchAttr, MapElemAttr
 
 BATCH_CHUNK = 4096          # entries per BPF_MAP_LOOKUP_BATCH call
-_I64 = struct.Struct("<q")
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
-_MINMAX = struct.Struct("<qQ")   # {i64 value, u64 set}
-_AVG = struct.Struct("<Qq")      # {u64 count, i64 total}
 
 
 @functools.cache
@@ -200,69 +198,37 @@ def _key_tuples(spec: MapSpec, keys_raw: bytes, count: int, probe_names: dict[in
     return decoded
 
 
-@functools.cache
-def _per_cpu_struct(fields: str, count: int) -> struct.Struct:
-    """One value's fields repeated for every CPU, e.g. '<qqqq' or '<qQqQ'."""
-    return struct.Struct("<" + fields * count)
+def _typed_values(t: T.Type, raw: bytes, size: int, probe_names: dict[int, str] | None) -> Iterable:
+    """The values of type t laid `size` bytes apart in raw (plain value maps): integers in one
+    iter_unpack, others through decode."""
+    fields = _int_slots_layout((t,))
+    if fields is not None:
+        return (v for (v,) in struct.Struct("<" + fields).iter_unpack(raw))
+    return (decode(t, raw, at, probe_names) for at in range(0, len(raw), size))
 
 
 def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None,
                   keep_zero: bool = False) -> list[tuple[tuple, object]]:
-    """The map's entries as (key tuple, value): see pybpf.runtime.values for the value shapes.
+    """The map's entries as (key tuple, value): the map's kind (pybpf.mapkinds) decodes the values
+    (int, str, tuple, Stats or {bucket index: count}).
 
     A per-CPU array (spec.is_array) has all its elements: a zero count there means "never
     counted" and is left out, unless keep_zero (the map was zero()ed, so its entry exists)."""
     # Every property of the spec is read once here, never per entry.
-    is_array, kind, key_size = spec.is_array, spec.kind, spec.key_size
-    hide_zero = is_array and not keep_zero
-    value_size = value_buffer_size(spec.value_size, spec.percpu)
-    keys_raw, values_raw, count = _read_all(fd, key_size, value_size)
-    ncpu = possible_cpus() if spec.percpu else 1      # values in the buffer, one per possible CPU
-    if kind.has_buckets:
-        # Per-CPU u64 counts, summed in C; an array's key is just the u32 bucket.
-        totals = map(sum, _per_cpu_struct("Q", ncpu).iter_unpack(values_raw)) if count else ()
-        if is_array:
-            counts = dict(zip((b for (b,) in _U32.iter_unpack(keys_raw)), totals)) if count else {}
-            if hide_zero and not any(counts.values()):
-                return []     # an array's buckets all exist: none counted means never used
-            return [((), counts)] if count else []
-        hists: dict[tuple, dict[int, int]] = defaultdict(dict)
-        for key, total in zip(_key_tuples(spec, keys_raw, count, probe_names, bucket=True), totals):
-            hists[key[:-1]][key[-1]] = total
-        return list(hists.items())
+    kind, is_array = kind_for(spec.kind), spec.is_array
+    value_size = value_buffer_size(spec.value_size, kind.percpu)
+    keys_raw, values_raw, count = _read_all(fd, spec.key_size, value_size)
     if not count:
         return []
-    if is_array:
-        user_keys = [()] * count
+    if not is_array:
+        keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=kind.has_buckets)
+    elif kind.has_buckets:
+        keys = _U32.iter_unpack(keys_raw)      # an array's key is the u32 bucket, after an empty user key
     else:
-        user_keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=False)
-    if kind is MapKind.VALUE:
-        value_fields = _int_slots_layout((spec.value,))
-        if value_fields is not None:
-            values = (v for (v,) in struct.Struct("<" + value_fields).iter_unpack(values_raw))
-        else:
-            values = (decode(spec.value, values_raw, at, probe_names)
-                      for at in range(0, count * value_size, value_size))
-        return list(zip(user_keys, values))
-    if kind in (MapKind.COUNT, MapKind.SUM):
-        totals = map(sum, _per_cpu_struct("q", ncpu).iter_unpack(values_raw))
-        if not hide_zero:
-            return list(zip(user_keys, totals))
-        return [(key, total) for key, total in zip(user_keys, totals) if total]
-    entries = []
-    if kind in (MapKind.MIN, MapKind.MAX):
-        pick = min if kind is MapKind.MIN else max
-        for key, cpus in zip(user_keys, _per_cpu_struct("qQ", ncpu).iter_unpack(values_raw)):
-            # {i64 value, u64 set} per CPU: a CPU that never set a value has no minimum or maximum.
-            found = [v for v, is_set in zip(cpus[0::2], cpus[1::2]) if is_set]
-            if found:
-                entries.append((key, pick(found)))
-        return entries
-    for key, cpus in zip(user_keys, _per_cpu_struct("Qq", ncpu).iter_unpack(values_raw)):   # AVG, STATS
-        stats = Stats(sum(cpus[0::2]), sum(cpus[1::2]))
-        if stats.count or not hide_zero:
-            entries.append((key, stats))
-    return entries
+        keys = [()] * count
+    return kind.entries(spec, keys, values_raw, possible_cpus() if kind.percpu else 1,
+                        hide_zero=is_array and not keep_zero,
+                        typed_values=lambda t, raw, size: _typed_values(t, raw, size, probe_names))
 
 
 def clear_map(fd: int, spec: MapSpec) -> None:

@@ -28,20 +28,16 @@ import sys
 import threading
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.metrics_core import (GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily,
-                                            Metric, SummaryMetricFamily)
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
+from prometheus_client.metrics_core import Metric
 
-from pybpf import types as T
-from pybpf.program import MapKind, MapSpec
+from pybpf.mapkinds import kind_for
+from pybpf.mapkinds.base import Entries, label_names, label_width
+from pybpf.program import MapSpec
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
-from pybpf.runtime.output import Entries, bucket_bounds
 from pybpf.runtime.values import escape_bytes
 
 PREFIX = "pybpf_"
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
-_GAUGE_KINDS = (MapKind.COUNT, MapKind.SUM, MapKind.MIN, MapKind.MAX)
 
 
 def metric_name(map_name: str) -> str:
@@ -50,63 +46,13 @@ def metric_name(map_name: str) -> str:
 
 
 def map_families(spec: MapSpec, entries: Entries) -> list[Metric]:
-    """The metric families of one map's entries (as Session.read_map returns them)."""
-    name = metric_name(spec.name)
-    labels = _label_names("key", sum(_width(t) for t in spec.key))
+    """The metric families of one map's entries (as Session.read_map returns them): its kind's
+    (pybpf.mapkinds), with the keys flattened into labels."""
+    labels = label_names("key", sum(label_width(t) for t in spec.key))
     keyed = [(_flatten(key), value) for key, value in entries]
     call = f"{spec.kind.value}()" if spec.kind.is_aggregation else "values"
     doc = f"{spec.name}: {call} of the pybpf script"
-    if spec.kind.has_buckets:
-        return [_histogram(name, doc, labels, spec, keyed)]
-    if spec.kind in (MapKind.AVG, MapKind.STATS):
-        summary = SummaryMetricFamily(name, doc, labels=labels)
-        average = GaugeMetricFamily(name + "_average", f"{spec.name}: the average as printed "
-                                    "(truncated toward zero)", labels=labels)
-        for key, stats in keyed:
-            summary.add_metric(key, stats.count, stats.total)
-            average.add_metric(key, stats.average)
-        return [summary, average]
-    if spec.kind in _GAUGE_KINDS or isinstance(spec.value, T.IntType):
-        gauge = GaugeMetricFamily(name, doc, labels=labels)
-        for key, value in keyed:
-            gauge.add_metric(key, value)
-        return [gauge]
-    # strings and tuples: an info metric, the value in labels
-    info = InfoMetricFamily(name, doc, labels=labels)
-    value_labels = _label_names("value", _width(spec.value))
-    for key, value in keyed:
-        info.add_metric(key, dict(zip(value_labels, _flatten((value,)))))
-    return [info]
-
-
-def _histogram(name: str, doc: str, labels: list[str], spec: MapSpec, keyed) -> Metric:
-    """Cumulative buckets from the lowest to the highest bucket used by any key of the map (every
-    key gets the same `le` set), then +Inf. No `_sum`: the kernel counts values per bucket only."""
-    family = HistogramMetricFamily(name, doc, labels=labels)
-    bounds = bucket_bounds(spec)
-    used = [i for _, counts in keyed for i, n in counts.items() if n]
-    indexes = range(min(used), max(used) + 1) if used else range(0)
-    upper = [(i, bounds(i)[1]) for i in indexes]
-    les = [(i, floatToGoString(hi - 1)) for i, hi in upper if hi is not None]
-    for key, counts in keyed:
-        buckets, cumulative = [], 0
-        for i, le in les:
-            cumulative += counts.get(i, 0)
-            buckets.append((le, cumulative))
-        total = sum(counts.values())
-        buckets.append(("+Inf", total))
-        family.add_metric(key, buckets, None)
-        family.samples.append(Sample(name + "_count", dict(zip(labels, key)), total))
-    return family
-
-
-def _label_names(stem: str, count: int) -> list[str]:
-    return [stem] if count == 1 else [f"{stem}{i}" for i in range(count)]
-
-
-def _width(t) -> int:
-    """Label values a key part or value of type t becomes: a tuple's elements, flattened."""
-    return sum(_width(e) for e in t.elements) if isinstance(t, T.TupleType) else 1
+    return kind_for(spec.kind).metric_families(spec, metric_name(spec.name), doc, labels, keyed, _flatten)
 
 
 def _flatten(parts: tuple) -> list[str]:

@@ -5,29 +5,15 @@
     decode(ProbeType(), id_bytes, {782: 'tracepoint:syscalls:sys_enter_openat'})
 
 Map readers hand the printers these values: keys as tuples (empty for a scalar map); values as int,
-str, tuple, `Stats` (avg and stats maps) or a `{bucket_index: count}` dict (hist and lhist maps).
+str, tuple, or what the map's kind makes of them (pybpf.mapkinds: `Stats`, `{bucket_index: count}`).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 from pybpf import types as T
 from pybpf.runtime.formatters import render
-
-
-class Stats(NamedTuple):
-    count: int
-    total: int
-
-    @property
-    def average(self) -> int:
-        # C-style truncation toward zero, as bpftrace prints it.
-        if not self.count:
-            return 0
-        q = abs(self.total) // self.count
-        return q if self.total >= 0 else -q
 
 
 class Array(tuple):

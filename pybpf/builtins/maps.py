@@ -5,6 +5,7 @@ from __future__ import annotations
 from pybpf import ast
 from pybpf.builtins.entry import function
 from pybpf.checked import INT, VOID
+from pybpf.mapkinds import kind_for
 from pybpf.program import EventKind
 from pybpf.uapi.bpf import BpfFunc
 
@@ -65,7 +66,7 @@ def check_has_key(c, e):
     if not info.key:
         c.error(f"has_key() expects a map with keys; {info.name} has none", e.args[0].span)
         return None
-    if info.kind.has_buckets:
+    if kind_for(info.kind).has_buckets:
         c.error(f"has_key() cannot look into {info.kind.value}() map {info.name}: its buckets are "
                 "keys of their own", e.args[0].span)
         return None

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from pybpf import types as T
+from pybpf.mapkinds import Stats
 from pybpf.program import LhistParams, MapDef, MapKind, MapSpec
 from pybpf.runtime import maps
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import create_map
-from pybpf.runtime.values import Stats
 from pybpf.uapi.bpf import BpfMapType
 
 pytestmark = pytest.mark.kernel

@@ -18,11 +18,11 @@ from prometheus_client.exposition import generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from pybpf import types as T  # noqa: E402
+from pybpf.mapkinds import Stats  # noqa: E402
 from pybpf.program import LhistParams, MapKind, MapSpec  # noqa: E402
 from pybpf.runtime.metrics import (make_registry, map_families, metric_name, parse_address,  # noqa: E402
                                    serve_metrics)
 from pybpf.runtime.output import make_output  # noqa: E402
-from pybpf.runtime.values import Stats  # noqa: E402
 
 PROGRAM = """
 BEGIN {

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from pybpf import types as T
+from pybpf.mapkinds import Stats
 from pybpf.program import LhistParams, MapKind, MapSpec
 from pybpf.runtime.output import JsonOutput, TextOutput, make_output
-from pybpf.runtime.values import Stats, decode
+from pybpf.runtime.values import decode
 
 GOLDEN = Path(__file__).parent / "golden"
 PROBE = object()          # the `probe` builtin as a key part; BEGIN in these scripts

@@ -1,0 +1,21 @@
+"""`sum(v)`: a count that adds v instead of one.
+
+A scalar sum stays in a PERCPU_HASH: its value cannot tell "never updated" from sum(0), which
+prints, so an array (whose elements all exist) would print a sum nobody made.
+"""
+
+from __future__ import annotations
+
+from pybpf.mapkinds.base import MapKind
+from pybpf.mapkinds.count import Count
+
+
+class Sum(Count):
+    kind = MapKind.SUM
+    scalar_in_array = False
+
+    def increment(self, fb, value):
+        return value
+
+
+SUM = Sum()

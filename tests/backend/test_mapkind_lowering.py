@@ -1,0 +1,107 @@
+"""The map kinds' update and bucket lowering, run: each is JIT-compiled for this host through
+FunctionBuilder's own load/store code, applied to a value in memory, and the result decoded by
+the same kind, so lowering and reading cannot disagree on the layout."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from pybpf import types as T
+from pybpf.backend.codegen import FunctionBuilder
+from pybpf.backend.irutil import I64, PTR, ir
+from pybpf.mapkinds import LhistParams, MapKind, Stats, kind_for
+from pybpf.program import MapSpec
+
+llvm = pytest.importorskip("llvmlite.binding")
+
+VALUES = [5, -3, 0, 12, 7, -40, 1 << 40]
+
+
+class HostBuilder:
+    """What the kinds' lowering uses of a FunctionBuilder, over a function of this host."""
+    gep, store64, load64 = FunctionBuilder.gep, FunctionBuilder.store64, FunctionBuilder.load64
+    constant = staticmethod(FunctionBuilder.constant)
+
+    def __init__(self, builder: ir.IRBuilder):
+        self.b = builder
+
+
+def jit(define):
+    """define(module) adds functions; returns a function name -> address lookup. The engine is
+    kept alive by the returned closure."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    module = ir.Module("kinds")
+    define(module)
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    engine = llvm.create_mcjit_compiler(parsed, llvm.Target.from_default_triple().create_target_machine())
+    engine.finalize_object()
+    return lambda name: engine.get_function_address(name)
+
+
+def function(module, name: str, args, body, returns=None) -> None:
+    """A function whose body is body(builder, *its arguments); it returns what body returns when
+    `returns` (an IR type) is given."""
+    fn = ir.Function(module, ir.FunctionType(returns or ir.VoidType(), args), name)
+    builder = ir.IRBuilder(fn.append_basic_block())
+    result = body(HostBuilder(builder), *fn.args)
+    if returns:
+        builder.ret(result)
+    else:
+        builder.ret_void()
+
+
+def updates(kind: MapKind):
+    """(initial(address, v), update(address, v)) of the kind as Python callables, and the lookup
+    that keeps their engine alive."""
+    k = kind_for(kind)
+    address = jit(lambda m: (function(m, "initial", [PTR, I64], k.lower_initial),
+                             function(m, "update", [PTR, I64], k.lower_update)))
+    prototype = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
+    return prototype(address("initial")), prototype(address("update")), address
+
+
+@pytest.mark.parametrize("kind, expected", [
+    (MapKind.COUNT, len(VALUES)), (MapKind.SUM, sum(VALUES)), (MapKind.MIN, min(VALUES)),
+    (MapKind.MAX, max(VALUES)), (MapKind.AVG, Stats(len(VALUES), sum(VALUES))),
+    (MapKind.STATS, Stats(len(VALUES), sum(VALUES)))])
+def test_updates_decode_to_the_aggregate(kind, expected):
+    initial, update, _engine = updates(kind)
+    spec = MapSpec("@m", "AT_m", kind, (T.IntType(),), T.IntType())
+    value = ctypes.create_string_buffer(spec.value_size)
+    initial(ctypes.addressof(value), VALUES[0])
+    for v in VALUES[1:]:
+        update(ctypes.addressof(value), v)
+    assert kind_for(kind).entries(spec, [(1,)], value.raw, 1, False, None) == [((1,), expected)]
+
+
+@pytest.mark.parametrize("kind", [MapKind.MIN, MapKind.MAX])
+def test_an_unset_array_element_takes_the_first_value(kind):
+    # A scalar min/max is an array element, zeroed and never inserted: its 0 is not a value.
+    _, update, _engine = updates(kind)
+    value = ctypes.create_string_buffer(16)
+    first = 9 if kind is MapKind.MIN else -9          # worse than the zero already there
+    update(ctypes.addressof(value), first)
+    spec = MapSpec("@m", "AT_m", kind, (), T.IntType())
+    assert kind_for(kind).entries(spec, [()], value.raw, 1, True, None) == [((), first)]
+
+
+@pytest.mark.parametrize("kind, lhist", [
+    (MapKind.HIST, None), (MapKind.LHIST, LhistParams(0, 100, 10)), (MapKind.LHIST, LhistParams(-50, 150, 25)),
+    (MapKind.LHIST, LhistParams(0, 1 << 30, 1 << 20))])
+def test_the_lowered_bucket_is_the_one_whose_label_holds_the_value(kind, lhist):
+    k, spec = kind_for(kind), MapSpec("@h", "AT_h", kind, (), T.IntType(), lhist)
+    address = jit(lambda m: function(m, "bucket", [I64], lambda fb, v: k.lower_bucket(fb, spec, v),
+                                     returns=I64))
+    bucket = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(address("bucket"))
+    bounds = k.layout(spec).bounds
+    edges = [-(1 << 63), -51, -50, -1, 0, 1, 2, 3, 9, 10, 99, 100, 149, 150, 1023, 1024, 1 << 20,
+             (1 << 30) - 1, 1 << 30, (1 << 63) - 1]
+    for v in edges:
+        index = bucket(v)
+        lo, hi = bounds(index)
+        assert 0 <= index < k.array_entries(spec)
+        assert (lo is None or lo <= v) and (hi is None or v < hi), (v, index, lo, hi)

@@ -1,0 +1,208 @@
+"""The map kind objects without the kernel: layouts, decoding known per-CPU bytes, and the text,
+JSON and sort forms of what they decode (the printer and the metrics exporter use these)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pybpf import types as T
+from pybpf.mapkinds import LhistParams, MapKind, Stats, kind_for
+from pybpf.program import MapSpec
+from pybpf.uapi.bpf import BpfMapType
+
+I64 = T.IntType()
+
+
+def q(*ints: int) -> bytes:
+    return struct.pack(f"<{len(ints)}q", *ints)
+
+
+def spec(kind: MapKind, key=(I64,), value=I64, lhist=None) -> MapSpec:
+    return MapSpec("@m", "AT_m", kind, key, value, lhist)
+
+
+def decode(kind: MapKind, keys, raw: bytes, ncpu: int = 2, hide_zero: bool = False, **spec_args):
+    return kind_for(kind).entries(spec(kind, **spec_args), keys, raw, ncpu, hide_zero, typed_values=None)
+
+
+def ordered(kind: MapKind, entries, **spec_args):
+    return sorted(entries, key=kind_for(kind).entry_sort_key(spec(kind, **spec_args)))
+
+
+def test_kind_for_every_map_kind():
+    assert [kind_for(k).kind for k in MapKind] == list(MapKind)
+
+
+# kind, keyed: (BPF map type, key size, value size per CPU, max entries)
+LAYOUTS = {
+    (MapKind.VALUE, False): (BpfMapType.HASH, 8, 8, 4096),
+    (MapKind.COUNT, False): (BpfMapType.PERCPU_ARRAY, 4, 8, 1),
+    (MapKind.COUNT, True): (BpfMapType.PERCPU_HASH, 8, 8, 4096),
+    (MapKind.SUM, False): (BpfMapType.PERCPU_HASH, 8, 8, 4096),     # sum(0) is not "never summed"
+    (MapKind.MIN, False): (BpfMapType.PERCPU_ARRAY, 4, 16, 1),
+    (MapKind.MAX, True): (BpfMapType.PERCPU_HASH, 8, 16, 4096),
+    (MapKind.AVG, False): (BpfMapType.PERCPU_ARRAY, 4, 16, 1),
+    (MapKind.STATS, True): (BpfMapType.PERCPU_HASH, 8, 16, 4096),
+    (MapKind.HIST, False): (BpfMapType.PERCPU_ARRAY, 4, 8, 66),
+    (MapKind.HIST, True): (BpfMapType.PERCPU_HASH, 16, 8, 4096),    # the key ends in the bucket
+    (MapKind.LHIST, False): (BpfMapType.PERCPU_ARRAY, 4, 8, 12),    # 10 buckets and two open ends
+    (MapKind.LHIST, True): (BpfMapType.PERCPU_HASH, 16, 8, 4096),
+}
+
+
+@pytest.mark.parametrize("kind, keyed", sorted(LAYOUTS, key=lambda k: (k[0].value, k[1])))
+def test_layout(kind, keyed):
+    s = spec(kind, key=(I64,) if keyed else (), lhist=LhistParams(0, 100, 10))
+    assert (s.bpf_map_type, s.key_size, s.value_size, s.bpf_max_entries) == LAYOUTS[kind, keyed]
+    assert s.percpu == kind.is_aggregation
+
+
+def test_value_size_of_a_plain_value_is_its_slot():
+    assert spec(MapKind.VALUE, value=T.StringType(20)).value_size == 24
+
+
+# --- decoding: values as the kernel lays them out, two CPUs each ------------------------------------
+
+def test_count_and_sum_add_the_cpus():
+    raw = q(2, 3) + q(0, 0) + q(-9, 4)
+    assert decode(MapKind.COUNT, [(1,), (2,), (3,)], raw) == [((1,), 5), ((2,), 0), ((3,), -5)]
+    assert decode(MapKind.SUM, [(1,), (2,), (3,)], raw, hide_zero=True) == [((1,), 5), ((3,), -5)]
+
+
+def test_min_and_max_skip_the_cpus_that_never_set_a_value():
+    raw = q(0, 0, -7, 1) + q(0, 0, 0, 0) + q(3, 1, 9, 1)
+    keys = [(1,), (2,), (3,)]
+    assert decode(MapKind.MIN, keys, raw) == [((1,), -7), ((3,), 3)]
+    assert decode(MapKind.MAX, keys, raw) == [((1,), -7), ((3,), 9)]
+
+
+def test_avg_and_stats_sum_counts_and_totals():
+    raw = q(2, 40, 1, -23) + q(0, 0, 0, 0)
+    assert decode(MapKind.AVG, [(), ()], raw) == [((), Stats(3, 17)), ((), Stats(0, 0))]
+    assert decode(MapKind.STATS, [(), ()], raw, hide_zero=True) == [((), Stats(3, 17))]
+
+
+def test_stats_average_truncates_toward_zero():
+    assert [Stats(3, 17).average, Stats(2, -5).average, Stats(0, 0).average] == [5, -2, 0]
+
+
+def test_hist_groups_buckets_by_key():
+    keys = [(7, 3), (8, 0), (7, 5)]                     # user key, then the bucket index
+    raw = q(1, 2) + q(0, 6) + struct.pack("<2Q", 1 << 63, 0)
+    assert decode(MapKind.HIST, keys, raw) == [((7,), {3: 3, 5: 1 << 63}), ((8,), {0: 6})]
+
+
+def test_scalar_hist_array_without_counts_is_hidden_unless_zeroed():
+    keys = [(0,), (1,), (2,)]                            # an array's keys: the buckets
+    assert decode(MapKind.LHIST, keys, bytes(48), lhist=LhistParams(0, 1, 1), hide_zero=True) == []
+    assert decode(MapKind.LHIST, keys, bytes(48), lhist=LhistParams(0, 1, 1)) == [((), {0: 0, 1: 0, 2: 0})]
+
+
+def test_value_maps_decode_through_the_run_sides_typed_values():
+    asked = []
+
+    def typed_values(t, raw, size):
+        asked.append((t, raw, size))
+        return ["bash", "sshd"]
+    s = spec(MapKind.VALUE, value=T.StringType(16))
+    assert kind_for(MapKind.VALUE).entries(s, [(1,), (2,)], b"x" * 32, 1, False, typed_values) == [
+        ((1,), "bash"), ((2,), "sshd")]
+    assert asked == [(T.StringType(16), b"x" * 32, 16)]
+
+
+# --- printed forms -----------------------------------------------------------------------------------
+
+def text(kind: MapKind, value, **spec_args) -> str:
+    return kind_for(kind).text_value(spec(kind, **spec_args), str)(value)
+
+
+def json_text(kind: MapKind, value, **spec_args) -> str:
+    return kind_for(kind).json_value(spec(kind, **spec_args), str)(value)
+
+
+def test_stats_and_avg_forms():
+    raw = q(2, 40, 1, 23)
+    (_, value), = decode(MapKind.STATS, [()], raw)
+    assert text(MapKind.STATS, value) == "count 3, average 21, total 63"
+    assert json.loads(json_text(MapKind.STATS, value)) == {"count": 3, "average": 21, "total": 63}
+    assert text(MapKind.AVG, value) == json_text(MapKind.AVG, value) == "21"
+    assert (kind_for(MapKind.AVG).json_type, kind_for(MapKind.AVG).text_trailer) == ("stats", "\n")
+
+
+def test_hist_text_from_the_lowest_to_the_highest_used_bucket():
+    (_, counts), = decode(MapKind.HIST, [(1,), (3,), (9,)], q(1, 0, 1, 1, 0, 0))
+    assert text(MapKind.HIST, counts) == (
+        "\n"
+        "[0]                    1 |" + "@" * 26 + " " * 26 + "|\n"
+        "[1]                    0 |" + " " * 52 + "|\n"
+        "[2, 4)                 2 |" + "@" * 52 + "|\n")
+    assert text(MapKind.HIST, {9: 0}) == "\n"
+
+
+def test_hist_labels_and_json_ranges():
+    layout = kind_for(MapKind.HIST).layout(spec(MapKind.HIST))
+    assert [layout.label(i) for i in (0, 1, 2, 3, 12, 22, 65)] == [
+        "(..., 0)", "[0]", "[1]", "[2, 4)", "[1K, 2K)", "[1M, 2M)", "[8E, 16E)"]
+    assert json.loads(json_text(MapKind.HIST, {0: 1, 3: 2})) == [
+        {"max": -1, "count": 1}, {"min": 0, "max": 0, "count": 0}, {"min": 1, "max": 1, "count": 0},
+        {"min": 2, "max": 3, "count": 2}]
+
+
+def test_lhist_labels_open_ends_and_suffixes():
+    params = LhistParams(0, 100, 10)
+    layout = kind_for(MapKind.LHIST).layout(spec(MapKind.LHIST, lhist=params))
+    assert [layout.label(i) for i in (0, 1, 3, 11)] == ["(..., 0)", "[0, 10)", "[20, 30)", "[100, ...)"]
+    assert json.loads(json_text(MapKind.LHIST, {0: 1, 11: 2}, lhist=params))[::11] == [
+        {"max": -1, "count": 1}, {"min": 100, "count": 2}]
+    kilo = kind_for(MapKind.LHIST).layout(spec(MapKind.LHIST, lhist=LhistParams(0, 4 << 20, 1 << 20)))
+    assert [kilo.label(i) for i in (1, 2, 5)] == ["[0, 1M)", "[1M, 2M)", "[4M, ...)"]
+    assert kind_for(MapKind.LHIST).layout(spec(MapKind.LHIST, lhist=LhistParams(0, 2048, 512))).label(3) \
+        == "[1024, 1536)"
+
+
+def test_sort_orders():
+    assert ordered(MapKind.COUNT, [((1,), 5), ((2,), -1)]) == [((2,), -1), ((1,), 5)]
+    assert ordered(MapKind.AVG, [((1,), Stats(1, 9)), ((2,), Stats(4, 8))]) == [
+        ((2,), Stats(4, 8)), ((1,), Stats(1, 9))]
+    assert ordered(MapKind.HIST, [((1,), {5: 3}), ((2,), {0: 1, 9: 1})]) == [
+        ((2,), {0: 1, 9: 1}), ((1,), {5: 3})]
+    assert kind_for(MapKind.VALUE).entry_sort_key(spec(MapKind.VALUE, value=T.StringType())) is None
+    assert ordered(MapKind.VALUE, [((1,), 5), ((2,), -1)]) == [((2,), -1), ((1,), 5)]
+
+
+@pytest.mark.parametrize("kind, value, plain", [
+    (MapKind.COUNT, I64, int), (MapKind.MAX, I64, int), (MapKind.VALUE, I64, int),
+    (MapKind.VALUE, T.StringType(), str), (MapKind.VALUE, T.ProbeType(), str),
+    (MapKind.VALUE, T.TupleType((I64, I64)), None), (MapKind.STATS, I64, None), (MapKind.HIST, I64, None)])
+def test_plain_types(kind, value, plain):
+    assert kind_for(kind).plain_type(spec(kind, value=value)) is plain
+
+
+def test_importing_the_kinds_loads_neither_side_nor_llvmlite_nor_prometheus_client():
+    code = ("import sys, pybpf.mapkinds, pybpf.program; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('llvmlite', 'prometheus_client', 'lark') or m.startswith(("
+            "'pybpf.runtime', 'pybpf.backend', 'pybpf.semantic', 'pybpf.probes', 'pybpf.parser', "
+            "'pybpf.resources'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
+
+
+def test_the_kinds_import_no_other_pybpf_module_anywhere_in_their_code():
+    # Lazy imports count too: the package sits below both sides, so neither may appear.
+    imported = set()
+    for path in Path(kind_for.__code__.co_filename).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "pybpf":
+                imported |= {f"pybpf.{a.name}" for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module.startswith("pybpf"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("pybpf")}
+    assert {m for m in imported if not m.startswith("pybpf.mapkinds")} == {"pybpf.types"}
