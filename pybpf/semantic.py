@@ -342,9 +342,23 @@ class TypeChecker(KernelChecks):
     def expr_Builtin(self, e: ast.Builtin):
         entry = builtins.identifier(e.name)
         if entry is None:
+            return self.enumerator(e)
+        return entry.check(self, e)
+
+    def enumerator(self, e: ast.Builtin):
+        """A name that is no builtin may be a kernel enumerator (SKB_DROP_REASON_NOT_SPECIFIED):
+        a constant of 64 bits, signed when its enum is."""
+        from pybpf import btf
+        try:
+            found = btf.vmlinux().enumerator(e.name)
+        except btf.BtfError:
+            found = None
+        if not found:
             self.error(f"Unknown identifier: '{e.name}'", e.span)
             return None
-        return entry.check(self, e)
+        enum, value = found
+        self.result.constants[e] = value.value
+        return INT if enum.signed else UINT
 
     def expr_Variable(self, e: ast.Variable):
         binding = self.lookup(e.name)
