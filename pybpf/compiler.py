@@ -98,7 +98,8 @@ def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Prog
 
 def _resolve_probes(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
     from pybpf.probes import resolve_probes
-    groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid)
+    groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid,
+                            options.params)
     attach_points = sum(len(group.points) for group in groups)
     if attach_points > options.max_probes and not diags.has_errors:
         # Before type checking and LLVM: a wildcard too wide is refused at once, not after minutes.

@@ -11,3 +11,11 @@ def test_kernel_enumerator_prints_its_value():
                               'exit(); }'])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == "1 3"
+
+
+@pytest.mark.kernel
+def test_interval_with_a_unit_suffix_and_a_parameter_runs():
+    result = run_pybpf(["-e", 'interval:$1ms { printf("%s %s\\n", probe, str($2)); exit(); }',
+                        "20", "done"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "interval:ms:20 done"
