@@ -259,9 +259,18 @@ class Probe:
 
 
 @node
+class ConfigItem:
+    """`name = value` in the preamble's `config = { ... }` block (pybpf.settings)."""
+    name: str
+    value: int | str      # an integer literal, or a word or string as written
+    span: Span
+
+
+@node
 class Program:
     probes: tuple[Probe, ...]
     span: Span
+    config: tuple[ConfigItem, ...] = ()
 
 
 def children(n) -> tuple:

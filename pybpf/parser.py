@@ -137,9 +137,26 @@ def _span(meta) -> Span:
 class _ToAst(Transformer):
     """Lark tree -> AST nodes. Each method receives the rule's children and its position."""
 
-    def start(self, meta, probes):
+    def start(self, meta, children):
+        preamble, *probes = children
         span = _span(meta) if not meta.empty else Span(1, 1, 1, 1)
-        return ast.Program(tuple(probes), span)
+        return ast.Program(tuple(probes), span, **preamble)
+
+    def preamble(self, meta, children):
+        return {"config": children[0]} if children else {}
+
+    def config_block(self, meta, items):
+        return tuple(items)
+
+    def config_item(self, meta, children):
+        name, value = children
+        if value.type == "INT":
+            written = int(str(value).replace("_", ""), 0)
+        elif value.type == "STRING":
+            written = decode_string_literal(str(value)).decode()
+        else:
+            written = str(value)
+        return ast.ConfigItem(str(name), written, _span(meta))
 
     def probe(self, meta, children):
         attach_points, *rest = children

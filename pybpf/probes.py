@@ -19,7 +19,7 @@ import re
 from pybpf import ast, providers, tracefs
 from pybpf.diagnostics import Diagnostics
 from pybpf.features import Features
-from pybpf.providers.base import ProbeGroup
+from pybpf.providers.base import ProbeGroup, ProbeNotFound
 
 
 def _fall_back(group: ProbeGroup, features: Features) -> None:
@@ -50,10 +50,12 @@ def with_params(text: str, params: tuple[str, ...]) -> str:
 
 
 def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
-                   pid: int | None = None, params: tuple[str, ...] = ()) -> list[ProbeGroup]:
+                   pid: int | None = None, params: tuple[str, ...] = (),
+                   missing_probes: str = "error") -> list[ProbeGroup]:
     """pid: the process that probes watching one process (watchpoints) watch, and the one
     user-space probes (uprobe, usdt) look in and fire in; params: the positional parameters that
-    probe names may hold."""
+    probe names may hold; missing_probes (the setting): a probe that names nothing here is an
+    error, a warning, or left out silently."""
     groups: list[ProbeGroup] = []
     for probe in program.probes:
         by_provider: dict[str, ProbeGroup] = {}
@@ -71,8 +73,15 @@ def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
                 if provider.watches_process and pid is None:
                     raise ValueError(f"{provider.name} probes watch one process: give its id with "
                                      "-p PID")
+            except ProbeNotFound as e:
+                if missing_probes == "error":
+                    diags.error(str(e), text.span)
+                elif missing_probes == "warn":
+                    diags.warning(f"{e}: left out (missing_probes = warn)", text.span)
             except (ValueError, tracefs.TracefsError) as e:
                 diags.error(str(e), text.span)
+        if missing_probes != "error":
+            by_provider = {name: g for name, g in by_provider.items() if g.points}
         for group in by_provider.values():
             _fall_back(group, features)
             if group.provider.watches_process and pid is not None:

@@ -82,3 +82,87 @@ def test_positional_parameters_in_probe_names():
 def test_begin_end_in_both_spellings():
     _, checked, _ = compile_to_ir("begin { @a = 1; } BEGIN { @b = 1; } end { @c = 1; } END { @d = 1; }")
     assert [g.provider.name for g in checked.groups] == ["BEGIN", "BEGIN", "END", "END"]
+
+
+# The config block and the BPFTRACE_* variables (pybpf.settings) -------------------------------
+def test_config_block_parses_words_numbers_and_strings():
+    from pybpf.parser import parse
+    program = parse('config = { max_map_keys = 2; stack_mode=perf; BPFTRACE_STR_TRUNC_TRAILER="~" }'
+                    " BEGIN { }")
+    assert [(c.name, c.value) for c in program.config] == [
+        ("max_map_keys", 2), ("stack_mode", "perf"), ("BPFTRACE_STR_TRUNC_TRAILER", "~")]
+    assert parse("config = { } BEGIN { }").config == ()
+
+
+def test_config_sets_the_map_size_and_the_environment_wins():
+    source = "config = { MAX_MAP_KEYS = 2 } BEGIN { @[1] = 1; }"
+    assert compile_to_ir(source)[2].maps["@"].max_entries == 2
+    options = CompileOptions(environment=(("max_map_keys", "7"),))
+    assert compile_to_ir(source, options=options)[2].maps["@"].max_entries == 7
+    # pybpf's own --map-entries is over both
+    options = CompileOptions(map_entries=9, environment=(("max_map_keys", "7"),))
+    assert compile_to_ir(source, options=options)[2].maps["@"].max_entries == 9
+
+
+def test_config_max_probes():
+    assert error_of("config = { max_probes = 1 } BEGIN { } END { }").startswith(
+        "stdin: ERROR: Can't attach to 2 probes because it exceeds the current limit of 1 probes")
+
+
+@pytest.mark.parametrize("source, rendered", [
+    ("config = { BAD_CONFIG=1 } BEGIN { }",
+     "stdin:1:12-24: ERROR: Unrecognized config variable: BAD_CONFIG\n"
+     "config = { BAD_CONFIG=1 } BEGIN { }\n"
+     "           ~~~~~~~~~~~~"),
+    ('config = { BPFTRACE_MAX_PROBES="hello" } BEGIN { }',
+     "stdin:1:12-39: ERROR: Invalid type for BPFTRACE_MAX_PROBES. Type: string. Expected Type: integer\n"
+     'config = { BPFTRACE_MAX_PROBES="hello" } BEGIN { }\n'
+     "           ~~~~~~~~~~~~~~~~~~~~~~~~~~~"),
+    ("config = { missing_probes = maybe } BEGIN { }",
+     "stdin:1:12-34: ERROR: Invalid value for missing_probes: maybe (expected one of error, warn, "
+     "ignore)\n"
+     "config = { missing_probes = maybe } BEGIN { }\n"
+     "           " + "~" * len("missing_probes = maybe")),
+    ("config = { print_maps_on_exit = 2 } BEGIN { }",
+     "stdin:1:12-34: ERROR: Invalid value for print_maps_on_exit: 2 (expected true, false, 0 or 1)\n"
+     "config = { print_maps_on_exit = 2 } BEGIN { }\n"
+     "           " + "~" * len("print_maps_on_exit = 2")),
+])
+def test_config_errors(source, rendered):
+    assert error_of(source) == rendered
+
+
+def test_unimplemented_settings_are_accepted_with_a_warning():
+    from pybpf.compiler import compile_source
+    compiled = compile_source("config = { stack_mode = perf } BEGIN { }")
+    assert compiled.warnings == (
+        "stdin:1:12-29: WARNING: stack_mode is accepted but not implemented by pybpf: it has no "
+        "effect\nconfig = { stack_mode = perf } BEGIN { }\n           ~~~~~~~~~~~~~~~~~",)
+    assert compiled.print_maps_on_exit
+
+
+def test_print_maps_on_exit_travels_with_the_compiled_program():
+    from pybpf.compiler import compile_source
+    from pybpf.program import CompiledProgram
+    compiled = compile_source("config = { print_maps_on_exit = false } BEGIN { @a = 1; }")
+    assert not CompiledProgram.from_json(compiled.to_json()).print_maps_on_exit
+
+
+def test_environment_values_are_checked_as_bpftrace_does():
+    from pybpf.settings import SettingError, environment
+    assert environment({"BPFTRACE_MAX_STRLEN": "128", "HOME": "/root"}) == (("max_strlen", "128"),)
+    with pytest.raises(SettingError, match="^BPFTRACE_MISSING_PROBES: expecting one of error, warn, "
+                                           "ignore, got no$"):
+        environment({"BPFTRACE_MISSING_PROBES": "no"})
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("mode, warned", [("warn", True), ("ignore", False)])
+def test_missing_probes_warn_or_ignore(mode, warned):
+    from pybpf.compiler import compile_source
+    compiled = compile_source(f"config = {{ missing_probes = {mode} }} "
+                              "t:sched:no_such_event, t:sched:sched_switch { @ = count(); }")
+    assert [p.target for s in compiled.programs for p in s.attach_points] == ["sched:sched_switch"]
+    assert bool(compiled.warnings) == warned
+    assert error_of("t:sched:no_such_event { }").startswith(
+        "stdin:1:1-22: ERROR: tracepoint not found: sched:no_such_event")
