@@ -267,10 +267,20 @@ class ConfigItem:
 
 
 @node
+class Macro:
+    """`macro name($var, @map, expr) { ... }`, expanded where it is called (pybpf.macros)."""
+    name: str
+    params: tuple[str, ...]     # '$a' a variable, '@m' a map, 'x' any expression
+    body: tuple[Statement, ...]
+    span: Span
+
+
+@node
 class Program:
     probes: tuple[Probe, ...]
     span: Span
     config: tuple[ConfigItem, ...] = ()
+    macros: tuple[Macro, ...] = ()
 
 
 def children(n) -> tuple:

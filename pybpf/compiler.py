@@ -3,7 +3,7 @@
     compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
     ir_text, checked, plan = compile_to_ir(source)       # stop before LLVM to look inside
 
-PASSES: parse -> read settings -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
+PASSES: parse -> expand macros -> read settings -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
 (Pass); then compile_source emits the ELF and parses it once (CompiledProgram.object: what the
 loader needs).
 """
@@ -97,6 +97,11 @@ def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Prog
     return parse_source(diags)
 
 
+def _expand_macros(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+    from pybpf.macros import expand_macros
+    return expand_macros(program, diags)
+
+
 def _read_settings(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
     """The config block and the environment checked once, their errors and warnings reported."""
     from pybpf.settings import resolve_settings
@@ -152,6 +157,7 @@ def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
 # The passes, in order. Adding one is one entry here: a function of the shape of Pass.run.
 FRONT_END = (
     Pass("parse", _parse),
+    Pass("macros", _expand_macros),
     Pass("settings", _read_settings),
     Pass("probes", _resolve_probes),
     Pass("check", _check_types),

@@ -143,7 +143,17 @@ class _ToAst(Transformer):
         return ast.Program(tuple(probes), span, **preamble)
 
     def preamble(self, meta, children):
-        return {"config": children[0]} if children else {}
+        config = next((c for c in children if isinstance(c, tuple)), ())
+        return {"config": config,
+                "macros": tuple(c for c in children if isinstance(c, ast.Macro))}
+
+    def macro_def(self, meta, children):
+        name, *params, body = children
+        return ast.Macro(str(name), tuple(str(p) for p in params if p is not None), body,
+                         _span(meta))
+
+    def macro_param(self, meta, tokens):
+        return tokens[0]
 
     def config_block(self, meta, items):
         return tuple(items)

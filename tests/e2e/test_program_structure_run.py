@@ -38,3 +38,28 @@ def test_a_bad_setting_in_the_environment_is_one_line():
     result = run_pybpf(["-e", "BEGIN { exit(); }"], env=dict(os.environ, BPFTRACE_MAX_STRLEN="x"))
     assert result.returncode == 1
     assert result.stderr == "ERROR: BPFTRACE_MAX_STRLEN: expecting a number, got x\n"
+
+
+MACROS = """
+macro one() { 1 }
+macro add_one(x) { x + 1 }
+macro add_one_to_each($a, @b) { $a += 1; @b += 1; }
+macro side_effects(x) { x; x; x; }
+macro add_two(x) { add_one(x) + 1 }
+BEGIN {
+  print(one()); print(one);
+  $a = 10; print(add_one($a)); print(add_one(1 + 1));
+  @b = 5; add_one_to_each($a, @b); print($a + @b);
+  side_effects(printf("hi")); printf("\\n");
+  print(add_two(1));
+  exit();
+}
+"""
+
+
+@pytest.mark.kernel
+def test_macros_print_what_bpftrace_documents():
+    # bpftrace 0.26's docs/language.md, Macros: 1, 1, 11, 3, 17, hihihi, 3
+    result = run_pybpf(["-e", MACROS])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:8] == ["1", "1", "11", "3", "17", "hihihi", "3"]

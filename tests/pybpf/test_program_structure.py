@@ -166,3 +166,51 @@ def test_missing_probes_warn_or_ignore(mode, warned):
     assert bool(compiled.warnings) == warned
     assert error_of("t:sched:no_such_event { }").startswith(
         "stdin:1:1-22: ERROR: tracepoint not found: sched:no_such_event")
+
+
+# Macros (pybpf.macros) -------------------------------------------------------------------------
+def expanded(source: str):
+    from pybpf.diagnostics import Diagnostics
+    from pybpf.macros import expand_macros
+    from pybpf.parser import parse
+    diags = Diagnostics(source)
+    program = expand_macros(parse(source), diags)
+    assert not diags.items, diags.render()
+    return program
+
+
+def test_macro_calls_are_replaced_by_their_bodies():
+    program = expanded("macro add_one(x) { x + 1 } macro one() { 1 } macro bump($a, @b) { $a += 1; "
+                       "@b += 1; } BEGIN { $v = 1; @m = 2; bump($v, @m); @r = add_one(one); }")
+    bump_var, bump_map, result = program.probes[0].body[2:]
+    assert (bump_var.target.name, bump_map.target.name) == ("$v", "@m")
+    assert result.value.op == "+" and result.value.left.value == 1 and result.value.right.value == 1
+    assert program.macros == ()
+
+
+def test_macro_variables_are_its_own():
+    program = expanded("macro twice($a) { $t = $a * 2; $a = $t; } BEGIN { $t = 5; $x = 1; twice($x); "
+                       "twice($x); }")
+    names = [s.target.name for s in program.probes[0].body]
+    assert names == ["$t", "$x", "$t.twice1", "$x", "$t.twice2", "$x"]
+
+
+@pytest.mark.parametrize("source, message, at", [
+    ("macro u() { @x++ } BEGIN { @x = 1; u(); }",
+     "macro u uses the map @x, which is not one of its parameters", "@x"),
+    ("macro w($x) { $x++ } BEGIN { @x = 1; w(@x); }", "macro w expects a variable for $x", "@x)"),
+    ("macro w(@m) { @m = 1 } BEGIN { $x = 1; w($x); }", "macro w expects a map for @m", "$x)"),
+    ("macro r($x) { $y + $x } BEGIN { $y = 1; print(r($y)); }",
+     "macro r reads $y, which it neither assigns nor takes as a parameter", "$y +"),
+    ("macro s($x) { $x++; $x } BEGIN { $y = 1; print(s($y)); }",
+     "macro s is used as a value, but its body is not one expression (block expressions are not "
+     "supported yet)", "s($y)"),
+    ("macro a(x) { a(x) } BEGIN { print(a(1)); }",
+     "macro a: expansion deeper than 32 (a macro that calls itself?)", "a(x) }"),
+    ("macro a(x, y) { x } BEGIN { print(a(1)); }", "macro a takes 2 arguments (1 provided)", "a(1)"),
+])
+def test_macro_errors(source, message, at):
+    column = source.index(at) + 1
+    rendered = error_of(source)
+    assert rendered.startswith(f"stdin:1:{column}-")
+    assert rendered.split("\n")[0].endswith(f": ERROR: {message}")
