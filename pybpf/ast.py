@@ -281,6 +281,7 @@ class Program:
     span: Span
     config: tuple[ConfigItem, ...] = ()
     macros: tuple[Macro, ...] = ()
+    includes: tuple[str, ...] = ()      # the headers of its #include lines: 'linux/sched.h'
 
 
 def children(n) -> tuple:

@@ -10,6 +10,7 @@ process and its tables kept as JSON in the trusted cache (pybpf.diskcache), so a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -364,7 +365,14 @@ def parse_source(diags: Diagnostics) -> ast.Program | None:
         diags.error(f"the program nests too deeply here: pybpf compiles up to {limit} levels "
                     f"of expressions and blocks", _span(too_deep.meta))
         return None
-    return _ToAst().transform(tree)
+    program = _ToAst().transform(tree)
+    includes = tuple(_INCLUDE.findall(source))
+    return dataclasses.replace(program, includes=includes) if includes else program
+
+
+# `#include <linux/sched.h>` and `#include "x.h"`: the grammar skips the line; the header's name
+# decides which #defined constants the script may use (pybpf.uapi.headers).
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.M)
 
 
 # The passes after parsing recurse once per level of the tree (bpftrace compiles a 5000-term sum);

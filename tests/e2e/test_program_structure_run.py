@@ -63,3 +63,13 @@ def test_macros_print_what_bpftrace_documents():
     result = run_pybpf(["-e", MACROS])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1:8] == ["1", "1", "11", "3", "17", "hihihi", "3"]
+
+
+@pytest.mark.kernel
+def test_header_constants_print_their_values(tmp_path):
+    script = tmp_path / "af.pbt"
+    script.write_text('#include <linux/socket.h>\nBEGIN { printf("%d %d\\n", AF_INET, AF_INET6); '
+                      'exit(); }\n')
+    result = run_pybpf([str(script)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "2 10"

@@ -214,3 +214,19 @@ def test_macro_errors(source, message, at):
     rendered = error_of(source)
     assert rendered.startswith(f"stdin:1:{column}-")
     assert rendered.split("\n")[0].endswith(f": ERROR: {message}")
+
+
+# Constants of included headers (pybpf.uapi.headers) -------------------------------------------
+def test_includes_are_collected():
+    from pybpf.parser import parse
+    program = parse('#include <linux/socket.h>\n  # include "net/sock.h"\nBEGIN { }')
+    assert program.includes == ("linux/socket.h", "net/sock.h")
+
+
+@needs_btf
+def test_header_constants_need_their_header():
+    source = "BEGIN { @f = AF_INET6; @s = TASK_UNINTERRUPTIBLE; }"
+    _, checked, _ = compile_to_ir("#include <sys/socket.h>\n#include <linux/sched.h>\n" + source)
+    assert sorted(checked.constants.values()) == [2, 10]
+    assert error_of(source).split("\n")[:3] == [
+        "stdin:1:14-22: ERROR: Unknown identifier: 'AF_INET6'", source, " " * 13 + "~" * 8]
