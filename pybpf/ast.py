@@ -273,6 +273,7 @@ class Macro:
     params: tuple[str, ...]     # '$a' a variable, '@m' a map, 'x' any expression
     body: tuple[Statement, ...]
     span: Span
+    hygienic: bool = True       # False for a #define: its body may name the caller's variables
 
 
 @node

@@ -118,6 +118,11 @@ class _Expander:
                 maps[param] = arg.name
             else:
                 exprs[param] = arg
+        if not macro.hygienic:
+            variables.update((n.name, n.name) for n in _walk_all(macro.body)
+                             if isinstance(n, ast.Variable) and n.name not in variables)
+            maps.update((n.name, n.name) for n in _walk_all(macro.body)
+                        if isinstance(n, ast.Map) and n.name not in maps)
         own = {s.target.name for s in _walk_all(macro.body)
                if isinstance(s, ast.Assign) and isinstance(s.target, ast.Variable)
                and s.target.name not in variables}

@@ -367,12 +367,38 @@ def parse_source(diags: Diagnostics) -> ast.Program | None:
         return None
     program = _ToAst().transform(tree)
     includes = tuple(_INCLUDE.findall(source))
-    return dataclasses.replace(program, includes=includes) if includes else program
+    defines = tuple(d for d in map(_define, _DEFINE.finditer(source)) if d is not None)
+    if not includes and not defines:
+        return program
+    return dataclasses.replace(program, includes=includes, macros=defines + program.macros)
 
 
 # `#include <linux/sched.h>` and `#include "x.h"`: the grammar skips the line; the header's name
 # decides which #defined constants the script may use (pybpf.uapi.headers).
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.M)
+# `#define NAME body` and `#define NAME(a, b) body` on one line.
+_DEFINE = re.compile(r'^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(([^)]*)\))?[ \t]+(.*[^\\\s])[ \t]*$',
+                     re.M)
+
+
+def _define(m: re.Match) -> ast.Macro | None:
+    """A #define whose body is an expression, as a macro that is not hygienic (C's are textual);
+    None for the others (types, statements, partial syntax), which the script cannot use."""
+    name, params = m[1], tuple(p.strip() for p in (m[3] or "").split(",") if p.strip())
+    if any(not p.isidentifier() for p in params):
+        return None
+    line = m.string.count("\n", 0, m.start()) + 1
+    line_start = m.string.rfind("\n", 0, m.start(4)) + 1
+    # The body parsed where it stands: the same line and columns, so spans point into the script.
+    head = m.start(4) - line_start
+    padded = "\n" * (line - 1) + "BEGIN{".ljust(head) + m[4] + "}"
+    try:
+        body = _ToAst().transform(_lark().parse(padded)).probes[0].body
+    except lark.exceptions.LarkError:
+        return None
+    if len(body) != 1 or not isinstance(body[0], ast.ExprStatement):
+        return None
+    return ast.Macro(name, params, body, Span(line, 1, line, len(m[0]) + 1), hygienic=False)
 
 
 # The passes after parsing recurse once per level of the tree (bpftrace compiles a 5000-term sum);

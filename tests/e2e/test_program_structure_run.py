@@ -73,3 +73,13 @@ def test_header_constants_print_their_values(tmp_path):
     result = run_pybpf([str(script)])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == "2 10"
+
+
+@pytest.mark.kernel
+def test_defines_expand(tmp_path):
+    script = tmp_path / "d.pbt"
+    script.write_text('#define MAX 10\n#define KB(x) ((x) / 1024)\n#define RED "\\033[31m"\n'
+                      'BEGIN { printf("%d %d %s|\\n", MAX, KB(4096), RED); exit(); }\n')
+    result = run_pybpf([str(script)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "10 4 \x1b[31m|"

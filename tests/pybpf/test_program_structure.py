@@ -230,3 +230,19 @@ def test_header_constants_need_their_header():
     assert sorted(checked.constants.values()) == [2, 10]
     assert error_of(source).split("\n")[:3] == [
         "stdin:1:14-22: ERROR: Unknown identifier: 'AF_INET6'", source, " " * 13 + "~" * 8]
+
+
+# #define (object- and function-like, when the body is an expression) ---------------------------
+def test_defines_become_unhygienic_macros():
+    program = expanded('#define MAX 10\n#define KB(x) ((x) / 1024)\n#define SCALED ($v * 2)\n'
+                       '#define NOT_AN_EXPRESSION struct foo\n'
+                       "BEGIN { $v = 4; @a = MAX; @b = KB(4096); @c = SCALED; }")
+    a, b, c = program.probes[0].body[1:]
+    assert a.value.value == 10
+    assert (b.value.op, b.value.left.value, b.value.right.value) == ("/", 4096, 1024)
+    assert (c.value.left.name, c.value.span.line, c.value.span.column) == ("$v", 3, 17)
+
+
+def test_a_define_that_is_no_expression_is_unknown_where_used():
+    source = "#define T struct foo\nBEGIN { @a = T; }"
+    assert error_of(source).split("\n")[0] == "stdin:2:14-15: ERROR: Unknown identifier: 'T'"
