@@ -162,7 +162,7 @@ class _ToAst(Transformer):
     def config_item(self, meta, children):
         name, value = children
         if value.type == "INT":
-            written = int(str(value).replace("_", ""), 0)
+            written = integer_literal(str(value))
         elif value.type == "STRING":
             written = decode_string_literal(str(value)).decode()
         else:
