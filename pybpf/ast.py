@@ -277,12 +277,21 @@ class Macro:
 
 
 @node
+class CDefinition:
+    """`struct NAME { ... };`, `union`, `enum` or `typedef ... NAME;` in the preamble (pybpf.cdefs)."""
+    kind: str             # 'struct', 'union', 'enum', 'typedef'
+    name: str
+    span: Span
+
+
+@node
 class Program:
     probes: tuple[Probe, ...]
     span: Span
     config: tuple[ConfigItem, ...] = ()
     macros: tuple[Macro, ...] = ()
     includes: tuple[str, ...] = ()      # the headers of its #include lines: 'linux/sched.h'
+    c_definitions: tuple[CDefinition, ...] = ()
 
 
 def children(n) -> tuple:

@@ -98,8 +98,11 @@ def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Prog
 
 
 def _expand_macros(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+    from pybpf.cdefs import check_c_definitions
     from pybpf.macros import expand_macros
-    return expand_macros(program, diags)
+    program = expand_macros(program, diags)
+    check_c_definitions(program, diags)
+    return program
 
 
 def _read_settings(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:

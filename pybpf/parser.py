@@ -144,9 +144,10 @@ class _ToAst(Transformer):
         return ast.Program(tuple(probes), span, **preamble)
 
     def preamble(self, meta, children):
-        config = next((c for c in children if isinstance(c, tuple)), ())
-        return {"config": config,
-                "macros": tuple(c for c in children if isinstance(c, ast.Macro))}
+        return {"config": tuple(item for c in children if isinstance(c, tuple) for item in c),
+                "macros": tuple(c for c in children if isinstance(c, ast.Macro)),
+                "c_definitions": tuple(_c_definition(c) for c in children
+                                       if isinstance(c, Token))}
 
     def macro_def(self, meta, children):
         name, *params, body = children
@@ -371,6 +372,16 @@ def parse_source(diags: Diagnostics) -> ast.Program | None:
     if not includes and not defines:
         return program
     return dataclasses.replace(program, includes=includes, macros=defines + program.macros)
+
+
+def _c_definition(token: Token) -> ast.CDefinition:
+    text = str(token)
+    if text.startswith("typedef"):
+        # typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)
+        name = re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
+        return ast.CDefinition("typedef", name, Span.of_token(token))
+    kind, name = re.match(r"(\w+)\s+(\w+)", text).groups()
+    return ast.CDefinition(kind, name, Span.of_token(token))
 
 
 # `#include <linux/sched.h>` and `#include "x.h"`: the grammar skips the line; the header's name

@@ -246,3 +246,33 @@ def test_defines_become_unhygienic_macros():
 def test_a_define_that_is_no_expression_is_unknown_where_used():
     source = "#define T struct foo\nBEGIN { @a = T; }"
     assert error_of(source).split("\n")[0] == "stdin:2:14-15: ERROR: Unknown identifier: 'T'"
+
+
+# C type definitions in the preamble (pybpf.cdefs) ----------------------------------------------
+def test_c_definitions_are_read_whole():
+    from pybpf.parser import parse
+    program = parse("struct nameidata {\n  struct path path;\n  struct qstr last; // [...]\n};\n"
+                    "typedef struct { int a; union { int b; } u; } anon_t;\n"
+                    "config = { max_map_keys = 3 }\nenum e { A = 1, B };\nBEGIN { }")
+    assert [(d.kind, d.name) for d in program.c_definitions] == [
+        ("struct", "nameidata"), ("typedef", "anon_t"), ("enum", "e")]
+    assert [c.name for c in program.config] == ["max_map_keys"]
+
+
+@needs_btf
+def test_a_definition_btf_has_is_answered_by_btf():
+    from pybpf.compiler import compile_source
+    source = ("struct nameidata { struct path path; struct qstr last; };\n"
+              "BEGIN { $nd = (struct nameidata *)0; @ = sizeof(*$nd); }")
+    compiled = compile_source(source)
+    assert compiled.warnings[0].startswith(
+        "stdin:1:1-58: WARNING: struct nameidata is defined here and in the kernel's BTF: pybpf "
+        "uses BTF's definition (it compiles no C)")
+
+
+@needs_btf
+def test_a_definition_btf_lacks_is_refused():
+    assert error_of("struct foo_not_kernel { int a; }; BEGIN { }") == (
+        "stdin:1:1-34: ERROR: struct foo_not_kernel: types defined in a script are not supported "
+        "yet (pybpf compiles no C), and the kernel's BTF has no such type\n"
+        "struct foo_not_kernel { int a; }; BEGIN { }\n" + "~" * 33)
