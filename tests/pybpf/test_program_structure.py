@@ -276,3 +276,14 @@ def test_a_definition_btf_lacks_is_refused():
         "stdin:1:1-34: ERROR: struct foo_not_kernel: types defined in a script are not supported "
         "yet (pybpf compiles no C), and the kernel's BTF has no such type\n"
         "struct foo_not_kernel { int a; }; BEGIN { }\n" + "~" * 33)
+
+
+@pytest.mark.kernel
+def test_args_dot_and_arrow_and_dot_through_pointers():
+    # bpftrace 0.26: `.` on a pointer dereferences it; `->` is an alias of `.`
+    _, checked, _ = compile_to_ir(
+        "t:syscalls:sys_enter_openat { @a[args.flags, args->flags] = count(); "
+        "@p = curtask.real_parent.pid; @q = curtask->real_parent->pid; }")
+    first, second = checked.maps["@a"].key
+    assert first == second and isinstance(first, T.IntType)
+    assert checked.maps["@p"].value == checked.maps["@q"].value
