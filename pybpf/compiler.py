@@ -3,7 +3,7 @@
     compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
     ir_text, checked, plan = compile_to_ir(source)       # stop before LLVM to look inside
 
-PASSES: parse -> expand macros -> read settings -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
+PASSES: parse -> read the preamble (macros, C definitions) -> read settings -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
 (Pass); then compile_source emits the ELF and parses it once (CompiledProgram.object: what the
 loader needs).
 """
@@ -97,7 +97,8 @@ def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Prog
     return parse_source(diags)
 
 
-def _expand_macros(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+def _read_preamble(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+    """Macros and #defines expanded, C definitions checked against BTF."""
     from pybpf.cdefs import check_c_definitions
     from pybpf.macros import expand_macros
     program = expand_macros(program, diags)
@@ -160,7 +161,7 @@ def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
 # The passes, in order. Adding one is one entry here: a function of the shape of Pass.run.
 FRONT_END = (
     Pass("parse", _parse),
-    Pass("macros", _expand_macros),
+    Pass("preamble", _read_preamble),
     Pass("settings", _read_settings),
     Pass("probes", _resolve_probes),
     Pass("check", _check_types),
