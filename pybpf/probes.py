@@ -13,12 +13,11 @@ the provider, collects its errors, and moves a group to the provider's alternati
 
 from __future__ import annotations
 
-import dataclasses
-
 from pybpf import ast, providers, tracefs
 from pybpf.diagnostics import Diagnostics
 from pybpf.features import Features
 from pybpf.providers.base import ProbeGroup
+from pybpf.records import replace
 
 
 def _fall_back(group: ProbeGroup, features: Features) -> None:
@@ -34,7 +33,7 @@ def _fall_back(group: ProbeGroup, features: Features) -> None:
 
 
 def _watch(group: ProbeGroup, pid: int) -> None:
-    group.points = [dataclasses.replace(p, perf_event=dataclasses.replace(p.perf_event, pid=pid))
+    group.points = [replace(p, perf_event=replace(p.perf_event, pid=pid))
                     for p in group.points]
 
 

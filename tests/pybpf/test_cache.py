@@ -39,17 +39,17 @@ def test_key_covers_source_and_parameters():
     assert cache.cache_key(SOURCE, CompileOptions()) == base
 
 
-def test_hit_imports_neither_lark_nor_llvmlite_nor_the_elf_reader(tmp_path):
+def test_hit_imports_neither_lark_nor_llvmlite_nor_the_elf_reader_nor_dataclasses(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
     code = ("import json, sys; from pybpf.cache import compile_cached; "
             f"compiled = compile_cached({SOURCE!r}); "
-            "print(json.dumps([m in sys.modules for m in ('lark', 'llvmlite', 'elftools')]))")
+            "print(json.dumps([m in sys.modules for m in ('lark', 'llvmlite', 'elftools', 'dataclasses')]))")
     cold = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout)
     warm = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout)
-    assert cold == [True, True, True]
-    assert warm == [False, False, False]
+    assert cold == [True, True, True, True]
+    assert warm == [False, False, False, False]
 
 
 def test_clear_removes_entries(tmp_path, monkeypatch):
