@@ -28,7 +28,8 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks import compile_stages, first_event, kernel_cost, map_output, startup, streaming, syscall_overhead
+from benchmarks import (compile_stages, first_event, kernel_cost, map_output, startup, streaming,
+                        syscall_overhead)
 from benchmarks.common import BpfStats
 
 FULL = dict(repeat=5, cost_repeat=3, events=200_000, stream_events=1_000_000, stream_repeat=3,
@@ -100,8 +101,8 @@ def main(argv=None) -> int:
 
 
 # results key -> the section module that turns it into table rows, in table order
-ROW_SECTIONS = (("startup", startup), ("first_event", first_event), ("cost_ns", kernel_cost), ("syscall_overhead", syscall_overhead),
-                ("streaming", streaming), ("map_output", map_output), ("compile", compile_stages))
+ROW_SECTIONS = (("startup", startup), ("first_event", first_event), ("cost_ns", kernel_cost),
+                ("syscall_overhead", syscall_overhead), ("streaming", streaming), ("map_output", map_output), ("compile", compile_stages))
 
 
 def table_rows(results: dict) -> list[tuple]:
