@@ -11,6 +11,7 @@ LLVM's atomicrmw miscompile).
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 from pybpf import ast, builtins
@@ -51,6 +52,8 @@ class ModuleBuilder:
         self.module.data_layout = DATA_LAYOUT
         self.debug = DebugInfo(self.module, filename)
         self.maps: dict[str, ir.GlobalVariable] = {}
+        self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
+        self.referenced: set[str] = set()              # symbols the lowered code refers to
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
@@ -66,11 +69,16 @@ class ModuleBuilder:
 
     def define_map(self, symbol: str, map_type: int, key: int, value: int, entries: int) -> None:
         g = ir.GlobalVariable(self.module, MAP_DEF, symbol)
-        g.initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v)
-                                              for v in (map_type, key, value, entries, 0)])
+        self.map_fields[symbol] = [map_type, key, value, entries, 0]
+        g.initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in self.map_fields[symbol]])
         g.section = "maps"
         g.align = 4
         self.maps[symbol] = opaque(g)
+
+    def set_max_entries(self, symbol: str, entries: int) -> None:
+        fields = self.map_fields[symbol]
+        fields[3] = entries
+        self.module.get_global(symbol).initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in fields])
 
 
 class FunctionBuilder(MapLowering, KernelLowering):
@@ -161,6 +169,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
         return self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
 
     def map_ptr(self, symbol: str) -> ir.Value:
+        self.mod.referenced.add(symbol)
         return self.mod.maps[symbol]
 
     def store64(self, value: ir.Value, ptr: ir.Value, offset: int = 0) -> None:
@@ -643,4 +652,8 @@ def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
                         e.span)
     if diags.has_errors:
         return None
+    if EVENTS_MAP not in mod.referenced:
+        # No printf, print, time, exit...: nothing is ever written to the ring buffer, whose mapped
+        # pages would count in the tracer's RSS (32 MiB by default). The kernel's smallest is a page.
+        mod.set_max_entries(EVENTS_MAP, mmap.PAGESIZE)
     return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))

@@ -42,7 +42,7 @@ DEFAULT_MAP_ENTRIES = 4096
 # Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million
 # printf records while the reader catches up (1 MiB lost a quarter of such a burst): the kernel
 # allocates it at map creation without measurable start-up cost, and user memory is touched only
-# as records arrive.
+# as records arrive. A script that writes no record gets one page (backend.codegen.generate_ir).
 DEFAULT_RINGBUF_SIZE = 32 << 20
 
 # The value of `probe` is SYNTHETIC_PROBE_ID_BASE + k, one k per attach point or program;
