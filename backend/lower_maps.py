@@ -141,6 +141,7 @@ class MapLowering:
 
     def emit_event(self, kind: EventKind, index: int, args=()) -> None:
         """args: (value, type) pairs, laid one per slot after the 8-byte header."""
+        self.mod.event_kinds.add(kind)
         types = [t for _, t in args]
         size = 8 + sum(slot(t) for t in types)
         buf = self.alloca(size, "event")
