@@ -32,6 +32,9 @@ from pybpf.runtime.values import slot_decoder
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
+# Attaching thousands of points takes seconds (a perf event each): past this, a progress line on
+# stderr each time this much more has passed.
+PROGRESS_EVERY_S = 1.0
 
 
 class Session:
@@ -146,16 +149,23 @@ class Session:
                           f"dropped; raise --map-entries")
 
     def _attach_all(self, wanted) -> None:
+        total = sum(wanted(p.attach_kind) for program in self.compiled.programs for p in program.attach_points)
+        done, shown = 0, time.monotonic()
         for program in self.compiled.programs:
             prog_fd = self.loaded.prog_fds[program.section]
             if program.raw_tracepoint:
                 if wanted(program.attach_points[0].attach_kind):
                     shared = AttachPoint("rawtracepoint", program.raw_tracepoint, attach_kind="rawtracepoint")
                     self._attachments.append(attach(prog_fd, shared, program))
+                    done += len(program.attach_points)
                 continue
             for point in program.attach_points:
                 if wanted(point.attach_kind):
                     self._attachments.append(attach(prog_fd, point, program))
+                    done += 1
+                    if time.monotonic() - shown >= PROGRESS_EVERY_S and done < total:
+                        shown = time.monotonic()
+                        self.warn(f"Attaching {total} probes... {done}/{total}")
 
     def _detach(self) -> None:
         # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed at
