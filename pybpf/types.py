@@ -10,8 +10,9 @@ up to 8, so offsets never need padding rules and both sides of the kernel agree 
 
 from __future__ import annotations
 
-from pybpf.records import record
 from typing import Union
+
+from pybpf.records import record
 
 STRING_SIZE = 64      # default size of str() and string literals stored in maps
 COMM_SIZE = 16        # TASK_COMM_LEN
