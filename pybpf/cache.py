@@ -65,9 +65,9 @@ def _checkout_identity() -> str:
                 subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
                 for name in sorted(names):
                     if name.endswith((".py", ".lark")):
-                        st = os.stat(os.path.join(folder, name))
-                        parts.append(f"{package}/{os.path.relpath(os.path.join(folder, name), top)}:"
-                                     f"{st.st_size}:{st.st_mtime_ns}")
+                        path = os.path.join(folder, name)
+                        st = os.stat(path)
+                        parts.append(f"{package}/{path[len(top) + 1:]}:{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)
 
 

@@ -1,5 +1,6 @@
 """The command's cache-hit path imports only what running needs: no compiler (Lark, llvmlite), no
-ELF reader, no dataclasses machinery, no subprocess (benchmarks/first_event.py times the result)."""
+ELF reader, no dataclasses machinery, no subprocess or shutil (benchmarks/first_event.py times the
+result)."""
 
 import json
 import os
@@ -9,8 +10,8 @@ import sys
 import pytest
 
 SCRIPT = 'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); } BEGIN { printf("hi\\n"); exit(); }'
-HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "pybpf.parser",
-         "pybpf.semantic", "pybpf.backend.codegen")
+HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "shutil",
+         "pybpf.parser", "pybpf.semantic", "pybpf.backend.codegen")
 RUN = ("import json, sys; from pybpf import cli; status = cli.main(sys.argv[1:]); "
        f"print(json.dumps([status, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)")
 
