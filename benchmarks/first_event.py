@@ -12,7 +12,9 @@ times the exit, and reads peak RSS from wait4's rusage. Scripts:
                 first output. No C tool prints a per-comm count on its first event: no C column.
 
 pybpf cold starts with an empty cache folder (compiled objects, BTF index, parser tables: a fresh
-XDG_CACHE_HOME each run); warm reuses one that a first run filled.
+XDG_CACHE_HOME each run); warm reuses one that a first run filled. `--baseline-python PATH` (the
+python of another checkout's venv, e.g. main's) adds that pybpf, warm, to the turns: a before/after
+comparison in the same minutes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ EXECSNOOP = ('tracepoint:syscalls:sys_enter_execve '
              '{ printf("%-7d %-16s %s\\n", pid, comm, str(args->filename)); }')
 COUNT = ('tracepoint:syscalls:sys_enter_openat /comm == "' + LOOP_COMM + '"/ '
          '{ @[comm] = count(); exit(); }')
-VARIANTS = ("pybpf warm", "pybpf cold", "bpftrace", "C")
+VARIANTS = ("pybpf warm", "pybpf cold", "baseline warm", "bpftrace", "C")
 TIMEOUT_MS = 60_000
 
 
@@ -46,18 +48,24 @@ def _scripts(marker_path: str) -> dict[str, dict]:
     }
 
 
-def _command(variant: str, script: dict) -> list[str] | None:
+def _command(variant: str, script: dict, baseline: str | None = None) -> list[str] | None:
+    if variant == "baseline warm":
+        return [baseline, "-m", "pybpf.cli", *_source(script)] if baseline else None
     if variant == "C":
         return [script["c"]] if script["c"] and os.access(script["c"], os.X_OK) else None
-    source = [script["file"]] if "file" in script else ["-e", script["program"]]
     if variant == "bpftrace":
-        return ["bpftrace", *source] if shutil.which("bpftrace") else None
-    return [sys.executable, "-m", "pybpf.cli", *source]
+        return ["bpftrace", *_source(script)] if shutil.which("bpftrace") else None
+    return [sys.executable, "-m", "pybpf.cli", *_source(script)]
+
+
+def _source(script: dict) -> list[str]:
+    return [script["file"]] if "file" in script else ["-e", script["program"]]
 
 
 def _run(cmd: list[str], marker: str, env) -> dict | None:
+    # from /: `python -m` puts the working folder first on sys.path, where another checkout may be
     out = subprocess.run([loop_binary(), "first", marker, str(TIMEOUT_MS), *cmd],
-                         capture_output=True, text=True, env=env, check=True)
+                         capture_output=True, text=True, env=env, check=True, cwd="/")
     first_ns, exit_ns, rss_kib = (int(v) for v in out.stdout.split())
     if first_ns < 0:
         print(f"warning: no event from {' '.join(cmd)} in {TIMEOUT_MS} ms", file=sys.stderr)
@@ -73,7 +81,7 @@ def _summary(runs: list[dict | None]) -> dict:
             "rss_kib": median([r["rss_kib"] for r in done]), "runs": runs}
 
 
-def measure(repeat: int, names=None) -> dict:
+def measure(repeat: int, names=None, baseline: str | None = None) -> dict:
     from benchmarks.startup import byte_compile_pybpf
 
     byte_compile_pybpf()
@@ -88,14 +96,16 @@ def measure(repeat: int, names=None) -> dict:
                 continue
             ticker = subprocess.Popen([loop_binary(), *script["tick"]])
             try:
-                commands = {v: _command(v, script) for v in VARIANTS}
+                commands = {v: _command(v, script, baseline) for v in VARIANTS}
                 runs = {v: [] for v in VARIANTS if commands[v]}
-                _run(commands["pybpf warm"], script["marker"], dict(os.environ, XDG_CACHE_HOME=warm_cache))
+                for variant in ("pybpf warm", "baseline warm"):
+                    if commands[variant]:
+                        _run(commands[variant], script["marker"], dict(os.environ, XDG_CACHE_HOME=warm_cache))
                 for _ in range(repeat):
                     for variant in runs:
                         env = None
-                        if variant.startswith("pybpf"):
-                            cache = warm_cache if variant == "pybpf warm" else cold_cache
+                        if variant != "bpftrace" and variant != "C":
+                            cache = cold_cache if variant == "pybpf cold" else warm_cache
                             if variant == "pybpf cold":
                                 shutil.rmtree(cold_cache, ignore_errors=True)
                             env = dict(os.environ, XDG_CACHE_HOME=cache)
@@ -124,7 +134,7 @@ def rows(results: dict) -> list[tuple]:
                 continue
             def value(r):
                 return r[key] * scale if r.get(key) is not None else None
-            for phase in ("warm", "cold"):
-                out.append((f"{name} {label}, pybpf {phase}", value(row[f"pybpf {phase}"]), value(theirs),
-                            unit, value(c)))
+            for phase in ("pybpf warm", "pybpf cold", "baseline warm"):
+                if phase in row:
+                    out.append((f"{name} {label}, {phase}", value(row[phase]), value(theirs), unit, value(c)))
     return out

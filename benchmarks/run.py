@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
+    ap.add_argument("--baseline-python", metavar="PATH",
+                    help="first-event section: also run the pybpf of this python (another checkout's venv)")
     ap.add_argument("--only", choices=SECTIONS, action="append",
                     help="run only these sections (repeatable)")
     opts = ap.parse_args(argv)
@@ -83,7 +85,8 @@ def main(argv=None) -> int:
         if "startup" in want:
             results["startup"] = {t: startup.measure(t, p["repeat"]) for t in tools}
         if "first" in want:
-            results["first_event"] = first_event.measure(p["first_repeat"], p["first_scripts"])
+            results["first_event"] = first_event.measure(p["first_repeat"], p["first_scripts"],
+                                                         opts.baseline_python)
         if "cost" in want:
             results["cost_ns"] = kernel_cost.measure(tools, p["events"], p["cost_repeat"], p["cost_scripts"])
         if "streaming" in want:
