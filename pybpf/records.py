@@ -17,6 +17,14 @@ The compiler's own modules (AST, checker, BTF) keep @dataclass: they are never i
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+try:
+    from typing import dataclass_transform      # type checkers then see the generated __init__
+except ImportError:                              # Python 3.10: only type checkers miss it
+    def dataclass_transform(**_):
+        return lambda decorator: decorator
+
 
 class FrozenInstanceError(AttributeError):
     pass
@@ -34,6 +42,7 @@ class factory:
 _MISSING = object()
 
 
+@dataclass_transform()
 def record(cls=None, *, frozen: bool = False):
     """Give cls __init__, __repr__, __eq__ (and __hash__ when frozen) over its annotated fields."""
     def wrap(cls):
@@ -83,7 +92,10 @@ def astuple(obj) -> tuple:
     return tuple(getattr(obj, n) for n in obj._fields)
 
 
-def replace(obj, **changes):
+_Record = TypeVar("_Record")
+
+
+def replace(obj: _Record, **changes: object) -> _Record:
     """A copy of obj with some fields changed, as dataclasses.replace."""
     return type(obj)(**{**{n: getattr(obj, n) for n in obj._fields}, **changes})
 
