@@ -22,7 +22,7 @@ from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_b
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS, START_TRACED, EventKind
+from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS, START_TRACED
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram, param_int
 from pybpf.ktypes import KernelRead
@@ -53,7 +53,8 @@ class ModuleBuilder:
         self.debug = DebugInfo(self.module, filename)
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
-        self.event_kinds: set[EventKind] = set()       # the ring-buffer records the code writes
+        # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
+        self.event_writes = self.exit_writes = 0
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
@@ -169,6 +170,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         return self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
 
     def map_ptr(self, symbol: str) -> ir.Value:
+        if symbol == EVENTS_MAP:
+            self.mod.event_writes += 1
         return self.mod.maps[symbol]
 
     def store64(self, value: ir.Value, ptr: ir.Value, offset: int = 0) -> None:
@@ -651,7 +654,7 @@ def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
                         e.span)
     if diags.has_errors:
         return None
-    if mod.event_kinds <= {EventKind.EXIT}:
+    if mod.event_writes == mod.exit_writes:
         # No printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer, whose
         # pages the tracer maps (they count in its RSS: 32 MiB by default) and the kernel allocates
         # at map creation (~6 ms for 32 MiB). The smallest is a page; exit() also sets EXIT_MAP.

@@ -24,6 +24,7 @@ def test_a_script_that_writes_no_data_record_gets_one_page(source):
 
 
 @pytest.mark.parametrize("source", ['BEGIN { printf("x\\n"); exit(); }', "i:s:1 { time(); }",
-                                    "i:s:1 { @x = count(); print(@x); }", "i:s:1 { @x = count(); clear(@x); }"])
+                                    "i:s:1 { @x = count(); print(@x); }", "i:s:1 { @x = count(); clear(@x); }",
+                                    "t:syscalls:sys_enter_execve { join(args->argv); }"])
 def test_a_script_that_writes_records_gets_the_requested_size(source):
     assert event_buffer_size(source) == SIZE
