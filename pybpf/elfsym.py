@@ -133,6 +133,9 @@ def _open_elf(path: str):
 def demangle(names: list[str]) -> dict[str, str]:
     """{mangled: demangled} of the Itanium-mangled names among `names` (`_Z...`), by one run of
     c++filt; empty where it is not installed or fails."""
+    import shutil
+    import subprocess
+
     mangled = [n for n in names if n.startswith("_Z") and "@" not in n]
     exe = shutil.which("c++filt") if mangled else None
     if not exe:
