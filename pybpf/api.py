@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO, Union
 
 from pybpf.compiler import CompileOptions, compile_to_ir
-from pybpf.mapkinds import kind_for
-from pybpf.program import CompiledProgram, MapKind, MapSpec
+from pybpf.mapkinds import MapKind, kind_for
+from pybpf.mapkinds.hist import Hist
+from pybpf.program import CompiledProgram, MapSpec
 from pybpf.records import record, replace
 
 Key = Union[int, str, tuple[object, ...]]
@@ -409,7 +410,9 @@ def _render_text(spec: MapSpec, entries: list[tuple[tuple[object, ...], object]]
 
 
 def _bucket_bounds(spec: MapSpec) -> Callable[[int], tuple[int | None, int | None]]:
-    bounds: Callable[[int], tuple[int | None, int | None]] = kind_for(spec.kind).layout(spec).bounds
+    kind = kind_for(spec.kind)
+    assert isinstance(kind, Hist)          # hist and lhist: the kinds with buckets
+    bounds: Callable[[int], tuple[int | None, int | None]] = kind.layout(spec).bounds
     return bounds
 
 
