@@ -22,11 +22,12 @@ from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_b
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS, START_TRACED
+from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS,
+                           START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram, param_int
 from pybpf.ktypes import KernelRead
-from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
+from pybpf.uapi.bpf import BPF_ANY, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
 STACK_LIMIT = 512
@@ -60,6 +61,9 @@ class ModuleBuilder:
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
+        if any(isinstance(t, T.StackType) for t in checked.types.values()):
+            self.define_map(STACKS_MAP, BpfMapType.STACK_TRACE, 4, 8 * PERF_MAX_STACK_DEPTH,
+                            STACKS_MAP_ENTRIES)
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.bpf_max_entries)

@@ -37,6 +37,10 @@ EXIT_MAP = "__pybpf_exit"            # BPF_MAP_TYPE_ARRAY[1] of u64: set by exit
 MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: updates refused as the map was
                                         # full (-E2BIG), at the map's index in CompiledProgram.maps
 
+STACKS_MAP = "__pybpf_stacks"        # BPF_MAP_TYPE_STACK_TRACE: the frames of kstack/ustack ids, made
+                                     # only when the script reads a stack
+STACKS_MAP_ENTRIES = 4096
+
 EVENT_HEADER_SIZE = 8
 DEFAULT_MAP_ENTRIES = 4096
 # Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million

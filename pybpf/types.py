@@ -99,6 +99,20 @@ class FormattedType:
 
 
 @record(frozen=True)
+class StackType:
+    """kstack / ustack: a stack id from the program's stack-trace map and, for user stacks, the
+    pid whose mappings name its frames (two u64); printed as frames, symbolized at print time.
+    `mode` is bpftrace's (bpftrace, perf, raw); `limit` the most frames printed."""
+    user: bool
+    mode: str = "bpftrace"
+    limit: int = 127
+    size: int = 16
+
+    def __str__(self) -> str:
+        return f"{'u' if self.user else 'k'}stack"
+
+
+@record(frozen=True)
 class VoidType:
     """The type of a call that yields nothing (printf, exit, ...)."""
     size: int = 0
@@ -132,9 +146,10 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType]
+ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
+                  StackType]
 Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
-             VoidType, PointerType, RecordType]
+             StackType, VoidType, PointerType, RecordType]
 
 
 def slot_size(t: Type) -> int:
@@ -167,6 +182,8 @@ def to_json(t: Type) -> object:
         return ["pointer", t.pointee, t.name]
     if isinstance(t, StructType):
         return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
+    if isinstance(t, StackType):
+        return ["stack", t.user, t.mode, t.limit]
     return ["void"]
 
 
@@ -188,4 +205,6 @@ def from_json(j: list) -> Type:
         return PointerType(j[1], j[2])
     if tag == "struct":
         return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
+    if tag == "stack":
+        return StackType(j[1], j[2], j[3])
     return VoidType()

@@ -20,8 +20,10 @@ import threading
 import time
 
 from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_CPID, START_MAP,
-                           START_NSECS, START_TRACED, AttachPoint, CompiledProgram, EventKind, MapSpec)
-from pybpf.runtime import maps
+                           START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram, EventKind,
+                           MapSpec)
+from pybpf import types as T
+from pybpf.runtime import maps, symbols
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
 from pybpf.runtime.command import run_command
 from pybpf.runtime.loader import LoadedObject, load
@@ -60,6 +62,7 @@ class Session:
         self._decoders = [slot_decoder(p.args, compiled.probe_names) for p in compiled.printfs]
         self._attachments: list[Attachment] = []
         self._stopped = False
+        self._next_stack_scan = 0.0
 
     def start(self) -> None:
         """Load, attach every probe, then run BEGIN. On failure everything is released again."""
@@ -68,6 +71,8 @@ class Session:
             self.loaded = load(obj, self.compiled)
             self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
                                                          obj.maps[EVENTS_MAP].max_entries))
+            if STACKS_MAP in self.loaded.map_fds:
+                symbols.activate(symbols.StackTable(self.loaded.map_fds[STACKS_MAP]))
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             start = self.loaded.map_fds[START_MAP]
             maps.update(start, START_NSECS.to_bytes(4, "little"), time.monotonic_ns().to_bytes(8, "little"))
@@ -92,6 +97,7 @@ class Session:
             return False
         self._ring.poll(timeout_s, self._dispatch)
         self._check_full_maps()
+        self._remember_stack_processes()
         if not self.exited and self._read_exit_flag():
             self.exited = True       # exit() ran, though its record was lost to a full ring
         return not self.exited
@@ -127,6 +133,8 @@ class Session:
             self._ring.close()
             self._ring = None
         if self.loaded is not None:
+            if STACKS_MAP in self.loaded.map_fds:
+                symbols.activate(None)
             self.loaded.close()
             self.loaded = None
 
@@ -135,6 +143,23 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _remember_stack_processes(self) -> None:
+        """Keep the mappings of the processes in user-stack keys while they run, at most once a
+        second, so their frames still resolve when they have exited by the time the maps print."""
+        now = time.monotonic()
+        if STACKS_MAP not in self.loaded.map_fds or now < self._next_stack_scan:
+            return
+        self._next_stack_scan = now + 1
+        table = symbols.active_table()
+        for spec in self.compiled.maps:
+            pid_offsets = [off + 8 for t, off in zip(spec.key, T.slot_offsets(spec.key))
+                           if isinstance(t, T.StackType) and t.user]
+            if not pid_offsets:
+                continue
+            for key in maps.keys(self._map_fd(spec), spec.key_size):
+                for off in pid_offsets:
+                    table.users.remember(int.from_bytes(key[off:off + 8], "little"))
 
     def _check_full_maps(self) -> None:
         """Warn once per map whose inserts the kernel refused (-E2BIG: full), counted in MAP_ERRORS_MAP."""

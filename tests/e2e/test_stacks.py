@@ -1,0 +1,79 @@
+"""kstack and ustack through the command: a CPU-bound program of ours sampled by `profile`, its own
+function names in the user stacks and the kernel's in the kernel stacks, while it runs and after it
+has exited."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from e2e_helpers import READY, Running, run_pybpf
+
+SPIN_C = r"""
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void spin_hot_leaf(void) { for (int i = 0; i < 100000; i++) sink += i; }
+__attribute__((noinline)) void spin_caller(void) { spin_hot_leaf(); }
+__attribute__((noinline)) void spin_in_kernel(void) { for (int i = 0; i < 2000; i++) getppid(); }
+int main(int argc, char **argv) {
+    time_t end = time(NULL) + atoi(argv[1]);
+    while (time(NULL) < end) { spin_caller(); spin_in_kernel(); }
+    return 0;
+}
+"""
+
+SCRIPT = READY + 'profile:hz:99 /comm == "stkspin"/ { @u[ustack] = count(); @k[kstack] = count(); }'
+
+
+@pytest.fixture
+def spin(compile_c, tmp_path):
+    built = compile_c(SPIN_C, "-O0", "-fno-omit-frame-pointer")
+    path = tmp_path / "stkspin"          # its comm, for the predicate
+    shutil.copy(built, path)
+    return str(path)
+
+
+def stacks_of(out: str, name: str) -> list[list[str]]:
+    """The frames of each `@name[...]: N` entry, innermost first."""
+    return [[line.strip() for line in block.split("\n") if line.strip()]
+            for block in re.findall(rf"^@{name}\[(.*?)\]: \d+$", out, re.M | re.S)]
+
+
+def profile_spin(spin: str, exit_first: bool) -> str:
+    run = Running(["-e", SCRIPT])
+    run.wait_for("ready")
+    child = subprocess.Popen([spin, "2"])
+    child.wait(timeout=30)
+    if exit_first:
+        # the process is gone before the maps print: its mappings were kept while it ran
+        subprocess.run(["sleep", "1.5"], check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    return out
+
+
+def assert_named_frames(out: str) -> None:
+    user = stacks_of(out, "u")
+    assert user, out
+    hot = [frames for frames in user if frames and frames[0].startswith("spin_hot_leaf+")]
+    assert hot, out
+    assert any(len(f) > 1 and f[1].startswith("spin_caller+") for f in hot), out
+    assert any(frames[-1].startswith(("main+", "__libc_start")) or "main+" in " ".join(frames)
+               for frames in hot), out
+    kernel = [frames for frames in stacks_of(out, "k") if frames]
+    assert any(any(f.startswith("do_syscall_64+") for f in frames) for frames in kernel), out
+    for frames in kernel:
+        assert all(re.fullmatch(r"\w[\w.]*\+\d+", f) for f in frames), frames
+
+
+@pytest.mark.kernel
+def test_user_and_kernel_stacks_while_running(spin):
+    assert_named_frames(profile_spin(spin, exit_first=False))
+
+
+@pytest.mark.kernel
+def test_user_stacks_resolve_after_the_program_exited(spin):
+    assert_named_frames(profile_spin(spin, exit_first=True))
