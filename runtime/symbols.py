@@ -226,3 +226,12 @@ def render(t: T.StackType, raw: bytes) -> str:
 
 def active_table() -> StackTable | None:
     return _active
+
+
+_users_apart = UserSymbols()
+
+
+def user_symbols() -> UserSymbols:
+    """The processes the running session has seen (their mappings kept), or a table of its own
+    when no stack is read."""
+    return _active.users if _active is not None else _users_apart

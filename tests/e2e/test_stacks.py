@@ -77,3 +77,33 @@ def test_user_and_kernel_stacks_while_running(spin):
 @pytest.mark.kernel
 def test_user_stacks_resolve_after_the_program_exited(spin):
     assert_named_frames(profile_spin(spin, exit_first=True))
+
+
+TAKE_C = r"""
+#include <unistd.h>
+__attribute__((noinline)) void target_function(void) { }
+__attribute__((noinline)) void take_pointer(void (*f)(void)) { f(); }
+int main(void) { take_pointer(target_function); sleep(2); return 0; }
+"""
+
+
+@pytest.mark.kernel
+def test_usym_names_a_function_of_the_traced_process(compile_c):
+    prog = compile_c(TAKE_C, "-O0")
+    run = Running(["-e", READY + f'uprobe:{prog}:take_pointer {{ printf("%s|%s\\n", usym(arg0), '
+                   'usym(1)); }'])
+    run.wait_for("ready")
+    subprocess.run([prog], timeout=30, check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert "target_function|0x1\n" in out
+
+
+@pytest.mark.kernel
+def test_kaddr_and_ksym_agree_with_kallsyms():
+    with open("/proc/kallsyms") as f:
+        addr = next(int(p[0], 16) for p in map(str.split, f) if p[2] == "do_nanosleep")
+    r = run_pybpf(["-e", 'BEGIN { printf("%x %s %s\\n", kaddr("do_nanosleep"), '
+                   'ksym(kaddr("do_nanosleep") + 3), ksym(1)); exit(); }'])
+    assert r.returncode == 0, r.stderr
+    assert f"{addr:x} do_nanosleep 0x1\n" in r.stdout

@@ -17,6 +17,11 @@ REFUSED = [
      "ustack: the number of frames must be an integer literal from 1 to 127"),
     ("BEGIN { $n = 3; @[kstack($n)] = count(); }",
      "kstack: the number of frames must be an integer literal from 1 to 127"),
+    ('BEGIN { $s = "do_nanosleep"; kaddr($s); }', "kaddr() expects a string literal"),
+    ('BEGIN { kaddr("no_such_kernel_symbol_here"); }',
+     "kaddr: no kernel symbol named 'no_such_kernel_symbol_here'"),
+    ('BEGIN { ksym("x"); }', "ksym() expects an integer, got string[2]"),
+    ('BEGIN { usym("x"); }', "usym() expects an integer, got string[2]"),
 ]
 
 
