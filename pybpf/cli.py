@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
                    help="list probes matching PATTERN")
-    p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
+    p.add_argument("-f", dest="format", choices=("text", "json", "folded"), default="text",
                    help="output format (default: text)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
     p.add_argument("-p", dest="pid", metavar="PID", type=_pid, default=None,

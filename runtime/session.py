@@ -39,6 +39,11 @@ _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
 PROGRESS_EVERY_S = 1.0
 
 
+# How often the keys of user-stack maps are read for new processes: one that runs for less than
+# this between its first sample and its exit can print [unknown] frames.
+STACK_SCAN_INTERVAL_S = 0.25
+
+
 class Session:
     """The run side of one compiled program: start() loads and attaches it, poll() serves its
     events to `output`, stop() runs END and prints the maps (see the module's docstring). The
@@ -145,12 +150,13 @@ class Session:
         self.close()
 
     def _remember_stack_processes(self) -> None:
-        """Keep the mappings of the processes in user-stack keys while they run, at most once a
-        second, so their frames still resolve when they have exited by the time the maps print."""
+        """Keep the mappings of the processes in user-stack keys while they run, every
+        STACK_SCAN_INTERVAL_S, so their frames still resolve when they have exited by the time
+        the maps print."""
         now = time.monotonic()
         if STACKS_MAP not in self.loaded.map_fds or now < self._next_stack_scan:
             return
-        self._next_stack_scan = now + 1
+        self._next_stack_scan = now + STACK_SCAN_INTERVAL_S
         table = symbols.active_table()
         for spec in self.compiled.maps:
             pid_offsets = [off + 8 for t, off in zip(spec.key, T.slot_offsets(spec.key))

@@ -157,6 +157,18 @@ class UserSymbols:
         return UNKNOWN, UNKNOWN
 
 
+class Stack(str):
+    """A printed stack: its text (bpftrace's) wherever text goes, keeping its functions
+    (innermost first, without offsets) for folded output."""
+    functions: tuple[str, ...]
+    user: bool
+
+    def __new__(cls, text: str, functions: tuple[str, ...], user: bool) -> "Stack":
+        stack = super().__new__(cls, text)
+        stack.functions, stack.user = functions, user
+        return stack
+
+
 class StackTable:
     """The frames of stack ids in one stack-trace map, symbolized and rendered as bpftrace's."""
 
@@ -192,18 +204,20 @@ class StackTable:
             out.append((addr, name, module))
         return out
 
-    def render(self, t: T.StackType, stack_id: int, pid: int) -> str:
+    def render(self, t: T.StackType, stack_id: int, pid: int) -> Stack:
         """bpftrace's text: a newline, then one tab-indented line per frame; nothing at all for a
         stack with no frames (a kernel stack sampled in user mode)."""
         lines = []
-        for addr, name, module in self.symbolized(t, stack_id, pid):
+        frames = self.symbolized(t, stack_id, pid)
+        for addr, name, module in frames:
             if t.mode == "raw":
                 lines.append(f"\t{addr:x}")
             elif t.mode == "perf":
                 lines.append(f"\t{addr:x} {name} ({module})")
             else:
                 lines.append(f"\t{name}")
-        return "\n" + "".join(line + "\n" for line in lines) if lines else ""
+        text = "\n" + "".join(line + "\n" for line in lines) if lines else ""
+        return Stack(text, tuple(name.split("+", 1)[0] for _, name, _ in frames), t.user)
 
 
 # The stack table of the running session: map keys and printf arguments decode through
@@ -216,11 +230,11 @@ def activate(table: StackTable | None) -> None:
     _active = table
 
 
-def render(t: T.StackType, raw: bytes) -> str:
+def render(t: T.StackType, raw: bytes) -> Stack:
     """A recorded stack (id, pid) as text, through the active session's table."""
     stack_id, pid = struct.unpack_from("<qQ", raw)
     if _active is None:
-        return ""
+        return Stack("", (), t.user)
     return _active.render(t, stack_id, pid)
 
 

@@ -5,6 +5,7 @@ has exited."""
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -45,12 +46,15 @@ def stacks_of(out: str, name: str) -> list[list[str]]:
 def profile_spin(spin: str, exit_first: bool) -> str:
     run = Running(["-e", SCRIPT])
     run.wait_for("ready")
-    child = subprocess.Popen([spin, "2"])
-    child.wait(timeout=30)
+    child = subprocess.Popen([spin, "3"])
     if exit_first:
         # the process is gone before the maps print: its mappings were kept while it ran
-        subprocess.run(["sleep", "1.5"], check=True)
+        child.wait(timeout=30)
+        time.sleep(1.5)
+    else:
+        time.sleep(2)
     out, err, code = run.stop()
+    child.wait(timeout=30)
     assert code == 0, err
     return out
 
@@ -107,3 +111,28 @@ def test_kaddr_and_ksym_agree_with_kallsyms():
                    'ksym(kaddr("do_nanosleep") + 3), ksym(1)); exit(); }'])
     assert r.returncode == 0, r.stderr
     assert f"{addr:x} do_nanosleep 0x1\n" in r.stdout
+
+
+@pytest.mark.kernel
+def test_folded_output_for_a_flame_graph(spin):
+    run = Running(["-f", "folded", "-e", READY + 'profile:hz:99 /comm == "stkspin"/ '
+                   '{ @[ustack, kstack, comm] = count(); }'])
+    run.wait_for("ready")
+    subprocess.run([spin, "2"], timeout=30, check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    folded = {}
+    for line in out.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if ";" in stack:                     # the folded lines: `a;b;c N`
+            folded[stack] = int(count)
+    assert folded, out
+    assert all(stack.startswith("stkspin;") for stack in folded), folded
+    # the hot function is on top of the most sampled stacks: its caller below it, main further
+    on_top: dict[str, int] = {}
+    for stack, count in folded.items():
+        top = stack.split(";")[-1]
+        on_top[top] = on_top.get(top, 0) + count
+    assert max(on_top, key=on_top.get) == "spin_hot_leaf", on_top
+    hot = [s.split(";") for s in folded if s.endswith(";spin_caller;spin_hot_leaf")]
+    assert hot and all("main" in frames for frames in hot), folded

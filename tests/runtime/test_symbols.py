@@ -1,6 +1,7 @@
 """Symbolization at print time: kallsyms by bisection, user frames through a process's mappings
 and its files' ELF symbols, and bpftrace's three stack texts."""
 
+import io
 import subprocess
 import time
 
@@ -74,3 +75,31 @@ def test_user_frames_of_a_running_pie_by_its_load_bias(compile_c):
         child.communicate(b"x", timeout=10)
     assert symbols.read_mappings(child.pid) == []     # gone: resolved from the mappings kept
     assert users.resolve(child.pid, addr) == ("marker_function+3", prog)
+
+
+def test_folded_output_outermost_first_others_then_user_then_kernel():
+    from pybpf.mapkinds.base import MapKind
+    from pybpf.program import MapSpec
+    from pybpf.runtime.output import make_output
+
+    user = symbols.Stack("\n\tleaf+1\n\tmain+2\n", ("leaf", "main"), True)
+    same_user = symbols.Stack("\n\tleaf+9\n\tmain+2\n", ("leaf", "main"), True)
+    kernel = symbols.Stack("\n\tdo_x+1\n", ("do_x",), False)
+    spec = MapSpec("@", "AT_", MapKind.COUNT,
+                   (T.StackType(False), T.StringType(16), T.StackType(True)), T.IntType())
+    stream = io.StringIO()
+    make_output("folded", stream).map(spec, [((kernel, "spin", user), 3),
+                                             ((kernel, "spin", same_user), 4),
+                                             ((symbols.Stack("", (), False), "spin", user), 1)])
+    assert stream.getvalue() == "spin;main;leaf 1\nspin;main;leaf;do_x 7\n"
+
+
+def test_folded_output_leaves_other_maps_as_text():
+    from pybpf.mapkinds.base import MapKind
+    from pybpf.program import MapSpec
+    from pybpf.runtime.output import make_output
+
+    stream = io.StringIO()
+    make_output("folded", stream).map(MapSpec("@", "AT_", MapKind.COUNT, (T.IntType(),),
+                                              T.IntType()), [((1,), 2)])
+    assert stream.getvalue() == "@[1]: 2\n"
