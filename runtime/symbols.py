@@ -27,13 +27,15 @@ MAX_REMEMBERED_PROCESSES = 4096
 
 
 class SortedSymbols:
-    """Addresses to names: the greatest symbol start at or below an address, by bisection."""
+    """Addresses to names: the greatest symbol start at or below an address, by bisection.
+    Entries are (start, name, tag): what a kind keeps beside the name (a kernel symbol's module,
+    a file function's end)."""
 
-    def __init__(self, entries: list[tuple[int, str, str]]):
+    def __init__(self, entries: list[tuple]):
         entries.sort()
         self.starts = [e[0] for e in entries]
         self.names = [e[1] for e in entries]
-        self.modules = [e[2] for e in entries]
+        self.tags = [e[2] for e in entries]
 
     def find(self, addr: int) -> int:
         """The index of the symbol holding addr, or -1."""
@@ -61,7 +63,7 @@ class KernelSymbols(SortedSymbols):
 
     def module(self, addr: int) -> str:
         i = self.find(addr)
-        return self.modules[i] if i >= 0 else UNKNOWN
+        return self.tags[i] if i >= 0 else UNKNOWN
 
 
 _kernel: KernelSymbols | None = None
@@ -102,29 +104,20 @@ _file_symbols: dict[str, SortedSymbols | None] = {}
 
 
 def file_symbols(path: str) -> SortedSymbols | None:
-    """The functions of one ELF file by virtual address, or None when it cannot be read."""
+    """The functions of one ELF file by file offset (where a mapping places them, whatever the
+    load bias of a PIE or shared object), or None when it cannot be read; tagged with the offset
+    each function ends at."""
     if path not in _file_symbols:
         try:
-            entries = [(vaddr, name, path) for name, (vaddr, _) in
-                       elfsym.function_symbols(path).items() if "@" not in name]
+            entries = []
+            for name, (vaddr, size) in elfsym.function_symbols(path).items():
+                if "@" not in name:
+                    offset = elfsym.file_offset(path, vaddr)
+                    entries.append((offset, name, offset + size))
             _file_symbols[path] = SortedSymbols(entries)
         except elfsym.SymbolError:
             _file_symbols[path] = None
     return _file_symbols[path]
-
-
-def _vaddr(m: Mapping, addr: int) -> int | None:
-    """The ELF virtual address of a runtime address: through the file offset and the PT_LOAD
-    segment holding it (this is the load bias of a PIE or shared object, and none for the rest)."""
-    file_offset = addr - m.start + m.offset
-    try:
-        segments = elfsym._load_segments(m.path)
-    except elfsym.SymbolError:
-        return None
-    for p_vaddr, p_memsz, p_offset in segments:
-        if p_offset <= file_offset < p_offset + p_memsz:
-            return file_offset - p_offset + p_vaddr
-    return None
 
 
 class UserSymbols:
@@ -147,13 +140,12 @@ class UserSymbols:
         """(func+offset or [unknown], the file mapped there or [unknown])."""
         for m in self.remember(pid):
             if m.start <= addr < m.end:
-                symbols, vaddr = file_symbols(m.path), _vaddr(m, addr)
-                if symbols is None or vaddr is None:
+                symbols, offset = file_symbols(m.path), addr - m.start + m.offset
+                i = symbols.find(offset) if symbols is not None else -1
+                # past a sized function's end (a PLT stub, padding) is no function
+                if i < 0 or symbols.starts[i] < symbols.tags[i] <= offset:
                     return UNKNOWN, m.path
-                i = symbols.find(vaddr)
-                if i < 0:
-                    return UNKNOWN, m.path
-                return f"{symbols.names[i]}+{vaddr - symbols.starts[i]}", m.path
+                return f"{symbols.names[i]}+{offset - symbols.starts[i]}", m.path
         return UNKNOWN, UNKNOWN
 
 
