@@ -77,7 +77,7 @@ class Session:
             self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
                                                          obj.maps[EVENTS_MAP].max_entries))
             if STACKS_MAP in self.loaded.map_fds:
-                symbols.activate(symbols.StackTable(self.loaded.map_fds[STACKS_MAP]))
+                symbols.activate(symbols.StackTable(self.loaded.map_fds[STACKS_MAP], maps.lookup))
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             start = self.loaded.map_fds[START_MAP]
             maps.update(start, START_NSECS.to_bytes(4, "little"), time.monotonic_ns().to_bytes(8, "little"))

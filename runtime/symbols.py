@@ -1,6 +1,6 @@
 """Stacks and symbols at print time: the frames of a kstack/ustack id, named.
 
-    stacks = StackTable(stacks_map_fd)        # one per session, for its stack-trace map
+    stacks = StackTable(stacks_map_fd, maps.lookup)     # one per session, for its stack-trace map
     stacks.render(StackType(user=False), stack_id, pid)     # '\\n\\tdo_syscall_64+129\\n...'
     kernel_symbols().name(0xffffffff81000000)               # 'startup_64+0'
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from pybpf import elfsym
 from pybpf import types as T
@@ -164,8 +165,10 @@ class Stack(str):
 class StackTable:
     """The frames of stack ids in one stack-trace map, symbolized and rendered as bpftrace's."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, fd: int, lookup: Callable[[int, bytes, int], bytes | None]):
+        # lookup: pybpf.runtime.maps.lookup, passed in (maps decodes through values, which
+        # renders stacks through here)
+        self.fd, self.lookup = fd, lookup
         self.users = UserSymbols()
         self._frames: dict[int, tuple[int, ...]] = {}
 
@@ -176,9 +179,7 @@ class StackTable:
             return ()
         found = self._frames.get(stack_id)
         if found is None:
-            # imported here: maps decodes keys through values, which renders stacks through here
-            from pybpf.runtime.maps import lookup
-            raw = lookup(self.fd, struct.pack("<I", stack_id), 8 * PERF_MAX_STACK_DEPTH)
+            raw = self.lookup(self.fd, struct.pack("<I", stack_id), 8 * PERF_MAX_STACK_DEPTH)
             addrs = struct.unpack(f"<{PERF_MAX_STACK_DEPTH}Q", raw) if raw else ()
             found = tuple(a for a in addrs if a)
             self._frames[stack_id] = found

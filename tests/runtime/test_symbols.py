@@ -34,7 +34,7 @@ class FakeTable(symbols.StackTable):
     """A stack table whose frames are given rather than read from a kernel map."""
 
     def __init__(self, frames):
-        super().__init__(-1)
+        super().__init__(-1, lookup=None)
         self._frames = frames
 
 
