@@ -11,6 +11,7 @@ LLVM's atomicrmw miscompile).
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 from pybpf import ast, builtins
@@ -21,11 +22,12 @@ from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_b
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS, START_TRACED
+from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS,
+                           START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
 from pybpf.resources import ProgramPlan, ResourcePlan
 from pybpf.checked import CheckedProgram, param_int
 from pybpf.ktypes import KernelRead
-from pybpf.uapi.bpf import BPF_ANY, BpfFunc, BpfMapType
+from pybpf.uapi.bpf import BPF_ANY, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
 STACK_LIMIT = 512
@@ -51,11 +53,17 @@ class ModuleBuilder:
         self.module.data_layout = DATA_LAYOUT
         self.debug = DebugInfo(self.module, filename)
         self.maps: dict[str, ir.GlobalVariable] = {}
+        self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
+        # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
+        self.event_writes = self.exit_writes = 0
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
+        if any(isinstance(t, T.StackType) for t in checked.types.values()):
+            self.define_map(STACKS_MAP, BpfMapType.STACK_TRACE, 4, 8 * PERF_MAX_STACK_DEPTH,
+                            STACKS_MAP_ENTRIES)
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.bpf_max_entries)
@@ -66,11 +74,16 @@ class ModuleBuilder:
 
     def define_map(self, symbol: str, map_type: int, key: int, value: int, entries: int) -> None:
         g = ir.GlobalVariable(self.module, MAP_DEF, symbol)
-        g.initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v)
-                                              for v in (map_type, key, value, entries, 0)])
+        self.map_fields[symbol] = [map_type, key, value, entries, 0]
+        g.initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in self.map_fields[symbol]])
         g.section = "maps"
         g.align = 4
         self.maps[symbol] = opaque(g)
+
+    def set_max_entries(self, symbol: str, entries: int) -> None:
+        fields = self.map_fields[symbol]
+        fields[3] = entries
+        self.module.get_global(symbol).initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in fields])
 
 
 class FunctionBuilder(MapLowering, KernelLowering):
@@ -161,6 +174,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         return self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
 
     def map_ptr(self, symbol: str) -> ir.Value:
+        if symbol == EVENTS_MAP:
+            self.mod.event_writes += 1
         return self.mod.maps[symbol]
 
     def store64(self, value: ir.Value, ptr: ir.Value, offset: int = 0) -> None:
@@ -645,4 +660,9 @@ def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
                         e.span)
     if diags.has_errors:
         return None
+    if mod.event_writes == mod.exit_writes:
+        # No printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer, whose
+        # pages the tracer maps (they count in its RSS: 32 MiB by default) and the kernel allocates
+        # at map creation (~6 ms for 32 MiB). The smallest is a page; exit() also sets EXIT_MAP.
+        mod.set_max_entries(EVENTS_MAP, mmap.PAGESIZE)
     return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))

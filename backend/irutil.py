@@ -33,7 +33,8 @@ def slot(t: T.Type) -> int:
 
 def is_buffer(t: T.Type) -> bool:
     """Values kept in stack buffers (passed around as pointers) rather than in registers."""
-    return isinstance(t, (T.StringType, T.TupleType, T.ArrayType, T.StructType, T.FormattedType))
+    return isinstance(t, (T.StringType, T.TupleType, T.ArrayType, T.StructType, T.FormattedType,
+                          T.StackType))
 
 
 class HelperCallee:

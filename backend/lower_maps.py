@@ -141,6 +141,8 @@ class MapLowering:
 
     def emit_event(self, kind: EventKind, index: int, args=()) -> None:
         """args: (value, type) pairs, laid one per slot after the 8-byte header."""
+        if kind == EventKind.EXIT:
+            self.mod.exit_writes += 1
         types = [t for _, t in args]
         size = 8 + sum(slot(t) for t in types)
         buf = self.alloca(size, "event")

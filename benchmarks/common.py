@@ -25,14 +25,97 @@ _LOOP_C = r"""
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
 
 /* bpfbenchloop getppid N      : N getppid syscalls
    bpfbenchloop lseek N        : lseek(fd, i, SEEK_SET) for i in 0..N-1 (distinct map keys)
    bpfbenchloop openat N PATH  : N openat(PATH) + close
    Prints the loop's wall time in ns.
    bpfbenchloop run CMD...     : run CMD (output to /dev/null), print "wall_ns peak_rss_kib". A small
-   process measures it: a child's ru_maxrss includes the RSS of the process it was forked from. */
+   process measures it: a child's ru_maxrss includes the RSS of the process it was forked from.
+   bpfbenchloop first MARKER TIMEOUT_MS CMD... : run CMD on a pseudo-terminal (as a user sees it: a
+   C tool's stdout is line-buffered there), read its output until MARKER appears, SIGINT it, drain
+   it, reap it; print "first_ns sigint_to_exit_ns peak_rss_kib" (first_ns -1: MARKER never came).
+   bpfbenchloop tick-open PATH : open and close PATH every 2 ms, until killed.
+   bpfbenchloop tick-exec      : fork and exec this program (mode noop) every 2 ms, until killed. */
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int first_event(const char *marker, long timeout_ms, char **cmd) {
+    static char seen[1 << 16];
+    size_t used = 0;
+    int master, status;
+    struct rusage ru;
+    long long start = now_ns(), first = -1, sigint = 0;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        execvp(cmd[0], cmd);
+        _exit(127);
+    }
+    for (;;) {
+        struct pollfd p = { master, POLLIN, 0 };
+        long wait_ms = first < 0 ? timeout_ms - (now_ns() - start) / 1000000 : 60000;
+        if (wait_ms <= 0 || poll(&p, 1, wait_ms) <= 0) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        char buf[4096];
+        ssize_t n = read(master, buf, sizeof buf);
+        if (n <= 0) break;              /* EIO: the tracer and its terminal are gone */
+        if (first >= 0) continue;
+        if (used + n >= sizeof seen) {  /* keep the tail, where a split marker may start */
+            memmove(seen, seen + used - 256, 256);
+            used = 256;
+        }
+        memcpy(seen + used, buf, n);
+        used += n;
+        seen[used] = 0;
+        if (strstr(seen, marker)) {
+            first = now_ns() - start;
+            sigint = now_ns();
+            kill(pid, SIGINT);
+        }
+    }
+    wait4(pid, &status, 0, &ru);
+    printf("%lld %lld %ld\n", first, first < 0 ? -1 : now_ns() - sigint, ru.ru_maxrss);
+    return 0;
+}
+
+static int tick(const char *mode, const char *path) {
+    struct timespec two_ms = { 0, 2000000 };
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len < 0) return 1;
+    self[len] = 0;
+    for (;;) {
+        if (!strcmp(mode, "tick-open")) {
+            int f = open(path, O_RDONLY);
+            if (f >= 0) close(f);
+        } else {
+            pid_t pid = fork();
+            if (pid == 0) { execl(self, self, "noop", (char *)NULL); _exit(127); }
+            if (pid > 0) waitpid(pid, NULL, 0);
+        }
+        nanosleep(&two_ms, NULL);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 5 && !strcmp(argv[1], "first"))
+        return first_event(argv[2], atol(argv[3]), argv + 4);
+    if (argc >= 2 && !strncmp(argv[1], "tick-", 5))
+        return tick(argv[1], argc >= 3 ? argv[2] : NULL);
+    if (argc >= 2 && !strcmp(argv[1], "noop"))
+        return 0;
     if (argc >= 3 && !strcmp(argv[1], "run")) {
         struct timespec a, b;
         struct rusage ru;
@@ -83,7 +166,7 @@ def loop_binary() -> str:
         src, exe = os.path.join(folder, "loop.c"), os.path.join(folder, LOOP_COMM)
         with open(src, "w") as f:
             f.write(_LOOP_C)
-        subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+        subprocess.run([cc, "-O2", "-o", exe, src, "-lutil"], check=True)
         _loop_binary = exe
     return _loop_binary
 

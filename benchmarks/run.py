@@ -8,6 +8,7 @@ temp dir at run time). bpftrace columns are filled when `bpftrace` is on PATH (D
 ratio column is pybpf / bpftrace. Sections, one module each:
 
     startup          wall time (median and min) and peak RSS, cold and warm cache
+    first            exec to first event printed, SIGINT to exit, peak RSS: pybpf, bpftrace, libbpf-tools
     kernel_cost      ns/event from kernel.bpf_stats_enabled, raw and above the empty program's floor
     syscall_overhead ns a syscall wildcard adds to the syscalls it traces and to the others
     streaming        a million printf events: delivered, lost, per second, slowdown of the traced loop
@@ -27,17 +28,18 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks import compile_stages, kernel_cost, map_output, startup, streaming, syscall_overhead
+from benchmarks import (compile_stages, first_event, kernel_cost, map_output, startup, streaming,
+                        syscall_overhead)
 from benchmarks.common import BpfStats
 
 FULL = dict(repeat=5, cost_repeat=3, events=200_000, stream_events=1_000_000, stream_repeat=3,
             keys=100_000, hist_keys=10_000, map_repeat=3, probes=50, compile_repeat=3, cost_scripts=None,
-            big_buffer="64M", overhead_events=2_000_000)
-SECTIONS = ("startup", "cost", "overhead", "streaming", "maps", "compile")
+            big_buffer="64M", overhead_events=2_000_000, first_repeat=5, first_scripts=None)
+SECTIONS = ("startup", "first", "cost", "overhead", "streaming", "maps", "compile")
 QUICK = dict(repeat=1, cost_repeat=1, events=2000, stream_events=20_000, stream_repeat=1,
              keys=2000, hist_keys=200, map_repeat=1, probes=3, compile_repeat=1,
              cost_scripts=("empty (getppid)", "count by comm", "printf 3 args"), big_buffer=None,
-             overhead_events=20_000)
+             overhead_events=20_000, first_repeat=1, first_scripts=("opensnoop",))
 
 
 def machine() -> dict:
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
+    ap.add_argument("--baseline-python", metavar="PATH",
+                    help="first-event section: also run the pybpf of this python (another checkout's venv)")
     ap.add_argument("--only", choices=SECTIONS, action="append",
                     help="run only these sections (repeatable)")
     opts = ap.parse_args(argv)
@@ -73,12 +77,16 @@ def main(argv=None) -> int:
     p = QUICK if opts.quick else FULL
     tools = ["pybpf"] + (["bpftrace"] if shutil.which("bpftrace") else [])
     want = set(opts.only or SECTIONS)
-    results = {"machine": machine(), "quick": opts.quick, "parameters": p}
+    results = {"machine": machine(), "quick": opts.quick, "parameters": p,
+               "load_average_start": os.getloadavg()}
     if "overhead" in want:          # measured as in use: without bpf_stats' per-run bookkeeping
         results["syscall_overhead"] = syscall_overhead.measure(tools, p["overhead_events"], p["repeat"])
     with BpfStats():
         if "startup" in want:
             results["startup"] = {t: startup.measure(t, p["repeat"]) for t in tools}
+        if "first" in want:
+            results["first_event"] = first_event.measure(p["first_repeat"], p["first_scripts"],
+                                                         opts.baseline_python)
         if "cost" in want:
             results["cost_ns"] = kernel_cost.measure(tools, p["events"], p["cost_repeat"], p["cost_scripts"])
         if "streaming" in want:
@@ -88,6 +96,7 @@ def main(argv=None) -> int:
             results["map_output"] = map_output.measure(tools, p["keys"], p["hist_keys"], p["map_repeat"])
         if "compile" in want:
             results["compile"] = compile_stages.measure(tools, p["compile_repeat"], p["probes"])
+    results["load_average_end"] = os.getloadavg()
     with open(opts.json, "w") as f:
         json.dump(results, f, indent=2)
     print_table(results)
@@ -95,12 +104,14 @@ def main(argv=None) -> int:
 
 
 # results key -> the section module that turns it into table rows, in table order
-ROW_SECTIONS = (("startup", startup), ("cost_ns", kernel_cost), ("syscall_overhead", syscall_overhead),
-                ("streaming", streaming), ("map_output", map_output), ("compile", compile_stages))
+ROW_SECTIONS = (("startup", startup), ("first_event", first_event), ("cost_ns", kernel_cost),
+                ("syscall_overhead", syscall_overhead), ("streaming", streaming), ("map_output", map_output), ("compile", compile_stages))
 
 
-def table_rows(results: dict) -> list[tuple[str, float | None, float | None, str]]:
-    return [row for key, section in ROW_SECTIONS if key in results for row in section.rows(results[key])]
+def table_rows(results: dict) -> list[tuple]:
+    """(label, pybpf, bpftrace, unit, C) rows; a section without a C column gives 4-tuples."""
+    return [(*row, None)[:5] for key, section in ROW_SECTIONS if key in results
+            for row in section.rows(results[key])]
 
 
 def ratio(a, b) -> str:
@@ -116,10 +127,18 @@ def _number(v, unit) -> str:
 
 
 def print_table(results: dict) -> None:
-    print(f"{'measure':44} {'unit':>4} {'pybpf':>12} {'bpftrace':>12} {'ratio':>7}")
-    for label, ours, theirs, unit in table_rows(results):
-        print(f"{label:44} {unit:>4} {_number(ours, unit):>12} {_number(theirs, unit):>12} "
-              f"{ratio(ours, theirs):>7}")
+    """ratio = pybpf / bpftrace; /C = pybpf / the hand-written C (libbpf-tools, or the cost section's
+    clang-built references)."""
+    print(f"load average at start {_loads(results.get('load_average_start'))}, "
+          f"at end {_loads(results.get('load_average_end'))}")
+    print(f"{'measure':48} {'unit':>4} {'pybpf':>10} {'bpftrace':>10} {'C':>10} {'ratio':>6} {'/C':>6}")
+    for label, ours, theirs, unit, c in table_rows(results):
+        print(f"{label:48} {unit:>4} {_number(ours, unit):>10} {_number(theirs, unit):>10} "
+              f"{_number(c, unit):>10} {ratio(ours, theirs):>6} {ratio(ours, c):>6}")
+
+
+def _loads(loads) -> str:
+    return " ".join(f"{v:.2f}" for v in loads) if loads else "-"
 
 
 if __name__ == "__main__":

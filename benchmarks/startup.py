@@ -24,7 +24,7 @@ def _summary(runs: list[tuple[float, int]]) -> dict:
             "rss_kib": median([r for _, r in runs]), "runs": len(runs)}
 
 
-def _byte_compile_pybpf() -> None:
+def byte_compile_pybpf() -> None:
     import pybpf.backend
     import pybpf.runtime
     for package in (pybpf, pybpf.backend, pybpf.runtime):
@@ -36,7 +36,7 @@ def measure(tool: str, repeat: int, script: str = STARTUP_SCRIPT) -> dict:
     if tool != "pybpf":
         runs = [run_measured(tracer_command(tool, script)) for _ in range(repeat)]
         return {"cold": _summary(runs), "warm": _summary(runs)}
-    _byte_compile_pybpf()
+    byte_compile_pybpf()
     cache = tempfile.mkdtemp(prefix="pybpf-bench-cache-")
     env = dict(os.environ, XDG_CACHE_HOME=cache)
     try:

@@ -17,7 +17,6 @@ everything. Every error pybpf raises is a `pybpf.Error` (pybpf.errors.PybpfError
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import select
 import sys
@@ -26,8 +25,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO, Union
 
 from pybpf.compiler import CompileOptions, compile_to_ir
-from pybpf.mapkinds import kind_for
-from pybpf.program import CompiledProgram, MapKind, MapSpec
+from pybpf.mapkinds import MapKind, kind_for
+from pybpf.mapkinds.hist import Hist
+from pybpf.program import CompiledProgram, MapSpec
+from pybpf.records import record, replace
 
 Key = Union[int, str, tuple[object, ...]]
 """A map key: an int or a str for a one-part key, a tuple for several parts, () for a map without
@@ -51,14 +52,14 @@ def compile(source: str, *, params: Sequence[str | int] = (), options: CompileOp
     from pybpf.cache import compile_cached
     from pybpf.compiler import compile_source
 
-    options = dataclasses.replace(options or CompileOptions(),
-                                  params=tuple(str(p) for p in params) if params else
-                                  (options.params if options else ()))
+    options = replace(options or CompileOptions(),
+                      params=tuple(str(p) for p in params) if params else
+                      (options.params if options else ()))
     compiled = (compile_cached if cache else compile_source)(source, filename, options)
     return Program(compiled, source, filename, options)
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class MapInfo:
     """What the compiler knows of a map: `kind` is 'value', 'count', 'sum', 'min', 'max', 'avg',
     'stats', 'hist' or 'lhist'; `key_types` and `value_type` are pybpf's type names ('uint64',
@@ -116,7 +117,7 @@ class Program:
         return Trace(self, on_printf, on_event, on_lost)
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class Bucket:
     """One histogram bucket: values in [lo, hi) (hi exclusive); None for an open end."""
     lo: int | None
@@ -159,7 +160,7 @@ class Histogram:
         return f"Histogram({self.buckets!r})"
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class Stats:
     """The value of one key of an avg or stats map: the count and total of the values, and their
     integer average (truncated toward zero, as bpftrace prints it); `kind` is 'avg' or 'stats'."""
@@ -409,7 +410,9 @@ def _render_text(spec: MapSpec, entries: list[tuple[tuple[object, ...], object]]
 
 
 def _bucket_bounds(spec: MapSpec) -> Callable[[int], tuple[int | None, int | None]]:
-    bounds: Callable[[int], tuple[int | None, int | None]] = kind_for(spec.kind).layout(spec).bounds
+    kind = kind_for(spec.kind)
+    assert isinstance(kind, Hist)          # hist and lhist: the kinds with buckets
+    bounds: Callable[[int], tuple[int | None, int | None]] = kind.layout(spec).bounds
     return bounds
 
 

@@ -2,7 +2,8 @@
 
     compiled = compile_cached(source, filename, options)   # a hit imports neither Lark nor llvmlite
 
-The key covers the source, the options (positional parameters, sizes), the code (pybpf's version,
+The key covers the source, the options (positional parameters, sizes), the code (pybpf's version;
+for an installed pybpf its dist-info RECORD, which each install rewrites; for an editable checkout
 the size and mtime of every module of pybpf, its runtime and subpackages included, so an edited
 checkout never reads stale objects; Lark's and llvmlite's folders), the running kernel (release,
 build string and BTF size: tracepoint layouts and ids come from it) and the machine's possible CPUs
@@ -24,26 +25,49 @@ FOLDER = "objects"
 
 @functools.cache
 def _code_identity() -> str:
-    """What shapes a compiled program, found without importing anything new: the size and mtime of
-    every file of pybpf's packages, the runtime included (no guess at which modules shape a
-    compiled program: it must match the code that loads and prints it), and the folders of Lark and llvmlite (an upgrade recreates them)."""
+    """What shapes a compiled program, found without importing anything new: pybpf's own code (its
+    install record, else every file of its packages, the runtime included: no guess at which
+    modules shape a compiled program, it must match the code that loads and prints it), and the
+    folders of Lark and llvmlite (an upgrade recreates them)."""
     from importlib.util import find_spec
 
-    parts = [__version__]
+    parts = [__version__, _installed_identity() or _checkout_identity()]
+    for package in ("lark", "llvmlite"):
+        spec = find_spec(package)
+        for top in (spec.submodule_search_locations if spec else ()):
+            st = os.stat(top)
+            parts.append(f"{top}:{st.st_ino}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _installed_identity() -> str | None:
+    """An installed pybpf (`pip install .`): its dist-info RECORD beside the package, which every
+    install rewrites (one stat at each start instead of one per module). None for an editable
+    checkout, whose package folder has no RECORD beside it: its files are edited in place."""
+    site = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    record = os.path.join(site, f"pybpf-{__version__}.dist-info", "RECORD")
+    try:
+        st = os.stat(record)
+    except OSError:
+        return None
+    return f"{record}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _checkout_identity() -> str:
+    """The size and mtime of every file of pybpf's packages (the runtime too: the compiler uses its
+    printf parser and attach probes), so an edited checkout never reads stale objects."""
+    from importlib.util import find_spec
+
+    parts = []
     for package in ("pybpf", "pybpf.backend", "pybpf.grammar", "pybpf.runtime"):
         for top in find_spec(package).submodule_search_locations:
             for folder, subfolders, names in os.walk(top):
                 subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
                 for name in sorted(names):
                     if name.endswith((".py", ".lark")):
-                        st = os.stat(os.path.join(folder, name))
-                        parts.append(f"{package}/{os.path.relpath(os.path.join(folder, name), top)}:"
-                                     f"{st.st_size}:{st.st_mtime_ns}")
-    for package in ("lark", "llvmlite"):
-        spec = find_spec(package)
-        for top in (spec.submodule_search_locations if spec else ()):
-            st = os.stat(top)
-            parts.append(f"{top}:{st.st_ino}:{st.st_mtime_ns}")
+                        path = os.path.join(folder, name)
+                        st = os.stat(path)
+                        parts.append(f"{package}/{path[len(top) + 1:]}:{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)
 
 

@@ -38,6 +38,24 @@ COMPILE_RECURSION_LIMIT = 50_000
 COMPILE_STACK_SIZE = 64 << 20
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's, given the terminal's width up front: argparse builds a formatter for every
+    add_argument, and without a width each one imports shutil (and with it zlib, bz2 and lzma) on
+    every start, for a help text that is rarely printed."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            try:
+                width = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                try:
+                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns
+                except (AttributeError, ValueError, OSError):
+                    width = 80
+            width -= 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pybpf", description="Trace the running kernel with bpftrace's language, "
@@ -49,11 +67,11 @@ def _parser() -> argparse.ArgumentParser:
                "environment: bpftrace's settings, as BPFTRACE_MAX_PROBES, BPFTRACE_MAX_MAP_KEYS,\n"
                "  BPFTRACE_MAX_STRLEN, BPFTRACE_MISSING_PROBES, BPFTRACE_PRINT_MAPS_ON_EXIT (also\n"
                "  set in a script's config block; docs/language.md lists them all)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
                    help="list probes matching PATTERN")
-    p.add_argument("-f", dest="format", choices=("text", "json"), default="text",
+    p.add_argument("-f", dest="format", choices=("text", "json", "folded"), default="text",
                    help="output format (default: text)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
     p.add_argument("-p", dest="pid", metavar="PID", type=_pid, default=None,

@@ -11,12 +11,12 @@ loader needs).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics, render
 from pybpf.features import Features
 from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
+from pybpf.records import factory, record
 
 if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit imports none of them
     from pybpf import ast
@@ -27,7 +27,7 @@ if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit im
     from pybpf.settings import Settings
 
 
-@dataclass
+@record
 class CompileOptions:
     """What shapes a compiled program besides its source: the positional parameters ($1...),
     each map's entries (--map-entries), the event ring buffer's size (--ringbuf-size) and the rest below."""
@@ -53,9 +53,9 @@ class CompileOptions:
     filter_pid: bool = False
 
 
-@dataclass
+@record
 class StageTimes:
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = factory(dict)
 
     def run(self, name: str, fn, *args, **kwargs):
         start = time.perf_counter()
@@ -67,25 +67,25 @@ class StageTimes:
 
 # A pass: (the previous pass's result, the shared Diagnostics, the options) -> its own result, or
 # None once it has reported an error. The driver stops after the first pass that reports one.
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pass:
     name: str                    # the stage StageTimes, -v and benchmarks/compile_stages.py show
     run: Callable[[Any, Diagnostics, CompileOptions], Any]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResolvedProbes:
     program: ast.Program
     groups: list[ProbeGroup]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlannedProgram:
     checked: CheckedProgram
     plan: ResourcePlan
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LoweredProgram:
     checked: CheckedProgram
     plan: ResourcePlan

@@ -13,12 +13,12 @@ Columns are 1-based; the end column is exclusive, as bpftrace prints them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pybpf.records import factory, record
 
 from pybpf.errors import PybpfError
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Span:
     line: int
     column: int          # 1-based, first character
@@ -45,7 +45,7 @@ NO_SPAN = Span(0, 0, 0, 0)
 LINE_INFO_MAX_COLUMN = 0x3FF
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Diagnostic:
     message: str
     span: Span
@@ -53,11 +53,11 @@ class Diagnostic:
     hint: str | None = None
 
 
-@dataclass
+@record
 class Diagnostics:
     source: str
     filename: str = "stdin"
-    items: list[Diagnostic] = field(default_factory=list)
+    items: list[Diagnostic] = factory(list)
 
     def error(self, message: str, span: Span, hint: str | None = None) -> None:
         self.items.append(Diagnostic(message, span, "ERROR", hint))

@@ -27,7 +27,7 @@ import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 DEFAULT_MAX_BYTES = 256 << 20
 MAX_SIZE_ENV = "PYBPF_CACHE_MAX_SIZE"
@@ -39,11 +39,11 @@ _HEADER_SIZE = len(_MAGIC) + 64 + 1
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass
 class Settings:
-    disabled: str = ""                      # why no cache is used at all (e.g. "--no-cache")
-    max_bytes: int | None = None            # None: $PYBPF_CACHE_MAX_SIZE, else DEFAULT_MAX_BYTES
-    notes: dict[str, None] = field(default_factory=dict)    # ordered set of one-line reasons
+    def __init__(self, disabled: str = "", max_bytes: int | None = None):
+        self.disabled = disabled            # why no cache is used at all (e.g. "--no-cache")
+        self.max_bytes = max_bytes          # None: $PYBPF_CACHE_MAX_SIZE, else DEFAULT_MAX_BYTES
+        self.notes: dict[str, None] = {}    # ordered set of one-line reasons
 
 
 settings = Settings()
@@ -294,10 +294,8 @@ def evict(limit: int | None = None) -> None:
         os.close(fd)
 
 
-@dataclass
-class Cleared:
-    objects: int            # compiled programs that were in the cache
-    failed: list[str]       # "PATH: reason" of what could not be removed
+# objects: compiled programs that were in the cache; failed: "PATH: reason" of what could not be removed
+Cleared = namedtuple("Cleared", "objects failed")
 
 
 def clear() -> Cleared:

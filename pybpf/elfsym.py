@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
-import subprocess
 
 from pybpf.errors import PybpfError
 
@@ -44,6 +42,9 @@ def _ldconfig_entries() -> list[tuple[str, str]]:
     """(soname, path) pairs from `ldconfig -p`, x86-64 ones first; empty when ldconfig is missing."""
     global _ldconfig_cache
     if _ldconfig_cache is None:
+        import shutil        # here, not at the top: the runtime imports this module on every start
+        import subprocess
+
         entries: list[tuple[str, str, bool]] = []
         exe = shutil.which("ldconfig") or next((p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig")
                                                 if os.path.exists(p)), None)
@@ -85,6 +86,8 @@ def find_binary(name: str) -> str:
         if os.path.isfile(path):
             return path
         raise SymbolError(f"binary not found: {name}")
+    import shutil
+
     found = shutil.which(name)
     if found:
         return os.path.abspath(found)
@@ -130,6 +133,9 @@ def _open_elf(path: str):
 def demangle(names: list[str]) -> dict[str, str]:
     """{mangled: demangled} of the Itanium-mangled names among `names` (`_Z...`), by one run of
     c++filt; empty where it is not installed or fails."""
+    import shutil
+    import subprocess
+
     mangled = [n for n in names if n.startswith("_Z") and "@" not in n]
     exe = shutil.which("c++filt") if mangled else None
     if not exe:

@@ -10,8 +10,9 @@ question on first need: a program without kernel-function probes never asks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
+
+from pybpf.records import record
 
 
 class Features(Protocol):
@@ -23,7 +24,7 @@ class Features(Protocol):
         the vmlinux FUNC `func_btf_id` (lockdown refuses them here)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FixedFeatures:
     """Answers given up front."""
     kprobes: bool = False

@@ -10,10 +10,10 @@ Escapes in the format are decoded by the compiler before it gets here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from pybpf.errors import PybpfError
+from pybpf.records import record
 
 INT_CONVERSIONS = frozenset("diuxXocp")
 STRING_CONVERSIONS = frozenset("s")
@@ -38,7 +38,7 @@ class PrintfFormatError(PybpfError, ValueError):
         self.offset = offset
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Conversion:
     """One argument-consuming conversion (`%%` is not one)."""
     char: str

@@ -13,13 +13,13 @@ the provider, collects its errors, and moves a group to the provider's alternati
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from pybpf import ast, providers, tracefs
 from pybpf.diagnostics import Diagnostics
 from pybpf.features import Features
 from pybpf.providers.base import ProbeGroup, ProbeNotFound
+from pybpf.records import replace
 
 
 def _fall_back(group: ProbeGroup, features: Features) -> None:
@@ -35,7 +35,7 @@ def _fall_back(group: ProbeGroup, features: Features) -> None:
 
 
 def _watch(group: ProbeGroup, pid: int) -> None:
-    group.points = [dataclasses.replace(p, perf_event=dataclasses.replace(p.perf_event, pid=pid))
+    group.points = [replace(p, perf_event=replace(p.perf_event, pid=pid))
                     for p in group.points]
 
 

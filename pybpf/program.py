@@ -17,14 +17,13 @@ offset 8 (printf arguments, each in an 8-byte-aligned slot; see pybpf.types.slot
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
-from dataclasses import dataclass, field
 
 from pybpf import types as T
 from pybpf.errors import PybpfError
 from pybpf.mapkinds import LhistParams, MapKind, kind_for
+from pybpf.records import astuple, factory, record
 from pybpf.uapi.bpf import BpfMapType
 
 # Symbols of the maps every program has, in the ELF "maps" section.
@@ -38,12 +37,16 @@ EXIT_MAP = "__pybpf_exit"            # BPF_MAP_TYPE_ARRAY[1] of u64: set by exit
 MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: updates refused as the map was
                                         # full (-E2BIG), at the map's index in CompiledProgram.maps
 
+STACKS_MAP = "__pybpf_stacks"        # BPF_MAP_TYPE_STACK_TRACE: the frames of kstack/ustack ids, made
+                                     # only when the script reads a stack
+STACKS_MAP_ENTRIES = 4096
+
 EVENT_HEADER_SIZE = 8
 DEFAULT_MAP_ENTRIES = 4096
 # Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million
 # printf records while the reader catches up (1 MiB lost a quarter of such a burst): the kernel
 # allocates it at map creation without measurable start-up cost, and user memory is touched only
-# as records arrive.
+# as records arrive. A script that writes no record gets one page (backend.codegen.generate_ir).
 DEFAULT_RINGBUF_SIZE = 32 << 20
 
 # The value of `probe` is SYNTHETIC_PROBE_ID_BASE + k, one k per attach point or program;
@@ -67,7 +70,7 @@ class EventKind(enum.IntEnum):
                    # arguments are the count, then the strings
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MapSpec:
     """A user map (@name). Its kind (pybpf.mapkinds) decides the BPF layout: aggregations live in
     per-CPU maps and the runtime combines the CPUs.
@@ -134,7 +137,7 @@ class MapSpec:
                    LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"])
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PrintfSpec:
     """printf(fmt, args...): arguments follow the record header, each in its own slot."""
     fmt: str
@@ -145,7 +148,7 @@ class PrintfSpec:
         return sum(T.slot_size(a) for a in self.args)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PerfEvent:
     """What a point on a perf event counts (software:, hardware:, watchpoint:): perf_event_attr's
     type (PERF_TYPE_*) and config, how many events pass between two runs of the program, for a
@@ -162,7 +165,7 @@ class PerfEvent:
     pid: int = -1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AttachPoint:
     """One place a program attaches: ('tracepoint', 'syscalls:sys_enter_openat'), ('BEGIN', ''),
     ('interval', 'ms:100'). period_ns is set for interval and profile, perf_event for the points
@@ -184,7 +187,7 @@ class AttachPoint:
     def to_json(self) -> list:
         event = self.perf_event
         return [self.provider, self.target, self.period_ns, self.attach_kind,
-                list(dataclasses.astuple(event)) if event else None]
+                list(astuple(event)) if event else None]
 
     @classmethod
     def from_json(cls, j: list) -> "AttachPoint":
@@ -192,7 +195,7 @@ class AttachPoint:
         return cls(provider, target, period_ns, attach_kind, PerfEvent(*event) if event else None)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProgramSpec:
     """One BPF program: the ELF section holding its code, its prog type and where it attaches.
     BTF-typed programs (fentry/fexit) also name their expected attach type and the vmlinux BTF
@@ -207,7 +210,7 @@ class ProgramSpec:
     raw_tracepoint: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MapDef:
     """A map definition as the ELF's "maps" section holds it."""
     map_type: int
@@ -217,7 +220,7 @@ class MapDef:
     map_flags: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProgramSection:
     """One executable section of the ELF: the instructions the loader patches and loads."""
     name: str
@@ -240,7 +243,7 @@ class ObjectFormatError(PybpfError):
     """The ELF object does not have the shape the loader expects (see MapDef, ProgramSection)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ObjectSpec:
     """The ELF object as the loader needs it (pybpf.backend.objspec.parse_object reads it)."""
     maps: dict[str, MapDef]
@@ -263,7 +266,7 @@ class ObjectSpec:
                    j["license"])
 
 
-@dataclass
+@record
 class CompiledProgram:
     """elf is the object as LLVM wrote it; `object` is that ELF parsed, once, by the compiler: the
     run side loads from it and never reads the ELF."""
@@ -273,7 +276,7 @@ class CompiledProgram:
     maps: tuple[MapSpec, ...]
     printfs: tuple[PrintfSpec, ...] = ()
     time_formats: tuple[str, ...] = ()
-    probe_names: dict[int, str] = field(default_factory=dict)
+    probe_names: dict[int, str] = factory(dict)
     # (line, column, end line, end column) of the statements whose code the ELF's line info
     # locates: a verifier rejection is shown on its statement.
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()

@@ -13,7 +13,7 @@ import ctypes
 import functools
 import os
 import re
-from dataclasses import dataclass
+from pybpf.records import record
 
 from pybpf.errors import PybpfError
 
@@ -38,7 +38,7 @@ def root() -> str:
     return target
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TracepointField:
     name: str
     ctype: str           # the C type as the format file writes it, without the array suffix
@@ -71,7 +71,7 @@ class TracepointField:
         return f"{self.ctype}{sep}{self.name}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TracepointFormat:
     category: str
     name: str

@@ -10,14 +10,15 @@ up to 8, so offsets never need padding rules and both sides of the kernel agree 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Union
+
+from pybpf.records import record
 
 STRING_SIZE = 64      # default size of str() and string literals stored in maps
 COMM_SIZE = 16        # TASK_COMM_LEN
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IntType:
     size: int = 8
     signed: bool = True
@@ -26,7 +27,7 @@ class IntType:
         return f"{'' if self.signed else 'u'}int{self.size * 8}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StringType:
     size: int = STRING_SIZE
 
@@ -34,7 +35,7 @@ class StringType:
         return f"string[{self.size}]"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProbeType:
     """The `probe` builtin: a u64 id, named by CompiledProgram.probe_names."""
     size: int = 8
@@ -43,7 +44,7 @@ class ProbeType:
         return "probe"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TupleType:
     elements: tuple["ValueType", ...]
 
@@ -58,7 +59,7 @@ class TupleType:
         return "(" + ", ".join(str(e) for e in self.elements) + ")"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArrayType:
     """A fixed-size array of integers: `(uint8[8])x`, compared bytewise, printed [a,b,...]."""
     element: IntType
@@ -72,7 +73,7 @@ class ArrayType:
         return f"{self.element}[{self.count}]"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StructType:
     """A kernel struct or union copied whole (`print(*p)`, `$s = *p`): its bytes as the kernel lays
     them out; `fields` are (name, offset, type) at C offsets, printed { .name = value, ... }."""
@@ -84,7 +85,7 @@ class StructType:
         return self.name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FormattedType:
     """A value the kernel records as `size` bytes and user space prints as text, rendered by its
     `kind` (pybpf.runtime.formatters: strftime's time, strerror's message, username's name, ...);
@@ -97,7 +98,21 @@ class FormattedType:
         return self.kind
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
+class StackType:
+    """kstack / ustack: a stack id from the program's stack-trace map and, for user stacks, the
+    pid whose mappings name its frames (two u64); printed as frames, symbolized at print time.
+    `mode` is bpftrace's (bpftrace, perf, raw); `limit` the most frames printed."""
+    user: bool
+    mode: str = "bpftrace"
+    limit: int = 127
+    size: int = 16
+
+    def __str__(self) -> str:
+        return f"{'u' if self.user else 'k'}stack"
+
+
+@record(frozen=True)
 class VoidType:
     """The type of a call that yields nothing (printf, exit, ...)."""
     size: int = 0
@@ -106,7 +121,7 @@ class VoidType:
         return "void"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PointerType:
     """A pointer into kernel memory, typed by the kernel's BTF: `pointee` is a vmlinux BTF type
     id (0 = void). Stored in maps and printed as a u64."""
@@ -119,7 +134,7 @@ class PointerType:
         return self.name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RecordType:
     """A struct or union in kernel memory, known by its address (a value of it is never copied:
     only its members are read)."""
@@ -131,9 +146,10 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType]
+ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
+                  StackType]
 Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
-             VoidType, PointerType, RecordType]
+             StackType, VoidType, PointerType, RecordType]
 
 
 def slot_size(t: Type) -> int:
@@ -166,6 +182,8 @@ def to_json(t: Type) -> object:
         return ["pointer", t.pointee, t.name]
     if isinstance(t, StructType):
         return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
+    if isinstance(t, StackType):
+        return ["stack", t.user, t.mode, t.limit]
     return ["void"]
 
 
@@ -187,4 +205,6 @@ def from_json(j: list) -> Type:
         return PointerType(j[1], j[2])
     if tag == "struct":
         return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
+    if tag == "stack":
+        return StackType(j[1], j[2], j[3])
     return VoidType()

@@ -9,8 +9,6 @@ waits for it and prints its standard output. bpftrace 0.17 ran it through /bin/s
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from typing import NamedTuple
 
 
@@ -20,6 +18,9 @@ class CommandResult(NamedTuple):
 
 
 def run_command(text: str) -> CommandResult:
+    import shlex          # here, not at the top: every run imports this module, few run a command
+    import subprocess
+
     try:
         argv = shlex.split(text)
     except ValueError as err:

@@ -19,6 +19,7 @@ import time
 from typing import Callable
 
 from pybpf import types as T
+from pybpf.runtime import symbols
 
 _STRFTIME_DIRECTIVE = re.compile(r"%.")
 
@@ -93,8 +94,26 @@ def _pointer(param: str, raw: bytes) -> str:
     return hex(_u64(raw))          # a pointer member of a struct, as bpftrace prints it
 
 
+def _function_or_address(name: str, addr: int) -> str:
+    """A frame's function without its offset, as ksym/usym print; the address in hex where no
+    symbol holds it."""
+    return f"{addr:#x}" if name == symbols.UNKNOWN else name.split("+", 1)[0]
+
+
+def _ksym(param: str, raw: bytes) -> str:
+    return _function_or_address(symbols.kernel_symbols().name(_u64(raw)), _u64(raw))
+
+
+def _usym(param: str, raw: bytes) -> str:
+    """The function of the process (pid in the second u64) holding the address."""
+    addr = _u64(raw)
+    return _function_or_address(symbols.user_symbols().resolve(_u64(raw[8:]), addr)[0], addr)
+
+
 RENDERERS: dict[str, Callable[[str, bytes], str]] = {
     "pointer": _pointer,
+    "ksym": _ksym,
+    "usym": _usym,
     "strftime": _strftime,
     "strerror": _strerror,
     "username": _username,

@@ -26,8 +26,9 @@ from typing import Iterable, TextIO
 
 from pybpf import types as T
 from pybpf.mapkinds import kind_for
-from pybpf.mapkinds.base import Entries
+from pybpf.mapkinds.base import Entries, MapKind
 from pybpf.program import MapSpec
+from pybpf.runtime import symbols
 from pybpf.runtime.values import Pointer, Struct, text_of
 
 _UNSIGNED = (1 << 64) - 1
@@ -138,6 +139,31 @@ class TextOutput(Output):
         self._emit("".join(out))
 
 
+class FoldedOutput(TextOutput):
+    """Text output, but maps keyed by stacks print folded, one line per key as flamegraph.pl and
+    speedscope read: `a;b;c N`, outermost first. The key's other parts (comm, pid, ...) come
+    first, then its user stacks, then its kernel stacks (the order a call descends)."""
+
+    def map(self, spec: MapSpec, entries: Entries) -> None:
+        if spec.kind not in (MapKind.COUNT, MapKind.SUM) or \
+                not any(isinstance(t, T.StackType) for t in spec.key):
+            super().map(spec, entries)       # only what adds up (counts, sums) folds
+            return
+        # stacks that differ only in offsets or ids fold into one line, their values summed
+        folded: dict[str, int] = {}
+        for key, value in entries:
+            line = ";".join(_folded_frames(key)) or "[empty]"
+            folded[line] = folded.get(line, 0) + value
+        self._emit("".join(f"{line} {n}\n" for line, n in sorted(folded.items(), key=lambda item: item[1])))
+
+
+def _folded_frames(key: tuple) -> list[str]:
+    others = [text_of(part) for part in key if not isinstance(part, symbols.Stack)]
+    stacks = sorted((part for part in key if isinstance(part, symbols.Stack)),
+                    key=lambda stack: not stack.user)          # user stacks above kernel ones
+    return others + [f for stack in stacks for f in reversed(stack.functions)]
+
+
 class JsonOutput(Output):
     def _attached_text(self, probes: int) -> str:
         return f'{{"type": "attached_probes", "data": {{"probes": {probes}}}}}\n'
@@ -192,14 +218,16 @@ def top_entries(spec: MapSpec, entries: Entries, top: int, div: int) -> Entries:
 
 
 def make_output(fmt: str, stream: TextIO, *, quiet: bool = False, flush_each: bool = True) -> Output:
-    """The Output that writes `fmt` ('text': bpftrace's text, 'json': one JSON object per line)
-    to `stream`; quiet leaves out the attached line, flush_each=False leaves the flushing to the
-    stream's buffer (-B full)."""
+    """The Output that writes `fmt` ('text': bpftrace's text, 'json': one JSON object per line,
+    'folded': text with stack-keyed maps folded for flame graphs) to `stream`; quiet leaves out
+    the attached line, flush_each=False leaves the flushing to the stream's buffer (-B full)."""
     if fmt == "text":
         return TextOutput(stream, quiet=quiet, flush_each=flush_each)
     if fmt == "json":
         return JsonOutput(stream, quiet=quiet, flush_each=flush_each)
-    raise ValueError(f"unknown output format {fmt!r}: expected 'text' or 'json'")
+    if fmt == "folded":
+        return FoldedOutput(stream, quiet=quiet, flush_each=flush_each)
+    raise ValueError(f"unknown output format {fmt!r}: expected 'text', 'json' or 'folded'")
 
 
 # --- ordering ----------------------------------------------------------------------------------------

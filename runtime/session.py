@@ -20,8 +20,10 @@ import threading
 import time
 
 from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_CPID, START_MAP,
-                           START_NSECS, START_TRACED, AttachPoint, CompiledProgram, EventKind, MapSpec)
-from pybpf.runtime import maps
+                           START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram, EventKind,
+                           MapSpec)
+from pybpf import types as T
+from pybpf.runtime import maps, symbols
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
 from pybpf.runtime.command import run_command
 from pybpf.runtime.loader import LoadedObject, load
@@ -32,6 +34,14 @@ from pybpf.runtime.values import slot_decoder
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
+# Attaching thousands of points takes seconds (a perf event each): past this, a progress line on
+# stderr each time this much more has passed.
+PROGRESS_EVERY_S = 1.0
+
+
+# How often the keys of user-stack maps are read for new processes: one that runs for less than
+# this between its first sample and its exit can print [unknown] frames.
+STACK_SCAN_INTERVAL_S = 0.25
 
 
 class Session:
@@ -57,6 +67,7 @@ class Session:
         self._decoders = [slot_decoder(p.args, compiled.probe_names) for p in compiled.printfs]
         self._attachments: list[Attachment] = []
         self._stopped = False
+        self._next_stack_scan = 0.0
 
     def start(self) -> None:
         """Load, attach every probe, then run BEGIN. On failure everything is released again."""
@@ -65,6 +76,8 @@ class Session:
             self.loaded = load(obj, self.compiled)
             self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
                                                          obj.maps[EVENTS_MAP].max_entries))
+            if STACKS_MAP in self.loaded.map_fds:
+                symbols.activate(symbols.StackTable(self.loaded.map_fds[STACKS_MAP], maps.lookup))
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             start = self.loaded.map_fds[START_MAP]
             maps.update(start, START_NSECS.to_bytes(4, "little"), time.monotonic_ns().to_bytes(8, "little"))
@@ -89,6 +102,7 @@ class Session:
             return False
         self._ring.poll(timeout_s, self._dispatch)
         self._check_full_maps()
+        self._remember_stack_processes()
         if not self.exited and self._read_exit_flag():
             self.exited = True       # exit() ran, though its record was lost to a full ring
         return not self.exited
@@ -125,6 +139,8 @@ class Session:
             self._ring.close()
             self._ring = None
         if self.loaded is not None:
+            if STACKS_MAP in self.loaded.map_fds:
+                symbols.activate(None)
             self.loaded.close()
             self.loaded = None
 
@@ -133,6 +149,24 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _remember_stack_processes(self) -> None:
+        """Keep the mappings of the processes in user-stack keys while they run, every
+        STACK_SCAN_INTERVAL_S, so their frames still resolve when they have exited by the time
+        the maps print."""
+        now = time.monotonic()
+        if STACKS_MAP not in self.loaded.map_fds or now < self._next_stack_scan:
+            return
+        self._next_stack_scan = now + STACK_SCAN_INTERVAL_S
+        table = symbols.active_table()
+        for spec in self.compiled.maps:
+            pid_offsets = [off + 8 for t, off in zip(spec.key, T.slot_offsets(spec.key))
+                           if isinstance(t, T.StackType) and t.user]
+            if not pid_offsets:
+                continue
+            for key in maps.keys(self._map_fd(spec), spec.key_size):
+                for off in pid_offsets:
+                    table.users.remember(int.from_bytes(key[off:off + 8], "little"))
 
     def _check_full_maps(self) -> None:
         """Warn once per map whose inserts the kernel refused (-E2BIG: full), counted in MAP_ERRORS_MAP."""
@@ -147,16 +181,23 @@ class Session:
                           f"dropped; raise --map-entries")
 
     def _attach_all(self, wanted) -> None:
+        total = sum(wanted(p.attach_kind) for program in self.compiled.programs for p in program.attach_points)
+        done, shown = 0, time.monotonic()
         for program in self.compiled.programs:
             prog_fd = self.loaded.prog_fds[program.section]
             if program.raw_tracepoint:
                 if wanted(program.attach_points[0].attach_kind):
                     shared = AttachPoint("rawtracepoint", program.raw_tracepoint, attach_kind="rawtracepoint")
                     self._attachments.append(attach(prog_fd, shared, program))
+                    done += len(program.attach_points)
                 continue
             for point in program.attach_points:
                 if wanted(point.attach_kind):
                     self._attachments.append(attach(prog_fd, point, program))
+                    done += 1
+                    if time.monotonic() - shown >= PROGRESS_EVERY_S and done < total:
+                        shown = time.monotonic()
+                        self.warn(f"Attaching {total} probes... {done}/{total}")
 
     def _detach(self) -> None:
         # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed at

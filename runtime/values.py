@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from pybpf import types as T
+from pybpf.runtime import symbols
 from pybpf.runtime.formatters import render
 
 
@@ -79,6 +80,8 @@ def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
     if isinstance(t, T.ArrayType):
         step = t.element.size
         return Array(decode(t.element, buf, offset + i * step) for i in range(t.count))
+    if isinstance(t, T.StackType):
+        return symbols.render(t, bytes(buf[offset:offset + t.size]))
     return None
 
 
@@ -92,7 +95,8 @@ def decode_slots(types: tuple[T.Type, ...], buf: bytes | memoryview, offset: int
 def slot_decoder(types: tuple[T.Type, ...], probe_names: dict[int, str] | None = None):
     """decode_slots for one fixed list of types, compiled once into a single struct unpack: the
     hot path of printf events and map keys. Falls back to decode_slots for tuples."""
-    if any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType, T.PointerType, T.FormattedType)) or (isinstance(t, T.IntType) and t.size != 8)
+    if any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType, T.PointerType, T.FormattedType,
+                          T.StackType)) or (isinstance(t, T.IntType) and t.size != 8)
            for t in types):
         return lambda buf, offset=0: decode_slots(types, buf, offset, probe_names)
     names = probe_names or {}

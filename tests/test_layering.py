@@ -39,6 +39,7 @@ LEAVES = (
     "pybpf.types",
     "pybpf.uapi",            # kernel ABI constants
     "pybpf.errors",          # PybpfError
+    "pybpf.records",         # @record, the light @dataclass of the modules a cache hit imports
     "pybpf.diskcache",       # the trusted cache folder, atomic writes
     "pybpf.features",        # the Features protocol; runtime.features answers it from the kernel
     "pybpf.printf_format",   # printf formats, checked at compile time, applied at run time

@@ -19,11 +19,11 @@ LLVM.
 from __future__ import annotations
 
 from pybpf.builtins import (aggregations, clock, cpu, formatted, integers, maps, output, probe,
-                            rand, strings, task, unsafe)
+                            rand, stacks, strings, task, unsafe)
 from pybpf.builtins.entry import Aggregation, Builtin, Kind
 
 FAMILIES = (task, cpu, clock, rand, probe, strings, integers, formatted, output, unsafe, maps,
-            aggregations)
+            aggregations, stacks)
 
 ENTRIES = tuple(entry for family in FAMILIES for entry in family.BUILTINS)
 

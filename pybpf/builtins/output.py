@@ -45,7 +45,8 @@ def check_printf(c, e):
         if expects == "buf":
             ok = isinstance(t, T.FormattedType) and t.kind == "buf"
         elif expects == "str":
-            ok = isinstance(t, (T.StringType, T.ProbeType, T.TupleType, T.FormattedType))
+            ok = isinstance(t, (T.StringType, T.ProbeType, T.TupleType, T.FormattedType,
+                                  T.StackType))
         else:
             ok = is_int(t)
         if not ok:
@@ -109,7 +110,8 @@ def check_print(c, e):
     if isinstance(t, T.RecordType):
         t = c.struct_value(arg, t)
     if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ArrayType,
-                                            T.StructType, T.ProbeType, T.FormattedType)):
+                                            T.StructType, T.ProbeType, T.FormattedType,
+                                            T.StackType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
 

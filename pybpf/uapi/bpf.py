@@ -88,6 +88,11 @@ BPF_EXIST = 2
 # src_reg of a ld_imm64 whose imm is a map fd.
 BPF_PSEUDO_MAP_FD = 1
 
+# bpf_get_stackid flags: the user stack instead of the kernel's.
+BPF_F_USER_STACK = 1 << 8
+# The most frames the kernel records (its perf_event_max_stack default, PERF_MAX_STACK_DEPTH).
+PERF_MAX_STACK_DEPTH = 127
+
 # Ring buffer record header bits (kernel/bpf/ringbuf.c).
 BPF_RINGBUF_BUSY_BIT = 1 << 31
 BPF_RINGBUF_DISCARD_BIT = 1 << 30
@@ -108,6 +113,7 @@ class BpfFunc(enum.IntEnum):
     get_current_uid_gid = 15
     get_current_comm = 16
     get_current_task = 35
+    get_stackid = 27
     get_numa_node_id = 42
     probe_read_str = 45
     get_current_cgroup_id = 80

@@ -2,6 +2,7 @@
 and prints its table. No timing is asserted: benchmarks are measured, never pass/fail on a time."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -20,13 +21,19 @@ def test_quick_run_writes_results(tmp_path, capsys):
     assert results["machine"]["kernel"]
     assert results["startup"]["pybpf"]["warm"]["wall_s"] > 0
     assert results["startup"]["pybpf"]["cold"]["wall_min_s"] > 0
+    opensnoop = results["first_event"]["opensnoop"]
+    assert opensnoop["pybpf warm"]["first_s"] > 0 and opensnoop["pybpf cold"]["rss_kib"] > 0
+    assert results["load_average_start"] and results["load_average_end"]
     assert results["cost_ns"]["count by comm"]["pybpf"] > 0
     assert "pybpf_above_floor" in results["cost_ns"]["count by comm"]
+    if shutil.which("clang") and os.path.exists("/usr/include/bpf/bpf_helpers.h"):
+        # the hand-written C reference, built and measured beside the tools
+        assert results["cost_ns"]["count by comm"]["c"] > 0
     assert results["syscall_overhead"]["pybpf"]["its own calls"] is not None
     assert results["streaming"]["pybpf"]["delivered"] + results["streaming"]["pybpf"]["lost"] > 0
     assert all(row["pybpf_output_lines"] > 0 for row in results["map_output"].values())
     assert {"parse", "check", "lower", "llvm", "load"} <= set(results["compile"]["pybpf_stages"])
     table = capsys.readouterr().out
-    for label in ("start-up warm wall", "above floor", "ns added per syscall", "stream",
-                  "map (SIGINT to exit)", "compile"):
+    for label in ("start-up warm wall", "opensnoop first event, pybpf warm", "above floor",
+                  "ns added per syscall", "stream", "map (SIGINT to exit)", "compile"):
         assert label in table

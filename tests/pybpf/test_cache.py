@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import pybpf
 from pybpf import cache, diskcache
 from pybpf.compiler import CompileOptions
 
@@ -38,17 +39,17 @@ def test_key_covers_source_and_parameters():
     assert cache.cache_key(SOURCE, CompileOptions()) == base
 
 
-def test_hit_imports_neither_lark_nor_llvmlite_nor_the_elf_reader(tmp_path):
+def test_hit_imports_neither_lark_nor_llvmlite_nor_the_elf_reader_nor_dataclasses(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
     code = ("import json, sys; from pybpf.cache import compile_cached; "
             f"compiled = compile_cached({SOURCE!r}); "
-            "print(json.dumps([m in sys.modules for m in ('lark', 'llvmlite', 'elftools')]))")
+            "print(json.dumps([m in sys.modules for m in ('lark', 'llvmlite', 'elftools', 'dataclasses')]))")
     cold = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout)
     warm = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout)
-    assert cold == [True, True, True]
-    assert warm == [False, False, False]
+    assert cold == [True, True, True, True]
+    assert warm == [False, False, False, False]
 
 
 def test_clear_removes_entries(tmp_path, monkeypatch):
@@ -85,8 +86,9 @@ def test_code_identity_covers_every_folder_the_package_is_installed_from():
                 assert os.path.join(top, name) in covered, (package, name)
 
 
-def test_editing_a_runtime_module_in_a_copy_misses(tmp_path):
-    # pybpf copied as one tree (as a plain install lays it out), then runtime/printf.py edited
+def copy_of_pybpf(tmp_path):
+    """pybpf copied as one tree (as a plain install lays it out); a function that compiles SOURCE
+    through the copy in a fresh interpreter and says whether it compiled afresh (a miss)."""
     tree = tmp_path / "site"
     for package in ("pybpf", "pybpf.grammar", "pybpf.backend", "pybpf.runtime"):
         (source,) = find_spec(package).submodule_search_locations
@@ -105,9 +107,27 @@ def test_editing_a_runtime_module_in_a_copy_misses(tmp_path):
         assert where.startswith(str(tree))
         return missed
 
+    return tree, compiled_afresh
+
+
+def test_editing_a_runtime_module_in_a_copy_misses(tmp_path):
+    tree, compiled_afresh = copy_of_pybpf(tmp_path)
     assert compiled_afresh() and not compiled_afresh()
     with open(tree / "pybpf" / "runtime" / "printf.py", "a") as f:
         f.write("\n# edited\n")
+    assert compiled_afresh()
+
+
+def test_an_installed_pybpf_is_identified_by_its_install_record(tmp_path):
+    # beside an installed package, pip's RECORD stands for its files: a start stats it alone, and
+    # a new install (which rewrites it) misses
+    tree, compiled_afresh = copy_of_pybpf(tmp_path)
+    info = tree / f"pybpf-{pybpf.__version__}.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text("pybpf/__init__.py,,\n")
+    assert compiled_afresh() and not compiled_afresh()
+    (info / "RECORD").unlink()
+    (info / "RECORD").write_text("pybpf/__init__.py,,\npybpf/cli.py,,\n")
     assert compiled_afresh()
 
 

@@ -132,6 +132,19 @@ def test_final_drain_and_lost_events():
     assert printed[-1] == ("time", time.strftime("%Y\n"))
 
 
+def test_a_long_attach_reports_progress_on_the_warning_channel(monkeypatch):
+    # past PROGRESS_EVERY_S of attaching (here at once), a line per interval: done of the total
+    from pybpf.runtime import session as session_module
+    monkeypatch.setattr(session_module, "PROGRESS_EVERY_S", 0)
+    points = tuple(AttachPoint("tracepoint", f"syscalls:sys_enter_{name}", attach_kind="tracepoint")
+                   for name in ("getppid", "getpid", "gettid"))
+    lines = []
+    with Session(compile_test(counting(EventKind.EXIT), points=points), RecordingOutput(), lines.append) as s:
+        s.start()
+        s.stop()
+    assert lines == ["Attaching 3 probes... 1/3", "Attaching 3 probes... 2/3"]
+
+
 def test_failed_attach_releases_everything():
     missing = AttachPoint("tracepoint", "no:such", attach_kind="tracepoint")
     compiled = compile_test(counting(EventKind.EXIT), points=(GETPPID, missing))

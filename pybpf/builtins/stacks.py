@@ -1,0 +1,104 @@
+"""Stacks and symbols: `kstack` and `ustack`, bare or as kstack(N), kstack(mode), kstack(mode, N),
+as bpftrace's; ksym(addr) and usym(addr), named when printed; kaddr("name"), resolved when the
+program compiles.
+
+    @[kstack] = count();          @[ustack(perf, 5)] = count();          printf("%s", kstack);
+
+The kernel records the frames in the program's stack-trace map (pybpf.program.STACKS_MAP) and gives
+the program an id; the value is that id and, for a user stack, the pid whose mappings name the
+frames (user addresses mean nothing without their process). The runtime symbolizes them when it
+prints (pybpf.runtime.symbols).
+"""
+
+from __future__ import annotations
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.builtins.entry import function, identifier, typed
+from pybpf.builtins.formatted import as_record, check_integer_formatted
+from pybpf.checked import UINT
+from pybpf.program import STACKS_MAP
+from pybpf.uapi.bpf import BPF_F_USER_STACK, PERF_MAX_STACK_DEPTH, BpfFunc
+
+MODES = ("bpftrace", "perf", "raw")
+KALLSYMS = "/proc/kallsyms"
+KSYM = T.FormattedType("ksym")
+USYM = T.FormattedType("usym", 16)         # the address, then the pid whose mappings name it
+
+
+def check_stack_call(c, e):
+    """kstack(N), kstack(mode), kstack(mode, N): mode a bare word, N a literal in 1..127."""
+    mode, limit = "bpftrace", PERF_MAX_STACK_DEPTH
+    args = list(e.args)
+    if args and isinstance(args[0], ast.Builtin):
+        if args[0].name not in MODES:
+            c.error(f"{e.name}: unknown stack mode '{args[0].name}' (expected one of "
+                    f"{', '.join(MODES)})", args[0].span)
+            return None
+        mode = args.pop(0).name
+    if args:
+        n = args.pop(0)
+        if not isinstance(n, ast.Integer) or not 0 < n.value <= PERF_MAX_STACK_DEPTH:
+            c.error(f"{e.name}: the number of frames must be an integer literal from 1 to "
+                    f"{PERF_MAX_STACK_DEPTH}", n.span)
+            return None
+        limit = n.value
+    if args:
+        c.error(f"{e.name}: expects ([mode,] [frames])", args[0].span)
+        return None
+    return T.StackType(e.name == "ustack", mode, limit)
+
+
+def lower_stack(g, e):
+    """Two u64: the id bpf_get_stackid returns (negative when the kernel could not record the
+    stack: the runtime prints no frames then) and the pid, so user frames resolve by process."""
+    user = g.type_of(e).user
+    buf = g.alloca(16, "stack")
+    stack_id = g.helper(BpfFunc.get_stackid, g.ctx, g.map_ptr(STACKS_MAP),
+                        g.constant(BPF_F_USER_STACK if user else 0))
+    g.store64(stack_id, buf)
+    pid = g.b.lshr(g.helper(BpfFunc.get_current_pid_tgid), g.constant(32)) if user else \
+        g.constant(0)
+    g.store64(pid, buf, 8)
+    return buf
+
+
+def lower_usym(g, e):
+    buf = g.alloca(16, "usym")
+    g.store64(g.expr(e.args[0]), buf)
+    g.store64(g.b.lshr(g.helper(BpfFunc.get_current_pid_tgid), g.constant(32)), buf, 8)
+    return buf
+
+
+def check_kaddr(c, e):
+    """kaddr("name"): the address of a kernel symbol, read from /proc/kallsyms at compile time."""
+    (name,) = e.args
+    if not isinstance(name, ast.String):
+        c.error("kaddr() expects a string literal", name.span)
+        return None
+    c.set(name, T.StringType(len(name.value) + 1))
+    wanted = name.value.decode(errors="replace")
+    try:
+        with open(KALLSYMS) as f:
+            found = next((int(parts[0], 16) for parts in map(str.split, f)
+                          if len(parts) >= 3 and parts[2] == wanted), None)
+    except OSError as err:
+        c.error(f"kaddr: cannot read {KALLSYMS}: {err.strerror}", e.span)
+        return None
+    if not found:       # absent, or zeros: kallsyms hides addresses from those without CAP_SYSLOG
+        c.error(f"kaddr: no kernel symbol named '{wanted}'", name.span)
+        return None
+    c.result.constants[e] = found
+    return UINT
+
+
+BUILTINS = (
+    identifier("kstack", typed(T.StackType(False)), lower_stack),
+    identifier("ustack", typed(T.StackType(True)), lower_stack),
+    function("kstack", (0, 2), check_stack_call, lower_stack),
+    function("ustack", (0, 2), check_stack_call, lower_stack),
+    function("ksym", (1, 1), check_integer_formatted(KSYM),
+             lambda g, e: as_record(g, g.expr(e.args[0]))),
+    function("usym", (1, 1), check_integer_formatted(USYM), lower_usym),
+    function("kaddr", (1, 1), check_kaddr, lambda g, e: g.constant(g.checked.constants[e])),
+)

@@ -1,0 +1,121 @@
+"""Light records for the modules a cached start imports: what @dataclass gives them, without its cost.
+
+    @record(frozen=True)
+    class MapDef:
+        name: str
+        max_entries: int = 0
+        notes: dict = factory(dict)
+
+    MapDef("m") == MapDef("m", 0)     # True; hashable when frozen; MapDef(name='m', ...) as repr
+
+@dataclass generates and exec()s each class's methods (~0.3 ms a class) and imports inspect, ast and
+tokenize (~5 ms): on a cache hit, which runs no compiler, that was a quarter of pybpf's import time.
+Here the methods are shared and read the fields from the class. Fields are the class's own annotations
+in order (no inheritance, no ClassVar); defaults are class attributes, factory(f) calls f for each instance.
+The compiler's own modules (AST, checker, BTF) keep @dataclass: they are never imported on a hit.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+try:
+    from typing import dataclass_transform      # type checkers then see the generated __init__
+except ImportError:                              # Python 3.10: only type checkers miss it
+    def dataclass_transform(**_):
+        return lambda decorator: decorator
+
+
+class FrozenInstanceError(AttributeError):
+    pass
+
+
+class factory:
+    """A default made afresh for each instance: factory(dict), as field(default_factory=dict)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make):
+        self.make = make
+
+
+_MISSING = object()
+
+
+@dataclass_transform()
+def record(cls=None, *, frozen: bool = False):
+    """Give cls __init__, __repr__, __eq__ (and __hash__ when frozen) over its annotated fields."""
+    def wrap(cls):
+        names = tuple(cls.__dict__.get("__annotations__", {}))
+        defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+        cls._fields, cls._defaults, cls.__match_args__ = names, defaults, names
+        for name, default in defaults.items():
+            if isinstance(default, factory):
+                delattr(cls, name)
+        cls.__init__ = _init
+        cls.__repr__ = _repr
+        if "__eq__" not in cls.__dict__:
+            cls.__eq__ = _eq
+        if frozen:
+            cls.__setattr__ = cls.__delattr__ = _refuse
+            if "__hash__" not in cls.__dict__ or cls.__dict__["__hash__"] is None:
+                cls.__hash__ = _hash
+        elif "__hash__" not in cls.__dict__:
+            cls.__hash__ = None             # mutable and compared by value: unhashable, as @dataclass
+        return cls
+    return wrap if cls is None else wrap(cls)
+
+
+def _init(self, *args, **kwargs):
+    names, defaults = self._fields, self._defaults
+    if len(args) > len(names):
+        raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments, got {len(args)}")
+    for name, value in zip(names, args):
+        if name in kwargs:
+            raise TypeError(f"{type(self).__name__}() got multiple values for argument {name!r}")
+        object.__setattr__(self, name, value)
+    for name in names[len(args):]:
+        value = kwargs.pop(name, _MISSING)
+        if value is _MISSING:
+            value = defaults.get(name, _MISSING)
+            if value is _MISSING:
+                raise TypeError(f"{type(self).__name__}() missing argument {name!r}")
+            if isinstance(value, factory):
+                value = value.make()
+        object.__setattr__(self, name, value)
+    if kwargs:
+        raise TypeError(f"{type(self).__name__}() got an unexpected argument {sorted(kwargs)[0]!r}")
+
+
+def astuple(obj) -> tuple:
+    """The field values in order (shallow: a field holding a record stays one)."""
+    return tuple(getattr(obj, n) for n in obj._fields)
+
+
+_Record = TypeVar("_Record")
+
+
+def replace(obj: _Record, **changes: object) -> _Record:
+    """A copy of obj with some fields changed, as dataclasses.replace."""
+    return type(obj)(**{**{n: getattr(obj, n) for n in obj._fields}, **changes})
+
+
+_values = astuple
+
+
+def _repr(self) -> str:
+    return f"{type(self).__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
+
+
+def _eq(self, other):
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return _values(self) == _values(other)
+
+
+def _hash(self) -> int:
+    return hash(_values(self))
+
+
+def _refuse(self, name, *value):
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")

@@ -1,0 +1,31 @@
+"""The command's cache-hit path imports only what running needs: no compiler (Lark, llvmlite), no
+ELF reader, no dataclasses machinery, no subprocess or shutil (benchmarks/first_event.py times the
+result)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = 'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); } BEGIN { printf("hi\\n"); exit(); }'
+HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "shutil",
+         "pybpf.parser", "pybpf.semantic", "pybpf.backend.codegen")
+RUN = ("import json, sys; from pybpf import cli; status = cli.main(sys.argv[1:]); "
+       f"print(json.dumps([status, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)")
+
+
+@pytest.mark.kernel
+def test_a_cache_hit_imports_no_compiler_and_no_dataclasses(tmp_path):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+
+    def heavy_modules() -> list[str]:
+        out = subprocess.run([sys.executable, "-c", RUN, "-e", SCRIPT], env=env, capture_output=True,
+                             text=True, timeout=120)
+        status, loaded = json.loads(out.stderr.strip().splitlines()[-1])
+        assert status == 0 and out.stdout.startswith("Attaching 2 probes...\nhi\n")
+        return loaded
+
+    assert {"lark", "llvmlite", "dataclasses"} <= set(heavy_modules())     # a miss compiles
+    assert heavy_modules() == []
