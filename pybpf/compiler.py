@@ -191,7 +191,8 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
 def attach_points(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                   times: StageTimes | None = None) -> list[str]:
     """The attach points of a program, wildcards expanded (`-l -e PROG`); nothing is compiled."""
-    resolved = run_passes(FRONT_END[:2], source, filename, options or CompileOptions(),
+    through_probes = [each.name for each in FRONT_END].index("probes") + 1
+    resolved = run_passes(FRONT_END[:through_probes], source, filename, options or CompileOptions(),
                           times or StageTimes())
     return [point.name for group in resolved.groups for point in group.points]
 
