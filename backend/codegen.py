@@ -454,6 +454,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         return c64(len(self.checked.params))
 
     def expr_Builtin(self, e):
+        if e in self.checked.constants:          # a kernel enumerator
+            return c64(self.checked.constants[e])
         return builtins.identifier(e.name).lower(self, e)
 
     def expr_Call(self, e):

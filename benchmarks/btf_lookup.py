@@ -1,4 +1,5 @@
-"""The BTF index: cold and cached lookups of `struct task_struct`, each in a fresh process.
+"""The BTF index: cold and cached lookups of `struct task_struct` and of an enumerator
+(`SKB_DROP_REASON_NOT_SPECIFIED`, what a script's bare identifier costs), each in a fresh process.
 
     python3 -m benchmarks.btf_lookup                 # /sys/kernel/btf/vmlinux, 7 runs each
     python3 -m benchmarks.btf_lookup --runs 3 --path FILE
@@ -30,8 +31,10 @@ t2 = time.perf_counter()
 task = btf.find("task_struct", "struct")
 members = [(m.name, btf.c_name(m.type_id), m.bit_offset) for m in btf.members(task)]
 t3 = time.perf_counter()
-out = {"import": t1 - t0, "load": t2 - t1, "lookup": t3 - t2, "hit": btf.cache_hit, "members": len(members),
-       "cache_file": btf.cache_file}
+enumerator = btf.enumerator("SKB_DROP_REASON_NOT_SPECIFIED")
+t4 = time.perf_counter()
+out = {"import": t1 - t0, "load": t2 - t1, "lookup": t3 - t2, "enumerator": t4 - t3, "hit": btf.cache_hit,
+       "members": len(members), "cache_file": btf.cache_file, "found": enumerator is not None}
 if "--full" in sys.argv:
     import hashlib, zlib
     t4 = time.perf_counter()
@@ -80,10 +83,11 @@ def main(argv=None) -> None:
 
     print(f"{args.path}: {full['types']} types, task_struct has {rows['cold'][0]['members']} members; "
           f"median of {args.runs} fresh processes, ms")
-    print(f"{'':8} {'import':>7} {'load':>7} {'lookup':>7} {'load+lookup':>12}")
+    print(f"{'':8} {'import':>7} {'load':>7} {'lookup':>7} {'load+lookup':>12} {'enumerator':>11}")
     for name, rs in rows.items():
         print(f"{name:8} {ms(r['import'] for r in rs)} {ms(r['load'] for r in rs)} "
-              f"{ms(r['lookup'] for r in rs)} {ms(r['load'] + r['lookup'] for r in rs):>12}")
+              f"{ms(r['lookup'] for r in rs)} {ms(r['load'] + r['lookup'] for r in rs):>12} "
+              f"{ms(r['enumerator'] for r in rs):>11}")
     print(f"full decode of every type: {full['full'] * 1e3:.0f} ms (after a cached load)")
     print(f"index cache file: {cache_size / 1024:.0f} KiB")
     print(f"for reference, the whole-file identity not chosen: read {full['read'] * 1e3:.1f} ms, "

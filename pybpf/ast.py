@@ -259,9 +259,39 @@ class Probe:
 
 
 @node
+class ConfigItem:
+    """`name = value` in the preamble's `config = { ... }` block (pybpf.settings)."""
+    name: str
+    value: int | str      # an integer literal, or a word or string as written
+    span: Span
+
+
+@node
+class Macro:
+    """`macro name($var, @map, expr) { ... }`, expanded where it is called (pybpf.macros)."""
+    name: str
+    params: tuple[str, ...]     # '$a' a variable, '@m' a map, 'x' any expression
+    body: tuple[Statement, ...]
+    span: Span
+    hygienic: bool = True       # False for a #define: its body may name the caller's variables
+
+
+@node
+class CDefinition:
+    """`struct NAME { ... };`, `union`, `enum` or `typedef ... NAME;` in the preamble (pybpf.cdefs)."""
+    kind: str             # 'struct', 'union', 'enum', 'typedef'
+    name: str
+    span: Span
+
+
+@node
 class Program:
     probes: tuple[Probe, ...]
     span: Span
+    config: tuple[ConfigItem, ...] = ()
+    macros: tuple[Macro, ...] = ()
+    includes: tuple[str, ...] = ()      # the headers of its #include lines: 'linux/sched.h'
+    c_definitions: tuple[CDefinition, ...] = ()
 
 
 def children(n) -> tuple:

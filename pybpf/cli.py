@@ -23,8 +23,8 @@ import threading
 import time
 from typing import NoReturn
 
-from pybpf import __version__, diskcache
-from pybpf.compiler import DEFAULT_MAX_PROBES, CompileOptions, StageTimes
+from pybpf import __version__, diskcache, settings
+from pybpf.compiler import CompileOptions, StageTimes
 from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
@@ -64,10 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                "  pybpf -e 'tracepoint:syscalls:sys_enter_open* < @[probe] = count(); >'\n"
                "  pybpf -l 'tracepoint:syscalls:*open*'\n"
                "  pybpf script.pbt 100\n"
-               "environment:\n"
-               f"  BPFTRACE_MAX_PROBES  the most attach points a program may have (default: "
-               f"{DEFAULT_MAX_PROBES});\n"
-               "                       more are refused before compiling",
+               "environment: bpftrace's settings, as BPFTRACE_MAX_PROBES, BPFTRACE_MAX_MAP_KEYS,\n"
+               "  BPFTRACE_MAX_STRLEN, BPFTRACE_MISSING_PROBES, BPFTRACE_PRINT_MAPS_ON_EXIT (also\n"
+               "  set in a script's config block; docs/language.md lists them all)",
         formatter_class=_HelpFormatter)
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
@@ -171,14 +170,13 @@ def _map_entries(text: str) -> int:
     return entries
 
 
-def _max_probes() -> int:
-    """BPFTRACE_MAX_PROBES, as bpftrace reads it: a number, or one line saying what is wrong."""
-    text = os.environ.get("BPFTRACE_MAX_PROBES")
-    if text is None:
-        return DEFAULT_MAX_PROBES
-    if not text.strip().isdigit():
-        raise SystemExit(error(f"BPFTRACE_MAX_PROBES: expecting a number, got {text}"))
-    return int(text)
+def _settings_environment() -> tuple[tuple[str, str], ...]:
+    """The BPFTRACE_* settings (pybpf.settings), as bpftrace reads them, or one line saying what is
+    wrong."""
+    try:
+        return settings.environment(os.environ)
+    except settings.SettingError as e:
+        raise SystemExit(error(str(e))) from None
 
 
 def error(message: str) -> int:
@@ -661,7 +659,7 @@ def _main(opts) -> int:
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
                              share_syscalls=opts.share_syscalls, pid=opts.pid,
-                             max_probes=_max_probes(), unsafe=opts.unsafe,
+                             environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None)
     if opts.debug:
         _debug(opts.debug, source, filename, options)
@@ -672,6 +670,8 @@ def _main(opts) -> int:
     times = StageTimes()
     start = time.perf_counter()
     compiled = _on_deep_stack(compile_cached, source, filename, options, times)
+    for warning in compiled.warnings:
+        print(warning, file=sys.stderr)
     if opts.verbose:
         for note in diskcache.notes():
             print(note, file=sys.stderr)

@@ -3,7 +3,7 @@
     compiled = compile_source('tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }')
     ir_text, checked, plan = compile_to_ir(source)       # stop before LLVM to look inside
 
-PASSES: parse -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
+PASSES: parse -> read the preamble (macros, C definitions) -> read settings -> resolve probes -> check types -> lay out resources -> lower to IR, each of one shape
 (Pass); then compile_source emits the ELF and parses it once (CompiledProgram.object: what the
 loader needs).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from pybpf.diagnostics import NO_SPAN, Diagnostics
+from pybpf.diagnostics import NO_SPAN, Diagnostics, render
 from pybpf.features import Features
 from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
 from pybpf.records import factory, record
@@ -24,10 +24,7 @@ if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit im
     from pybpf.checked import CheckedProgram
     from pybpf.providers.base import ProbeGroup
     from pybpf.resources import ResourcePlan
-
-# bpftrace's max_probes: more attach points than this are refused before compiling (every one costs
-# load and attach time, and runs on its event); BPFTRACE_MAX_PROBES raises it.
-DEFAULT_MAX_PROBES = 1024
+    from pybpf.settings import Settings
 
 
 @record
@@ -45,8 +42,12 @@ class CompileOptions:
     features: Features | None = None
     # The process that watchpoints watch (-p).
     pid: int | None = None
-    # The most attach points a program may have, checked before compiling (BPFTRACE_MAX_PROBES).
-    max_probes: int = DEFAULT_MAX_PROBES
+    # The most attach points a program may have, checked before compiling; None: the max_probes
+    # setting (more are refused before compiling: every one costs load and attach time).
+    max_probes: int | None = None
+    # The BPFTRACE_* variables that set settings (pybpf.settings.environment), over the script's
+    # config block.
+    environment: tuple[tuple[str, str], ...] = ()
     unsafe: bool = False        # --unsafe: allow system() and signal()
     # -p/-c: probes run only in the traced process, whose pid the session gives at load time.
     filter_pid: bool = False
@@ -96,14 +97,39 @@ def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Prog
     return parse_source(diags)
 
 
+def _read_preamble(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+    """Macros and #defines expanded, C definitions checked against BTF."""
+    from pybpf.cdefs import check_c_definitions
+    from pybpf.macros import expand_macros
+    program = expand_macros(program, diags)
+    check_c_definitions(program, diags)
+    return program
+
+
+def _read_settings(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+    """The config block and the environment checked once, their errors and warnings reported."""
+    from pybpf.settings import resolve_settings
+    resolve_settings(program.config, options.environment, diags)
+    return program
+
+
+def settings_of(program: ast.Program, options: CompileOptions) -> Settings:
+    """The settings in force (after _read_settings has checked them): what a pass reads."""
+    from pybpf.settings import resolve_settings
+    return resolve_settings(program.config, options.environment, Diagnostics(""))
+
+
 def _resolve_probes(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
     from pybpf.probes import resolve_probes
-    groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid)
+    settings = settings_of(program, options)
+    groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid,
+                            options.params, settings.missing_probes)
     attach_points = sum(len(group.points) for group in groups)
-    if attach_points > options.max_probes and not diags.has_errors:
+    max_probes = options.max_probes or settings.max_probes
+    if attach_points > max_probes and not diags.has_errors:
         # Before type checking and LLVM: a wildcard too wide is refused at once, not after minutes.
         diags.error(f"Can't attach to {attach_points} probes because it exceeds the current limit of "
-                    f"{options.max_probes} probes; raise it with the BPFTRACE_MAX_PROBES environment "
+                    f"{max_probes} probes; raise it with the BPFTRACE_MAX_PROBES environment "
                     f"variable, with care: every probe adds to the load and attach time and runs on "
                     f"each of its events", NO_SPAN)
     return ResolvedProbes(program, groups)
@@ -120,7 +146,8 @@ def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileO
 def _plan_resources(checked: CheckedProgram, diags: Diagnostics, options: CompileOptions) -> PlannedProgram:
     from pybpf.resources import plan_resources
     # Laying out reports nothing: every limit it relies on was checked by the passes before.
-    return PlannedProgram(checked, plan_resources(checked, options.map_entries, options.share_syscalls))
+    map_entries = options.map_entries or settings_of(checked.program, options).max_map_keys
+    return PlannedProgram(checked, plan_resources(checked, map_entries, options.share_syscalls))
 
 
 def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
@@ -134,6 +161,8 @@ def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
 # The passes, in order. Adding one is one entry here: a function of the shape of Pass.run.
 FRONT_END = (
     Pass("parse", _parse),
+    Pass("preamble", _read_preamble),
+    Pass("settings", _read_settings),
     Pass("probes", _resolve_probes),
     Pass("check", _check_types),
     Pass("layout", _plan_resources),
@@ -142,10 +171,10 @@ PASSES = FRONT_END + (Pass("lower", _generate_ir),)
 
 
 def run_passes(passes: tuple[Pass, ...], source: str, filename: str, options: CompileOptions,
-               times: StageTimes):
+               times: StageTimes, diags: Diagnostics | None = None):
     """The last pass's result; a CompileError with every diagnostic after the first pass that
-    reports an error."""
-    diags = Diagnostics(source, filename)
+    reports an error. `diags`, when given, keeps the warnings of a compile that succeeds."""
+    diags = diags or Diagnostics(source, filename)
     result = source
     for each in passes:
         result = times.run(each.name, each.run, result, diags, options)
@@ -162,7 +191,8 @@ def _front_end(source: str, filename: str, options: CompileOptions, times: Stage
 def attach_points(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                   times: StageTimes | None = None) -> list[str]:
     """The attach points of a program, wildcards expanded (`-l -e PROG`); nothing is compiled."""
-    resolved = run_passes(FRONT_END[:2], source, filename, options or CompileOptions(),
+    through_probes = [each.name for each in FRONT_END].index("probes") + 1
+    resolved = run_passes(FRONT_END[:through_probes], source, filename, options or CompileOptions(),
                           times or StageTimes())
     return [point.name for group in resolved.groups for point in group.points]
 
@@ -192,8 +222,9 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     options = options or CompileOptions()
     times = times or StageTimes()
     emitter = Emitter()          # loads LLVM in parallel with the passes before it
+    diags = Diagnostics(source, filename)
     try:
-        lowered = run_passes(PASSES, source, filename, options, times)
+        lowered = run_passes(PASSES, source, filename, options, times, diags)
     except BaseException:
         emitter.cancel()
         raise
@@ -211,4 +242,6 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         time_formats=tuple(plan.time_formats),
         probe_names=dict(plan.probe_names),
         statement_spans=lowered.module.statement_spans,
+        print_maps_on_exit=settings_of(lowered.checked.program, options).print_maps_on_exit,
+        warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
     )

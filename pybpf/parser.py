@@ -10,6 +10,7 @@ process and its tables kept as JSON in the trusted cache (pybpf.diskcache), so a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -137,9 +138,37 @@ def _span(meta) -> Span:
 class _ToAst(Transformer):
     """Lark tree -> AST nodes. Each method receives the rule's children and its position."""
 
-    def start(self, meta, probes):
+    def start(self, meta, children):
+        preamble, *probes = children
         span = _span(meta) if not meta.empty else Span(1, 1, 1, 1)
-        return ast.Program(tuple(probes), span)
+        return ast.Program(tuple(probes), span, **preamble)
+
+    def preamble(self, meta, children):
+        return {"config": tuple(item for c in children if isinstance(c, tuple) for item in c),
+                "macros": tuple(c for c in children if isinstance(c, ast.Macro)),
+                "c_definitions": tuple(_c_definition(c) for c in children
+                                       if isinstance(c, Token))}
+
+    def macro_def(self, meta, children):
+        name, *params, body = children
+        return ast.Macro(str(name), tuple(str(p) for p in params if p is not None), body,
+                         _span(meta))
+
+    def macro_param(self, meta, tokens):
+        return tokens[0]
+
+    def config_block(self, meta, items):
+        return tuple(items)
+
+    def config_item(self, meta, children):
+        name, value = children
+        if value.type == "INT":
+            written = integer_literal(str(value))
+        elif value.type == "STRING":
+            written = decode_string_literal(str(value)).decode()
+        else:
+            written = str(value)
+        return ast.ConfigItem(str(name), written, _span(meta))
 
     def probe(self, meta, children):
         attach_points, *rest = children
@@ -337,7 +366,50 @@ def parse_source(diags: Diagnostics) -> ast.Program | None:
         diags.error(f"the program nests too deeply here: pybpf compiles up to {limit} levels "
                     f"of expressions and blocks", _span(too_deep.meta))
         return None
-    return _ToAst().transform(tree)
+    program = _ToAst().transform(tree)
+    includes = tuple(_INCLUDE.findall(source))
+    defines = tuple(d for d in map(_define, _DEFINE.finditer(source)) if d is not None)
+    if not includes and not defines:
+        return program
+    return dataclasses.replace(program, includes=includes, macros=defines + program.macros)
+
+
+def _c_definition(token: Token) -> ast.CDefinition:
+    text = str(token)
+    if text.startswith("typedef"):
+        # typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)
+        name = re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
+        return ast.CDefinition("typedef", name, Span.of_token(token))
+    kind, name = re.match(r"(\w+)\s+(\w+)", text).groups()
+    return ast.CDefinition(kind, name, Span.of_token(token))
+
+
+# `#include <linux/sched.h>` and `#include "x.h"`: the grammar skips the line; the header's name
+# decides which #defined constants the script may use (pybpf.uapi.headers).
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.M)
+# `#define NAME body` and `#define NAME(a, b) body` on one line.
+_DEFINE = re.compile(r'^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(([^)]*)\))?[ \t]+(.*[^\\\s])[ \t]*$',
+                     re.M)
+
+
+def _define(m: re.Match) -> ast.Macro | None:
+    """A #define whose body is an expression, as a macro that is not hygienic (C's are textual);
+    None for the others (types, statements, partial syntax), which the script cannot use."""
+    name, params = m[1], tuple(p.strip() for p in (m[3] or "").split(",") if p.strip())
+    if any(not p.isidentifier() for p in params):
+        return None
+    line = m.string.count("\n", 0, m.start()) + 1
+    line_start = m.string.rfind("\n", 0, m.start(4)) + 1
+    # The body parsed where it stands: the same line and columns, so spans point into the script.
+    head = m.start(4) - line_start
+    padded = "\n" * (line - 1) + "BEGIN{".ljust(head) + m[4] + "}"
+    try:
+        body = _ToAst().transform(_lark().parse(padded)).probes[0].body
+    except lark.exceptions.LarkError:
+        return None
+    if len(body) != 1 or not isinstance(body[0], ast.ExprStatement):
+        return None
+    return ast.Macro(name, params, body, Span(line, 1, line, len(m[0]) + 1), hygienic=False)
 
 
 # The passes after parsing recurse once per level of the tree (bpftrace compiles a 5000-term sum);

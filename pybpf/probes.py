@@ -13,10 +13,12 @@ the provider, collects its errors, and moves a group to the provider's alternati
 
 from __future__ import annotations
 
+import re
+
 from pybpf import ast, providers, tracefs
 from pybpf.diagnostics import Diagnostics
 from pybpf.features import Features
-from pybpf.providers.base import ProbeGroup
+from pybpf.providers.base import ProbeGroup, ProbeNotFound
 from pybpf.records import replace
 
 
@@ -37,28 +39,49 @@ def _watch(group: ProbeGroup, pid: int) -> None:
                     for p in group.points]
 
 
+_PARAM = re.compile(r"\$([0-9]+)")
+
+
+def with_params(text: str, params: tuple[str, ...]) -> str:
+    """A probe name with its positional parameters (`uprobe:$1:main`, `interval:ms:$2`) replaced
+    by their words, as bpftrace does: a missing one is empty."""
+    return _PARAM.sub(lambda m: params[int(m[1]) - 1] if 0 < int(m[1]) <= len(params) else "",
+                      text)
+
+
 def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
-                   pid: int | None = None) -> list[ProbeGroup]:
+                   pid: int | None = None, params: tuple[str, ...] = (),
+                   missing_probes: str = "error") -> list[ProbeGroup]:
     """pid: the process that probes watching one process (watchpoints) watch, and the one
-    user-space probes (uprobe, usdt) look in and fire in."""
+    user-space probes (uprobe, usdt) look in and fire in; params: the positional parameters that
+    probe names may hold; missing_probes (the setting): a probe that names nothing here is an
+    error, a warning, or left out silently."""
     groups: list[ProbeGroup] = []
     for probe in program.probes:
         by_provider: dict[str, ProbeGroup] = {}
         for text in probe.attach_points:
-            head, sep, target = text.text.partition(":")
+            name = with_params(text.text, params)
+            head, sep, target = name.partition(":")
             provider = providers.find(head)
             if provider is None:
-                diags.error(f"Invalid probe type: {head}" if sep else f"Invalid probe: {text.text}",
+                diags.error(f"Invalid probe type: {head}" if sep else f"Invalid probe: {name}",
                             text.span)
                 continue
             group = by_provider.setdefault(provider.name, ProbeGroup(probe, provider, pid=pid))
             try:
-                provider.resolve(text.text, target, group)
+                provider.resolve(name, target, group)
                 if provider.watches_process and pid is None:
                     raise ValueError(f"{provider.name} probes watch one process: give its id with "
                                      "-p PID")
+            except ProbeNotFound as e:
+                if missing_probes == "error":
+                    diags.error(str(e), text.span)
+                elif missing_probes == "warn":
+                    diags.warning(f"{e}: left out (missing_probes = warn)", text.span)
             except (ValueError, tracefs.TracefsError) as e:
                 diags.error(str(e), text.span)
+        if missing_probes != "error":
+            by_provider = {name: g for name, g in by_provider.items() if g.points}
         for group in by_provider.values():
             _fall_back(group, features)
             if group.provider.watches_process and pid is not None:

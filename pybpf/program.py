@@ -280,6 +280,9 @@ class CompiledProgram:
     # (line, column, end line, end column) of the statements whose code the ELF's line info
     # locates: a verifier rejection is shown on its statement.
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()
+    print_maps_on_exit: bool = True       # the print_maps_on_exit setting
+    # The compiler's warnings, rendered: shown at each run, from the cache too.
+    warnings: tuple[str, ...] = ()
 
     @property
     def attach_count(self) -> int:
@@ -298,6 +301,8 @@ class CompiledProgram:
             "time_formats": list(self.time_formats),
             "probe_names": {str(k): v for k, v in self.probe_names.items()},
             "statement_spans": [list(span) for span in self.statement_spans],
+            "print_maps_on_exit": self.print_maps_on_exit,
+            "warnings": list(self.warnings),
         })
 
     @classmethod
@@ -314,4 +319,6 @@ class CompiledProgram:
             time_formats=tuple(j["time_formats"]),
             probe_names={int(k): v for k, v in j["probe_names"].items()},
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
+            print_maps_on_exit=j["print_maps_on_exit"],
+            warnings=tuple(j["warnings"]),
         )

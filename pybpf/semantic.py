@@ -20,6 +20,7 @@ from pybpf.ktypes import KernelTypes
 from pybpf.providers.base import ProbeGroup
 from pybpf.program import LhistParams, MapKind
 from pybpf.semantic_kernel import KernelChecks
+from pybpf.uapi.headers import header_constant
 
 
 class TypeChecker(KernelChecks):
@@ -342,9 +343,28 @@ class TypeChecker(KernelChecks):
     def expr_Builtin(self, e: ast.Builtin):
         entry = builtins.identifier(e.name)
         if entry is None:
+            return self.enumerator(e)
+        return entry.check(self, e)
+
+    def enumerator(self, e: ast.Builtin):
+        """A name that is no builtin may be a kernel enumerator (SKB_DROP_REASON_NOT_SPECIFIED):
+        a constant of 64 bits, signed when its enum is; or a constant an included header
+        #defines (AF_INET with <linux/socket.h>)."""
+        from pybpf import btf
+        try:
+            found = btf.vmlinux().enumerator(e.name)
+        except btf.BtfError:
+            found = None
+        if found:
+            enum, value = found
+            self.result.constants[e] = value.value
+            return INT if enum.signed else UINT
+        defined = header_constant(e.name, self.result.program.includes)
+        if defined is None:
             self.error(f"Unknown identifier: '{e.name}'", e.span)
             return None
-        return entry.check(self, e)
+        self.result.constants[e] = defined
+        return INT
 
     def expr_Variable(self, e: ast.Variable):
         binding = self.lookup(e.name)

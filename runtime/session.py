@@ -123,7 +123,8 @@ class Session:
             self._attach_all(lambda kind: kind == RUN_AT_STOP)
             self._ring.ring.consume(self._dispatch)
             self._check_full_maps()
-            self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
+            if self.compiled.print_maps_on_exit:
+                self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
             lost = maps.read_lost(self.loaded.map_fds[LOST_MAP])
             if lost:
                 self.output.lost(lost)

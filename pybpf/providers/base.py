@@ -25,6 +25,10 @@ class ListingError(PybpfError):
     """The probe does not exist, or its provider has nothing to list or describe."""
 
 
+class ProbeNotFound(ValueError):
+    """The probe names nothing this kernel or binary has (the missing_probes setting decides)."""
+
+
 class Context(enum.Enum):
     """What a program's context pointer points at."""
     NONE = "none"                           # BEGIN/END: run with an empty context

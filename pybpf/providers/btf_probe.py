@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pybpf.program import AttachPoint
-from pybpf.providers.base import Args, ListingError, ProbeGroup, Provider, has_wildcard
+from pybpf.providers.base import (Args, ListingError, ProbeGroup, ProbeNotFound, Provider,
+                                  has_wildcard)
 
 if TYPE_CHECKING:
     from pybpf.btf import Btf
@@ -55,7 +56,7 @@ class BtfProvider(Provider):
         except B.BtfError as e:
             raise ValueError(str(e)) from None
         if not names:
-            raise ValueError(f"{self.name} not found: {target}")
+            raise ProbeNotFound(f"{self.name} not found: {target}")
 
     def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         """Record what the kernel's BTF says of `name` in the group, or raise ValueError."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pybpf.program import AttachPoint
-from pybpf.providers.base import Context, ProbeGroup
+from pybpf.providers.base import Context, ProbeGroup, ProbeNotFound
 from pybpf.providers.btf_probe import BtfProvider, describe_function, describing, type_function
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
@@ -34,7 +34,7 @@ class Fentry(BtfProvider):
 
     def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         if not type_function(kernel, name, point, group):
-            raise ValueError(f"function not found: {name} (no BTF for it; fentry/fexit need BTF)")
+            raise ProbeNotFound(f"function not found: {name} (no BTF for it; fentry/fexit need BTF)")
 
     def available(self, group: ProbeGroup, features) -> bool:
         first = group.btf_target[group.points[0].name]

@@ -1,16 +1,23 @@
-"""interval:UNIT:N: a cpu-clock perf event on one CPU that runs the program every N units, or N
-times a second with `hz` (profile.py is the same on every CPU). The context is the perf sample,
-which offers no arguments.
+"""interval: a cpu-clock perf event on one CPU that runs the program at a fixed period, or N times
+a second with `hz` (profile.py is the same on every CPU). The context is the perf sample, which
+offers no arguments. The period is written as bpftrace 0.26 takes it:
 
-    interval:ms:100 { print(@); }
+    interval:ms:100     interval:100ms     interval:100000000     (all 100 ms; a bare N is in ns)
+    interval:hz:5       interval:5hz                              (5 times a second)
+    interval:1s { print(@); }      # probe: interval:s:1
 """
 
 from __future__ import annotations
 
+import re
+
 from pybpf.providers.base import Context, ProbeGroup, Provider
 from pybpf.uapi.bpf import BpfProgType
 
-UNITS_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+# bpftrace's duration units (the suffixes of its integer literals); `hz` is a rate.
+UNITS_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+            "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+_COUNT_WITH_UNIT = re.compile(r"([0-9][0-9_]*)(ns|us|ms|s|m|h|d|hz)?")
 
 
 class Timer(Provider):
@@ -25,14 +32,21 @@ class Timer(Provider):
         self.spread_hz = spread_hz
 
     def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
-        unit, _, count = target.partition(":")
-        if unit == "hz" and count.isdigit() and int(count) > 0:
-            group.add(self.point(target, 0 if self.spread_hz else 1_000_000_000 // int(count)))
-        elif unit in UNITS_NS and count.isdigit() and int(count) > 0:
-            group.add(self.point(target, int(count) * UNITS_NS[unit]))
+        unit, sep, count = target.partition(":")
+        if not sep:                                  # interval:100ms, interval:5hz, interval:N (ns)
+            written = _COUNT_WITH_UNIT.fullmatch(target)
+            count, unit = (written[1], written[2] or "ns") if written else ("", "")
+        count = count.replace("_", "")
+        if not count.isdigit() or int(count) <= 0 or unit not in (*UNITS_NS, "hz"):
+            raise ValueError(f"invalid {self.name} probe: {text} (expected {self.name}:UNIT:N, "
+                             f"{self.name}:N<UNIT> or {self.name}:N in ns, with N > 0 and UNIT one "
+                             "of ns, us, ms, s, m, h, d, hz)")
+        # Every spelling becomes UNIT:N, the name `probe` shows and the run side reads.
+        canonical = f"{unit}:{int(count)}"
+        if unit == "hz":
+            group.add(self.point(canonical, 0 if self.spread_hz else 1_000_000_000 // int(count)))
         else:
-            raise ValueError(f"invalid {self.name} probe: {text} (expected {self.name}:UNIT:N with "
-                             "UNIT one of s, ms, us, ns, hz)")
+            group.add(self.point(canonical, int(count) * UNITS_NS[unit]))
 
 
 INTERVAL = Timer("interval", ("interval", "i"), spread_hz=False)

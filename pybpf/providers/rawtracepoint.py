@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pybpf.program import AttachPoint
-from pybpf.providers.base import Context, ProbeGroup
+from pybpf.providers.base import Context, ProbeGroup, ProbeNotFound
 from pybpf.providers.btf_probe import BtfProvider, arg_lines, btf_for, describing
 from pybpf.uapi.bpf import BpfProgType
 
@@ -28,7 +28,7 @@ class RawTracepoint(BtfProvider):
 
     def type_point(self, kernel: Btf, name: str, point: AttachPoint, group: ProbeGroup) -> None:
         if kernel.tracepoint_typedef(name) is None:
-            raise ValueError(f"rawtracepoint not found: {name} (no btf_trace_{name} in the kernel's "
+            raise ProbeNotFound(f"rawtracepoint not found: {name} (no btf_trace_{name} in the kernel's "
                              "BTF)")
         group.btf_args[point.name] = [(a.name, a.type_id) for a in kernel.tracepoint_args(name)]
 

@@ -14,7 +14,7 @@ import fnmatch
 import re
 
 from pybpf.program import PerfEvent
-from pybpf.providers.base import Context, ProbeGroup, Provider, has_wildcard
+from pybpf.providers.base import Context, ProbeGroup, ProbeNotFound, Provider, has_wildcard
 from pybpf.uapi.bpf import BpfProgType
 from pybpf.uapi.perf_event import PerfSwId, PerfType
 
@@ -54,7 +54,7 @@ class PerfCounter(Provider):
             group.add(self.point(f"{shown}:{count}" if count else shown,
                                  perf_event=PerfEvent(self.perf_type, config, period or default)))
         if not written:
-            raise ValueError(f"{self.name} event not found: {event}")
+            raise ProbeNotFound(f"{self.name} event not found: {event}")
 
     def list_probes(self, pattern: str) -> list[str]:
         return [f"{self.name}:{n}:" for n in sorted(self.events) if fnmatch.fnmatchcase(n, pattern)]

@@ -11,7 +11,8 @@ import os
 import re
 
 from pybpf import tracefs
-from pybpf.providers.base import Args, Context, ListingError, ProbeGroup, Provider, has_wildcard
+from pybpf.providers.base import (Args, Context, ListingError, ProbeGroup, ProbeNotFound, Provider,
+                                  has_wildcard)
 from pybpf.uapi.bpf import BpfProgType
 
 _FIELD_DECL = re.compile(r"^\s*field:(?P<decl>[^;]+);", re.M)
@@ -64,13 +65,13 @@ class Tracepoint(Provider):
             except tracefs.TracefsError:
                 if has_wildcard(target):
                     continue       # listed but gone, or not a real event directory
-                raise ValueError(f"tracepoint not found: {c}:{n}") from None
+                raise ProbeNotFound(f"tracepoint not found: {c}:{n}") from None
             point = self.point(f"{c}:{n}")
             group.add(point)
             group.formats[point.name] = fmt
             found += 1
         if not found:
-            raise ValueError(f"tracepoint not found: {target}")
+            raise ProbeNotFound(f"tracepoint not found: {target}")
 
     def list_probes(self, pattern: str) -> list[str]:
         return [f"tracepoint:{c}:{n}" for c, n in tracefs.list_tracepoints()

@@ -14,7 +14,8 @@ address of the binary, as in `objdump -d`) inside one.
 from __future__ import annotations
 
 from pybpf.program import PerfEvent
-from pybpf.providers.base import Context, ListingError, ProbeGroup, Provider, has_wildcard
+from pybpf.providers.base import (Context, ListingError, ProbeGroup, ProbeNotFound, Provider,
+                                  has_wildcard)
 from pybpf.uapi.bpf import BpfProgType
 
 
@@ -41,7 +42,7 @@ class Uprobe(Provider):
                 path = elfsym.find_mapped_binary(group.pid, binary)
             names = elfsym.matching_functions(path, name) if has_wildcard(name) else [name]
             if not names:
-                raise ValueError(f"no function matches {name!r} in {path}")
+                raise ProbeNotFound(f"no function matches {name!r} in {path}")
             if self.retval and elfsym.parse_address(name) is not None:
                 raise ValueError(f"a uretprobe is on a function, not an address: {text}")
             for n in names:

@@ -145,7 +145,7 @@ def test_pid_limits_a_uprobe_to_one_process():
         run.wait_for("ready")
         for child in (traced, other):
             child.communicate(b"go\n", timeout=30)
-        out, err, code = run.stop()
+        out, err, code = run.stop(sig=None)     # the traced process's exit ends the trace (-p)
     finally:
         for child in (traced, other):
             child.kill()

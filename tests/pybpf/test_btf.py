@@ -398,3 +398,22 @@ def test_module_btf():
             break
     own = next(t for t in mod if t.name)
     assert any(m == name for m, _ in find_in_modules(own.name, own.kind))
+
+
+def test_enumerators_by_name(syn):
+    enum, value = syn.enumerator("RED")
+    assert (enum.name, value.value) == ("color", -1)
+    assert syn.enumerator("MAX")[1].value == 0xFFFFFFFFFFFFFFFF and syn.enumerator("MAX")[0].name == "big"
+    assert syn.enumerator("GREEN") is None and syn.enumerator("color") is None
+
+
+def test_enumerator_index_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "blob.btf"
+    path.write_bytes(build_every_kind().blob())
+    assert Btf.load(str(path)).enumerator("BLUE")[1].value == 2
+    entries = os.listdir(os.path.dirname(Btf.load(str(path)).cache_file))
+    assert [e for e in entries if e.endswith(".enums")]
+    warm = Btf.load(str(path))
+    monkeypatch.setattr(Btf, "_build_enumerator_index", lambda self: pytest.fail("rebuilt"))
+    assert warm.enumerator("HUGE")[1].value == 5 | (1 << 40)

@@ -11,14 +11,18 @@ OPTIONS = CompileOptions(features=FixedFeatures(kprobes=False, fentry=False))
 
 
 def test_the_passes_are_the_stages_shown():
-    assert [p.name for p in PASSES] == ["parse", "probes", "check", "layout", "lower"]
+    assert [p.name for p in PASSES] == ["parse", "preamble", "settings", "probes", "check", "layout",
+                                        "lower"]
 
 
 @pytest.mark.parametrize("source, ran", [
     ("BEGIN { @x = ; }", ["parse"]),
-    ("nosuchkind:foo { exit(); }", ["parse", "probes"]),
-    ("BEGIN { @x = nosuchfunction(); }", ["parse", "probes", "check"]),
-    ("BEGIN { @x = count(); }", ["parse", "probes", "check", "layout", "lower"]),
+    ("macro m($a) { $a } BEGIN { m(1); }", ["parse", "preamble"]),
+    ("config = { nosuchsetting = 1 } BEGIN { }", ["parse", "preamble", "settings"]),
+    ("nosuchkind:foo { exit(); }", ["parse", "preamble", "settings", "probes"]),
+    ("BEGIN { @x = nosuchfunction(); }", ["parse", "preamble", "settings", "probes", "check"]),
+    ("BEGIN { @x = count(); }", ["parse", "preamble", "settings", "probes", "check", "layout",
+                                 "lower"]),
 ])
 def test_each_pass_is_timed_and_the_first_with_errors_is_the_last_run(source, ran):
     times = StageTimes()

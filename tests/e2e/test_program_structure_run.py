@@ -1,0 +1,85 @@
+"""The program-structure constructs end to end: what they print, as bpftrace's documentation says."""
+
+import pytest
+
+from e2e_helpers import run_pybpf
+
+
+@pytest.mark.kernel
+def test_kernel_enumerator_prints_its_value():
+    result = run_pybpf(["-e", 'BEGIN { printf("%d %d\\n", BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY + 1); '
+                              'exit(); }'])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "1 3"
+
+
+@pytest.mark.kernel
+def test_interval_with_a_unit_suffix_and_a_parameter_runs():
+    result = run_pybpf(["-e", 'interval:$1ms { printf("%s %s\\n", probe, str($2)); exit(); }',
+                        "20", "done"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "interval:ms:20 done"
+
+
+@pytest.mark.kernel
+def test_print_maps_on_exit_from_the_config_block_and_the_environment():
+    import os
+    program = "config = { print_maps_on_exit = false } BEGIN { @a = 1; exit(); }"
+    result = run_pybpf(["-e", program])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Attaching 1 probe...\n"
+    # the environment wins over the script
+    result = run_pybpf(["-e", program], env=dict(os.environ, BPFTRACE_PRINT_MAPS_ON_EXIT="1"))
+    assert result.stdout.endswith("@a: 1\n")
+
+
+def test_a_bad_setting_in_the_environment_is_one_line():
+    import os
+    result = run_pybpf(["-e", "BEGIN { exit(); }"], env=dict(os.environ, BPFTRACE_MAX_STRLEN="x"))
+    assert result.returncode == 1
+    assert result.stderr == "ERROR: BPFTRACE_MAX_STRLEN: expecting a number, got x\n"
+
+
+MACROS = """
+macro one() { 1 }
+macro add_one(x) { x + 1 }
+macro add_one_to_each($a, @b) { $a += 1; @b += 1; }
+macro side_effects(x) { x; x; x; }
+macro add_two(x) { add_one(x) + 1 }
+BEGIN {
+  print(one()); print(one);
+  $a = 10; print(add_one($a)); print(add_one(1 + 1));
+  @b = 5; add_one_to_each($a, @b); print($a + @b);
+  side_effects(printf("hi")); printf("\\n");
+  print(add_two(1));
+  exit();
+}
+"""
+
+
+@pytest.mark.kernel
+def test_macros_print_what_bpftrace_documents():
+    # bpftrace 0.26's docs/language.md, Macros: 1, 1, 11, 3, 17, hihihi, 3
+    result = run_pybpf(["-e", MACROS])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:8] == ["1", "1", "11", "3", "17", "hihihi", "3"]
+
+
+@pytest.mark.kernel
+def test_header_constants_print_their_values(tmp_path):
+    script = tmp_path / "af.pbt"
+    script.write_text('#include <linux/socket.h>\nBEGIN { printf("%d %d\\n", AF_INET, AF_INET6); '
+                      'exit(); }\n')
+    result = run_pybpf([str(script)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "2 10"
+
+
+@pytest.mark.kernel
+def test_defines_expand(tmp_path):
+    script = tmp_path / "d.pbt"
+    script.write_text('#define MAX 10\n#define KB(x) ((x) / 1024)\n#define RED "\\033[31m"\n'
+                      'BEGIN { printf("%d %d %s|\\n", MAX, KB(4096), RED); exit(); }\n')
+    result = run_pybpf([str(script)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "10 4 \x1b[31m|"
