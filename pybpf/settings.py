@@ -13,15 +13,18 @@ setting is an error; a setting pybpf does not implement is accepted with a warni
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pybpf import ast
 from pybpf.diagnostics import NO_SPAN, Diagnostics
+from pybpf.records import factory, record
+
+if TYPE_CHECKING:         # the CLI reads the environment's settings on every start: no AST there
+    from pybpf import ast
 
 ENV_PREFIX = "BPFTRACE_"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Setting:
     name: str
     kind: str                 # 'integer', 'boolean', 'string', or a choice 'error|warn|ignore'
@@ -76,10 +79,9 @@ class SettingError(ValueError):
     """A BPFTRACE_* variable whose value does not fit its setting."""
 
 
-@dataclass
+@record
 class Settings:
-    values: dict[str, object] = field(
-        default_factory=lambda: {name: s.default for name, s in SETTINGS.items()})
+    values: dict[str, object] = factory(lambda: {name: s.default for name, s in SETTINGS.items()})
 
     def __getattr__(self, name: str):
         try:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
 from typing import Callable
 
-from pybpf import elfsym
 from pybpf import types as T
+from pybpf.records import record
 from pybpf.uapi.bpf import PERF_MAX_STACK_DEPTH
 
 UNKNOWN = "[unknown]"
@@ -77,7 +76,7 @@ def kernel_symbols() -> KernelSymbols:
     return _kernel
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mapping:
     start: int
     end: int
@@ -109,6 +108,8 @@ def file_symbols(path: str) -> SortedSymbols | None:
     load bias of a PIE or shared object), or None when it cannot be read; tagged with the offset
     each function ends at."""
     if path not in _file_symbols:
+        from pybpf import elfsym    # ELF reading only once a user stack is printed, not at start-up
+
         try:
             entries = []
             for name, (vaddr, size) in elfsym.function_symbols(path).items():
