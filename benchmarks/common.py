@@ -196,6 +196,24 @@ def loaded_programs() -> dict[int, dict]:
     return {p["id"]: p for p in json.loads(out.stdout or "[]")}
 
 
+def cold_and_warm(run, repeat: int) -> tuple[list, list]:
+    """run(env) `repeat` times with pybpf's cache emptied before each (cold), then `repeat` times
+    reusing it (warm); the cache is a throwaway folder, removed at the end."""
+    import shutil
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="pybpf-bench-cache-")
+    env = dict(os.environ, XDG_CACHE_HOME=cache)
+    try:
+        cold = []
+        for _ in range(repeat):
+            shutil.rmtree(cache, ignore_errors=True)
+            cold.append(run(env))
+        return cold, [run(env) for _ in range(repeat)]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None

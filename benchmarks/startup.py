@@ -8,11 +8,8 @@ editable checkout run with PYTHONDONTWRITEBYTECODE=1 would recompile every modul
 from __future__ import annotations
 
 import compileall
-import os
-import shutil
-import tempfile
 
-from benchmarks.common import median, run_measured, tracer_command
+from benchmarks.common import cold_and_warm, median, run_measured, tracer_command
 
 STARTUP_SCRIPT = ("tracepoint:syscalls:sys_enter_open* { @[probe] = count(); } "
                   "BEGIN { exit(); }")
@@ -37,16 +34,7 @@ def measure(tool: str, repeat: int, script: str = STARTUP_SCRIPT) -> dict:
         runs = [run_measured(tracer_command(tool, script)) for _ in range(repeat)]
         return {"cold": _summary(runs), "warm": _summary(runs)}
     byte_compile_pybpf()
-    cache = tempfile.mkdtemp(prefix="pybpf-bench-cache-")
-    env = dict(os.environ, XDG_CACHE_HOME=cache)
-    try:
-        cold = []
-        for _ in range(repeat):
-            shutil.rmtree(cache, ignore_errors=True)
-            cold.append(run_measured(tracer_command(tool, script), env))
-        warm = [run_measured(tracer_command(tool, script), env) for _ in range(repeat)]
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    cold, warm = cold_and_warm(lambda env: run_measured(tracer_command(tool, script), env), repeat)
     return {"cold": _summary(cold), "warm": _summary(warm)}
 
 

@@ -9,14 +9,12 @@ Median and min of `repeat` runs.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-from benchmarks.common import median, stop, wait_for_line
+from benchmarks.common import cold_and_warm, median, stop, wait_for_line
 
 PYBPF_OPENSNOOP = [sys.executable, "-m", "pybpf.tools.opensnoop"]
 
@@ -35,17 +33,8 @@ def time_to_header(cmd: list[str], env: dict[str, str] | None = None) -> float |
 
 def measure(repeat: int) -> dict[str, list[float | None]]:
     results: dict[str, list[float | None]] = {}
-    cache = tempfile.mkdtemp(prefix="pybpf-bench-cache-")
-    env = dict(os.environ, XDG_CACHE_HOME=cache)
-    try:
-        cold = []
-        for _ in range(repeat):
-            shutil.rmtree(cache, ignore_errors=True)
-            cold.append(time_to_header(PYBPF_OPENSNOOP, env))
-        results["pybpf cold cache"] = cold
-        results["pybpf warm cache"] = [time_to_header(PYBPF_OPENSNOOP, env) for _ in range(repeat)]
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    results["pybpf cold cache"], results["pybpf warm cache"] = cold_and_warm(
+        lambda env: time_to_header(PYBPF_OPENSNOOP, env), repeat)
     bcc = shutil.which("opensnoop-bpfcc")
     if bcc:
         results["BCC"] = [time_to_header([bcc]) for _ in range(repeat)]
