@@ -24,8 +24,8 @@ from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS,
                            START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
-from pybpf.resources import ProgramPlan, ResourcePlan
-from pybpf.checked import CheckedProgram, param_int
+from pybpf.resources import BpfProgramPlan, ResourcePlan
+from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
 from pybpf.uapi.bpf import BPF_ANY, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
 
@@ -44,7 +44,7 @@ class StackOverflow(Exception):
 class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
-    def __init__(self, checked: CheckedProgram, plan: ResourcePlan, ringbuf_size: int,
+    def __init__(self, checked: CheckedScript, plan: ResourcePlan, ringbuf_size: int,
                  filename: str, filter_pid: bool = False):
         self.checked, self.plan = checked, plan
         self.filter_pid = filter_pid
@@ -93,7 +93,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
     pointer_type = PTR     # for lowerings (pybpf.builtins), which do not import llvmlite
     byte_type = I8
 
-    def __init__(self, mod: ModuleBuilder, program: ProgramPlan, diags: Diagnostics):
+    def __init__(self, mod: ModuleBuilder, program: BpfProgramPlan, diags: Diagnostics):
         self.mod, self.program, self.diags = mod, program, diags
         self.checked, self.plan = mod.checked, mod.plan
         self.point = program.points[0]          # the field layout is the same for all points
@@ -646,7 +646,7 @@ class LoweredModule:
     statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)
 
 
-def generate_ir(checked: CheckedProgram, plan: ResourcePlan, diags: Diagnostics,
+def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
                 ringbuf_size: int, filter_pid: bool = False) -> LoweredModule | None:
     """filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
     mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename, filter_pid)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import struct
 
-from pybpf.program import MapDef, ObjectFormatError, ObjectSpec, ProgramSection
+from pybpf.program import MapDef, ObjectFormatError, ObjectSpec, ElfProgramSection
 from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
 
 MAPS_SECTION = "maps"
@@ -52,7 +52,7 @@ def parse_object(elf_bytes: bytes) -> ObjectSpec:
     programs = {}
     for index, section in program_sections.items():
         insns = section.data()
-        programs[section.name] = ProgramSection(
+        programs[section.name] = ElfProgramSection(
             section.name, insns,
             _relocations(relocations_of.get(index, ()), section.name, insns, symbol_names, maps),
             lines.get(section.name, ()))

@@ -2,7 +2,7 @@
 
     tracepoint:syscalls:sys_enter_openat /pid > 1/ { @[comm] = count(); }
 
-    Program(probes=(Probe(attach_points=(AttachPointText('tracepoint:syscalls:sys_enter_openat'),),
+    Script(probes=(Probe(attach_points=(AttachPointText('tracepoint:syscalls:sys_enter_openat'),),
                           predicate=Binary('>', Builtin('pid'), Integer(1)),
                           body=(Assign(Map('@', (Builtin('comm'),)), None, Call('count', ())),)),))
 
@@ -285,7 +285,7 @@ class CDefinition:
 
 
 @node
-class Program:
+class Script:
     probes: tuple[Probe, ...]
     span: Span
     config: tuple[ConfigItem, ...] = ()

@@ -17,7 +17,7 @@ _BTF_KINDS = {"struct": ("struct",), "union": ("union",), "enum": ("enum", "enum
               "typedef": ("typedef",)}
 
 
-def check_c_definitions(program: ast.Program, diags: Diagnostics) -> None:
+def check_c_definitions(program: ast.Script, diags: Diagnostics) -> None:
     if not program.c_definitions:
         return
     try:

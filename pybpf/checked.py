@@ -67,8 +67,8 @@ class ArgField:
 
 
 @dataclass
-class CheckedProgram:
-    program: ast.Program
+class CheckedScript:
+    program: ast.Script
     groups: list[ProbeGroup]
     types: dict = field(default_factory=dict)
     maps: dict[str, MapInfo] = field(default_factory=dict)

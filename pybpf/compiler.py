@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics, render
 from pybpf.features import Features
-from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, ProgramSpec
+from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, BpfProgramSpec
 from pybpf.records import factory, record
 
 if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit imports none of them
     from pybpf import ast
     from pybpf.backend.codegen import LoweredModule
-    from pybpf.checked import CheckedProgram
+    from pybpf.checked import CheckedScript
     from pybpf.providers.base import ProbeGroup
     from pybpf.resources import ResourcePlan
     from pybpf.settings import Settings
@@ -75,29 +75,29 @@ class Pass:
 
 @record(frozen=True)
 class ResolvedProbes:
-    program: ast.Program
+    program: ast.Script
     groups: list[ProbeGroup]
 
 
 @record(frozen=True)
-class PlannedProgram:
-    checked: CheckedProgram
+class PlannedScript:
+    checked: CheckedScript
     plan: ResourcePlan
 
 
 @record(frozen=True)
-class LoweredProgram:
-    checked: CheckedProgram
+class LoweredScript:
+    checked: CheckedScript
     plan: ResourcePlan
     module: LoweredModule
 
 
-def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Program | None:
+def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Script | None:
     from pybpf.parser import parse_source
     return parse_source(diags)
 
 
-def _read_preamble(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+def _read_preamble(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ast.Script:
     """Macros and #defines expanded, C definitions checked against BTF."""
     from pybpf.cdefs import check_c_definitions
     from pybpf.macros import expand_macros
@@ -106,20 +106,20 @@ def _read_preamble(program: ast.Program, diags: Diagnostics, options: CompileOpt
     return program
 
 
-def _read_settings(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ast.Program:
+def _read_settings(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ast.Script:
     """The config block and the environment checked once, their errors and warnings reported."""
     from pybpf.settings import resolve_settings
     resolve_settings(program.config, options.environment, diags)
     return program
 
 
-def settings_of(program: ast.Program, options: CompileOptions) -> Settings:
+def settings_of(program: ast.Script, options: CompileOptions) -> Settings:
     """The settings in force (after _read_settings has checked them): what a pass reads."""
     from pybpf.settings import resolve_settings
     return resolve_settings(program.config, options.environment, Diagnostics(""))
 
 
-def _resolve_probes(program: ast.Program, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
+def _resolve_probes(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
     from pybpf.probes import resolve_probes
     settings = settings_of(program, options)
     groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid,
@@ -135,7 +135,7 @@ def _resolve_probes(program: ast.Program, diags: Diagnostics, options: CompileOp
     return ResolvedProbes(program, groups)
 
 
-def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileOptions) -> CheckedProgram:
+def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileOptions) -> CheckedScript:
     from pybpf.semantic import check_types
     checked = check_types(resolved.program, resolved.groups, diags, options.params, options.unsafe)
     if not resolved.groups and not diags.has_errors:
@@ -143,19 +143,19 @@ def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileO
     return checked
 
 
-def _plan_resources(checked: CheckedProgram, diags: Diagnostics, options: CompileOptions) -> PlannedProgram:
+def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: CompileOptions) -> PlannedScript:
     from pybpf.resources import plan_resources
     # Laying out reports nothing: every limit it relies on was checked by the passes before.
     map_entries = options.map_entries or settings_of(checked.program, options).max_map_keys
-    return PlannedProgram(checked, plan_resources(checked, map_entries, options.share_syscalls))
+    return PlannedScript(checked, plan_resources(checked, map_entries, options.share_syscalls))
 
 
-def _generate_ir(planned: PlannedProgram, diags: Diagnostics,
-                 options: CompileOptions) -> LoweredProgram | None:
+def _generate_ir(planned: PlannedScript, diags: Diagnostics,
+                 options: CompileOptions) -> LoweredScript | None:
     from pybpf.backend.codegen import generate_ir
     module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size,
                          options.filter_pid)
-    return None if module is None else LoweredProgram(planned.checked, planned.plan, module)
+    return None if module is None else LoweredScript(planned.checked, planned.plan, module)
 
 
 # The passes, in order. Adding one is one entry here: a function of the shape of Pass.run.
@@ -183,7 +183,7 @@ def run_passes(passes: tuple[Pass, ...], source: str, filename: str, options: Co
     return result
 
 
-def _front_end(source: str, filename: str, options: CompileOptions, times: StageTimes) -> PlannedProgram:
+def _front_end(source: str, filename: str, options: CompileOptions, times: StageTimes) -> PlannedScript:
     """Up to the resource plan: all a type check needs, without LLVM."""
     return run_passes(FRONT_END, source, filename, options, times)
 
@@ -233,7 +233,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     return CompiledProgram(
         elf=elf,
         object=times.run("elf", parse_object, elf),     # parsed once, here: the run side reads no ELF
-        programs=tuple(ProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
+        programs=tuple(BpfProgramSpec(p.section, p.prog_type, p.points, p.expected_attach_type,
                                    p.attach_btf_id,
                                    p.syscall_filter.raw_tracepoint if p.syscall_filter else "")
                        for p in plan.programs),

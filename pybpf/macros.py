@@ -157,7 +157,7 @@ def _walk_all(nodes):
         yield from ast.walk(n)
 
 
-def expand_macros(program: ast.Program, diags: Diagnostics) -> ast.Program:
+def expand_macros(program: ast.Script, diags: Diagnostics) -> ast.Script:
     """The program with its macros expanded (and dropped); errors go to diags."""
     if not program.macros:
         return program

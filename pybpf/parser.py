@@ -1,4 +1,4 @@
-"""Parse pass: source text -> pybpf.ast.Program, or an error with the span of the bad token.
+"""Parse pass: source text -> pybpf.ast.Script, or an error with the span of the bad token.
 
     program = parse('BEGIN { printf("hi\\n"); exit(); }', filename="stdin")   # raises CompileError
     program = parse_source(diags)       # the pass: errors go into diags (it holds the source)
@@ -141,7 +141,7 @@ class _ToAst(Transformer):
     def start(self, meta, children):
         preamble, *probes = children
         span = _span(meta) if not meta.empty else Span(1, 1, 1, 1)
-        return ast.Program(tuple(probes), span, **preamble)
+        return ast.Script(tuple(probes), span, **preamble)
 
     def preamble(self, meta, children):
         return {"config": tuple(item for c in children if isinstance(c, tuple) for item in c),
@@ -327,7 +327,7 @@ _TOKEN_NAMES = {"SEMICOLON": ";", "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LP
                 "$END": "end of input", "MORETHAN": ">", "LESSTHAN": "<", "COMMA": ","}
 
 
-def parse(source: str, filename: str = "stdin") -> ast.Program:
+def parse(source: str, filename: str = "stdin") -> ast.Script:
     diags = Diagnostics(source, filename)
     program = parse_source(diags)
     if program is None:
@@ -335,7 +335,7 @@ def parse(source: str, filename: str = "stdin") -> ast.Program:
     return program
 
 
-def parse_source(diags: Diagnostics) -> ast.Program | None:
+def parse_source(diags: Diagnostics) -> ast.Script | None:
     """diags.source parsed; None once an error is reported in diags."""
     source = diags.source
     try:

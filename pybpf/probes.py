@@ -49,7 +49,7 @@ def with_params(text: str, params: tuple[str, ...]) -> str:
                       text)
 
 
-def resolve_probes(program: ast.Program, diags: Diagnostics, features: Features,
+def resolve_probes(program: ast.Script, diags: Diagnostics, features: Features,
                    pid: int | None = None, params: tuple[str, ...] = (),
                    missing_probes: str = "error") -> list[ProbeGroup]:
     """pid: the process that probes watching one process (watchpoints) watch, and the one

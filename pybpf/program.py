@@ -196,7 +196,7 @@ class AttachPoint:
 
 
 @record(frozen=True)
-class ProgramSpec:
+class BpfProgramSpec:
     """One BPF program: the ELF section holding its code, its prog type and where it attaches.
     BTF-typed programs (fentry/fexit) also name their expected attach type and the vmlinux BTF
     id of their target, which BPF_PROG_LOAD needs. A program shared by syscall tracepoints names
@@ -221,7 +221,7 @@ class MapDef:
 
 
 @record(frozen=True)
-class ProgramSection:
+class ElfProgramSection:
     """One executable section of the ELF: the instructions the loader patches and loads."""
     name: str
     insns: bytes
@@ -240,14 +240,14 @@ class ProgramSection:
 
 
 class ObjectFormatError(PybpfError):
-    """The ELF object does not have the shape the loader expects (see MapDef, ProgramSection)."""
+    """The ELF object does not have the shape the loader expects (see MapDef, ElfProgramSection)."""
 
 
 @record(frozen=True)
 class ObjectSpec:
     """The ELF object as the loader needs it (pybpf.backend.objspec.parse_object reads it)."""
     maps: dict[str, MapDef]
-    programs: dict[str, ProgramSection]
+    programs: dict[str, ElfProgramSection]
     license: str
 
     def to_json(self) -> dict:
@@ -260,7 +260,7 @@ class ObjectSpec:
     @classmethod
     def from_json(cls, j: dict) -> "ObjectSpec":
         return cls({k: MapDef(*v) for k, v in j["maps"].items()},
-                   {k: ProgramSection(k, bytes.fromhex(insns), {int(o): sym for o, sym in relocs.items()},
+                   {k: ElfProgramSection(k, bytes.fromhex(insns), {int(o): sym for o, sym in relocs.items()},
                                       tuple(tuple(line) for line in lines))
                     for k, (insns, relocs, lines) in j["programs"].items()},
                    j["license"])
@@ -272,7 +272,7 @@ class CompiledProgram:
     run side loads from it and never reads the ELF."""
     elf: bytes
     object: ObjectSpec
-    programs: tuple[ProgramSpec, ...]
+    programs: tuple[BpfProgramSpec, ...]
     maps: tuple[MapSpec, ...]
     printfs: tuple[PrintfSpec, ...] = ()
     time_formats: tuple[str, ...] = ()
@@ -311,7 +311,7 @@ class CompiledProgram:
         return cls(
             elf=bytes.fromhex(j["elf"]),
             object=ObjectSpec.from_json(j["object"]),
-            programs=tuple(ProgramSpec(s, t, tuple(AttachPoint.from_json(a) for a in aps), eat, btf_id, raw)
+            programs=tuple(BpfProgramSpec(s, t, tuple(AttachPoint.from_json(a) for a in aps), eat, btf_id, raw)
                            for s, t, aps, eat, btf_id, raw in j["programs"]),
             maps=tuple(MapSpec.from_json(m) for m in j["maps"]),
             printfs=tuple(PrintfSpec(f, tuple(T.from_json(a) for a in args))

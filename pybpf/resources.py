@@ -3,7 +3,7 @@
     plan = plan_resources(checked)
     plan.maps["@"]                   # MapSpec(name='@', symbol='AT_', kind=MapKind.COUNT, ...)
     plan.printf_index[call_node]     # which PrintfSpec a printf() call emits
-    plan.programs                    # ProgramPlan per BPF program: section, prog type, points
+    plan.programs                    # BpfProgramPlan per BPF program: section, prog type, points
 
 One program per probe group, split further when the tracepoints it attaches to lay out the `args`
 fields it reads differently: the layout is baked into the code.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from pybpf import ast, builtins
 from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
-from pybpf.checked import CheckedProgram
+from pybpf.checked import CheckedScript
 from pybpf.providers.base import ProbeGroup, Provider
 from pybpf.providers.rawtracepoint import RAWTRACEPOINT
 from pybpf.providers.tracepoint import TRACEPOINT
@@ -45,7 +45,7 @@ class SyscallFilter:
 
 
 @dataclass
-class ProgramPlan:
+class BpfProgramPlan:
     group: ProbeGroup
     points: tuple[AttachPoint, ...]
     section: str
@@ -64,7 +64,7 @@ class ResourcePlan:
     printf_index: dict = field(default_factory=dict)      # printf/print Call node -> index
     time_formats: list[str] = field(default_factory=list)
     time_index: dict = field(default_factory=dict)        # time Call node -> index
-    programs: list[ProgramPlan] = field(default_factory=list)
+    programs: list[BpfProgramPlan] = field(default_factory=list)
     probe_names: dict[int, str] = field(default_factory=dict)
 
     def map_index(self, name: str) -> int:
@@ -81,7 +81,7 @@ def map_symbol(name: str) -> str:
     return "AT_" + re.sub(r"\W", "_", name[1:])
 
 
-def _field_layout(checked: CheckedProgram, probe: ast.Probe, point: AttachPoint) -> tuple:
+def _field_layout(checked: CheckedScript, probe: ast.Probe, point: AttachPoint) -> tuple:
     return tuple((n.field, checked.fields[n][point.name])
                  for n in ast.walk(probe) if isinstance(n, ast.FieldAccess) and n in checked.fields
                  and point.name in checked.fields[n])
@@ -118,7 +118,7 @@ def _shareable_layout(layout: tuple) -> bool:
                for name, f in layout)
 
 
-def _shared_syscall_points(checked: CheckedProgram, group: ProbeGroup) -> dict[str, list]:
+def _shared_syscall_points(checked: CheckedScript, group: ProbeGroup) -> dict[str, list]:
     """raw tracepoint -> [(point, syscall number)] of the group's points that can share a program:
     two or more per direction, all reading the same argument fields the same way."""
     if group.provider is not TRACEPOINT or ast.reads_builtin(group.probe, "func"):
@@ -136,7 +136,7 @@ def _shared_syscall_points(checked: CheckedProgram, group: ProbeGroup) -> dict[s
     return shared
 
 
-def _plan_programs(checked: CheckedProgram, plan: ResourcePlan, share_syscalls: bool) -> None:
+def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: bool) -> None:
     for group in checked.groups:
         shared = _shared_syscall_points(checked, group) if share_syscalls else {}
         for raw, members in shared.items():
@@ -174,14 +174,14 @@ def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoin
                  kind: Provider, probe_id: int, syscall_filter: SyscallFilter | None = None) -> None:
     """`kind` is the provider whose program type and section the code is built for."""
     n = len(plan.programs)
-    plan.programs.append(ProgramPlan(
+    plan.programs.append(BpfProgramPlan(
         group, points, f"{kind.section}/p{n}", f"probe_{n}", int(kind.prog_type), probe_id,
         int(kind.expected_attach_type),
         group.btf_target.get(points[0].name, 0) if kind.expected_attach_type else 0,
         syscall_filter))
 
 
-def plan_resources(checked: CheckedProgram, map_entries: int | None = None,
+def plan_resources(checked: CheckedScript, map_entries: int | None = None,
                    share_syscalls: bool = True) -> ResourcePlan:
     plan = ResourcePlan()
     for name in sorted(checked.maps):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pybpf import ast, builtins
 from pybpf import types as T
 from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
-                           CheckedProgram, MapInfo, VarBinding, is_int, param_int, storable,
+                           CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
                            stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.ktypes import KernelTypes
@@ -24,9 +24,9 @@ from pybpf.uapi.headers import header_constant
 
 
 class TypeChecker(KernelChecks):
-    def __init__(self, program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
+    def __init__(self, program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
                  params: tuple[str, ...], unsafe: bool = False):
-        self.result = CheckedProgram(program, groups, params=params)
+        self.result = CheckedScript(program, groups, params=params)
         self.diags = diags
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
         self.group: ProbeGroup | None = None
@@ -37,7 +37,7 @@ class TypeChecker(KernelChecks):
 
     # Entry -----------------------------------------------------------------------------------
 
-    def check(self) -> CheckedProgram:
+    def check(self) -> CheckedScript:
         for group in self.result.groups:
             self.group = group
             if group.probe.predicate is not None:
@@ -524,8 +524,8 @@ def smallest_int(value: int) -> T.IntType:
     return UINT
 
 
-def check_types(program: ast.Program, groups: list[ProbeGroup], diags: Diagnostics,
-                params: tuple[str, ...] = (), unsafe: bool = False) -> CheckedProgram:
+def check_types(program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
+                params: tuple[str, ...] = (), unsafe: bool = False) -> CheckedScript:
     # Maps may be read in one probe and assigned in a later one: a first walk, whose errors are
     # dropped, learns every map's type; the second walk checks with them all known.
     scratch = Diagnostics(diags.source, diags.filename)

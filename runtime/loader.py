@@ -15,7 +15,7 @@ import errno
 import os
 import re
 
-from pybpf.program import CompiledProgram, MapDef, ObjectFormatError, ObjectSpec, ProgramSection
+from pybpf.program import CompiledProgram, MapDef, ObjectFormatError, ObjectSpec, ElfProgramSection
 from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, VerifierError
 from pybpf.runtime.syscall import OUT_OF_FDS, bpf
 from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD,
@@ -35,7 +35,7 @@ def create_map(name: str, mapdef: MapDef) -> int:
         max_entries=mapdef.max_entries, map_flags=mapdef.map_flags, map_name=object_name(name)))
 
 
-def patch_map_fds(program: ProgramSection, map_fds: dict[str, int]) -> bytearray:
+def patch_map_fds(program: ElfProgramSection, map_fds: dict[str, int]) -> bytearray:
     """The instructions with each relocated ld_imm64 loading a map fd (src_reg = BPF_PSEUDO_MAP_FD)."""
     insns = bytearray(program.insns)
     for offset, symbol in program.relocations.items():

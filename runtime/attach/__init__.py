@@ -6,7 +6,7 @@ front end's provider names: the run side knows no probe spellings).
     attachment.close()                 # detaches
 
 Each module has `attach(prog_fd, point, program=None) -> Attachment` (anything with close()); `program`,
-the ProgramSpec the fd was loaded from, tells a module that takes two program kinds which one it has
+the BpfProgramSpec the fd was loaded from, tells a module that takes two program kinds which one it has
 (rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new way to attach is a new module
 and a line in ATTACHERS. RUN_AT_START and RUN_AT_STOP programs run once when attached; the session
 attaches them at start and at stop.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 from typing import Protocol
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, perf_counter, profile, rawtracepoint,
                                   tracepoint, uprobe, usdt)
 from pybpf.runtime.errors import NotSupportedError
@@ -47,7 +47,7 @@ class Attachment(Protocol):
     def close(self) -> None: ...
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> Attachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> Attachment:
     module = ATTACHERS.get(point.attach_kind)
     if module is None:
         raise NotSupportedError("attach", errno.EOPNOTSUPP,

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.syscall import bpf
 from pybpf.uapi.bpf import BpfCmd, TestRunAttr
 
@@ -28,5 +28,5 @@ def run_once(prog_fd: int) -> int:
     return attr.retval
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> RanOnce:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> RanOnce:
     return RanOnce(run_once(prog_fd))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.link import LinkAttachment, raw_tracepoint_open
 from pybpf.runtime.errors import BpfError, NotSupportedError
 from pybpf.runtime.loader import load_program
@@ -22,7 +22,7 @@ from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 _RETURN_0 = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])     # r0 = 0; exit
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> LinkAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> LinkAttachment:
     if program is not None and program.prog_type != BpfProgType.TRACING:
         raise ValueError(f"{point.name}: an fentry/fexit program must be of type TRACING, "
                          f"not {program.prog_type}")

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event
 from pybpf.uapi.perf_event import PERF_COUNT_SW_CPU_CLOCK, PerfEventAttr, PerfType
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     if point.period_ns <= 0:
         raise ValueError(f"{point.name}: interval needs a positive period, got {point.period_ns} ns")
     attr = PerfEventAttr(type=PerfType.SOFTWARE, config=PERF_COUNT_SW_CPU_CLOCK, sample_period=point.period_ns)

@@ -10,7 +10,7 @@ offset). A kernel without CONFIG_KPROBES has no kprobe PMU: ProbeUnavailableErro
 
 from __future__ import annotations
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type, required_pmu_type
 from pybpf.uapi.perf_event import KPROBE_PMU
 
@@ -32,7 +32,7 @@ def kprobes_available() -> bool:
     return pmu_type(KPROBE_PMU) is not None
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     func, offset = parse_target(point.target)
     perf_type = required_pmu_type(
         KPROBE_PMU, f"kprobes are not available in this kernel (CONFIG_KPROBES is not set): "

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import errno
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_on_every_cpu, attach_perf_event
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.uapi.perf_event import PerfEventAttr, PerfType
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     event = point.perf_event
     if event is None or event.sample_period <= 0:
         raise ValueError(f"{point.name}: a perf counter needs an event and a positive sample period")

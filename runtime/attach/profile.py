@@ -11,7 +11,7 @@ AttachPoint.period_ns as sample_period. Offline CPUs (not in /sys/devices/system
 
 from __future__ import annotations
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_on_every_cpu
 from pybpf.uapi.perf_event import PERF_ATTR_FLAG_FREQ, PERF_COUNT_SW_CPU_CLOCK, PerfEventAttr, PerfType
 
@@ -35,5 +35,5 @@ def sample_attr(point: AttachPoint) -> PerfEventAttr:
     return attr
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     return attach_on_every_cpu(prog_fd, sample_attr(point))

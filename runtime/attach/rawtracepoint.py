@@ -3,7 +3,7 @@ CPU; closing it detaches.
 
     attach(prog_fd, AttachPoint('rawtracepoint', 'sched_switch'), program)
 
-Two program kinds attach here, told apart by the ProgramSpec's prog type:
+Two program kinds attach here, told apart by the BpfProgramSpec's prog type:
 - RAW_TRACEPOINT (17): untyped u64 args; the tracepoint is named at attach time.
 - TRACING (26) with expected_attach_type TRACE_RAW_TP and attach_btf_id = the `btf_trace_NAME` typedef
   (a BTF tracepoint: typed args the verifier knows): the target came with BPF_PROG_LOAD, so the open
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.link import LinkAttachment, raw_tracepoint_open
 from pybpf.runtime.errors import BpfError, NotSupportedError
 from pybpf.uapi.bpf import BpfProgType
@@ -25,7 +25,7 @@ def tracepoint_name(target: str) -> str:
     return target.rsplit(":", 1)[-1]
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> LinkAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> LinkAttachment:
     name = tracepoint_name(point.target)
     btf_typed = program is not None and program.prog_type == BpfProgType.TRACING
     try:

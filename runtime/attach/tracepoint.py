@@ -9,7 +9,7 @@ import errno
 import os
 
 from pybpf import tracefs
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_perf_event
 from pybpf.runtime.errors import NotSupportedError
 from pybpf.uapi.perf_event import PerfEventAttr, PerfType
@@ -30,6 +30,6 @@ def tracepoint_id(target: str) -> int:
                                 f"this kernel has no tracepoint {target!r} ({path} is missing)") from None
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     attr = PerfEventAttr(type=PerfType.TRACEPOINT, config=tracepoint_id(point.target))
     return attach_perf_event(prog_fd, attr, cpu=0)

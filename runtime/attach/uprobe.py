@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 
 from pybpf import elfsym
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment, attach_probe_pmu, pmu_type, required_pmu_type
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import ProbeUnavailableError
@@ -56,7 +56,7 @@ def attach_at(prog_fd: int, point: AttachPoint, path: str, offset: int, retprobe
         raise
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     try:
         path, offset = resolve(point.target)
     except elfsym.SymbolError as e:

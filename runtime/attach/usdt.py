@@ -13,14 +13,14 @@ from __future__ import annotations
 import errno
 import os
 
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.perf_event import PerfEventAttachment
 from pybpf.runtime.attach.uprobe import attach_at
 from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.uapi.perf_event import UPROBE_REF_CTR_FORMAT_FILE
 
 
-def attach(prog_fd: int, point: AttachPoint, program: ProgramSpec | None = None) -> PerfEventAttachment:
+def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
     event = point.perf_event
     if event.config and not os.path.exists(UPROBE_REF_CTR_FORMAT_FILE):
         raise ProbeUnavailableError("perf_event_open", errno.EOPNOTSUPP,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pybpf.compiler import (FRONT_END, PASSES, CompileOptions, Pass, PlannedProgram, StageTimes,
+from pybpf.compiler import (FRONT_END, PASSES, CompileOptions, Pass, PlannedScript, StageTimes,
                             compile_to_ir, run_passes)
 from pybpf.diagnostics import CompileError, Span
 from pybpf.features import FixedFeatures
@@ -36,7 +36,7 @@ def test_each_pass_is_timed_and_the_first_with_errors_is_the_last_run(source, ra
 def test_a_pass_is_one_entry_in_the_list():
     seen = []
 
-    def count_probes(planned: PlannedProgram, diags, options) -> PlannedProgram:
+    def count_probes(planned: PlannedScript, diags, options) -> PlannedScript:
         seen.append(len(planned.checked.program.probes))
         if len(planned.checked.program.probes) > 1:
             diags.error("one probe only", Span(1, 1, 1, 2))
@@ -44,7 +44,7 @@ def test_a_pass_is_one_entry_in_the_list():
 
     passes = FRONT_END + (Pass("count", count_probes),)
     times = StageTimes()
-    assert isinstance(run_passes(passes, "BEGIN { exit(); }", "stdin", OPTIONS, times), PlannedProgram)
+    assert isinstance(run_passes(passes, "BEGIN { exit(); }", "stdin", OPTIONS, times), PlannedScript)
     with pytest.raises(CompileError, match="one probe only"):
         run_passes(passes, "BEGIN { exit(); } END { exit(); }", "stdin", OPTIONS, StageTimes())
     assert seen == [1, 2] and "count" in times.seconds

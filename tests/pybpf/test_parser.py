@@ -49,7 +49,7 @@ PARSES = [
 @pytest.mark.parametrize("source", PARSES)
 def test_parses(source):
     program = parse(source)
-    assert isinstance(program, ast.Program)
+    assert isinstance(program, ast.Script)
     assert program.probes
 
 

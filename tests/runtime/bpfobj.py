@@ -125,7 +125,7 @@ COUNTS = MapDecl("counts", BpfMapType.PERCPU_HASH, 8, 8, 4)
 
 
 def load_counting(spec, body: str):
-    """Load one program (a ProgramSpec and its IR body) with the standard maps and COUNTS:
+    """Load one program (a BpfProgramSpec and its IR body) with the standard maps and COUNTS:
     -> (LoadedObject, the program's fd)."""
     from pybpf.backend.objspec import parse_object
     from pybpf.program import CompiledProgram
@@ -138,8 +138,8 @@ def load_counting(spec, body: str):
 
 
 def load_one(section: str, prog_type: int, body: str):
-    from pybpf.program import ProgramSpec
-    return load_counting(ProgramSpec(section, prog_type, ()), body)
+    from pybpf.program import BpfProgramSpec
+    return load_counting(BpfProgramSpec(section, prog_type, ()), body)
 
 
 def count(obj) -> int:

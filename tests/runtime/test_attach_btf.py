@@ -8,7 +8,7 @@ import pytest
 from bpfobj import count, load_counting, program
 
 from pybpf import btf
-from pybpf.program import AttachPoint, ProgramSpec
+from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach import attach
 from pybpf.runtime.attach.fentry import fentry_available
 from pybpf.runtime.attach.kprobe import kprobes_available, parse_target
@@ -36,7 +36,7 @@ def getppid_counter() -> str:
 """)
 
 
-def counts_getppid_until_detached(spec: ProgramSpec) -> None:
+def counts_getppid_until_detached(spec: BpfProgramSpec) -> None:
     obj, prog_fd = load_counting(spec, getppid_counter())
     with obj:
         attachment = attach(prog_fd, spec.attach_points[0], spec)
@@ -52,7 +52,7 @@ def counts_getppid_until_detached(spec: ProgramSpec) -> None:
 
 @pytest.mark.kernel
 def test_raw_tracepoint_counts_until_detached():
-    counts_getppid_until_detached(ProgramSpec("raw_tracepoint/rt_sys_enter", BpfProgType.RAW_TRACEPOINT,
+    counts_getppid_until_detached(BpfProgramSpec("raw_tracepoint/rt_sys_enter", BpfProgType.RAW_TRACEPOINT,
                                               (SYS_ENTER,)))
 
 
@@ -60,14 +60,14 @@ def test_raw_tracepoint_counts_until_detached():
 def test_btf_tracepoint_counts_until_detached():
     btf_id = btf.vmlinux().find_id("btf_trace_sys_enter", "typedef")
     assert btf_id
-    counts_getppid_until_detached(ProgramSpec("tp_btf/rt_sys_enter", BpfProgType.TRACING,
+    counts_getppid_until_detached(BpfProgramSpec("tp_btf/rt_sys_enter", BpfProgType.TRACING,
                                               (SYS_ENTER,),
                                               BpfAttachType.TRACE_RAW_TP, btf_id))
 
 
 @pytest.mark.kernel
 def test_sched_switch_raw_tracepoint_fires():
-    spec = ProgramSpec("raw_tracepoint/rt_switch", BpfProgType.RAW_TRACEPOINT,
+    spec = BpfProgramSpec("raw_tracepoint/rt_switch", BpfProgType.RAW_TRACEPOINT,
                        (AttachPoint("rawtracepoint", "sched_switch", attach_kind="rawtracepoint"),))
     obj, prog_fd = load_counting(spec, program(count="counts"))
     with obj:
@@ -82,7 +82,7 @@ def test_sched_switch_raw_tracepoint_fires():
 
 @pytest.mark.kernel
 def test_missing_raw_tracepoint_is_not_supported():
-    spec = ProgramSpec("raw_tracepoint/rt_none", BpfProgType.RAW_TRACEPOINT,
+    spec = BpfProgramSpec("raw_tracepoint/rt_none", BpfProgType.RAW_TRACEPOINT,
                        (AttachPoint("rawtracepoint", "no_such_tracepoint", attach_kind="rawtracepoint"),))
     obj, prog_fd = load_counting(spec, program())
     with obj, pytest.raises(NotSupportedError, match="no raw tracepoint 'no_such_tracepoint'"):
@@ -104,7 +104,7 @@ def test_kprobe_without_kprobes_says_so(provider):
 @pytest.mark.parametrize("provider,attach_type", [("fentry", BpfAttachType.TRACE_FENTRY),
                                                   ("fexit", BpfAttachType.TRACE_FEXIT)])
 def test_fentry_attaches_or_is_refused_at_load_in_one_line(provider, attach_type):
-    spec = ProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING,
+    spec = BpfProgramSpec(f"{provider}/rt_vfs_read", BpfProgType.TRACING,
                        (AttachPoint(provider, "vfs_read", attach_kind="fentry"),),
                        attach_type, btf.vmlinux().find_id("vfs_read", "func"))
     try:
@@ -145,7 +145,7 @@ def test_lockdown_mode(tmp_path):
 def test_availability_probes_agree_with_attaching():
     vfs_read = btf.vmlinux().find_id("vfs_read", "func")
     try:
-        load_counting(ProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (VFS_READ,),
+        load_counting(BpfProgramSpec("fentry/rt_probe", BpfProgType.TRACING, (VFS_READ,),
                               BpfAttachType.TRACE_FENTRY, vfs_read), program())[0].close()
         loads = True
     except ProbeUnavailableError:

@@ -6,7 +6,7 @@ import pytest
 from bpfobj import MapDecl, build_object, program, standard_maps
 
 from pybpf.backend.objspec import parse_object
-from pybpf.program import EVENTS_MAP, CompiledProgram, ProgramSpec
+from pybpf.program import EVENTS_MAP, CompiledProgram, BpfProgramSpec
 from pybpf.runtime.errors import NotSupportedError, VerifierError
 from pybpf.runtime.loader import load, object_name, prog_info
 from pybpf.uapi.bpf import BpfMapType, BpfProgType
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.kernel
 
 
 def compiled(elf: bytes, *programs: tuple[str, int]) -> CompiledProgram:
-    return CompiledProgram(elf, parse_object(elf), tuple(ProgramSpec(section, prog_type, ()) for section, prog_type in programs), ())
+    return CompiledProgram(elf, parse_object(elf), tuple(BpfProgramSpec(section, prog_type, ()) for section, prog_type in programs), ())
 
 
 def load_elf(elf: bytes, *programs: tuple[str, int]):

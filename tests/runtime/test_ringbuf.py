@@ -12,7 +12,7 @@ import pytest
 from bpfobj import build_object, program, standard_maps
 
 from pybpf.backend.objspec import parse_object
-from pybpf.program import EVENTS_MAP, LOST_MAP, CompiledProgram, ProgramSpec
+from pybpf.program import EVENTS_MAP, LOST_MAP, CompiledProgram, BpfProgramSpec
 from pybpf.runtime.attach.begin_end import run_once
 from pybpf.runtime.loader import load
 from pybpf.runtime.maps import read_lost
@@ -46,7 +46,7 @@ print(backwards)
 def loaded(body: str, ringbuf_size: int):
     elf = build_object(standard_maps(ringbuf_size), {"raw_tracepoint/rt_emit": body})
     compiled = CompiledProgram(elf, parse_object(elf),
-                               (ProgramSpec("raw_tracepoint/rt_emit", BpfProgType.RAW_TRACEPOINT, ()),), ())
+                               (BpfProgramSpec("raw_tracepoint/rt_emit", BpfProgType.RAW_TRACEPOINT, ()),), ())
     return load(compiled.object, compiled)
 
 

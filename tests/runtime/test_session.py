@@ -10,7 +10,7 @@ from bpfobj import MapDecl, build_object, program, standard_maps
 
 from pybpf import types as T
 from pybpf.program import (START_MAP, AttachPoint, CompiledProgram, EventKind, MapKind, MapSpec, PrintfSpec,
-                           ProgramSpec)
+                           BpfProgramSpec)
 from pybpf.backend.objspec import parse_object
 from pybpf.runtime import maps
 from pybpf.runtime.errors import NotSupportedError
@@ -57,9 +57,9 @@ def compile_test(tracepoint_body: str, *, ringbuf_size=1 << 16, extra=(), points
                        bodies)
     return CompiledProgram(
         elf, parse_object(elf),
-        (ProgramSpec(BEGIN[0], BEGIN[1], (BEGIN[2],)),
-         ProgramSpec("tracepoint/rt_getppid", BpfProgType.TRACEPOINT, points),
-         ProgramSpec(END[0], END[1], (END[2],))) + extra,
+        (BpfProgramSpec(BEGIN[0], BEGIN[1], (BEGIN[2],)),
+         BpfProgramSpec("tracepoint/rt_getppid", BpfProgType.TRACEPOINT, points),
+         BpfProgramSpec(END[0], END[1], (END[2],))) + extra,
         (CALLS,), printfs=(PrintfSpec("begin %d\n", (T.IntType(8, True),)),), time_formats=("%Y\n",))
 
 
