@@ -16,7 +16,7 @@ SPIN_C = r"""
 #include <time.h>
 #include <unistd.h>
 volatile unsigned long sink;
-__attribute__((noinline)) void spin_hot_leaf(void) { for (int i = 0; i < 100000; i++) sink += i; }
+__attribute__((noinline)) void spin_hot_leaf(void) { for (int i = 0; i < 1000000; i++) sink += i; }
 __attribute__((noinline)) void spin_caller(void) { spin_hot_leaf(); }
 __attribute__((noinline)) void spin_in_kernel(void) { for (int i = 0; i < 2000; i++) getppid(); }
 int main(int argc, char **argv) {
