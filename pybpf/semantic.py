@@ -281,8 +281,9 @@ class TypeChecker(KernelChecks):
     # Expressions -----------------------------------------------------------------------------
 
     def constant_int(self, e) -> int | None:
+        reported = len(self.diags.items)
         value = self.fold(e)
-        if value is None:
+        if value is None and len(self.diags.items) == reported:   # else fold said why (a bad name)
             self.error("Expected a constant integer", e.span)
         else:
             self.set(e, INT)
@@ -300,6 +301,9 @@ class TypeChecker(KernelChecks):
             a, b = self.fold(e.left), self.fold(e.right)
             if a is not None and b is not None:
                 return a + b if e.op == "+" else a - b if e.op == "-" else a * b
+        if isinstance(e, ast.Builtin) and builtins.identifier(e.name) is None:
+            # a named constant: a kernel enumerator or an included header's #define (AF_INET)
+            return self.result.constants.get(e) if self.enumerator(e) is not None else None
         return None
 
     def param_text(self, index: int) -> str:

@@ -48,3 +48,13 @@ def test_unsafe_allows_system_and_signal_where_bpftrace_does():
     with pytest.raises(CompileError, match="signal: invalid signal name 'SIGNOPE'"):
         compile_to_ir('uprobe:libc:getpid { signal("SIGNOPE"); }',
                       options=CompileOptions(unsafe=True))
+
+
+def test_named_constants_fold_where_a_constant_is_expected():
+    # tcplife.bt: ntop(AF_INET, addr), AF_INET from an included header
+    compile_to_ir("#include <linux/socket.h>\nBEGIN { ntop(AF_INET, 1); ntop(AF_INET6, pton(\"::1\")); }")
+    with pytest.raises(CompileError) as raised:
+        compile_to_ir("BEGIN { ntop(NOT_A_CONSTANT, 1); }")
+    message = str(raised.value)
+    assert "Unknown identifier: 'NOT_A_CONSTANT'" in message
+    assert "Expected a constant integer" not in message      # one error for one mistake
