@@ -6,8 +6,10 @@ The key covers the source, the options (positional parameters, sizes), the code 
 for an installed pybpf its dist-info RECORD, which each install rewrites; for an editable checkout
 the size and mtime of every module of pybpf, its runtime and subpackages included, so an edited
 checkout never reads stale objects; Lark's and llvmlite's folders), the running kernel (release,
-build string and BTF size: tracepoint layouts and ids come from it) and the machine's possible CPUs
-(`ncpus` is compiled in; a reboot may change them). Entries live in the trusted cache folder's
+build string and BTF size: tracepoint layouts and ids come from it), the machine's possible CPUs
+(`ncpus` is compiled in; a reboot may change them) and the script's file name (errorf() prints it).
+Values read from files that change under the same kernel (a cgroup's inode, a kernel address, a
+binary's functions) are recorded as pybpf.facts with the program and checked again at each hit. Entries live in the trusted cache folder's
 objects/ (pybpf.diskcache: checked owner and mode, checksummed, bounded).
 """
 
@@ -17,7 +19,7 @@ import functools
 import hashlib
 import os
 
-from pybpf import __version__, diskcache
+from pybpf import __version__, diskcache, facts
 from pybpf.program import CompiledProgram
 
 FOLDER = "objects"
@@ -86,9 +88,10 @@ def _kernel_identity() -> str:
     return f"{u.release}|{u.version}|{u.machine}|{btf_size}|{cpus}"
 
 
-def cache_key(source: str, options) -> str:
+def cache_key(source: str, options, filename: str = "stdin") -> str:
+    """The filename is in the key: errorf() and the warnings carry it."""
     h = hashlib.sha256()
-    for part in (_code_identity(), _kernel_identity(), repr(options), source):
+    for part in (_code_identity(), _kernel_identity(), repr(options), filename, source):
         h.update(part.encode("utf-8", "surrogateescape"))     # a script's non-UTF-8 bytes too
         h.update(b"\0")
     return h.hexdigest()
@@ -123,8 +126,10 @@ def compile_cached(source: str, filename: str = "stdin", options=None, times=Non
     if not diskcache.enabled():
         from pybpf.compiler import compile_source
         return compile_source(source, filename, options, times)
-    key = cache_key(source, options)
+    key = cache_key(source, options, filename)
     compiled = load_cached(key)
+    if compiled is not None and not facts.still_true(compiled.depends_on):
+        compiled = None           # a cgroup recreated, a reboot, a binary rebuilt: compile afresh
     if compiled is None:
         from pybpf.compiler import compile_source
         compiled = compile_source(source, filename, options, times)

@@ -81,6 +81,7 @@ class CheckedScript:
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
     struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
+    depends_on: set = field(default_factory=set)        # pybpf.facts: what a value came from
 
 
 def is_int(t) -> bool:

@@ -244,4 +244,6 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         statement_spans=lowered.module.statement_spans,
         print_maps_on_exit=settings_of(lowered.checked.program, options).print_maps_on_exit,
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
+        depends_on=tuple(sorted(lowered.checked.depends_on.union(
+            *(group.depends_on for group in lowered.checked.groups)))),
     )

@@ -283,6 +283,9 @@ class CompiledProgram:
     print_maps_on_exit: bool = True       # the print_maps_on_exit setting
     # The compiler's warnings, rendered: shown at each run, from the cache too.
     warnings: tuple[str, ...] = ()
+    # pybpf.facts (kind, subject, value): what compiled-in values came from; the compile cache
+    # reuses the program only while they hold.
+    depends_on: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def attach_count(self) -> int:
@@ -303,6 +306,7 @@ class CompiledProgram:
             "statement_spans": [list(span) for span in self.statement_spans],
             "print_maps_on_exit": self.print_maps_on_exit,
             "warnings": list(self.warnings),
+            "depends_on": [list(fact) for fact in self.depends_on],
         })
 
     @classmethod
@@ -321,4 +325,5 @@ class CompiledProgram:
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
             print_maps_on_exit=j["print_maps_on_exit"],
             warnings=tuple(j["warnings"]),
+            depends_on=tuple(tuple(fact) for fact in j["depends_on"]),
         )

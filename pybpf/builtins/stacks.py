@@ -12,7 +12,7 @@ prints (pybpf.runtime.symbols).
 
 from __future__ import annotations
 
-from pybpf import ast
+from pybpf import ast, facts
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier, typed
 from pybpf.builtins.formatted import as_record, check_integer_formatted
@@ -89,6 +89,7 @@ def check_kaddr(c, e):
         c.error(f"kaddr: no kernel symbol named '{wanted}'", name.span)
         return None
     c.result.constants[e] = found
+    c.result.depends_on.add(facts.observe("boot"))     # KASLR moves it at the next boot
     return UINT
 
 

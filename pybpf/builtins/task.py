@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from pybpf import ast
+from pybpf import ast, facts
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier, typed
 from pybpf.checked import UINT
@@ -52,11 +52,13 @@ def check_cgroupid(c, e):
         return None
     c.set(path, T.StringType(len(path.value) + 1))
     try:
-        c.result.constants[e] = os.stat(path.value).st_ino
+        fact = facts.observe("inode", os.fsdecode(path.value))
     except OSError as err:
         c.error(f"cgroupid: cannot find the cgroup {path.value.decode(errors='replace')}: "
                 f"{err.strerror}", path.span)
         return None
+    c.result.constants[e] = int(fact[2])
+    c.result.depends_on.add(fact)
     return UINT
 
 

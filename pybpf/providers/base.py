@@ -68,6 +68,7 @@ class ProbeGroup:
     # their arguments are, so points with different ones get programs of their own.
     site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
     pid: int | None = None                  # -p PID: the process user-space probes look in
+    depends_on: set = field(default_factory=set)    # pybpf.facts: the binaries points came from
 
     def add(self, point: AttachPoint) -> None:
         if point not in self.points:

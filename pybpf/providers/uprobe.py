@@ -29,7 +29,7 @@ class Uprobe(Provider):
         self.retval, self.numbered_args = returns, not returns
 
     def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
-        from pybpf import elfsym         # at first need: most programs have no uprobes
+        from pybpf import elfsym, facts  # at first need: most programs have no uprobes
         try:
             binary, name, offset = elfsym.parse_uprobe_target(target)
             if offset and self.retval:
@@ -47,7 +47,8 @@ class Uprobe(Provider):
                 raise ValueError(f"a uretprobe is on a function, not an address: {text}")
             for n in names:
                 elfsym.uprobe_offset(path, n, offset)
-        except elfsym.SymbolError as e:
+            group.depends_on.add(facts.observe("file", path))
+        except (elfsym.SymbolError, OSError) as e:
             raise ValueError(str(e)) from None
         suffix = f"+{offset}" if offset else ""
         event = None if group.pid is None else PerfEvent(type=0, config=0, sample_period=0,

@@ -36,7 +36,38 @@ def test_key_covers_source_and_parameters():
     assert cache.cache_key(SOURCE + " ", CompileOptions()) != base
     assert cache.cache_key(SOURCE, CompileOptions(params=("1",))) != base
     assert cache.cache_key(SOURCE, CompileOptions(map_entries=10)) != base
+    assert cache.cache_key(SOURCE, CompileOptions(), "tool.bt") != base      # errorf() prints it
     assert cache.cache_key(SOURCE, CompileOptions()) == base
+
+
+def test_a_hit_whose_compiled_in_facts_changed_is_compiled_again(tmp_path, monkeypatch):
+    # cgroupid() compiles in an inode: the same path recreated is another cgroup (here, a folder)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cgroup"
+    folder.mkdir()
+    source = f'BEGIN {{ printf("%d\\n", cgroupid("{folder}")); exit(); }}'
+    first = cache.compile_cached(source, "stdin", CompileOptions())
+    assert ("inode", str(folder), str(folder.stat().st_ino)) in first.depends_on
+    assert cache.compile_cached(source, "stdin", CompileOptions()).to_json() == first.to_json()
+    folder.rmdir()
+    (tmp_path / "elsewhere").mkdir()             # holds the old inode number while it is recreated
+    folder.mkdir()
+    again = cache.compile_cached(source, "stdin", CompileOptions())
+    assert again.depends_on == (("inode", str(folder), str(folder.stat().st_ino)),)
+
+
+@pytest.mark.kernel          # kallsyms shows addresses to root only
+def test_kaddr_and_uprobe_targets_are_facts_of_this_boot_and_binary(tmp_path, monkeypatch):
+    from pybpf import facts
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    compiled = cache.compile_cached('BEGIN { printf("%x\\n", kaddr("do_nanosleep")); exit(); }')
+    assert compiled.depends_on == (facts.observe("boot"),)
+    uprobe = cache.compile_cached("uprobe:libc:getpid { @ = count(); }")
+    [(kind, path, _)] = uprobe.depends_on
+    assert kind == "file" and "libc" in path and facts.still_true(uprobe.depends_on)
+    assert facts.still_true(compiled.depends_on)
+    assert not facts.still_true([("boot", "", "another boot")])
+    assert not facts.still_true([("file", str(tmp_path / "gone"), "1:2:3:4")])
 
 
 def test_hit_imports_neither_lark_nor_llvmlite_nor_the_elf_reader_nor_dataclasses(tmp_path):
