@@ -20,6 +20,12 @@ from pybpf.uapi.bpf import BPF_NOEXIST, BpfFunc
 
 class MapLowering:
     def key(self, spec: MapSpec, m: ast.Map, bucket: ir.Value | None = None) -> ir.Value:
+        if len(spec.key) == 1 and bucket is None and not spec.is_array \
+                and is_buffer(spec.key[0]) and self.type_of(m.keys[0]) == spec.key[0] \
+                and spec.key_size == T.slot_size(spec.key[0]):
+            # @[comm], @[str(...)]: the value's own buffer is the key, not a copy of it (a
+            # temporary lives until the statement ends, past the helper calls that read it)
+            return self.expr(m.keys[0])
         buf = self.alloca(spec.key_size, "key")
         if spec.is_array:
             index = bucket if bucket is not None else c64(0)
