@@ -426,7 +426,10 @@ class FunctionBuilder(MapLowering, KernelLowering):
             size = self.type_of(e).size
             buf = self.alloca(size, "struct")
             self.zero(buf, size)
-            self.helper(BpfFunc.probe_read_kernel, buf, c64(size), self.b.inttoptr(value, PTR))
+            found = self.checked.kernel_fields.get(e)
+            user = found is not None and found.read.user
+            self.helper(BpfFunc.probe_read_user if user else BpfFunc.probe_read_kernel, buf,
+                        c64(size), self.b.inttoptr(value, PTR))
             return buf
         return value
 

@@ -159,18 +159,19 @@ class KernelLowering:
         return self.narrow(value, reads[self.point.name]) if reads else value
 
     def read_kernel(self, address: ir.Value, t: T.Type, read: KernelRead) -> ir.Value:
-        """A value of kernel memory at `address`, through bpf_probe_read_kernel."""
+        """A value of kernel memory at `address`, through bpf_probe_read_kernel (of the process's
+        memory, read.user, through bpf_probe_read_user)."""
         if read.kind == "record":
             return address
+        helper = BpfFunc.probe_read_user if read.user else BpfFunc.probe_read_kernel
         if read.kind == "string":
             buf = self.alloca(t.size, "kstr")
             self.zero(buf, t.size)
-            self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size),
-                        self.b.inttoptr(address, PTR))
+            self.helper(helper, buf, c64(read.size), self.b.inttoptr(address, PTR))
             return buf
         buf = self.alloca(8, "kval")
         self.store64(c64(0), buf)
-        self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size), self.b.inttoptr(address, PTR))
+        self.helper(helper, buf, c64(read.size), self.b.inttoptr(address, PTR))
         return self.narrow(self.load64(buf), read)
 
     def kernel_address(self, e) -> ir.Value:

@@ -31,6 +31,7 @@ class KernelRead:
     signed: bool = False
     bit_shift: int = 0      # a bitfield: its first bit within what is read
     bits: int = 0           # a bitfield: its width; 0 for whole values
+    user: bool = False      # in the process's memory: bpf_probe_read_user
 
 
 @dataclass(frozen=True)
@@ -53,22 +54,24 @@ class KernelTypes:
     def __init__(self, btf: B.Btf):
         self.btf = btf
 
-    def convert(self, type_id: int) -> tuple[T.Type, KernelRead]:
-        """The language type of a BTF type, and how a value of it is read."""
+    def convert(self, type_id: int, user: bool = False) -> tuple[T.Type, KernelRead]:
+        """The language type of a BTF type, and how a value of it is read; `user`: the value is
+        in the process's memory, and so is what a pointer in it points at."""
         btf = self.btf
         t = btf.resolve(type_id)
         if isinstance(t, B.Int):
-            return T.IntType(8, t.signed), KernelRead("int", t.size, t.signed)
+            return T.IntType(8, t.signed), KernelRead("int", t.size, t.signed, user=user)
         if isinstance(t, B.Enum):
-            return T.IntType(8, t.signed), KernelRead("int", t.size, t.signed)
+            return T.IntType(8, t.signed), KernelRead("int", t.size, t.signed, user=user)
         if isinstance(t, B.Ptr):
-            return self.pointer_to(t.type_id), KernelRead("pointer", 8)
+            return self.pointer_to(t.type_id, user), KernelRead("pointer", 8, user=user)
         if isinstance(t, B.Struct):
-            return T.RecordType(t.id, btf.c_name(t.id), t.size), KernelRead("record", t.size)
+            return (T.RecordType(t.id, btf.c_name(t.id), t.size, user),
+                    KernelRead("record", t.size, user=user))
         if isinstance(t, B.Array):
             elem = btf.resolve(t.type_id)
             if isinstance(elem, B.Int) and elem.size == 1:
-                return T.StringType(max(t.nelems, 1)), KernelRead("string", t.nelems)
+                return T.StringType(max(t.nelems, 1)), KernelRead("string", t.nelems, user=user)
             raise KernelTypeError(f"arrays of {btf.c_name(t.type_id)} are not supported yet")
         raise KernelTypeError(f"values of type {btf.c_name(type_id)} are not supported")
 
@@ -112,9 +115,9 @@ class KernelTypes:
                 return T.ArrayType(T.IntType(elem.size, elem.signed), t.nelems)
         raise KernelTypeError(f"members of type {btf.c_name(type_id)} cannot be copied yet")
 
-    def pointer_to(self, pointee: int) -> T.PointerType:
+    def pointer_to(self, pointee: int, user: bool = False) -> T.PointerType:
         name = self.btf.c_name(pointee) if pointee else "void"
-        return T.PointerType(pointee, name + (" *" if not name.endswith("*") else "*"))
+        return T.PointerType(pointee, name + (" *" if not name.endswith("*") else "*"), user=user)
 
     def record_id(self, t: T.Type) -> int | None:
         """The struct/union a value gives access to: itself, or what it points at."""
@@ -138,7 +141,8 @@ class KernelTypes:
             raise KernelTypeError(f"Struct/union of type '{record_name}' does not contain a field "
                                   f"named '{name}'{did_you_mean}")
         m = path.member
-        t, read = self.convert(m.type_id)
+        user = isinstance(base, (T.PointerType, T.RecordType)) and base.user
+        t, read = self.convert(m.type_id, user)
         if not m.bitfield_size:
             return KernelField(m.bit_offset // 8, t, read, m.type_id)
         first_byte = m.bit_offset // 8
@@ -146,7 +150,7 @@ class KernelTypes:
         size = (shift + m.bitfield_size + 7) // 8
         size = next(s for s in (1, 2, 4, 8) if s >= size)
         return KernelField(first_byte, t, KernelRead("int", size, read.signed, shift,
-                                                     m.bitfield_size))
+                                                     m.bitfield_size, user))
 
     def curtask_type(self) -> T.PointerType:
         task = self.btf.find_id("task_struct", "struct")

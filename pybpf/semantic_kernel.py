@@ -7,6 +7,7 @@ Mixed into pybpf.semantic.TypeChecker, whose expr/error/set these methods use.
 from __future__ import annotations
 
 import re
+from pybpf.records import replace
 
 from pybpf import ast
 from pybpf import types as T
@@ -140,7 +141,7 @@ class KernelChecks:
                            f"does not contain a field named '{e.field}'", e.span)
                 return None
             found[point.name] = f
-            types.add(self.field_type(f, e))
+            types.add(self.field_type(f, fmt.category, e))
         if None in types:
             return None
         if len(types) > 1:
@@ -149,7 +150,7 @@ class KernelChecks:
             return None
         return types.pop()
 
-    def field_type(self, f: TracepointField, e) -> T.Type | None:
+    def field_type(self, f: TracepointField, category: str, e) -> T.Type | None:
         if f.is_string:
             return T.StringType(T.STRING_SIZE if f.data_loc else f.array_len)
         if f.data_loc or f.array_len is not None:
@@ -157,11 +158,27 @@ class KernelChecks:
                        "yet", e.span)
             return None
         if f.is_pointer:
-            return UINT
+            return self.record_pointer(f.ctype, user=category == "syscalls", span=e.span) or UINT
         if f.size not in (1, 2, 4, 8):
             self.error(f"args.{f.name} has an unsupported size of {f.size} bytes", e.span)
             return None
         return T.IntType(8, f.signed)
+
+    def record_pointer(self, ctype: str, user: bool, span: Span) -> T.PointerType | None:
+        """A tracepoint field `struct timespec * rqtp` as a typed pointer (args->rqtp->tv_sec),
+        when BTF has the struct; a syscall's points into the process (bpftrace's address space).
+        Other pointers stay integers."""
+        words = [w for w in ctype.replace("*", " * ").split() if w not in ("const", "volatile")]
+        if len(words) != 3 or words[0] not in ("struct", "union") or words[2] != "*":
+            return None
+        kt = self.kernel_types(span)
+        if kt is None:
+            return None
+        try:
+            pointer = kt.parse_type_name(" ".join(words))
+        except KernelTypeError:
+            return None
+        return replace(pointer, user=user) if isinstance(pointer, T.PointerType) else None
 
     def kernel_type_name(self, text: str, span: Span) -> T.Type | None:
         if text in INT_TYPE_NAMES:
@@ -196,6 +213,11 @@ class KernelChecks:
         elif not is_int(operand):
             self.error(f"Cannot cast {operand} to {target}", e.span)
             return None
+        if isinstance(target, T.PointerType):
+            # bpftrace's address spaces: a pointer keeps its own; an integer cast in a probe of
+            # a process (uprobe, usdt) points into that process's memory
+            user = operand.user if isinstance(operand, T.PointerType) else self.group.provider.user_memory
+            target = replace(target, user=user)
         if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
             if target.size != operand.size:      # bpftrace: both must have the same size
                 self.error(f"Cannot cast {operand} to {target}: the sizes differ "
@@ -215,7 +237,7 @@ class KernelChecks:
         if kt is None:
             return None
         try:
-            element, read = kt.convert(base.pointee)
+            element, read = kt.convert(base.pointee, base.user)
         except KernelTypeError as err:
             self.error(str(err), e.span)
             return None
@@ -277,7 +299,7 @@ class KernelChecks:
         if kt is None:
             return None
         try:
-            pointee, read = kt.convert(t.pointee)
+            pointee, read = kt.convert(t.pointee, t.user)
         except KernelTypeError as err:
             self.error(str(err), e.span)
             return None
@@ -293,7 +315,7 @@ class KernelChecks:
                        "of *p (a bitfield has none)", e.span)
             return None
         kt = self.kernel_types(e.span)
-        return kt.pointer_to(found.type_id) if kt else None
+        return kt.pointer_to(found.type_id, found.read.user) if kt else None
 
     def expr_SizeOf(self, e: ast.SizeOf):
         if e.type_name is not None:

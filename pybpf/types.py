@@ -123,12 +123,15 @@ class VoidType:
 
 @record(frozen=True)
 class PointerType:
-    """A pointer into kernel memory, typed by the kernel's BTF: `pointee` is a vmlinux BTF type
-    id (0 = void). Stored in maps and printed as a u64."""
+    """A pointer typed by the kernel's BTF: `pointee` is a vmlinux BTF type id (0 = void). Stored
+    in maps and printed as a u64. `user`: it points into the process's memory, not the kernel's
+    (a syscall tracepoint's struct argument, a cast in a uprobe), and is read with
+    bpf_probe_read_user."""
     pointee: int
     name: str                     # its C name, for messages: 'struct task_struct *'
     size: int = 8
     signed: bool = False
+    user: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -136,11 +139,12 @@ class PointerType:
 
 @record(frozen=True)
 class RecordType:
-    """A struct or union in kernel memory, known by its address (a value of it is never copied:
-    only its members are read)."""
+    """A struct or union in kernel (or, `user`, the process's) memory, known by its address (a
+    value of it is never copied: only its members are read)."""
     btf_id: int
     name: str                     # 'struct task_struct'
     size: int
+    user: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -179,7 +183,7 @@ def to_json(t: Type) -> object:
     if isinstance(t, ArrayType):
         return ["array", to_json(t.element), t.count]
     if isinstance(t, PointerType):
-        return ["pointer", t.pointee, t.name]
+        return ["pointer", t.pointee, t.name, t.user]
     if isinstance(t, StructType):
         return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
     if isinstance(t, StackType):
@@ -202,7 +206,7 @@ def from_json(j: list) -> Type:
     if tag == "array":
         return ArrayType(from_json(j[1]), j[2])
     if tag == "pointer":
-        return PointerType(j[1], j[2])
+        return PointerType(j[1], j[2], user=j[3])
     if tag == "struct":
         return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
     if tag == "stack":

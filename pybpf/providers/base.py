@@ -105,6 +105,7 @@ class Provider:
     # -p/-c run its program only in the traced process (not BEGIN, END, interval: not the process's)
     filtered_by_pid: bool = True
     listed_by_default: bool = False             # `-l` without a provider lists these
+    user_memory: bool = False                   # a pointer cast in its probes is a process's
 
     def point(self, target: str = "", period_ns: int = 0,
               perf_event: PerfEvent | None = None) -> AttachPoint:

@@ -23,6 +23,7 @@ class Uprobe(Provider):
     context = Context.PT_REGS
     func = True
     prog_type = BpfProgType.KPROBE
+    user_memory = True
 
     def __init__(self, name: str, spellings: tuple[str, ...], returns: bool):
         self.name, self.spellings, self.section, self.attach_kind = name, spellings, name, name

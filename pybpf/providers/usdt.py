@@ -44,6 +44,7 @@ class Usdt(Provider):
     context = Context.PT_REGS
     numbered_args = True
     prog_type = BpfProgType.KPROBE
+    user_memory = True
     section = "usdt"
     attach_kind = "usdt"
 

@@ -105,3 +105,43 @@ def test_address_of_and_dereference_agree():
                    "(&*curtask)->tgid == pid); exit(); }"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1] == "1 1 1"
+
+
+# glibc's nanosleep(): clock_nanosleep with a relative time (Python's time.sleep uses an absolute one)
+NANOSLEEP_ONCE = ("import ctypes\nclass Timespec(ctypes.Structure):\n"
+                  "    _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]\n"
+                  "ctypes.CDLL(None).nanosleep(ctypes.byref(Timespec(1, int(sys.argv[2]))), None)\n")
+
+
+@pytest.mark.kernel
+def test_a_syscall_tracepoints_struct_argument_is_read_from_the_process():
+    # args->rqtp is a `struct __kernel_timespec *` into the sleeper's memory (bpftrace's user
+    # address space): naptime.bt's args->rqtp->tv_sec
+    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_clock_nanosleep '
+                   '/comm == "pybpfnap"/ { printf("%d.%09d\\n", args->rqtp->tv_sec, '
+                   "args->rqtp->tv_nsec); print(*args->rqtp); }"])
+    run.wait_for("ready")
+    subprocess.run(named_child("pybpfnap", NANOSLEEP_ONCE, 250000000), timeout=30, check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert "1.250000000\n{ .tv_sec = 1, .tv_nsec = 250000000 }\n" in out
+
+
+TAKES_A_TIMESPEC = r"""
+#include <time.h>
+__attribute__((noinline)) void take_timespec(struct timespec *t) { __asm__ volatile("" :: "r"(t) : "memory"); }
+int main(void) { struct timespec t = {7, 123456789}; take_timespec(&t); return 0; }
+"""
+
+
+@pytest.mark.kernel
+def test_a_cast_in_a_uprobe_points_into_the_process(compile_c):
+    prog = compile_c(TAKES_A_TIMESPEC, "-O1")
+    run = Running(["-e", READY + f"uprobe:{prog}:take_timespec "
+                   "{ $t = (struct __kernel_timespec *)arg0; "
+                   'printf("%d %d\\n", $t->tv_sec, $t->tv_nsec); }'])
+    run.wait_for("ready")
+    subprocess.run([prog], timeout=30, check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert "7 123456789\n" in out
