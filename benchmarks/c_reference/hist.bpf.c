@@ -25,7 +25,7 @@ static __always_inline unsigned int log2_u64(unsigned long long v)
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int hist(struct syscall_enter *ctx)
 {
-	long long v = bpf_ktime_get_ns() & 0xffff;
+	long long v = bpf_ktime_get_boot_ns() & 0xffff;	/* nsecs: boot time, as bpftrace 0.26 */
 	unsigned int index = v < 0 ? 0 : v == 0 ? 1 : 2 + log2_u64(v);
 	unsigned long long *count = bpf_map_lookup_elem(&buckets, &index);
 

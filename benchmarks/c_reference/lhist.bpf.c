@@ -16,7 +16,7 @@ struct {
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int lhist(struct syscall_enter *ctx)
 {
-	long long v = bpf_ktime_get_ns() & 0xff;
+	long long v = bpf_ktime_get_boot_ns() & 0xff;	/* nsecs: boot time, as bpftrace 0.26 */
 	unsigned int index = v < MIN ? 0 : v >= MAX ? BUCKETS - 1 : (v - MIN) / STEP + 1;
 	unsigned long long *count = bpf_map_lookup_elem(&buckets, &index);
 
