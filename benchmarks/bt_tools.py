@@ -23,6 +23,13 @@ KINDS = (
     ("language (#15)", re.compile(r"Unknown identifier: '[A-Z_0-9]+'|syntax error")),
     ("probe this system lacks", re.compile(r"kprobe|kretprobe|fentry|fexit|kfunc|EPERM|not found|"
                                            r"no function|not available")),
+    # this kernel's own layout or symbols: a member renamed since the tool was written (runqlen's
+    # cfs_rq->nr_running), a data symbol kallsyms lists only with CONFIG_KALLSYMS_ALL (loads' avenrun)
+    ("this kernel's types or symbols", re.compile(r"does not contain a field named|"
+                                                  r"kaddr: no kernel symbol")),
+    # bpftrace 0.22+ scopes variables to their block: a 0.17 tool that sets a variable in both
+    # branches of an if and reads it after fails there too (docs/language.md)
+    ("0.17 scoping, refused by 0.26 too", re.compile(r"Undefined or undeclared variable")),
     ("stacks (#17)", re.compile(r"kstack|ustack|stack_mode")),
     ("function or builtin (#16)", re.compile(r"Unknown function|Unknown identifier|requires \d|"
                                              r"expects|builtin|not supported by pybpf yet")),
