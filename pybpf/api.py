@@ -51,11 +51,12 @@ def compile(source: str, *, params: Sequence[str | int] = (), options: CompileOp
     Raises pybpf.CompileError (a pybpf.Error) with the diagnostics rendered as pybpf prints them."""
     from pybpf.cache import compile_cached
     from pybpf.compiler import compile_source
+    from pybpf.deepstack import on_deep_stack
 
     options = replace(options or CompileOptions(),
                       params=tuple(str(p) for p in params) if params else
                       (options.params if options else ()))
-    compiled = (compile_cached if cache else compile_source)(source, filename, options)
+    compiled = on_deep_stack(compile_cached if cache else compile_source, source, filename, options)
     return Program(compiled, source, filename, options)
 
 
@@ -102,7 +103,8 @@ class Program:
     @property
     def ir(self) -> str:
         """The program's LLVM IR (compiled again up to IR: the cache keeps only the object)."""
-        ir_text: str = compile_to_ir(self.source, self.filename, self.options)[0]
+        from pybpf.deepstack import on_deep_stack
+        ir_text: str = on_deep_stack(compile_to_ir, self.source, self.filename, self.options)[0]
         return ir_text
 
     def run(self, on_printf: PrintfCallback | None = None, on_event: EventCallback | None = None,

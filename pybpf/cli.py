@@ -19,24 +19,16 @@ import select
 import shlex
 import signal
 import sys
-import threading
 import time
 from typing import NoReturn
 
 from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions, StageTimes
+from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
 
 POLL_INTERVAL_S = 0.2
-
-# The compiler's passes recurse once per level of the program's tree, and the parser accepts as
-# many levels as the recursion limit allows (pybpf.parser.nesting_limit), up to MAX_NESTING
-# (10,000): this limit allows all of them. Measured at that depth (sums, nested ifs, casts, unary
-# chains): under 30,000 Python frames and 16 MiB of C stack.
-COMPILE_RECURSION_LIMIT = 50_000
-COMPILE_STACK_SIZE = 64 << 20
-
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's, given the terminal's width up front: argparse builds a formatter for every
@@ -271,7 +263,7 @@ def _list_program(opts) -> int:
     _require_privileges("list kernel probes")
     out = _require_stdout(_stdout_text())
     source, filename, params = _read_program(opts)
-    names = _on_deep_stack(attach_points, source, filename, CompileOptions(params=tuple(params)))
+    names = on_deep_stack(attach_points, source, filename, CompileOptions(params=tuple(params)))
     out.write("".join(name + "\n" for name in names))
     out.flush()
     return 0
@@ -309,48 +301,21 @@ def _debug(stages: list[str], source: str, filename: str, options: CompileOption
 
     wanted = DEBUG_STAGES if "all" in stages else stages
     if "ast" in wanted:
-        tree = _on_deep_stack(parse, source, filename)
+        tree = on_deep_stack(parse, source, filename)
         print("AST\n" + "\n".join(_ast_lines(tree)), file=sys.stderr)
     if "llvm" in wanted or "asm" in wanted:
-        ir_text = _on_deep_stack(compile_to_ir, source, filename, options)[0]
+        ir_text = on_deep_stack(compile_to_ir, source, filename, options)[0]
         if "llvm" in wanted:
             print("LLVM IR\n" + ir_text, file=sys.stderr)
         if "asm" in wanted:
             print("BPF assembly\n" + emit_assembly(ir_text), file=sys.stderr)
 
 
-def _on_deep_stack(compile_fn, *args):
-    """compile_fn(*args) in a thread whose stack and recursion limit take the deepest program the
-    parser accepts (the main thread's 8 MiB would overflow first); its exception is re-raised."""
-    outcome: list = []
-
-    def run():
-        try:
-            outcome.append((True, compile_fn(*args)))
-        except BaseException as e:          # handed to the caller as it is
-            outcome.append((False, e))
-
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, COMPILE_RECURSION_LIMIT))
-    stack_size = threading.stack_size(COMPILE_STACK_SIZE)
-    try:
-        thread = threading.Thread(target=run, name="pybpf-compile", daemon=True)
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(stack_size)
-        sys.setrecursionlimit(limit)
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
 def _emit(kind: str, source: str, filename: str, options: CompileOptions, out_path) -> int:
     from pybpf.backend.emit import emit_assembly, emit_object
     from pybpf.compiler import compile_to_ir
 
-    ir_text, _, _ = _on_deep_stack(compile_to_ir, source, filename, options)
+    ir_text, _, _ = on_deep_stack(compile_to_ir, source, filename, options)
     if kind == "llvm":
         _write_text(out_path, ir_text)
     elif kind == "asm":
@@ -669,7 +634,7 @@ def _main(opts) -> int:
 
     times = StageTimes()
     start = time.perf_counter()
-    compiled = _on_deep_stack(compile_cached, source, filename, options, times)
+    compiled = on_deep_stack(compile_cached, source, filename, options, times)
     for warning in compiled.warnings:
         print(warning, file=sys.stderr)
     if opts.verbose:

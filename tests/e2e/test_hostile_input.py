@@ -56,6 +56,14 @@ def test_deep_parentheses_ternaries_and_blocks_compile(body):
     assert done.returncode == 0 and "define" in done.stdout, done.stderr[-500:]
 
 
+def test_the_library_compiles_deep_programs_as_the_cli_does():
+    import pybpf
+    prog = pybpf.compile("BEGIN { @x = " + "+".join(["1"] * 3000) + "; exit(); }", cache=False)
+    assert "define" in prog.ir
+    with pytest.raises(pybpf.CompileError, match="nests too deeply"):
+        pybpf.compile("BEGIN { @x = " + "+".join(["1"] * 20000) + "; }", cache=False)
+
+
 def test_nesting_past_the_limit_is_one_error_with_the_span():
     done = run_pybpf(["--no-cache", "--emit", "llvm", "-e",
                       "BEGIN { @x = " + "+".join(["1"] * 20000) + "; }"])
