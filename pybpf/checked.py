@@ -81,6 +81,8 @@ class CheckedScript:
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
     struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
+    # ForMap node -> the VarBindings its body shares with the code around it, in first-use order
+    loop_captures: dict = field(default_factory=dict)
 
 
 def is_int(t) -> bool:

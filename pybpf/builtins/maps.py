@@ -1,4 +1,4 @@
-"""Functions on a whole map or one of its elements: clear, zero, delete, has_key."""
+"""Functions on a whole map or one of its elements: clear, zero, delete, has_key, len."""
 
 from __future__ import annotations
 
@@ -77,6 +77,25 @@ def check_has_key(c, e):
     return INT
 
 
+def check_len(c, e):
+    """len(@m): the elements of a map with keys, counted in the kernel (bpf_for_each_map_elem
+    returns how many it visited)."""
+    info = map_argument(c, e)
+    if info is None:
+        return None
+    if e.args[0].keys is not None:
+        c.error("len() expects a whole map, without a key", e.args[0].span)
+        return None
+    if not info.key:
+        c.error(f"len() expects a map with keys; {info.name} has none", e.args[0].span)
+        return None
+    if kind_for(info.kind).has_buckets:
+        c.error(f"len() cannot count the keys of {info.kind.value}() map {info.name}: its buckets "
+                "are keys of their own", e.args[0].span)
+        return None
+    return INT
+
+
 def lower_has_key(g, e):
     element = keyed_element(e)
     spec = g.plan.maps[element.name]
@@ -103,4 +122,5 @@ BUILTINS = (
     function("zero", (1, 1), check_whole_map, map_event(EventKind.ZERO)),
     function("delete", (1, 1), check_delete, lower_delete),
     function("has_key", (2, 2), check_has_key, lower_has_key),
+    function("len", (1, 1), check_len, lambda g, e: g.map_length(g.plan.maps[e.args[0].name])),
 )
