@@ -20,6 +20,7 @@ from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
                                   slot)
 from pybpf.backend.lower_kernel import KernelLowering
+from pybpf.backend.lower_loops import LoopLowering, frame_depth
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS,
@@ -56,6 +57,7 @@ class ModuleBuilder:
         self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
         # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
         self.event_writes = self.exit_writes = 0
+        self.callback_count = 0          # for-loop and len() callbacks, numbered module-wide
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
@@ -86,19 +88,22 @@ class ModuleBuilder:
         self.module.get_global(symbol).initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in fields])
 
 
-class FunctionBuilder(MapLowering, KernelLowering):
+class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
     """Lowers one probe body into one BPF function. Builtins and functions lower themselves
     (pybpf.builtins), through this builder's methods."""
 
     pointer_type = PTR     # for lowerings (pybpf.builtins), which do not import llvmlite
     byte_type = I8
 
-    def __init__(self, mod: ModuleBuilder, program: BpfProgramPlan, diags: Diagnostics):
+    def __init__(self, mod: ModuleBuilder, program: BpfProgramPlan, diags: Diagnostics,
+                 name: str = "", params: int = 1, span=None):
+        """The program's function; or, given a name, one of its callbacks (lower_loops), a
+        function of `params` pointers in the same section, for the code at `span`."""
         self.mod, self.program, self.diags = mod, program, diags
         self.checked, self.plan = mod.checked, mod.plan
         self.point = program.points[0]          # the field layout is the same for all points
-        fnty = ir.FunctionType(I64, [PTR])
-        self.fn = ir.Function(mod.module, fnty, program.function)
+        fnty = ir.FunctionType(I64, [PTR] * params)
+        self.fn = ir.Function(mod.module, fnty, name or program.function)
         self.fn.section = program.section
         self.fn.attributes.add("nounwind")
         self.ctx = self.fn.args[0]
@@ -106,12 +111,12 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.allocas = ir.IRBuilder(entry)
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
-        probe_span = program.group.probe.span
-        self.scope = mod.debug.subprogram(program.function, probe_span)
+        span = span or program.group.probe.span
+        self.scope = mod.debug.subprogram(self.fn.name, span)
         self.fn.set_metadata("dbg", self.scope)
-        self.allocas.debug_metadata = self.b.debug_metadata = self.location(probe_span)
+        self.allocas.debug_metadata = self.b.debug_metadata = self.location(span)
         self.stack_used = 0
-        self.statement_span = program.group.probe.span
+        self.span = self.statement_span = span
         self.temporaries: list[tuple[int, ir.Value]] = []
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict = {}            # VarBinding -> its stack slot
@@ -120,6 +125,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.syscall_number: ir.Value | None = None
         self.syscall_regs: ir.Value | None = None
         self.probe_value: ir.Value | None = None
+        self.callbacks: list[FunctionBuilder] = []     # the callbacks this function passes
+        self.length_callback: ir.Function | None = None  # len()'s, made once per function
 
     # Infrastructure --------------------------------------------------------------------------
 
@@ -231,6 +238,10 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.block(probe.body)
         if not self.terminated():
             self.b.ret(c64(0))
+        self.finish()
+
+    def finish(self) -> None:
+        """Close the entry block: its allocas, then on to the code."""
         self.allocas.position_at_end(self.allocas.block)
         self.allocas.branch(self.fn.blocks[1])
 
@@ -284,6 +295,8 @@ class FunctionBuilder(MapLowering, KernelLowering):
                 self.zero(self.variable_slot(s.var), slot(binding.type))
         elif isinstance(s, ast.ForRange):
             self.for_range(s)
+        elif isinstance(s, ast.ForMap):
+            self.for_map(s)
         elif isinstance(s, ast.Unroll):
             for _ in range(self.checked_constant(s.count)):
                 self.block(s.body)
@@ -360,9 +373,11 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.b.position_at_end(done)
 
     def variable_slot(self, var: ast.Variable) -> ir.Value:
-        binding = self.checked.variables[var]
+        return self.binding_slot(self.checked.variables[var])
+
+    def binding_slot(self, binding) -> ir.Value:
         if binding not in self.variables:
-            self.variables[binding] = self.alloca(slot(binding.type), var.name.lstrip("$"),
+            self.variables[binding] = self.alloca(slot(binding.type), binding.name.lstrip("$"),
                                                   temporary=False)
         return self.variables[binding]
 
@@ -661,6 +676,14 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
             diags.error(f"The probe uses more than the BPF stack's {STACK_LIMIT} bytes "
                         f"({e.used} bytes by here): use fewer or shorter strings and tuples",
                         e.span)
+            continue
+        for callback in builder.callbacks:
+            # A callback's frame sits on its caller's: the verifier adds them up, each rounded to 32.
+            used = frame_depth(builder, callback)
+            if used > STACK_LIMIT:
+                diags.error(f"The probe and its for-loop body use more than the BPF stack's "
+                            f"{STACK_LIMIT} bytes ({used} bytes, as the verifier counts them): use "
+                            "fewer or shorter strings and tuples", callback.span)
     if diags.has_errors:
         return None
     if mod.event_writes == mod.exit_writes:

@@ -7,7 +7,12 @@
 
 Pure: no syscalls, no root. The object's shape is the one pybpf.program describes: legacy map
 definitions in section "maps", a "license" section, one executable section per program, and
-R_BPF_64_64 relocations of ld_imm64 instructions against map symbols.
+R_BPF_64_64 relocations of ld_imm64 instructions against map symbols. A program with for-loop
+callbacks holds them in its own section after its main function; the ld_imm64 that loads a
+callback's address is relocated against that section, and is patched here once and for all
+(BPF_PSEUDO_FUNC, the callback's first instruction relative to the next one). Such a section also
+gets its func_info, and the object the BTF that names its functions (pybpf.backend.progbtf): the
+verifier takes a callback only with them. Objects without callbacks carry neither.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import io
 import struct
 
+from pybpf.backend.progbtf import program_btf
 from pybpf.program import MapDef, ObjectFormatError, ObjectSpec, ElfProgramSection
-from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64
+from pybpf.uapi.bpf import BPF_INSN_SIZE, BPF_LD_IMM64, BPF_PSEUDO_FUNC
 
 MAPS_SECTION = "maps"
 LICENSE_SECTION = "license"
@@ -47,16 +53,35 @@ def parse_object(elf_bytes: bytes) -> ObjectSpec:
             maps_section = (index, section)
     symbols = list(symtab.iter_symbols())
     maps = _map_defs(maps_section, symbols) if maps_section else {}
-    symbol_names = [sym.name for sym in symbols]
+    functions = _functions(symbols, program_sections)
+    with_callbacks = {name for found in functions.values() if len(found) > 1 for _, name, _ in found}
+    btf, type_ids = program_btf([(name, is_global) for found in functions.values()
+                                 for _, name, is_global in found if name in with_callbacks]) \
+        if with_callbacks else (b"", {})
     lines = _line_info(elf)
     programs = {}
     for index, section in program_sections.items():
-        insns = section.data()
-        programs[section.name] = ElfProgramSection(
-            section.name, insns,
-            _relocations(relocations_of.get(index, ()), section.name, insns, symbol_names, maps),
-            lines.get(section.name, ()))
-    return ObjectSpec(maps, programs, _license(elf))
+        insns = bytearray(section.data())
+        starts = {offset: name for offset, name, _ in functions.get(index, ())}
+        relocations = _relocations(relocations_of.get(index, ()), section.name, index, insns,
+                                   symbols, maps, starts)
+        func_info = tuple((offset // BPF_INSN_SIZE, type_ids[name])
+                          for offset, name in sorted(starts.items()) if name in type_ids)
+        programs[section.name] = ElfProgramSection(section.name, bytes(insns), relocations,
+                                                   lines.get(section.name, ()), func_info)
+    return ObjectSpec(maps, programs, _license(elf), btf)
+
+
+def _functions(symbols, program_sections) -> dict[int, list[tuple[int, str, bool]]]:
+    """Per program section, its functions: (byte offset, name, global), the main one first."""
+    functions: dict[int, list[tuple[int, str, bool]]] = {}
+    for sym in symbols:
+        if sym["st_info"]["type"] == "STT_FUNC" and sym["st_shndx"] in program_sections:
+            functions.setdefault(sym["st_shndx"], []).append(
+                (sym["st_value"], sym.name, sym["st_info"]["bind"] == "STB_GLOBAL"))
+    for found in functions.values():
+        found.sort()
+    return functions
 
 
 _BTF_HEADER = struct.Struct("<HBBIIIII")       # magic, version, flags, hdr_len, type/str off+len
@@ -110,25 +135,45 @@ def _map_defs(maps_section, symbols) -> dict[str, MapDef]:
     return maps
 
 
-def _relocations(sections, name: str, insns: bytes, symbol_names: list[str],
-                 maps: dict[str, MapDef]) -> dict[int, str]:
-    """The map references of program `name` (instructions insns), from its relocation sections."""
+def _relocations(sections, name: str, index: int, insns: bytearray, symbols: list,
+                 maps: dict[str, MapDef], starts: dict[int, str]) -> dict[int, str]:
+    """The map references of program `name` (section `index`, instructions insns), from its
+    relocation sections. A reference to one of its own functions (starts: byte offset -> name) is
+    patched into insns instead."""
     relocations = {}
     for section in sections:
         for rel in section.iter_relocations():
             offset = rel["r_offset"]
-            if rel["r_info_sym"] >= len(symbol_names):
+            if rel["r_info_sym"] >= len(symbols):
                 raise ObjectFormatError(f"{name}+{offset}: relocation against symbol {rel['r_info_sym']}, "
                                         f"past the symbol table")
-            symbol = symbol_names[rel["r_info_sym"]]
-            if rel["r_info_type"] != R_BPF_64_64 or symbol not in maps:
+            sym = symbols[rel["r_info_sym"]]
+            symbol = sym.name
+            own_code = sym["st_shndx"] == index and sym["st_info"]["type"] in ("STT_SECTION", "STT_FUNC")
+            if rel["r_info_type"] != R_BPF_64_64 or not (symbol in maps or own_code):
                 raise ObjectFormatError(f"{name}+{offset}: unsupported relocation (type "
                                         f"{rel['r_info_type']}) against {symbol!r}; only map references "
-                                        f"are supported")
+                                        f"and the program's own callbacks are supported")
             if offset % BPF_INSN_SIZE or offset >= len(insns) or insns[offset] != BPF_LD_IMM64:
                 raise ObjectFormatError(f"{name}+{offset}: relocation of {symbol!r} not at a ld_imm64")
-            relocations[offset] = symbol
+            if own_code:
+                _patch_function_address(insns, offset, sym["st_value"], starts, name)
+            else:
+                relocations[offset] = symbol
     return relocations
+
+
+def _patch_function_address(insns: bytearray, offset: int, base: int, starts: dict[int, str],
+                            name: str) -> None:
+    """The ld_imm64 at `offset` loads the address base + imm of a function of this section: make it
+    BPF_PSEUDO_FUNC with imm = the function's first instruction relative to the next one."""
+    target = base + int.from_bytes(insns[offset + 4:offset + 8], "little", signed=True)
+    if target not in starts:
+        raise ObjectFormatError(f"{name}+{offset}: ld_imm64 of byte {target}, which starts no function")
+    insns[offset + 1] = (insns[offset + 1] & 0x0F) | (BPF_PSEUDO_FUNC << 4)
+    relative = (target - offset) // BPF_INSN_SIZE - 1
+    insns[offset + 4:offset + 8] = relative.to_bytes(4, "little", signed=True)
+    insns[offset + 12:offset + 16] = bytes(4)
 
 
 def _license(elf) -> str:

@@ -46,9 +46,9 @@ from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # 
                              Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
 from pybpf.errors import PybpfError
+from pybpf.uapi.btf import BTF_MAGIC
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
-BTF_MAGIC = 0xEB9F
 POINTER_SIZE = 8
 
 # Kind numbers (include/uapi/linux/btf.h) and the u32 words that follow the 12-byte header:

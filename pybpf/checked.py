@@ -82,6 +82,8 @@ class CheckedScript:
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
     struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
     depends_on: set = field(default_factory=set)        # pybpf.facts: what a value came from
+    # ForMap node -> the VarBindings its body shares with the code around it, in first-use order
+    loop_captures: dict = field(default_factory=dict)
 
 
 def is_int(t) -> bool:

@@ -228,6 +228,9 @@ class ElfProgramSection:
     relocations: dict[int, str]  # byte offset of a ld_imm64 in insns -> map symbol
     # (instruction index, source line, column), ascending, from the .BTF.ext line info
     lines: tuple[tuple[int, int, int], ...] = ()
+    # (first instruction, BTF FUNC id) of each function, when the section has callbacks besides
+    # its main function: BPF_PROG_LOAD's func_info, against ObjectSpec.btf
+    func_info: tuple[tuple[int, int], ...] = ()
 
     def source_of(self, insn: int) -> tuple[int, int] | None:
         """(line, column) of the statement that instruction `insn` belongs to."""
@@ -249,21 +252,24 @@ class ObjectSpec:
     maps: dict[str, MapDef]
     programs: dict[str, ElfProgramSection]
     license: str
+    btf: bytes = b""        # the functions' BTF, when a section has func_info (backend.progbtf)
 
     def to_json(self) -> dict:
         return {"maps": {k: [m.map_type, m.key_size, m.value_size, m.max_entries, m.map_flags]
                          for k, m in self.maps.items()},
                 "programs": {k: [p.insns.hex(), {str(o): sym for o, sym in p.relocations.items()},
-                                 [list(line) for line in p.lines]] for k, p in self.programs.items()},
-                "license": self.license}
+                                 [list(line) for line in p.lines], [list(f) for f in p.func_info]]
+                             for k, p in self.programs.items()},
+                "license": self.license, "btf": self.btf.hex()}
 
     @classmethod
     def from_json(cls, j: dict) -> "ObjectSpec":
         return cls({k: MapDef(*v) for k, v in j["maps"].items()},
                    {k: ElfProgramSection(k, bytes.fromhex(insns), {int(o): sym for o, sym in relocs.items()},
-                                      tuple(tuple(line) for line in lines))
-                    for k, (insns, relocs, lines) in j["programs"].items()},
-                   j["license"])
+                                         tuple(tuple(line) for line in lines),
+                                         tuple(tuple(f) for f in func_info))
+                    for k, (insns, relocs, lines, func_info) in j["programs"].items()},
+                   j["license"], bytes.fromhex(j["btf"]))
 
 
 @record

@@ -16,7 +16,9 @@ from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, 
                            CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
                            stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
+from pybpf.builtins.cpu import possible_cpus
 from pybpf.ktypes import KernelTypes
+from pybpf.mapkinds import kind_for
 from pybpf.providers.base import ProbeGroup
 from pybpf.program import LhistParams, MapKind
 from pybpf.semantic_kernel import KernelChecks
@@ -32,6 +34,9 @@ class TypeChecker(KernelChecks):
         self.group: ProbeGroup | None = None
         self.loop_depth = 0
         self.scopes: list[dict[str, VarBinding]] = []    # the probe's block, then inner blocks
+        # The for-loops over maps around the statement being checked, each with the index of its
+        # body's scope: a variable found in a scope before it is one its callback must be given.
+        self.map_loops: list[tuple[ast.ForMap, int]] = []
         self.in_str_call = False
         self._kernel_types: KernelTypes | None = None
 
@@ -58,12 +63,13 @@ class TypeChecker(KernelChecks):
 
     # Statements ------------------------------------------------------------------------------
 
-    def block(self, stmts, loop: bool = False, loop_var: ast.Variable | None = None) -> None:
+    def block(self, stmts, loop: bool = False, loop_var: ast.Variable | None = None,
+              loop_type: T.Type = INT) -> None:
         """A block is a scope: what it declares is gone after it."""
         self.scopes.append({})
         self.loop_depth += loop
         if loop_var is not None:
-            self.bind(self.declare(loop_var), loop_var, INT)
+            self.bind(self.declare(loop_var), loop_var, loop_type)
         for s in stmts:
             self.statement(s)
         self.loop_depth -= loop
@@ -94,9 +100,7 @@ class TypeChecker(KernelChecks):
                 self.shadowing(s.var)
             self.block(s.body, loop=True, loop_var=s.var)
         elif isinstance(s, ast.ForMap):
-            self.error("for ($kv : @map) is not supported yet: the kernel accepts "
-                       "bpf_for_each_map_elem's callback only with the program's BTF "
-                       "(func_info), which pybpf does not load", s.span)
+            self.for_map(s)
         elif isinstance(s, ast.Unroll):
             count = self.constant_int(s.count)
             if count is not None and not 1 <= count <= MAX_UNROLL:
@@ -105,6 +109,44 @@ class TypeChecker(KernelChecks):
         elif isinstance(s, ast.Jump):
             if s.kind != "return" and not self.loop_depth:
                 self.error(f"'{s.kind}' outside of a loop", s.span)
+            elif s.kind == "return" and self.map_loops:
+                self.error("'return' statement is not allowed in a for-loop", s.span)
+
+    def for_map(self, s: ast.ForMap) -> None:
+        """`for ($kv : @m)`: the body becomes a bpf_for_each_map_elem callback (backend), with
+        $kv = (key, value) and the variables it shares with the probe passed by address."""
+        if self.lookup(s.var.name) is not None:
+            self.error(f"Loop declaration shadows existing variable: {s.var.name}", s.var.span)
+            return
+        m = s.map
+        info = self.result.maps.get(m.name)
+        if info is None:
+            self.error(f"Undefined map: {m.name}", m.span)
+            return
+        if m.keys is not None:
+            self.error(f"A for-loop walks a whole map: {m.name} without a key", m.span)
+            return
+        value = kind_for(info.kind).loop_type(info.value)
+        if value is None:
+            self.error(f"Loop expression does not support type: {info.kind.value}()", m.span)
+            return
+        if not info.key:
+            self.error("Maps used as for-loop expressions must have keys to iterate over", m.span)
+            return
+        key = info.key[0] if len(info.key) == 1 else T.TupleType(info.key)
+        if kind_for(info.kind).percpu:
+            self.result.constants[s] = possible_cpus(self, s.span)
+        self.result.loop_captures[s] = []
+        self.map_loops.append((s, len(self.scopes)))
+        self.block(s.body, loop=True, loop_var=s.var, loop_type=T.TupleType((key, value)))
+        self.map_loops.pop()
+
+    def context_refused(self, name: str, span: Span) -> bool:
+        """A for-loop body over a map runs in a callback that has no probe context: what reads it
+        is refused there (bpftrace's rule and message)."""
+        if self.map_loops:
+            self.error(f"'{name}' builtin is not allowed in a for-loop", span)
+        return bool(self.map_loops)
 
     def condition(self, cond) -> None:
         t = self.expr(cond)
@@ -151,9 +193,14 @@ class TypeChecker(KernelChecks):
     # Variables -------------------------------------------------------------------------------
 
     def lookup(self, name: str) -> VarBinding | None:
-        for scope in reversed(self.scopes):
-            if name in scope:
-                return scope[name]
+        for depth in range(len(self.scopes) - 1, -1, -1):
+            binding = self.scopes[depth].get(name)
+            if binding is not None:
+                for loop, body_depth in self.map_loops:
+                    captures = self.result.loop_captures[loop]
+                    if depth < body_depth and binding not in captures:
+                        captures.append(binding)
+                return binding
         return None
 
     def declare(self, var: ast.Variable) -> VarBinding:
@@ -348,6 +395,8 @@ class TypeChecker(KernelChecks):
         entry = builtins.identifier(e.name)
         if entry is None:
             return self.enumerator(e)
+        if entry.context and self.context_refused(e.name, e.span):
+            return None
         return entry.check(self, e)
 
     def enumerator(self, e: ast.Builtin):
@@ -499,6 +548,8 @@ class TypeChecker(KernelChecks):
             return None
         if entry.unsafe and not self.unsafe:
             self.error(f"{e.name}() is an unsafe function being used in safe mode", e.span)
+            return None
+        if entry.context and self.context_refused(e.name, e.span):
             return None
         if entry.arity is not None and not self.arity(e, *entry.arity):
             return None

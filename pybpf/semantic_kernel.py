@@ -62,6 +62,8 @@ class KernelChecks:
 
     def expr_FieldAccess(self, e: ast.FieldAccess):
         if isinstance(e.base, ast.Builtin) and e.base.name == "args":
+            if self.context_refused("args", e.base.span):
+                return None
             if self.group.provider.args is Args.BTF:
                 return self.btf_argument(e)
             return self.tracepoint_field(e)

@@ -5,7 +5,9 @@
         loaded.prog_fds['tracepoint/syscalls/sys_enter_openat']   # fd of each program, by section
 
 The first BPF_PROG_LOAD goes without a verifier log, which keeps the common case fast; only a failed
-load is repeated with a log, to raise a VerifierError carrying it.
+load is repeated with a log, to raise a VerifierError carrying it. A program with for-loop callbacks
+is loaded with the object's BTF (one BPF_BTF_LOAD, its fd closed once the programs hold it) and its
+func_info; the others exactly as before.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import re
 from pybpf.program import CompiledProgram, MapDef, ObjectFormatError, ObjectSpec, ElfProgramSection
 from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, VerifierError
 from pybpf.runtime.syscall import OUT_OF_FDS, bpf
-from pybpf.uapi.bpf import (BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD,
-                            BpfAttachType, BpfCmd, BpfProgType, GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
+from pybpf.uapi.bpf import (BPF_FUNC_INFO_SIZE, BPF_INSN_SIZE, BPF_LOG_LEVEL1, BPF_OBJ_NAME_LEN,
+                            BPF_PSEUDO_MAP_FD, BpfAttachType, BpfCmd, BpfProgType, BtfLoadAttr,
+                            GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
 
 VERIFIER_LOG_SIZE = 16 << 20     # the kernel keeps the log's tail when it overflows
 
@@ -82,17 +85,42 @@ def tracing_refused(probe: str, expected_attach_type: int, err: int) -> ProbeUna
                                  f"returned {errno.errorcode.get(err, err)} ({why})")
 
 
+def load_btf(btf: bytes) -> int:
+    """BPF_BTF_LOAD of a program's own BTF; a rejection is retried with the kernel's log, which
+    the error then carries."""
+    data = ctypes.create_string_buffer(btf, len(btf))
+    attr = BtfLoadAttr(btf=ctypes.addressof(data), btf_size=len(btf))
+    try:
+        return bpf(BpfCmd.BTF_LOAD, attr)
+    except BpfError as first:
+        if first.errno in OUT_OF_FDS:
+            raise
+        log = ctypes.create_string_buffer(1 << 16)
+        attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = ctypes.addressof(log), len(log), 1
+        try:
+            return bpf(BpfCmd.BTF_LOAD, attr)
+        except BpfError as second:
+            raise VerifierError("BTF_LOAD", second.errno, log.value.decode(errors="replace"),
+                                "the program's BTF") from None
+
+
 def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: str = "",
-                 expected_attach_type: int = 0, attach_btf_id: int = 0) -> int:
+                 expected_attach_type: int = 0, attach_btf_id: int = 0, btf_fd: int = 0,
+                 func_info: tuple[tuple[int, int], ...] = ()) -> int:
     """probe: what the program is for (its attach points), named by a VerifierError.
     expected_attach_type and attach_btf_id (a vmlinux BTF id: attach_btf_obj_fd stays 0) are what a
-    TRACING program (BTF tracepoint, fentry/fexit) needs; zero for the others."""
+    TRACING program (BTF tracepoint, fentry/fexit) needs; zero for the others. A program with
+    callbacks comes with its functions' (first instruction, BTF FUNC id) and the BTF's fd."""
     code = ctypes.create_string_buffer(bytes(insns), len(insns))
     lic = ctypes.create_string_buffer(license.encode())
     attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // BPF_INSN_SIZE,
                         insns=ctypes.addressof(code), license=ctypes.addressof(lic),
                         prog_name=object_name(name), expected_attach_type=expected_attach_type,
                         attach_btf_id=attach_btf_id)
+    if func_info:
+        records = (ctypes.c_uint32 * (2 * len(func_info)))(*(n for record in func_info for n in record))
+        attr.prog_btf_fd, attr.func_info_rec_size = btf_fd, BPF_FUNC_INFO_SIZE
+        attr.func_info, attr.func_info_cnt = ctypes.addressof(records), len(func_info)
     try:
         return bpf(BpfCmd.PROG_LOAD, attr)
     except BpfError as first:
@@ -137,6 +165,7 @@ class LoadedObject:
 
 def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
     loaded = LoadedObject()
+    btf_fd = 0
     try:
         for symbol, mapdef in obj.maps.items():
             loaded.map_fds[symbol] = create_map(symbol, mapdef)
@@ -144,11 +173,14 @@ def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
             section = obj.programs.get(spec.section)
             if section is None:
                 raise ObjectFormatError(f"program section {spec.section!r} is not in the object")
+            if section.func_info and not btf_fd:
+                btf_fd = load_btf(obj.btf)
             try:
                 loaded.prog_fds[spec.section] = load_program(
                     spec.section.rsplit("/", 1)[-1], spec.prog_type,
                     patch_map_fds(section, loaded.map_fds), obj.license,
-                    _probe_label(spec.attach_points), spec.expected_attach_type, spec.attach_btf_id)
+                    _probe_label(spec.attach_points), spec.expected_attach_type, spec.attach_btf_id,
+                    btf_fd, section.func_info)
             except VerifierError as e:
                 if e.failed_insn is not None:
                     e.source = section.source_of(e.failed_insn)
@@ -156,6 +188,9 @@ def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
     except BaseException:
         loaded.close()
         raise
+    finally:
+        if btf_fd:
+            os.close(btf_fd)      # the programs loaded with it hold their own reference
     return loaded
 
 

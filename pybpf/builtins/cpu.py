@@ -18,15 +18,22 @@ def count_cpus(cpu_list: str) -> int:
     return count
 
 
-def check_ncpus(c, e):
-    """ncpus is fixed at compile time, as bpftrace's: the CPUs the kernel could ever bring online
-    (bpftrace counts the same list to size its per-CPU reads)."""
+def possible_cpus(c, span) -> int | None:
+    """The CPUs the kernel could ever bring online, fixed at compile time as bpftrace's ncpus (the
+    compile cache keys on the same list): what a per-CPU value is read over."""
     try:
         with open(POSSIBLE_CPUS_FILE) as f:
-            c.result.constants[e] = count_cpus(f.read())
+            return count_cpus(f.read())
     except (OSError, ValueError) as err:
-        c.error(f"ncpus: cannot count the CPUs from {POSSIBLE_CPUS_FILE}: {err}", e.span)
+        c.error(f"cannot count the CPUs from {POSSIBLE_CPUS_FILE}: {err}", span)
         return None
+
+
+def check_ncpus(c, e):
+    count = possible_cpus(c, e.span)
+    if count is None:
+        return None
+    c.result.constants[e] = count
     return UINT
 
 

@@ -38,6 +38,9 @@ class Builtin:
     layout: Layout | None = None
     # Refused unless the user passed --unsafe (system, signal): what it does reaches past tracing.
     unsafe: bool = False
+    # Reads the probe's context (its registers, arguments, record): refused in a for-loop over a
+    # map, whose body runs in a callback that has none (as bpftrace refuses it).
+    context: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,16 @@ class Aggregation:
     check: Callable[[Any, Any, Any, MapKind], None]
 
 
-def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None) -> Builtin:
+def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None,
+               context: bool = False) -> Builtin:
     return Builtin(name, Kind.IDENTIFIER, check, lower,
-                   pattern=re.compile(pattern) if pattern else None)
+                   pattern=re.compile(pattern) if pattern else None, context=context)
 
 
 def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering,
-             layout: Layout | None = None, unsafe: bool = False) -> Builtin:
-    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe)
+             layout: Layout | None = None, unsafe: bool = False, context: bool = False) -> Builtin:
+    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe,
+                   context=context)
 
 
 def typed(t: T.Type) -> Rule:

@@ -1,4 +1,4 @@
-"""Functions on a whole map or one of its elements: clear, zero, delete, has_key."""
+"""Functions on a whole map or one of its elements: clear, zero, delete, has_key, len."""
 
 from __future__ import annotations
 
@@ -55,25 +55,44 @@ def keyed_element(call) -> ast.Map:
     return ast.Map(m.name, keys, call.span)
 
 
-def check_has_key(c, e):
+def keyed_map(c, e, with_key: str, verb: str):
+    """The info of a call's map argument, a whole map with keys and no buckets (has_key, len),
+    or None after reporting why not: with_key when a key is given, verb what the call would do
+    with a hist or lhist map."""
     info = map_argument(c, e)
     if info is None:
         return None
-    if e.args[0].keys is not None:
-        c.error("has_key() expects a map without a key, then the key: has_key(@m, k)",
-                e.args[0].span)
+    arg = e.args[0]
+    if arg.keys is not None:
+        c.error(with_key, arg.span)
         return None
     if not info.key:
-        c.error(f"has_key() expects a map with keys; {info.name} has none", e.args[0].span)
+        c.error(f"{e.name}() expects a map with keys; {info.name} has none", arg.span)
         return None
     if kind_for(info.kind).has_buckets:
-        c.error(f"has_key() cannot look into {info.kind.value}() map {info.name}: its buckets are "
-                "keys of their own", e.args[0].span)
+        c.error(f"{e.name}() cannot {verb} {info.kind.value}() map {info.name}: its buckets are "
+                "keys of their own", arg.span)
+        return None
+    return info
+
+
+def check_has_key(c, e):
+    info = keyed_map(c, e, "has_key() expects a map without a key, then the key: has_key(@m, k)",
+                     "look into")
+    if info is None:
         return None
     element = keyed_element(e)
     keys = c.map_keys(element)
     if keys is not None:
         c.merge_keys(info, keys, element)
+    return INT
+
+
+def check_len(c, e):
+    """len(@m): the elements of a map with keys, counted in the kernel (bpf_for_each_map_elem
+    returns how many it visited)."""
+    if keyed_map(c, e, "len() expects a whole map, without a key", "count the keys of") is None:
+        return None
     return INT
 
 
@@ -103,4 +122,5 @@ BUILTINS = (
     function("zero", (1, 1), check_whole_map, map_event(EventKind.ZERO)),
     function("delete", (1, 1), check_delete, lower_delete),
     function("has_key", (2, 2), check_has_key, lower_has_key),
+    function("len", (1, 1), check_len, lambda g, e: g.map_length(g.plan.maps[e.args[0].name])),
 )

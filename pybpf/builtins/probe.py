@@ -129,14 +129,14 @@ def lower_usermode(g, e):
 
 BUILTINS = (
     # args is only ever read through a field (args.NAME), which pybpf.semantic_kernel types.
-    identifier("args", check_args, None),
+    identifier("args", check_args, None, context=True),
     identifier("argN", check_numbered_arg, lambda g, e: g.load_argument(int(e.name[3:])),
-               pattern=r"arg\d+"),
-    identifier("sargN", check_stack_arg, lower_stack_arg, pattern=r"sarg\d+"),
+               pattern=r"arg\d+", context=True),
+    identifier("sargN", check_stack_arg, lower_stack_arg, pattern=r"sarg\d+", context=True),
     # retval's type comes from the function's BTF: semantic_kernel and lower_kernel hold the rule.
-    identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e)),
+    identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e), context=True),
     identifier("func", check_func, lower_func),
     identifier("probe", typed(T.ProbeType()), lower_probe),
-    identifier("usermode", check_usermode, lower_usermode),
-    identifier("ctx", check_ctx, lambda g, e: g.b.ptrtoint(g.ctx, g.integer_type(8))),
+    identifier("usermode", check_usermode, lower_usermode, context=True),
+    identifier("ctx", check_ctx, lambda g, e: g.b.ptrtoint(g.ctx, g.integer_type(8)), context=True),
 )

@@ -94,10 +94,10 @@ def check_kaddr(c, e):
 
 
 BUILTINS = (
-    identifier("kstack", typed(T.StackType(False)), lower_stack),
-    identifier("ustack", typed(T.StackType(True)), lower_stack),
-    function("kstack", (0, 2), check_stack_call, lower_stack),
-    function("ustack", (0, 2), check_stack_call, lower_stack),
+    identifier("kstack", typed(T.StackType(False)), lower_stack, context=True),
+    identifier("ustack", typed(T.StackType(True)), lower_stack, context=True),
+    function("kstack", (0, 2), check_stack_call, lower_stack, context=True),
+    function("ustack", (0, 2), check_stack_call, lower_stack, context=True),
     function("ksym", (1, 1), check_integer_formatted(KSYM),
              lambda g, e: as_record(g, g.expr(e.args[0]))),
     function("usym", (1, 1), check_integer_formatted(USYM), lower_usym),

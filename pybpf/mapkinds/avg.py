@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from pybpf import types as T
 from pybpf.mapkinds.base import Aggregation, MapKind, add64, per_cpu_struct
 
 
@@ -40,6 +41,7 @@ class Avg(Aggregation):
     kind = MapKind.AVG
     json_type = "stats"
     text_trailer = "\n"
+    read_type = T.IntType(8, True)
 
     def value_size(self, spec) -> int:
         return 16
@@ -51,6 +53,14 @@ class Avg(Aggregation):
     def lower_initial(self, fb, buf, value) -> None:
         fb.store64(fb.constant(1), buf)
         fb.store64(value, buf, 8)
+
+    def lower_merge(self, fb, total, ptr) -> None:
+        add64(fb, total, fb.load64(ptr))
+        add64(fb, total, fb.load64(ptr, 8), 8)
+
+    def lower_read(self, fb, total):
+        """The average as printed: the total over the count, truncated toward zero."""
+        return fb.divide("/", fb.load64(total, 8), fb.load64(total), True)
 
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):
         entries = []

@@ -56,6 +56,9 @@ class Kind:
     scalar_in_array = False   # without a key, a PERCPU_ARRAY indexed by bucket (or 0), not a hash
     json_type = "map"         # the "type" of the map's JSON object
     text_trailer = ""         # text after the map's entries
+    # The type a for-loop or len() reads of a value (`$kv.1`), the CPUs combined; None: a loop
+    # cannot iterate this kind (bpftrace iterates neither hist, lhist nor stats maps).
+    read_type: T.Type | None = None
 
     # --- layout -----------------------------------------------------------------------------------
 
@@ -66,6 +69,10 @@ class Kind:
     def array_entries(self, spec) -> int:
         """Elements of the per-CPU array a scalar map of this kind lives in (scalar_in_array)."""
         return 1
+
+    def loop_type(self, value: T.Type) -> T.Type | None:
+        """$kv.1's type in `for ($kv : @m)` over a map of this kind whose values are `value`."""
+        return self.read_type
 
     # --- decoding ---------------------------------------------------------------------------------
 
@@ -127,6 +134,15 @@ class Aggregation(Kind):
     def lower_initial(self, fb, buf, value) -> None:
         """Write the first value of a new entry into buf."""
         raise NotImplementedError
+
+    def lower_merge(self, fb, total, ptr) -> None:
+        """Fold one CPU's value at ptr into total, a value of this layout that starts zeroed
+        (a for-loop reads a per-CPU value as the CPUs' total, as user space prints it)."""
+        raise NotImplementedError
+
+    def lower_read(self, fb, total):
+        """The i64 a loop reads from the merged total."""
+        return fb.load64(total)
 
 
 @functools.cache

@@ -9,11 +9,13 @@ out unless the map was zero()ed.
 
 from __future__ import annotations
 
+from pybpf import types as T
 from pybpf.mapkinds.base import Aggregation, MapKind, add64, per_cpu_struct
 
 
 class Count(Aggregation):
     kind = MapKind.COUNT
+    read_type = T.IntType(8, False)
 
     def increment(self, fb, value):
         """What one update adds."""
@@ -24,6 +26,9 @@ class Count(Aggregation):
 
     def lower_initial(self, fb, buf, value) -> None:
         fb.store64(self.increment(fb, value), buf)
+
+    def lower_merge(self, fb, total, ptr) -> None:
+        add64(fb, total, fb.load64(ptr))
 
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):
         totals = map(sum, per_cpu_struct("q", ncpu).iter_unpack(values_raw))

@@ -120,6 +120,7 @@ class Hist(Count):
     kind = MapKind.HIST
     has_buckets = True
     json_type = "hist"
+    read_type = None          # a count per bucket, each bucket a key of its own
 
     def layout(self, spec) -> BucketLayout:
         return _HIST_LAYOUT

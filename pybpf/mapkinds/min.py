@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import builtins
 
+from pybpf import types as T
 from pybpf.mapkinds.base import Aggregation, MapKind, per_cpu_struct
 
 
 class Min(Aggregation):
     kind = MapKind.MIN
+    read_type = T.IntType(8, True)
     beats = "<"               # the signed comparison a new value wins by
     pick = staticmethod(builtins.min)
 
@@ -31,6 +33,18 @@ class Min(Aggregation):
     def lower_initial(self, fb, buf, value) -> None:
         fb.store64(value, buf)
         fb.store64(fb.constant(1), buf, 8)
+
+    def lower_merge(self, fb, total, ptr) -> None:
+        """A CPU that set a value wins when the total has none yet or its value beats it."""
+        b = fb.b
+        value, cpu_set = fb.load64(ptr), fb.load64(ptr, 8)
+        old, total_set = fb.load64(total), fb.load64(total, 8)
+        zero = fb.constant(0)
+        wins = b.and_(b.icmp_unsigned("!=", cpu_set, zero),
+                      b.or_(b.icmp_unsigned("==", total_set, zero),
+                            b.icmp_signed(self.beats, value, old)))
+        fb.store64(b.select(wins, value, old), total)
+        fb.store64(b.or_(total_set, cpu_set), total, 8)
 
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):
         pick, entries = self.pick, []

@@ -20,6 +20,7 @@ def _json(s: Stats) -> str:
 
 class StatsKind(Avg):
     kind = MapKind.STATS
+    read_type = None          # three numbers, not one
 
     def text_value(self, spec, text_of):
         return _text

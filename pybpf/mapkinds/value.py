@@ -19,6 +19,9 @@ class Value(Kind):
     def value_size(self, spec) -> int:
         return T.slot_size(spec.value)
 
+    def loop_type(self, value: T.Type) -> T.Type | None:
+        return value
+
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):
         return list(zip(keys, typed_values(spec.value, values_raw, self.value_size(spec))))
 

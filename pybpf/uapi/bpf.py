@@ -87,6 +87,9 @@ BPF_EXIST = 2
 
 # src_reg of a ld_imm64 whose imm is a map fd.
 BPF_PSEUDO_MAP_FD = 1
+# src_reg of a ld_imm64 whose imm is a subprogram's first instruction, relative to the next one
+# (a callback's address: bpf_for_each_map_elem's second argument).
+BPF_PSEUDO_FUNC = 4
 
 # bpf_get_stackid flags: the user stack instead of the kernel's.
 BPF_F_USER_STACK = 1 << 8
@@ -131,6 +134,8 @@ class BpfFunc(enum.IntEnum):
     get_current_task_btf = 158
     ktime_get_tai_ns = 208
     task_pt_regs = 175
+    for_each_map_elem = 164
+    map_lookup_percpu_elem = 195
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1
@@ -182,6 +187,18 @@ class ProgLoadAttr(_c.Structure):
         ("fd_array", _u64), ("core_relos", _u64), ("core_relo_rec_size", _u32),
         ("log_true_size", _u32),
     ]
+
+
+class BtfLoadAttr(_c.Structure):
+    """BPF_BTF_LOAD: a program's own BTF (the FUNC types its func_info names)."""
+    _fields_ = [
+        ("btf", _u64), ("btf_log_buf", _u64), ("btf_size", _u32), ("btf_log_size", _u32),
+        ("btf_log_level", _u32),
+    ]
+
+
+# struct bpf_func_info: a function's first instruction (in instructions) and its BTF FUNC id.
+BPF_FUNC_INFO_SIZE = 8
 
 
 class TestRunAttr(_c.Structure):

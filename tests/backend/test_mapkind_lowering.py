@@ -22,6 +22,7 @@ VALUES = [5, -3, 0, 12, 7, -40, 1 << 40]
 class HostBuilder:
     """What the kinds' lowering uses of a FunctionBuilder, over a function of this host."""
     gep, store64, load64 = FunctionBuilder.gep, FunctionBuilder.store64, FunctionBuilder.load64
+    divide = FunctionBuilder.divide
     constant = staticmethod(FunctionBuilder.constant)
 
     def __init__(self, builder: ir.IRBuilder):
@@ -105,3 +106,30 @@ def test_the_lowered_bucket_is_the_one_whose_label_holds_the_value(kind, lhist):
         lo, hi = bounds(index)
         assert 0 <= index < k.array_entries(spec)
         assert (lo is None or lo <= v) and (hi is None or v < hi), (v, index, lo, hi)
+
+
+# Per-CPU values of one key as (value, set) pairs for min/max, where CPU 1 never set one.
+PER_CPU = {MapKind.COUNT: [(3,), (0,), (5,)], MapKind.SUM: [(-7,), (0,), (12,)],
+           MapKind.MIN: [(4, 1), (-99, 0), (-2, 1)], MapKind.MAX: [(4, 1), (99, 0), (-2, 1)],
+           MapKind.AVG: [(2, 9), (0, 0), (3, -30)]}
+
+
+@pytest.mark.parametrize("kind", list(PER_CPU))
+def test_merging_the_cpus_reads_what_user_space_prints(kind):
+    # A for-loop reads a per-CPU value as the CPUs' values merged (lower_merge into a zeroed
+    # total, then lower_read): the number the map prints, for avg its printed average.
+    k = kind_for(kind)
+    spec = MapSpec("@m", "AT_m", kind, (T.IntType(),), T.IntType())
+    address = jit(lambda m: (function(m, "merge", [PTR, PTR], k.lower_merge),
+                             function(m, "read", [PTR], k.lower_read, returns=I64)))
+    merge = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(address("merge"))
+    read = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)(address("read"))
+    total = ctypes.create_string_buffer(spec.value_size)
+    raw = b""
+    for fields in PER_CPU[kind]:
+        one = b"".join(v.to_bytes(8, "little", signed=True) for v in fields)
+        raw += one
+        cpu = ctypes.create_string_buffer(one, len(one))
+        merge(ctypes.addressof(total), ctypes.addressof(cpu))
+    [(_, printed)] = k.entries(spec, [(1,)], raw, len(PER_CPU[kind]), False, None)
+    assert read(ctypes.addressof(total)) == (printed.average if kind is MapKind.AVG else printed)

@@ -1,0 +1,17 @@
+"""Constants of include/uapi/linux/btf.h, named as the kernel names them, for the BTF pybpf
+writes itself (a program's functions: pybpf.backend.progbtf)."""
+
+BTF_MAGIC = 0xEB9F
+BTF_VERSION = 1
+BTF_HEADER_SIZE = 24        # struct btf_header
+
+BTF_KIND_INT = 1
+BTF_KIND_PTR = 2
+BTF_KIND_FUNC = 12
+BTF_KIND_FUNC_PROTO = 13
+
+BTF_INT_SIGNED = 1 << 0     # encoding bits of a BTF_KIND_INT's extra word
+
+# A BTF_KIND_FUNC's vlen: its linkage. The verifier takes a callback only from a static function.
+BTF_FUNC_STATIC = 0
+BTF_FUNC_GLOBAL = 1
