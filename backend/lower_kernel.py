@@ -189,7 +189,7 @@ class KernelLowering:
 
     def expr_FieldAccess(self, e):
         base_t = self.checked.types.get(e.base)
-        if isinstance(base_t, T.StructType):       # a member of a struct copied onto the stack
+        if isinstance(base_t, (T.StructType, T.TupleType)):   # a member of a struct or record on the stack
             buf, t = self.gep(self.expr(e.base), self.checked.constants[e]), self.type_of(e)
             return buf if is_buffer(t) else self.load_int(buf, 0, t)
         if e in self.checked.kernel_fields:

@@ -109,8 +109,12 @@ def unify(a: T.Type, b: T.Type) -> T.Type | None:
         return T.IntType(8, a.signed and b.signed)
     if isinstance(a, T.TupleType) and isinstance(b, T.TupleType) and \
             len(a.elements) == len(b.elements):
-        parts = [unify(x, y) for x, y in zip(a.elements, b.elements)]
-        return None if None in parts else T.TupleType(tuple(parts))
+        if sorted(a.names) != sorted(b.names):
+            return None
+        # records match by name, in a's order: (b=2, a=1) is stored into (a=..., b=...) reordered
+        others = [b.elements[b.names.index(n)] for n in a.names] if a.names else b.elements
+        parts = [unify(x, y) for x, y in zip(a.elements, others)]
+        return None if None in parts else T.TupleType(tuple(parts), a.names)
     return a if a == b else None
 
 

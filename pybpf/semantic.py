@@ -395,6 +395,10 @@ class TypeChecker(KernelChecks):
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.TupleType) and base.names:
+            self.error(f"Can not access index {e.index} on record type '{base}': its fields are "
+                       f"read by name ({', '.join('.' + n for n in base.names)})", e.span)
+            return None
         if not isinstance(base, T.TupleType):
             self.error(f"Can not access index {e.index} on non-tuple type '{base}'", e.span)
             return None
@@ -405,15 +409,29 @@ class TypeChecker(KernelChecks):
         return base.elements[e.index]
 
     def expr_Tuple(self, e: ast.Tuple):
-        parts = self.storable_types(e.elements, "tuple element")
+        if e.names and not self.record_names(e):
+            return None
+        parts = self.storable_types(e.elements, "record field" if e.names else "tuple element")
         if parts is None:
             return None
-        tuple_type = T.TupleType(tuple(parts))
+        tuple_type = T.TupleType(tuple(parts), e.names)
         if tuple_type.size > MAX_TUPLE_SIZE:
             self.error(f"The tuple takes {tuple_type.size} bytes, more than the {MAX_TUPLE_SIZE} a tuple "
                        f"can have: use fewer or shorter elements (str(x, n))", e.span)
             return None
         return tuple_type
+
+    def record_names(self, e: ast.Tuple) -> bool:
+        """A record's fields: every one named, each name once."""
+        for i, (name, span) in enumerate(zip(e.names, e.name_spans)):
+            if not name:
+                self.error("Named and unnamed fields cannot be mixed: name every field of a record "
+                           "(name=value), or none for a tuple", span)
+                return False
+            if name in e.names[:i]:
+                self.error(f"Duplicate field name in record: '{name}'", span)
+                return False
+        return True
 
     def expr_Binary(self, e: ast.Binary):
         left, right = self.expr(e.left), self.expr(e.right)

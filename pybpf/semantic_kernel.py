@@ -67,6 +67,14 @@ class KernelChecks:
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.TupleType) and base.names:     # a record's field
+            if e.field not in base.names:
+                self.error(f"Record of type '{base}' does not contain a field named '{e.field}'",
+                           e.span)
+                return None
+            index = base.names.index(e.field)
+            self.result.constants[e] = base.offsets()[index]
+            return base.elements[index]
         if isinstance(base, T.StructType):      # a struct copied whole: its member, in place
             member = next(((off, t) for name, off, t in base.fields if name == e.field), None)
             if member is None:
@@ -250,7 +258,7 @@ class KernelChecks:
             return None
         if isinstance(base, T.PointerType) and base.pointee:
             return self.pointer_index(e, base)
-        if not isinstance(base, (T.ArrayType, T.TupleType)):
+        if not isinstance(base, (T.ArrayType, T.TupleType)) or getattr(base, "names", ()):
             self.error(f"The array index operator [] can only be used on arrays, tuples and "
                        f"typed pointers, found {base}", e.span)
             return None

@@ -3,6 +3,7 @@
     IntType(8, signed=True)        # every integer value in a map, key or event is 8 bytes
     StringType(64)                 # NUL-padded bytes, compared bytewise
     TupleType((IntType(8, True), StringType(16)))
+    TupleType((IntType(8, True), StringType(2)), ("a", "b"))    # a record: (a=1, b="x")
 
 In maps, keys and ring-buffer records every element occupies `slot_size(t)` bytes: its size rounded
 up to 8, so offsets never need padding rules and both sides of the kernel agree by construction.
@@ -46,7 +47,10 @@ class ProbeType:
 
 @record(frozen=True)
 class TupleType:
+    """A tuple, or with `names` a record (bpftrace's named tuple): the same layout, its elements
+    also reached by name and printed { .name = value, ... }."""
     elements: tuple["ValueType", ...]
+    names: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -56,6 +60,8 @@ class TupleType:
         return slot_offsets(self.elements)
 
     def __str__(self) -> str:
+        if self.names:
+            return "(" + ", ".join(f"{n}={e}" for n, e in zip(self.names, self.elements)) + ")"
         return "(" + ", ".join(str(e) for e in self.elements) + ")"
 
 
@@ -173,7 +179,7 @@ def to_json(t: Type) -> object:
     if isinstance(t, ProbeType):
         return ["probe"]
     if isinstance(t, TupleType):
-        return ["tuple", [to_json(e) for e in t.elements]]
+        return ["tuple", [to_json(e) for e in t.elements], list(t.names)]
     if isinstance(t, FormattedType):
         return ["formatted", t.kind, t.size, t.param]
     if isinstance(t, ArrayType):
@@ -196,7 +202,7 @@ def from_json(j: list) -> Type:
     if tag == "probe":
         return ProbeType()
     if tag == "tuple":
-        return TupleType(tuple(from_json(e) for e in j[1]))
+        return TupleType(tuple(from_json(e) for e in j[1]), tuple(j[2]) if len(j) > 2 else ())
     if tag == "formatted":
         return FormattedType(j[1], j[2], j[3])
     if tag == "array":

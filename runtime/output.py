@@ -29,7 +29,7 @@ from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, MapKind
 from pybpf.program import MapSpec
 from pybpf.runtime import symbols
-from pybpf.runtime.values import Pointer, Struct, text_of
+from pybpf.runtime.values import Pointer, Record, Struct, text_of
 
 _UNSIGNED = (1 << 64) - 1
 
@@ -304,6 +304,8 @@ def _json_value(value) -> str:
         return _json_str(str(value))
     if isinstance(value, Struct):
         return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in value) + "}"
+    if isinstance(value, Record):
+        return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in zip(value._names, value)) + "}"
     if isinstance(value, tuple):
         return "[" + ",".join(map(_json_value, value)) + "]"
     return str(value)
