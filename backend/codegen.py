@@ -369,7 +369,9 @@ class FunctionBuilder(MapLowering, KernelLowering):
     def store_variable(self, var: ast.Variable, value: ir.Value) -> ir.Value:
         """Store an integer into a variable, converted to its declared type as C does."""
         t = self.checked.variables[var].type
-        if isinstance(t, T.IntType) and t.size < 8:
+        if isinstance(t, T.IntType) and t.boolean:        # let $b: bool = 5: true
+            value = self.from_bool(self.to_bool(value))
+        elif isinstance(t, T.IntType) and t.size < 8:
             value = self.narrow(value, KernelRead("int", t.size, t.signed))
         self.store64(value, self.variable_slot(var))
         return value

@@ -234,6 +234,10 @@ class KernelLowering:
             return buf
         if isinstance(operand, T.ArrayType):
             value = self.load_int(value, 0, t)
+        if isinstance(t, T.IntType) and t.boolean:          # (bool)x: x is not 0 (a string: not empty)
+            if isinstance(operand, T.StringType):
+                value = self.load_int(value, 0, T.IntType(1, False))
+            return self.from_bool(self.to_bool(value))
         if isinstance(t, T.IntType) and t.size < 8:
             return self.narrow(value, KernelRead("int", t.size, t.signed))
         return value

@@ -20,6 +20,7 @@ from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
 UINT = T.IntType(8, False)
+BOOL = T.IntType(8, False, True)        # comparisons, !, && and ||, true and false, (bool)x
 VOID = T.VoidType()
 
 
@@ -88,8 +89,14 @@ def is_int(t) -> bool:
     return isinstance(t, (T.IntType, T.PointerType))
 
 
+def is_bool(t) -> bool:
+    return isinstance(t, T.IntType) and t.boolean
+
+
 def storable(t: T.Type) -> T.Type:
     """What a map or an event holds of a value: pointers as plain u64, ints in 8 bytes."""
+    if is_bool(t):
+        return BOOL
     return T.IntType(8, t.signed) if is_int(t) else t
 
 
@@ -106,6 +113,8 @@ def unify(a: T.Type, b: T.Type) -> T.Type | None:
     if isinstance(a, T.StringType) and isinstance(b, T.StringType):
         return a if a.size >= b.size else b
     if is_int(a) and is_int(b):
+        if is_bool(a) or is_bool(b):      # a bool beside an integer is its 0 or 1: the integer's type
+            return storable(b if is_bool(a) else a)
         return T.IntType(8, a.signed and b.signed)
     if isinstance(a, T.TupleType) and isinstance(b, T.TupleType) and \
             len(a.elements) == len(b.elements):
@@ -119,7 +128,7 @@ def unify(a: T.Type, b: T.Type) -> T.Type | None:
 
 
 def int_size(name: str) -> int:
-    return int(name.lstrip("uint")) // 8
+    return 1 if name == "bool" else int(name.lstrip("uint")) // 8
 
 
 # A positional parameter read as an integer the way bpftrace reads one (strtoul/strtol, base 0):

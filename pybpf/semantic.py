@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pybpf import ast, builtins
 from pybpf import types as T
-from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
+from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
                            CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
                            stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
@@ -142,7 +142,7 @@ class TypeChecker(KernelChecks):
             if t is None:
                 return
         if isinstance(t, T.IntType):
-            t = T.IntType(8, t.signed)
+            t = storable(t)
         if isinstance(s.target, ast.Variable):
             self.assign_variable(s.target, t, value)
         else:
@@ -447,7 +447,7 @@ class TypeChecker(KernelChecks):
                 return left
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
-            return INT
+            return BOOL
         if e.op in ("==", "!=") and isinstance(left, T.RecordType):
             left = self.struct_value(e.left, left)
         if e.op in ("==", "!=") and isinstance(right, T.RecordType):
@@ -456,7 +456,7 @@ class TypeChecker(KernelChecks):
             return None
         if e.op in ("==", "!=") and isinstance(left, (T.ArrayType, T.StructType, T.TupleType)) \
                 and left == right:
-            return INT          # compared byte by byte, as bpftrace compares them
+            return BOOL         # compared byte by byte, as bpftrace compares them
         if not (is_int(left) and is_int(right)):
             self.error(f"Type mismatch for '{e.op}': comparing '{left}' with '{right}'"
                        if e.op in ("==", "!=", "<", ">", "<=", ">=")
@@ -464,7 +464,7 @@ class TypeChecker(KernelChecks):
                        e.span)
             return None
         if e.op in ("==", "!=", "<", ">", "<=", ">=", "&&", "||"):
-            return INT
+            return BOOL
         if e.op in ("<<", ">>"):
             return T.IntType(8, left.signed)
         return T.IntType(8, left.signed and right.signed)
@@ -476,7 +476,7 @@ class TypeChecker(KernelChecks):
         if not is_int(t):
             self.error(f"The '{e.op}' operator needs an integer, not '{t}'", e.span)
             return None
-        return INT if e.op == "!" else T.IntType(8, t.signed)
+        return BOOL if e.op == "!" else T.IntType(8, t.signed)
 
     def expr_IncDec(self, e: ast.IncDec):
         target = e.target

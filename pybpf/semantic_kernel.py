@@ -13,7 +13,7 @@ from pybpf import types as T
 from pybpf.checked import (INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField, int_size,
                            is_int)
 from pybpf.diagnostics import Span
-from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
+from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
@@ -201,8 +201,8 @@ class KernelChecks:
         elif not isinstance(target, (T.IntType, T.PointerType)):
             self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
             return None
-        elif not is_int(operand):
-            self.error(f"Cannot cast {operand} to {target}", e.span)
+        elif not is_int(operand) and not (target == BOOL_TYPE and isinstance(operand, T.StringType)):
+            self.error(f"Cannot cast {operand} to {target}", e.span)   # (bool)"s": not empty
             return None
         if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
             if target.size != operand.size:      # bpftrace: both must have the same size

@@ -21,11 +21,13 @@ COMM_SIZE = 16        # TASK_COMM_LEN
 
 @record(frozen=True)
 class IntType:
+    """An integer; with `boolean`, bpftrace's bool: 0 or 1, printed `true`/`false`."""
     size: int = 8
     signed: bool = True
+    boolean: bool = False
 
     def __str__(self) -> str:
-        return f"{'' if self.signed else 'u'}int{self.size * 8}"
+        return "bool" if self.boolean else f"{'' if self.signed else 'u'}int{self.size * 8}"
 
 
 @record(frozen=True)
@@ -173,7 +175,7 @@ def slot_offsets(types: tuple[Type, ...] | list[Type]) -> list[int]:
 
 def to_json(t: Type) -> object:
     if isinstance(t, IntType):
-        return ["int", t.size, t.signed]
+        return ["bool", t.size] if t.boolean else ["int", t.size, t.signed]
     if isinstance(t, StringType):
         return ["str", t.size]
     if isinstance(t, ProbeType):
@@ -197,6 +199,8 @@ def from_json(j: list) -> Type:
     tag = j[0]
     if tag == "int":
         return IntType(j[1], j[2])
+    if tag == "bool":
+        return IntType(j[1], False, True)
     if tag == "str":
         return StringType(j[1])
     if tag == "probe":

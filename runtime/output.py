@@ -260,11 +260,13 @@ def _sorted_by_key(spec: MapSpec, entries: Entries) -> Entries:
 
 def _int_keys(spec: MapSpec) -> int:
     """The number of key parts when every one is an integer, else 0."""
-    return len(spec.key) if spec.key and all(type(t) is T.IntType for t in spec.key) else 0
+    return len(spec.key) if spec.key and all(type(t) is T.IntType and not t.boolean for t in spec.key) else 0
 
 
 def _has_tuple(types) -> bool:
-    return any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType)) for t in types)   # not printed by str()
+    """Whether a key part is not printed by str(): tuples, arrays, structs, bools (true, false)."""
+    return any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType)) or
+               (isinstance(t, T.IntType) and t.boolean) for t in types)
 
 
 def _key_order(key: tuple) -> tuple:
@@ -300,6 +302,8 @@ def _json_key(key: tuple) -> str:
 def _json_value(value) -> str:
     if isinstance(value, str):
         return _json_str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Pointer):
         return _json_str(str(value))
     if isinstance(value, Struct):

@@ -56,9 +56,11 @@ def record_class(names: tuple[str, ...]) -> type:
 
 def text_of(value) -> str:
     """A decoded value as bpftrace writes it in text: strings bare, tuples as (a, b, (c, d)),
-    arrays as [1,2,3], structs and records as { .a = 1, .b = x }."""
+    arrays as [1,2,3], structs and records as { .a = 1, .b = x }, bools as true and false."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Array):
         return "[" + ",".join(map(text_of, value)) + "]"
     if isinstance(value, Struct):
@@ -86,7 +88,8 @@ def escape_bytes(text: str) -> str:
 def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
            probe_names: dict[int, str] | None = None):
     if isinstance(t, T.IntType):
-        return int.from_bytes(buf[offset:offset + t.size], "little", signed=t.signed)
+        value = int.from_bytes(buf[offset:offset + t.size], "little", signed=t.signed)
+        return bool(value) if t.boolean else value
     if isinstance(t, T.StringType):
         return decode_string(bytes(buf[offset:offset + t.size]))
     if isinstance(t, T.ProbeType):
@@ -120,7 +123,7 @@ def slot_decoder(types: tuple[T.Type, ...], probe_names: dict[int, str] | None =
     """decode_slots for one fixed list of types, compiled once into a single struct unpack: the
     hot path of printf events and map keys. Falls back to decode_slots for tuples."""
     if any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType, T.PointerType, T.FormattedType,
-                          T.StackType)) or (isinstance(t, T.IntType) and t.size != 8)
+                          T.StackType)) or (isinstance(t, T.IntType) and (t.size != 8 or t.boolean))
            for t in types):
         return lambda buf, offset=0: decode_slots(types, buf, offset, probe_names)
     names = probe_names or {}

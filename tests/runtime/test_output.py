@@ -507,6 +507,16 @@ def test_record_fields_python_refuses_keep_their_names_in_print():
     assert value_text(value) == "{ .from = 1, ._x = 2, .ok = 3 }"
 
 
+def test_bools_print_true_and_false():
+    spec = MapSpec("@b", "AT_b", MapKind.VALUE, (T.IntType(8, False, True), T.IntType()),
+                   T.TupleType((T.IntType(8, False, True),)))
+    key = (decode(spec.key[0], (1).to_bytes(8, "little")), 2)
+    value = (decode(spec.key[0], bytes(8)),)
+    assert key[0] is True and value == (False,)
+    assert text_of(spec, [(key, value)]) == "@b[true, 2]: (false)\n"
+    assert json_of(spec, [(key, value)]) == '{"type": "map", "data": {"@b": {"true,2": [false]}}}\n'
+
+
 def test_pointers_print_in_hex():
     ptr = T.PointerType(0, "struct sock *")
     value = decode(ptr, (0xffff888100000000).to_bytes(8, "little"))
