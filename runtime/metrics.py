@@ -35,7 +35,7 @@ from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, key_labels
 from pybpf.program import MapSpec
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
-from pybpf.runtime.values import escape_bytes
+from pybpf.runtime.values import escape_bytes, text_of
 
 PREFIX = "pybpf_"
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
@@ -62,7 +62,7 @@ def _flatten(parts: tuple) -> list[str]:
         if isinstance(part, tuple):
             out.extend(_flatten(part))
         else:
-            out.append(escape_bytes(part) if isinstance(part, str) else str(part))
+            out.append(escape_bytes(part) if isinstance(part, str) else text_of(part))   # bools: true
     return out
 
 

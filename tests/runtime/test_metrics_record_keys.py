@@ -69,6 +69,11 @@ def test_a_count_by_record_key():
         {("pybpf_opens", (("comm", "bash"), ("path", "/etc/passwd"))): 3}
 
 
+def test_a_bool_key_part_is_true_or_false():
+    spec = MapSpec("@b", "AT_b", MapKind.COUNT, (record("ok", T.IntType(8, False, True)),), INT)
+    assert samples_of(spec, [(((True,),), 2)]) == {("pybpf_b", (("ok", "true"),)): 2}
+
+
 def test_a_histogram_by_a_record_key_with_a_field_named_le():
     spec = MapSpec("@lat", "AT_lat", MapKind.HIST, (record("le op", INT, COMM),), INT)
     samples = samples_of(spec, [(((1, "read"),), {5: 2})])
