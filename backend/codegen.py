@@ -384,7 +384,9 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
     def store_variable(self, var: ast.Variable, value: ir.Value) -> ir.Value:
         """Store an integer into a variable, converted to its declared type as C does."""
         t = self.checked.variables[var].type
-        if isinstance(t, T.IntType) and t.size < 8:
+        if isinstance(t, T.IntType) and t.boolean:        # let $b: bool = 5: true
+            value = self.from_bool(self.to_bool(value))
+        elif isinstance(t, T.IntType) and t.size < 8:
             value = self.narrow(value, KernelRead("int", t.size, t.signed))
         self.store64(value, self.variable_slot(var))
         return value
@@ -416,7 +418,7 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
             return
         value = self.expr(value_expr)
         if is_buffer(var_type):
-            self.copy(ptr, slot(var_type), value, slot(self.type_of(value_expr)))
+            self.store_slot(ptr, 0, value, self.type_of(value_expr), var_type)
         else:
             self.store_variable(var, value)
 
@@ -428,6 +430,14 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
 
     def store_slot(self, buf: ir.Value, offset: int, value: ir.Value, t: T.Type,
                    want: T.Type) -> None:
+        if isinstance(want, T.TupleType) and isinstance(t, T.TupleType) and t != want:
+            # element by element: a record's fields by name, strings inside widened in place
+            for name, w, at in zip(want.names or range(len(want.elements)), want.elements, want.offsets()):
+                i = t.names.index(name) if want.names else name
+                et, et_at = t.elements[i], t.offsets()[i]
+                part = self.gep(value, et_at) if is_buffer(et) else self.load64(value, et_at)
+                self.store_slot(buf, offset + at, part, et, w)
+            return
         if is_buffer(want):
             self.copy(self.gep(buf, offset), slot(want), value, slot(t))
         else:

@@ -190,7 +190,7 @@ class KernelLowering:
 
     def expr_FieldAccess(self, e):
         base_t = self.checked.types.get(e.base)
-        if isinstance(base_t, T.StructType):       # a member of a struct copied onto the stack
+        if isinstance(base_t, (T.StructType, T.TupleType)):   # a member of a struct or record on the stack
             buf, t = self.gep(self.expr(e.base), self.checked.constants[e]), self.type_of(e)
             return buf if is_buffer(t) else self.load_int(buf, 0, t)
         if e in self.checked.kernel_fields:
@@ -235,6 +235,10 @@ class KernelLowering:
             return buf
         if isinstance(operand, T.ArrayType):
             value = self.load_int(value, 0, t)
+        if isinstance(t, T.IntType) and t.boolean:          # (bool)x: x is not 0 (a string: not empty)
+            if isinstance(operand, T.StringType):
+                value = self.load_int(value, 0, T.IntType(1, False))
+            return self.from_bool(self.to_bool(value))
         if isinstance(t, T.IntType) and t.size < 8:
             return self.narrow(value, KernelRead("int", t.size, t.signed))
         return value

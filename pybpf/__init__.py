@@ -38,6 +38,9 @@ def __getattr__(name: str) -> object:
     if name == "Session":
         from pybpf.runtime.session import Session
         return Session
+    if name == "Record":
+        from pybpf.runtime.values import Record
+        return Record
     if name == "make_output":
         from pybpf.runtime.output import make_output
         return make_output
@@ -46,5 +49,5 @@ def __getattr__(name: str) -> object:
 
 __all__ = ["BpfError", "BpfPermissionError", "Bucket", "CompileError", "CompileOptions",
            "CompiledProgram", "Error", "Histogram", "MapInfo", "MapView", "MapsView",
-           "NotSupportedError", "ProbeUnavailableError", "Program", "Session", "Stats", "Trace",
+           "NotSupportedError", "ProbeUnavailableError", "Program", "Record", "Session", "Stats", "Trace",
            "VerifierError", "compile", "compile_source", "compile_to_ir", "make_output"]

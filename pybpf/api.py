@@ -32,10 +32,11 @@ from pybpf.records import record, replace
 
 Key = Union[int, str, tuple[object, ...]]
 """A map key: an int or a str for a one-part key, a tuple for several parts, () for a map without
-a key (`@total = count()`)."""
+a key (`@total = count()`). A record part, `@m[(comm=comm, pid=pid)]`, is a named tuple
+(pybpf.Record): `key.comm`; it equals the plain tuple of its values, `("bash", 12)`."""
 Value = Union[int, str, tuple[object, ...], "Histogram", "Stats"]
-"""A map value: int (count, sum, min, max, integer values), str, tuple, Histogram (hist, lhist)
-or Stats (avg, stats)."""
+"""A map value: int (count, sum, min, max, integer values), str, tuple or record (a named tuple,
+pybpf.Record), Histogram (hist, lhist) or Stats (avg, stats)."""
 PrintfCallback = Callable[[str], None]
 EventCallback = Callable[[object], None]
 LostCallback = Callable[[int], None]
@@ -113,7 +114,8 @@ class Program:
 
         on_printf(text): the text of printf(), time(), join(), system() and print(@map);
         default: written to stdout.
-        on_event(value): the value of each print(value) (an int, str or tuple); default: printed.
+        on_event(value): the value of each print(value) (an int, str, tuple, or a record as a
+        named tuple: print((pid=pid, comm=comm)) gives `event.pid`, `event.comm`); default: printed.
         on_lost(n): n more events were lost (the ring buffer was full); default: a line on stderr.
         """
         return Trace(self, on_printf, on_event, on_lost)

@@ -160,6 +160,10 @@ class OffsetOf:
 class Tuple:
     elements: tuple["Expr", ...]
     span: Span
+    # A record, (a=1, b="x"): each element's field name ("" for one without a name, which the
+    # checker refuses beside named ones) and the span of that name; () for a plain tuple.
+    names: tuple[str, ...] = ()
+    name_spans: tuple[Span, ...] = ()
 
 
 Expr = Union[Integer, String, Builtin, PositionalParam, ParamCount, Variable, Map, Call,

@@ -20,6 +20,7 @@ from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
 UINT = T.IntType(8, False)
+BOOL = T.IntType(8, False, True)        # comparisons, !, && and ||, true and false, (bool)x
 VOID = T.VoidType()
 
 
@@ -91,8 +92,14 @@ def is_int(t) -> bool:
     return isinstance(t, (T.IntType, T.PointerType))
 
 
+def is_bool(t) -> bool:
+    return isinstance(t, T.IntType) and t.boolean
+
+
 def storable(t: T.Type) -> T.Type:
     """What a map or an event holds of a value: pointers as plain u64, ints in 8 bytes."""
+    if is_bool(t):
+        return BOOL
     return T.IntType(8, t.signed) if is_int(t) else t
 
 
@@ -109,16 +116,22 @@ def unify(a: T.Type, b: T.Type) -> T.Type | None:
     if isinstance(a, T.StringType) and isinstance(b, T.StringType):
         return a if a.size >= b.size else b
     if is_int(a) and is_int(b):
+        if is_bool(a) or is_bool(b):      # a bool beside an integer is its 0 or 1: the integer's type
+            return storable(b if is_bool(a) else a)
         return T.IntType(8, a.signed and b.signed)
     if isinstance(a, T.TupleType) and isinstance(b, T.TupleType) and \
             len(a.elements) == len(b.elements):
-        parts = [unify(x, y) for x, y in zip(a.elements, b.elements)]
-        return None if None in parts else T.TupleType(tuple(parts))
+        if sorted(a.names) != sorted(b.names):
+            return None
+        # records match by name, in a's order: (b=2, a=1) is stored into (a=..., b=...) reordered
+        others = [b.elements[b.names.index(n)] for n in a.names] if a.names else b.elements
+        parts = [unify(x, y) for x, y in zip(a.elements, others)]
+        return None if None in parts else T.TupleType(tuple(parts), a.names)
     return a if a == b else None
 
 
 def int_size(name: str) -> int:
-    return int(name.lstrip("uint")) // 8
+    return 1 if name == "bool" else int(name.lstrip("uint")) // 8
 
 
 # A positional parameter read as an integer the way bpftrace reads one (strtoul/strtol, base 0):

@@ -44,6 +44,7 @@ class KernelField:
 
 INT_TYPE_NAMES = {f"{'u' if u else ''}int{bits}": T.IntType(bits // 8, not u)
                   for bits in (8, 16, 32, 64) for u in (False, True)}
+BOOL_TYPE = INT_TYPE_NAMES["bool"] = T.IntType(1, False, True)      # bpftrace's bool: a byte, 0 or 1
 # The kernel's C name of each, for pointers to them: (uint32 *) is (unsigned int *).
 INT_C_NAMES = {"int8": "signed char", "uint8": "unsigned char", "int16": "short",
                "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",

@@ -319,8 +319,25 @@ class _ToAst(Transformer):
     def builtin(self, meta, children):
         return ast.Builtin(str(children[0]), _span(meta))
 
+    def record_field(self, meta, children):
+        name, value = children
+        return _RecordField(str(name), Span.of_token(name), value)
+
     def tuple(self, meta, children):
-        return ast.Tuple(tuple(c for c in children if c is not None), _span(meta))
+        items = [c for c in children if c is not None]
+        if not any(isinstance(c, _RecordField) for c in items):
+            return ast.Tuple(tuple(items), _span(meta))
+        return ast.Tuple(tuple(c.value if isinstance(c, _RecordField) else c for c in items), _span(meta),
+                         tuple(c.name if isinstance(c, _RecordField) else "" for c in items),
+                         tuple(c.name_span if isinstance(c, _RecordField) else c.span for c in items))
+
+
+class _RecordField:
+    """`name=value` inside parentheses, until the tuple it is in becomes an ast.Tuple."""
+    __slots__ = ("name", "name_span", "value")
+
+    def __init__(self, name: str, name_span: Span, value):
+        self.name, self.name_span, self.value = name, name_span, value
 
 
 _TOKEN_NAMES = {"SEMICOLON": ";", "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LPAR": "(",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pybpf import ast, builtins
 from pybpf import types as T
-from pybpf.checked import (INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
+from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
                            CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
                            stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
@@ -184,7 +184,7 @@ class TypeChecker(KernelChecks):
             if t is None:
                 return
         if isinstance(t, T.IntType):
-            t = T.IntType(8, t.signed)
+            t = storable(t)
         if isinstance(s.target, ast.Variable):
             self.assign_variable(s.target, t, value)
         else:
@@ -448,6 +448,10 @@ class TypeChecker(KernelChecks):
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.TupleType) and base.names:
+            self.error(f"Can not access index {e.index} on record type '{base}': its fields are "
+                       f"read by name ({', '.join('.' + n for n in base.names)})", e.span)
+            return None
         if not isinstance(base, T.TupleType):
             self.error(f"Can not access index {e.index} on non-tuple type '{base}'", e.span)
             return None
@@ -458,15 +462,29 @@ class TypeChecker(KernelChecks):
         return base.elements[e.index]
 
     def expr_Tuple(self, e: ast.Tuple):
-        parts = self.storable_types(e.elements, "tuple element")
+        if e.names and not self.record_names(e):
+            return None
+        parts = self.storable_types(e.elements, "record field" if e.names else "tuple element")
         if parts is None:
             return None
-        tuple_type = T.TupleType(tuple(parts))
+        tuple_type = T.TupleType(tuple(parts), e.names)
         if tuple_type.size > MAX_TUPLE_SIZE:
             self.error(f"The tuple takes {tuple_type.size} bytes, more than the {MAX_TUPLE_SIZE} a tuple "
                        f"can have: use fewer or shorter elements (str(x, n))", e.span)
             return None
         return tuple_type
+
+    def record_names(self, e: ast.Tuple) -> bool:
+        """A record's fields: every one named, each name once."""
+        for i, (name, span) in enumerate(zip(e.names, e.name_spans)):
+            if not name:
+                self.error("Named and unnamed fields cannot be mixed: name every field of a record "
+                           "(name=value), or none for a tuple", span)
+                return False
+            if name in e.names[:i]:
+                self.error(f"Duplicate field name in record: '{name}'", span)
+                return False
+        return True
 
     def expr_Binary(self, e: ast.Binary):
         left, right = self.expr(e.left), self.expr(e.right)
@@ -482,7 +500,7 @@ class TypeChecker(KernelChecks):
                 return left
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
-            return INT
+            return BOOL
         if e.op in ("==", "!=") and isinstance(left, T.RecordType):
             left = self.struct_value(e.left, left)
         if e.op in ("==", "!=") and isinstance(right, T.RecordType):
@@ -491,7 +509,7 @@ class TypeChecker(KernelChecks):
             return None
         if e.op in ("==", "!=") and isinstance(left, (T.ArrayType, T.StructType, T.TupleType)) \
                 and left == right:
-            return INT          # compared byte by byte, as bpftrace compares them
+            return BOOL         # compared byte by byte, as bpftrace compares them
         if not (is_int(left) and is_int(right)):
             self.error(f"Type mismatch for '{e.op}': comparing '{left}' with '{right}'"
                        if e.op in ("==", "!=", "<", ">", "<=", ">=")
@@ -499,7 +517,7 @@ class TypeChecker(KernelChecks):
                        e.span)
             return None
         if e.op in ("==", "!=", "<", ">", "<=", ">=", "&&", "||"):
-            return INT
+            return BOOL
         if e.op in ("<<", ">>"):
             return T.IntType(8, left.signed)
         return T.IntType(8, left.signed and right.signed)
@@ -511,7 +529,7 @@ class TypeChecker(KernelChecks):
         if not is_int(t):
             self.error(f"The '{e.op}' operator needs an integer, not '{t}'", e.span)
             return None
-        return INT if e.op == "!" else T.IntType(8, t.signed)
+        return BOOL if e.op == "!" else T.IntType(8, t.signed)
 
     def expr_IncDec(self, e: ast.IncDec):
         target = e.target

@@ -14,7 +14,7 @@ from pybpf import types as T
 from pybpf.checked import (INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField, int_size,
                            is_int)
 from pybpf.diagnostics import Span
-from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
+from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
@@ -70,6 +70,14 @@ class KernelChecks:
         base = self.expr(e.base)
         if base is None:
             return None
+        if isinstance(base, T.TupleType) and base.names:     # a record's field
+            if e.field not in base.names:
+                self.error(f"Record of type '{base}' does not contain a field named '{e.field}'",
+                           e.span)
+                return None
+            index = base.names.index(e.field)
+            self.result.constants[e] = base.offsets()[index]
+            return base.elements[index]
         if isinstance(base, T.StructType):      # a struct copied whole: its member, in place
             member = next(((off, t) for name, off, t in base.fields if name == e.field), None)
             if member is None:
@@ -212,8 +220,8 @@ class KernelChecks:
         elif not isinstance(target, (T.IntType, T.PointerType)):
             self.error(f"Cannot cast to {target}: only to integers and pointers", e.span)
             return None
-        elif not is_int(operand):
-            self.error(f"Cannot cast {operand} to {target}", e.span)
+        elif not is_int(operand) and not (target == BOOL_TYPE and isinstance(operand, T.StringType)):
+            self.error(f"Cannot cast {operand} to {target}", e.span)   # (bool)"s": not empty
             return None
         if isinstance(target, T.PointerType):
             # bpftrace's address spaces: a pointer keeps its own; an integer cast in a probe of
@@ -274,7 +282,7 @@ class KernelChecks:
             return None
         if isinstance(base, T.PointerType) and base.pointee:
             return self.pointer_index(e, base)
-        if not isinstance(base, (T.ArrayType, T.TupleType)):
+        if not isinstance(base, (T.ArrayType, T.TupleType)) or getattr(base, "names", ()):
             self.error(f"The array index operator [] can only be used on arrays, tuples and "
                        f"typed pointers, found {base}", e.span)
             return None

@@ -3,6 +3,7 @@
     IntType(8, signed=True)        # every integer value in a map, key or event is 8 bytes
     StringType(64)                 # NUL-padded bytes, compared bytewise
     TupleType((IntType(8, True), StringType(16)))
+    TupleType((IntType(8, True), StringType(2)), ("a", "b"))    # a record: (a=1, b="x")
 
 In maps, keys and ring-buffer records every element occupies `slot_size(t)` bytes: its size rounded
 up to 8, so offsets never need padding rules and both sides of the kernel agree by construction.
@@ -20,11 +21,13 @@ COMM_SIZE = 16        # TASK_COMM_LEN
 
 @record(frozen=True)
 class IntType:
+    """An integer; with `boolean`, bpftrace's bool: 0 or 1, printed `true`/`false`."""
     size: int = 8
     signed: bool = True
+    boolean: bool = False
 
     def __str__(self) -> str:
-        return f"{'' if self.signed else 'u'}int{self.size * 8}"
+        return "bool" if self.boolean else f"{'' if self.signed else 'u'}int{self.size * 8}"
 
 
 @record(frozen=True)
@@ -46,7 +49,10 @@ class ProbeType:
 
 @record(frozen=True)
 class TupleType:
+    """A tuple, or with `names` a record (bpftrace's named tuple): the same layout, its elements
+    also reached by name and printed { .name = value, ... }."""
     elements: tuple["ValueType", ...]
+    names: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -56,6 +62,8 @@ class TupleType:
         return slot_offsets(self.elements)
 
     def __str__(self) -> str:
+        if self.names:
+            return "(" + ", ".join(f"{n}={e}" for n, e in zip(self.names, self.elements)) + ")"
         return "(" + ", ".join(str(e) for e in self.elements) + ")"
 
 
@@ -171,13 +179,13 @@ def slot_offsets(types: tuple[Type, ...] | list[Type]) -> list[int]:
 
 def to_json(t: Type) -> object:
     if isinstance(t, IntType):
-        return ["int", t.size, t.signed]
+        return ["bool", t.size] if t.boolean else ["int", t.size, t.signed]
     if isinstance(t, StringType):
         return ["str", t.size]
     if isinstance(t, ProbeType):
         return ["probe"]
     if isinstance(t, TupleType):
-        return ["tuple", [to_json(e) for e in t.elements]]
+        return ["tuple", [to_json(e) for e in t.elements], list(t.names)]
     if isinstance(t, FormattedType):
         return ["formatted", t.kind, t.size, t.param]
     if isinstance(t, ArrayType):
@@ -195,12 +203,14 @@ def from_json(j: list) -> Type:
     tag = j[0]
     if tag == "int":
         return IntType(j[1], j[2])
+    if tag == "bool":
+        return IntType(j[1], False, True)
     if tag == "str":
         return StringType(j[1])
     if tag == "probe":
         return ProbeType()
     if tag == "tuple":
-        return TupleType(tuple(from_json(e) for e in j[1]))
+        return TupleType(tuple(from_json(e) for e in j[1]), tuple(j[2]) if len(j) > 2 else ())
     if tag == "formatted":
         return FormattedType(j[1], j[2], j[3])
     if tag == "array":

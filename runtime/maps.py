@@ -170,10 +170,10 @@ _INT_FIELDS = {(1, True): "b", (1, False): "B", (2, True): "h", (2, False): "H",
 
 def _int_slots_layout(types: tuple[T.Type, ...]) -> str | None:
     """The struct fields of slots that hold only integers ('q', 'I4x', ...), or None when a slot
-    holds a string, probe or tuple (those take the generic decode)."""
+    holds a string, probe, tuple or bool (those take the generic decode)."""
     fields = []
     for t in types:
-        if type(t) is not T.IntType or (t.size, t.signed) not in _INT_FIELDS:
+        if type(t) is not T.IntType or t.boolean or (t.size, t.signed) not in _INT_FIELDS:
             return None
         pad = T.slot_size(t) - t.size
         fields.append(_INT_FIELDS[t.size, t.signed] + (f"{pad}x" if pad else ""))

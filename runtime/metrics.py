@@ -8,7 +8,8 @@
     server.close()                                       # before session.stop()
 
 One metric family per map, named `pybpf_<map name>` (`@` alone: `pybpf_map`); key parts become
-labels `key` (one part) or `key0`, `key1`, ... (tuples flattened). Counts, sums, min, max and integer
+labels `key` (one part) or `key0`, `key1`, ... (tuples flattened), a record's fields labels of their
+names (`@opens[(comm=comm, path=...)]`: `comm`, `path`). Counts, sums, min, max and integer
 values are gauges (a script may clear() or zero() them); avg and stats maps are summaries (`_count`,
 `_sum`) with the average as printed in a `_average` gauge; hist and lhist maps are histograms whose
 `le` is each bucket's inclusive upper bound, with `_count` and no `_sum` (the kernel keeps no sum);
@@ -31,10 +32,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import Metric
 
 from pybpf.mapkinds import kind_for
-from pybpf.mapkinds.base import Entries, label_names, label_width
+from pybpf.mapkinds.base import Entries, key_labels
 from pybpf.program import MapSpec
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
-from pybpf.runtime.values import escape_bytes
+from pybpf.runtime.values import escape_bytes, text_of
 
 PREFIX = "pybpf_"
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
@@ -48,7 +49,7 @@ def metric_name(map_name: str) -> str:
 def map_families(spec: MapSpec, entries: Entries) -> list[Metric]:
     """The metric families of one map's entries (as Session.read_map returns them): its kind's
     (pybpf.mapkinds), with the keys flattened into labels."""
-    labels = label_names("key", sum(label_width(t) for t in spec.key))
+    labels = key_labels(spec.key)
     keyed = [(_flatten(key), value) for key, value in entries]
     call = f"{spec.kind.value}()" if spec.kind.is_aggregation else "values"
     doc = f"{spec.name}: {call} of the pybpf script"
@@ -61,7 +62,7 @@ def _flatten(parts: tuple) -> list[str]:
         if isinstance(part, tuple):
             out.extend(_flatten(part))
         else:
-            out.append(escape_bytes(part) if isinstance(part, str) else str(part))
+            out.append(escape_bytes(part) if isinstance(part, str) else text_of(part))   # bools: true
     return out
 
 

@@ -29,7 +29,7 @@ from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, MapKind
 from pybpf.program import MapSpec
 from pybpf.runtime import symbols
-from pybpf.runtime.values import Pointer, Struct, text_of
+from pybpf.runtime.values import Pointer, Record, Struct, text_of
 
 _UNSIGNED = (1 << 64) - 1
 
@@ -260,11 +260,13 @@ def _sorted_by_key(spec: MapSpec, entries: Entries) -> Entries:
 
 def _int_keys(spec: MapSpec) -> int:
     """The number of key parts when every one is an integer, else 0."""
-    return len(spec.key) if spec.key and all(type(t) is T.IntType for t in spec.key) else 0
+    return len(spec.key) if spec.key and all(type(t) is T.IntType and not t.boolean for t in spec.key) else 0
 
 
 def _has_tuple(types) -> bool:
-    return any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType)) for t in types)   # not printed by str()
+    """Whether a key part is not printed by str(): tuples, arrays, structs, bools (true, false)."""
+    return any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType)) or
+               (isinstance(t, T.IntType) and t.boolean) for t in types)
 
 
 def _key_order(key: tuple) -> tuple:
@@ -300,10 +302,14 @@ def _json_key(key: tuple) -> str:
 def _json_value(value) -> str:
     if isinstance(value, str):
         return _json_str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Pointer):
         return _json_str(str(value))
     if isinstance(value, Struct):
         return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in value) + "}"
+    if isinstance(value, Record):
+        return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in zip(value._names, value)) + "}"
     if isinstance(value, tuple):
         return "[" + ",".join(map(_json_value, value)) + "]"
     return str(value)

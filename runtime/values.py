@@ -32,15 +32,41 @@ class Struct(tuple):
     """A decoded struct or union: (name, value) pairs, printed { .name = value, ... }."""
 
 
+class Record(tuple):
+    """A decoded record, `(a=1, b="x")`: a named tuple (`r.a`, `r._asdict()`) of a class made
+    once per list of field names (record_class), printed { .a = 1, .b = x } as bpftrace prints it.
+    `_names` are the script's names: a name Python's namedtuple refuses (a keyword such as
+    `from`, or one starting with `_`) is the field `_N` in Python, N its position."""
+    __slots__ = ()
+    _names: tuple[str, ...] = ()
+
+
+_RECORD_CLASSES: dict[tuple[str, ...], type] = {}
+
+
+def record_class(names: tuple[str, ...]) -> type:
+    """The named-tuple class of records with these fields, made at its first use."""
+    cls = _RECORD_CLASSES.get(names)
+    if cls is None:
+        from collections import namedtuple
+        cls = _RECORD_CLASSES[names] = type("Record", (namedtuple("Record", names, rename=True), Record),
+                                            {"__slots__": (), "_names": names})
+    return cls
+
+
 def text_of(value) -> str:
     """A decoded value as bpftrace writes it in text: strings bare, tuples as (a, b, (c, d)),
-    arrays as [1,2,3]."""
+    arrays as [1,2,3], structs and records as { .a = 1, .b = x }, bools as true and false."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Array):
         return "[" + ",".join(map(text_of, value)) + "]"
     if isinstance(value, Struct):
         return "{ " + ", ".join(f".{name} = {text_of(v)}" for name, v in value) + " }"
+    if isinstance(value, Record):
+        return "{ " + ", ".join(f".{name} = {text_of(v)}" for name, v in zip(value._names, value)) + " }"
     if isinstance(value, tuple):
         return "(" + ", ".join(map(text_of, value)) + ")"
     return str(value)
@@ -62,15 +88,16 @@ def escape_bytes(text: str) -> str:
 def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
            probe_names: dict[int, str] | None = None):
     if isinstance(t, T.IntType):
-        return int.from_bytes(buf[offset:offset + t.size], "little", signed=t.signed)
+        value = int.from_bytes(buf[offset:offset + t.size], "little", signed=t.signed)
+        return bool(value) if t.boolean else value
     if isinstance(t, T.StringType):
         return decode_string(bytes(buf[offset:offset + t.size]))
     if isinstance(t, T.ProbeType):
         pid = int.from_bytes(buf[offset:offset + 8], "little")
         return (probe_names or {}).get(pid, f"probe#{pid}")
     if isinstance(t, T.TupleType):
-        return tuple(decode(e, buf, offset + off, probe_names)
-                     for e, off in zip(t.elements, t.offsets()))
+        parts = [decode(e, buf, offset + off, probe_names) for e, off in zip(t.elements, t.offsets())]
+        return record_class(t.names)._make(parts) if t.names else tuple(parts)
     if isinstance(t, T.FormattedType):
         return render(t, bytes(buf[offset:offset + t.size]))
     if isinstance(t, T.PointerType):
@@ -96,7 +123,7 @@ def slot_decoder(types: tuple[T.Type, ...], probe_names: dict[int, str] | None =
     """decode_slots for one fixed list of types, compiled once into a single struct unpack: the
     hot path of printf events and map keys. Falls back to decode_slots for tuples."""
     if any(isinstance(t, (T.TupleType, T.ArrayType, T.StructType, T.PointerType, T.FormattedType,
-                          T.StackType)) or (isinstance(t, T.IntType) and t.size != 8)
+                          T.StackType)) or (isinstance(t, T.IntType) and (t.size != 8 or t.boolean))
            for t in types):
         return lambda buf, offset=0: decode_slots(types, buf, offset, probe_names)
     names = probe_names or {}

@@ -1,10 +1,10 @@
-"""Functions on integers: bswap."""
+"""Integers: bswap, and the bool constants true and false."""
 
 from __future__ import annotations
 
 from pybpf import types as T
-from pybpf.builtins.entry import function
-from pybpf.checked import is_int
+from pybpf.builtins.entry import function, identifier, typed
+from pybpf.checked import BOOL, is_int
 
 
 def check_bswap(c, e):
@@ -30,4 +30,6 @@ def lower_bswap(g, e):
 
 BUILTINS = (
     function("bswap", (1, 1), check_bswap, lower_bswap),
+    identifier("true", typed(BOOL), lambda g, e: g.constant(1)),
+    identifier("false", typed(BOOL), lambda g, e: g.constant(0)),
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 import struct
 from operator import itemgetter
 from typing import Callable, Iterable
@@ -161,6 +162,44 @@ def add64(fb, ptr, amount, offset: int = 0) -> None:
 
 def label_names(stem: str, count: int) -> list[str]:
     return [stem] if count == 1 else [f"{stem}{i}" for i in range(count)]
+
+
+# Label names Prometheus gives a meaning to (`le`: a histogram's buckets, `quantile`: a summary's;
+# names starting with `__` are reserved) or that pybpf's info metrics use for values (`value`,
+# `value0`, ...): a record field named so becomes `key_<name>`, as does one that another label of
+# the key already has (a positional `key0`, an earlier field: `key_` is added until it is unique).
+_RESERVED_LABEL = re.compile(r"le|quantile|__.*|value\d*")
+
+
+def key_labels(types: tuple[T.Type, ...]) -> list[str]:
+    """The label names of a map's key parts. A record's fields are named by their names, a nested
+    record's as `outer_inner` and a tuple's elements inside a record as `name0`, `name1`, ...; every
+    other part keeps its position among the flattened parts: `key` (the only one) or `key0`, `key1`.
+
+        key_labels((TupleType((StringType(16), IntType()), ("comm", "pid")),))   # ['comm', 'pid']
+        key_labels((StringType(16), IntType()))                                 # ['key0', 'key1']
+    """
+    fields = [name for t in types for name in _field_labels(t, None)]
+    labels = ["key" if len(fields) == 1 else f"key{i}" if field is None else ""
+              for i, field in enumerate(fields)]
+    for i, field in enumerate(fields):
+        if field is not None:
+            name = "key_" + field if _RESERVED_LABEL.fullmatch(field) else field
+            while name in labels:
+                name = "key_" + name
+            labels[i] = name
+    return labels
+
+
+def _field_labels(t: T.Type, path: str | None) -> list[str | None]:
+    """The label name of each flattened part of t, reached by `path` (None: by position only)."""
+    if not isinstance(t, T.TupleType):
+        return [path]
+    if t.names:
+        return [label for name, e in zip(t.names, t.elements)
+                for label in _field_labels(e, name if path is None else f"{path}_{name}")]
+    return [label for i, e in enumerate(t.elements)
+            for label in _field_labels(e, None if path is None else f"{path}{i}")]
 
 
 def label_width(t: T.Type) -> int:

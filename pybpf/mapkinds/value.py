@@ -26,7 +26,7 @@ class Value(Kind):
         return list(zip(keys, typed_values(spec.value, values_raw, self.value_size(spec))))
 
     def plain_type(self, spec) -> type | None:
-        if type(spec.value) is T.IntType:
+        if type(spec.value) is T.IntType and not spec.value.boolean:
             return int
         if isinstance(spec.value, (T.StringType, T.ProbeType)):
             return str

@@ -165,3 +165,25 @@ def test_join_text_reaches_on_printf():
         assert child.returncode == 0
         trace.poll(0.5)
     assert printed == ["true,a,b\n"]
+
+
+@pytest.mark.kernel
+def test_records_reach_python_as_named_tuples(own_comm):
+    prog = pybpf.compile(f'{GETPPID_PROBE} {{ @calls[(comm=comm, pid=pid)] = count(); '
+                         '@last = (tid=tid, pair=(1, "x"), inner=(n=2)); print((pid=pid, comm=comm)); }')
+    assert prog.maps["@calls"].key_types == ("(comm=string[16], pid=uint64)",)
+    events = []
+    with prog.run(on_event=events.append) as trace:
+        for _ in range(2):
+            os.getppid()
+        trace.poll(0.5)
+        calls = trace.maps["@calls"]
+        assert calls[(COMM, os.getpid())] == 2                   # a plain tuple finds the record key
+        (key, count), = calls.items()
+        assert isinstance(key, pybpf.Record) and (key.comm, key.pid, count) == (COMM, os.getpid(), 2)
+    assert [(e.pid, e.comm) for e in events] == [(os.getpid(), COMM)] * 2
+    assert all(isinstance(e, pybpf.Record) and e._asdict() == {"pid": os.getpid(), "comm": COMM}
+               for e in events)
+    last = trace.maps["@last"].value
+    assert last.tid == os.getpid() and last.pair == (1, "x") and last.inner.n == 2
+    assert not isinstance(last.pair, pybpf.Record) and isinstance(last.inner, pybpf.Record)

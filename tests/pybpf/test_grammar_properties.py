@@ -45,6 +45,10 @@ def expressions(leaves, integer_only=False):
                 inner.map(lambda e: f"@k[{e}]"),
                 inner.map(lambda e: f"str({e})"),
                 st.lists(inner, min_size=2, max_size=3).map(lambda es: "(" + ", ".join(es) + ")"),
+                # records: names drawn from few, so duplicates and mixes (name "") reach the checker
+                st.lists(st.tuples(st.sampled_from(["a", "b", "c", ""]), inner), min_size=1, max_size=3)
+                .map(lambda fs: "(" + ", ".join(f"{n}={e}" if n else e for n, e in fs) + ",)"),
+                st.tuples(inner, st.sampled_from(["a", "b", "0"])).map(lambda t: f"({t[0]}).{t[1]}"),
             ]
         return st.one_of(*forms)
     return st.recursive(leaves, extend, max_leaves=6)
@@ -107,6 +111,7 @@ VALID = [
     "BEGIN /1/ { @h = hist(5); @l = lhist(15, 0, 100, 10); } END { print(@h); }",
     'BEGIN < $i = 0; while ($i < 5) { $i++; if ($i == 3) { continue; } @w = sum($i); } >',
     'BEGIN { @t = (1, "two"); $t = (1, "two"); printf("%s %d\\n", $t.1, $t.0); }',
+    'BEGIN { $r = (a=1, b="x", c=(d=2)); @r[(k=$r.a)] = $r; $r = (c=(d=3), b="yz", a=$r.c.d); }',
     "interval:ms:100 { @ = count(); if (@x > 2) { exit(); } else { @x++; } }",
 ]
 TOKENS = ["{", "}", "<", ">", "(", ")", ";", ",", "/", "@", "$", '"', "=", "++", "count()",

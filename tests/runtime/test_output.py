@@ -482,6 +482,41 @@ def test_structs_print_as_bpftrace_prints_them():
         '{"type": "map", "data": {"@s": {"p": "0xffff8881", "i": {"x": -2}, "s": "ab"}}}\n'
 
 
+def test_records_decode_to_named_tuples_and_print_as_bpftrace_prints_them():
+    # { .name = value, ... } in text, as structs; an object of the fields, in order, in JSON.
+    inner = T.TupleType((T.IntType(), T.StringType(4)), ("n", "s"))
+    record = T.TupleType((T.IntType(), T.TupleType((T.IntType(), T.IntType())), inner), ("a", "d", "e"))
+    raw = (7).to_bytes(8, "little") + (5).to_bytes(8, "little") + (6).to_bytes(8, "little") + \
+        (-1).to_bytes(8, "little", signed=True) + b"ab\0\0" + bytes(4)
+    value = decode(record, raw)
+    assert value == (7, (5, 6), (-1, "ab")) and value.a == 7 and value.e.s == "ab"
+    assert value._asdict() == {"a": 7, "d": (5, 6), "e": (-1, "ab")}
+    assert type(value) is type(decode(record, raw))          # one class per list of names
+    spec = MapSpec("@r", "AT_r", MapKind.VALUE, (inner,), record)
+    key = value.e
+    assert text_of(spec, [((key,), value)]) == \
+        "@r[{ .n = -1, .s = ab }]: { .a = 7, .d = (5, 6), .e = { .n = -1, .s = ab } }\n"
+    assert json_of(spec, [((key,), value)]) == ('{"type": "map", "data": {"@r": {"{ .n = -1, .s = ab }": '
+                                                '{"a": 7, "d": [5,6], "e": {"n": -1, "s": "ab"}}}}}\n')
+
+
+def test_record_fields_python_refuses_keep_their_names_in_print():
+    from pybpf.runtime.values import record_class, text_of as value_text
+    value = record_class(("from", "_x", "ok"))._make((1, 2, 3))
+    assert value._fields == ("_0", "_1", "ok") and value.ok == 3
+    assert value_text(value) == "{ .from = 1, ._x = 2, .ok = 3 }"
+
+
+def test_bools_print_true_and_false():
+    spec = MapSpec("@b", "AT_b", MapKind.VALUE, (T.IntType(8, False, True), T.IntType()),
+                   T.TupleType((T.IntType(8, False, True),)))
+    key = (decode(spec.key[0], (1).to_bytes(8, "little")), 2)
+    value = (decode(spec.key[0], bytes(8)),)
+    assert key[0] is True and value == (False,)
+    assert text_of(spec, [(key, value)]) == "@b[true, 2]: (false)\n"
+    assert json_of(spec, [(key, value)]) == '{"type": "map", "data": {"@b": {"true,2": [false]}}}\n'
+
+
 def test_pointers_print_in_hex():
     ptr = T.PointerType(0, "struct sock *")
     value = decode(ptr, (0xffff888100000000).to_bytes(8, "little"))
