@@ -40,6 +40,8 @@ MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: update
 STACKS_MAP = "__pybpf_stacks"        # BPF_MAP_TYPE_STACK_TRACE: the frames of kstack/ustack ids, made
                                      # only when the script reads a stack
 STACKS_MAP_ENTRIES = 4096
+SCRATCH_MAP = "__pybpf_scratch"      # PERCPU_ARRAY, one entry per program whose buffers outgrow the
+                                     # 512-byte BPF stack (strings, records): made only then
 
 EVENT_HEADER_SIZE = 8
 DEFAULT_MAP_ENTRIES = 4096
