@@ -156,6 +156,14 @@ def test_environment_values_are_checked_as_bpftrace_does():
         environment({"BPFTRACE_MISSING_PROBES": "no"})
 
 
+def test_bpftrace_017_variable_names_are_read_when_the_current_is_unset():
+    from pybpf.settings import environment
+    assert environment({"BPFTRACE_STRLEN": "100", "BPFTRACE_MAP_KEYS_MAX": "9"}) == (
+        ("max_map_keys", "9"), ("max_strlen", "100"))
+    assert environment({"BPFTRACE_STRLEN": "100", "BPFTRACE_MAX_STRLEN": "200"}) == (
+        ("max_strlen", "200"),)
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("mode, warned", [("warn", True), ("ignore", False)])
 def test_missing_probes_warn_or_ignore(mode, warned):
