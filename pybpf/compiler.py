@@ -230,6 +230,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         emitter.cancel()
         raise
     plan = lowered.plan
+    settings = settings_of(lowered.checked.program, options)
     elf = times.run("llvm", emitter.emit, lowered.module.ir_text)
     return CompiledProgram(
         elf=elf,
@@ -243,6 +244,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         time_formats=tuple(plan.time_formats),
         probe_names=dict(plan.probe_names),
         statement_spans=lowered.module.statement_spans,
-        print_maps_on_exit=settings_of(lowered.checked.program, options).print_maps_on_exit,
+        print_maps_on_exit=settings.print_maps_on_exit,
+        max_cat_bytes=settings.max_cat_bytes,
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
     )

@@ -70,6 +70,7 @@ class EventKind(enum.IntEnum):
     SYSTEM = 10    # system(fmt, ...): index into printfs; the formatted text is the command
     JOIN = 11      # join(argv, sep): index into printfs, whose format is the separator and whose
                    # arguments are the count, then the strings
+    CAT = 12       # cat(fmt, ...): index into printfs; the formatted text names the file
 
 
 @record(frozen=True)
@@ -283,6 +284,7 @@ class CompiledProgram:
     # locates: a verifier rejection is shown on its statement.
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()
     print_maps_on_exit: bool = True       # the print_maps_on_exit setting
+    max_cat_bytes: int = 10240            # the max_cat_bytes setting: what cat() prints at most
     # The compiler's warnings, rendered: shown at each run, from the cache too.
     warnings: tuple[str, ...] = ()
 
@@ -304,6 +306,7 @@ class CompiledProgram:
             "probe_names": {str(k): v for k, v in self.probe_names.items()},
             "statement_spans": [list(span) for span in self.statement_spans],
             "print_maps_on_exit": self.print_maps_on_exit,
+            "max_cat_bytes": self.max_cat_bytes,
             "warnings": list(self.warnings),
         })
 
@@ -322,5 +325,6 @@ class CompiledProgram:
             probe_names={int(k): v for k, v in j["probe_names"].items()},
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
             print_maps_on_exit=j["print_maps_on_exit"],
+            max_cat_bytes=j["max_cat_bytes"],
             warnings=tuple(j["warnings"]),
         )
