@@ -89,6 +89,7 @@ class MapSpec:
     value: T.Type
     lhist: LhistParams | None = None
     max_entries: int = DEFAULT_MAP_ENTRIES
+    hist_bits: int = 0              # hist(v, k): 2^k buckets per power of two
 
     @property
     def is_array(self) -> bool:
@@ -130,14 +131,15 @@ class MapSpec:
             "name": self.name, "symbol": self.symbol, "kind": self.kind.value,
             "key": [T.to_json(k) for k in self.key], "value": T.to_json(self.value),
             "lhist": [self.lhist.min, self.lhist.max, self.lhist.step] if self.lhist else None,
-            "max_entries": self.max_entries,
+            "max_entries": self.max_entries, "hist_bits": self.hist_bits,
         }
 
     @classmethod
     def from_json(cls, j: dict) -> "MapSpec":
         return cls(j["name"], j["symbol"], MapKind(j["kind"]),
                    tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
-                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"])
+                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
+                   j["hist_bits"])
 
 
 @record(frozen=True)

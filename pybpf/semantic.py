@@ -118,7 +118,7 @@ class TypeChecker(KernelChecks):
         if isinstance(s.target, ast.Map) and aggregation is not None:
             if s.op is not None:
                 self.error(f"{value.name}() cannot be combined with '{s.op}='", s.span)
-            if self.arity(value, aggregation.arity, aggregation.arity):
+            if self.arity(value, aggregation.arity, aggregation.arity + aggregation.optional):
                 self.set(value, VOID)
                 aggregation.check(self, value, s.target, aggregation.map_kind)
             return
@@ -236,13 +236,13 @@ class TypeChecker(KernelChecks):
         return tuple(keys)
 
     def assign_map(self, m: ast.Map, kind: MapKind, value: T.Type,
-                   lhist: LhistParams | None = None) -> None:
+                   lhist: LhistParams | None = None, hist_bits: int = 0) -> None:
         keys = self.map_keys(m)
         if keys is None:
             return
         info = self.result.maps.get(m.name)
         if info is None:
-            self.result.maps[m.name] = MapInfo(m.name, kind, keys, value, lhist, m.span)
+            self.result.maps[m.name] = MapInfo(m.name, kind, keys, value, lhist, m.span, hist_bits)
             return
         if info.kind is not kind:
             self.error(f"Type mismatch for {m.name}: trying to assign value of type "
@@ -256,6 +256,9 @@ class TypeChecker(KernelChecks):
             return
         if info.lhist is not None and lhist is not None and info.lhist != lhist:
             self.error(f"Different lhist bounds in a single map unsupported: {m.name}", m.span)
+            return
+        if info.hist_bits != hist_bits:
+            self.error(f"Different bits in a single hist unsupported: {m.name}", m.span)
             return
         info.value = merged
         self.merge_keys(info, keys, m)

@@ -68,3 +68,32 @@ def test_debugf_writes_to_the_trace_buffer():
 def test_debugf_errors(source, message):
     r = run_pybpf(["--dry-run", "-e", source])
     assert r.returncode != 0 and message in r.stderr.splitlines()[0], r.stderr
+
+
+@pytest.mark.kernel
+def test_hist_with_k_sub_buckets_as_bpftrace_026_prints_it():
+    # bpftrace 0.26: hist(n, k) has 2^k buckets per power of two; buckets 1..2^(k+1) hold one
+    # value each ([0], [1], ...), the next are [lo, hi) with K/M suffixes on powers of 1024.
+    r = run_pybpf(["-e", 'BEGIN { @h = hist(3, 1); @h = hist(5, 1); @h = hist(5, 1); '
+                         '@h = hist(3000, 1); @n = hist(-7, 3); exit(); }'])
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.split("@h: \n", 1)[1].split("\n\n", 1)[0].splitlines()
+    labels = [line[:16].rstrip() for line in text]
+    assert labels[:4] == ["[3]", "[4, 6)", "[6, 8)", "[8, 12)"]
+    assert labels[-1] == "[2K, 3K)" and text[-1].split()[2] == "1"
+    assert text[1].split()[2] == "2" and text[1].endswith("@" * 52 + "|")
+    assert "@n: \n(..., 0)               1 |" in r.stdout
+    j = run_pybpf(["-f", "json", "-e", 'BEGIN { @h = hist(5, 2); @h = hist(1000, 2); exit(); }'])
+    hist = [json.loads(line) for line in j.stdout.splitlines()][-1]["data"]["@h"]
+    assert hist[0] == {"min": 5, "max": 5, "count": 1}
+    assert hist[-1] == {"min": 896, "max": 1023, "count": 1}
+
+
+@pytest.mark.parametrize("source, message", [
+    ("BEGIN { @h = hist(1, 6); }", "hist: bits 6 must be 0..5"),
+    ("BEGIN { @h = hist(1, 1); @h = hist(2, 2); }", "Different bits in a single hist unsupported: @h"),
+    ("BEGIN { @h = hist(1, 2, 3); }", "hist() requires"),
+])
+def test_hist_k_errors(source, message):
+    r = run_pybpf(["--dry-run", "-e", source])
+    assert r.returncode != 0 and message in r.stderr.splitlines()[0], r.stderr

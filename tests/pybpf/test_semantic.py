@@ -64,7 +64,7 @@ ERRORS = [
      "BEGIN { @l = lhist(1, 2); }\n"
      "             ~~~~~~~~~~~"),
     ("BEGIN { @h = hist(); }",
-     "stdin:1:14-20: ERROR: hist() requires 1 argument (0 provided)\n"
+     "stdin:1:14-20: ERROR: hist() requires 1 to 2 arguments (0 provided)\n"
      "BEGIN { @h = hist(); }\n"
      "             ~~~~~~"),
     # aggregation not assigned to a map
