@@ -41,11 +41,6 @@ SCRIPTS = {
     "printf 3 args": (GETPPID, '{ printf("%d %d %s\\n", pid, tid, comm); }', "empty (getppid)", None),
     "empty (openat)": (OPENAT, "{ }", None, "empty_openat"),
     "str(filename) key": (OPENAT, "{ @[str(args->filename)] = count(); }", "empty (openat)", "str_key"),
-    "printf str": (OPENAT, '{ printf("%s\\n", str(args->filename)); }', "empty (openat)", None),
-    # pybpf: the record no longer fits the stack beside the four strings; it is built in the
-    # per-CPU scratch map (docs/language.md, Strings)
-    "printf 4 str": (OPENAT, '{ printf("%s %s %s %s\\n", str(args->filename), str(args->filename), '
-                             'str(args->filename), str(args->filename)); }', "empty (openat)", None),
 }
 
 
