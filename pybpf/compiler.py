@@ -137,8 +137,9 @@ def _resolve_probes(program: ast.Script, diags: Diagnostics, options: CompileOpt
 
 def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileOptions) -> CheckedScript:
     from pybpf.semantic import check_types
+    settings = settings_of(resolved.program, options)
     checked = check_types(resolved.program, resolved.groups, diags, options.params, options.unsafe,
-                          settings_of(resolved.program, options).max_strlen)
+                          settings.max_strlen, settings.stack_mode)
     if not resolved.groups and not diags.has_errors:
         diags.error("No probes to attach", resolved.program.span)
     return checked

@@ -25,11 +25,13 @@ from pybpf.uapi.headers import header_constant
 
 class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
-                 params: tuple[str, ...], unsafe: bool = False, string_size: int = T.STRING_SIZE):
+                 params: tuple[str, ...], unsafe: bool = False, string_size: int = T.STRING_SIZE,
+                 stack_mode: str = "bpftrace"):
         self.result = CheckedScript(program, groups, params=params)
         self.diags = diags
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
         self.string_size = string_size      # max_strlen: str(), __data_loc strings, buf()
+        self.stack_mode = stack_mode        # stack_mode: kstack/ustack without a mode
         self.group: ProbeGroup | None = None
         self.loop_depth = 0
         self.scopes: list[dict[str, VarBinding]] = []    # the probe's block, then inner blocks
@@ -530,11 +532,12 @@ def smallest_int(value: int) -> T.IntType:
 
 def check_types(program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
                 params: tuple[str, ...] = (), unsafe: bool = False,
-                string_size: int = T.STRING_SIZE) -> CheckedScript:
+                string_size: int = T.STRING_SIZE, stack_mode: str = "bpftrace") -> CheckedScript:
     # Maps may be read in one probe and assigned in a later one: a first walk, whose errors are
     # dropped, learns every map's type; the second walk checks with them all known.
     scratch = Diagnostics(diags.source, diags.filename)
-    first = TypeChecker(program, groups, scratch, tuple(params), unsafe, string_size).check()
-    checker = TypeChecker(program, groups, diags, tuple(params), unsafe, string_size)
+    first = TypeChecker(program, groups, scratch, tuple(params), unsafe, string_size,
+                        stack_mode).check()
+    checker = TypeChecker(program, groups, diags, tuple(params), unsafe, string_size, stack_mode)
     checker.result.maps = first.maps
     return checker.check()

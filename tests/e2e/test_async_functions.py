@@ -97,3 +97,22 @@ def test_hist_with_k_sub_buckets_as_bpftrace_026_prints_it():
 def test_hist_k_errors(source, message):
     r = run_pybpf(["--dry-run", "-e", source])
     assert r.returncode != 0 and message in r.stderr.splitlines()[0], r.stderr
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("how", ["config", "BPFTRACE_STACK_MODE"])
+def test_stack_mode_is_the_mode_of_stacks_that_name_none(how):
+    # bpftrace 0.26: stack_mode (bpftrace, perf, raw) is how kstack/ustack print; a call's own
+    # mode wins.
+    env, config = dict(os.environ), ""
+    if how == "config":
+        config = "config = { stack_mode = raw } "
+    else:
+        env[how] = "raw"
+    r = run_pybpf(["-e", config + 'BEGIN { printf("%s|%s|\\n", kstack(2), kstack(bpftrace, 1)); '
+                                  'exit(); }'], env=env)
+    assert r.returncode == 0, r.stderr
+    raw, named = r.stdout.split("\n", 1)[1].split("|")[:2]
+    frames = [line.strip() for line in raw.split("\n")[1:] if line.strip()]
+    assert frames and all(int(frame, 16) for frame in frames), raw
+    assert "+" in named, named

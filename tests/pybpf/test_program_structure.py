@@ -134,10 +134,11 @@ def test_config_errors(source, rendered):
 
 def test_unimplemented_settings_are_accepted_with_a_warning():
     from pybpf.compiler import compile_source
-    compiled = compile_source("config = { stack_mode = perf } BEGIN { }")
+    compiled = compile_source("config = { lazy_symbolication = 1 } BEGIN { }")
     assert compiled.warnings == (
-        "stdin:1:12-29: WARNING: stack_mode is accepted but not implemented by pybpf: it has no "
-        "effect\nconfig = { stack_mode = perf } BEGIN { }\n           ~~~~~~~~~~~~~~~~~",)
+        "stdin:1:12-34: WARNING: lazy_symbolication is accepted but not implemented by pybpf: it "
+        "has no effect\nconfig = { lazy_symbolication = 1 } BEGIN { }\n           "
+        "~~~~~~~~~~~~~~~~~~~~~~",)
     assert compiled.print_maps_on_exit
 
 
