@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from e2e_helpers import run_pybpf
+from e2e_helpers import run_pybpf, setting_by
 
 
 def test_cat_prints_the_file_the_script_names(tmp_path):
@@ -25,11 +25,7 @@ def test_cat_prints_the_file_the_script_names(tmp_path):
 def test_cat_prints_at_most_max_cat_bytes_as_json(tmp_path, how):
     f = tmp_path / "catme"
     f.write_text("0123456789")
-    env, config = dict(os.environ), ""
-    if how == "config":
-        config = "config = { max_cat_bytes = 4 } "
-    else:
-        env[how] = "4"
+    env, config = setting_by(how, "max_cat_bytes", "4")
     r = run_pybpf(["-f", "json", "-e", config + f'BEGIN {{ cat("{f}"); exit(); }}'], env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[1]) == {"type": "cat", "data": "0123"}
@@ -104,11 +100,7 @@ def test_hist_k_errors(source, message):
 def test_stack_mode_is_the_mode_of_stacks_that_name_none(how):
     # bpftrace 0.26: stack_mode (bpftrace, perf, raw) is how kstack/ustack print; a call's own
     # mode wins.
-    env, config = dict(os.environ), ""
-    if how == "config":
-        config = "config = { stack_mode = raw } "
-    else:
-        env[how] = "raw"
+    env, config = setting_by(how, "stack_mode", "raw")
     r = run_pybpf(["-e", config + 'BEGIN { printf("%s|%s|\\n", kstack(2), kstack(bpftrace, 1)); '
                                   'exit(); }'], env=env)
     assert r.returncode == 0, r.stderr

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf, setting_by
 
 OPEN_PATHS = "import sys\nfor p in sys.argv[2:]:\n    try:\n        open(p).close()\n    except OSError:\n        pass\n"
 LONG_PATH = "/tmp/pybpf-long-" + "d" * 600 + "-end"      # ENOENT; openat still sees it whole
@@ -46,11 +46,7 @@ STR_OF_FILENAME = ('t:syscalls:sys_enter_openat /comm == "pybpflongstr"/ { '
 def test_max_strlen_reads_long_strings(how):
     # bpftrace 0.26: max_strlen is the size of str() (NUL included), set by the config block or
     # BPFTRACE_MAX_STRLEN; 0.17 called it BPFTRACE_STRLEN and refused more than 200.
-    env, config = dict(os.environ), ""
-    if how == "config":
-        config = "config = { max_strlen = 1024 } "
-    else:
-        env[how] = "1024"
+    env, config = setting_by(how, "max_strlen", "1024")
     line = opened_by(STR_OF_FILENAME, "pybpflongstr", LONG_PATH, env, config)
     assert line == LONG_PATH + "|0"
 
