@@ -23,8 +23,8 @@ from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_loops import LoopLowering, frame_depth
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS,
-                           START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
+from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, SCRATCH_MAP, START_MAP,
+                           START_SLOTS, START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
@@ -32,11 +32,15 @@ from pybpf.uapi.bpf import BPF_ANY, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
 STACK_LIMIT = 512
+# A per-CPU array's value is at most the kernel's per-CPU allocation unit (PCPU_MIN_UNIT_SIZE).
+SCRATCH_LIMIT = 32768
 TRIPLE = "bpfel"
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 
 
 class StackOverflow(Exception):
+    """A probe's buffers outgrew the stack and the scratch space after it."""
+
     def __init__(self, used: int, span):
         super().__init__(used)
         self.used, self.span = used, span
@@ -82,10 +86,25 @@ class ModuleBuilder:
         g.align = 4
         self.maps[symbol] = opaque(g)
 
-    def set_max_entries(self, symbol: str, entries: int) -> None:
+    def set_size(self, symbol: str, entries: int, value_size: int | None = None) -> None:
         fields = self.map_fields[symbol]
         fields[3] = entries
+        if value_size is not None:
+            fields[2] = value_size
         self.module.get_global(symbol).initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in fields])
+
+    def scratch_entry(self) -> int:
+        """The index of a new program's entry in SCRATCH_MAP (made with the first); its sizes are
+        set once every program is lowered (finish_scratch)."""
+        if SCRATCH_MAP not in self.maps:
+            self.define_map(SCRATCH_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
+            self.scratch_sizes: list[int] = []
+        self.scratch_sizes.append(0)
+        return len(self.scratch_sizes) - 1
+
+    def finish_scratch(self) -> None:
+        if SCRATCH_MAP in self.maps:
+            self.set_size(SCRATCH_MAP, len(self.scratch_sizes), max(self.scratch_sizes))
 
 
 class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
@@ -117,6 +136,12 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         self.allocas.debug_metadata = self.b.debug_metadata = self.location(span)
         self.stack_used = 0
         self.span = self.statement_span = span
+        # Buffers past the stack: this program's entry of SCRATCH_MAP, looked up once in the
+        # entry block and null-checked in `scratch_block`, which holds each buffer's address.
+        self.scratch_block: ir.Block | None = None
+        self.scratch_base: ir.Value | None = None
+        self.scratch_lookup: ir.Value | None = None
+        self.scratch_index = self.scratch_size = 0
         self.temporaries: list[tuple[int, ir.Value]] = []
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict = {}            # VarBinding -> its stack slot
@@ -134,17 +159,18 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         return self.checked.types[node]
 
     def alloca(self, size: int, name: str = "", temporary: bool = True) -> ir.Value:
-        """A stack buffer in the entry block. Temporaries return to a pool when the statement
-        that made them ends, so the next statement reuses them: nothing outlives a statement but
-        variables (and what maps copy)."""
+        """A buffer: on the stack (in the entry block) while it fits, else in the program's
+        per-CPU scratch space. Temporaries return to a pool when the statement that made them
+        ends, so the next statement reuses them: nothing outlives a statement but variables (and
+        what maps copy). A plain probe never reaches the scratch space, and pays nothing for it."""
         size = max(8, (size + 7) & ~7)
         pool = self.free.get(size)
         if temporary and pool:
             a = pool.pop()
+        elif self.stack_used + size > STACK_LIMIT - 8:      # 8: the scratch lookup's key
+            a = self.scratch(size, name)
         else:
             self.stack_used += size
-            if self.stack_used > STACK_LIMIT:
-                raise StackOverflow(self.stack_used, self.statement_span)
             with self.allocas.goto_entry_block():
                 self.allocas.position_at_start(self.allocas.block)
                 a = self.allocas.alloca(ir.ArrayType(I8, size), name=name)
@@ -153,6 +179,39 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         if temporary:
             self.temporaries.append((size, a))
         return a
+
+    def scratch(self, size: int, name: str) -> ir.Value:
+        if self.scratch_block is None:
+            self.open_scratch()
+        offset = self.scratch_size
+        self.scratch_size += size
+        self.mod.scratch_sizes[self.scratch_index] = self.scratch_size
+        if self.scratch_size > SCRATCH_LIMIT:
+            raise StackOverflow(self.stack_used + self.scratch_size, self.statement_span)
+        builder = ir.IRBuilder(self.scratch_block)
+        builder.position_before(self.scratch_block.terminator)
+        return opaque(builder.gep(self.scratch_base, [c64(offset)], source_etype=I8, name=name))
+
+    def open_scratch(self) -> None:
+        """The lookup of this program's scratch entry, at the end of the entry block (which
+        build() then ends with the null check the verifier wants)."""
+        self.scratch_index = self.mod.scratch_entry()
+        self.stack_used += 8
+        with self.allocas.goto_entry_block():
+            self.allocas.position_at_start(self.allocas.block)
+            key = opaque(self.allocas.alloca(ir.ArrayType(I8, 8), name="scratch_key"))
+        key.align = 8
+        self.allocas.position_at_end(self.allocas.block)
+        self.allocas.store(ir.Constant(I32, self.scratch_index), key, align=8)
+        fnty = ir.FunctionType(I64, [PTR, PTR])
+        found = self.allocas.call(HelperCallee(
+            self.allocas.inttoptr(c64(int(BpfFunc.map_lookup_elem)), PTR), fnty),
+            [self.map_ptr(SCRATCH_MAP), key])
+        self.scratch_lookup = found
+        self.scratch_block = self.fn.append_basic_block("scratch")
+        builder = ir.IRBuilder(self.scratch_block)
+        self.scratch_base = builder.inttoptr(found, PTR)
+        builder.branch(self.fn.blocks[1])
 
     def release_temporaries(self, mark: int) -> None:
         while len(self.temporaries) > mark:
@@ -243,7 +302,13 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
     def finish(self) -> None:
         """Close the entry block: its allocas, then on to the code."""
         self.allocas.position_at_end(self.allocas.block)
-        self.allocas.branch(self.fn.blocks[1])
+        if self.scratch_block is None:
+            self.allocas.branch(self.fn.blocks[1])
+            return
+        missing = self.fn.append_basic_block("no_scratch")     # never, for an index in range
+        ir.IRBuilder(missing).ret(c64(0))
+        self.allocas.cbranch(self.allocas.icmp_unsigned("!=", self.scratch_lookup, c64(0)),
+                             self.scratch_block, missing)
 
     def filter_traced_process(self) -> None:
         """-p/-c: return at once in any other process. The pid is read from the start map, which
@@ -683,9 +748,9 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
         try:
             builder.build()
         except StackOverflow as e:
-            diags.error(f"The probe uses more than the BPF stack's {STACK_LIMIT} bytes "
-                        f"({e.used} bytes by here): use fewer or shorter strings and tuples",
-                        e.span)
+            diags.error(f"The probe's values take more than the BPF stack's {STACK_LIMIT} bytes "
+                        f"and the {SCRATCH_LIMIT} bytes of scratch space after it ({e.used} bytes "
+                        f"by here): use fewer or shorter strings and tuples", e.span)
             continue
         for callback in builder.callbacks:
             # A callback's frame sits on its caller's: the verifier adds them up, each rounded to 32.
@@ -696,9 +761,10 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
                             "fewer or shorter strings and tuples", callback.span)
     if diags.has_errors:
         return None
+    mod.finish_scratch()
     if mod.event_writes == mod.exit_writes:
         # No printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer, whose
         # pages the tracer maps (they count in its RSS: 32 MiB by default) and the kernel allocates
         # at map creation (~6 ms for 32 MiB). The smallest is a page; exit() also sets EXIT_MAP.
-        mod.set_max_entries(EVENTS_MAP, mmap.PAGESIZE)
+        mod.set_size(EVENTS_MAP, mmap.PAGESIZE)
     return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))

@@ -49,6 +49,7 @@ class MapInfo:
     value: T.Type
     lhist: LhistParams | None = None
     span: Span | None = None
+    hist_bits: int = 0          # hist(v, k): 2^k buckets per power of two
 
 
 @dataclass(eq=False)

@@ -137,7 +137,9 @@ def _resolve_probes(program: ast.Script, diags: Diagnostics, options: CompileOpt
 
 def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileOptions) -> CheckedScript:
     from pybpf.semantic import check_types
-    checked = check_types(resolved.program, resolved.groups, diags, options.params, options.unsafe)
+    settings = settings_of(resolved.program, options)
+    checked = check_types(resolved.program, resolved.groups, diags, options.params, options.unsafe,
+                          settings.max_strlen, settings.stack_mode)
     if not resolved.groups and not diags.has_errors:
         diags.error("No probes to attach", resolved.program.span)
     return checked
@@ -229,6 +231,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         emitter.cancel()
         raise
     plan = lowered.plan
+    settings = settings_of(lowered.checked.program, options)
     elf = times.run("llvm", emitter.emit, lowered.module.ir_text)
     return CompiledProgram(
         elf=elf,
@@ -242,7 +245,8 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         time_formats=tuple(plan.time_formats),
         probe_names=dict(plan.probe_names),
         statement_spans=lowered.module.statement_spans,
-        print_maps_on_exit=settings_of(lowered.checked.program, options).print_maps_on_exit,
+        print_maps_on_exit=settings.print_maps_on_exit,
+        max_cat_bytes=settings.max_cat_bytes,
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
         depends_on=tuple(sorted(lowered.checked.depends_on.union(
             *(group.depends_on for group in lowered.checked.groups)))),

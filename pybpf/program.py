@@ -40,6 +40,8 @@ MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: update
 STACKS_MAP = "__pybpf_stacks"        # BPF_MAP_TYPE_STACK_TRACE: the frames of kstack/ustack ids, made
                                      # only when the script reads a stack
 STACKS_MAP_ENTRIES = 4096
+SCRATCH_MAP = "__pybpf_scratch"      # PERCPU_ARRAY, one entry per program whose buffers outgrow the
+                                     # 512-byte BPF stack (strings, records): made only then
 
 EVENT_HEADER_SIZE = 8
 DEFAULT_MAP_ENTRIES = 4096
@@ -68,6 +70,7 @@ class EventKind(enum.IntEnum):
     SYSTEM = 10    # system(fmt, ...): index into printfs; the formatted text is the command
     JOIN = 11      # join(argv, sep): index into printfs, whose format is the separator and whose
                    # arguments are the count, then the strings
+    CAT = 12       # cat(fmt, ...): index into printfs; the formatted text names the file
 
 
 @record(frozen=True)
@@ -86,6 +89,7 @@ class MapSpec:
     value: T.Type
     lhist: LhistParams | None = None
     max_entries: int = DEFAULT_MAP_ENTRIES
+    hist_bits: int = 0              # hist(v, k): 2^k buckets per power of two
 
     @property
     def is_array(self) -> bool:
@@ -127,14 +131,15 @@ class MapSpec:
             "name": self.name, "symbol": self.symbol, "kind": self.kind.value,
             "key": [T.to_json(k) for k in self.key], "value": T.to_json(self.value),
             "lhist": [self.lhist.min, self.lhist.max, self.lhist.step] if self.lhist else None,
-            "max_entries": self.max_entries,
+            "max_entries": self.max_entries, "hist_bits": self.hist_bits,
         }
 
     @classmethod
     def from_json(cls, j: dict) -> "MapSpec":
         return cls(j["name"], j["symbol"], MapKind(j["kind"]),
                    tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
-                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"])
+                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
+                   j["hist_bits"])
 
 
 @record(frozen=True)
@@ -287,6 +292,7 @@ class CompiledProgram:
     # locates: a verifier rejection is shown on its statement.
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()
     print_maps_on_exit: bool = True       # the print_maps_on_exit setting
+    max_cat_bytes: int = 10240            # the max_cat_bytes setting: what cat() prints at most
     # The compiler's warnings, rendered: shown at each run, from the cache too.
     warnings: tuple[str, ...] = ()
     # pybpf.facts (kind, subject, value): what compiled-in values came from; the compile cache
@@ -311,6 +317,7 @@ class CompiledProgram:
             "probe_names": {str(k): v for k, v in self.probe_names.items()},
             "statement_spans": [list(span) for span in self.statement_spans],
             "print_maps_on_exit": self.print_maps_on_exit,
+            "max_cat_bytes": self.max_cat_bytes,
             "warnings": list(self.warnings),
             "depends_on": [list(fact) for fact in self.depends_on],
         })
@@ -330,6 +337,7 @@ class CompiledProgram:
             probe_names={int(k): v for k, v in j["probe_names"].items()},
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
             print_maps_on_exit=j["print_maps_on_exit"],
+            max_cat_bytes=j["max_cat_bytes"],
             warnings=tuple(j["warnings"]),
             depends_on=tuple(tuple(fact) for fact in j["depends_on"]),
         )

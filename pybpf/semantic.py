@@ -27,10 +27,13 @@ from pybpf.uapi.headers import header_constant
 
 class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
-                 params: tuple[str, ...], unsafe: bool = False):
+                 params: tuple[str, ...], unsafe: bool = False, string_size: int = T.STRING_SIZE,
+                 stack_mode: str = "bpftrace"):
         self.result = CheckedScript(program, groups, params=params)
         self.diags = diags
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
+        self.string_size = string_size      # max_strlen: str(), __data_loc strings, buf()
+        self.stack_mode = stack_mode        # stack_mode: kstack/ustack without a mode
         self.group: ProbeGroup | None = None
         self.loop_depth = 0
         self.scopes: list[dict[str, VarBinding]] = []    # the probe's block, then inner blocks
@@ -159,7 +162,7 @@ class TypeChecker(KernelChecks):
         if isinstance(s.target, ast.Map) and aggregation is not None:
             if s.op is not None:
                 self.error(f"{value.name}() cannot be combined with '{s.op}='", s.span)
-            if self.arity(value, aggregation.arity, aggregation.arity):
+            if self.arity(value, aggregation.arity, aggregation.arity + aggregation.optional):
                 self.set(value, VOID)
                 aggregation.check(self, value, s.target, aggregation.map_kind)
             return
@@ -282,13 +285,13 @@ class TypeChecker(KernelChecks):
         return tuple(keys)
 
     def assign_map(self, m: ast.Map, kind: MapKind, value: T.Type,
-                   lhist: LhistParams | None = None) -> None:
+                   lhist: LhistParams | None = None, hist_bits: int = 0) -> None:
         keys = self.map_keys(m)
         if keys is None:
             return
         info = self.result.maps.get(m.name)
         if info is None:
-            self.result.maps[m.name] = MapInfo(m.name, kind, keys, value, lhist, m.span)
+            self.result.maps[m.name] = MapInfo(m.name, kind, keys, value, lhist, m.span, hist_bits)
             return
         if info.kind is not kind:
             self.error(f"Type mismatch for {m.name}: trying to assign value of type "
@@ -302,6 +305,9 @@ class TypeChecker(KernelChecks):
             return
         if info.lhist is not None and lhist is not None and info.lhist != lhist:
             self.error(f"Different lhist bounds in a single map unsupported: {m.name}", m.span)
+            return
+        if info.hist_bits != hist_bits:
+            self.error(f"Different bits in a single hist unsupported: {m.name}", m.span)
             return
         info.value = merged
         self.merge_keys(info, keys, m)
@@ -598,11 +604,13 @@ def smallest_int(value: int) -> T.IntType:
 
 
 def check_types(program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
-                params: tuple[str, ...] = (), unsafe: bool = False) -> CheckedScript:
+                params: tuple[str, ...] = (), unsafe: bool = False,
+                string_size: int = T.STRING_SIZE, stack_mode: str = "bpftrace") -> CheckedScript:
     # Maps may be read in one probe and assigned in a later one: a first walk, whose errors are
     # dropped, learns every map's type; the second walk checks with them all known.
     scratch = Diagnostics(diags.source, diags.filename)
-    first = TypeChecker(program, groups, scratch, tuple(params), unsafe).check()
-    checker = TypeChecker(program, groups, diags, tuple(params), unsafe)
+    first = TypeChecker(program, groups, scratch, tuple(params), unsafe, string_size,
+                        stack_mode).check()
+    checker = TypeChecker(program, groups, diags, tuple(params), unsafe, string_size, stack_mode)
     checker.result.maps = first.maps
     return checker.check()

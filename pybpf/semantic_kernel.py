@@ -162,7 +162,7 @@ class KernelChecks:
 
     def field_type(self, f: TracepointField, category: str, e) -> T.Type | None:
         if f.is_string:
-            return T.StringType(T.STRING_SIZE if f.data_loc else f.array_len)
+            return T.StringType(self.string_size if f.data_loc else f.array_len)
         if f.data_loc or f.array_len is not None:
             self.error(f"args.{f.name} is an array ({f.declaration()}), which is not supported "
                        "yet", e.span)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics
 from pybpf.records import factory, record
+from pybpf.types import MAX_STRLEN, STRING_SIZE
 
 if TYPE_CHECKING:         # the CLI reads the environment's settings on every start: no AST there
     from pybpf import ast
@@ -31,6 +32,10 @@ class Setting:
     default: object
     what: str                 # what it changes in pybpf (or, unimplemented, in bpftrace)
     implemented: bool = True
+    # The variable's older names (bpftrace 0.17's BPFTRACE_STRLEN), read when the current is unset.
+    old_env: tuple[str, ...] = ()
+    # integers: the largest value pybpf takes (None: no bound)
+    most: int | None = None
 
     @property
     def env(self) -> str:
@@ -44,10 +49,14 @@ class Setting:
 _UNSTABLE = "error|warn|enable"
 
 SETTINGS = {s.name: s for s in (
-    Setting("max_map_keys", "integer", 4096, "the entries of each map (--map-entries overrides it)"),
+    Setting("max_map_keys", "integer", 4096, "the entries of each map (--map-entries overrides it)",
+            old_env=("BPFTRACE_MAP_KEYS_MAX",)),
     Setting("max_probes", "integer", 1024, "the most attach points a program may have"),
-    Setting("max_strlen", "integer", 1024, "the size of str() (pybpf's is fixed at 64 bytes)",
-            implemented=False),
+    # pybpf's default stays 64 bytes (bpftrace 0.17's): every string slot, map key and record is
+    # that size, and the in-kernel cost grows with it (docs/language.md, Strings).
+    Setting("max_strlen", "integer", STRING_SIZE,
+            "the size of str(), of __data_loc strings and of buf() by default, NUL included",
+            old_env=("BPFTRACE_STRLEN",), most=MAX_STRLEN),
     Setting("missing_probes", "error|warn|ignore", "error",
             "a probe that does not exist here: an error, a warning and left out, or left out"),
     Setting("print_maps_on_exit", "boolean", True, "whether the maps are printed at exit"),
@@ -60,13 +69,15 @@ SETTINGS = {s.name: s for s in (
             implemented=False),
     Setting("log_size", "integer", 1000000, "the verifier log's size", implemented=False),
     Setting("max_bpf_progs", "integer", 1024, "the most BPF programs generated", implemented=False),
-    Setting("max_cat_bytes", "integer", 10240, "the bytes cat() reads", implemented=False),
+    Setting("max_cat_bytes", "integer", 10240, "the bytes cat() prints at most",
+            old_env=("BPFTRACE_CAT_BYTES_MAX",)),
     Setting("on_stack_limit", "integer", 32, "the largest value kept on the BPF stack",
             implemented=False),
     Setting("perf_rb_pages", "integer", 64, "the pages of the event buffer (pybpf: -B)",
             implemented=False),
     Setting("show_debug_info", "boolean", True, "file and line in stacks", implemented=False),
-    Setting("stack_mode", "bpftrace|perf|raw", "bpftrace", "how stacks print", implemented=False),
+    Setting("stack_mode", "bpftrace|perf|raw", "bpftrace",
+            "how kstack and ustack print where the call names no mode"),
     Setting("str_trunc_trailer", "string", "..", "the trailer of a truncated string",
             implemented=False),
     Setting("unstable_map_decl", _UNSTABLE, "warn", "map declarations", implemented=False),
@@ -105,10 +116,12 @@ def _typed(setting: Setting, value: object, written: str = "") -> object:
     got = "integer" if isinstance(value, int) else "string"
     if setting.kind == "integer":
         if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        if isinstance(value, int) and value >= 0:
-            return value
-        raise ValueError(f"Invalid type for {written}. Type: {got}. Expected Type: integer")
+            value = int(value)
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"Invalid type for {written}. Type: {got}. Expected Type: integer")
+        if setting.most is not None and not 1 <= value <= setting.most:
+            raise ValueError(f"{written} must be between 1 and {setting.most}, got {value}")
+        return value
     if setting.kind == "boolean":
         if value in (0, 1, "0", "1"):
             return bool(int(value))
@@ -128,9 +141,10 @@ def environment(env) -> tuple[tuple[str, str], ...]:
     the compile cache's key covers). Raises SettingError on a value that does not fit."""
     out = []
     for setting in SETTINGS.values():
-        text = env.get(setting.env)
-        if text is None:
+        name = next((n for n in (setting.env,) + setting.old_env if n in env), None)
+        if name is None:
             continue
+        text = env[name]
         try:
             if setting.kind == "integer" and not text.strip().isdigit():
                 raise ValueError
@@ -138,7 +152,9 @@ def environment(env) -> tuple[tuple[str, str], ...]:
         except ValueError:
             expected = "a number" if setting.kind == "integer" else (
                 "one of " + ", ".join(setting.choices) if setting.choices else "true or false")
-            raise SettingError(f"{setting.env}: expecting {expected}, got {text}") from None
+            if setting.most is not None:
+                expected = f"a number from 1 to {setting.most}"
+            raise SettingError(f"{name}: expecting {expected}, got {text}") from None
         out.append((setting.name, text))
     return tuple(out)
 

@@ -15,7 +15,10 @@ from typing import Union
 
 from pybpf.records import record
 
-STRING_SIZE = 64      # default size of str() and string literals stored in maps
+STRING_SIZE = 64      # default size of str() and string literals stored in maps (max_strlen)
+# The largest max_strlen: two such strings (a str() and the printf record holding it) fit in a
+# program's per-CPU scratch space (backend/codegen.py SCRATCH_LIMIT).
+MAX_STRLEN = 8192
 COMM_SIZE = 16        # TASK_COMM_LEN
 
 

@@ -88,6 +88,10 @@ class Output:
         """join(argv, sep): the strings joined, a line of its own."""
         raise NotImplementedError
 
+    def cat(self, text: str) -> None:
+        """cat(FILE): the file's text."""
+        raise NotImplementedError
+
     def map(self, spec: MapSpec, entries: Entries) -> None:
         raise NotImplementedError
 
@@ -115,6 +119,9 @@ class TextOutput(Output):
 
     def join(self, text: str) -> None:
         self._emit(text + "\n")
+
+    def cat(self, text: str) -> None:
+        self._emit(text)
 
     def lost(self, events: int) -> None:
         self._emit(f"Lost {events} events\n")
@@ -182,6 +189,9 @@ class JsonOutput(Output):
 
     def join(self, text: str) -> None:
         self._emit(f'{{"type": "join", "data": {_json_str(text)}}}\n')
+
+    def cat(self, text: str) -> None:
+        self._emit(f'{{"type": "cat", "data": {_json_str(text)}}}\n')
 
     def lost(self, events: int) -> None:
         self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')

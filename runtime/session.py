@@ -25,7 +25,7 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MA
 from pybpf import types as T
 from pybpf.runtime import maps, symbols
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
-from pybpf.runtime.command import run_command
+from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.output import top_entries
 from pybpf.runtime.printf import format_printf
@@ -233,6 +233,14 @@ class Session:
                 print(f"ERROR: {result.error}", file=sys.stderr, flush=True)
             if result.output:
                 self.output.syscall(result.output)
+        elif kind == EventKind.CAT:
+            args = self._decoders[index](record, EVENT_HEADER_SIZE)
+            result = read_file(format_printf(self.compiled.printfs[index].fmt, args),
+                               self.compiled.max_cat_bytes)
+            if result.error:
+                print(f"ERROR: {result.error}", file=sys.stderr, flush=True)
+            if result.output:
+                self.output.cat(result.output)
         elif kind == EventKind.JOIN:
             count, *strings = self._decoders[index](record, EVENT_HEADER_SIZE)
             self.output.join(self.compiled.printfs[index].fmt.join(strings[:count]))

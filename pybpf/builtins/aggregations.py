@@ -25,6 +25,24 @@ def check_value(c, call, m, kind: MapKind) -> None:
         c.assign_map(m, kind, INT)
 
 
+HIST_MAX_BITS = 5         # bpftrace: 0 <= k <= 5
+
+
+def check_hist(c, call, m, kind: MapKind) -> None:
+    """hist(v[, k]): k a constant, 2^k buckets per power of two (bpftrace 0.26)."""
+    if not integer_value(c, call):
+        return
+    bits = 0
+    if len(call.args) == 2:
+        bits = c.constant_int(call.args[1])
+        if bits is None:
+            return
+        if not 0 <= bits <= HIST_MAX_BITS:
+            c.error(f"hist: bits {bits} must be 0..{HIST_MAX_BITS}", call.args[1].span)
+            return
+    c.assign_map(m, kind, INT, hist_bits=bits)
+
+
 def check_lhist(c, call, m, kind: MapKind) -> None:
     if not integer_value(c, call):
         return
@@ -45,6 +63,6 @@ BUILTINS = (
     Aggregation("max", MapKind.MAX, 1, check_value),
     Aggregation("avg", MapKind.AVG, 1, check_value),
     Aggregation("stats", MapKind.STATS, 1, check_value),
-    Aggregation("hist", MapKind.HIST, 1, check_value),
+    Aggregation("hist", MapKind.HIST, 1, check_hist, optional=1),
     Aggregation("lhist", MapKind.LHIST, 4, check_lhist),
 )

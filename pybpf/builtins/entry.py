@@ -52,6 +52,7 @@ class Aggregation:
     map_kind: MapKind
     arity: int
     check: Callable[[Any, Any, Any, MapKind], None]
+    optional: int = 0            # arguments that may follow the `arity` required ones (hist's k)
 
 
 def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None,

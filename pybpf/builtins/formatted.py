@@ -10,6 +10,7 @@ import socket
 from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier, typed
+from pybpf.builtins.strings import longest_string
 from pybpf.checked import UINT, is_int
 from pybpf.uapi.bpf import BpfFunc
 
@@ -153,12 +154,10 @@ def lower_pton(g, e):
     return g.string_constant(socket.AF_INET6.to_bytes(8, "little") + packed, INET.size)
 
 
-MAX_BUF_SIZE = T.STRING_SIZE * 4        # as str(x, n): the bytes are built on the BPF stack
-
-
 def check_buf(c, e):
-    """buf(x, n): n bytes read from address x (n up to MAX_BUF_SIZE; a length known only at run
-    time reads up to STRING_SIZE), or of a string or byte array (n optional)."""
+    """buf(x, n): n bytes read from address x (n up to str()'s longest; a length known only at
+    run time reads up to max_strlen), or of a string or byte array (n optional)."""
+    most = longest_string(c)
     t = c.expr(e.args[0])
     if t is None:
         return None
@@ -171,15 +170,15 @@ def check_buf(c, e):
             return None
         size = c.result.constants[e] = t.size
     elif (n := c.fold(e.args[1])) is not None:
-        if not 0 <= n <= MAX_BUF_SIZE:
-            c.error(f"buf() length must be between 0 and {MAX_BUF_SIZE}", e.args[1].span)
+        if not 0 <= n <= most:
+            c.error(f"buf() length must be between 0 and {most}", e.args[1].span)
             return None
         c.set(e.args[1], UINT)
         size = c.result.constants[e] = min(n, t.size) if isinstance(t, T.StringType) else n
     else:
         if not integer_argument(c, e, e.args[1]):
             return None
-        size = T.STRING_SIZE if not isinstance(t, T.StringType) else t.size
+        size = c.string_size if not isinstance(t, T.StringType) else t.size
     return T.FormattedType("buf", 8 + size)
 
 

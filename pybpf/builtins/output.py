@@ -1,4 +1,4 @@
-"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, exit. Each sends a ring-buffer
+"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, cat, exit. Each sends a ring-buffer
 record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
 with go into the compiled program (their layouts, called by pybpf.resources); pybpf.printf_format
 parses printf formats for both sides, runtime/printf.py and runtime/output.py apply them."""
@@ -231,6 +231,55 @@ def lower_join(g, e):
     return g.constant(0)
 
 
+# bpf_trace_vprintk takes at most this many arguments (the kernel's MAX_BPRINTF_VARARGS), and
+# only these conversions: flags "0+- " and a width, no precision, no h/hh (bpf_bprintf_prepare).
+DEBUGF_MAX_ARGS = 12
+DEBUGF_CONVERSIONS = frozenset("diuxXcs")
+
+
+def check_debugf(c, e):
+    """debugf(fmt, args...): printf's rule, within what the kernel's bpf_trace_vprintk formats."""
+    t = check_printf(c, e)
+    if t is None:
+        return None
+    fmt = e.args[0]
+    if len(e.args) - 1 > DEBUGF_MAX_ARGS:
+        c.error(f"debugf: too many arguments ({len(e.args) - 1}, at most {DEBUGF_MAX_ARGS})", e.span)
+        return None
+    for conv in parse_printf(fmt.value.decode("utf-8", "surrogateescape")):
+        text = fmt.value.decode("utf-8", "surrogateescape")[conv.start:conv.end]
+        if (conv.char not in DEBUGF_CONVERSIONS or conv.precision is not None or "#" in conv.flags
+                or conv.length in ("h", "hh")):
+            c.error(f"debugf: the kernel's bpf_trace_vprintk does not take {text!r} (only %d %i "
+                    f"%u %x %X %c %s, with flags 0+- and a width)", fmt.span)
+            return None
+    for arg in e.args[1:]:
+        if isinstance(c.result.types.get(arg), (T.TupleType, T.FormattedType, T.StackType,
+                                                  T.ProbeType)):
+            c.error("debugf: %s takes a string only: the kernel formats it", arg.span)
+            return None
+    c.diags.warning("The debugf() builtin is not recommended for production use. For more "
+                    "information see bpf_trace_printk in bpf-helpers(7).", e.span)
+    return VOID
+
+
+def lower_debugf(g, e):
+    """bpf_trace_vprintk: the kernel formats the text into the trace buffer (trace_pipe). The
+    arguments are u64s: integers, and for %s the address of the string's buffer."""
+    fmt = e.args[0].value + b"\0"
+    args = e.args[1:]
+    data = g.alloca(8 * len(args), "debugf_args") if args else \
+        g.b.inttoptr(g.constant(0), g.pointer_type)
+    for i, arg in enumerate(args):
+        value = g.expr(arg)
+        if isinstance(g.type_of(arg), T.StringType):
+            value = g.b.ptrtoint(value, g.integer_type(8))
+        g.store64(value, data, 8 * i)
+    g.helper(BpfFunc.trace_vprintk, g.string_constant(fmt, len(fmt)), g.constant(len(fmt)), data,
+             g.constant(8 * len(args)))
+    return g.constant(0)
+
+
 def lower_exit(g, e):
     # The flag first: the runtime ends on it even if the record below finds the ring full. It
     # holds the exit code too (see EXIT_MAP), so the code survives a lost record.
@@ -255,5 +304,8 @@ BUILTINS = (
     function("print", (1, 3), check_print, lower_print, layout_print),
     function("time", (0, 1), check_time, lower_time, layout_time),
     function("join", (1, 2), check_join, lower_join, layout_join),
+    # The file is read and printed in user space when the record is read (pybpf.runtime.command).
+    function("cat", None, check_printf, printf_event(EventKind.CAT), layout_printf),
+    function("debugf", None, check_debugf, lower_debugf),
     function("exit", (0, 1), check_exit, lower_exit),
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pybpf import ast, facts
 from pybpf import types as T
-from pybpf.builtins.entry import function, identifier, typed
+from pybpf.builtins.entry import function, identifier
 from pybpf.builtins.formatted import as_record, check_integer_formatted
 from pybpf.checked import UINT
 from pybpf.program import STACKS_MAP
@@ -27,8 +27,9 @@ USYM = T.FormattedType("usym", 16)         # the address, then the pid whose map
 
 
 def check_stack_call(c, e):
-    """kstack(N), kstack(mode), kstack(mode, N): mode a bare word, N a literal in 1..127."""
-    mode, limit = "bpftrace", PERF_MAX_STACK_DEPTH
+    """kstack(N), kstack(mode), kstack(mode, N): mode a bare word, N a literal in 1..127; the
+    stack_mode setting is the mode a call does not name."""
+    mode, limit = c.stack_mode, PERF_MAX_STACK_DEPTH
     args = list(e.args)
     if args and isinstance(args[0], ast.Builtin):
         if args[0].name not in MODES:
@@ -94,8 +95,8 @@ def check_kaddr(c, e):
 
 
 BUILTINS = (
-    identifier("kstack", typed(T.StackType(False)), lower_stack, context=True),
-    identifier("ustack", typed(T.StackType(True)), lower_stack, context=True),
+    identifier("kstack", lambda c, e: T.StackType(False, c.stack_mode), lower_stack, context=True),
+    identifier("ustack", lambda c, e: T.StackType(True, c.stack_mode), lower_stack, context=True),
     function("kstack", (0, 2), check_stack_call, lower_stack, context=True),
     function("ustack", (0, 2), check_stack_call, lower_stack, context=True),
     function("ksym", (1, 1), check_integer_formatted(KSYM),

@@ -8,6 +8,11 @@ from pybpf.checked import INT, is_int
 from pybpf.uapi.bpf import BpfFunc
 
 
+def longest_string(c) -> int:
+    """The longest str(x, n) and buf(x, n): four default strings, or max_strlen when larger."""
+    return max(T.STRING_SIZE * 4, c.string_size)
+
+
 def check_str(c, e):
     c.in_str_call = True        # str($1) reads a positional parameter as text
     try:
@@ -16,13 +21,14 @@ def check_str(c, e):
         c.in_str_call = False
     if t is None:
         return None
-    size = T.STRING_SIZE
+    size = c.string_size
     if len(e.args) == 2:
         n = c.constant_int(e.args[1])
         if n is None:
             return None
-        if not 1 <= n <= T.STRING_SIZE * 4:
-            c.error(f"str() length must be between 1 and {T.STRING_SIZE * 4}", e.args[1].span)
+        most = longest_string(c)
+        if not 1 <= n <= most:
+            c.error(f"str() length must be between 1 and {most}", e.args[1].span)
             return None
         size = n + 1        # n characters and the NUL, as bpftrace: str(p, 4) -> "/etc"
     if isinstance(t, T.StringType):

@@ -1,9 +1,12 @@
-"""`hist(v)`: power-of-two buckets. A count per (key, bucket): the u64 bucket index ends the BPF key.
+"""`hist(v[, k])`: power-of-two buckets, each split in 2^k (bpftrace 0.26). A count per (key,
+bucket): the u64 bucket index ends the BPF key.
 
     HIST.entries(spec, [(7, 3), (7, 5)], q(1) + q(4), 1, False, ...)   # [((7,), {3: 1, 5: 4})]
     HIST.layout(spec).label(5)                                          # '[8, 16)'
 
-Bucket index: 0 for negative values, 1 for zero, 2 + floor(log2 v) otherwise (66 in all); a
+Bucket index, k = 0: 0 for negative values, 1 for zero, 2 + floor(log2 v) otherwise (66 in all).
+With k > 0, as bpftrace: values below 2^k have a bucket each (v + 1); above, with p = floor(log2
+v) and l = p - k, the bucket is ((l + 1) << k) + the k bits of v below its top bit + 1. A
 scalar hist is a PERCPU_ARRAY with one element per bucket. Text: each key's header line, then from
 the lowest to the highest non-empty bucket its label left-justified in 16 columns, the count in 8
 and a 52-column bar scaled to the largest bucket, then a blank line; keys sort by total count.
@@ -31,10 +34,11 @@ class BucketLayout:
 
     Bounds are (lo, hi) with hi exclusive; None marks the open end of the outermost buckets."""
 
-    def __init__(self, bounds: Bounds, number: Callable[[int], str], singletons: bool):
+    def __init__(self, bounds: Bounds, number: Callable[[int], str], singletons: int = 0):
         self.bounds = bounds
         self._number = number
-        self._singletons = singletons      # hist: the buckets of 0 and 1 print as [0] and [1]
+        # hist: the buckets of the values below this print as [0], [1], ...
+        self._singletons = singletons
         # Big maps repeat the same few buckets for every key: render each one once.
         self._text_prefixes: dict[int, str] = {}
         self._prefix_list: list[str] = []
@@ -68,7 +72,7 @@ class BucketLayout:
             return f"(..., {self._number(hi)})"
         if hi is None:
             return f"[{self._number(lo)}, ...)"
-        if self._singletons and hi == lo + 1 and lo < 2:
+        if hi == lo + 1 and lo < self._singletons:
             return f"[{lo}]"
         return f"[{self._number(lo)}, {self._number(hi)})"
 
@@ -91,24 +95,35 @@ class BucketLayout:
                                for i in range(min(shown), max(shown) + 1)) + "]"
 
 
-def _hist_bounds(index: int) -> tuple[int | None, int | None]:
-    # 0: negative values, 1: zero, 2: one, i >= 3: [2^(i-2), 2^(i-1)).
-    if index == 0:
-        return None, 0
-    if index < 3:
-        return index - 1, index
-    return 1 << (index - 2), 1 << (index - 1)
+def _bucket_start(index: int, bits: int) -> int:
+    """The smallest value of bucket `index` past the single-value ones: 2^k intervals per power
+    of two, each (index >> k) - 1 bits wide (bpftrace's hist_index_label)."""
+    n = 1 << bits
+    return (1 << ((index >> bits) - 1)) * (n + (index & (n - 1)))
 
 
-def _power_of_two_label(value: int) -> str:
-    if value == 0:
-        return "0"
-    power = value.bit_length() - 1
-    # bpftrace 0.17 stops at T (2^50 prints as 1024T); current bpftrace goes on to P and E.
-    return f"{1 << (power % 10)}{_SUFFIXES[power // 10]}"
+def _hist_layout(bits: int) -> BucketLayout:
+    singles = 2 << bits              # buckets 1..2^(k+1) hold one value each: 0 .. 2^(k+1) - 1
+
+    def bounds(index: int) -> tuple[int | None, int | None]:
+        if index == 0:
+            return None, 0
+        if index <= singles:
+            return index - 1, index
+        return _bucket_start(index - 1, bits), _bucket_start(index, bits)
+
+    def label(value: int) -> str:
+        if value == 0:
+            return "0"
+        # a multiple of a power of two by 2^k..2^(k+1)-1: the power picks the suffix
+        decade = (value.bit_length() - 1 - bits) // 10
+        # bpftrace 0.17 stops at T (2^50 prints as 1024T); current bpftrace goes on to P and E.
+        return f"{value >> (10 * decade)}{_SUFFIXES[decade]}"
+
+    return BucketLayout(bounds, label, singletons=singles)
 
 
-_HIST_LAYOUT = BucketLayout(_hist_bounds, _power_of_two_label, singletons=True)
+_HIST_LAYOUTS = [_hist_layout(bits) for bits in range(6)]
 
 
 def _by_total(entry: tuple) -> int:
@@ -123,13 +138,15 @@ class Hist(Count):
     read_type = None          # a count per bucket, each bucket a key of its own
 
     def layout(self, spec) -> BucketLayout:
-        return _HIST_LAYOUT
+        return _HIST_LAYOUTS[spec.hist_bits]
 
     def array_entries(self, spec) -> int:
-        return BUCKETS
+        bits = spec.hist_bits
+        # the largest bucket is that of 2^64 - 1: p = 63, its k bits below all set
+        return BUCKETS if not bits else ((64 - bits) << bits) + (1 << bits) + 1
 
     def lower_bucket(self, fb, spec, value):
-        """0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise; branch-free."""
+        """0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise (k = 0); branch-free."""
         b, c = fb.b, fb.constant
         n, r = value, c(0)
         for shift in (32, 16, 8, 4, 2, 1):
@@ -137,8 +154,19 @@ class Hist(Count):
             amount = b.select(big, c(shift), c(0))
             n = b.lshr(n, amount)
             r = b.add(r, amount)
-        positive = b.add(r, c(2))
-        bucket = b.select(b.icmp_signed("==", value, c(0)), c(1), positive)
+        bits = spec.hist_bits
+        if bits:
+            # below 2^k: one bucket per value; above: (l + 1) << k, the k bits under the top
+            # bit, + 1, with l = floor(log2 v) - k (kept >= 0: the select drops it then)
+            mask = (1 << bits) - 1
+            small = b.icmp_signed("<=", value, c(mask))
+            low = b.select(small, c(0), b.sub(r, c(bits)))
+            split = b.add(b.add(b.shl(b.add(low, c(1)), c(bits)),
+                                b.and_(b.lshr(value, low), c(mask))), c(1))
+            bucket = b.select(small, b.add(value, c(1)), split)
+        else:
+            positive = b.add(r, c(2))
+            bucket = b.select(b.icmp_signed("==", value, c(0)), c(1), positive)
         return b.select(b.icmp_signed("<", value, c(0)), c(0), bucket)
 
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):

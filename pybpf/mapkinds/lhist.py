@@ -58,7 +58,7 @@ class Lhist(Hist):
                 return params.max, None
             return params.min + (index - 1) * params.step, params.min + index * params.step
 
-        return BucketLayout(bounds, _number(params.step), singletons=False)
+        return BucketLayout(bounds, _number(params.step))
 
     def array_entries(self, spec) -> int:
         return spec.lhist.buckets + 2

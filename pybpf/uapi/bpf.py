@@ -136,6 +136,7 @@ class BpfFunc(enum.IntEnum):
     task_pt_regs = 175
     for_each_map_elem = 164
     map_lookup_percpu_elem = 195
+    trace_vprintk = 177
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1

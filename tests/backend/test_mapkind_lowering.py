@@ -90,17 +90,18 @@ def test_an_unset_array_element_takes_the_first_value(kind):
     assert kind_for(kind).entries(spec, [()], value.raw, 1, True, None) == [((), first)]
 
 
-@pytest.mark.parametrize("kind, lhist", [
-    (MapKind.HIST, None), (MapKind.LHIST, LhistParams(0, 100, 10)), (MapKind.LHIST, LhistParams(-50, 150, 25)),
-    (MapKind.LHIST, LhistParams(0, 1 << 30, 1 << 20))])
-def test_the_lowered_bucket_is_the_one_whose_label_holds_the_value(kind, lhist):
-    k, spec = kind_for(kind), MapSpec("@h", "AT_h", kind, (), T.IntType(), lhist)
+@pytest.mark.parametrize("kind, lhist, bits", [
+    (MapKind.HIST, None, 0), (MapKind.HIST, None, 1), (MapKind.HIST, None, 3), (MapKind.HIST, None, 5),
+    (MapKind.LHIST, LhistParams(0, 100, 10), 0), (MapKind.LHIST, LhistParams(-50, 150, 25), 0),
+    (MapKind.LHIST, LhistParams(0, 1 << 30, 1 << 20), 0)])
+def test_the_lowered_bucket_is_the_one_whose_label_holds_the_value(kind, lhist, bits):
+    k, spec = kind_for(kind), MapSpec("@h", "AT_h", kind, (), T.IntType(), lhist, hist_bits=bits)
     address = jit(lambda m: function(m, "bucket", [I64], lambda fb, v: k.lower_bucket(fb, spec, v),
                                      returns=I64))
     bucket = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(address("bucket"))
     bounds = k.layout(spec).bounds
     edges = [-(1 << 63), -51, -50, -1, 0, 1, 2, 3, 9, 10, 99, 100, 149, 150, 1023, 1024, 1 << 20,
-             (1 << 30) - 1, 1 << 30, (1 << 63) - 1]
+             (1 << 30) - 1, 1 << 30, (1 << 63) - 1] + list(range(4, 200, 7))
     for v in edges:
         index = bucket(v)
         lo, hi = bounds(index)

@@ -70,3 +70,11 @@ def run_pybpf(args, timeout=30.0, **kwargs) -> subprocess.CompletedProcess:
     """Run pybpf to completion (programs that exit() by themselves, or no-kernel options)."""
     return subprocess.run(PYBPF + list(args), capture_output=True, text=True, timeout=timeout,
                           **kwargs)
+
+
+def setting_by(how: str, name: str, value: str) -> tuple[dict, str]:
+    """(environment, config block) that set bpftrace setting `name` to `value`: by the script's
+    config block when `how` is "config", else by the environment variable named `how`."""
+    if how == "config":
+        return dict(os.environ), f"config = {{ {name} = {value} }} "
+    return dict(os.environ, **{how: value}), ""

@@ -37,7 +37,7 @@ def test_a_bad_setting_in_the_environment_is_one_line():
     import os
     result = run_pybpf(["-e", "BEGIN { exit(); }"], env=dict(os.environ, BPFTRACE_MAX_STRLEN="x"))
     assert result.returncode == 1
-    assert result.stderr == "ERROR: BPFTRACE_MAX_STRLEN: expecting a number, got x\n"
+    assert result.stderr == "ERROR: BPFTRACE_MAX_STRLEN: expecting a number from 1 to 8192, got x\n"
 
 
 MACROS = """

@@ -39,10 +39,12 @@ LIMITS = [
     # loop bounds: unroll(1..100); `while` is bounded by the verifier (see the kernel test below)
     ("BEGIN { unroll(0) { } }", "stdin:1:16-17: ERROR: unroll count must be between 1 and 100"),
     ("BEGIN { unroll(101) { } }", "stdin:1:16-19: ERROR: unroll count must be between 1 and 100"),
-    # the 512-byte BPF stack, pointing at the statement that crosses it
-    ('BEGIN { $a = str(1, 256); $b = str(2, 256); printf("%s %s\\n", $a, $b); }',
-     "stdin:1:9-25: ERROR: The probe uses more than the BPF stack's 512 bytes (528 bytes by here): "
-     "use fewer or shorter strings and tuples"),
+    # the 512-byte BPF stack and the per-CPU scratch space after it, pointing at the statement
+    # that crosses them (each str() takes its buffer and its variable's)
+    ("config = { max_strlen = 8192 } BEGIN { $a = str(1); $b = str(2); $c = str(3); $d = str(4); }",
+     "stdin:1:79-90: ERROR: The probe's values take more than the BPF stack's 512 bytes and the "
+     "32768 bytes of scratch space after it (40968 bytes by here): use fewer or shorter strings "
+     "and tuples"),
 ]
 
 

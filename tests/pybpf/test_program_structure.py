@@ -134,10 +134,11 @@ def test_config_errors(source, rendered):
 
 def test_unimplemented_settings_are_accepted_with_a_warning():
     from pybpf.compiler import compile_source
-    compiled = compile_source("config = { stack_mode = perf } BEGIN { }")
+    compiled = compile_source("config = { lazy_symbolication = 1 } BEGIN { }")
     assert compiled.warnings == (
-        "stdin:1:12-29: WARNING: stack_mode is accepted but not implemented by pybpf: it has no "
-        "effect\nconfig = { stack_mode = perf } BEGIN { }\n           ~~~~~~~~~~~~~~~~~",)
+        "stdin:1:12-34: WARNING: lazy_symbolication is accepted but not implemented by pybpf: it "
+        "has no effect\nconfig = { lazy_symbolication = 1 } BEGIN { }\n           "
+        "~~~~~~~~~~~~~~~~~~~~~~",)
     assert compiled.print_maps_on_exit
 
 
@@ -154,6 +155,14 @@ def test_environment_values_are_checked_as_bpftrace_does():
     with pytest.raises(SettingError, match="^BPFTRACE_MISSING_PROBES: expecting one of error, warn, "
                                            "ignore, got no$"):
         environment({"BPFTRACE_MISSING_PROBES": "no"})
+
+
+def test_bpftrace_017_variable_names_are_read_when_the_current_is_unset():
+    from pybpf.settings import environment
+    assert environment({"BPFTRACE_STRLEN": "100", "BPFTRACE_MAP_KEYS_MAX": "9"}) == (
+        ("max_map_keys", "9"), ("max_strlen", "100"))
+    assert environment({"BPFTRACE_STRLEN": "100", "BPFTRACE_MAX_STRLEN": "200"}) == (
+        ("max_strlen", "200"),)
 
 
 @pytest.mark.kernel
