@@ -158,20 +158,26 @@ class KernelLowering:
             value = self.load_argument(len(self.program.group.btf_args[self.point.name]))
         return self.narrow(value, reads[self.point.name]) if reads else value
 
-    def read_kernel(self, address: ir.Value, t: T.Type, read: KernelRead) -> ir.Value:
-        """A value of kernel memory at `address`, through bpf_probe_read_kernel."""
+    def read_kernel(self, address: ir.Value, t: T.Type, read: KernelRead,
+                    helper: BpfFunc = BpfFunc.probe_read_kernel) -> ir.Value:
+        """A value of kernel memory at `address`, through bpf_probe_read_kernel (`helper`:
+        bpf_probe_read for a pointer of unknown address space, cast from an integer)."""
         if read.kind == "record":
             return address
         if read.kind == "string":
             buf = self.alloca(t.size, "kstr")
             self.zero(buf, t.size)
-            self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size),
-                        self.b.inttoptr(address, PTR))
+            self.helper(helper, buf, c64(read.size), self.b.inttoptr(address, PTR))
             return buf
         buf = self.alloca(8, "kval")
         self.store64(c64(0), buf)
-        self.helper(BpfFunc.probe_read_kernel, buf, c64(read.size), self.b.inttoptr(address, PTR))
+        self.helper(helper, buf, c64(read.size), self.b.inttoptr(address, PTR))
         return self.narrow(self.load64(buf), read)
+
+    def read_helper(self, e) -> BpfFunc:
+        """How *p or p[i] reads: bpf_probe_read_kernel, or bpf_probe_read (user or kernel memory,
+        by the address) where p was cast from an integer."""
+        return BpfFunc.probe_read if e in self.checked.any_space_reads else BpfFunc.probe_read_kernel
 
     def kernel_address(self, e) -> ir.Value:
         """Where a kernel member (p->field) or *p lives, without reading it."""
@@ -223,7 +229,7 @@ class KernelLowering:
 
     def expr_Deref(self, e):
         found = self.checked.kernel_fields[e]
-        return self.read_kernel(self.expr(e.operand), found.type, found.read)
+        return self.read_kernel(self.expr(e.operand), found.type, found.read, self.read_helper(e))
 
     def expr_Cast(self, e):
         value = self.expr(e.operand)
@@ -248,7 +254,8 @@ class KernelLowering:
     def expr_Index(self, e):
         if e in self.checked.kernel_fields:
             found = self.checked.kernel_fields[e]
-            return self.read_kernel(self.kernel_address(e), found.type, found.read)
+            return self.read_kernel(self.kernel_address(e), found.type, found.read,
+                                    self.read_helper(e))
         base_t, t = self.type_of(e.base), self.type_of(e)
         base, index = self.expr(e.base), self.checked.constants[e]
         if isinstance(base_t, T.TupleType):

@@ -81,6 +81,7 @@ class CheckedScript:
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
     struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
+    any_space_reads: set = field(default_factory=set)   # *p / p[i] of a pointer cast from an int
 
 
 def is_int(t) -> bool:

@@ -15,6 +15,7 @@ from pybpf.checked import (INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgF
 from pybpf.diagnostics import Span
 from pybpf.ktypes import INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
+from pybpf.records import replace
 from pybpf.tracefs import TracepointField
 
 ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64))\[(\d*)\]")     # 'uint8[8]', 'int8[]'
@@ -196,6 +197,9 @@ class KernelChecks:
         elif not is_int(operand):
             self.error(f"Cannot cast {operand} to {target}", e.span)
             return None
+        elif isinstance(target, T.PointerType):
+            # an integer's address space is unknown; a pointer's is kept
+            target = replace(target, kernel=isinstance(operand, T.PointerType) and operand.kernel)
         if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
             if target.size != operand.size:      # bpftrace: both must have the same size
                 self.error(f"Cannot cast {operand} to {target}: the sizes differ "
@@ -221,6 +225,8 @@ class KernelChecks:
             return None
         self.result.pointer_scale[e] = self.pointee_size(base, e.span)
         self.result.kernel_fields[e] = KernelField(0, element, read, base.pointee)
+        if not base.kernel:
+            self.result.any_space_reads.add(e)
         return element
 
     def struct_value(self, e, t: T.RecordType) -> T.StructType | None:
@@ -282,6 +288,8 @@ class KernelChecks:
             self.error(str(err), e.span)
             return None
         self.result.kernel_fields[e] = KernelField(0, pointee, read, t.pointee)
+        if not t.kernel:
+            self.result.any_space_reads.add(e)
         return pointee
 
     def expr_AddressOf(self, e: ast.AddressOf):

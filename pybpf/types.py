@@ -124,11 +124,14 @@ class VoidType:
 @record(frozen=True)
 class PointerType:
     """A pointer into kernel memory, typed by the kernel's BTF: `pointee` is a vmlinux BTF type
-    id (0 = void). Stored in maps and printed as a u64."""
+    id (0 = void). Stored in maps and printed as a u64. `kernel` is False for a pointer cast from
+    an integer, whose address space is unknown (bpftrace's AddrSpace::none): `*p` and `p[i]` read
+    it through bpf_probe_read, which reads user or kernel memory by the address, as bpftrace does."""
     pointee: int
     name: str                     # its C name, for messages: 'struct task_struct *'
     size: int = 8
     signed: bool = False
+    kernel: bool = True
 
     def __str__(self) -> str:
         return self.name
