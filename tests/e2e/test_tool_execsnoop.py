@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from e2e_helpers import Running
+from e2e_helpers import Running, bcc_tool
 
 TOOL = [sys.executable, "-m", "pybpf.tools.execsnoop"]
 ECHO = shutil.which("echo") or "/bin/echo"
@@ -130,3 +130,21 @@ def test_the_console_script_is_the_same_tool():
     assert run.wait_for("PCOMM").split() == ["PCOMM", "PID", "PPID", "RET", "ARGS"]
     out, err, code = run.stop()
     assert code == 0, err
+
+
+@pytest.mark.kernel
+def test_the_same_rows_as_bccs_execsnoop():
+    bcc_command = bcc_tool("execsnoop")
+    ours, bcc = Running(["-x"], command=TOOL), Running(["-x"], command=bcc_command)
+    ours.wait_for("PCOMM")
+    bcc.wait_for("PCOMM")
+    child = subprocess.Popen([ECHO, "pybpf-side-by-side", "two words"], stdout=subprocess.DEVNULL)
+    child.wait(timeout=30)
+    try:
+        subprocess.Popen([MISSING, "pybpf-side-by-side"])
+    except FileNotFoundError:
+        pass
+    time.sleep(0.5)
+    rows = [[line for line in run.stop()[0].splitlines() if "pybpf-side-by-side" in line]
+            for run in (ours, bcc)]
+    assert rows[0] == rows[1] and len(rows[0]) == 2, rows
