@@ -24,7 +24,7 @@ from pybpf.backend.lower_loops import LoopLowering, frame_depth
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, SCRATCH_MAP, START_MAP,
-                           START_SLOTS, START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
+                           START_SLOTS, START_TRACED, STACKS_MAP)
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
@@ -69,7 +69,7 @@ class ModuleBuilder:
         self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
         if any(isinstance(t, T.StackType) for t in checked.types.values()):
             self.define_map(STACKS_MAP, BpfMapType.STACK_TRACE, 4, 8 * PERF_MAX_STACK_DEPTH,
-                            STACKS_MAP_ENTRIES)
+                            plan.stack_entries)
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.bpf_max_entries)

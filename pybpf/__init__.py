@@ -13,12 +13,17 @@ pybpf.Error. The lower layers (pybpf.compile_source, pybpf.Session) stay importa
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from pybpf.api import (Bucket, Histogram, MapInfo, MapsView, MapView, Program, Stats,  # noqa: E402
                        Trace, compile)
 from pybpf.compiler import CompileOptions, compile_source, compile_to_ir  # noqa: E402
 from pybpf.diagnostics import CompileError  # noqa: E402
 from pybpf.errors import PybpfError  # noqa: E402
 from pybpf.program import CompiledProgram  # noqa: E402
+
+if TYPE_CHECKING:
+    from pybpf.runtime.symbols import Stack
 
 Error = PybpfError
 """The base of every error pybpf raises: a bad program, a probe this kernel cannot run, a refusal
@@ -29,12 +34,15 @@ _RUNTIME_ERRORS = {"BpfError": "pybpf.runtime.errors", "VerifierError": "pybpf.r
                    "NotSupportedError": "pybpf.runtime.errors",
                    "BpfPermissionError": "pybpf.runtime.errors",
                    "ProbeUnavailableError": "pybpf.runtime.loader"}
+# The run side's values, imported where a program's values need them.
+_RUNTIME_VALUES = {"Stack": "pybpf.runtime.symbols"}
 
 
 def __getattr__(name: str) -> object:
-    if name in _RUNTIME_ERRORS:
+    if name in _RUNTIME_ERRORS or name in _RUNTIME_VALUES:
         import importlib
-        return getattr(importlib.import_module(_RUNTIME_ERRORS[name]), name)
+        module = _RUNTIME_ERRORS.get(name) or _RUNTIME_VALUES[name]
+        return getattr(importlib.import_module(module), name)
     if name == "Session":
         from pybpf.runtime.session import Session
         return Session
@@ -49,5 +57,6 @@ def __getattr__(name: str) -> object:
 
 __all__ = ["BpfError", "BpfPermissionError", "Bucket", "CompileError", "CompileOptions",
            "CompiledProgram", "Error", "Histogram", "MapInfo", "MapView", "MapsView",
-           "NotSupportedError", "ProbeUnavailableError", "Program", "Record", "Session", "Stats", "Trace",
+           "NotSupportedError", "ProbeUnavailableError", "Program", "Record", "Session", "Stack", "Stats",
+           "Trace",
            "VerifierError", "compile", "compile_source", "compile_to_ir", "make_output"]

@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass, field
 
 from pybpf import ast, builtins
-from pybpf.program import (SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec, PrintfSpec)
+from pybpf.program import (STACKS_MAP_ENTRIES, SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec,
+                           PrintfSpec)
 from pybpf.checked import CheckedScript
 from pybpf.providers.base import ProbeGroup, Provider
 from pybpf.providers.rawtracepoint import RAWTRACEPOINT
@@ -66,6 +67,9 @@ class ResourcePlan:
     time_index: dict = field(default_factory=dict)        # time Call node -> index
     programs: list[BpfProgramPlan] = field(default_factory=list)
     probe_names: dict[int, str] = field(default_factory=dict)
+    # The stack-trace map's entries (used where a script reads kstack/ustack): as many as a map
+    # may have keys, so that a map keyed by stacks can fill, and at least STACKS_MAP_ENTRIES.
+    stack_entries: int = STACKS_MAP_ENTRIES
 
     def map_index(self, name: str) -> int:
         return list(self.maps).index(name)
@@ -183,7 +187,7 @@ def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoin
 
 def plan_resources(checked: CheckedScript, map_entries: int | None = None,
                    share_syscalls: bool = True) -> ResourcePlan:
-    plan = ResourcePlan()
+    plan = ResourcePlan(stack_entries=max(STACKS_MAP_ENTRIES, map_entries or 0))
     for name in sorted(checked.maps):
         info = checked.maps[name]
         extra = {"max_entries": map_entries} if map_entries else {}

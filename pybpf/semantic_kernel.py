@@ -174,6 +174,15 @@ class KernelChecks:
             return None
         return T.IntType(8, f.signed)
 
+    def casts_to_user(self) -> bool:
+        """Whether an integer cast to a pointer here points into a process, as bpftrace decides
+        it: in a uprobe or usdt probe, and in syscall tracepoints, whose arguments are the
+        process's (execve's `*(uint64 *)(args->argv + 8)`)."""
+        if self.group.provider.user_memory:
+            return True
+        formats = self.group.formats.values()
+        return bool(formats) and all(fmt.category == "syscalls" for fmt in formats)
+
     def record_pointer(self, ctype: str, user: bool, span: Span) -> T.PointerType | None:
         """A tracepoint field `struct timespec * rqtp` as a typed pointer (args->rqtp->tv_sec),
         when BTF has the struct; a syscall's points into the process (bpftrace's address space).
@@ -226,7 +235,7 @@ class KernelChecks:
         if isinstance(target, T.PointerType):
             # bpftrace's address spaces: a pointer keeps its own; an integer cast in a probe of
             # a process (uprobe, usdt) points into that process's memory
-            user = operand.user if isinstance(operand, T.PointerType) else self.group.provider.user_memory
+            user = operand.user if isinstance(operand, T.PointerType) else self.casts_to_user()
             target = replace(target, user=user)
         if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
             if target.size != operand.size:      # bpftrace: both must have the same size

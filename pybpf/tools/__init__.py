@@ -1,3 +1,35 @@
 """BCC's tools on the pybpf library: each is `python -m pybpf.tools.NAME` and the console script
 `pybpf-NAME`, with BCC's options and output columns. Each module's main(argv) is the whole tool,
 and reads well as an example of the library (docs/library.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import pybpf
+
+
+def snoop(source: str, params: Sequence[str | int], on_event: Callable[[object], None],
+          header: str, duration: float | None = None) -> int:
+    """Run a snooping tool's program: print its header once attached, deliver its print() events
+    to `on_event` until Ctrl-C (or `duration` seconds) -> the exit status. A pybpf error is
+    printed as pybpf prints it; `| head` leaving early ends the tool quietly."""
+    try:
+        prog = pybpf.compile(source, params=params)
+        with prog.run(on_event=on_event, on_lost=_lost) as trace:
+            print(header, flush=True)
+            trace.wait(duration)
+    except KeyboardInterrupt:
+        pass
+    except pybpf.Error as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except BrokenPipeError:         # the reader left; the trace is released already
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _lost(events: int) -> None:
+    print(f"Possibly lost {events} samples", file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-import pybpf
+from pybpf.tools import snoop
 
 EXAMPLES = """examples:
     ./opensnoop                        # trace all open() syscalls
@@ -140,23 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line is not None:
             print(line, flush=True)
 
-    try:
-        prog = pybpf.compile(program(opts), params=[opts.pid or 0, opts.tid or 0])
-        with prog.run(on_event=show, on_lost=_lost) as trace:
-            print(printer.header(), flush=True)
-            trace.wait(opts.duration)
-    except KeyboardInterrupt:
-        pass
-    except pybpf.Error as e:
-        print(e.render(), file=sys.stderr)
-        return 1
-    except BrokenPipeError:         # `| head`: the reader left; the trace is released already
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
-
-
-def _lost(events: int) -> None:
-    print(f"Possibly lost {events} samples", file=sys.stderr, flush=True)
+    return snoop(program(opts), [opts.pid or 0, opts.tid or 0], show, printer.header(),
+                 opts.duration)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,26 @@ def setting_by(how: str, name: str, value: str) -> tuple[dict, str]:
     if how == "config":
         return dict(os.environ), f"config = {{ {name} = {value} }} "
     return dict(os.environ, **{how: value}), ""
+
+
+def bcc_tool(name: str) -> list[str]:
+    """The command of BCC's tool `name` (Debian's bpfcc-tools: NAME-bpfcc), or a pytest skip that
+    says why it cannot run here: not installed, or it exits as it starts (without this kernel's
+    headers its C does not compile). Found by running it, not assumed."""
+    import shutil
+
+    import pytest
+
+    exe = shutil.which(f"{name}-bpfcc")
+    if exe is None:
+        pytest.skip(f"BCC's {name} (Debian's bpfcc-tools) is not installed")
+    proc = subprocess.Popen([exe], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:       # still running: it compiled and attached
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+        return [exe]
+    why = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    pytest.skip(f"BCC's {name} cannot run here: {why}")

@@ -145,3 +145,18 @@ def test_a_cast_in_a_uprobe_points_into_the_process(compile_c):
     out, err, code = run.stop()
     assert code == 0, err
     assert "7 123456789\n" in out
+
+
+@pytest.mark.kernel
+def test_a_pointer_cast_from_an_integer_reads_user_memory():
+    # execve's argv is an array of user pointers: *(uint64 *)(argv + 8) is argv[1]'s address,
+    # read through bpf_probe_read (a kernel-only read of a user address fails and gives 0)
+    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_execve '
+                   '/str(args->filename) == "/bin/echo"/ { $argv = (uint64 *)args->argv; '
+                   'printf("%s|%s\\n", str(*(uint64 *)(args->argv + 8)), str($argv[2])); }'])
+    run.wait_for("ready")
+    subprocess.run(["/bin/echo", "first-arg", "second-arg"], timeout=30, check=True,
+                   stdout=subprocess.DEVNULL)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert "first-arg|second-arg\n" in out

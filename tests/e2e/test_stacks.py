@@ -113,6 +113,15 @@ def test_kaddr_and_ksym_agree_with_kallsyms():
     assert f"{addr:x} do_nanosleep 0x1\n" in r.stdout
 
 
+def assert_hot_on_top(folded: dict[str, int]) -> None:
+    """Of folded `a;b;c N` lines, the top frame with the most samples is the spin's hot leaf."""
+    on_top: dict[str, int] = {}
+    for stack, count in folded.items():
+        top = stack.split(";")[-1]
+        on_top[top] = on_top.get(top, 0) + count
+    assert max(on_top, key=on_top.get) == "spin_hot_leaf", on_top
+
+
 @pytest.mark.kernel
 def test_folded_output_for_a_flame_graph(spin):
     run = Running(["-f", "folded", "-e", READY + 'profile:hz:99 /comm == "stkspin"/ '
@@ -129,10 +138,6 @@ def test_folded_output_for_a_flame_graph(spin):
     assert folded, out
     assert all(stack.startswith("stkspin;") for stack in folded), folded
     # the hot function is on top of the most sampled stacks: its caller below it, main further
-    on_top: dict[str, int] = {}
-    for stack, count in folded.items():
-        top = stack.split(";")[-1]
-        on_top[top] = on_top.get(top, 0) + count
-    assert max(on_top, key=on_top.get) == "spin_hot_leaf", on_top
+    assert_hot_on_top(folded)
     hot = [s.split(";") for s in folded if s.endswith(";spin_caller;spin_hot_leaf")]
     assert hot and all("main" in frames for frames in hot), folded

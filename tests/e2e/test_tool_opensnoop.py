@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from e2e_helpers import Running, named_child
+from e2e_helpers import Running, bcc_tool, named_child
 
 TOOL = [sys.executable, "-m", "pybpf.tools.opensnoop"]
 COMM = "pybpfsnooped"
@@ -147,12 +147,11 @@ def test_the_console_script_is_the_same_tool():
 
 
 @pytest.mark.kernel
-@pytest.mark.skipif(shutil.which("opensnoop-bpfcc") is None,
-                    reason="BCC's opensnoop (Debian's bpfcc-tools) is not installed")
 def test_the_same_rows_as_bccs_opensnoop(tmp_path):
+    bcc_command = bcc_tool("opensnoop")
     written = str(tmp_path / "written")
     ours = Running(["-n", COMM], command=TOOL)
-    bcc = Running(["-n", COMM], command=["opensnoop-bpfcc"])
+    bcc = Running(["-n", COMM], command=bcc_command)
     ours.wait_for("PATH")
     bcc.wait_for("PATH")
     child = subprocess.Popen(named_child(COMM, OPENS, written), stdin=subprocess.PIPE)

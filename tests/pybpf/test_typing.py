@@ -11,7 +11,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PUBLIC_MODULES = ["pybpf/__init__.py", "pybpf/api.py", "pybpf/errors.py", "pybpf/tools/__init__.py",
                   "pybpf/tools/opensnoop.py", "pybpf/tools/syscount.py",
-                  "pybpf/tools/biolatency.py"]
+                  "pybpf/tools/biolatency.py", "pybpf/tools/execsnoop.py",
+                  "pybpf/tools/profile.py"]
 
 
 def _installed_layout(tmp_path) -> str:
