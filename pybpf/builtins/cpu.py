@@ -18,12 +18,17 @@ def count_cpus(cpu_list: str) -> int:
     return count
 
 
+def possible_cpus() -> int:
+    """The CPUs the kernel could ever bring online (OSError, ValueError if sysfs does not say)."""
+    with open(POSSIBLE_CPUS_FILE) as f:
+        return count_cpus(f.read())
+
+
 def check_ncpus(c, e):
     """ncpus is fixed at compile time, as bpftrace's: the CPUs the kernel could ever bring online
     (bpftrace counts the same list to size its per-CPU reads)."""
     try:
-        with open(POSSIBLE_CPUS_FILE) as f:
-            c.result.constants[e] = count_cpus(f.read())
+        c.result.constants[e] = possible_cpus()
     except (OSError, ValueError) as err:
         c.error(f"ncpus: cannot count the CPUs from {POSSIBLE_CPUS_FILE}: {err}", e.span)
         return None
