@@ -23,12 +23,13 @@ from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_loops import LoopLowering, frame_depth
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, SCRATCH_MAP, START_MAP,
-                           START_SLOTS, START_TRACED, STACKS_MAP)
+from pybpf.program import (EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU, EVENTS_MAP, EXIT_MAP,
+                           LOST_MAP, MAP_ERRORS_MAP, SCRATCH_MAP, START_MAP, START_SLOTS,
+                           START_TRACED, STACKS_MAP)
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
-from pybpf.uapi.bpf import BPF_ANY, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
+from pybpf.uapi.bpf import BPF_ANY, BPF_RINGBUF_HDR_SZ, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
 STACK_LIMIT = 512
@@ -49,8 +50,8 @@ class StackOverflow(Exception):
 class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
-    def __init__(self, checked: CheckedScript, plan: ResourcePlan, ringbuf_size: int,
-                 filename: str, filter_pid: bool = False):
+    def __init__(self, checked: CheckedScript, plan: ResourcePlan, filename: str,
+                 filter_pid: bool = False):
         self.checked, self.plan = checked, plan
         self.filter_pid = filter_pid
         self.module = ir.Module(name="pybpf")
@@ -62,7 +63,8 @@ class ModuleBuilder:
         # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
         self.event_writes = self.exit_writes = 0
         self.callback_count = 0          # for-loop and len() callbacks, numbered module-wide
-        self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
+        self.largest_record = 0        # bytes, the 8-byte header of ours included (not the kernel's)
+        self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, mmap.PAGESIZE)   # sized by generate_ir
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
@@ -739,10 +741,19 @@ class LoweredModule:
     statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)
 
 
+def event_ring_size(largest_record: int, cpus: int) -> int:
+    """The event ring buffer's size for a script whose largest record is largest_record bytes:
+    EVENT_RING_RECORDS_PER_CPU of them (with the kernel's 8-byte header, 8-byte aligned) per CPU,
+    rounded up to a power of two, from a page to EVENT_RING_MAX_SIZE."""
+    want = cpus * EVENT_RING_RECORDS_PER_CPU * ((largest_record + BPF_RINGBUF_HDR_SZ + 7) & ~7)
+    return min(max(mmap.PAGESIZE, 1 << (want - 1).bit_length()), EVENT_RING_MAX_SIZE)
+
+
 def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
-                ringbuf_size: int, filter_pid: bool = False) -> LoweredModule | None:
-    """filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
-    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename, filter_pid)
+                ringbuf_size: int | None, cpus: int = 1, filter_pid: bool = False) -> LoweredModule | None:
+    """ringbuf_size: the event ring buffer's, or None to size it to the script (event_ring_size,
+    over cpus CPUs). filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
+    mod = ModuleBuilder(checked, plan, diags.filename, filter_pid)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:
@@ -762,9 +773,10 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
     if diags.has_errors:
         return None
     mod.finish_scratch()
-    if mod.event_writes == mod.exit_writes:
-        # No printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer, whose
-        # pages the tracer maps (they count in its RSS: 32 MiB by default) and the kernel allocates
-        # at map creation (~6 ms for 32 MiB). The smallest is a page; exit() also sets EXIT_MAP.
-        mod.set_size(EVENTS_MAP, mmap.PAGESIZE)
+    # With no printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer,
+    # which keeps its one page (exit() also sets EXIT_MAP); its pages are allocated at map
+    # creation and mapped by the tracer (they count in its RSS).
+    if mod.event_writes > mod.exit_writes:
+        size = event_ring_size(mod.largest_record, cpus) if ringbuf_size is None else ringbuf_size
+        mod.set_size(EVENTS_MAP, size)
     return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))

@@ -145,12 +145,18 @@ class MapLowering:
                               lambda found: kind.lower_update(self, found, value),
                               None if spec.is_array else lambda init: kind.lower_initial(self, init, value))
 
+    def note_event_record(self, size: int) -> None:
+        """A record of size bytes (our header included) is written to the ring buffer: the default
+        ring is sized by the largest (codegen.event_ring_size)."""
+        self.mod.largest_record = max(self.mod.largest_record, size)
+
     def emit_event(self, kind: EventKind, index: int, args=()) -> None:
         """args: (value, type) pairs, laid one per slot after the 8-byte header."""
         if kind == EventKind.EXIT:
             self.mod.exit_writes += 1
         types = [t for _, t in args]
         size = 8 + sum(slot(t) for t in types)
+        self.note_event_record(size)
         buf = self.alloca(size, "event")
         self.store64(c64(int(kind) | (index << 32)), buf)
         for (value, t), off in zip(args, T.slot_offsets(types)):

@@ -26,7 +26,7 @@ from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions, StageTimes
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
-from pybpf.program import DEFAULT_MAP_ENTRIES, DEFAULT_RINGBUF_SIZE
+from pybpf.program import DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU
 
 POLL_INTERVAL_S = 0.2
 
@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ringbuf-size", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size,
                    default=None,
                    help="size of the event ring buffer: a power of two of at least the page size, "
-                        f"K/M suffixes allowed (default: {DEFAULT_RINGBUF_SIZE >> 20}M)")
+                        "K/M suffixes allowed (default: sized to the script, "
+                        f"{EVENT_RING_RECORDS_PER_CPU} of its largest record per CPU, "
+                        f"at most {EVENT_RING_MAX_SIZE >> 20}M)")
     p.add_argument("--map-entries", metavar="N", type=_map_entries, default=None,
                    help=f"maximum entries of each map (default: {DEFAULT_MAP_ENTRIES})")
     p.add_argument("--no-shared-syscalls", dest="share_syscalls", action="store_false",
@@ -622,7 +624,7 @@ def _main(opts) -> int:
     source, filename, params = _read_program(opts)
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
-                             ringbuf_size=opts.ringbuf_size or DEFAULT_RINGBUF_SIZE,
+                             ringbuf_size=opts.ringbuf_size,
                              share_syscalls=opts.share_syscalls, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None)

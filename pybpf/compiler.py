@@ -10,12 +10,13 @@ loader needs).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics, render
 from pybpf.features import Features
-from pybpf.program import DEFAULT_RINGBUF_SIZE, CompiledProgram, BpfProgramSpec
+from pybpf.program import CompiledProgram, BpfProgramSpec
 from pybpf.records import factory, record
 
 if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit imports none of them
@@ -34,7 +35,7 @@ class CompileOptions:
 
     params: tuple[str, ...] = ()
     map_entries: int | None = None
-    ringbuf_size: int = DEFAULT_RINGBUF_SIZE
+    ringbuf_size: int | None = None        # None: sized to the script (program.EVENT_RING_RECORDS_PER_CPU)
     # Syscall tracepoints of one probe share one program on raw sys_enter/sys_exit (resources.py).
     share_syscalls: bool = True
     # What the kernel supports (kprobes, fentry), for the kprobe <-> fentry choice; None: ask the
@@ -155,7 +156,12 @@ def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: Compile
 def _generate_ir(planned: PlannedScript, diags: Diagnostics,
                  options: CompileOptions) -> LoweredScript | None:
     from pybpf.backend.codegen import generate_ir
-    module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size,
+    from pybpf.builtins.cpu import possible_cpus
+    try:
+        cpus = possible_cpus()          # what the default ring buffer is sized by
+    except (OSError, ValueError):
+        cpus = os.cpu_count() or 1
+    module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size, cpus,
                          options.filter_pid)
     return None if module is None else LoweredScript(planned.checked, planned.plan, module)
 

@@ -45,11 +45,15 @@ SCRATCH_MAP = "__pybpf_scratch"      # PERCPU_ARRAY, one entry per program whose
 
 EVENT_HEADER_SIZE = 8
 DEFAULT_MAP_ENTRIES = 4096
-# Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million
-# printf records while the reader catches up (1 MiB lost a quarter of such a burst): the kernel
-# allocates it at map creation without measurable start-up cost, and user memory is touched only
-# as records arrive. A script that writes no record gets one page (backend.codegen.generate_ir).
-DEFAULT_RINGBUF_SIZE = 32 << 20
+# The event ring buffer, when --ringbuf-size does not size it (bytes; the kernel wants a power of
+# two, a multiple of the page size): room for EVENT_RING_RECORDS_PER_CPU of the script's largest
+# record per possible CPU, at most EVENT_RING_MAX_SIZE (backend.codegen.event_ring_size). The
+# kernel allocates it at map creation and the tracer maps its pages (they count in its RSS), so
+# it is no larger than the script needs; a drain thread empties it as records come
+# (runtime/ringbuf.DrainingReader), and the ring only has to hold what the producers write while
+# that thread waits for a CPU. A script that writes no record gets one page.
+EVENT_RING_RECORDS_PER_CPU = 16384
+EVENT_RING_MAX_SIZE = 32 << 20
 
 # The value of `probe` is SYNTHETIC_PROBE_ID_BASE + k, one k per attach point or program;
 # probe_names names it.

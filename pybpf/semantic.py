@@ -16,7 +16,7 @@ from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, 
                            CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
                            stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
-from pybpf.builtins.cpu import possible_cpus
+from pybpf.builtins.cpu import checked_possible_cpus
 from pybpf.ktypes import KernelTypes
 from pybpf.mapkinds import kind_for
 from pybpf.providers.base import ProbeGroup
@@ -138,7 +138,7 @@ class TypeChecker(KernelChecks):
             return
         key = info.key[0] if len(info.key) == 1 else T.TupleType(info.key)
         if kind_for(info.kind).percpu:
-            self.result.constants[s] = possible_cpus(self, s.span)
+            self.result.constants[s] = checked_possible_cpus(self, s.span)
         self.result.loop_captures[s] = []
         self.map_loops.append((s, len(self.scopes)))
         self.block(s.body, loop=True, loop_var=s.var, loop_type=T.TupleType((key, value)))

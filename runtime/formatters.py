@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import socket
 import time
 from typing import Callable
 
@@ -56,6 +55,8 @@ def _macaddr(param: str, raw: bytes) -> str:
 
 
 def _inet(param: str, raw: bytes) -> str:
+    import socket       # here, not at the top: every start would load it (~3 ms) for ntop() alone
+
     family = _u64(raw)
     if family == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[8:12])

@@ -18,19 +18,24 @@ def count_cpus(cpu_list: str) -> int:
     return count
 
 
-def possible_cpus(c, span) -> int | None:
-    """The CPUs the kernel could ever bring online, fixed at compile time as bpftrace's ncpus (the
-    compile cache keys on the same list): what a per-CPU value is read over."""
+def possible_cpus() -> int:
+    """The CPUs the kernel could ever bring online (OSError, ValueError if sysfs does not say)."""
+    with open(POSSIBLE_CPUS_FILE) as f:
+        return count_cpus(f.read())
+
+
+def checked_possible_cpus(c, span) -> int | None:
+    """possible_cpus() fixed at compile time, as bpftrace's ncpus (the compile cache keys on the
+    same list): what ncpus is and a per-CPU value is read over; an error at `span` if unknown."""
     try:
-        with open(POSSIBLE_CPUS_FILE) as f:
-            return count_cpus(f.read())
+        return possible_cpus()
     except (OSError, ValueError) as err:
         c.error(f"cannot count the CPUs from {POSSIBLE_CPUS_FILE}: {err}", span)
         return None
 
 
 def check_ncpus(c, e):
-    count = possible_cpus(c, e.span)
+    count = checked_possible_cpus(c, e.span)
     if count is None:
         return None
     c.result.constants[e] = count

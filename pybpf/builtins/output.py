@@ -198,6 +198,7 @@ def lower_join(g, e):
     """The record (4 KiB) is too big for the BPF stack: it is reserved in the ring buffer and the
     strings read straight into it, up to the first NULL pointer."""
     size = EVENT_HEADER_SIZE + sum(T.slot_size(t) for t in JOIN_ARGS)
+    g.note_event_record(size)
     argv = g.expr(e.args[0])
     record = g.b.inttoptr(g.helper(BpfFunc.ringbuf_reserve, g.map_ptr(EVENTS_MAP),
                                    g.constant(size), g.constant(0)), g.pointer_type)
