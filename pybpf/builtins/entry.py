@@ -38,6 +38,9 @@ class Builtin:
     layout: Layout | None = None
     # Refused unless the user passed --unsafe (system, signal): what it does reaches past tracing.
     unsafe: bool = False
+    # Reads the program's context (args, ctx, kstack's registers): a tracepoint probe that reads
+    # none may run as a raw tracepoint program instead (pybpf.resources).
+    reads_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,17 @@ class Aggregation:
     check: Callable[[Any, Any, Any, MapKind], None]
 
 
-def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None) -> Builtin:
+def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None,
+               reads_context: bool = False) -> Builtin:
     return Builtin(name, Kind.IDENTIFIER, check, lower,
-                   pattern=re.compile(pattern) if pattern else None)
+                   pattern=re.compile(pattern) if pattern else None, reads_context=reads_context)
 
 
 def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering,
-             layout: Layout | None = None, unsafe: bool = False) -> Builtin:
-    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe)
+             layout: Layout | None = None, unsafe: bool = False,
+             reads_context: bool = False) -> Builtin:
+    return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe,
+                   reads_context=reads_context)
 
 
 def typed(t: T.Type) -> Rule:

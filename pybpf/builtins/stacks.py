@@ -93,9 +93,11 @@ def check_kaddr(c, e):
 
 
 BUILTINS = (
-    identifier("kstack", typed(T.StackType(False)), lower_stack),
+    # A kernel stack is walked from the context's registers: a raw tracepoint's start in the BPF
+    # program, a tracepoint's at the traced code. A user stack is the task's either way.
+    identifier("kstack", typed(T.StackType(False)), lower_stack, reads_context=True),
     identifier("ustack", typed(T.StackType(True)), lower_stack),
-    function("kstack", (0, 2), check_stack_call, lower_stack),
+    function("kstack", (0, 2), check_stack_call, lower_stack, reads_context=True),
     function("ustack", (0, 2), check_stack_call, lower_stack),
     function("ksym", (1, 1), check_integer_formatted(KSYM),
              lambda g, e: as_record(g, g.expr(e.args[0]))),

@@ -131,6 +131,7 @@ class BpfFunc(enum.IntEnum):
     get_current_task_btf = 158
     ktime_get_tai_ns = 208
     task_pt_regs = 175
+    get_attach_cookie = 174
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1
