@@ -10,7 +10,7 @@ run BEGIN once every probe is attached, so its line marks the end of attaching. 
 (so each size has the same mix of syscalls and the rest). After the line the tracer gets SIGINT;
 the exit is timed while its output (the map, one line per tracepoint that fired) is read.
 pybpf runs with its compile cache emptied (cold) and then reused (warm); bpftrace compiles every
-time. BPFTRACE_MAX_PROBES is raised for both. Needs root and tracefs; bpftrace columns when
+time. BPFTRACE_MAX_PROBES (and bpftrace's BPFTRACE_MAX_BPF_PROGS) are raised. Needs root and tracefs; bpftrace columns when
 `bpftrace` is on PATH.
 """
 
@@ -50,7 +50,7 @@ def script(size: str) -> str:
 
 def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict:
     """One run: exec to the marker line, SIGINT to exit, the probes it said it attached."""
-    env = dict(env or os.environ, BPFTRACE_MAX_PROBES="100000")
+    env = dict(env or os.environ, BPFTRACE_MAX_PROBES="100000", BPFTRACE_MAX_BPF_PROGS="100000")
     start = time.perf_counter()
     # bpftrace writes to a pipe in blocks: line-buffered (stdbuf), the marker comes when printed
     cmd = tracer_command(tool, program)
