@@ -148,7 +148,8 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict = {}            # VarBinding -> its stack slot
         self.loops: list[tuple[ir.Block, ir.Block]] = []     # (continue target, break target)
-        # Shared syscall programs (lower_kernel.filter_syscall): the number, its pt_regs, `probe`.
+        # Shared syscall programs (lower_kernel.filter_syscall): the number, its pt_regs, `probe`
+        # (also the cookie, in a program other points share).
         self.syscall_number: ir.Value | None = None
         self.syscall_regs: ir.Value | None = None
         self.probe_value: ir.Value | None = None
@@ -287,6 +288,8 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         probe = self.program.group.probe
         if self.program.syscall_filter is not None:
             self.filter_syscall()
+        if self.program.probe_from_cookie:
+            self.probe_value = self.helper(BpfFunc.get_attach_cookie, self.ctx)
         if self.mod.filter_pid and self.program.group.provider.filtered_by_pid:
             self.filter_traced_process()
         if probe.predicate is not None:

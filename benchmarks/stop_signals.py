@@ -30,7 +30,7 @@ import time
 PYBPF = [sys.executable, "-m", "pybpf.cli"]
 # name -> (arguments, environment)
 PROGRAMS = {
-    "syscalls": (["--no-cache", "--no-shared-syscalls", "-e",
+    "syscalls": (["--no-cache", "--no-shared-syscalls", "--no-grouped-tracepoints", "-e",
                   'tracepoint:syscalls:sys_enter_* { @[probe] = count(); } END { printf("end\\n"); }'], {}),
     # every tracepoint (1587 programs, 2305 attach points here), the limit raised for it
     "all": (["--no-cache", "-e", "tracepoint:*:* { @[probe] = count(); }"],

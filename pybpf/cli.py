@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-shared-syscalls", dest="share_syscalls", action="store_false",
                    help="attach each syscall tracepoint of a wildcard as its own perf event (slower "
                         "to attach and detach; nothing runs on the other syscalls)")
+    p.add_argument("--no-grouped-tracepoints", dest="group_tracepoints", action="store_false",
+                   help="attach each other tracepoint as its own perf event, with a program of its "
+                        "own where the block reads probe, as bpftrace (slower to attach and detach)")
     p.add_argument("--emit", choices=("llvm", "asm", "obj"),
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
     p.add_argument("--unsafe", action="store_true",
@@ -625,7 +628,8 @@ def _main(opts) -> int:
     metrics = _metrics_address(opts.metrics) if opts.metrics else None
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size,
-                             share_syscalls=opts.share_syscalls, pid=opts.pid,
+                             share_syscalls=opts.share_syscalls,
+                             group_tracepoints=opts.group_tracepoints, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None)
     if opts.debug:

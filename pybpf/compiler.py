@@ -38,8 +38,11 @@ class CompileOptions:
     ringbuf_size: int | None = None        # None: sized to the script (program.EVENT_RING_RECORDS_PER_CPU)
     # Syscall tracepoints of one probe share one program on raw sys_enter/sys_exit (resources.py).
     share_syscalls: bool = True
-    # What the kernel supports (kprobes, fentry), for the kprobe <-> fentry choice; None: ask the
-    # running kernel.
+    # Other tracepoints whose block reads no `args` attach as raw tracepoints, and a program serves
+    # many points through cookies (resources.py); False: a perf event each, as bpftrace.
+    group_tracepoints: bool = True
+    # What the kernel supports (kprobes, fentry, cookies), for the kprobe <-> fentry choice and
+    # programs shared through cookies; None: ask the running kernel.
     features: Features | None = None
     # The process that watchpoints watch (-p).
     pid: int | None = None
@@ -150,7 +153,9 @@ def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: Compile
     from pybpf.resources import plan_resources
     # Laying out reports nothing: every limit it relies on was checked by the passes before.
     map_entries = options.map_entries or settings_of(checked.program, options).max_map_keys
-    return PlannedScript(checked, plan_resources(checked, map_entries, options.share_syscalls))
+    return PlannedScript(checked, plan_resources(checked, map_entries, options.share_syscalls,
+                                                 options.group_tracepoints,
+                                                 options.features or _kernel_features()))
 
 
 def _generate_ir(planned: PlannedScript, diags: Diagnostics,

@@ -23,15 +23,23 @@ class Features(Protocol):
         """Whether the kernel loads a TRACING program of expected attach type `attach_type` on
         the vmlinux FUNC `func_btf_id` (lockdown refuses them here)."""
 
+    def attach_cookies(self, prog_type: int) -> bool:
+        """Whether programs of `prog_type` can read the bpf cookie they were attached with
+        (bpf_get_attach_cookie: tracepoints since 5.15, raw tracepoints since 6.10)."""
+
 
 @record(frozen=True)
 class FixedFeatures:
     """Answers given up front."""
     kprobes: bool = False
     fentry: bool = False
+    cookies: bool = False
 
     def kprobes_available(self) -> bool:
         return self.kprobes
 
     def fentry_loadable(self, func_btf_id: int, attach_type: int) -> bool:
         return self.fentry
+
+    def attach_cookies(self, prog_type: int) -> bool:
+        return self.cookies

@@ -35,8 +35,7 @@ def _fall_back(group: ProbeGroup, features: Features) -> None:
 
 
 def _watch(group: ProbeGroup, pid: int) -> None:
-    group.points = [replace(p, perf_event=replace(p.perf_event, pid=pid))
-                    for p in group.points]
+    group.set_points([replace(p, perf_event=replace(p.perf_event, pid=pid)) for p in group.points])
 
 
 _PARAM = re.compile(r"\$([0-9]+)")

@@ -182,12 +182,17 @@ class AttachPoint:
 
     `provider` names the probe kind as the user knows it (for messages); `attach_kind` is how the
     run side attaches it: a key of pybpf.runtime.attach.ATTACHERS, chosen by the front end's
-    provider (pybpf.providers), so neither side needs the other's names."""
+    provider (pybpf.providers), so neither side needs the other's names. A tracepoint whose program
+    does not read its record may attach as a raw tracepoint ('rawtracepoint').
+
+    `cookie`, when not 0, is the bpf cookie the point attaches with: the value of `probe` in a
+    program that several points share (bpf_get_attach_cookie)."""
     provider: str
     target: str = ""
     period_ns: int = 0
     attach_kind: str = ""
     perf_event: PerfEvent | None = None
+    cookie: int = 0
 
     @property
     def name(self) -> str:
@@ -196,12 +201,13 @@ class AttachPoint:
     def to_json(self) -> list:
         event = self.perf_event
         return [self.provider, self.target, self.period_ns, self.attach_kind,
-                list(astuple(event)) if event else None]
+                list(astuple(event)) if event else None, self.cookie]
 
     @classmethod
     def from_json(cls, j: list) -> "AttachPoint":
-        provider, target, period_ns, attach_kind, event = j
-        return cls(provider, target, period_ns, attach_kind, PerfEvent(*event) if event else None)
+        provider, target, period_ns, attach_kind, event, cookie = j
+        return cls(provider, target, period_ns, attach_kind, PerfEvent(*event) if event else None,
+                   cookie)
 
 
 @record(frozen=True)

@@ -14,6 +14,13 @@ there are two or more of them: it attaches once, to the raw tracepoint every sys
 on a tracepoint waits for RCU grace periods the kernel serialises (~40 ms each here), so a wildcard
 over N syscalls would take N times that to detach; the raw tracepoint detaches at once. The price:
 the program also runs, and returns at once, on the syscalls it does not keep (~15 ns each here).
+
+The group's other tracepoints, when the block reads nothing of the context (no `args`, `ctx`,
+`kstack`: builtins.reads_context), attach as the raw tracepoint of the same name, which fires at the
+same place (~0.2 ms to attach and to detach each), all through one program. Those that stay perf
+events share a program per `args` layout. Where a shared program reads `probe`, each point attaches
+with its probe id as its bpf cookie, which the program reads (Features.attach_cookies; without
+them, a program per point).
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import re
 from dataclasses import dataclass, field
 
 from pybpf import ast, builtins
+from pybpf.features import Features, FixedFeatures
 from pybpf.program import (STACKS_MAP_ENTRIES, SYNTHETIC_PROBE_ID_BASE, AttachPoint, MapSpec,
                            PrintfSpec)
 from pybpf.checked import CheckedScript
 from pybpf.providers.base import ProbeGroup, Provider
 from pybpf.providers.rawtracepoint import RAWTRACEPOINT
-from pybpf.providers.tracepoint import TRACEPOINT
+from pybpf.providers.tracepoint import TRACEPOINT, raw_tracepoint_points
+from pybpf.records import replace
 
 # Tracepoint record fields a shared syscall program can produce: the number, then the arguments
 # (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* come from the perf record.
@@ -56,6 +65,7 @@ class BpfProgramPlan:
     expected_attach_type: int = 0
     attach_btf_id: int = 0
     syscall_filter: SyscallFilter | None = None
+    probe_from_cookie: bool = False     # `probe` is the cookie each point attached with
 
 
 @dataclass
@@ -140,7 +150,8 @@ def _shared_syscall_points(checked: CheckedScript, group: ProbeGroup) -> dict[st
     return shared
 
 
-def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: bool) -> None:
+def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: bool,
+                   group_tracepoints: bool, features: Features) -> None:
     for group in checked.groups:
         shared = _shared_syscall_points(checked, group) if share_syscalls else {}
         for raw, members in shared.items():
@@ -148,24 +159,59 @@ def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: b
             _add_program(plan, group, tuple(point for point, _ in members), RAWTRACEPOINT,
                          numbers[0][1], SyscallFilter(raw, numbers))
         taken = {point for members in shared.values() for point, _ in members}
+        rest = [point for point in group.points if point not in taken]
+        grouped = group_tracepoints and group.provider is TRACEPOINT
+        if grouped:
+            rest = _plan_raw_tracepoints(plan, group, rest, features)
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
-        # attach point. (The tracepoint record cannot tell: syscall tracepoints hand BPF a record
-        # whose first 8 bytes, common_type among them, are a pt_regs pointer.)
+        # attach point, unless the points attach with cookies. (The tracepoint record cannot tell:
+        # syscall tracepoints hand BPF a record whose first 8 bytes, common_type among them, are a
+        # pt_regs pointer.)
         # fentry/fexit programs are loaded against their one function's BTF id. USDT sites share
         # a program when their arguments are in the same places.
         per_point = _uses_constant_per_point(group.probe) or bool(group.provider.expected_attach_type)
+        cookies = per_point and grouped and features.attach_cookies(TRACEPOINT.prog_type)
         site_args = bool(group.site_args) and _reads_numbered_args(group.probe)
         partitions: dict[tuple, list[AttachPoint]] = {}
-        for point in group.points:
-            if point in taken:
-                continue
-            layout = (point,) if per_point else _field_layout(checked, group.probe, point)
+        for point in rest:
+            layout = (point,) if per_point and not cookies else \
+                _field_layout(checked, group.probe, point)
             if site_args:
                 layout += group.site_args[point]
             partitions.setdefault(layout, []).append(point)
         for points in partitions.values():
-            _add_program(plan, group, tuple(points), group.provider,
-                         _probe_id(plan, group, points[0]))
+            _add_shared_program(plan, group, points, group.provider)
+
+
+def _plan_raw_tracepoints(plan: ResourcePlan, group: ProbeGroup, points: list[AttachPoint],
+                          features: Features) -> list[AttachPoint]:
+    """Plans the program of the tracepoints that attach as raw tracepoints, when the block reads
+    nothing of the context (one per point when it reads `probe` and cookies are missing);
+    -> the points left to attach as perf events."""
+    if not points or builtins.reads_context(group.probe):
+        return points
+    raw = raw_tracepoint_points(points)
+    if not raw:
+        return points
+    members = [replace(point, attach_kind=RAWTRACEPOINT.attach_kind) for point in points
+               if point in raw]
+    if not _uses_constant_per_point(group.probe) or features.attach_cookies(RAWTRACEPOINT.prog_type):
+        _add_shared_program(plan, group, members, RAWTRACEPOINT)
+    else:
+        for point in members:
+            _add_program(plan, group, (point,), RAWTRACEPOINT, _probe_id(plan, group, point))
+    return [point for point in points if point not in raw]
+
+
+def _add_shared_program(plan: ResourcePlan, group: ProbeGroup, points: list[AttachPoint],
+                        kind: Provider) -> None:
+    """One program for `points`; when there are several and the block reads `probe`, each attaches
+    with its probe id as its cookie, which the program reads."""
+    if len(points) > 1 and _uses_constant_per_point(group.probe):
+        points = [replace(point, cookie=_probe_id(plan, group, point)) for point in points]
+        _add_program(plan, group, tuple(points), kind, points[0].cookie, probe_from_cookie=True)
+    else:
+        _add_program(plan, group, tuple(points), kind, _probe_id(plan, group, points[0]))
 
 
 def _probe_id(plan: ResourcePlan, group: ProbeGroup, point: AttachPoint) -> int:
@@ -175,18 +221,23 @@ def _probe_id(plan: ResourcePlan, group: ProbeGroup, point: AttachPoint) -> int:
 
 
 def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoint, ...],
-                 kind: Provider, probe_id: int, syscall_filter: SyscallFilter | None = None) -> None:
+                 kind: Provider, probe_id: int, syscall_filter: SyscallFilter | None = None,
+                 probe_from_cookie: bool = False) -> None:
     """`kind` is the provider whose program type and section the code is built for."""
     n = len(plan.programs)
     plan.programs.append(BpfProgramPlan(
         group, points, f"{kind.section}/p{n}", f"probe_{n}", int(kind.prog_type), probe_id,
         int(kind.expected_attach_type),
         group.btf_target.get(points[0].name, 0) if kind.expected_attach_type else 0,
-        syscall_filter))
+        syscall_filter, probe_from_cookie))
 
 
 def plan_resources(checked: CheckedScript, map_entries: int | None = None,
-                   share_syscalls: bool = True) -> ResourcePlan:
+                   share_syscalls: bool = True, group_tracepoints: bool = True,
+                   features: Features = FixedFeatures()) -> ResourcePlan:
+    """share_syscalls: syscall tracepoints through one program on raw sys_enter/sys_exit;
+    group_tracepoints: other tracepoints as raw tracepoints, and points sharing programs through
+    cookies (the module's docstring); features: whether the kernel has cookies."""
     plan = ResourcePlan(stack_entries=max(STACKS_MAP_ENTRIES, map_entries or 0))
     for name in sorted(checked.maps):
         info = checked.maps[name]
@@ -197,7 +248,7 @@ def plan_resources(checked: CheckedScript, map_entries: int | None = None,
         entry = builtins.function(node.name) if isinstance(node, ast.Call) else None
         if entry is not None and entry.layout is not None:
             entry.layout(plan, checked, node)
-    _plan_programs(checked, plan, share_syscalls)
+    _plan_programs(checked, plan, share_syscalls, group_tracepoints, features)
     return plan
 
 

@@ -401,7 +401,7 @@ class TypeChecker(KernelChecks):
         entry = builtins.identifier(e.name)
         if entry is None:
             return self.enumerator(e)
-        if entry.context and self.context_refused(e.name, e.span):
+        if entry.reads_context and self.context_refused(e.name, e.span):
             return None
         return entry.check(self, e)
 
@@ -573,7 +573,7 @@ class TypeChecker(KernelChecks):
         if entry.unsafe and not self.unsafe:
             self.error(f"{e.name}() is an unsafe function being used in safe mode", e.span)
             return None
-        if entry.context and self.context_refused(e.name, e.span):
+        if entry.reads_context and self.context_refused(e.name, e.span):
             return None
         if entry.arity is not None and not self.arity(e, *entry.arity):
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pybpf.runtime.attach.fentry import fentry_available
 from pybpf.runtime.attach.kprobe import kprobes_available
+from pybpf.runtime.attach.link import attach_cookies_available
 
 
 class KernelFeatures:
@@ -16,3 +17,6 @@ class KernelFeatures:
 
     def fentry_loadable(self, func_btf_id: int, attach_type: int) -> bool:
         return fentry_available(func_btf_id, attach_type)
+
+    def attach_cookies(self, prog_type: int) -> bool:
+        return attach_cookies_available(prog_type)

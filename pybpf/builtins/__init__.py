@@ -18,6 +18,7 @@ LLVM.
 
 from __future__ import annotations
 
+from pybpf import ast
 from pybpf.builtins import (aggregations, clock, cpu, formatted, integers, maps, output, probe,
                             rand, stacks, strings, task, unsafe)
 from pybpf.builtins.entry import Aggregation, Builtin, Kind
@@ -52,3 +53,14 @@ def function(name: str) -> Builtin | None:
 
 def aggregation(name: str) -> Aggregation | None:
     return AGGREGATIONS.get(name)
+
+
+def reads_context(node) -> bool:
+    """Whether node, or a node below it, reads the program's context (`args`, `ctx`, `kstack`...:
+    the entries marked reads_context)."""
+    for n in ast.walk(node):
+        entry = identifier(n.name) if isinstance(n, ast.Builtin) else \
+            function(n.name) if isinstance(n, ast.Call) else None
+        if entry is not None and entry.reads_context:
+            return True
+    return False

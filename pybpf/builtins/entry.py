@@ -38,9 +38,11 @@ class Builtin:
     layout: Layout | None = None
     # Refused unless the user passed --unsafe (system, signal): what it does reaches past tracing.
     unsafe: bool = False
-    # Reads the probe's context (its registers, arguments, record): refused in a for-loop over a
-    # map, whose body runs in a callback that has none (as bpftrace refuses it).
-    context: bool = False
+    # Reads the program's context (args, ctx, the registers kstack and ustack start from): a
+    # tracepoint probe that reads none may run as a raw tracepoint program instead
+    # (pybpf.resources), and a for-loop over a map refuses it, its body running in a callback
+    # that has no context (as bpftrace refuses it).
+    reads_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,15 +58,16 @@ class Aggregation:
 
 
 def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None,
-               context: bool = False) -> Builtin:
+               reads_context: bool = False) -> Builtin:
     return Builtin(name, Kind.IDENTIFIER, check, lower,
-                   pattern=re.compile(pattern) if pattern else None, context=context)
+                   pattern=re.compile(pattern) if pattern else None, reads_context=reads_context)
 
 
 def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering,
-             layout: Layout | None = None, unsafe: bool = False, context: bool = False) -> Builtin:
+             layout: Layout | None = None, unsafe: bool = False,
+             reads_context: bool = False) -> Builtin:
     return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe,
-                   context=context)
+                   reads_context=reads_context)
 
 
 def typed(t: T.Type) -> Rule:

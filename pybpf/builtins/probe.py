@@ -108,8 +108,8 @@ def lower_func(g, e):
 
 
 def lower_probe(g, e):
-    """A constant of the program (one per attach point), or, in a program shared by syscall
-    tracepoints, the value its syscall-number dispatch chose."""
+    """A constant of the program (one per attach point), or, in a program shared by several, the
+    value its syscall-number dispatch chose or the cookie its point was attached with."""
     return g.probe_value if g.probe_value is not None else g.constant(g.program.probe_id)
 
 
@@ -129,14 +129,15 @@ def lower_usermode(g, e):
 
 BUILTINS = (
     # args is only ever read through a field (args.NAME), which pybpf.semantic_kernel types.
-    identifier("args", check_args, None, context=True),
+    identifier("args", check_args, None, reads_context=True),
     identifier("argN", check_numbered_arg, lambda g, e: g.load_argument(int(e.name[3:])),
-               pattern=r"arg\d+", context=True),
-    identifier("sargN", check_stack_arg, lower_stack_arg, pattern=r"sarg\d+", context=True),
+               pattern=r"arg\d+", reads_context=True),
+    identifier("sargN", check_stack_arg, lower_stack_arg, pattern=r"sarg\d+", reads_context=True),
     # retval's type comes from the function's BTF: semantic_kernel and lower_kernel hold the rule.
-    identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e), context=True),
+    identifier("retval", lambda c, e: c.retval(e), lambda g, e: g.retval(e), reads_context=True),
     identifier("func", check_func, lower_func),
     identifier("probe", typed(T.ProbeType()), lower_probe),
-    identifier("usermode", check_usermode, lower_usermode, context=True),
-    identifier("ctx", check_ctx, lambda g, e: g.b.ptrtoint(g.ctx, g.integer_type(8)), context=True),
+    identifier("usermode", check_usermode, lower_usermode, reads_context=True),
+    identifier("ctx", check_ctx, lambda g, e: g.b.ptrtoint(g.ctx, g.integer_type(8)),
+               reads_context=True),
 )

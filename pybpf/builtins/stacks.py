@@ -95,10 +95,12 @@ def check_kaddr(c, e):
 
 
 BUILTINS = (
-    identifier("kstack", lambda c, e: T.StackType(False, c.stack_mode), lower_stack, context=True),
-    identifier("ustack", lambda c, e: T.StackType(True, c.stack_mode), lower_stack, context=True),
-    function("kstack", (0, 2), check_stack_call, lower_stack, context=True),
-    function("ustack", (0, 2), check_stack_call, lower_stack, context=True),
+    # Both need the context: bpf_get_stackid takes it (and a kernel stack is walked from its
+    # registers: a raw tracepoint's start in the BPF program, a tracepoint's at the traced code).
+    identifier("kstack", lambda c, e: T.StackType(False, c.stack_mode), lower_stack, reads_context=True),
+    identifier("ustack", lambda c, e: T.StackType(True, c.stack_mode), lower_stack, reads_context=True),
+    function("kstack", (0, 2), check_stack_call, lower_stack, reads_context=True),
+    function("ustack", (0, 2), check_stack_call, lower_stack, reads_context=True),
     function("ksym", (1, 1), check_integer_formatted(KSYM),
              lambda g, e: as_record(g, g.expr(e.args[0]))),
     function("usym", (1, 1), check_integer_formatted(USYM), lower_usym),

@@ -69,10 +69,17 @@ class ProbeGroup:
     site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
     pid: int | None = None                  # -p PID: the process user-space probes look in
     depends_on: set = field(default_factory=set)    # pybpf.facts: the binaries points came from
+    # `points` as a set: a wildcard adds thousands, and a list's `in` made adding them quadratic
+    # (4 s for tracepoint:*:*).
+    _added: set[AttachPoint] = field(default_factory=set, repr=False, compare=False)
 
     def add(self, point: AttachPoint) -> None:
-        if point not in self.points:
+        if point not in self._added:
+            self._added.add(point)
             self.points.append(point)
+
+    def set_points(self, points: list[AttachPoint]) -> None:
+        self.points, self._added = points, set(points)
 
     def move_to(self, other: Provider) -> None:
         """The same targets through another provider (kprobe -> fentry), named as written."""
@@ -84,7 +91,8 @@ class ProbeGroup:
                     table[new.name] = table.pop(point.name)
             self.written_names[new.name] = point.name
             moved.append(new)
-        self.provider, self.points = other, moved
+        self.provider = other
+        self.set_points(moved)
 
 
 class Provider:

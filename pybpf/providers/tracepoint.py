@@ -11,10 +11,12 @@ import os
 import re
 
 from pybpf import tracefs
+from pybpf.program import AttachPoint
 from pybpf.providers.base import (Args, Context, ListingError, ProbeGroup, ProbeNotFound, Provider,
                                   has_wildcard)
 from pybpf.uapi.bpf import BpfProgType
 
+SYSCALLS_CATEGORY = "syscalls"
 _FIELD_DECL = re.compile(r"^\s*field:(?P<decl>[^;]+);", re.M)
 _DECL_NAME = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*(\[[^\]]*\])?\s*$")
 
@@ -42,6 +44,27 @@ def tracepoint_fields(category: str, name: str) -> list[str]:
             continue
         lines.append(f"    {decl}")
     return lines
+
+
+def raw_tracepoint_points(points: list[AttachPoint]) -> set[AttachPoint]:
+    """The points that have a raw tracepoint: the kernel's tracepoint NAME, which fires at the same
+    place handing BPF its arguments instead of the record. A program that does not read the record
+    may attach there (pybpf.resources): closing a raw tracepoint link takes ~0.2 ms, a tracepoint's
+    perf event ~40 ms. Those whose NAME has a `btf_trace_NAME` typedef in vmlinux's BTF and names no
+    other tracefs event; syscalls:* (not tracepoints of their own, and known without loading BTF)
+    and modules' stay perf events."""
+    candidates = {point: point.target.partition(":")[2] for point in points
+                  if not point.target.startswith(SYSCALLS_CATEGORY + ":")}
+    if not candidates:
+        return set()
+    from pybpf.btf import vmlinux
+
+    counts: dict[str, int] = {}
+    for _, name in tracefs.list_tracepoints():
+        counts[name] = counts.get(name, 0) + 1
+    # one pass over the typedefs, ~8 ms (a search per name: 0.2 s for 1585 names)
+    typed = set(vmlinux().list_names("rawtracepoint"))
+    return {point for point, name in candidates.items() if counts.get(name) == 1 and name in typed}
 
 
 class Tracepoint(Provider):

@@ -137,6 +137,7 @@ class BpfFunc(enum.IntEnum):
     for_each_map_elem = 164
     map_lookup_percpu_elem = 195
     trace_vprintk = 177
+    get_attach_cookie = 174
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1

@@ -11,6 +11,7 @@ import ctypes
 import errno
 import os
 
+from pybpf.runtime.attach.link import perf_event_link
 from pybpf.runtime.errors import BpfError, NotSupportedError
 from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.runtime.syscall import ENOTSUPP, ioctl, perf_event_open
@@ -48,19 +49,24 @@ class PerfEventAttachment:
             os.close(self.fds.pop())
 
 
-def attach_perf_event(prog_fd: int, attr: PerfEventAttr, cpu: int, pid: int = -1) -> PerfEventAttachment:
+def attach_perf_event(prog_fd: int, attr: PerfEventAttr, cpu: int, pid: int = -1,
+                      cookie: int = 0) -> PerfEventAttachment:
     """Open the event disabled, give it the program, then enable it (pid -1: every task on `cpu`;
     for tracepoints the program then runs on every CPU; cpu -1 with a pid: that process wherever
-    it runs)."""
+    it runs). A cookie other than 0 gives the program through a bpf link carrying it; the link
+    is closed before the event."""
     attr.flags |= PERF_ATTR_FLAG_DISABLED
-    fd = perf_event_open(attr, pid=pid, cpu=cpu)
+    fds = [perf_event_open(attr, pid=pid, cpu=cpu)]
     try:
-        ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd, "PERF_EVENT_IOC_SET_BPF")
-        ioctl(fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")
+        if cookie:
+            fds.append(perf_event_link(prog_fd, fds[0], cookie))
+        else:
+            ioctl(fds[0], PERF_EVENT_IOC_SET_BPF, prog_fd, "PERF_EVENT_IOC_SET_BPF")
+        ioctl(fds[0], PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")
     except BaseException:
-        os.close(fd)
+        PerfEventAttachment(fds).close()
         raise
-    return PerfEventAttachment([fd])
+    return PerfEventAttachment(fds)
 
 
 def attach_on_every_cpu(prog_fd: int, attr: PerfEventAttr) -> PerfEventAttachment:

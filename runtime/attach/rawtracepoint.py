@@ -8,6 +8,9 @@ Two program kinds attach here, told apart by the BpfProgramSpec's prog type:
 - TRACING (26) with expected_attach_type TRACE_RAW_TP and attach_btf_id = the `btf_trace_NAME` typedef
   (a BTF tracepoint: typed args the verifier knows): the target came with BPF_PROG_LOAD, so the open
   passes no name.
+
+A tracepoint:CATEGORY:NAME point whose program does not read the record attaches here too, to raw
+tracepoint NAME (pybpf.resources), with its cookie when the program is shared.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = No
     name = tracepoint_name(point.target)
     btf_typed = program is not None and program.prog_type == BpfProgType.TRACING
     try:
-        return LinkAttachment(raw_tracepoint_open(prog_fd, None if btf_typed else name))
+        return LinkAttachment(raw_tracepoint_open(prog_fd, None if btf_typed else name, point.cookie))
     except BpfError as e:
         if e.errno == errno.ENOENT:
             raise NotSupportedError("RAW_TRACEPOINT_OPEN", e.errno,

@@ -1,4 +1,5 @@
 """tracepoint:CATEGORY:NAME -> one perf event of type PERF_TYPE_TRACEPOINT (it fires on every CPU).
+(A program that does not read the record attaches as a raw tracepoint instead: attach/rawtracepoint.)
 
     attachment = attach(prog_fd, AttachPoint('tracepoint', 'syscalls:sys_enter_openat'))
 """
@@ -31,5 +32,6 @@ def tracepoint_id(target: str) -> int:
 
 
 def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> PerfEventAttachment:
+    """A point with a cookie (its program is shared) is linked with it (BPF_LINK_CREATE)."""
     attr = PerfEventAttr(type=PerfType.TRACEPOINT, config=tracepoint_id(point.target))
-    return attach_perf_event(prog_fd, attr, cpu=0)
+    return attach_perf_event(prog_fd, attr, cpu=0, cookie=point.cookie)

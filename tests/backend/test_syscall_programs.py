@@ -8,6 +8,7 @@ import pytest
 
 from pybpf import tracefs
 from pybpf.compiler import CompileOptions, compile_source, compile_to_ir
+from pybpf.features import FixedFeatures
 from pybpf.uapi.bpf import BpfProgType
 from pybpf.uapi.unistd_64 import SYSCALL_NUMBERS
 
@@ -75,11 +76,21 @@ def test_arguments_in_the_same_register_are_shared():
     assert program.raw_tracepoint == "sys_enter"
 
 
-def test_no_shared_syscalls_keeps_one_perf_event_per_tracepoint():
+def test_no_shared_syscalls_keeps_one_perf_event_per_tracepoint_sharing_a_program_by_cookie():
+    (program,) = programs("tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }",
+                          share_syscalls=False, features=FixedFeatures(cookies=True))
+    assert program.prog_type == BpfProgType.TRACEPOINT
+    assert len(program.attach_points) > 1
+    assert all(p.attach_kind == "tracepoint" and p.cookie for p in program.attach_points)
+
+
+def test_without_grouping_each_syscall_tracepoint_has_its_own_program():
     progs = programs("tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }",
-                     share_syscalls=False)
+                     share_syscalls=False, group_tracepoints=False,
+                     features=FixedFeatures(cookies=True))
     assert len(progs) > 1
-    assert all(p.prog_type == BpfProgType.TRACEPOINT for p in progs)
+    assert all(p.prog_type == BpfProgType.TRACEPOINT and len(p.attach_points) == 1
+               and not p.attach_points[0].cookie for p in progs)
 
 
 def test_every_syscall_tracepoint_here_has_a_number():
