@@ -15,7 +15,7 @@ import ctypes
 import errno
 import functools
 import struct
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from pybpf import types as T
 from pybpf.mapkinds import kind_for
@@ -110,10 +110,25 @@ def items(fd: int, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
 def _read_all(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, int]:
     """Every entry as two packed buffers (the keys back to back, then the values) and their number:
     the form struct.iter_unpack decodes without a slice per entry."""
+    batches = list(_batches(fd, key_size, value_size))
+    if len(batches) == 1:
+        return batches[0]
+    return (b"".join(k for k, _, _ in batches), b"".join(v for _, v, _ in batches),
+            sum(n for _, _, n in batches))
+
+
+def _batches(fd: int, key_size: int, value_size: int) -> Iterator[tuple[bytes, bytes, int]]:
+    """The entries a BPF_MAP_LOOKUP_BATCH call at a time, each as (keys, values, number), so a
+    reader can keep only what it needs of a big map; kernels or map types without batch lookup
+    give one batch read a key at a time."""
+    given = False
     try:
-        return _items_batched(fd, key_size, value_size)
+        for batch in _items_batched(fd, key_size, value_size):
+            given = True
+            yield batch
+        return
     except BpfError as e:
-        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
+        if given or e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
             raise
     found_keys, found_values = [], []
     for key in keys(fd, key_size):
@@ -121,14 +136,14 @@ def _read_all(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, in
         if value is not None:          # deleted since get_next_key saw it
             found_keys.append(key)
             found_values.append(value)
-    return b"".join(found_keys), b"".join(found_values), len(found_keys)
+    yield b"".join(found_keys), b"".join(found_values), len(found_keys)
 
 
-def _items_batched(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, int]:
+def _items_batched(fd: int, key_size: int, value_size: int) -> Iterator[tuple[bytes, bytes, int]]:
     chunk = BATCH_CHUNK
     # The position token is opaque (a bucket number for hashes, a key for arrays): key-sized suffices.
     token_in, token_out = _buffer(max(key_size, 8)), _buffer(max(key_size, 8))
-    key_parts, value_parts, total, first = [], [], 0, True
+    first, empty = True, True
     keys_buf = values_buf = None
     while True:
         if keys_buf is None:
@@ -149,11 +164,13 @@ def _items_batched(fd: int, key_size: int, value_size: int) -> tuple[bytes, byte
             done = True                # the end; this last call may still have returned entries
         count = attr.count
         if count:                      # only the filled part of the buffers
-            key_parts.append(ctypes.string_at(keys_buf, count * key_size))
-            value_parts.append(ctypes.string_at(values_buf, count * value_size))
-            total += count
+            empty = False
+            yield (ctypes.string_at(keys_buf, count * key_size),
+                   ctypes.string_at(values_buf, count * value_size), count)
         if done:
-            return b"".join(key_parts), b"".join(value_parts), total
+            if empty:
+                yield b"", b"", 0
+            return
         ctypes.memmove(token_in, token_out, len(token_out))
         first = False
 
@@ -214,21 +231,34 @@ def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = N
 
     A per-CPU array (spec.is_array) has all its elements: a zero count there means "never
     counted" and is left out, unless keep_zero (the map was zero()ed, so its entry exists)."""
+    batches = [entries for _, entries in user_map_batches(fd, spec, probe_names, keep_zero)]
+    return batches[0] if len(batches) == 1 else [e for entries in batches for e in entries]
+
+
+def user_map_batches(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None,
+                     keep_zero: bool = False) -> Iterator[tuple[int, list[tuple[tuple, object]]]]:
+    """read_user_map's entries a batch of the map at a time, each with the number of map elements
+    it was read from: a reader that keeps a few entries of a big map never holds all of them.
+    A hist or lhist map comes in one batch (a key's buckets are elements apart in the map)."""
     # Every property of the spec is read once here, never per entry.
     kind, is_array = kind_for(spec.kind), spec.is_array
     value_size = value_buffer_size(spec.value_size, kind.percpu)
-    keys_raw, values_raw, count = _read_all(fd, spec.key_size, value_size)
-    if not count:
-        return []
-    if not is_array:
-        keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=kind.has_buckets)
-    elif kind.has_buckets:
-        keys = _U32.iter_unpack(keys_raw)      # an array's key is the u32 bucket, after an empty user key
-    else:
-        keys = [()] * count
-    return kind.entries(spec, keys, values_raw, possible_cpus() if kind.percpu else 1,
-                        hide_zero=is_array and not keep_zero,
-                        typed_values=lambda t, raw, size: _typed_values(t, raw, size, probe_names))
+    batches = iter([_read_all(fd, spec.key_size, value_size)]) if kind.has_buckets \
+        else _batches(fd, spec.key_size, value_size)
+    ncpu = possible_cpus() if kind.percpu else 1
+    typed_values = lambda t, raw, size: _typed_values(t, raw, size, probe_names)     # noqa: E731
+    for keys_raw, values_raw, count in batches:
+        if not count:
+            yield 0, []
+            continue
+        if not is_array:
+            keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=kind.has_buckets)
+        elif kind.has_buckets:
+            keys = _U32.iter_unpack(keys_raw)      # an array's key is the u32 bucket, after an empty user key
+        else:
+            keys = [()] * count
+        yield count, kind.entries(spec, keys, values_raw, ncpu, hide_zero=is_array and not keep_zero,
+                                  typed_values=typed_values)
 
 
 def clear_map(fd: int, spec: MapSpec) -> None:
