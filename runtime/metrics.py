@@ -31,7 +31,8 @@ from __future__ import annotations
 import heapq
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import compress
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -41,6 +42,7 @@ from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, label_names, label_width
 from pybpf.program import MapSpec
 from pybpf.runtime.loader import prog_info
+from pybpf.runtime.maps import MapBatch, Prefilter
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
 from pybpf.runtime.output import key_order
 from pybpf.runtime.values import escape_bytes
@@ -105,24 +107,32 @@ class TopEntries(NamedTuple):
     dropped: int
 
 
-def top_entries(spec: MapSpec, batches: Iterable[tuple[int, Entries]], max_series: int) -> TopEntries:
+def top_entries(spec: MapSpec, read: Callable[[Prefilter], Iterable[MapBatch]], max_series: int) -> TopEntries:
     """The max_series greatest entries by the kind's order (count, total, average: as printed),
-    by key order for values that have none (strings, tuples), selected in a heap of max_series
-    while the batches are read."""
-    counted = [0, 0]     # map elements, entries
-
-    def every() -> Iterator[tuple]:
-        for elements, entries in batches:
-            counted[0] += elements
-            counted[1] += len(entries)
-            yield from entries
-
+    by key order for values that have none (strings, tuples), selected while the map is read:
+    `read(prefilter)` gives its batches (Session.map_batches), and once max_series entries are
+    kept, the prefilter drops every entry that cannot beat them before its key is decoded. At
+    most 2 x max_series entries and one batch are held at a time."""
     sort_key = kind_for(spec.kind).entry_sort_key(spec)
-    if sort_key is None:
-        kept = heapq.nsmallest(max_series, every(), key=lambda e: key_order(e[0]))
-    else:
-        kept = heapq.nlargest(max_series, every(), key=sort_key)
-    return TopEntries(kept, counted[0], counted[1] - len(kept))
+    order = (lambda e: key_order(e[0])) if sort_key is None else sort_key
+    select = heapq.nsmallest if sort_key is None else heapq.nlargest
+    kept: Entries = []
+    beats_bar: Callable[[object], bool] | None = None    # once max_series were kept: beats their last?
+
+    def prefilter(entries: list) -> Iterable:
+        return entries if beats_bar is None else compress(entries, map(beats_bar, map(order, entries)))
+
+    elements = seen = 0
+    for batch in read(prefilter if sort_key is not None else None):
+        elements += batch.elements
+        seen += batch.seen
+        kept += prefilter(batch.entries)
+        if len(kept) >= 2 * max_series:
+            kept = select(max_series, kept, key=order)
+            bar = order(kept[-1])
+            beats_bar = bar.__gt__ if sort_key is None else bar.__lt__
+    kept = select(max_series, kept, key=order)
+    return TopEntries(kept, elements, seen - len(kept))
 
 
 def run_stats_enabled() -> bool:
@@ -182,7 +192,7 @@ class SessionCollector:
         max_entries = GaugeMetricFamily(p + "map_max_entries", "elements the map can hold; updates "
                                         "beyond are dropped", labels=["map"])
         for spec in self._specs:
-            read = top_entries(spec, session.map_batches(spec), self.max_series)
+            read = top_entries(spec, lambda prefilter: session.map_batches(spec, prefilter), self.max_series)
             families.extend(map_families(spec, read.entries, p))
             dropped.add_metric([spec.name], read.dropped)
             if not spec.is_array:          # a map without a key is an array: it never fills

@@ -283,11 +283,11 @@ class Session:
         return maps.read_user_map(self._map_fd(spec), spec, self.compiled.probe_names,
                                   keep_zero=spec.name in self._zeroed)
 
-    def map_batches(self, spec: MapSpec):
+    def map_batches(self, spec: MapSpec, prefilter: maps.Prefilter | None = None):
         """read_map's entries a batch at a time (maps.user_map_batches), e.g. for a metrics scrape
         that keeps the top entries of a big map."""
         return maps.user_map_batches(self._map_fd(spec), spec, self.compiled.probe_names,
-                                     keep_zero=spec.name in self._zeroed)
+                                     keep_zero=spec.name in self._zeroed, prefilter=prefilter)
 
     def lost_events(self) -> int:
         """Events the ring buffer refused so far: the count stop() prints."""

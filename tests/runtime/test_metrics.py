@@ -23,6 +23,7 @@ from pybpf.mapkinds import Stats  # noqa: E402
 from pybpf.program import LhistParams, MapKind, MapSpec  # noqa: E402
 from pybpf.runtime.metrics import (SessionCollector, check_prefix, key_labels, make_registry,  # noqa: E402
                                    map_families, metric_name, parse_address, serve_metrics, top_entries)
+from pybpf.runtime.maps import MapBatch  # noqa: E402
 from pybpf.runtime.output import make_output  # noqa: E402
 
 PROGRAM = """
@@ -119,32 +120,57 @@ def test_avg_of_nothing_and_empty_maps():
     assert scrape(generate_latest(_Static(map_families(gauge, []))).decode()) == ({}, {"pybpf_g": "gauge"})
 
 
+def _batches(*batches):
+    """A reader of these batches of (key, value) entries, as Session.map_batches with its prefilter
+    applied to (index, value) pairs the way maps.user_map_batches does."""
+    def read(prefilter):
+        for entries in batches:
+            if prefilter is None:
+                yield MapBatch(len(entries), len(entries), entries)
+                continue
+            kept = list(prefilter([(i, value) for i, (_, value) in enumerate(entries)]))
+            yield MapBatch(len(entries), len(entries), [(entries[i][0], value) for i, value in kept])
+    return read
+
+
 def test_top_entries_keep_the_greatest_and_count_the_rest():
     spec = MapSpec("@c", "c", MapKind.COUNT, (T.IntType(),), T.IntType())
-    batches = [(3, [((1,), 5), ((2,), 9), ((3,), 1)]), (2, [((4,), 7), ((5,), 2)])]
-    assert top_entries(spec, batches, 2) == ([((2,), 9), ((4,), 7)], 5, 3)
-    assert top_entries(spec, batches, 10) == (sorted([e for _, b in batches for e in b],
-                                                     key=lambda e: -e[1]), 5, 0)
+    batches = [[((1,), 5), ((2,), 9), ((3,), 1)], [((4,), 7), ((5,), 2)]]
+    assert top_entries(spec, _batches(*batches), 2) == ([((2,), 9), ((4,), 7)], 5, 3)
+    assert top_entries(spec, _batches(*batches), 1) == ([((2,), 9)], 5, 4)
+    assert top_entries(spec, _batches(*batches), 10) == (
+        sorted(batches[0] + batches[1], key=lambda e: -e[1]), 5, 0)
 
 
 def test_top_entries_read_lazily():
-    """The batches are consumed as they come: a generator of a million entries never becomes a
-    list (the entries kept are at most max_series)."""
+    """The batches are consumed as they come, and once max_series entries are kept only the
+    entries that beat them are decoded: a million entries are never a list."""
     spec = MapSpec("@c", "c", MapKind.COUNT, (T.IntType(),), T.IntType())
-    batches = ((4096, [((i,), i % 100_003) for i in range(start, start + 4096)])
-               for start in range(0, 4096 * 256, 4096))
-    kept = top_entries(spec, batches, 3)
-    assert [value for _, value in kept.entries] == [100_002] * 3
+    decoded = []
+
+    def read(prefilter):
+        for start in range(0, 4096 * 256, 4096):
+            values = [(i - start, i * 7919 % 1_000_003) for i in range(start, start + 4096)]
+            kept = list(prefilter(values))
+            decoded.append(len(kept))
+            yield MapBatch(4096, 4096, [((start + i,), value) for i, value in kept])
+
+    kept = top_entries(spec, read, 3)
+    assert kept.entries == sorted((((i,), i * 7919 % 1_000_003) for i in range(4096 * 256)),
+                                  key=lambda e: -e[1])[:3]
     assert kept.elements == 4096 * 256 and kept.dropped == 4096 * 256 - 3
+    assert sum(decoded) < 4096 * 2        # the first batch, then a few that beat the bar
 
 
 def test_top_entries_of_strings_by_key_and_of_histograms_by_count():
     names = MapSpec("@n", "n", MapKind.VALUE, (T.IntType(),), T.StringType(16))
-    assert top_entries(names, [(3, [((3,), "c"), ((1,), "z"), ((2,), "a")])], 2).entries == \
+    assert top_entries(names, _batches([((3,), "c"), ((1,), "z"), ((2,), "a")]), 2).entries == \
         [((1,), "z"), ((2,), "a")]
     hist = MapSpec("@h", "h", MapKind.HIST, (T.IntType(),), T.IntType())
-    read = top_entries(hist, [(5, [((1,), {3: 1}), ((2,), {3: 2, 4: 2}), ((3,), {5: 3})])], 1)
-    assert read == ([((2,), {3: 2, 4: 2})], 5, 2)
+
+    def read(prefilter):
+        yield MapBatch(5, 3, [((1,), {3: 1}), ((2,), {3: 2, 4: 2}), ((3,), {5: 3})])
+    assert top_entries(hist, read, 1) == ([((2,), {3: 2, 4: 2})], 5, 2)
 
 
 def test_prefix_names_every_family():
