@@ -312,25 +312,8 @@ def test_chosen_maps_top_series_and_tracer_metrics():
     assert not any(name.startswith("pybpf_") for name in samples)
 
 
-@pytest.fixture
-def run_stats():
-    """The kernel counts run time while an fd of BPF_ENABLE_STATS is open: on for this test only,
-    leaving kernel.bpf_stats_enabled (the machine's setting, which it does not change) alone."""
-    import ctypes
-
-    from pybpf.runtime.syscall import bpf
-    from pybpf.uapi.bpf import BpfCmd
-
-    class EnableStatsAttr(ctypes.Structure):
-        _fields_ = [("type", ctypes.c_uint32)]            # BPF_STATS_RUN_TIME = 0
-
-    fd = bpf(BpfCmd.ENABLE_STATS, EnableStatsAttr(0))
-    yield
-    os.close(fd)
-
-
 @pytest.mark.kernel
-def test_program_run_statistics(run_stats):
+def test_program_run_statistics(bpf_run_stats):
     from pybpf.compiler import compile_source
     from pybpf.runtime.session import Session
 
