@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from pybpf.metrics import Collector  # noqa: E402
+from test_library import COMM, own_comm  # noqa: E402,F401  (own_comm: this process named COMM)
 
-COMM = "pybpflibmetric"
 PROGRAM = ('BEGIN { $i = 0; while ($i < 20) { @sizes[$i] = $i; $i++; } } '
            f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ @calls[comm] = count(); }}')
 
@@ -25,17 +25,6 @@ def samples(registry) -> dict:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(generate_latest(registry).decode())
             for s in family.samples}
-
-
-@pytest.fixture
-def own_comm():
-    import ctypes
-    libc = ctypes.CDLL(None)
-    with open("/proc/self/comm", "rb") as f:
-        before = f.read().strip()
-    libc.prctl(15, COMM.encode(), 0, 0, 0)
-    yield
-    libc.prctl(15, before, 0, 0, 0)
 
 
 @pytest.mark.kernel

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -20,7 +19,7 @@ from e2e_helpers import Running, named_child
 
 pytest.importorskip("prometheus_client", reason="needs prometheus_client (pip install 'pybpf[metrics]')")
 
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from test_metrics_cli import free_port, scrape  # noqa: E402
 
 COMM = f"pybpfl{os.getpid()}"
 GETPPID_N_TIMES = "import os\nfor _ in range(int(sys.argv[2])):\n    os.getppid()\n"
@@ -30,20 +29,6 @@ PRINTFS_PER_EVENT = 100
 STORM = ('BEGIN { printf("ready\\n"); } '
          f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ @storms = count(); '
          f'unroll({PRINTFS_PER_EVENT}) {{ printf("storm %d %d %d %d\\n", pid, tid, cpu, nsecs); }} }}')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(port: int) -> dict:
-    """{(sample name, sorted label items): value} of one scrape of 127.0.0.1:port."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 @pytest.mark.kernel
