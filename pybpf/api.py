@@ -356,12 +356,8 @@ class Trace:
         return entries
 
     def _count_lost(self) -> None:
-        from pybpf.program import LOST_MAP
-        from pybpf.runtime.maps import read_lost
-
-        loaded = self._session.loaded
-        if loaded is not None:
-            self._lost_total(read_lost(loaded.map_fds[LOST_MAP]))
+        if self._session.loaded is not None:
+            self._lost_total(self._session.lost_events())
 
     def _lost_total(self, total: int) -> None:
         if total > self.lost:

@@ -20,7 +20,7 @@ import shlex
 import signal
 import sys
 import time
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions, StageTimes
@@ -119,6 +119,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="while the script runs, serve its maps to Prometheus on "
                         "http://HOST:PORT/metrics (default host 127.0.0.1), or on a Unix socket "
                         "only root can connect to (needs pybpf[metrics])")
+    p.add_argument("--metrics-maps", metavar="@A,@B",
+                   help="with --metrics: serve only these maps (default: all)")
+    p.add_argument("--metrics-max-series", metavar="N",
+                   help="with --metrics: serve at most N keys of each map, the top ones by value; "
+                        "pybpf_series_dropped{map} counts the others (default: 10000)")
+    p.add_argument("--metrics-prefix", metavar="PREFIX",
+                   help="with --metrics: the start of every metric's name (default: pybpf_)")
     p.add_argument("-V", "--version", action="version", version=f"pybpf v{__version__}",
                    help="print the version (\"pybpf vX.Y.Z\", as bpftrace's) and exit")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
@@ -450,7 +457,7 @@ class _Command:
         os.close(self.pidfd)
 
 
-def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
+def _run(compiled, opts, stream, stop: _StopRequested, metrics: MetricsSettings | None = None) -> int:
     from pybpf.runtime.output import make_output
     from pybpf.runtime.session import Session
 
@@ -465,8 +472,6 @@ def _run(compiled, opts, stream, stop: _StopRequested, metrics=None) -> int:
             server = _serve_metrics(session, metrics) if metrics else None
             try:
                 session.start()
-                if server:
-                    server.start()
                 if child:
                     child.release()
                 stop.serve(session, traced_pidfd)
@@ -496,26 +501,70 @@ def _ignore_warning(text: str) -> None:
     """--no-warnings"""
 
 
-def _metrics_address(text: str) -> tuple[str, int] | str:
-    """--metrics [HOST:]PORT|unix:PATH, checked before compiling: the package is there, the address parses."""
+class MetricsSettings(NamedTuple):
+    """--metrics and the options that shape what it serves, checked before compiling."""
+    address: tuple[str, int] | str
+    maps: list[str] | None
+    max_series: int
+    prefix: str
+
+
+def _metrics_settings(opts) -> MetricsSettings | None:
+    """--metrics [HOST:]PORT|unix:PATH and the --metrics-* options, checked before compiling: the
+    package is there, every value parses; one ERROR: line otherwise. The map names are checked
+    against the program when the collector is made."""
+    given = [name for name in ("maps", "max_series", "prefix") if getattr(opts, f"metrics_{name}") is not None]
+    if not opts.metrics:
+        if given:
+            raise SystemExit(error(f"--metrics-{given[0].replace('_', '-')} needs --metrics"))
+        return None
     try:
-        from pybpf.runtime.metrics import parse_address
+        from pybpf.runtime.metrics import DEFAULT_MAX_SERIES, PREFIX, check_max_series, check_prefix, parse_address
     except ImportError as e:
         if e.name != "prometheus_client":
             raise
         raise SystemExit(error("--metrics needs the prometheus_client package: "
                                "install pybpf[metrics] (pip install 'pybpf[metrics]')")) from None
+    option = "--metrics"
     try:
-        return parse_address(text)
+        address = parse_address(opts.metrics)
+        option = "--metrics-maps"
+        maps = None if opts.metrics_maps is None else _map_names(opts.metrics_maps)
+        option = "--metrics-max-series"
+        max_series = DEFAULT_MAX_SERIES if opts.metrics_max_series is None else \
+            check_max_series(_integer(opts.metrics_max_series))
+        option = "--metrics-prefix"
+        prefix = PREFIX if opts.metrics_prefix is None else check_prefix(opts.metrics_prefix)
     except ValueError as e:
-        raise SystemExit(error(f"--metrics: {e}")) from None
+        raise SystemExit(error(f"{option}: {e}")) from None
+    return MetricsSettings(address, maps, max_series, prefix)
 
 
-def _serve_metrics(session, address: tuple[str, int] | str):
-    from pybpf.runtime.metrics import serve_metrics
+def _map_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    bad = next((name for name in names if not name.startswith("@")), None)
+    if bad is not None:
+        raise ValueError(f"not a map name: {bad!r} (maps are named with @, as @opens,@reads)")
+    return names
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+
+
+def _serve_metrics(session, settings: MetricsSettings):
+    from pybpf.runtime.metrics import SessionCollector, serve_metrics
 
     try:
-        server = serve_metrics(session, address)
+        collector = SessionCollector(session, settings.maps, settings.max_series, settings.prefix)
+    except ValueError as e:
+        raise SystemExit(error(f"--metrics-maps: {e}")) from None
+    address = settings.address
+    try:
+        server = serve_metrics(collector, address)
     except OSError as e:
         where = f"unix:{address}" if isinstance(address, str) else "{}:{}".format(*address)
         raise SystemExit(error(f"--metrics: cannot serve on {where}: {e.strerror or e}")) from None
@@ -625,7 +674,7 @@ def _main(opts) -> int:
         _require_privileges("load BPF programs")
     stop = _StopRequested()
     source, filename, params = _read_program(opts)
-    metrics = _metrics_address(opts.metrics) if opts.metrics else None
+    metrics = _metrics_settings(opts)
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size,
                              share_syscalls=opts.share_syscalls,

@@ -15,7 +15,7 @@ import ctypes
 import errno
 import functools
 import struct
-from typing import Iterable
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from pybpf import types as T
 from pybpf.mapkinds import kind_for
@@ -110,10 +110,25 @@ def items(fd: int, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
 def _read_all(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, int]:
     """Every entry as two packed buffers (the keys back to back, then the values) and their number:
     the form struct.iter_unpack decodes without a slice per entry."""
+    batches = list(_batches(fd, key_size, value_size))
+    if len(batches) == 1:
+        return batches[0]
+    return (b"".join(k for k, _, _ in batches), b"".join(v for _, v, _ in batches),
+            sum(n for _, _, n in batches))
+
+
+def _batches(fd: int, key_size: int, value_size: int) -> Iterator[tuple[bytes, bytes, int]]:
+    """The entries a BPF_MAP_LOOKUP_BATCH call at a time, each as (keys, values, number), so a
+    reader can keep only what it needs of a big map; kernels or map types without batch lookup
+    give one batch read a key at a time."""
+    given = False
     try:
-        return _items_batched(fd, key_size, value_size)
+        for batch in _items_batched(fd, key_size, value_size):
+            given = True
+            yield batch
+        return
     except BpfError as e:
-        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
+        if given or e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
             raise
     found_keys, found_values = [], []
     for key in keys(fd, key_size):
@@ -121,14 +136,14 @@ def _read_all(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, in
         if value is not None:          # deleted since get_next_key saw it
             found_keys.append(key)
             found_values.append(value)
-    return b"".join(found_keys), b"".join(found_values), len(found_keys)
+    yield b"".join(found_keys), b"".join(found_values), len(found_keys)
 
 
-def _items_batched(fd: int, key_size: int, value_size: int) -> tuple[bytes, bytes, int]:
+def _items_batched(fd: int, key_size: int, value_size: int) -> Iterator[tuple[bytes, bytes, int]]:
     chunk = BATCH_CHUNK
     # The position token is opaque (a bucket number for hashes, a key for arrays): key-sized suffices.
     token_in, token_out = _buffer(max(key_size, 8)), _buffer(max(key_size, 8))
-    key_parts, value_parts, total, first = [], [], 0, True
+    first, empty = True, True
     keys_buf = values_buf = None
     while True:
         if keys_buf is None:
@@ -149,11 +164,13 @@ def _items_batched(fd: int, key_size: int, value_size: int) -> tuple[bytes, byte
             done = True                # the end; this last call may still have returned entries
         count = attr.count
         if count:                      # only the filled part of the buffers
-            key_parts.append(ctypes.string_at(keys_buf, count * key_size))
-            value_parts.append(ctypes.string_at(values_buf, count * value_size))
-            total += count
+            empty = False
+            yield (ctypes.string_at(keys_buf, count * key_size),
+                   ctypes.string_at(values_buf, count * value_size), count)
         if done:
-            return b"".join(key_parts), b"".join(value_parts), total
+            if empty:
+                yield b"", b"", 0
+            return
         ctypes.memmove(token_in, token_out, len(token_out))
         first = False
 
@@ -184,18 +201,32 @@ def _key_tuples(spec: MapSpec, keys_raw: bytes, count: int, probe_names: dict[in
                 bucket: bool) -> Iterable[tuple]:
     """The user keys of `count` packed BPF keys, as tuples; with `bucket`, each followed by its u64
     bucket index (hist and lhist maps)."""
-    layout = _int_slots_layout(spec.key) if spec.key else f"{spec.user_key_size}x"   # a scalar's zero key
+    layout = _key_layout(spec)
     if layout is not None:
         # One struct for the whole key: iter_unpack yields the key tuples themselves.
         key_struct = struct.Struct("<" + layout + ("Q" if bucket else ""))
         return key_struct.iter_unpack(keys_raw) if count else iter(())
-    size, slots = spec.key_size, tuple(zip(spec.key, T.slot_offsets(spec.key)))
-    bucket_at = spec.user_key_size
-    decoded = []
-    for at in range(0, count * size, size):
-        user_key = tuple(decode(t, keys_raw, at + off, probe_names) for t, off in slots)
-        decoded.append(user_key + _U64.unpack_from(keys_raw, at + bucket_at) if bucket else user_key)
-    return decoded
+    user_keys = _keys_at(spec, keys_raw, range(count), probe_names)
+    if not bucket:
+        return user_keys
+    size, bucket_at = spec.key_size, spec.user_key_size
+    return [key + _U64.unpack_from(keys_raw, i * size + bucket_at) for i, key in enumerate(user_keys)]
+
+
+def _key_layout(spec: MapSpec) -> str | None:
+    """The struct fields of a key of integers only (a scalar's zero key: padding), else None."""
+    return _int_slots_layout(spec.key) if spec.key else f"{spec.user_key_size}x"
+
+
+def _keys_at(spec: MapSpec, keys_raw: bytes, indexes: Iterable[int],
+             probe_names: dict[int, str] | None) -> list[tuple]:
+    """The user keys of the packed BPF keys at these indexes."""
+    size, layout = spec.key_size, _key_layout(spec)
+    if layout is not None:
+        unpack = struct.Struct("<" + layout).unpack_from
+        return [unpack(keys_raw, i * size) for i in indexes]
+    slots = tuple(zip(spec.key, T.slot_offsets(spec.key)))
+    return [tuple(decode(t, keys_raw, i * size + off, probe_names) for t, off in slots) for i in indexes]
 
 
 def _typed_values(t: T.Type, raw: bytes, size: int, probe_names: dict[int, str] | None) -> Iterable:
@@ -214,21 +245,55 @@ def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = N
 
     A per-CPU array (spec.is_array) has all its elements: a zero count there means "never
     counted" and is left out, unless keep_zero (the map was zero()ed, so its entry exists)."""
+    batches = [batch.entries for batch in user_map_batches(fd, spec, probe_names, keep_zero)]
+    return batches[0] if len(batches) == 1 else [e for entries in batches for e in entries]
+
+
+class MapBatch(NamedTuple):
+    """What one read of a map's elements gave: `elements` read (a hist key has one per bucket),
+    the entries they make (`seen`), and those entries (those a prefilter kept)."""
+    elements: int
+    seen: int
+    entries: list[tuple[tuple, object]]
+
+
+Prefilter = Callable[[list[tuple[int, object]]], Iterable[tuple[int, object]]]
+
+
+def user_map_batches(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = None,
+                     keep_zero: bool = False, prefilter: Prefilter | None = None) -> Iterator[MapBatch]:
+    """read_user_map's entries a batch of the map at a time: a reader that keeps a few entries of
+    a big map never holds all of them. A hist or lhist map comes in one batch (a key's buckets are
+    elements apart in the map). `prefilter`, given a batch's entries as (index, value) before any
+    key is decoded, returns those to keep: only their keys are decoded (maps with keys and
+    without buckets; the others' entries are all given)."""
     # Every property of the spec is read once here, never per entry.
     kind, is_array = kind_for(spec.kind), spec.is_array
     value_size = value_buffer_size(spec.value_size, kind.percpu)
-    keys_raw, values_raw, count = _read_all(fd, spec.key_size, value_size)
-    if not count:
-        return []
-    if not is_array:
-        keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=kind.has_buckets)
-    elif kind.has_buckets:
-        keys = _U32.iter_unpack(keys_raw)      # an array's key is the u32 bucket, after an empty user key
-    else:
-        keys = [()] * count
-    return kind.entries(spec, keys, values_raw, possible_cpus() if kind.percpu else 1,
-                        hide_zero=is_array and not keep_zero,
-                        typed_values=lambda t, raw, size: _typed_values(t, raw, size, probe_names))
+    batches = iter([_read_all(fd, spec.key_size, value_size)]) if kind.has_buckets \
+        else _batches(fd, spec.key_size, value_size)
+    ncpu = possible_cpus() if kind.percpu else 1
+    typed_values = lambda t, raw, size: _typed_values(t, raw, size, probe_names)     # noqa: E731
+    hide_zero = is_array and not keep_zero
+    if is_array or kind.has_buckets:
+        prefilter = None
+    for keys_raw, values_raw, count in batches:
+        if not count:
+            yield MapBatch(0, 0, [])
+            continue
+        if prefilter is not None:
+            kept = list(prefilter(kind.entries(spec, range(count), values_raw, ncpu, hide_zero, typed_values)))
+            keys = _keys_at(spec, keys_raw, (i for i, _ in kept), probe_names)
+            yield MapBatch(count, count, [(key, value) for key, (_, value) in zip(keys, kept)])
+            continue
+        if not is_array:
+            keys = _key_tuples(spec, keys_raw, count, probe_names, bucket=kind.has_buckets)
+        elif kind.has_buckets:
+            keys = _U32.iter_unpack(keys_raw)      # an array's key is the u32 bucket, after an empty user key
+        else:
+            keys = [()] * count
+        entries = kind.entries(spec, keys, values_raw, ncpu, hide_zero, typed_values)
+        yield MapBatch(count, len(entries), entries)
 
 
 def clear_map(fd: int, spec: MapSpec) -> None:

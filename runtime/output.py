@@ -256,7 +256,7 @@ def _sorted_by_key(spec: MapSpec, entries: Entries) -> Entries:
     """Entries by key, integer parts compared as unsigned 64-bit."""
     parts = _int_keys(spec)
     if not parts or not entries:
-        return sorted(entries, key=lambda e: _key_order(e[0]))
+        return sorted(entries, key=lambda e: key_order(e[0]))
     # Keys of integers only: the key tuples compare as they are (in C) unless a part is negative.
     by_key = sorted(entries, key=_KEY)
     if by_key[0][0][0] >= 0 and (parts == 1 or min(map(min, map(_KEY, entries))) >= 0):
@@ -265,7 +265,7 @@ def _sorted_by_key(spec: MapSpec, entries: Entries) -> Entries:
         # As unsigned, the negative keys come after every other, in the same order among themselves.
         split = bisect_left(by_key, 0, key=lambda e: e[0][0])
         return by_key[split:] + by_key[:split]
-    return sorted(entries, key=lambda e: _key_order(e[0]))
+    return sorted(entries, key=lambda e: key_order(e[0]))
 
 
 def _int_keys(spec: MapSpec) -> int:
@@ -279,7 +279,7 @@ def _has_tuple(types) -> bool:
                (isinstance(t, T.IntType) and t.boolean) for t in types)
 
 
-def _key_order(key: tuple) -> tuple:
+def key_order(key: tuple) -> tuple:
     return tuple(_part_order(part) for part in key)
 
 
@@ -287,7 +287,7 @@ def _part_order(part):
     if isinstance(part, int):
         return part & _UNSIGNED
     if isinstance(part, tuple):
-        return _key_order(part)
+        return key_order(part)
     return part
 
 

@@ -68,6 +68,10 @@ class Session:
         self._attachments: list[Attachment] = []
         self._stopped = False
         self._next_stack_scan = 0.0
+        self.probes_attached = 0               # attach points attached now (BEGIN's once it ran)
+        # Held by another thread while it reads the maps (a metrics scrape) and by close() while it
+        # releases the fds: no read ever reaches an fd number the process has reused since.
+        self.reading = threading.Lock()
 
     def start(self) -> None:
         """Load, attach every probe, then run BEGIN. On failure everything is released again."""
@@ -125,7 +129,7 @@ class Session:
             self._check_full_maps()
             if self.compiled.print_maps_on_exit:
                 self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
-            lost = maps.read_lost(self.loaded.map_fds[LOST_MAP])
+            lost = self.lost_events()
             if lost:
                 self.output.lost(lost)
         finally:
@@ -135,14 +139,15 @@ class Session:
         """Release every attachment, the ring buffer and every fd. Idempotent."""
         self._stopped = True
         self._detach()
-        if self._ring is not None:
-            self._ring.close()
-            self._ring = None
-        if self.loaded is not None:
-            if STACKS_MAP in self.loaded.map_fds:
-                symbols.activate(None)
-            self.loaded.close()
-            self.loaded = None
+        with self.reading:
+            if self._ring is not None:
+                self._ring.close()
+                self._ring = None
+            if self.loaded is not None:
+                if STACKS_MAP in self.loaded.map_fds:
+                    symbols.activate(None)
+                self.loaded.close()
+                self.loaded = None
 
     def __enter__(self) -> "Session":
         return self
@@ -198,12 +203,14 @@ class Session:
                     if time.monotonic() - shown >= PROGRESS_EVERY_S and done < total:
                         shown = time.monotonic()
                         self.warn(f"Attaching {total} probes... {done}/{total}")
+        self.probes_attached += done
 
     def _detach(self) -> None:
         # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed at
         # once, the waits for the BPF program's detach overlap (the tracepoint's own unregistering
         # is serialised by the kernel, ~40 ms each).
         attachments, self._attachments = self._attachments, []
+        self.probes_attached = 0
         if len(attachments) <= 1:
             for a in attachments:
                 a.close()
@@ -280,9 +287,19 @@ class Session:
         return bool(flag)
 
     def read_map(self, spec: MapSpec) -> list[tuple[tuple, object]]:
-        """A user map's entries now (as printed at exit), e.g. for a metrics endpoint while running."""
+        """A user map's entries now (as printed at exit)."""
         return maps.read_user_map(self._map_fd(spec), spec, self.compiled.probe_names,
                                   keep_zero=spec.name in self._zeroed)
+
+    def map_batches(self, spec: MapSpec, prefilter: maps.Prefilter | None = None):
+        """read_map's entries a batch at a time (maps.user_map_batches), e.g. for a metrics scrape
+        that keeps the top entries of a big map."""
+        return maps.user_map_batches(self._map_fd(spec), spec, self.compiled.probe_names,
+                                     keep_zero=spec.name in self._zeroed, prefilter=prefilter)
+
+    def lost_events(self) -> int:
+        """Events the ring buffer refused so far: the count stop() prints."""
+        return maps.read_lost(self.loaded.map_fds[LOST_MAP])
 
     def _map_fd(self, spec: MapSpec) -> int:
         return self.loaded.map_fds[spec.symbol]

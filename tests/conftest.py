@@ -29,6 +29,23 @@ def pytest_runtest_setup(item):
         pytest.skip(kernel_unavailable())
 
 
+@pytest.fixture
+def bpf_run_stats():
+    """The kernel counts every program's run time and runs while an fd of BPF_ENABLE_STATS is
+    open: on for one test, leaving kernel.bpf_stats_enabled (the machine's setting) alone."""
+    import ctypes
+
+    from pybpf.runtime.syscall import bpf
+    from pybpf.uapi.bpf import BpfCmd
+
+    class EnableStatsAttr(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_uint32)]            # BPF_STATS_RUN_TIME = 0
+
+    fd = bpf(BpfCmd.ENABLE_STATS, EnableStatsAttr(0))
+    yield
+    os.close(fd)
+
+
 @pytest.fixture(scope="session")
 def compile_c(tmp_path_factory):
     """compile_c(source, *flags) -> the path of the program gcc built from it (skips without a C

@@ -8,8 +8,9 @@ The layers (the one place they are defined; docs/pipeline.md draws them):
 - the backend (pybpf.backend): checked program -> IR -> ELF -> ObjectSpec. Front end and leaves.
 - the runtime (pybpf.runtime): load, attach, read, print. Leaves and itself only: it runs a
   CompiledProgram and never needs the compiler.
-- the drivers: the public API and the library, the CLI, the pass list, the compile cache, and the
-  tools built on the library. They may import anything.
+- the drivers: the public API and the library (with pybpf.metrics, its Prometheus collector), the
+  CLI, the pass list, the compile cache, and the tools built on the library. They may import
+  anything.
 
 Imports are read with `ast`, at any depth. A function-level (lazy) import counts for the layers and,
 outside the drivers, for cycles: it is as much a dependency as one at the top, only paid later, and
@@ -52,7 +53,7 @@ LEAVES = (
 BACKEND = ("pybpf.backend",)
 RUNTIME = ("pybpf.runtime",)
 # "pybpf": the package itself, exactly (everything is under it); pybpf.tools: programs on the library
-DRIVERS = ("pybpf", "pybpf.api", "pybpf.cli", "pybpf.compiler", "pybpf.cache")
+DRIVERS = ("pybpf", "pybpf.api", "pybpf.cli", "pybpf.compiler", "pybpf.cache", "pybpf.metrics")
 TOOLS = ("pybpf.tools",)
 
 MAY_IMPORT = {

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PUBLIC_MODULES = ["pybpf/__init__.py", "pybpf/api.py", "pybpf/errors.py", "pybpf/tools/__init__.py",
+PUBLIC_MODULES = ["pybpf/__init__.py", "pybpf/api.py", "pybpf/errors.py", "pybpf/metrics.py", "pybpf/tools/__init__.py",
                   "pybpf/tools/opensnoop.py", "pybpf/tools/syscount.py",
                   "pybpf/tools/biolatency.py", "pybpf/tools/execsnoop.py",
                   "pybpf/tools/profile.py"]

@@ -4,6 +4,7 @@ time, parsed back with prometheus_client's own parser and checked exactly."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -20,8 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from pybpf import types as T  # noqa: E402
 from pybpf.mapkinds import Stats  # noqa: E402
 from pybpf.program import LhistParams, MapKind, MapSpec  # noqa: E402
-from pybpf.runtime.metrics import (make_registry, map_families, metric_name, parse_address,  # noqa: E402
-                                   serve_metrics)
+from pybpf.runtime.metrics import (SessionCollector, check_prefix, key_labels, make_registry,  # noqa: E402
+                                   map_families, metric_name, parse_address, serve_metrics, top_entries)
+from pybpf.runtime.maps import MapBatch  # noqa: E402
 from pybpf.runtime.output import make_output  # noqa: E402
 
 PROGRAM = """
@@ -118,6 +120,75 @@ def test_avg_of_nothing_and_empty_maps():
     assert scrape(generate_latest(_Static(map_families(gauge, []))).decode()) == ({}, {"pybpf_g": "gauge"})
 
 
+def _batches(*batches):
+    """A reader of these batches of (key, value) entries, as Session.map_batches with its prefilter
+    applied to (index, value) pairs the way maps.user_map_batches does."""
+    def read(prefilter):
+        for entries in batches:
+            if prefilter is None:
+                yield MapBatch(len(entries), len(entries), entries)
+                continue
+            kept = list(prefilter([(i, value) for i, (_, value) in enumerate(entries)]))
+            yield MapBatch(len(entries), len(entries), [(entries[i][0], value) for i, value in kept])
+    return read
+
+
+def test_top_entries_keep_the_greatest_and_count_the_rest():
+    spec = MapSpec("@c", "c", MapKind.COUNT, (T.IntType(),), T.IntType())
+    batches = [[((1,), 5), ((2,), 9), ((3,), 1)], [((4,), 7), ((5,), 2)]]
+    assert top_entries(spec, _batches(*batches), 2) == ([((2,), 9), ((4,), 7)], 5, 3)
+    assert top_entries(spec, _batches(*batches), 1) == ([((2,), 9)], 5, 4)
+    assert top_entries(spec, _batches(*batches), 10) == (
+        sorted(batches[0] + batches[1], key=lambda e: -e[1]), 5, 0)
+
+
+def test_top_entries_read_lazily():
+    """The batches are consumed as they come, and once max_series entries are kept only the
+    entries that beat them are decoded: a million entries are never a list."""
+    spec = MapSpec("@c", "c", MapKind.COUNT, (T.IntType(),), T.IntType())
+    decoded = []
+
+    def read(prefilter):
+        for start in range(0, 4096 * 256, 4096):
+            values = [(i - start, i * 7919 % 1_000_003) for i in range(start, start + 4096)]
+            kept = list(prefilter(values))
+            decoded.append(len(kept))
+            yield MapBatch(4096, 4096, [((start + i,), value) for i, value in kept])
+
+    kept = top_entries(spec, read, 3)
+    assert kept.entries == sorted((((i,), i * 7919 % 1_000_003) for i in range(4096 * 256)),
+                                  key=lambda e: -e[1])[:3]
+    assert kept.elements == 4096 * 256 and kept.dropped == 4096 * 256 - 3
+    assert sum(decoded) < 4096 * 2        # the first batch, then a few that beat the bar
+
+
+def test_top_entries_of_strings_by_key_and_of_histograms_by_count():
+    names = MapSpec("@n", "n", MapKind.VALUE, (T.IntType(),), T.StringType(16))
+    assert top_entries(names, _batches([((3,), "c"), ((1,), "z"), ((2,), "a")]), 2).entries == \
+        [((1,), "z"), ((2,), "a")]
+    hist = MapSpec("@h", "h", MapKind.HIST, (T.IntType(),), T.IntType())
+
+    def read(prefilter):
+        yield MapBatch(5, 3, [((1,), {3: 1}), ((2,), {3: 2, 4: 2}), ((3,), {5: 3})])
+    assert top_entries(hist, read, 1) == ([((2,), {3: 2, 4: 2})], 5, 2)
+
+
+def test_prefix_names_every_family():
+    spec = MapSpec("@opens", "opens", MapKind.COUNT, (T.StringType(16),), T.IntType())
+    assert [f.name for f in map_families(spec, [(("bash",), 2)], "host_")] == ["host_opens"]
+    assert check_prefix("a_") == "a_" and check_prefix("_") == "_"
+    for bad in ("", "9a", "a-b", "a:b", "a b"):
+        with pytest.raises(ValueError):
+            check_prefix(bad)
+
+
+def test_key_labels():
+    spec = lambda *key: MapSpec("@m", "m", MapKind.COUNT, key, T.IntType())    # noqa: E731
+    assert key_labels(spec().key) == []
+    assert key_labels(spec(T.IntType()).key) == ["key"]
+    assert key_labels(spec(T.TupleType((T.IntType(), T.StringType(8))), T.IntType()).key) == ["key0", "key1", "key2"]
+
+
 class _Static:
     def __init__(self, families):
         self.families = families
@@ -139,10 +210,10 @@ def test_every_map_kind_read_at_scrape_time(compiled):
     from pybpf.runtime.session import Session
 
     with Session(compiled, make_output("text", io.StringIO())) as session:
-        registry, collector = make_registry(session)
-        session.start()
+        collector = SessionCollector(session)
+        registry = make_registry(collector)
         assert not any(k.startswith("pybpf_") for k in scrape(generate_latest(registry).decode())[0])
-        collector.start()
+        session.start()
         samples, types = scrape(generate_latest(registry).decode())
         for name, expected in EXPECTED.items():
             assert samples[name] == expected, name
@@ -167,7 +238,7 @@ def test_served_over_http_until_closed(compiled):
     from pybpf.runtime.session import Session
 
     with Session(compiled, make_output("text", io.StringIO())) as session:
-        server = serve_metrics(session, ("127.0.0.1", 0))
+        server = serve_metrics(SessionCollector(session), ("127.0.0.1", 0))
         try:
             host, port = server.address
             assert host == "127.0.0.1" and port > 0
@@ -175,7 +246,6 @@ def test_served_over_http_until_closed(compiled):
             before = urllib.request.urlopen(url, timeout=5).read().decode()
             assert "pybpf_" not in before and "process_cpu_seconds_total" in before
             session.start()
-            server.start()
             samples, _ = scrape(urllib.request.urlopen(url, timeout=5).read().decode())
             assert samples["pybpf_c"] == EXPECTED["pybpf_c"]
         finally:
@@ -190,7 +260,7 @@ def test_a_busy_port_is_an_oserror():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(OSError):
-            serve_metrics(None, ("127.0.0.1", busy.getsockname()[1]))
+            serve_metrics(_Static([]), ("127.0.0.1", busy.getsockname()[1]))
 
 
 @pytest.mark.kernel
@@ -205,11 +275,59 @@ def test_promtool_accepts_the_exposition():
                               '@value["x"] = 7; @low = min(-4); @[probe] = sum(9); '
                               '@names[(1, "z"), 2] = ("q", 5); }')
     with Session(compiled, make_output("text", io.StringIO())) as session:
-        registry, collector = make_registry(session)
+        collector = SessionCollector(session)
+        registry = make_registry(collector)
         session.start()
-        collector.start()
         text = generate_latest(registry)
         collector.close()
         session.stop()
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint
+
+
+@pytest.mark.kernel
+def test_chosen_maps_top_series_and_tracer_metrics():
+    from pybpf.compiler import compile_source
+    from pybpf.runtime.session import Session
+
+    compiled = compile_source('BEGIN { $i = 0; while ($i < 50) { @m[$i] = $i * 2; $i++; } @other = count(); '
+                              '@n = count(); }')
+    with Session(compiled, make_output("text", io.StringIO())) as session:
+        with pytest.raises(ValueError, match="no map @nope"):
+            SessionCollector(session, maps=["@m", "@nope"])
+        collector = SessionCollector(session, maps=["@m", "@n"], max_series=10, prefix="t_")
+        registry = make_registry(collector)
+        session.start()
+        samples, types = scrape(generate_latest(registry).decode())
+        session.stop()
+    assert samples["t_m"] == {(("key", str(i)),): 2 * i for i in range(40, 50)}
+    assert "t_other" not in samples and samples["t_n"] == {(): 1}
+    assert samples["t_series_dropped"] == {(("map", "@m"),): 40, (("map", "@n"),): 0}
+    assert samples["t_map_entries"] == {(("map", "@m"),): 50}          # @n is an array: never full
+    assert samples["t_map_max_entries"] == {(("map", "@m"),): compiled.maps[[s.name for s in compiled.maps]
+                                                                           .index("@m")].max_entries}
+    assert samples["t_events_lost_total"] == {(): 0}
+    assert samples["t_probes_attached"] == {(): 1}                      # BEGIN
+    assert types["t_events_lost"] == "counter" and types["t_probes_attached"] == "gauge"
+    assert not any(name.startswith("pybpf_") for name in samples)
+
+
+@pytest.mark.kernel
+def test_program_run_statistics(bpf_run_stats):
+    from pybpf.compiler import compile_source
+    from pybpf.runtime.session import Session
+
+    compiled = compile_source("tracepoint:syscalls:sys_enter_getppid { @calls = count(); }")
+    with Session(compiled, make_output("text", io.StringIO())) as session:
+        registry = make_registry(SessionCollector(session))
+        session.start()
+        for _ in range(100):
+            os.getppid()
+        samples, types = scrape(generate_latest(registry).decode())
+        session.stop()
+    (labels, runs), = samples["pybpf_program_runs_total"].items()
+    assert dict(labels) == {"program": compiled.programs[0].section,
+                            "probe": "tracepoint:syscalls:sys_enter_getppid"}
+    assert runs >= samples["pybpf_calls"][()] >= 100      # the map was read before the runs
+    assert 0 < samples["pybpf_program_run_seconds_total"][labels] < 1
+    assert types["pybpf_program_runs"] == types["pybpf_program_run_seconds"] == "counter"
