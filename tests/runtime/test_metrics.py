@@ -21,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from pybpf import types as T  # noqa: E402
 from pybpf.mapkinds import Stats  # noqa: E402
 from pybpf.program import LhistParams, MapKind, MapSpec  # noqa: E402
-from pybpf.runtime.metrics import (SessionCollector, check_prefix, key_labels, make_registry,  # noqa: E402
+from pybpf.mapkinds.base import key_labels  # noqa: E402
+from pybpf.runtime.metrics import (SessionCollector, check_prefix, make_registry,  # noqa: E402
                                    map_families, metric_name, parse_address, serve_metrics, top_entries)
 from pybpf.runtime.maps import MapBatch  # noqa: E402
 from pybpf.runtime.output import make_output  # noqa: E402

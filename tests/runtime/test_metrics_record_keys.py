@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from pybpf import types as T  # noqa: E402
 from pybpf.mapkinds.base import key_labels  # noqa: E402
 from pybpf.program import MapKind, MapSpec  # noqa: E402
-from pybpf.runtime.metrics import make_registry, map_families  # noqa: E402
+from pybpf.runtime.metrics import SessionCollector, make_registry, map_families  # noqa: E402
 from pybpf.runtime.output import make_output  # noqa: E402
 
 INT, COMM = T.IntType(), T.StringType(16)
@@ -90,11 +90,9 @@ def test_record_keys_from_the_kernel_pass_promtool():
     compiled = compile_source('BEGIN { @opens[(comm=comm, path="/etc/passwd")] = count(); '
                               '@latency[(le=1, op="read")] = hist(5); @names[(k=1)] = (v="x", n=2); }')
     with Session(compiled, make_output("text", io.StringIO())) as session:
-        registry, collector = make_registry(session)
+        registry = make_registry(SessionCollector(session))
         session.start()
-        collector.start()
         text = generate_latest(registry)
-        collector.close()
         session.stop()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text.decode()) for s in family.samples}
