@@ -19,10 +19,11 @@ from pybpf import types as T
 from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
                                   slot)
+from pybpf.backend.lower_helpers import CHECKED, WARN_BY_DEFAULT, HelperChecks, HelperSites
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
-from pybpf.program import (EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_MAP, START_SLOTS,
+from pybpf.program import (EVENTS_MAP, EXIT_MAP, HELPER_ERRORS_MAP, HelperErrorSite, LOST_MAP, START_MAP, START_SLOTS,
                            START_TRACED, STACKS_MAP, STACKS_MAP_ENTRIES)
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
@@ -45,28 +46,32 @@ class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
     def __init__(self, checked: CheckedScript, plan: ResourcePlan, ringbuf_size: int,
-                 filename: str, filter_pid: bool = False):
+                 diags: Diagnostics, filter_pid: bool = False, warning_level: int = WARN_BY_DEFAULT):
         self.checked, self.plan = checked, plan
         self.filter_pid = filter_pid
         self.module = ir.Module(name="pybpf")
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
-        self.debug = DebugInfo(self.module, filename)
+        self.debug = DebugInfo(self.module, diags.filename)
+        self.helper_sites = HelperSites(diags, warning_level)
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
         # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
-        self.event_writes = self.exit_writes = 0
+        # and helper-error warnings
+        self.event_writes = self.exit_writes = self.warning_writes = 0
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, ringbuf_size)
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
-        self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
+        self.define_map(HELPER_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)   # sized once lowered
         if any(isinstance(t, T.StackType) for t in checked.types.values()):
             self.define_map(STACKS_MAP, BpfMapType.STACK_TRACE, 4, 8 * PERF_MAX_STACK_DEPTH,
                             STACKS_MAP_ENTRIES)
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.bpf_max_entries)
+        # a map helper's first argument -> the user map's name, for its failures' sites
+        self.map_names = {id(self.maps[spec.symbol]): spec.name for spec in plan.maps.values()}
         lic = ir.GlobalVariable(self.module, ir.ArrayType(I8, 4), "_license")
         lic.initializer = ir.Constant(ir.ArrayType(I8, 4), bytearray(b"GPL\0"))
         lic.section = "license"
@@ -86,7 +91,7 @@ class ModuleBuilder:
         self.module.get_global(symbol).initializer = ir.Constant(MAP_DEF, [ir.Constant(I32, v) for v in fields])
 
 
-class FunctionBuilder(MapLowering, KernelLowering):
+class FunctionBuilder(MapLowering, KernelLowering, HelperChecks):
     """Lowers one probe body into one BPF function. Builtins and functions lower themselves
     (pybpf.builtins), through this builder's methods."""
 
@@ -112,6 +117,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
         self.allocas.debug_metadata = self.b.debug_metadata = self.location(probe_span)
         self.stack_used = 0
         self.statement_span = program.group.probe.span
+        self.span = probe_span              # of the expression (or statement) being lowered
         self.temporaries: list[tuple[int, ir.Value]] = []
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict = {}            # VarBinding -> its stack slot
@@ -168,10 +174,15 @@ class FunctionBuilder(MapLowering, KernelLowering):
         """The address of byte `index` (a value, not a constant) of a buffer."""
         return opaque(self.b.gep(base, [index], source_etype=I8))
 
-    def helper(self, func: BpfFunc, *args: ir.Value) -> ir.Value:
-        """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64."""
+    def helper(self, func: BpfFunc, *args: ir.Value, tolerated: int = 0) -> ir.Value:
+        """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64.
+        A helper that can fail is checked (lower_helpers), but for -`tolerated`, which the caller
+        handles."""
         fnty = ir.FunctionType(I64, [a.type for a in args])
-        return self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
+        result = self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
+        if func in CHECKED:
+            self.check_helper(func, result, args, tolerated)
+        return result
 
     def map_ptr(self, symbol: str) -> ir.Value:
         if symbol == EVENTS_MAP:
@@ -261,7 +272,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
         return self.mod.debug.location(self.scope, span)
 
     def statement(self, s) -> None:
-        self.statement_span = s.span
+        self.statement_span = self.span = s.span
         self.b.debug_metadata = self.location(s.span)
         mark = len(self.temporaries)
         self.lower_statement(s)
@@ -387,8 +398,7 @@ class FunctionBuilder(MapLowering, KernelLowering):
                 return
             key = self.key(spec, target)
             value = self.as_slot(self.expr(s.value), self.type_of(s.value), spec.value)
-            self.count_if_full(spec.symbol, self.helper(
-                BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value, c64(BPF_ANY)))
+            self.helper(BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value, c64(BPF_ANY))
             return
         self.assign_variable(target, s.op, s.value)
 
@@ -421,7 +431,9 @@ class FunctionBuilder(MapLowering, KernelLowering):
     # Expressions -----------------------------------------------------------------------------
 
     def expr(self, e) -> ir.Value:
+        outer, self.span = self.span, e.span
         value = getattr(self, "expr_" + type(e).__name__)(e)
+        self.span = outer
         if e in self.checked.struct_copies:        # value is the struct's kernel address
             size = self.type_of(e).size
             buf = self.alloca(size, "struct")
@@ -644,12 +656,20 @@ class FunctionBuilder(MapLowering, KernelLowering):
 class LoweredModule:
     ir_text: str
     statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)
+    helper_sites: tuple[HelperErrorSite, ...]                 # by index in HELPER_ERRORS_MAP
+
+
+# The ring buffer of a script whose only records are exit()'s and helper-error warnings: room for
+# ~4,000 warnings between two reads.
+WARNINGS_RINGBUF_SIZE = 64 << 10
 
 
 def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
-                ringbuf_size: int, filter_pid: bool = False) -> LoweredModule | None:
-    """filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
-    mod = ModuleBuilder(checked, plan, ringbuf_size, diags.filename, filter_pid)
+                ringbuf_size: int, filter_pid: bool = False,
+                warning_level: int = WARN_BY_DEFAULT) -> LoweredModule | None:
+    """filter_pid: every probe that runs in processes runs only in the one -p/-c names.
+    warning_level: which helper failures are also warned about as they happen (lower_helpers)."""
+    mod = ModuleBuilder(checked, plan, ringbuf_size, diags, filter_pid, warning_level)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:
@@ -660,9 +680,13 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
                         e.span)
     if diags.has_errors:
         return None
-    if mod.event_writes == mod.exit_writes:
-        # No printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer, whose
-        # pages the tracer maps (they count in its RSS: 32 MiB by default) and the kernel allocates
-        # at map creation (~6 ms for 32 MiB). The smallest is a page; exit() also sets EXIT_MAP.
-        mod.set_max_entries(EVENTS_MAP, mmap.PAGESIZE)
-    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))
+    if mod.event_writes == mod.exit_writes + mod.warning_writes:
+        # No printf, print, time...: nothing but exit()'s 8 bytes and helper-error warnings are
+        # written to the ring buffer, whose pages the tracer maps (they count in its RSS: 32 MiB by
+        # default) and the kernel allocates at map creation (~6 ms for 32 MiB). The smallest is a
+        # page, exit() also sets EXIT_MAP; warnings past WARNINGS_RINGBUF_SIZE are lost (and
+        # counted as lost events) but still counted at their site.
+        mod.set_max_entries(EVENTS_MAP, min(ringbuf_size, WARNINGS_RINGBUF_SIZE) if mod.warning_writes
+                            else mmap.PAGESIZE)
+    mod.set_max_entries(HELPER_ERRORS_MAP, max(1, len(mod.helper_sites.sites)))
+    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)), tuple(mod.helper_sites.sites))

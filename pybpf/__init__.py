@@ -18,7 +18,7 @@ from pybpf.api import (Bucket, Histogram, MapInfo, MapsView, MapView, Program, S
 from pybpf.compiler import CompileOptions, compile_source, compile_to_ir  # noqa: E402
 from pybpf.diagnostics import CompileError  # noqa: E402
 from pybpf.errors import PybpfError  # noqa: E402
-from pybpf.program import CompiledProgram  # noqa: E402
+from pybpf.program import CompiledProgram, HelperErrorCount  # noqa: E402
 
 Error = PybpfError
 """The base of every error pybpf raises: a bad program, a probe this kernel cannot run, a refusal
@@ -45,6 +45,6 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = ["BpfError", "BpfPermissionError", "Bucket", "CompileError", "CompileOptions",
-           "CompiledProgram", "Error", "Histogram", "MapInfo", "MapView", "MapsView",
-           "NotSupportedError", "ProbeUnavailableError", "Program", "Session", "Stats", "Trace",
+           "CompiledProgram", "Error", "HelperErrorCount", "Histogram", "MapInfo", "MapView",
+           "MapsView", "NotSupportedError", "ProbeUnavailableError", "Program", "Session", "Stats", "Trace",
            "VerifierError", "compile", "compile_source", "compile_to_ir", "make_output"]

@@ -51,6 +51,10 @@ class CompileOptions:
     unsafe: bool = False        # --unsafe: allow system() and signal()
     # -p/-c: probes run only in the traced process, whose pid the session gives at load time.
     filter_pid: bool = False
+    # Which helper failures are warned about as they happen, as bpftrace >= 0.23: 0 none
+    # (--no-warnings), 1 map updates and deletes, stacks, comm, signals (the default), 2 also the
+    # memory reads (-k). Every failure is counted either way (pybpf.backend.lower_helpers).
+    warning_level: int = 1
 
 
 @record
@@ -154,7 +158,7 @@ def _generate_ir(planned: PlannedScript, diags: Diagnostics,
                  options: CompileOptions) -> LoweredScript | None:
     from pybpf.backend.codegen import generate_ir
     module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size,
-                         options.filter_pid)
+                         options.filter_pid, options.warning_level)
     return None if module is None else LoweredScript(planned.checked, planned.plan, module)
 
 
@@ -244,4 +248,5 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         statement_spans=lowered.module.statement_spans,
         print_maps_on_exit=settings_of(lowered.checked.program, options).print_maps_on_exit,
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
+        helper_sites=lowered.module.helper_sites,
     )

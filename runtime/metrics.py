@@ -28,11 +28,12 @@ import sys
 import threading
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, label_names, label_width
-from pybpf.program import MapSpec
+from pybpf.program import HelperErrorCount, MapSpec
+from pybpf.runtime.helper_errors import by_helper, map_full
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
 from pybpf.runtime.values import escape_bytes
 
@@ -53,6 +54,22 @@ def map_families(spec: MapSpec, entries: Entries) -> list[Metric]:
     call = f"{spec.kind.value}()" if spec.kind.is_aggregation else "values"
     doc = f"{spec.name}: {call} of the pybpf script"
     return kind_for(spec.kind).metric_families(spec, metric_name(spec.name), doc, labels, keyed, _flatten)
+
+
+def helper_error_families(counts: list[HelperErrorCount]) -> list[Metric]:
+    """The tracer's own counters of failed helper calls (Session.helper_errors()):
+    `pybpf_helper_errors_total{helper}` for every helper the program checks, and
+    `pybpf_map_full_total{map}`, the updates dropped because the map was full, for every map the
+    program inserts into; 0 until one fails, so an alert has a series to watch."""
+    errors = CounterMetricFamily(PREFIX + "helper_errors", "BPF helper calls of the pybpf script "
+                                 "that failed (pybpf -k shows where)", labels=["helper"])
+    for helper, n in sorted(by_helper(counts).items()):
+        errors.add_metric([helper], n)
+    full = CounterMetricFamily(PREFIX + "map_full", "map updates the pybpf script lost because the "
+                               "map was full (raise max_map_keys)", labels=["map"])
+    for name, n in sorted(map_full(counts).items()):
+        full.add_metric([name], n)
+    return [errors, full]
 
 
 def _flatten(parts: tuple) -> list[str]:
@@ -86,6 +103,7 @@ class MapCollector:
             else:
                 families = [f for spec in session.compiled.maps
                             for f in map_families(spec, session.read_map(spec))]
+                families += helper_error_families(session.helper_errors())
         yield from families
 
     def start(self) -> None:
