@@ -31,13 +31,15 @@ NO_WARNINGS, WARN_BY_DEFAULT, WARN_ALL = 0, 1, 2
 
 # The helpers whose failures are checked, and the level from which each failure is also a warning
 # printed as it happens. bpftrace leaves the reads to -k: a failed read yields zeros, which a
-# script can test. bpftrace also checks get_current_comm, which fails only for a size the verifier
-# already refused: unchecked here, its check would double the code of `@[comm] = count()`.
+# script can test; a stack that could not be recorded is one too (it prints no frames), and a
+# kernel thread sampled for its user stack would warn at every sample. bpftrace also checks
+# get_current_comm, which fails only for a size the verifier already refused: unchecked here, its
+# check would double the code of `@[comm] = count()`.
 CHECKED = {
     BpfFunc.map_update_elem: WARN_BY_DEFAULT,
     BpfFunc.map_delete_elem: WARN_BY_DEFAULT,
-    BpfFunc.get_stackid: WARN_BY_DEFAULT,
     BpfFunc.send_signal: WARN_BY_DEFAULT,
+    BpfFunc.get_stackid: WARN_ALL,
     BpfFunc.probe_read: WARN_ALL,
     BpfFunc.probe_read_str: WARN_ALL,
     BpfFunc.probe_read_user: WARN_ALL,
