@@ -19,13 +19,14 @@ from pybpf import types as T
 from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
                                   slot)
+from pybpf.backend.lower_helpers import CHECKED, WARN_BY_DEFAULT, HelperChecks, HelperSites
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_loops import LoopLowering, frame_depth
 from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import (EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU, EVENTS_MAP, EXIT_MAP,
-                           LOST_MAP, MAP_ERRORS_MAP, SCRATCH_MAP, START_MAP, START_SLOTS,
-                           START_TRACED, STACKS_MAP)
+                           HELPER_ERRORS_MAP, LOST_MAP, SCRATCH_MAP, START_MAP, START_SLOTS,
+                           START_TRACED, STACKS_MAP, HelperErrorSite)
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
@@ -50,31 +51,35 @@ class StackOverflow(Exception):
 class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
-    def __init__(self, checked: CheckedScript, plan: ResourcePlan, filename: str,
-                 filter_pid: bool = False):
+    def __init__(self, checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
+                 filter_pid: bool = False, warning_level: int = WARN_BY_DEFAULT):
         self.checked, self.plan = checked, plan
         self.filter_pid = filter_pid
         self.module = ir.Module(name="pybpf")
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
-        self.debug = DebugInfo(self.module, filename)
+        self.debug = DebugInfo(self.module, diags.filename)
+        self.helper_sites = HelperSites(diags, warning_level)
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
         # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
-        self.event_writes = self.exit_writes = 0
+        # and helper-error warnings
+        self.event_writes = self.exit_writes = self.warning_writes = 0
         self.callback_count = 0          # for-loop and len() callbacks, numbered module-wide
         self.largest_record = 0        # bytes, the 8-byte header of ours included (not the kernel's)
         self.define_map(EVENTS_MAP, BpfMapType.RINGBUF, 0, 0, mmap.PAGESIZE)   # sized by generate_ir
         self.define_map(LOST_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)
         self.define_map(START_MAP, BpfMapType.ARRAY, 4, 8, START_SLOTS)
         self.define_map(EXIT_MAP, BpfMapType.ARRAY, 4, 8, 1)
-        self.define_map(MAP_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, max(1, len(plan.maps)))
+        self.define_map(HELPER_ERRORS_MAP, BpfMapType.PERCPU_ARRAY, 4, 8, 1)   # sized once lowered
         if any(isinstance(t, T.StackType) for t in checked.types.values()):
             self.define_map(STACKS_MAP, BpfMapType.STACK_TRACE, 4, 8 * PERF_MAX_STACK_DEPTH,
                             plan.stack_entries)
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.bpf_max_entries)
+        # a map helper's first argument -> the user map's name, for its failures' sites
+        self.map_names = {id(self.maps[spec.symbol]): spec.name for spec in plan.maps.values()}
         lic = ir.GlobalVariable(self.module, ir.ArrayType(I8, 4), "_license")
         lic.initializer = ir.Constant(ir.ArrayType(I8, 4), bytearray(b"GPL\0"))
         lic.section = "license"
@@ -109,7 +114,7 @@ class ModuleBuilder:
             self.set_size(SCRATCH_MAP, len(self.scratch_sizes), max(self.scratch_sizes))
 
 
-class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
+class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
     """Lowers one probe body into one BPF function. Builtins and functions lower themselves
     (pybpf.builtins), through this builder's methods."""
 
@@ -237,10 +242,15 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         """The address of byte `index` (a value, not a constant) of a buffer."""
         return opaque(self.b.gep(base, [index], source_etype=I8))
 
-    def helper(self, func: BpfFunc, *args: ir.Value) -> ir.Value:
-        """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64."""
+    def helper(self, func: BpfFunc, *args: ir.Value, tolerated: int = 0) -> ir.Value:
+        """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64.
+        A helper that can fail is checked (lower_helpers), but for -`tolerated`, which the caller
+        handles."""
         fnty = ir.FunctionType(I64, [a.type for a in args])
-        return self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
+        result = self.b.call(HelperCallee(self.b.inttoptr(c64(int(func)), PTR), fnty), args)
+        if func in CHECKED:
+            self.check_helper(func, result, args, tolerated)
+        return result
 
     def map_ptr(self, symbol: str) -> ir.Value:
         if symbol == EVENTS_MAP:
@@ -342,7 +352,7 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
         return self.mod.debug.location(self.scope, span)
 
     def statement(self, s) -> None:
-        self.statement_span = s.span
+        self.statement_span = self.span = s.span
         self.b.debug_metadata = self.location(s.span)
         mark = len(self.temporaries)
         self.lower_statement(s)
@@ -474,8 +484,7 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
                 return
             key = self.key(spec, target)
             value = self.as_slot(self.expr(s.value), self.type_of(s.value), spec.value)
-            self.count_if_full(spec.symbol, self.helper(
-                BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value, c64(BPF_ANY)))
+            self.helper(BpfFunc.map_update_elem, self.map_ptr(spec.symbol), key, value, c64(BPF_ANY))
             return
         self.assign_variable(target, s.op, s.value)
 
@@ -516,7 +525,9 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
     # Expressions -----------------------------------------------------------------------------
 
     def expr(self, e) -> ir.Value:
+        outer, self.span = self.span, e.span
         value = getattr(self, "expr_" + type(e).__name__)(e)
+        self.span = outer
         if e in self.checked.struct_copies:        # value is the struct's kernel address
             size = self.type_of(e).size
             buf = self.alloca(size, "struct")
@@ -742,6 +753,12 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering):
 class LoweredModule:
     ir_text: str
     statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)
+    helper_sites: tuple[HelperErrorSite, ...]                 # by index in HELPER_ERRORS_MAP
+
+
+# The ring buffer of a script whose only records are exit()'s and helper-error warnings: room for
+# ~4,000 warnings between two reads.
+WARNINGS_RINGBUF_SIZE = 64 << 10
 
 
 def event_ring_size(largest_record: int, cpus: int) -> int:
@@ -753,10 +770,12 @@ def event_ring_size(largest_record: int, cpus: int) -> int:
 
 
 def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
-                ringbuf_size: int | None, cpus: int = 1, filter_pid: bool = False) -> LoweredModule | None:
+                ringbuf_size: int | None, cpus: int = 1, filter_pid: bool = False,
+                warning_level: int = WARN_BY_DEFAULT) -> LoweredModule | None:
     """ringbuf_size: the event ring buffer's, or None to size it to the script (event_ring_size,
-    over cpus CPUs). filter_pid: every probe that runs in processes runs only in the one -p/-c names."""
-    mod = ModuleBuilder(checked, plan, diags.filename, filter_pid)
+    over cpus CPUs). filter_pid: every probe that runs in processes runs only in the one -p/-c names.
+    warning_level: which helper failures are also warned about as they happen (lower_helpers)."""
+    mod = ModuleBuilder(checked, plan, diags, filter_pid, warning_level)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:
@@ -776,10 +795,14 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
     if diags.has_errors:
         return None
     mod.finish_scratch()
-    # With no printf, print, time...: nothing but exit()'s 8 bytes is written to the ring buffer,
-    # which keeps its one page (exit() also sets EXIT_MAP); its pages are allocated at map
-    # creation and mapped by the tracer (they count in its RSS).
-    if mod.event_writes > mod.exit_writes:
+    # The ring buffer's pages are allocated at map creation and mapped by the tracer (they count in
+    # its RSS). With no printf, print, time...: exit()'s 8 bytes need its one page (exit() also
+    # sets EXIT_MAP); helper-error warnings WARNINGS_RINGBUF_SIZE (past it they are lost, and
+    # counted as lost events, but still counted at their site).
+    if mod.event_writes > mod.exit_writes + mod.warning_writes:
         size = event_ring_size(mod.largest_record, cpus) if ringbuf_size is None else ringbuf_size
         mod.set_size(EVENTS_MAP, size)
-    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)))
+    elif mod.warning_writes:
+        mod.set_size(EVENTS_MAP, min(ringbuf_size or WARNINGS_RINGBUF_SIZE, WARNINGS_RINGBUF_SIZE))
+    mod.set_size(HELPER_ERRORS_MAP, max(1, len(mod.helper_sites.sites)))
+    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)), tuple(mod.helper_sites.sites))

@@ -1,5 +1,6 @@
 """Lowering of map operations: keys, the one-lookup update into which each map kind's own update
-code (pybpf.mapkinds) is folded, and the per-CPU counters the runtime reads (lost events, full maps).
+code (pybpf.mapkinds) is folded, and the per-CPU counters the runtime reads (lost events; helper
+failures, full maps among them, are counted by lower_helpers).
 
 Mixed into pybpf.backend.codegen.FunctionBuilder, whose infrastructure (alloca, helper, store64,
 branch_if, ...) these methods use.
@@ -15,7 +16,7 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer, slot
 from pybpf.mapkinds import kind_for
-from pybpf.program import EVENTS_MAP, LOST_MAP, MAP_ERRORS_MAP, EventKind, MapSpec
+from pybpf.program import EVENTS_MAP, LOST_MAP, EventKind, MapSpec
 from pybpf.uapi.bpf import BPF_NOEXIST, BpfFunc
 
 class MapLowering:
@@ -65,8 +66,7 @@ class MapLowering:
         init = self.alloca(value_size, "init")
         on_missing(init)
         inserted = self.helper(BpfFunc.map_update_elem, self.map_ptr(symbol), key, init,
-                               c64(BPF_NOEXIST))
-        self.count_if_full(symbol, inserted)
+                               c64(BPF_NOEXIST), tolerated=errno.EEXIST)
         # Another CPU inserted the key since the lookup: apply this update to its entry (in a
         # per-CPU map, this CPU's zeroed slot of it) rather than lose it.
         raced, no_race = self.branch_if(self.b.icmp_signed("==", inserted, c64(-errno.EEXIST)),
@@ -84,13 +84,6 @@ class MapLowering:
             self.b.branch(done)
         self.b.position_at_end(done)
 
-    def count_if_full(self, symbol: str, result: ir.Value) -> None:
-        """After map_update_elem: -E2BIG means the map is full and the update was dropped; count it
-        in MAP_ERRORS_MAP at the map's index, for the session to warn about once."""
-        index = [spec.symbol for spec in self.plan.maps.values()].index(symbol)
-        self.count_in_kernel(self.b.icmp_signed("==", result, c64(-errno.E2BIG)),
-                             MAP_ERRORS_MAP, index, "map_full")
-
     def count_in_kernel(self, failed: ir.Value, counters: str, index: int, name: str) -> None:
         """When `failed`, add one to element `index` of the per-CPU counter array `counters`."""
         bump, done = self.branch_if(failed, name, name + "_done")
@@ -101,11 +94,13 @@ class MapLowering:
         self.b.branch(done)
         self.b.position_at_end(done)
 
-    def with_array_element(self, symbol: str, index: int, name: str, use) -> None:
-        """use(pointer) on element `index` of the array map `symbol`. The lookup cannot miss for an
-        index in range, but the verifier wants the null check all the same."""
+    def with_array_element(self, symbol: str, index: int | ir.Value, name: str, use) -> None:
+        """use(pointer) on element `index` (a constant or an i64) of the array map `symbol`. The
+        lookup cannot miss for an index in range, but the verifier wants the null check all the
+        same."""
         key = self.alloca(8, name + "_key")
-        self.b.store(ir.Constant(I32, index), key, align=8)
+        self.b.store(ir.Constant(I32, index) if isinstance(index, int) else self.b.trunc(index, I32),
+                     key, align=8)
         element = self.lookup(symbol, key)
         present, done = self.branch_if(self.is_present(element), name, name + "_done")
         self.b.position_at_end(present)
@@ -154,6 +149,8 @@ class MapLowering:
         """args: (value, type) pairs, laid one per slot after the 8-byte header."""
         if kind == EventKind.EXIT:
             self.mod.exit_writes += 1
+        elif kind == EventKind.HELPER_ERROR:
+            self.mod.warning_writes += 1
         types = [t for _, t in args]
         size = 8 + sum(slot(t) for t in types)
         self.note_event_record(size)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
                            Trace, compile)
     from pybpf.compiler import CompileOptions, compile_source, compile_to_ir  # noqa: F401
     from pybpf.diagnostics import CompileError  # noqa: F401
-    from pybpf.program import CompiledProgram  # noqa: F401
+    from pybpf.program import CompiledProgram, HelperErrorCount  # noqa: F401
     from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, VerifierError  # noqa: F401
     from pybpf.runtime.loader import ProbeUnavailableError  # noqa: F401
     from pybpf.runtime.output import make_output  # noqa: F401
@@ -41,7 +41,7 @@ _LAZY = {"Bucket": "pybpf.api", "Histogram": "pybpf.api", "MapInfo": "pybpf.api"
          "Trace": "pybpf.api", "compile": "pybpf.api",
          "CompileOptions": "pybpf.compiler", "compile_source": "pybpf.compiler",
          "compile_to_ir": "pybpf.compiler", "CompileError": "pybpf.diagnostics",
-         "CompiledProgram": "pybpf.program",
+         "CompiledProgram": "pybpf.program", "HelperErrorCount": "pybpf.program",
          "BpfError": "pybpf.runtime.errors", "VerifierError": "pybpf.runtime.errors",
          "NotSupportedError": "pybpf.runtime.errors", "BpfPermissionError": "pybpf.runtime.errors",
          "ProbeUnavailableError": "pybpf.runtime.loader", "Session": "pybpf.runtime.session",
@@ -63,7 +63,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["BpfError", "BpfPermissionError", "Bucket", "CompileError", "CompileOptions",
-           "CompiledProgram", "Error", "Histogram", "MapInfo", "MapView", "MapsView",
+           "CompiledProgram", "Error", "HelperErrorCount", "Histogram", "MapInfo", "MapView", "MapsView",
            "NotSupportedError", "ProbeUnavailableError", "Program", "Record", "Session", "Stack", "Stats",
            "Trace",
            "VerifierError", "compile", "compile_source", "compile_to_ir", "make_output"]

@@ -27,7 +27,7 @@ from typing import TextIO, Union
 from pybpf.compiler import CompileOptions, compile_to_ir
 from pybpf.mapkinds import MapKind, kind_for
 from pybpf.mapkinds.hist import Hist
-from pybpf.program import CompiledProgram, MapSpec
+from pybpf.program import CompiledProgram, HelperErrorCount, HelperErrorSite, MapSpec
 from pybpf.records import record, replace
 
 Key = Union[int, str, tuple[object, ...]]
@@ -330,6 +330,15 @@ class Trace:
         self._session.close()
         self._epoll.close()
 
+    def helper_errors(self) -> list[HelperErrorCount]:
+        """How often each checked helper call failed so far (a full map's refused inserts among
+        them), one HelperErrorCount per call site: e.g. [HelperErrorCount(helper='map_update_elem',
+        map='@m', location='stdin:1:40-50', map_full=True, count=6), ...]. Read from per-CPU
+        counters the program keeps, whatever the warnings; after stop(), the final counts.
+        `pybpf.runtime.helper_errors.by_helper()` and `map_full()` sum them by helper and by map."""
+        counts: list[HelperErrorCount] = self._session.helper_errors()
+        return counts
+
     def print_maps(self, file: TextIO | None = None) -> None:
         """Print every map as bpftrace prints them at exit, in name order."""
         stream = file or sys.stdout
@@ -399,6 +408,11 @@ class _Sink:
 
     def lost(self, events: int) -> None:
         self._trace._lost_total(events)
+
+    def helper_error(self, site: HelperErrorSite, retcode: int, warn: Callable[[str], None]) -> None:
+        from pybpf.runtime.helper_errors import warning_text
+
+        warn(warning_text(site, retcode))
 
 
 def _render_text(spec: MapSpec, entries: list[tuple[tuple[object, ...], object]]) -> str:

@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="quiet: no \"Attaching N probes...\" line")
     p.add_argument("--no-warnings", dest="warnings", action="store_false",
                    help="print no WARNING lines (nor warnf()'s)")
+    p.add_argument("-k", dest="helper_reads", action="count", default=0,
+                   help="also warn when a memory read (probe_read_*: str(), fields through "
+                        "pointers) fails; map updates and deletes are warned about without it "
+                        "(-kk: the same)")
     p.add_argument("--ringbuf-size", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size,
                    default=None,
                    help="size of the event ring buffer: a power of two of at least the page size, "
@@ -497,6 +501,13 @@ def _pidfd(pid: int) -> int:
                                else f"-p {pid}: no such process")) from None
 
 
+def _warning_level(opts) -> int:
+    """Which failed helper calls print a warning as they happen (CompileOptions.warning_level)."""
+    if not opts.warnings:
+        return 0
+    return 2 if opts.helper_reads else 1
+
+
 def _ignore_warning(text: str) -> None:
     """--no-warnings"""
 
@@ -680,7 +691,8 @@ def _main(opts) -> int:
                              share_syscalls=opts.share_syscalls,
                              group_tracepoints=opts.group_tracepoints, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
-                             filter_pid=opts.pid is not None or opts.command is not None)
+                             filter_pid=opts.pid is not None or opts.command is not None,
+                             warning_level=_warning_level(opts))
     if opts.debug:
         _debug(opts.debug, source, filename, options)
     if opts.emit:

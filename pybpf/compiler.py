@@ -55,6 +55,10 @@ class CompileOptions:
     unsafe: bool = False        # --unsafe: allow system() and signal()
     # -p/-c: probes run only in the traced process, whose pid the session gives at load time.
     filter_pid: bool = False
+    # Which helper failures are warned about as they happen, as bpftrace >= 0.23: 0 none
+    # (--no-warnings), 1 map updates and deletes, stacks, comm, signals (the default), 2 also the
+    # memory reads (-k). Every failure is counted either way (pybpf.backend.lower_helpers).
+    warning_level: int = 1
 
 
 @record
@@ -167,7 +171,7 @@ def _generate_ir(planned: PlannedScript, diags: Diagnostics,
     except (OSError, ValueError):
         cpus = os.cpu_count() or 1
     module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size, cpus,
-                         options.filter_pid)
+                         options.filter_pid, options.warning_level)
     return None if module is None else LoweredScript(planned.checked, planned.plan, module)
 
 
@@ -261,4 +265,5 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
         depends_on=tuple(sorted(lowered.checked.depends_on.union(
             *(group.depends_on for group in lowered.checked.groups)))),
+        helper_sites=lowered.module.helper_sites,
     )

@@ -77,22 +77,29 @@ class Diagnostics:
 
 
 def render(d: Diagnostic, source: str, filename: str) -> str:
-    if d.span is NO_SPAN or d.span.line == 0:
-        return f"{filename}: {d.severity}: {d.message}"
-    # Lines as the parser counts them: split at \n only (splitlines() also splits at \f, \x1c,
-    # \x85, U+2028..., and would show another line than the one the span is on).
-    lines = source.split("\n")
-    line = lines[d.span.line - 1].removesuffix("\r") if d.span.line <= len(lines) else ""
-    start = d.span.column
-    end = d.span.end_column if d.span.end_line == d.span.line else len(line) + 1
-    end = max(end, start + 1)
-    # bpftrace prints tabs as four spaces, and lines the underline up with that
-    width = len(line[:start - 1].replace("\t", "    "))
-    out = [f"{filename}:{d.span.line}:{start}-{end}: {d.severity}: {d.message}",
-           line.replace("\t", "    "), " " * width + "~" * (end - start)]
+    location, context = locate(d.span, source, filename)
+    out = [f"{location}: {d.severity}: {d.message}", *context]
     if d.hint:
         out.append(f"HINT: {d.hint}")
     return "\n".join(out)
+
+
+def locate(span: Span, source: str, filename: str) -> tuple[str, tuple[str, ...]]:
+    """A span as bpftrace shows it: ('stdin:1:9-14', (the source line, its `~~~` marker)); a
+    diagnostic's first line is the location, the severity and the message, then the context."""
+    if span is NO_SPAN or span.line == 0:
+        return filename, ()
+    # Lines as the parser counts them: split at \n only (splitlines() also splits at \f, \x1c,
+    # \x85, U+2028..., and would show another line than the one the span is on).
+    lines = source.split("\n")
+    line = lines[span.line - 1].removesuffix("\r") if span.line <= len(lines) else ""
+    start = span.column
+    end = span.end_column if span.end_line == span.line else len(line) + 1
+    end = max(end, start + 1)
+    # bpftrace prints tabs as four spaces, and lines the underline up with that
+    width = len(line[:start - 1].replace("\t", "    "))
+    return (f"{filename}:{span.line}:{start}-{end}",
+            (line.replace("\t", "    "), " " * width + "~" * (end - start)))
 
 
 class CompileError(PybpfError):

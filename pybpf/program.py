@@ -34,8 +34,8 @@ START_NSECS, START_CPID, START_TRACED = 0, 1, 2   # nsecs at start (base of `ela
 START_SLOTS = 3                                   # pid (`cpid`); the process -p/-c filter probes to
 EXIT_MAP = "__pybpf_exit"            # BPF_MAP_TYPE_ARRAY[1] of u64: set by exit(), whose ring-buffer
                                      # record a full buffer may refuse: 1 | exit code << 8
-MAP_ERRORS_MAP = "__pybpf_map_errors"   # PERCPU_ARRAY[len(maps)] of u64: updates refused as the map was
-                                        # full (-E2BIG), at the map's index in CompiledProgram.maps
+HELPER_ERRORS_MAP = "__pybpf_helper_errors"   # PERCPU_ARRAY[len(helper_sites)] of u64: the failures of
+                                              # each HelperErrorSite, at its index
 
 STACKS_MAP = "__pybpf_stacks"        # BPF_MAP_TYPE_STACK_TRACE: the frames of kstack/ustack ids, made
                                      # only when the script reads a stack
@@ -75,6 +75,8 @@ class EventKind(enum.IntEnum):
     JOIN = 11      # join(argv, sep): index into printfs, whose format is the separator and whose
                    # arguments are the count, then the strings
     CAT = 12       # cat(fmt, ...): index into printfs; the formatted text names the file
+    HELPER_ERROR = 13   # a helper failed where bpftrace warns: index into helper_sites, then the
+                        # helper's return value (an int64 slot, -errno)
 
 
 @record(frozen=True)
@@ -144,6 +146,50 @@ class MapSpec:
                    tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
                    LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
                    j["hist_bits"])
+
+
+@record(frozen=True)
+class HelperErrorSite:
+    """A call of a BPF helper that can fail, whose failures the program counts in HELPER_ERRORS_MAP
+    at this site's index (CompiledProgram.helper_sites), and reports as HELPER_ERROR records when
+    `warns` (bpftrace's warnings: pybpf.runtime.helper_errors prints them).
+
+    `map` names the user map a map helper acted on ('' for others). `errno`: 0 counts every
+    failure but those the code handles itself (an insert's EEXIST race); E2BIG (at a map insert)
+    counts the inserts refused because the map was full, a site of its own beside the insert's
+    other failures. `location` and `context` are
+    the call's source span as a diagnostic shows it ('stdin:1:9-22', then the source line and its
+    `~~~` marker), rendered at compile time so the runtime needs no source."""
+    helper: str
+    map: str
+    errno: int
+    warns: bool
+    location: str
+    context: tuple[str, ...]
+    line: int
+    column: int
+
+    def to_json(self) -> list:
+        return [self.helper, self.map, self.errno, self.warns, self.location, list(self.context),
+                self.line, self.column]
+
+    @classmethod
+    def from_json(cls, j: list) -> "HelperErrorSite":
+        helper, map_name, errno, warns, location, context, line, column = j
+        return cls(helper, map_name, errno, warns, location, tuple(context), line, column)
+
+
+@record(frozen=True)
+class HelperErrorCount:
+    """The failures of one helper call site: `helper` ('map_update_elem'), the user `map` it acted
+    on ('' for other helpers), its `location` in the source ('stdin:1:9-22'), whether these are
+    the inserts a full map refused (`map_full`; the other failures of the same insert count apart),
+    and how many there were, summed over the CPUs."""
+    helper: str
+    map: str
+    location: str
+    map_full: bool
+    count: int
 
 
 @record(frozen=True)
@@ -308,6 +354,8 @@ class CompiledProgram:
     # pybpf.facts (kind, subject, value): what compiled-in values came from; the compile cache
     # reuses the program only while they hold.
     depends_on: tuple[tuple[str, str, str], ...] = ()
+    # The helper calls whose failures are counted (HELPER_ERRORS_MAP), by counter index.
+    helper_sites: tuple[HelperErrorSite, ...] = ()
 
     @property
     def attach_count(self) -> int:
@@ -330,6 +378,7 @@ class CompiledProgram:
             "max_cat_bytes": self.max_cat_bytes,
             "warnings": list(self.warnings),
             "depends_on": [list(fact) for fact in self.depends_on],
+            "helper_sites": [site.to_json() for site in self.helper_sites],
         })
 
     @classmethod
@@ -350,4 +399,5 @@ class CompiledProgram:
             max_cat_bytes=j["max_cat_bytes"],
             warnings=tuple(j["warnings"]),
             depends_on=tuple(tuple(fact) for fact in j["depends_on"]),
+            helper_sites=tuple(HelperErrorSite.from_json(site) for site in j["helper_sites"]),
         )

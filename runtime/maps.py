@@ -317,7 +317,7 @@ def zero_map(fd: int, spec: MapSpec) -> None:
 
 
 def read_counters(fd: int) -> dict[int, int]:
-    """A PERCPU_ARRAY of u64 counters (e.g. MAP_ERRORS_MAP), summed over the CPUs: {index: total}."""
+    """A PERCPU_ARRAY of u64 counters (e.g. HELPER_ERRORS_MAP), summed over the CPUs: {index: total}."""
     return {int.from_bytes(key[:4], "little"): sum(_U64.unpack_from(v)[0] for v in _per_cpu(raw, 8))
             for key, raw in items(fd, 4, value_buffer_size(8, True))}
 

@@ -41,8 +41,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, key_labels
-from pybpf.program import MapSpec
+from pybpf.program import HelperErrorCount, MapSpec
 from pybpf.runtime.loader import prog_info
+from pybpf.runtime.helper_errors import by_helper, map_full
 from pybpf.runtime.maps import MapBatch, Prefilter
 from pybpf.runtime.metrics_server import MAX_CONNECTIONS, TIMEOUT_S, ScrapeServer, UnixListener, listen_tcp
 from pybpf.runtime.output import key_order
@@ -82,6 +83,22 @@ def map_families(spec: MapSpec, entries: Entries, prefix: str = PREFIX) -> list[
     doc = f"{spec.name}: {call} of the pybpf script"
     return kind_for(spec.kind).metric_families(spec, metric_name(spec.name, prefix), doc, key_labels(spec.key),
                                                keyed, _flatten)
+
+
+def helper_error_families(counts: list[HelperErrorCount]) -> list[Metric]:
+    """The tracer's own counters of failed helper calls (Session.helper_errors()):
+    `pybpf_helper_errors_total{helper}` for every helper the program checks, and
+    `pybpf_map_full_total{map}`, the updates dropped because the map was full, for every map the
+    program inserts into; 0 until one fails, so an alert has a series to watch."""
+    errors = CounterMetricFamily(PREFIX + "helper_errors", "BPF helper calls of the pybpf script "
+                                 "that failed (pybpf -k shows where)", labels=["helper"])
+    for helper, n in sorted(by_helper(counts).items()):
+        errors.add_metric([helper], n)
+    full = CounterMetricFamily(PREFIX + "map_full", "map updates the pybpf script lost because the "
+                               "map was full (raise max_map_keys)", labels=["map"])
+    for name, n in sorted(map_full(counts).items()):
+        full.add_metric([name], n)
+    return [errors, full]
 
 
 def _flatten(parts: tuple) -> list[str]:
@@ -168,7 +185,8 @@ class SessionCollector:
         session is started, nor once it or this collector is closed."""
         session = self._session
         with session.reading:
-            families = [] if self._closed or session.loaded is None else self._read(session)
+            families = [] if self._closed or session.loaded is None else \
+                self._read(session) + helper_error_families(session.helper_errors())
         yield from families
 
     def close(self) -> None:

@@ -27,8 +27,8 @@ from typing import Iterable, TextIO
 from pybpf import types as T
 from pybpf.mapkinds import kind_for
 from pybpf.mapkinds.base import Entries, MapKind
-from pybpf.program import MapSpec
-from pybpf.runtime import symbols
+from pybpf.program import HelperErrorSite, MapSpec
+from pybpf.runtime import helper_errors, symbols
 from pybpf.runtime.values import Pointer, Record, Struct, text_of
 
 _UNSIGNED = (1 << 64) - 1
@@ -97,6 +97,10 @@ class Output:
 
     def lost(self, events: int) -> None:
         raise NotImplementedError
+
+    def helper_error(self, site: HelperErrorSite, retcode: int, warn) -> None:
+        """A helper call failed where bpftrace warns: in text, a warning through warn()."""
+        warn(helper_errors.warning_text(site, retcode))
 
 
 class TextOutput(Output):
@@ -195,6 +199,10 @@ class JsonOutput(Output):
 
     def lost(self, events: int) -> None:
         self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')
+
+    def helper_error(self, site: HelperErrorSite, retcode: int, warn) -> None:
+        """bpftrace writes its helper_error records with the others, on stdout."""
+        self._emit(helper_errors.json_record(site, retcode) + "\n")
 
     def map(self, spec: MapSpec, entries: Entries) -> None:
         if not entries:

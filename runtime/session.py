@@ -7,9 +7,11 @@
         session.stop()                      # detach, run END, drain, print maps and lost events
 
 `output` receives text and values, never bytes: attached(n), printf(text), map(spec, entries),
-maps_at_exit([(spec, entries), ...]), lost(n) (pybpf.runtime.output). `warn(text)` gets warnings (default:
-a line on stderr), e.g. once per map that filled up and dropped updates. close() (and leaving the with block) releases every fd
-even after an error, without printing anything.
+maps_at_exit([(spec, entries), ...]), lost(n), helper_error(site, retcode, warn) (pybpf.runtime.output).
+`warn(text)` gets warnings (default: a line on stderr): the failed helper calls bpftrace warns
+about, and at stop() one line if any checked helper failed (a full map among them);
+helper_errors() counts them. close() (and leaving the with block) releases every fd even after an
+error, without printing anything.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import sys
 import threading
 import time
 
-from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, MAP_ERRORS_MAP, START_CPID, START_MAP,
-                           START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram, EventKind,
-                           MapSpec)
+from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERRORS_MAP, LOST_MAP, START_CPID,
+                           START_MAP, START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram,
+                           EventKind, HelperErrorCount, MapSpec)
 from pybpf import types as T
-from pybpf.runtime import maps, symbols
+from pybpf.runtime import helper_errors, maps, symbols
 from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
 from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.loader import LoadedObject, load
@@ -34,6 +36,7 @@ from pybpf.runtime.values import slot_decoder
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
+_RETCODE = struct.Struct("<q")        # a HELPER_ERROR record's helper return value
 # Attaching thousands of points takes seconds (a perf event each): past this, a progress line on
 # stderr each time this much more has passed.
 PROGRESS_EVERY_S = 1.0
@@ -56,7 +59,7 @@ class Session:
         self.traced_pid = traced_pid    # -p/-c: the process a program compiled with filter_pid runs in
         self.output = output
         self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
-        self._full_maps: set[int] = set()      # indexes of the maps already warned about
+        self._final_helper_errors: list[HelperErrorCount] = []    # read at stop()
         self.exited = False
         self.exit_code = 0                     # exit(code)'s, for the host to exit with
         # zero()ed array maps: their zero values are entries that exist (a hash keeps the keys)
@@ -105,7 +108,6 @@ class Session:
         if self._ring is None:
             return False
         self._ring.poll(timeout_s, self._dispatch)
-        self._check_full_maps()
         self._remember_stack_processes()
         if not self.exited and self._read_exit_flag():
             self.exited = True       # exit() ran, though its record was lost to a full ring
@@ -126,12 +128,15 @@ class Session:
             self._ring.ring.consume(self._dispatch)   # room for END's records even if it filled up
             self._attach_all(lambda kind: kind == RUN_AT_STOP)
             self._ring.ring.consume(self._dispatch)
-            self._check_full_maps()
             if self.compiled.print_maps_on_exit:
                 self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
             lost = self.lost_events()
             if lost:
                 self.output.lost(lost)
+            self._final_helper_errors = self.helper_errors()
+            line = helper_errors.summary(self._final_helper_errors)
+            if line:
+                self.warn(line)
         finally:
             self.close()
 
@@ -173,17 +178,14 @@ class Session:
                 for off in pid_offsets:
                     table.users.remember(int.from_bytes(key[off:off + 8], "little"))
 
-    def _check_full_maps(self) -> None:
-        """Warn once per map whose inserts the kernel refused (-E2BIG: full), counted in MAP_ERRORS_MAP."""
-        fd = self.loaded.map_fds.get(MAP_ERRORS_MAP) if self.loaded else None
-        if fd is None:
-            return
-        for index, dropped in maps.read_counters(fd).items():
-            if dropped and index not in self._full_maps and index < len(self.compiled.maps):
-                self._full_maps.add(index)
-                spec = self.compiled.maps[index]
-                self.warn(f"WARNING: map {spec.name} is full ({spec.max_entries} entries): updates were "
-                          f"dropped; raise --map-entries")
+    def helper_errors(self) -> list[HelperErrorCount]:
+        """The failures of every checked helper call so far, one count per call site (in the
+        order of CompiledProgram.helper_sites; see pybpf.runtime.helper_errors); after stop(),
+        the counts it read last."""
+        if self.loaded is None:
+            return list(self._final_helper_errors)
+        fd = self.loaded.map_fds.get(HELPER_ERRORS_MAP)
+        return helper_errors.read_counts(fd, self.compiled.helper_sites) if fd is not None else []
 
     def _attach_all(self, wanted) -> None:
         total = sum(wanted(p.attach_kind) for program in self.compiled.programs for p in program.attach_points)
@@ -274,6 +276,9 @@ class Session:
             self._zeroed.add(spec.name)
         elif kind == EventKind.TIME:
             self.output.time(time.strftime(self.compiled.time_formats[index]))
+        elif kind == EventKind.HELPER_ERROR:
+            (retcode,) = _RETCODE.unpack_from(record, EVENT_HEADER_SIZE)
+            self.output.helper_error(self.compiled.helper_sites[index], retcode, self.warn)
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
 

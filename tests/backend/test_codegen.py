@@ -12,6 +12,7 @@ from pybpf.compiler import compile_source, compile_to_ir
 
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY = 1, 5, 6
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_get_current_comm = 1, 2, 16
+BPF_FUNC_ringbuf_output = 130
 
 
 @pytest.fixture(scope="module")
@@ -110,19 +111,21 @@ def test_count_by_comm_makes_one_lookup():
     first_exit = next(off for off in range(0, len(insns), 8) if insns[off] == 0x95)
     assert helper_calls(insns[:first_exit]) == [BPF_FUNC_get_current_comm, BPF_FUNC_map_lookup_elem]
     calls = helper_calls(insns)
-    # more lookups only after an insert: one to count a full map (__pybpf_map_errors), one when
-    # another CPU inserted the key first
-    assert calls.count(BPF_FUNC_map_lookup_elem) == 3
+    # more lookups only after an insert: when it failed, one to count it (__pybpf_helper_errors)
+    # and one to count its warning record if the ring refused it (__pybpf_lost); one when another
+    # CPU inserted the key first
+    assert calls.count(BPF_FUNC_map_lookup_elem) == 4
     assert calls.count(BPF_FUNC_map_update_elem) == 1     # the first event inserts
     assert set(calls) == {BPF_FUNC_map_lookup_elem, BPF_FUNC_get_current_comm,
-                          BPF_FUNC_map_update_elem}
+                          BPF_FUNC_map_update_elem, BPF_FUNC_ringbuf_output}
 
 
 def test_plain_assignment_makes_no_lookup():
     c = compile_source("BEGIN { @a = 1; }")
     (section,) = program_sections(elf_of(c))
-    # the lookup only runs when the update fails with E2BIG (a full map), to count it
-    assert helper_calls(section.data()) == [BPF_FUNC_map_update_elem, BPF_FUNC_map_lookup_elem]
+    # the rest runs only when the update fails: count it, warn (and count a refused warning)
+    assert helper_calls(section.data()) == [BPF_FUNC_map_update_elem, BPF_FUNC_map_lookup_elem,
+                                            BPF_FUNC_ringbuf_output, BPF_FUNC_map_lookup_elem]
 
 
 def test_map_relocations_point_at_ld_imm64(mixed):

@@ -1,0 +1,96 @@
+"""Checks of the BPF helpers that can fail: every failure is counted in the kernel, and reported as
+bpftrace reports it where bpftrace warns.
+
+    r = g.helper(BpfFunc.map_update_elem, ...)     # checked here when the helper is in CHECKED
+
+Each checked call is one branch on its return value, taken only on failure; the failure path adds
+one to the call site's per-CPU counter (HELPER_ERRORS_MAP, at the index of its HelperErrorSite in
+CompiledProgram.helper_sites) and, where the warning level asks, writes a HELPER_ERROR record with
+the return value. The runtime reads the counters for the library, the metrics and the summary at
+exit (pybpf.runtime.helper_errors), and prints the records as bpftrace's warnings.
+
+Mixed into pybpf.backend.codegen.FunctionBuilder.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from llvmlite import ir
+
+from pybpf import types as T
+from pybpf.backend.irutil import c64
+from pybpf.diagnostics import locate
+from pybpf.program import HELPER_ERRORS_MAP, EventKind, HelperErrorSite
+from pybpf.uapi.bpf import BpfFunc
+
+RETURN_VALUE = T.IntType(8, True)
+
+# Warning levels, as bpftrace >= 0.23 has them: --no-warnings, the default, -k.
+NO_WARNINGS, WARN_BY_DEFAULT, WARN_ALL = 0, 1, 2
+
+# The helpers whose failures are checked, and the level from which each failure is also a warning
+# printed as it happens. bpftrace leaves the reads to -k: a failed read yields zeros, which a
+# script can test; a stack that could not be recorded is one too (it prints no frames), and a
+# kernel thread sampled for its user stack would warn at every sample. bpftrace also checks
+# get_current_comm, which fails only for a size the verifier already refused: unchecked here, its
+# check would double the code of `@[comm] = count()`.
+CHECKED = {
+    BpfFunc.map_update_elem: WARN_BY_DEFAULT,
+    BpfFunc.map_delete_elem: WARN_BY_DEFAULT,
+    BpfFunc.send_signal: WARN_BY_DEFAULT,
+    BpfFunc.get_stackid: WARN_ALL,
+    BpfFunc.probe_read: WARN_ALL,
+    BpfFunc.probe_read_str: WARN_ALL,
+    BpfFunc.probe_read_user: WARN_ALL,
+    BpfFunc.probe_read_user_str: WARN_ALL,
+    BpfFunc.probe_read_kernel: WARN_ALL,
+    BpfFunc.probe_read_kernel_str: WARN_ALL,
+}
+
+
+class HelperSites:
+    """The module's HelperErrorSites, one per (helper, map, errno, source span): a statement
+    lowered into several programs counts in one place."""
+
+    def __init__(self, diags, warning_level: int):
+        self.diags = diags
+        self.warning_level = warning_level
+        self.sites: list[HelperErrorSite] = []
+        self._index: dict[tuple, int] = {}
+
+    def index(self, func: BpfFunc, map_name: str, errno_: int, span) -> int:
+        warns = CHECKED[func] <= self.warning_level
+        location, context = locate(span, self.diags.source, self.diags.filename)
+        key = (func.name, map_name, errno_, warns, location)
+        if key not in self._index:
+            self._index[key] = len(self.sites)
+            self.sites.append(HelperErrorSite(func.name, map_name, errno_, warns, location, context,
+                                              span.line, span.column))
+        return self._index[key]
+
+
+class HelperChecks:
+    def check_helper(self, func: BpfFunc, result: ir.Value, args, tolerated: int = 0) -> None:
+        """After a call of a helper in CHECKED: on failure (a negative result other than
+        -tolerated, which the caller handles), count it at its site and warn where asked."""
+        sites = self.mod.helper_sites
+        map_name = self.mod.map_names.get(id(args[0]), "") if args else ""
+        site = sites.index(func, map_name, 0, self.span)
+        failed, done = self.branch_if(self.b.icmp_signed("<", result, c64(0)), "helper_failed",
+                                      "helper_done")
+        self.b.position_at_end(failed)
+        if tolerated:
+            error = self.new_block("helper_error")
+            self.b.cbranch(self.b.icmp_signed("==", result, c64(-tolerated)), done, error)
+            self.b.position_at_end(error)
+        counter = c64(site)
+        if func == BpfFunc.map_update_elem:
+            full = sites.index(func, map_name, errno.E2BIG, self.span)
+            counter = self.b.select(self.b.icmp_signed("==", result, c64(-errno.E2BIG)), c64(full), counter)
+        self.with_array_element(HELPER_ERRORS_MAP, counter, "helper_error_count",
+                                lambda count: self.store64(self.b.add(self.load64(count), c64(1)), count))
+        if sites.sites[site].warns:
+            self.emit_event(EventKind.HELPER_ERROR, site, [(result, RETURN_VALUE)])
+        self.b.branch(done)
+        self.b.position_at_end(done)
