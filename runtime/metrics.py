@@ -85,16 +85,16 @@ def map_families(spec: MapSpec, entries: Entries, prefix: str = PREFIX) -> list[
                                                keyed, _flatten)
 
 
-def helper_error_families(counts: list[HelperErrorCount]) -> list[Metric]:
+def helper_error_families(counts: list[HelperErrorCount], prefix: str = PREFIX) -> list[Metric]:
     """The tracer's own counters of failed helper calls (Session.helper_errors()):
     `pybpf_helper_errors_total{helper}` for every helper the program checks, and
     `pybpf_map_full_total{map}`, the updates dropped because the map was full, for every map the
     program inserts into; 0 until one fails, so an alert has a series to watch."""
-    errors = CounterMetricFamily(PREFIX + "helper_errors", "BPF helper calls of the pybpf script "
+    errors = CounterMetricFamily(prefix + "helper_errors", "BPF helper calls of the pybpf script "
                                  "that failed (pybpf -k shows where)", labels=["helper"])
     for helper, n in sorted(by_helper(counts).items()):
         errors.add_metric([helper], n)
-    full = CounterMetricFamily(PREFIX + "map_full", "map updates the pybpf script lost because the "
+    full = CounterMetricFamily(prefix + "map_full", "map updates the pybpf script lost because the "
                                "map was full (raise max_map_keys)", labels=["map"])
     for name, n in sorted(map_full(counts).items()):
         full.add_metric([name], n)
@@ -186,7 +186,7 @@ class SessionCollector:
         session = self._session
         with session.reading:
             families = [] if self._closed or session.loaded is None else \
-                self._read(session) + helper_error_families(session.helper_errors())
+                self._read(session) + helper_error_families(session.helper_errors(), self.prefix)
         yield from families
 
     def close(self) -> None:

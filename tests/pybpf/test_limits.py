@@ -43,7 +43,7 @@ LIMITS = [
     # that crosses them (each str() takes its buffer and its variable's)
     ("config = { max_strlen = 8192 } BEGIN { $a = str(1); $b = str(2); $c = str(3); $d = str(4); }",
      "stdin:1:79-90: ERROR: The probe's values take more than the BPF stack's 512 bytes and the "
-     "32768 bytes of scratch space after it (40968 bytes by here): use fewer or shorter strings "
+     "32768 bytes of scratch space after it (40976 bytes by here): use fewer or shorter strings "
      "and tuples"),
 ]
 
