@@ -118,6 +118,7 @@ class FunctionBuilder(MapLowering, KernelLowering, HelperChecks):
         self.stack_used = 0
         self.statement_span = program.group.probe.span
         self.span = probe_span              # of the expression (or statement) being lowered
+        self.failure_buffer: ir.Value | None = None     # lower_helpers.helper_error_buffer
         self.temporaries: list[tuple[int, ir.Value]] = []
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict = {}            # VarBinding -> its stack slot

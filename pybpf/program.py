@@ -42,6 +42,9 @@ STACKS_MAP = "__pybpf_stacks"        # BPF_MAP_TYPE_STACK_TRACE: the frames of k
 STACKS_MAP_ENTRIES = 4096
 
 EVENT_HEADER_SIZE = 8
+# A HELPER_ERROR record's index: the site in its low SITE_BITS, the errno (< 4096) above.
+SITE_BITS = 20
+ERRNO_MASK = 0xFFF
 DEFAULT_MAP_ENTRIES = 4096
 # Bytes; a power of two, a multiple of the page size. Large enough to hold a burst of a million
 # printf records while the reader catches up (1 MiB lost a quarter of such a burst): the kernel
@@ -68,8 +71,8 @@ class EventKind(enum.IntEnum):
     SYSTEM = 10    # system(fmt, ...): index into printfs; the formatted text is the command
     JOIN = 11      # join(argv, sep): index into printfs, whose format is the separator and whose
                    # arguments are the count, then the strings
-    HELPER_ERROR = 12   # a helper failed where bpftrace warns: index into helper_sites, then the
-                        # helper's return value (an int64 slot, -errno)
+    HELPER_ERROR = 12   # a helper failed where bpftrace warns; no payload: the index is the site
+                        # (in helper_sites) | errno << SITE_BITS
 
 
 @record(frozen=True)
