@@ -149,6 +149,7 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
         self.scratch_base: ir.Value | None = None
         self.scratch_lookup: ir.Value | None = None
         self.scratch_index = self.scratch_size = 0
+        self.failure_buffer: ir.Value | None = None     # lower_helpers.helper_error_buffer
         self.temporaries: list[tuple[int, ir.Value]] = []
         self.free: dict[int, list[ir.Value]] = {}
         self.variables: dict = {}            # VarBinding -> its stack slot

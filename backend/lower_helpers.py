@@ -5,8 +5,8 @@ bpftrace reports it where bpftrace warns.
 
 Each checked call is one branch on its return value, taken only on failure; the failure path adds
 one to the call site's per-CPU counter (HELPER_ERRORS_MAP, at the index of its HelperErrorSite in
-CompiledProgram.helper_sites) and, where the warning level asks, writes a HELPER_ERROR record with
-the return value. The runtime reads the counters for the library, the metrics and the summary at
+CompiledProgram.helper_sites) and, where the warning level asks, writes a HELPER_ERROR record of
+the site and the errno. The runtime reads the counters for the library, the metrics and the summary at
 exit (pybpf.runtime.helper_errors), and prints the records as bpftrace's warnings.
 
 Mixed into pybpf.backend.codegen.FunctionBuilder.
@@ -18,13 +18,11 @@ import errno
 
 from llvmlite import ir
 
-from pybpf import types as T
 from pybpf.backend.irutil import c64
 from pybpf.diagnostics import locate
-from pybpf.program import HELPER_ERRORS_MAP, EventKind, HelperErrorSite
+from pybpf.program import ERRNO_MASK, HELPER_ERRORS_MAP, SITE_BITS, EventKind, HelperErrorSite
 from pybpf.uapi.bpf import BpfFunc
 
-RETURN_VALUE = T.IntType(8, True)
 
 # Warning levels, as bpftrace >= 0.23 has them: --no-warnings, the default, -k.
 NO_WARNINGS, WARN_BY_DEFAULT, WARN_ALL = 0, 1, 2
@@ -71,6 +69,14 @@ class HelperSites:
 
 
 class HelperChecks:
+    def helper_error_buffer(self) -> ir.Value:
+        """One 8-byte buffer per program for every failure path: the counter's index, then the
+        warning record (its header alone). Failures of all its checks share it, so checks cost
+        the stack 8 bytes once, not a key and a record per call."""
+        if self.failure_buffer is None:
+            self.failure_buffer = self.alloca(8, "helper_error", temporary=False)
+        return self.failure_buffer
+
     def check_helper(self, func: BpfFunc, result: ir.Value, args, tolerated: int = 0) -> None:
         """After a call of a helper in CHECKED: on failure (a negative result other than
         -tolerated, which the caller handles), count it at its site and warn where asked."""
@@ -88,9 +94,13 @@ class HelperChecks:
         if func == BpfFunc.map_update_elem:
             full = sites.index(func, map_name, errno.E2BIG, self.span)
             counter = self.b.select(self.b.icmp_signed("==", result, c64(-errno.E2BIG)), c64(full), counter)
+        scratch = self.helper_error_buffer()
         self.with_array_element(HELPER_ERRORS_MAP, counter, "helper_error_count",
-                                lambda count: self.store64(self.b.add(self.load64(count), c64(1)), count))
+                                lambda count: self.store64(self.b.add(self.load64(count), c64(1)), count),
+                                scratch)
         if sites.sites[site].warns:
-            self.emit_event(EventKind.HELPER_ERROR, site, [(result, RETURN_VALUE)])
+            # the header's index: the site, and the errno above it (< 4096, the kernel's MAX_ERRNO)
+            errno_bits = self.b.shl(self.b.and_(self.b.neg(result), c64(ERRNO_MASK)), c64(SITE_BITS))
+            self.emit_event(EventKind.HELPER_ERROR, self.b.or_(c64(site), errno_bits), (), scratch)
         self.b.branch(done)
         self.b.position_at_end(done)

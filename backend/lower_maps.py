@@ -84,21 +84,24 @@ class MapLowering:
             self.b.branch(done)
         self.b.position_at_end(done)
 
-    def count_in_kernel(self, failed: ir.Value, counters: str, index: int, name: str) -> None:
-        """When `failed`, add one to element `index` of the per-CPU counter array `counters`."""
+    def count_in_kernel(self, failed: ir.Value, counters: str, index: int, name: str,
+                        key: ir.Value | None = None) -> None:
+        """When `failed`, add one to element `index` of the per-CPU counter array `counters`
+        (`key`: a dead buffer of 8 bytes or more to hold the index, saving stack)."""
         bump, done = self.branch_if(failed, name, name + "_done")
         self.b.position_at_end(bump)
         self.with_array_element(counters, index, name + "_count",
                                 lambda counter: self.store64(self.b.add(self.load64(counter), c64(1)),
-                                                             counter))
+                                                             counter), key)
         self.b.branch(done)
         self.b.position_at_end(done)
 
-    def with_array_element(self, symbol: str, index: int | ir.Value, name: str, use) -> None:
+    def with_array_element(self, symbol: str, index: int | ir.Value, name: str, use,
+                           key: ir.Value | None = None) -> None:
         """use(pointer) on element `index` (a constant or an i64) of the array map `symbol`. The
         lookup cannot miss for an index in range, but the verifier wants the null check all the
-        same."""
-        key = self.alloca(8, name + "_key")
+        same. `key`: a buffer free for the index (else one is allocated)."""
+        key = key if key is not None else self.alloca(8, name + "_key")
         self.b.store(ir.Constant(I32, index) if isinstance(index, int) else self.b.trunc(index, I32),
                      key, align=8)
         element = self.lookup(symbol, key)
@@ -145,8 +148,10 @@ class MapLowering:
         ring is sized by the largest (codegen.event_ring_size)."""
         self.mod.largest_record = max(self.mod.largest_record, size)
 
-    def emit_event(self, kind: EventKind, index: int, args=()) -> None:
-        """args: (value, type) pairs, laid one per slot after the 8-byte header."""
+    def emit_event(self, kind: EventKind, index: int | ir.Value, args=(),
+                   buf: ir.Value | None = None) -> None:
+        """args: (value, type) pairs, laid one per slot after the 8-byte header, in `buf` if
+        given (large enough), else in a buffer of its own. `index`: a constant or an i64."""
         if kind == EventKind.EXIT:
             self.mod.exit_writes += 1
         elif kind == EventKind.HELPER_ERROR:
@@ -154,12 +159,15 @@ class MapLowering:
         types = [t for _, t in args]
         size = 8 + sum(slot(t) for t in types)
         self.note_event_record(size)
-        buf = self.alloca(size, "event")
-        self.store64(c64(int(kind) | (index << 32)), buf)
+        buf = buf if buf is not None else self.alloca(size, "event")
+        header = c64(int(kind) | (index << 32)) if isinstance(index, int) else \
+            self.b.or_(c64(int(kind)), self.b.shl(index, c64(32)))
+        self.store64(header, buf)
         for (value, t), off in zip(args, T.slot_offsets(types)):
             self.store_slot(buf, 8 + off, value, t, t)
         r = self.helper(BpfFunc.ringbuf_output, self.map_ptr(EVENTS_MAP), buf, c64(size), c64(0))
-        self.count_in_kernel(self.b.icmp_signed("<", r, c64(0)), LOST_MAP, 0, "lost")
+        # the record is written (or refused): its buffer holds the counter's index
+        self.count_in_kernel(self.b.icmp_signed("<", r, c64(0)), LOST_MAP, 0, "lost", buf)
 
     def expr_Map(self, e):
         spec = self.plan.maps[e.name]

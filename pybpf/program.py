@@ -44,6 +44,9 @@ SCRATCH_MAP = "__pybpf_scratch"      # PERCPU_ARRAY, one entry per program whose
                                      # 512-byte BPF stack (strings, records): made only then
 
 EVENT_HEADER_SIZE = 8
+# A HELPER_ERROR record's index: the site in its low SITE_BITS, the errno (< 4096) above.
+SITE_BITS = 20
+ERRNO_MASK = 0xFFF
 DEFAULT_MAP_ENTRIES = 4096
 # The event ring buffer, when --ringbuf-size does not size it (bytes; the kernel wants a power of
 # two, a multiple of the page size): room for EVENT_RING_RECORDS_PER_CPU of the script's largest
@@ -75,8 +78,8 @@ class EventKind(enum.IntEnum):
     JOIN = 11      # join(argv, sep): index into printfs, whose format is the separator and whose
                    # arguments are the count, then the strings
     CAT = 12       # cat(fmt, ...): index into printfs; the formatted text names the file
-    HELPER_ERROR = 13   # a helper failed where bpftrace warns: index into helper_sites, then the
-                        # helper's return value (an int64 slot, -errno)
+    HELPER_ERROR = 13   # a helper failed where bpftrace warns; no payload: the index is the site
+                        # (in helper_sites) | errno << SITE_BITS
 
 
 @record(frozen=True)

@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 
-from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERRORS_MAP, LOST_MAP, START_CPID,
-                           START_MAP, START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram,
+from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERRORS_MAP, LOST_MAP, SITE_BITS,
+                           START_CPID, START_MAP, START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram,
                            EventKind, HelperErrorCount, MapSpec)
 from pybpf import types as T
 from pybpf.runtime import helper_errors, maps, symbols
@@ -36,7 +36,6 @@ from pybpf.runtime.values import slot_decoder
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
-_RETCODE = struct.Struct("<q")        # a HELPER_ERROR record's helper return value
 # Attaching thousands of points takes seconds (a perf event each): past this, a progress line on
 # stderr each time this much more has passed.
 PROGRESS_EVERY_S = 1.0
@@ -277,8 +276,8 @@ class Session:
         elif kind == EventKind.TIME:
             self.output.time(time.strftime(self.compiled.time_formats[index]))
         elif kind == EventKind.HELPER_ERROR:
-            (retcode,) = _RETCODE.unpack_from(record, EVENT_HEADER_SIZE)
-            self.output.helper_error(self.compiled.helper_sites[index], retcode, self.warn)
+            site, errno_ = index & ((1 << SITE_BITS) - 1), index >> SITE_BITS
+            self.output.helper_error(self.compiled.helper_sites[site], -errno_, self.warn)
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
 
