@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 import pybpf
 from pybpf.runtime.helper_errors import by_helper, map_full
-from pybpf.runtime.metrics import make_registry
+from pybpf.runtime.metrics import SessionCollector, make_registry
 from pybpf.runtime.output import make_output
 from pybpf.runtime.session import Session
 
@@ -108,10 +108,8 @@ def test_the_metrics_endpoint_counts_the_runs_failures():
         session.start()
         while session.poll(0.2):
             pass
-        registry, collector = make_registry(session)      # what --metrics serves
-        collector.start()
+        registry = make_registry(SessionCollector(session))      # what --metrics serves
         text = generate_latest(registry).decode()
-        collector.close()
     assert 'pybpf_helper_errors_total{helper="map_update_elem"} 12.0' in text
     assert 'pybpf_helper_errors_total{helper="probe_read_str"} 1.0' in text
     assert 'pybpf_map_full_total{map="@m"} 6.0' in text
