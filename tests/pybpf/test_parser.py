@@ -105,9 +105,11 @@ def test_let_declarations():
     assert (body[2].type_name, body[2].value.value) == (None, b"x")
 
 
-def test_for_loops():
-    ranged, over_map = parse("BEGIN { for ($i : 1..$n) { @a++; } for ($kv : @m) { } }") \
-        .probes[0].body
+@pytest.mark.parametrize("source", ["BEGIN { for ($i : 1..$n) { @a++; } for ($kv : @m) { } }",
+                                    # bpftrace 0.24+: the parentheses are optional
+                                    "BEGIN { for $i : 1..$n { @a++; } for $kv : @m { } }"])
+def test_for_loops(source):
+    ranged, over_map = parse(source).probes[0].body
     assert isinstance(ranged, ast.ForRange) and ranged.var.name == "$i"
     assert ranged.start.value == 1 and ranged.end.name == "$n" and len(ranged.body) == 1
     assert isinstance(over_map, ast.ForMap) and over_map.map.name == "@m"
