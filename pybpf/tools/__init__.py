@@ -11,14 +11,20 @@ from collections.abc import Callable, Sequence
 import pybpf
 
 
-def snoop(source: str, params: Sequence[str | int], on_event: Callable[[object], None],
+def snoop(source: str, params: Sequence[str | int], row: Callable[[object], str | None],
           header: str, duration: float | None = None) -> int:
-    """Run a snooping tool's program: print its header once attached, deliver its print() events
-    to `on_event` until Ctrl-C (or `duration` seconds) -> the exit status. A pybpf error is
-    printed as pybpf prints it; `| head` leaving early ends the tool quietly."""
+    """Run a snooping tool's program: print its header once attached, then `row(event)` of each
+    of its print() events (None: the event is filtered out) until Ctrl-C (or `duration` seconds)
+    -> the exit status. A pybpf error is printed as pybpf prints it; `| head` leaving early ends
+    the tool quietly."""
+    def show(event: object) -> None:
+        line = row(event)
+        if line is not None:
+            print(line, flush=True)
+
     try:
         prog = pybpf.compile(source, params=params)
-        with prog.run(on_event=on_event, on_lost=_lost) as trace:
+        with prog.run(on_event=show, on_lost=_lost) as trace:
             print(header, flush=True)
             trace.wait(duration)
     except KeyboardInterrupt:

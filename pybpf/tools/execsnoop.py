@@ -167,13 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run execsnoop with `argv` (default: the command line's); -> the exit status."""
     opts = parser().parse_args(argv)
     printer = Printer(opts)
-
-    def show(event: object) -> None:
-        line = printer.event(event)
-        if line is not None:
-            print(line, flush=True)
-
-    return snoop(program(opts), [opts.uid or 0, opts.ppid or 0], show, printer.header())
+    return snoop(program(opts), [opts.uid or 0, opts.ppid or 0], printer.event, printer.header())
 
 
 if __name__ == "__main__":

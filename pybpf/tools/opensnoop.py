@@ -134,13 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run opensnoop with `argv` (default: the command line's); -> the exit status."""
     opts = parser().parse_args(argv)
     printer = Printer(opts)
-
-    def show(event: object) -> None:
-        line = printer.row(event)
-        if line is not None:
-            print(line, flush=True)
-
-    return snoop(program(opts), [opts.pid or 0, opts.tid or 0], show, printer.header(),
+    return snoop(program(opts), [opts.pid or 0, opts.tid or 0], printer.row, printer.header(),
                  opts.duration)
 
 
