@@ -165,9 +165,9 @@ def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: Compile
 def _generate_ir(planned: PlannedScript, diags: Diagnostics,
                  options: CompileOptions) -> LoweredScript | None:
     from pybpf.backend.codegen import generate_ir
-    from pybpf.builtins.cpu import possible_cpus
+    from pybpf.cpus import possible_cpu_ids
     try:
-        cpus = possible_cpus()          # what the default ring buffer is sized by
+        cpus = len(possible_cpu_ids())          # what the default ring buffer is sized by
     except (OSError, ValueError):
         cpus = os.cpu_count() or 1
     module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size, cpus,

@@ -10,13 +10,13 @@ walk goes on, so one run reports every problem it can.
 
 from __future__ import annotations
 
-from pybpf import ast, builtins
+from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
                            CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
                            stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
-from pybpf.builtins.cpu import checked_possible_cpus
+from pybpf.builtins.cpu import checked_cpus
 from pybpf.ktypes import KernelTypes
 from pybpf.mapkinds import kind_for
 from pybpf.providers.base import ProbeGroup
@@ -138,7 +138,8 @@ class TypeChecker(KernelChecks):
             return
         key = info.key[0] if len(info.key) == 1 else T.TupleType(info.key)
         if kind_for(info.kind).percpu:
-            self.result.constants[s] = checked_possible_cpus(self, s.span)
+            # the loop merges every slot of a per-CPU value, as user space reads it
+            self.result.constants[s] = checked_cpus(self, s.span, cpus.cpu_slots)
         self.result.loop_captures[s] = []
         self.map_loops.append((s, len(self.scopes)))
         self.block(s.body, loop=True, loop_var=s.var, loop_type=T.TupleType((key, value)))

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import struct
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 from pybpf import types as T
+from pybpf.cpus import cpu_slots
 from pybpf.mapkinds import kind_for
 from pybpf.program import MapSpec
 from pybpf.runtime.errors import BpfError
@@ -30,18 +30,8 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
-@functools.cache
-def possible_cpus() -> int:
-    """Number of possible CPUs, from a list like '0-1' or '0,2-5' (not os.cpu_count(): offline CPUs
-    have a slot in per-CPU values too)."""
-    with open("/sys/devices/system/cpu/possible") as f:
-        text = f.read().strip()
-    highest = max(int(part.split("-")[-1]) for part in text.split(","))
-    return highest + 1
-
-
 def value_buffer_size(value_size: int, percpu: bool) -> int:
-    return ((value_size + 7) & ~7) * possible_cpus() if percpu else value_size
+    return ((value_size + 7) & ~7) * cpu_slots() if percpu else value_size
 
 
 def _buffer(data: bytes | int) -> ctypes.Array:
@@ -272,7 +262,7 @@ def user_map_batches(fd: int, spec: MapSpec, probe_names: dict[int, str] | None 
     value_size = value_buffer_size(spec.value_size, kind.percpu)
     batches = iter([_read_all(fd, spec.key_size, value_size)]) if kind.has_buckets \
         else _batches(fd, spec.key_size, value_size)
-    ncpu = possible_cpus() if kind.percpu else 1
+    ncpu = cpu_slots() if kind.percpu else 1
     typed_values = lambda t, raw, size: _typed_values(t, raw, size, probe_names)     # noqa: E731
     hide_zero = is_array and not keep_zero
     if is_array or kind.has_buckets:

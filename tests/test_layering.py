@@ -49,6 +49,7 @@ LEAVES = (
     # read a tracepoint's id and a symbol's file offset with them. They import no front-end module.
     "pybpf.tracefs",
     "pybpf.elfsym",
+    "pybpf.cpus",            # the possible CPUs: ncpus and per-CPU layouts alike
 )
 BACKEND = ("pybpf.backend",)
 RUNTIME = ("pybpf.runtime",)

@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
+from pybpf import cpus
 from pybpf.builtins.entry import identifier, typed
 from pybpf.checked import UINT
 from pybpf.uapi.bpf import BpfFunc
 
-POSSIBLE_CPUS_FILE = "/sys/devices/system/cpu/possible"
-
-
-def count_cpus(cpu_list: str) -> int:
-    """'0-3,6' -> 5: the CPUs in a sysfs CPU list."""
-    count = 0
-    for part in cpu_list.strip().split(","):
-        first, _, last = part.partition("-")
-        count += int(last or first) - int(first) + 1
-    return count
-
-
-def possible_cpus() -> int:
-    """The CPUs the kernel could ever bring online (OSError, ValueError if sysfs does not say)."""
-    with open(POSSIBLE_CPUS_FILE) as f:
-        return count_cpus(f.read())
-
-
-def checked_possible_cpus(c, span) -> int | None:
-    """possible_cpus() fixed at compile time, as bpftrace's ncpus (the compile cache keys on the
-    same list): what ncpus is and a per-CPU value is read over; an error at `span` if unknown."""
+def checked_cpus(c, span, count) -> int | None:
+    """count() of the possible CPUs (pybpf.cpus), fixed at compile time (the compile cache keys
+    on the same list); an error at `span` if sysfs does not say."""
     try:
-        return possible_cpus()
+        return count()
     except (OSError, ValueError) as err:
-        c.error(f"cannot count the CPUs from {POSSIBLE_CPUS_FILE}: {err}", span)
+        c.error(f"cannot count the CPUs from {cpus.POSSIBLE_CPUS_FILE}: {err}", span)
         return None
 
 
 def check_ncpus(c, e):
-    count = checked_possible_cpus(c, e.span)
+    """ncpus is bpftrace's: how many CPUs the kernel could ever bring online."""
+    count = checked_cpus(c, e.span, lambda: len(cpus.possible_cpu_ids()))
     if count is None:
         return None
     c.result.constants[e] = count

@@ -8,7 +8,7 @@ import mmap
 import pytest
 
 from pybpf.backend.codegen import event_ring_size
-from pybpf.builtins.cpu import possible_cpus
+from pybpf.cpus import possible_cpu_ids
 from pybpf.backend.codegen import WARNINGS_RINGBUF_SIZE
 from pybpf.compiler import CompileOptions, compile_source
 from pybpf.program import EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU, EVENTS_MAP
@@ -52,11 +52,11 @@ def default_event_buffer_size(source: str) -> int:
 def test_the_default_ring_holds_a_number_of_the_largest_records_per_cpu():
     # pid, tid, comm: our 8-byte header and slots of 8, 8 and 16; the kernel's 8-byte header
     small = 'i:s:1 { printf("%d %d %s\\n", pid, tid, comm); }'
-    assert default_event_buffer_size(small) == event_ring_size(8 + 8 + 8 + 16, possible_cpus())
+    assert default_event_buffer_size(small) == event_ring_size(8 + 8 + 8 + 16, len(possible_cpu_ids()))
     assert event_ring_size(40, 2) == 2 << 20        # 2 x 16384 x 48 bytes, rounded up to a power of two
     # a printf of a string and a time record: the string's record sizes the ring
     larger = small + ' t:syscalls:sys_enter_openat { printf("%s\\n", str(args->filename)); time(); }'
-    assert default_event_buffer_size(larger) == event_ring_size(8 + 64, possible_cpus())
+    assert default_event_buffer_size(larger) == event_ring_size(8 + 64, len(possible_cpu_ids()))
     assert default_event_buffer_size(larger) > default_event_buffer_size(small)
 
 
@@ -70,4 +70,4 @@ def test_event_ring_size_is_a_power_of_two_up_to_the_cap(largest, cpus, size):
 def test_join_records_are_sized_too():
     # join()'s 4 KiB record, reserved in the ring rather than built on the stack
     assert default_event_buffer_size("t:syscalls:sys_enter_execve { join(args->argv); }") == \
-        event_ring_size(8 + 8 + 16 * 256, possible_cpus())
+        event_ring_size(8 + 8 + 16 * 256, len(possible_cpu_ids()))

@@ -50,10 +50,11 @@ def test_type_checking_imports_neither_llvmlite_nor_the_backend():
 
 
 def test_count_cpus_reads_sysfs_cpu_lists():
-    from pybpf.builtins.cpu import count_cpus
-    assert count_cpus("0\n") == 1
-    assert count_cpus("0-1\n") == 2
-    assert count_cpus("0-3,6,8-9\n") == 7
+    from pybpf.cpus import parse_cpu_list
+    assert len(parse_cpu_list("0\n")) == 1
+    assert len(parse_cpu_list("0-1\n")) == 2
+    assert len(parse_cpu_list("0-3,6,8-9\n")) == 7
+    assert parse_cpu_list("0-1,4-5\n") == (0, 1, 4, 5)      # 4 CPUs, 6 per-CPU slots
 
 
 def test_usermode_needs_the_interrupted_registers():

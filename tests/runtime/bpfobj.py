@@ -145,7 +145,8 @@ def load_one(section: str, prog_type: int, body: str):
 def count(obj) -> int:
     """COUNTS[0] summed over the CPUs."""
     import struct
-    from pybpf.runtime.maps import lookup, possible_cpus, value_buffer_size
+    from pybpf.cpus import cpu_slots
+    from pybpf.runtime.maps import lookup, value_buffer_size
 
     raw = lookup(obj.map_fds["counts"], bytes(8), value_buffer_size(8, True))
-    return sum(struct.unpack(f"<{possible_cpus()}q", raw)) if raw else 0
+    return sum(struct.unpack(f"<{cpu_slots()}q", raw)) if raw else 0

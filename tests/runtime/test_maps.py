@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pybpf import types as T
+from pybpf.cpus import cpu_slots
 from pybpf.mapkinds import Stats
 from pybpf.program import LhistParams, MapDef, MapKind, MapSpec
 from pybpf.runtime import maps
@@ -18,7 +19,7 @@ from pybpf.uapi.bpf import BpfMapType
 pytestmark = pytest.mark.kernel
 
 I64 = T.IntType(8, True)
-NCPU = maps.possible_cpus()
+NCPU = cpu_slots()
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def text(s: str, size: int) -> bytes:
 
 def test_possible_cpus_counts_offline_cpus_too():
     with open("/sys/devices/system/cpu/possible") as f:
-        assert maps.possible_cpus() == int(f.read().strip().split("-")[-1].split(",")[-1]) + 1
+        assert cpu_slots() == int(f.read().strip().split("-")[-1].split(",")[-1]) + 1
 
 
 def test_lookup_update_delete_and_next_key(open_map):
