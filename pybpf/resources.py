@@ -40,7 +40,8 @@ from pybpf.providers.tracepoint import TRACEPOINT, raw_tracepoint_points
 from pybpf.records import replace
 
 # Tracepoint record fields a shared syscall program can produce: the number, then the arguments
-# (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* come from the perf record.
+# (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* fields are refused in any
+# tracepoint: the verifier denies a record's first 8 bytes.
 SYSCALL_NR_FIELD = "__syscall_nr"
 SYSCALL_ARGS_OFFSET = 16
 RAW_SYSCALL_TRACEPOINTS = {"sys_enter_": "sys_enter", "sys_exit_": "sys_exit"}

@@ -150,6 +150,10 @@ class KernelChecks:
                 self.error(f"Struct/union of type 'struct _tracepoint_{fmt.category}_{fmt.name}' "
                            f"does not contain a field named '{e.field}'", e.span)
                 return None
+            if f.is_common:
+                # the verifier refuses reads of a record's first 8 bytes (tp_prog_is_valid_access)
+                self.error("BPF does not support accessing common tracepoint fields", e.span)
+                return None
             found[point.name] = f
             types.add(self.field_type(f, fmt.category, e))
         if None in types:

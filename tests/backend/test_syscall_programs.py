@@ -61,9 +61,6 @@ def test_enter_and_exit_each_get_their_program():
     # the argument sits in another register in each (open: filename first; openat: second)
     "tracepoint:syscalls:sys_enter_open,tracepoint:syscalls:sys_enter_openat "
     "{ @[str(args->filename)] = count(); }",
-    # common_pid comes from the perf record only
-    "tracepoint:syscalls:sys_enter_getppid,tracepoint:syscalls:sys_enter_getpid "
-    "{ @[args->common_pid] = count(); }",
 ])
 def test_probes_the_raw_tracepoint_cannot_serve_keep_perf_events(source):
     assert all(p.prog_type == BpfProgType.TRACEPOINT and not p.raw_tracepoint

@@ -49,6 +49,6 @@ def test_the_wildcard_is_one_raw_tracepoint_program_with_a_cookie_per_point():
     assert all(p.attach_kind == "rawtracepoint" for p in program.attach_points)
     assert len({p.cookie for p in program.attach_points}) == len(program.attach_points) > 1
     # reading args keeps the perf events (the record), a program per layout
-    compiled = compile_source("tracepoint:sched:sched_process_* { @[probe, args.common_flags] = count(); }",
+    compiled = compile_source("tracepoint:sched:sched_wakeup* { @[probe, args.pid] = count(); }",
                               options=CompileOptions(features=FixedFeatures(cookies=True)))
     assert all(p.prog_type == BpfProgType.TRACEPOINT for p in compiled.programs)

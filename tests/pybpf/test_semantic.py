@@ -254,6 +254,11 @@ def test_numeric_param_given_text():
      "does not contain a field named 'nofield'\n"
      "tracepoint:syscalls:sys_enter_openat { @ = args->nofield; }\n"
      "                                           ~~~~~~~~~~~~~"),
+    # bpftrace's own words: the verifier refuses reads of a record's first 8 bytes
+    ("tracepoint:sched:sched_process_exec { @ = args.common_pid; }",
+     "stdin:1:43-58: ERROR: BPF does not support accessing common tracepoint fields\n"
+     "tracepoint:sched:sched_process_exec { @ = args.common_pid; }\n"
+     "                                          ~~~~~~~~~~~~~~~"),
 ])
 def test_tracepoint_errors(source, rendered):
     assert error_of(source) == rendered
