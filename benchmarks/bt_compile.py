@@ -15,7 +15,6 @@ of `repeat` runs each, and the sum over the scripts.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import shutil
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks.common import cold_and_warm, median, run_measured
+from benchmarks.common import benchmark_main, cold_and_warm, median, run_measured
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -62,13 +61,12 @@ def measure(scripts: list[str], repeat: int) -> dict:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("scripts", nargs="*", help="scripts (default: bpftrace's tools and examples/)")
-    opts = p.parse_args(argv)
-    scripts = opts.scripts or bpftrace_tools() + sorted(glob.glob(os.path.join(EXAMPLES, "*.pbt")))
-    results = measure(scripts, opts.repeat)
+def options(parser) -> None:
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("scripts", nargs="*", help="scripts (default: bpftrace's tools and examples/)")
+
+
+def print_table(results: dict, opts) -> None:
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{'script':<28} {'pybpf cold':>10} {'pybpf warm':>10} {'bpftrace':>9} {'warm/bt':>8}")
     compared = {s: r for s, r in results.items() if "bpftrace_s" in r}
@@ -83,7 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         if script not in compared:
             print(f"not compared: {os.path.basename(script)} (compiles with pybpf: {r['pybpf']}, "
                   f"with bpftrace: {r['bpftrace']})")
-    return 0
+
+
+def measure_scripts(opts) -> dict:
+    scripts = opts.scripts or bpftrace_tools() + sorted(glob.glob(os.path.join(EXAMPLES, "*.pbt")))
+    return measure(scripts, opts.repeat)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return benchmark_main(__doc__, argv, options, measure_scripts, print_table)
 
 
 if __name__ == "__main__":

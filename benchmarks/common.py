@@ -3,6 +3,7 @@ statistics, and the syscall-loop workload (a small C program compiled into a tem
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -295,3 +296,33 @@ def wait_attached(proc: subprocess.Popen, before: set[int], fire, timeout: float
             return new
         time.sleep(0.1)
     return []
+
+
+def benchmark_main(doc: str, argv: list[str] | None, add_options, measure, print_table=None, *,
+                   needs_root: bool = False, json_output: str | None = None,
+                   json_default: str | None = None) -> int:
+    """A benchmark's main(): its options (`add_options(parser)`, described by `doc`'s first
+    paragraph), a root check when `needs_root`, `measure(opts)` -> results, then
+    `print_table(results, opts)`. JSON: with json_output "file", `--json FILE` (default
+    `json_default`) also writes the results to FILE; with "stdout", `--json` prints them instead
+    of the table."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    add_options(parser)
+    if json_output == "file":
+        parser.add_argument("--json", metavar="FILE", default=json_default)
+    elif json_output == "stdout":
+        parser.add_argument("--json", action="store_true", help="the results as JSON, not a table")
+    opts = parser.parse_args(argv)
+    if needs_root and os.geteuid() != 0:
+        print("benchmarks need root", file=sys.stderr)
+        return 1
+    results = measure(opts)
+    if json_output == "stdout" and opts.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    if json_output == "file" and opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(results, f, indent=2)
+    if print_table is not None:
+        print_table(results, opts)
+    return 0

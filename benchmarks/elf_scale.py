@@ -13,10 +13,10 @@ linear in the number of sections keeps the time per section flat as N grows. Nee
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
+
+from benchmarks.common import benchmark_main
 
 SIZES = (100, 1000, 1587)
 
@@ -56,21 +56,21 @@ def measure(sizes=SIZES, repeat: int = 1) -> dict:
     return results
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", metavar="FILE")
-    opts = ap.parse_args(argv)
-    results = measure(opts.sizes, opts.repeat)
+def options(parser) -> None:
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--repeat", type=int, default=3)
+
+
+def print_table(results: dict, opts) -> None:
     print(f"{'programs':>8} {'ELF bytes':>10} {'parse s':>9} {'ms/section':>11}")
     for row in results.values():
         print(f"{row['sections']:>8} {row['elf_bytes']:>10,} {row['parse_s']:>9.3f} "
               f"{row['per_section_ms']:>11.3f}")
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, options, lambda opts: measure(opts.sizes, opts.repeat),
+                          print_table, json_output="file")
 
 
 if __name__ == "__main__":

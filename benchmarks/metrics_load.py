@@ -21,9 +21,7 @@ in the map, printed, lost; then the time from SIGINT to pybpf's exit.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import re
 import resource
@@ -33,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchmarks.common import benchmark_main
 
 COMM = "pybpfbench"
 SCRIPT = ('BEGIN { printf("ready\\n"); } '
@@ -150,31 +150,34 @@ def run_phase(events: int, scrapers: int, idle: int, keys: int = 0) -> dict:
             "stderr_lines": len(err.splitlines())}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=20_000)
-    p.add_argument("--scrapers", type=int, default=50)
-    p.add_argument("--idle", type=int, default=1000)
-    p.add_argument("--keys", type=int, default=50_000)
-    p.add_argument("--json", action="store_true")
-    opts = p.parse_args(argv)
+def options(parser) -> None:
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--scrapers", type=int, default=50)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--keys", type=int, default=50_000)
+
+
+def measure(opts) -> dict:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = opts.idle + opts.scrapers + 200
     if soft != resource.RLIM_INFINITY and soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-    phases = {"quiet": run_phase(opts.events, 0, 0),
-              "scrapers": run_phase(opts.events, opts.scrapers, 0),
-              "idle": run_phase(opts.events, opts.scrapers, opts.idle),
-              "big map": run_phase(opts.events, opts.scrapers, 0, opts.keys)}
-    if opts.json:
-        print(json.dumps(phases, indent=2))
-        return 0
+    return {"quiet": run_phase(opts.events, 0, 0),
+            "scrapers": run_phase(opts.events, opts.scrapers, 0),
+            "idle": run_phase(opts.events, opts.scrapers, opts.idle),
+            "big map": run_phase(opts.events, opts.scrapers, 0, opts.keys)}
+
+
+def print_table(phases: dict, opts) -> None:
     columns = ("scrapes", "refused", "per_s", "median_ms", "p99_ms", "max_ms", "events", "counted", "printed",
                "lost", "exit", "stop_s", "pybpf_fds", "pybpf_threads", "stderr_lines")
     print(f"{'phase':10}" + "".join(f"{c:>14}" for c in columns))
     for name, row in phases.items():
         print(f"{name:10}" + "".join(f"{str(row.get(c, '-')):>14}" for c in columns))
-    return 0
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, options, measure, print_table, json_output="stdout")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ map's size, which serves everything.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import signal
@@ -29,6 +27,8 @@ import time
 import urllib.request
 
 from benchmarks.metrics_load import free_port, wait_ready
+
+from benchmarks.common import benchmark_main
 
 COMM = "pybpfscale"
 SCRIPT = ('BEGIN { printf("ready\\n"); } '
@@ -91,26 +91,29 @@ def run(keys: int, max_series: int, scrapes: int) -> dict:
             "peak_rss_before_mib": rss_before / 1024, "peak_rss_after_mib": rss_after / 1024}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def options(parser) -> None:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--max-series", type=int, default=10_000)
     parser.add_argument("--scrapes", type=int, default=5)
     parser.add_argument("--uncapped", action="store_true", help="also a row that serves every key")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    caps = [args.max_series] + ([args.keys * 2] if args.uncapped else [])
-    rows = [run(args.keys, cap, args.scrapes) for cap in caps]
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return 0
+
+
+def measure(opts) -> list[dict]:
+    caps = [opts.max_series] + ([opts.keys * 2] if opts.uncapped else [])
+    return [run(opts.keys, cap, opts.scrapes) for cap in caps]
+
+
+def print_table(rows: list[dict], opts) -> None:
     print(f"{'keys':>9} {'max series':>10} {'scrape med':>10} {'max':>7} {'CPU':>7} {'body':>9} {'series':>8} "
           f"{'dropped':>8} {'RSS before':>10} {'after':>8}")
     for r in rows:
         print(f"{r['keys']:>9} {r['max_series']:>10} {r['scrape_median_s'] * 1000:>8.0f}ms "
               f"{r['scrape_max_s'] * 1000:>5.0f}ms {r['scrape_cpu_s'] * 1000:>5.0f}ms {r['body_bytes'] / 1024:>7.0f}K {r['series']:>8} "
               f"{r['dropped']:>8} {r['peak_rss_before_mib']:>8.1f}M {r['peak_rss_after_mib']:>6.1f}M")
-    return 0
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, options, measure, print_table, json_output="stdout")
 
 
 if __name__ == "__main__":

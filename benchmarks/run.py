@@ -20,8 +20,6 @@ What each number means, and the results on the reference machine: docs/performan
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import shutil
@@ -30,7 +28,7 @@ import sys
 
 from benchmarks import (compile_stages, first_event, kernel_cost, map_output, startup, streaming,
                         syscall_overhead)
-from benchmarks.common import BpfStats
+from benchmarks.common import BpfStats, benchmark_main
 
 FULL = dict(repeat=5, cost_repeat=3, events=200_000, stream_events=1_000_000, stream_repeat=3,
             keys=100_000, hist_keys=10_000, map_repeat=3, probes=50, compile_repeat=3, cost_scripts=None,
@@ -62,18 +60,15 @@ def machine() -> dict:
             "llvmlite": llvmlite_version, "bpftrace": version(["bpftrace", "--version"])}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="a smoke run")
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
-    ap.add_argument("--baseline-python", metavar="PATH",
-                    help="first-event section: also run the pybpf of this python (another checkout's venv)")
-    ap.add_argument("--only", choices=SECTIONS, action="append",
-                    help="run only these sections (repeatable)")
-    opts = ap.parse_args(argv)
-    if os.geteuid() != 0:
-        print("benchmarks need root", file=sys.stderr)
-        return 1
+def options(parser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--baseline-python", metavar="PATH",
+                        help="first-event section: also run the pybpf of this python (another checkout's venv)")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only these sections (repeatable)")
+
+
+def measure(opts) -> dict:
     p = QUICK if opts.quick else FULL
     tools = ["pybpf"] + (["bpftrace"] if shutil.which("bpftrace") else [])
     want = set(opts.only or SECTIONS)
@@ -97,10 +92,13 @@ def main(argv=None) -> int:
         if "compile" in want:
             results["compile"] = compile_stages.measure(tools, p["compile_repeat"], p["probes"])
     results["load_average_end"] = os.getloadavg()
-    with open(opts.json, "w") as f:
-        json.dump(results, f, indent=2)
-    print_table(results)
-    return 0
+    return results
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, options, measure, lambda results, opts: print_table(results),
+                          needs_root=True, json_output="file",
+                          json_default=os.path.join(os.path.dirname(__file__), "results.json"))
 
 
 # results key -> the section module that turns it into table rows, in table order

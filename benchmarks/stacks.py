@@ -17,7 +17,6 @@ hash and print as an empty stack, in both tools.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import cold_and_warm, loop_binary, median, stop, tracer_command
+from benchmarks.common import benchmark_main, cold_and_warm, loop_binary, median, stop, tracer_command
 
 READY = 'BEGIN { printf("ready\\n"); } '
 STARTUP_SCRIPT = READY + "profile:hz:99 { @[kstack] = count(); }"
@@ -117,15 +116,12 @@ def measure(repeat: int, stacks: int) -> dict:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--stacks", type=int, default=10000)
-    opts = p.parse_args(argv)
-    if os.geteuid() != 0:
-        print("benchmarks need root", file=sys.stderr)
-        return 1
-    results = measure(opts.repeat, opts.stacks)
+def options(parser) -> None:
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--stacks", type=int, default=10000)
+
+
+def print_table(results: dict, opts) -> None:
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{'stack script start-up (exec to attached)':<44} {'median s':>9} {'min s':>7}")
     for label, runs in results["startup"].items():
@@ -138,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         secs = [r["exit_s"] for r in done]
         print(f"{tool:<44} {median(secs) or float('nan'):>9.3f} {min(secs, default=float('nan')):>7.3f} "
               f"{median([r['keys'] for r in done]) or 0:>6.0f} {median([r['empty'] for r in done]) or 0:>6.0f}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return benchmark_main(__doc__, argv, options, lambda opts: measure(opts.repeat, opts.stacks),
+                          print_table, needs_root=True)
 
 
 if __name__ == "__main__":

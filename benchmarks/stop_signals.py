@@ -19,13 +19,14 @@ waits for RCU grace periods under a kernel mutex, about 40 ms per tracepoint her
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+
+from benchmarks.common import benchmark_main
 
 PYBPF = [sys.executable, "-m", "pybpf.cli"]
 # name -> (arguments, environment)
@@ -195,18 +196,17 @@ def _stop_while_printing(sig: signal.Signals) -> dict:
             "printed": out.count(b"\n") + 1, "stderr": err.decode()}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--signal", default="SIGINT", choices=("SIGINT", "SIGTERM", "SIGHUP"))
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
-    ap.add_argument("--program", choices=tuple(PROGRAMS), default="syscalls",
-                    help="syscalls: the 360 sys_enter tracepoints, one program each; all: "
-                         "tracepoint:*:* with BPFTRACE_MAX_PROBES raised (print: always its own map)")
-    opts = ap.parse_args(argv)
-    if os.geteuid() != 0:
-        print("needs root", file=sys.stderr)
-        return 1
+def options(parser) -> None:
+    parser.add_argument("--signal", default="SIGINT", choices=("SIGINT", "SIGTERM", "SIGHUP"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    parser.add_argument("--program", choices=tuple(PROGRAMS), default="syscalls",
+                        help="syscalls: the 360 sys_enter tracepoints, one program each; all: "
+                             "tracepoint:*:* with BPFTRACE_MAX_PROBES raised (print: always its own map)")
+
+
+def measure_and_print(opts) -> None:
+    """Each phase's row, printed as it is measured."""
     sig = signal.Signals[opts.signal]
     print(f"{'phase':10} {'exit s (each run)':30} {'status':>6}  held at the signal -> most after")
     for phase in opts.phases:
@@ -218,7 +218,10 @@ def main(argv=None) -> int:
                   f"{last['most_after']['progs']}, {last['most_after']['perf']}"
                   + (f" (of {last['total']})" if last["total"] else ""))
         print(f"{phase:10} {times:30} {last['status']:>6}  {detail}")
-    return 0
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, options, measure_and_print, needs_root=True)
 
 
 if __name__ == "__main__":

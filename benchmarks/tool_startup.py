@@ -8,13 +8,12 @@ Median and min of `repeat` runs.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
 import time
 
-from benchmarks.common import cold_and_warm, median, stop, wait_for_line
+from benchmarks.common import benchmark_main, cold_and_warm, median, stop, wait_for_line
 
 PYBPF_OPENSNOOP = [sys.executable, "-m", "pybpf.tools.opensnoop"]
 
@@ -41,11 +40,7 @@ def measure(repeat: int) -> dict[str, list[float | None]]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=5)
-    opts = p.parse_args(argv)
-    results = measure(opts.repeat)
+def print_table(results: dict, opts) -> None:
     print(f"{'opensnoop start-up':<20} {'median s':>9} {'min s':>7}")
     for label, runs in results.items():
         done = [r for r in runs if r is not None]
@@ -54,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                else f"  ({len(runs) - len(done)} failed)"))
     if "BCC" not in results:
         print("BCC: opensnoop-bpfcc is not installed (apt-get install bpfcc-tools)")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return benchmark_main(__doc__, argv, lambda p: p.add_argument("--repeat", type=int, default=5),
+                          lambda opts: measure(opts.repeat), print_table)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ time. BPFTRACE_MAX_PROBES (and bpftrace's BPFTRACE_MAX_BPF_PROGS) are raised. Ne
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +23,7 @@ import sys
 import threading
 import time
 
-from benchmarks.common import cold_and_warm, median, tracer_command
+from benchmarks.common import benchmark_main, cold_and_warm, median, tracer_command
 
 SIZES = ("100", "1000", "all")
 BODY = ' { @[probe] = count(); } BEGIN { printf("attached\\n"); }'
@@ -106,15 +104,13 @@ def summary(runs: list[dict]) -> dict:
             "failed": sum(r["attached_s"] is None for r in runs)}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES))
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--tools", nargs="+", default=["pybpf", "bpftrace"])
-    ap.add_argument("--json", metavar="FILE")
-    opts = ap.parse_args(argv)
-    results = measure(opts.sizes, opts.repeat, opts.tools)
+def options(parser) -> None:
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--tools", nargs="+", default=["pybpf", "bpftrace"])
 
+
+def print_table(results: dict, opts) -> None:
     def fmt(v):
         return f"{v:>9.2f}" if v is not None else f"{'-':>9}"
 
@@ -135,10 +131,12 @@ def main(argv=None) -> int:
             for r in runs:
                 if r.get("error"):
                     print(f"{size} {tool}: {r['error'].strip().splitlines()[-1:]}", file=sys.stderr)
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, options,
+                          lambda opts: measure(opts.sizes, opts.repeat, opts.tools), print_table,
+                          json_output="file")
 
 
 if __name__ == "__main__":

@@ -201,10 +201,6 @@ class PrintfSpec:
     fmt: str
     args: tuple[T.ValueType, ...]
 
-    @property
-    def payload_size(self) -> int:
-        return sum(T.slot_size(a) for a in self.args)
-
 
 @record(frozen=True)
 class PerfEvent:

@@ -7,6 +7,8 @@ Mixed into pybpf.semantic.TypeChecker, whose expr/error/set these methods use.
 from __future__ import annotations
 
 import re
+from typing import Callable, TypeVar
+
 from pybpf.records import replace
 
 from pybpf import ast
@@ -18,6 +20,7 @@ from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
+R = TypeVar("R")
 ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64))\[(\d*)\]")     # 'uint8[8]', 'int8[]'
 
 class KernelChecks:
@@ -32,6 +35,18 @@ class KernelChecks:
                 self.error(f"kernel types are needed here, but {e}", span)
                 return None
         return self._kernel_types
+
+    def ask_kernel_types(self, span: Span, question: Callable[[KernelTypes], R]) -> R | None:
+        """question(the kernel's types), or None after reporting at `span` why there is no
+        answer (no BTF, or the KernelTypeError it raised)."""
+        kt = self.kernel_types(span)
+        if kt is None:
+            return None
+        try:
+            return question(kt)
+        except KernelTypeError as err:
+            self.error(str(err), span)
+            return None
 
     def retval(self, e: ast.Builtin):
         provider = self.group.provider
@@ -89,13 +104,8 @@ class KernelChecks:
         if not isinstance(base, (T.PointerType, T.RecordType)):
             self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
             return None
-        kt = self.kernel_types(e.span)
-        if kt is None:
-            return None
-        try:
-            found = kt.member(base, e.field)
-        except KernelTypeError as err:
-            self.error(str(err), e.span)
+        found = self.ask_kernel_types(e.span, lambda kt: kt.member(base, e.field))
+        if found is None:
             return None
         self.result.kernel_fields[e] = found
         return found.type
@@ -206,14 +216,7 @@ class KernelChecks:
     def kernel_type_name(self, text: str, span: Span) -> T.Type | None:
         if text in INT_TYPE_NAMES:
             return INT_TYPE_NAMES[text]
-        kt = self.kernel_types(span)
-        if kt is None:
-            return None
-        try:
-            return kt.parse_type_name(text)
-        except KernelTypeError as err:
-            self.error(str(err), span)
-            return None
+        return self.ask_kernel_types(span, lambda kt: kt.parse_type_name(text))
 
     def expr_Cast(self, e: ast.Cast):
         array = ARRAY_TYPE_NAME.fullmatch(e.type_name)
@@ -256,14 +259,10 @@ class KernelChecks:
         if not is_int(index):
             self.error(f"The index must be an integer, not '{index}'", e.index.span)
             return None
-        kt = self.kernel_types(e.span)
-        if kt is None:
+        converted = self.ask_kernel_types(e.span, lambda kt: kt.convert(base.pointee, base.user))
+        if converted is None:
             return None
-        try:
-            element, read = kt.convert(base.pointee, base.user)
-        except KernelTypeError as err:
-            self.error(str(err), e.span)
-            return None
+        element, read = converted
         self.result.pointer_scale[e] = self.pointee_size(base, e.span)
         self.result.kernel_fields[e] = KernelField(0, element, read, base.pointee)
         return element
@@ -278,13 +277,8 @@ class KernelChecks:
         if isinstance(e, ast.Ternary):          # each branch copies its own struct
             branches = [self.struct_value(b, t) for b in (e.then, e.otherwise)]
             return self.set(e, branches[0]) if None not in branches else None
-        kt = self.kernel_types(e.span)
-        if kt is None:
-            return None
-        try:
-            value = kt.struct_layout(t.btf_id)
-        except KernelTypeError as err:
-            self.error(str(err), e.span)
+        value = self.ask_kernel_types(e.span, lambda kt: kt.struct_layout(t.btf_id))
+        if value is None:
             return None
         self.result.struct_copies.add(e)
         return self.set(e, value)
@@ -318,14 +312,10 @@ class KernelChecks:
         if not isinstance(t, T.PointerType) or not t.pointee:
             self.error(f"Can not dereference type '{t}': only typed kernel pointers", e.span)
             return None
-        kt = self.kernel_types(e.span)
-        if kt is None:
+        converted = self.ask_kernel_types(e.span, lambda kt: kt.convert(t.pointee, t.user))
+        if converted is None:
             return None
-        try:
-            pointee, read = kt.convert(t.pointee, t.user)
-        except KernelTypeError as err:
-            self.error(str(err), e.span)
-            return None
+        pointee, read = converted
         self.result.kernel_fields[e] = KernelField(0, pointee, read, t.pointee)
         return pointee
 

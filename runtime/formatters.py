@@ -102,13 +102,13 @@ def _function_or_address(name: str, addr: int) -> str:
 
 
 def _ksym(param: str, raw: bytes) -> str:
-    return _function_or_address(symbols.kernel_symbols().name(_u64(raw)), _u64(raw))
+    return _function_or_address(symbols.current().kernel.name(_u64(raw)), _u64(raw))
 
 
 def _usym(param: str, raw: bytes) -> str:
     """The function of the process (pid in the second u64) holding the address."""
     addr = _u64(raw)
-    return _function_or_address(symbols.user_symbols().resolve(_u64(raw[8:]), addr)[0], addr)
+    return _function_or_address(symbols.current().users.resolve(_u64(raw[8:]), addr)[0], addr)
 
 
 RENDERERS: dict[str, Callable[[str, bytes], str]] = {

@@ -70,6 +70,7 @@ class Session:
         self._attachments: list[Attachment] = []
         self._stopped = False
         self._next_stack_scan = 0.0
+        self.symbols = symbols.Symbols()       # this session's kernel and user symbol tables
         self.probes_attached = 0               # attach points attached now (BEGIN's once it ran)
         # Held by another thread while it reads the maps (a metrics scrape) and by close() while it
         # releases the fds: no read ever reaches an fd number the process has reused since.
@@ -83,7 +84,9 @@ class Session:
             self._ring = DrainingReader(RingBufferReader(self.loaded.map_fds[EVENTS_MAP],
                                                          obj.maps[EVENTS_MAP].max_entries))
             if STACKS_MAP in self.loaded.map_fds:
-                symbols.activate(symbols.StackTable(self.loaded.map_fds[STACKS_MAP], maps.lookup))
+                self.symbols.stacks = symbols.StackTable(self.loaded.map_fds[STACKS_MAP], maps.lookup,
+                                                         self.symbols)
+            symbols.activate(self.symbols)
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             start = self.loaded.map_fds[START_MAP]
             maps.update(start, START_NSECS.to_bytes(4, "little"), time.monotonic_ns().to_bytes(8, "little"))
@@ -148,8 +151,7 @@ class Session:
                 self._ring.close()
                 self._ring = None
             if self.loaded is not None:
-                if STACKS_MAP in self.loaded.map_fds:
-                    symbols.activate(None)
+                symbols.deactivate(self.symbols)
                 self.loaded.close()
                 self.loaded = None
 
@@ -167,7 +169,7 @@ class Session:
         if STACKS_MAP not in self.loaded.map_fds or now < self._next_stack_scan:
             return
         self._next_stack_scan = now + STACK_SCAN_INTERVAL_S
-        table = symbols.active_table()
+        users = self.symbols.users
         for spec in self.compiled.maps:
             pid_offsets = [off + 8 for t, off in zip(spec.key, T.slot_offsets(spec.key))
                            if isinstance(t, T.StackType) and t.user]
@@ -175,7 +177,7 @@ class Session:
                 continue
             for key in maps.keys(self._map_fd(spec), spec.key_size):
                 for off in pid_offsets:
-                    table.users.remember(int.from_bytes(key[off:off + 8], "little"))
+                    users.remember(int.from_bytes(key[off:off + 8], "little"))
 
     def helper_errors(self) -> list[HelperErrorCount]:
         """The failures of every checked helper call so far, one count per call site (in the

@@ -1,13 +1,18 @@
 """Stacks and symbols at print time: the frames of a kstack/ustack id, named.
 
-    stacks = StackTable(stacks_map_fd, maps.lookup)     # one per session, for its stack-trace map
-    stacks.render(StackType(user=False), stack_id, pid)     # '\\n\\tdo_syscall_64+129\\n...'
-    kernel_symbols().name(0xffffffff81000000)               # 'startup_64+0'
+    tables = Symbols()                                       # one per session
+    tables.stacks = StackTable(stacks_map_fd, maps.lookup, tables)   # for its stack-trace map
+    tables.stacks.render(StackType(user=False), stack_id, pid)  # '\\n\\tdo_syscall_64+129\\n...'
+    tables.kernel.name(0xffffffff81000000)                  # 'startup_64+0'
 
 Kernel frames come from /proc/kallsyms (modules included), sorted once and searched by bisection.
 User frames come from the ELF symbol tables (.symtab, .dynsym) of the files mapped in the process,
 each at its load bias. A process's mappings are kept from the first time they are read
 (`remember`), so a stack of a process that has exited since still resolves.
+
+The tables belong to a session (Symbols), not to the process: kallsyms changes while the machine
+runs (modules come and go, and every BPF program loaded adds its own symbol), and a file may be
+rebuilt at the same path, so a table kept for the life of a library's process would go stale.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ UNKNOWN = "[unknown]"
 KALLSYMS = "/proc/kallsyms"
 # Processes whose mappings are kept: bounds the memory of a long run over many short processes.
 MAX_REMEMBERED_PROCESSES = 4096
+# Files whose functions are kept: bounds a long run over many binaries the same way.
+MAX_REMEMBERED_FILES = 1024
 
 
 class SortedSymbols:
@@ -66,16 +73,6 @@ class KernelSymbols(SortedSymbols):
         return self.tags[i] if i >= 0 else UNKNOWN
 
 
-_kernel: KernelSymbols | None = None
-
-
-def kernel_symbols() -> KernelSymbols:
-    global _kernel
-    if _kernel is None:
-        _kernel = KernelSymbols.load()
-    return _kernel
-
-
 @record(frozen=True)
 class Mapping:
     start: int
@@ -100,49 +97,56 @@ def read_mappings(pid: int) -> list[Mapping]:
     return found
 
 
-_file_symbols: dict[str, SortedSymbols | None] = {}
-
-
 def file_symbols(path: str) -> SortedSymbols | None:
     """The functions of one ELF file by file offset (where a mapping places them, whatever the
     load bias of a PIE or shared object), or None when it cannot be read; tagged with the offset
     each function ends at."""
-    if path not in _file_symbols:
-        from pybpf import elfsym    # ELF reading only once a user stack is printed, not at start-up
+    from pybpf import elfsym    # ELF reading only once a user stack is printed, not at start-up
 
-        try:
-            entries = []
-            for name, (vaddr, size) in elfsym.function_symbols(path).items():
-                if "@" not in name:
-                    offset = elfsym.file_offset(path, vaddr)
-                    entries.append((offset, name, offset + size))
-            _file_symbols[path] = SortedSymbols(entries)
-        except elfsym.SymbolError:
-            _file_symbols[path] = None
-    return _file_symbols[path]
+    try:
+        entries = []
+        for name, (vaddr, size) in elfsym.function_symbols(path).items():
+            if "@" not in name:
+                offset = elfsym.file_offset(path, vaddr)
+                entries.append((offset, name, offset + size))
+        return SortedSymbols(entries)
+    except elfsym.SymbolError:
+        return None
+
+
+def _keep(table: dict, key, value, most: int) -> None:
+    """table[key] = value, the oldest entry dropped first when it holds `most`."""
+    if len(table) >= most:
+        table.pop(next(iter(table)))
+    table[key] = value
 
 
 class UserSymbols:
-    """The symbols of processes by pid, their mappings kept from the first read."""
+    """The symbols of processes by pid, their mappings kept from the first read, and the
+    functions of the files mapped, read once each."""
 
     def __init__(self):
         self.mappings: dict[int, list[Mapping]] = {}
+        self.files: dict[str, SortedSymbols | None] = {}
 
     def remember(self, pid: int) -> list[Mapping]:
         found = self.mappings.get(pid)
         if found is None:
             found = read_mappings(pid)
             if found:
-                if len(self.mappings) >= MAX_REMEMBERED_PROCESSES:
-                    self.mappings.pop(next(iter(self.mappings)))
-                self.mappings[pid] = found
+                _keep(self.mappings, pid, found, MAX_REMEMBERED_PROCESSES)
         return found
+
+    def file(self, path: str) -> SortedSymbols | None:
+        if path not in self.files:
+            _keep(self.files, path, file_symbols(path), MAX_REMEMBERED_FILES)
+        return self.files[path]
 
     def resolve(self, pid: int, addr: int) -> tuple[str, str]:
         """(func+offset or [unknown], the file mapped there or [unknown])."""
         for m in self.remember(pid):
             if m.start <= addr < m.end:
-                symbols, offset = file_symbols(m.path), addr - m.start + m.offset
+                symbols, offset = self.file(m.path), addr - m.start + m.offset
                 i = symbols.find(offset) if symbols is not None else -1
                 # past a sized function's end (a PLT stub, padding) is no function
                 if i < 0 or symbols.starts[i] < symbols.tags[i] <= offset:
@@ -163,14 +167,31 @@ class Stack(str):
         return stack
 
 
+class Symbols:
+    """One session's symbol tables: the kernel's, read from kallsyms when first needed, the user
+    side's (UserSymbols), and the session's stack table when its program records stacks."""
+
+    def __init__(self, kallsyms: str = KALLSYMS):
+        self._kallsyms = kallsyms
+        self._kernel: KernelSymbols | None = None
+        self.users = UserSymbols()
+        self.stacks: StackTable | None = None
+
+    @property
+    def kernel(self) -> KernelSymbols:
+        if self._kernel is None:
+            self._kernel = KernelSymbols.load(self._kallsyms)
+        return self._kernel
+
+
 class StackTable:
     """The frames of stack ids in one stack-trace map, symbolized and rendered as bpftrace's."""
 
-    def __init__(self, fd: int, lookup: Callable[[int, bytes, int], bytes | None]):
+    def __init__(self, fd: int, lookup: Callable[[int, bytes, int], bytes | None],
+                 symbols: Symbols):
         # lookup: pybpf.runtime.maps.lookup, passed in (maps decodes through values, which
         # renders stacks through here)
-        self.fd, self.lookup = fd, lookup
-        self.users = UserSymbols()
+        self.fd, self.lookup, self.symbols = fd, lookup, symbols
         self._frames: dict[int, tuple[int, ...]] = {}
 
     def frames(self, stack_id: int) -> tuple[int, ...]:
@@ -191,9 +212,9 @@ class StackTable:
         out = []
         for addr in self.frames(stack_id)[:t.limit]:
             if t.user:
-                name, module = self.users.resolve(pid, addr)
+                name, module = self.symbols.users.resolve(pid, addr)
             else:
-                kernel = kernel_symbols()
+                kernel = self.symbols.kernel
                 name, module = kernel.name(addr), kernel.module(addr)
             out.append((addr, name, module))
         return out
@@ -214,32 +235,31 @@ class StackTable:
         return Stack(text, tuple(name.split("+", 1)[0] for _, name, _ in frames), t.user)
 
 
-# The stack table of the running session: map keys and printf arguments decode through
-# pybpf.runtime.values, which knows types, not sessions.
-_active: StackTable | None = None
+# The symbol tables of the running session: map keys and printf arguments decode through
+# pybpf.runtime.values and formatters, which know types, not sessions.
+_active: Symbols | None = None
 
 
-def activate(table: StackTable | None) -> None:
+def activate(tables: Symbols) -> None:
     global _active
-    _active = table
+    _active = tables
+
+
+def deactivate(tables: Symbols) -> None:
+    """The session of `tables` has ended (another may have started since: its tables stay)."""
+    global _active
+    if _active is tables:
+        _active = None
+
+
+def current() -> Symbols:
+    """The running session's tables; outside a session, tables of their own."""
+    return _active if _active is not None else Symbols()
 
 
 def render(t: T.StackType, raw: bytes) -> Stack:
     """A recorded stack (id, pid) as text, through the active session's table."""
     stack_id, pid = struct.unpack_from("<qQ", raw)
-    if _active is None:
+    if _active is None or _active.stacks is None:
         return Stack("", (), t.user)
-    return _active.render(t, stack_id, pid)
-
-
-def active_table() -> StackTable | None:
-    return _active
-
-
-_users_apart = UserSymbols()
-
-
-def user_symbols() -> UserSymbols:
-    """The processes the running session has seen (their mappings kept), or a table of its own
-    when no stack is read."""
-    return _active.users if _active is not None else _users_apart
+    return _active.stacks.render(t, stack_id, pid)

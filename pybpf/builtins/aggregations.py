@@ -57,12 +57,12 @@ def check_lhist(c, call, m, kind: MapKind) -> None:
 
 
 BUILTINS = (
-    Aggregation("count", MapKind.COUNT, 0, check_value),
-    Aggregation("sum", MapKind.SUM, 1, check_value),
-    Aggregation("min", MapKind.MIN, 1, check_value),
-    Aggregation("max", MapKind.MAX, 1, check_value),
-    Aggregation("avg", MapKind.AVG, 1, check_value),
-    Aggregation("stats", MapKind.STATS, 1, check_value),
-    Aggregation("hist", MapKind.HIST, 1, check_hist, optional=1),
-    Aggregation("lhist", MapKind.LHIST, 4, check_lhist),
+    Aggregation(MapKind.COUNT, 0, check_value),
+    Aggregation(MapKind.SUM, 1, check_value),
+    Aggregation(MapKind.MIN, 1, check_value),
+    Aggregation(MapKind.MAX, 1, check_value),
+    Aggregation(MapKind.AVG, 1, check_value),
+    Aggregation(MapKind.STATS, 1, check_value),
+    Aggregation(MapKind.HIST, 1, check_hist, optional=1),
+    Aggregation(MapKind.LHIST, 4, check_lhist),
 )

@@ -49,12 +49,16 @@ class Builtin:
 class Aggregation:
     """count(), sum(v), hist(v), ...: called only as `@m[k] = name(args)`. The call types the map
     (its kind and, for lhist, its buckets); the map kind lowers the update (lower_maps.aggregate).
-    check(checker, call, map node, map_kind) reports bad arguments or assigns the map."""
-    name: str
+    check(checker, call, map node, map_kind) reports bad arguments or assigns the map. The map
+    kind names the function: count() gives a MapKind.COUNT map."""
     map_kind: MapKind
     arity: int
     check: Callable[[Any, Any, Any, MapKind], None]
     optional: int = 0            # arguments that may follow the `arity` required ones (hist's k)
+
+    @property
+    def name(self) -> str:
+        return self.map_kind.value
 
 
 def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = None,

@@ -4,6 +4,7 @@ and reads well as an example of the library (docs/library.md)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +36,14 @@ def snoop(source: str, params: Sequence[str | int], row: Callable[[object], str 
     except BrokenPipeError:         # the reader left; the trace is released already
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def positive(text: str) -> int:
+    """An option's whole number above zero (argparse's `type`)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def _lost(events: int) -> None:

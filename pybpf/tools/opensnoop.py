@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pybpf.tools import snoop
+from pybpf.tools import positive, snoop
 
 EXAMPLES = """examples:
     ./opensnoop                        # trace all open() syscalls
@@ -40,13 +40,6 @@ def _flag(name: str) -> int:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line, as BCC's opensnoop (the seed's options)."""
     p = argparse.ArgumentParser(prog="opensnoop", description="Trace open() syscalls",
@@ -54,9 +47,9 @@ def parser() -> argparse.ArgumentParser:
                                 epilog=EXAMPLES)
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--failed", action="store_true", help="only show failed opens")
-    p.add_argument("-p", "--pid", type=_positive, help="trace this PID only")
-    p.add_argument("-t", "--tid", type=_positive, help="trace this TID only")
-    p.add_argument("-d", "--duration", type=_positive, help="total duration of trace in seconds")
+    p.add_argument("-p", "--pid", type=positive, help="trace this PID only")
+    p.add_argument("-t", "--tid", type=positive, help="trace this TID only")
+    p.add_argument("-d", "--duration", type=positive, help="total duration of trace in seconds")
     p.add_argument("-n", "--name", help="only print process names containing this name")
     p.add_argument("-e", "--extended_fields", action="store_true", help="show extended fields")
     p.add_argument("-f", "--flag_filter", action="append", type=_flag,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 import pybpf
+from pybpf.tools import positive
 
 EXAMPLES = """examples:
     ./syscount                 # count syscalls, top 10, at Ctrl-C
@@ -27,21 +28,14 @@ EXAMPLES = """examples:
 EXIT_PREFIX = "tracepoint:syscalls:sys_exit_"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line, as BCC's syscount."""
     p = argparse.ArgumentParser(prog="syscount", description="Summarize syscall counts and "
                                 "latencies.", formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=EXAMPLES)
-    p.add_argument("-p", "--pid", type=_positive, help="trace only this pid")
-    p.add_argument("-i", "--interval", type=_positive, help="print summary at this interval (seconds)")
-    p.add_argument("-T", "--top", type=_positive, default=10,
+    p.add_argument("-p", "--pid", type=positive, help="trace only this pid")
+    p.add_argument("-i", "--interval", type=positive, help="print summary at this interval (seconds)")
+    p.add_argument("-T", "--top", type=positive, default=10,
                    help="print only the top syscalls by count or latency")
     p.add_argument("-L", "--latency", action="store_true", help="collect syscall latency")
     p.add_argument("-P", "--process", action="store_true", help="count by process and not by syscall")

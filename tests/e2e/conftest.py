@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))     # e2e_helpers
 
-from e2e_helpers import STARTED, Running  # noqa: E402
+from e2e_helpers import STARTED  # noqa: E402
 
 OUR_PROG = re.compile(rb"^p\d+$")
 
@@ -57,11 +57,6 @@ def leaked_programs(before: set[int]) -> set[int]:
     """Programs loaded since `before` that no process holds: attached or pinned, nobody's."""
     new = pybpf_programs_in_kernel() - before
     return new - programs_held_by_processes() if new else set()
-
-
-@pytest.fixture
-def pybpf_running():
-    return Running
 
 
 @pytest.fixture(autouse=True)

@@ -66,6 +66,31 @@ class Running:
         return (self.seen + out).decode(), err.decode(), self.proc.returncode
 
 
+def trace(args, command, *, until: str | None = None, ready: str = "ready", env=None,
+          timeout: float = 30.0, **command_kwargs) -> str:
+    """Trace one command: start pybpf with `args`, wait for its line with `ready` (READY's, once
+    every probe is attached), run `command` to a successful exit, wait for a line with `until`
+    (when given: an event that must have come), stop pybpf with SIGINT and check it exited 0.
+    -> all pybpf printed."""
+    return _trace(args, command, until, ready, env, timeout, command_kwargs)[0]
+
+
+def trace_line(args, command, until: str, *, ready: str = "ready", env=None,
+               timeout: float = 30.0, **command_kwargs) -> str:
+    """As trace(), -> the first line with `until` that pybpf printed after `ready`'s."""
+    return _trace(args, command, until, ready, env, timeout, command_kwargs)[1]
+
+
+def _trace(args, command, until, ready, env, timeout, command_kwargs) -> tuple[str, str | None]:
+    run = Running(args, env=env)
+    run.wait_for(ready)
+    subprocess.run(command, timeout=timeout, check=True, **command_kwargs)
+    line = run.wait_for(until) if until is not None else None
+    out, err, code = run.stop()
+    assert code == 0, err
+    return out, line
+
+
 def run_pybpf(args, timeout=30.0, **kwargs) -> subprocess.CompletedProcess:
     """Run pybpf to completion (programs that exit() by themselves, or no-kernel options)."""
     return subprocess.run(PYBPF + list(args), capture_output=True, text=True, timeout=timeout,

@@ -15,15 +15,20 @@ import time
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf, trace
 
 COMM = f"pybpfo{os.getpid()}"       # unique: others may run these tests at the same time
 OPEN_N_TIMES = "for _ in range(int(sys.argv[2])):\n    open(sys.argv[3]).close()\n"
 
 
+def opens(path, n, comm=COMM) -> list[str]:
+    """The command of a child process named `comm` that opens `path` n times."""
+    return named_child(comm, OPEN_N_TIMES, n, path)
+
+
 def open_files(path, n, comm=COMM):
-    """A child process named `comm` opens `path` n times; returns its pid."""
-    child = subprocess.run(named_child(comm, OPEN_N_TIMES, n, path), timeout=30)
+    """A child process named `comm` opens `path` n times."""
+    child = subprocess.run(opens(path, n, comm), timeout=30)
     assert child.returncode == 0
 
 
@@ -63,12 +68,8 @@ def test_mission_command_counts_opens(program, target):
 
 @pytest.mark.kernel
 def test_count_is_exact_for_a_named_process(target):
-    run = Running(["-e", READY + f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ '
-                                 "{ @[probe] = count(); }"])
-    run.wait_for("ready")
-    open_files(target, 17)
-    out, err, code = run.stop(signal.SIGINT)
-    assert code == 0, err
+    out = trace(["-e", READY + f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ '
+                               "{ @[probe] = count(); }"], opens(target, 17))
     assert map_line(out, "@[tracepoint:syscalls:sys_enter_openat]") == 17
     assert out.count("@[") == 1
 
@@ -96,13 +97,9 @@ def test_pid_parameter_predicate(target):
 
 @pytest.mark.kernel
 def test_printf_comm_and_path(target):
-    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_openat /comm == "' + COMM + '"/ '
-                                 '{ printf("%s %s\\n", comm, str(args->filename)); }'])
-    run.wait_for("ready")
-    open_files(target, 2)
-    run.wait_for(target)
-    out, err, code = run.stop(signal.SIGINT)
-    assert code == 0, err
+    out = trace(["-e", READY + 'tracepoint:syscalls:sys_enter_openat /comm == "' + COMM + '"/ '
+                               '{ printf("%s %s\\n", comm, str(args->filename)); }'],
+                opens(target, 2), until=target)
     assert out.count(f"{COMM} {target}\n") == 2
 
 
@@ -193,14 +190,11 @@ def test_functions():
 
 @pytest.mark.kernel
 def test_aggregations_from_real_events(target):
-    run = Running(["-e", READY + f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ {{ '
-                                 "@count[comm] = count(); @sum = sum(3); @avg = avg(10); @min = min(4); "
-                         "@max = max(9); @stats = stats(6); @hist = hist(5); "
-                                 "@lhist = lhist(25, 0, 100, 10); }"])
-    run.wait_for("ready")
-    open_files(target, 4)
-    out, err, code = run.stop(signal.SIGINT)
-    assert code == 0, err
+    out = trace(["-e", READY + f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ {{ '
+                               "@count[comm] = count(); @sum = sum(3); @avg = avg(10); @min = min(4); "
+                               "@max = max(9); @stats = stats(6); @hist = hist(5); "
+                               "@lhist = lhist(25, 0, 100, 10); }"],
+                opens(target, 4))
     assert map_line(out, f"@count[{COMM}]") == 4
     assert map_line(out, "@sum") == 12
     assert map_line(out, "@avg") == 10
@@ -244,12 +238,9 @@ def test_unknown_tracepoint_and_bad_file():
 
 @pytest.mark.kernel
 def test_json_lines(target):
-    run = Running(["-f", "json", "-e", READY + f'tracepoint:syscalls:sys_enter_openat '
-                   f'/comm == "{COMM}"/ {{ @[probe] = count(); @h = hist(3); printf("hi %d\\n", 1); }}'])
-    run.wait_for("ready")
-    open_files(target, 3)
-    out, err, code = run.stop(signal.SIGINT)
-    assert code == 0, err
+    out = trace(["-f", "json", "-e", READY + f'tracepoint:syscalls:sys_enter_openat '
+                 f'/comm == "{COMM}"/ {{ @[probe] = count(); @h = hist(3); printf("hi %d\\n", 1); }}'],
+                opens(target, 3))
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert records[0] == {"type": "attached_probes", "data": {"probes": 2}}
     assert records.count({"type": "printf", "data": "hi 1\n"}) == 3

@@ -3,12 +3,10 @@ already there (EEXIST) applies its update to that entry."""
 
 import os
 import re
-import signal
-import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running
+from e2e_helpers import READY, trace
 
 RACE_C = r"""
 #define _GNU_SOURCE
@@ -52,13 +50,10 @@ KEYS = 50_000
 def test_two_cpus_inserting_the_same_keys_lose_no_update(compile_c, aggregation, per_key):
     racer = compile_c(RACE_C)
     name = f"pbrace{os.getpid()}"[:15]
-    run = Running(["--map-entries", str(2 * KEYS), "-e",
-                   READY + f'tracepoint:syscalls:sys_enter_lseek /comm == "{name}"/ '
-                           f"{{ @[args->offset] = {aggregation}; }}"])
-    run.wait_for("ready")
-    subprocess.run([racer, str(KEYS), name], check=True, timeout=60)
-    out, err, code = run.stop(signal.SIGINT)
-    assert code == 0, err
+    out = trace(["--map-entries", str(2 * KEYS), "-e",
+                 READY + f'tracepoint:syscalls:sys_enter_lseek /comm == "{name}"/ '
+                         f"{{ @[args->offset] = {aggregation}; }}"],
+                [racer, str(KEYS), name], timeout=60)
     values = [int(v) for v in re.findall(r"^@\[\d+\]: (\d+)$", out, re.M)]
     assert len(values) == KEYS
     assert [v for v in values if v != per_key] == []

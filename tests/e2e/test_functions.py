@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf, trace, trace_line
 
 OPEN_PATHS = "import sys\nfor p in sys.argv[2:]:\n    try:\n        open(p).close()\n    except OSError:\n        pass\n"
 
@@ -17,13 +17,7 @@ OPEN_PATHS = "import sys\nfor p in sys.argv[2:]:\n    try:\n        open(p).clos
 def traced_opens(script: str, comm: str, *paths: str) -> str:
     """Run `script` (which counts openat calls of `comm`), have a child named `comm` open
     `paths`, and return what pybpf printed."""
-    run = Running(["-e", READY + script])
-    run.wait_for("ready")
-    child = subprocess.run(named_child(comm, OPEN_PATHS, *paths), timeout=30)
-    assert child.returncode == 0
-    out, err, code = run.stop()
-    assert code == 0, err
-    return out
+    return trace(["-e", READY + script], named_child(comm, OPEN_PATHS, *paths))
 
 
 @pytest.mark.kernel
@@ -50,14 +44,10 @@ WRITE_258_BYTES = "import os\nfd = os.open('/dev/null', os.O_WRONLY)\nos.write(f
 @pytest.mark.kernel
 def test_bswap_reverses_the_bytes_at_the_values_width():
     # bpftrace: bswap(n) reverses n's bytes; the result is unsigned, as wide as n.
-    run = Running(["-e", READY + 't:syscalls:sys_enter_write /comm == "pybpfbswap"/ { '
-                   'printf("%x %x %x\\n", bswap(args.count), bswap((uint16)args.count), '
-                   'bswap((uint32)args.count)); }'])
-    run.wait_for("ready")
-    assert subprocess.run(named_child("pybpfbswap", WRITE_258_BYTES), timeout=30).returncode == 0
-    line = run.wait_for(" ")          # 258 = 0x0102
-    out, err, code = run.stop()
-    assert code == 0, err
+    line = trace_line(["-e", READY + 't:syscalls:sys_enter_write /comm == "pybpfbswap"/ { '
+                       'printf("%x %x %x\\n", bswap(args.count), bswap((uint16)args.count), '
+                       'bswap((uint32)args.count)); }'],
+                      named_child("pybpfbswap", WRITE_258_BYTES), " ")     # 258 = 0x0102
     assert line.split() == ["201000000000000", "201", "2010000"]
 
 
@@ -187,13 +177,8 @@ def eight_arguments(tmp_path):
 @pytest.mark.kernel
 def test_sarg_reads_the_arguments_passed_on_the_stack(eight_arguments):
     # bpftrace 0.26: sarg0, sarg1, ... are a function's arguments passed on the stack.
-    run = Running(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
-                   "arg5, sarg0, sarg1); }"])
-    run.wait_for("ready")
-    assert subprocess.run([eight_arguments], timeout=30, capture_output=True).returncode == 0
-    line = run.wait_for(" ")
-    out, err, code = run.stop()
-    assert code == 0, err
+    line = trace_line(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
+                       "arg5, sarg0, sarg1); }"], [eight_arguments], " ", capture_output=True)
     assert line.split() == ["6", "700", "800"]
 
 
@@ -201,13 +186,8 @@ def test_sarg_reads_the_arguments_passed_on_the_stack(eight_arguments):
 def test_ctx_is_the_probes_typed_context(eight_arguments):
     # bpftrace 0.26: ctx is the probe's context; a uprobe's is struct pt_regs, where the first
     # two arguments are in di and si.
-    run = Running(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
-                   "ctx->di, ctx->si, ctx != 0); }"])
-    run.wait_for("ready")
-    assert subprocess.run([eight_arguments], timeout=30, capture_output=True).returncode == 0
-    line = run.wait_for(" ")
-    out, err, code = run.stop()
-    assert code == 0, err
+    line = trace_line(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
+                       "ctx->di, ctx->si, ctx != 0); }"], [eight_arguments], " ", capture_output=True)
     assert line.split() == ["1", "2", "1"]
 
 
@@ -251,13 +231,7 @@ def test_signal_with_unsafe_signals_the_traced_process(eight_arguments):
 
 def traced_call(script: str, comm: str, body: str, *args) -> str:
     """The first line `script` prints when a child named `comm` runs `body`."""
-    run = Running(["-e", READY + script])
-    run.wait_for("ready")
-    assert subprocess.run(named_child(comm, body, *args), timeout=30).returncode == 0
-    line = run.wait_for("|")
-    out, err, code = run.stop()
-    assert code == 0, err
-    return line.rstrip("\n")
+    return trace_line(["-e", READY + script], named_child(comm, body, *args), "|").rstrip("\n")
 
 
 @pytest.mark.kernel
@@ -323,15 +297,11 @@ def test_print_top_and_div():
     # top, div) scales the values first (its example: 5, 6, 7 divided by 2 print 3, 3, 4).
     paths = [f"/tmp/pybpf-top-{k}" for k in range(1, 5) for _ in range(k)]
     body = OPEN_PATHS + "import os\nos.getppid()\n"
-    run = Running(["-e", READY + 't:syscalls:sys_enter_openat /comm == "pybpftop"/ { '
-                   "@[str(args.filename)] = count(); } "
-                   't:syscalls:sys_enter_getppid /comm == "pybpftop"/ { print(@, 2); '
-                   'printf("--\\n"); print(@, 0, 3); clear(@); }'])
-    run.wait_for("ready")
-    assert subprocess.run(named_child("pybpftop", body, *paths), timeout=30).returncode == 0
-    run.wait_for("--")
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + 't:syscalls:sys_enter_openat /comm == "pybpftop"/ { '
+                 "@[str(args.filename)] = count(); } "
+                 't:syscalls:sys_enter_getppid /comm == "pybpftop"/ { print(@, 2); '
+                 'printf("--\\n"); print(@, 0, 3); clear(@); }'],
+                named_child("pybpftop", body, *paths), until="--")
     printed = out.split("ready\n", 1)[1]
     assert printed.startswith("@[/tmp/pybpf-top-3]: 3\n@[/tmp/pybpf-top-4]: 4\n--\n"
                               "@[/tmp/pybpf-top-1]: 0\n@[/tmp/pybpf-top-2]: 1\n"

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf, trace
 
 SWITCH_N_TIMES = ("import time\nfor _ in range(int(sys.argv[2])):\n"
                   "    time.sleep(0.005)\n")                   # each wake-up is a sched_switch in
@@ -16,12 +16,9 @@ OPEN_ONCE = "open(sys.argv[2]).close()\n"
 
 @pytest.mark.kernel
 def test_rawtracepoint_counts_switches_by_next_comm():
-    run = Running(["-e", READY + 'rawtracepoint:sched_switch /args.next->comm == "pybpfswitch"/ '
-                   "{ @[args.next->comm] = count(); }"])
-    run.wait_for("ready")
-    subprocess.run(named_child("pybpfswitch", SWITCH_N_TIMES, 50), timeout=30, check=True)
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + 'rawtracepoint:sched_switch /args.next->comm == "pybpfswitch"/ '
+                 "{ @[args.next->comm] = count(); }"],
+                named_child("pybpfswitch", SWITCH_N_TIMES, 50))
     count = int(re.search(r"^@\[pybpfswitch\]: (\d+)$", out, re.M)[1])
     # Every sleep ends in a switch to it, but for one whose timer fired before the task got to
     # switch away (a stalled vCPU): then it never left. Seen once in many runs with 1 ms sleeps.
@@ -117,13 +114,10 @@ NANOSLEEP_ONCE = ("import ctypes\nclass Timespec(ctypes.Structure):\n"
 def test_a_syscall_tracepoints_struct_argument_is_read_from_the_process():
     # args->rqtp is a `struct __kernel_timespec *` into the sleeper's memory (bpftrace's user
     # address space): naptime.bt's args->rqtp->tv_sec
-    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_clock_nanosleep '
-                   '/comm == "pybpfnap"/ { printf("%d.%09d\\n", args->rqtp->tv_sec, '
-                   "args->rqtp->tv_nsec); print(*args->rqtp); }"])
-    run.wait_for("ready")
-    subprocess.run(named_child("pybpfnap", NANOSLEEP_ONCE, 250000000), timeout=30, check=True)
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + 'tracepoint:syscalls:sys_enter_clock_nanosleep '
+                 '/comm == "pybpfnap"/ { printf("%d.%09d\\n", args->rqtp->tv_sec, '
+                 "args->rqtp->tv_nsec); print(*args->rqtp); }"],
+                named_child("pybpfnap", NANOSLEEP_ONCE, 250000000))
     assert "1.250000000\n{ .tv_sec = 1, .tv_nsec = 250000000 }\n" in out
 
 
@@ -137,13 +131,9 @@ int main(void) { struct timespec t = {7, 123456789}; take_timespec(&t); return 0
 @pytest.mark.kernel
 def test_a_cast_in_a_uprobe_points_into_the_process(compile_c):
     prog = compile_c(TAKES_A_TIMESPEC, "-O1")
-    run = Running(["-e", READY + f"uprobe:{prog}:take_timespec "
-                   "{ $t = (struct __kernel_timespec *)arg0; "
-                   'printf("%d %d\\n", $t->tv_sec, $t->tv_nsec); }'])
-    run.wait_for("ready")
-    subprocess.run([prog], timeout=30, check=True)
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + f"uprobe:{prog}:take_timespec "
+                 "{ $t = (struct __kernel_timespec *)arg0; "
+                 'printf("%d %d\\n", $t->tv_sec, $t->tv_nsec); }'], [prog])
     assert "7 123456789\n" in out
 
 
@@ -151,12 +141,8 @@ def test_a_cast_in_a_uprobe_points_into_the_process(compile_c):
 def test_a_pointer_cast_from_an_integer_reads_user_memory():
     # execve's argv is an array of user pointers: *(uint64 *)(argv + 8) is argv[1]'s address,
     # read through bpf_probe_read (a kernel-only read of a user address fails and gives 0)
-    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_execve '
-                   '/str(args->filename) == "/bin/echo"/ { $argv = (uint64 *)args->argv; '
-                   'printf("%s|%s\\n", str(*(uint64 *)(args->argv + 8)), str($argv[2])); }'])
-    run.wait_for("ready")
-    subprocess.run(["/bin/echo", "first-arg", "second-arg"], timeout=30, check=True,
-                   stdout=subprocess.DEVNULL)
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + 'tracepoint:syscalls:sys_enter_execve '
+                 '/str(args->filename) == "/bin/echo"/ { $argv = (uint64 *)args->argv; '
+                 'printf("%s|%s\\n", str(*(uint64 *)(args->argv + 8)), str($argv[2])); }'],
+                ["/bin/echo", "first-arg", "second-arg"], stdout=subprocess.DEVNULL)
     assert "first-arg|second-arg\n" in out

@@ -3,23 +3,18 @@
 stack cannot hold live in a per-CPU scratch map (docs/language.md, Strings)."""
 
 import os
-import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf, setting_by
+from e2e_helpers import READY, named_child, run_pybpf, setting_by, trace_line
 
 OPEN_PATHS = "import sys\nfor p in sys.argv[2:]:\n    try:\n        open(p).close()\n    except OSError:\n        pass\n"
 LONG_PATH = "/tmp/pybpf-long-" + "d" * 600 + "-end"      # ENOENT; openat still sees it whole
 
 
 def opened_by(script: str, comm: str, path: str, env=None, config: str = "") -> str:
-    run = Running(["-e", config + READY + script], env=env)
-    run.wait_for("ready")
-    assert subprocess.run(named_child(comm, OPEN_PATHS, path), timeout=30).returncode == 0
-    line = run.wait_for("|")
-    out, err, code = run.stop()
-    assert code == 0, err
+    line = trace_line(["-e", config + READY + script],
+                      named_child(comm, OPEN_PATHS, path), "|", env=env)
     return line.rstrip("\n")
 
 

@@ -2,11 +2,10 @@
 map prints at exit (per-CPU aggregations merged over the CPUs), as bpftrace 0.26 documents it."""
 
 import re
-import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf
+from e2e_helpers import READY, named_child, run_pybpf, trace
 
 pytestmark = pytest.mark.kernel
 
@@ -22,11 +21,7 @@ def printed_maps(out: str) -> dict[str, int]:
 
 
 def traced(script: str, calls: int) -> str:
-    run = Running(["-e", READY + script])
-    run.wait_for("ready")
-    assert subprocess.run(named_child(COMM, ON_EVERY_CPU, calls), timeout=60).returncode == 0
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + script], named_child(COMM, ON_EVERY_CPU, calls), timeout=60)
     return out
 
 

@@ -19,6 +19,7 @@ from e2e_helpers import Running, named_child, run_pybpf
 pytest.importorskip("prometheus_client", reason="needs prometheus_client (pip install 'pybpf[metrics]')")
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from test_metrics_cli import free_port  # noqa: E402
 
 COMM = f"pybpfl{os.getpid()}"
 EVENTS = 20_000
@@ -31,12 +32,6 @@ PACED_GETPPID = ("import os, time\nfor i in range(int(sys.argv[2])):\n    os.get
                  "    if i % 200 == 199:\n        time.sleep(0.02)\n")
 SCRIPT = ('BEGIN { printf("ready\\n"); } '
           f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ @calls = count(); printf("e\\n"); }}')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(address, family=socket.AF_INET, timeout: float = 10.0) -> tuple[int, bytes]:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running, run_pybpf
+from e2e_helpers import READY, Running, run_pybpf, trace
 
 PAGES = 300
 # Touches PAGES fresh pages under its own name, then leaves at once: its faults are those pages.
@@ -32,11 +32,7 @@ int main(int argc, char **argv) {
 @pytest.mark.kernel
 def test_page_faults_by_the_program_that_made_them(compile_c):
     faulter = compile_c(FAULTS_C)
-    run = Running(["-e", READY + "software:page-faults:1 { @[comm] = count(); }"])
-    run.wait_for("ready")
-    assert subprocess.run([faulter], timeout=30).returncode == 0
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + "software:page-faults:1 { @[comm] = count(); }"], [faulter])
     faults = int(re.search(r"^@\[pybpffaults\]: (\d+)$", out, re.M)[1])
     assert faults == PAGES          # one per fresh page; its code and libc were faulted in before
 

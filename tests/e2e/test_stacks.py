@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from e2e_helpers import READY, Running, run_pybpf
+from e2e_helpers import READY, Running, run_pybpf, trace
 
 SPIN_C = r"""
 #include <stdlib.h>
@@ -94,12 +94,8 @@ int main(void) { take_pointer(target_function); sleep(2); return 0; }
 @pytest.mark.kernel
 def test_usym_names_a_function_of_the_traced_process(compile_c):
     prog = compile_c(TAKE_C, "-O0")
-    run = Running(["-e", READY + f'uprobe:{prog}:take_pointer {{ printf("%s|%s\\n", usym(arg0), '
-                   'usym(1)); }'])
-    run.wait_for("ready")
-    subprocess.run([prog], timeout=30, check=True)
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + f'uprobe:{prog}:take_pointer {{ printf("%s|%s\\n", usym(arg0), '
+                 'usym(1)); }'], [prog])
     assert "target_function|0x1\n" in out
 
 
@@ -124,12 +120,8 @@ def assert_hot_on_top(folded: dict[str, int]) -> None:
 
 @pytest.mark.kernel
 def test_folded_output_for_a_flame_graph(spin):
-    run = Running(["-f", "folded", "-e", READY + 'profile:hz:99 /comm == "stkspin"/ '
-                   '{ @[ustack, kstack, comm] = count(); }'])
-    run.wait_for("ready")
-    subprocess.run([spin, "2"], timeout=30, check=True)
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-f", "folded", "-e", READY + 'profile:hz:99 /comm == "stkspin"/ '
+                 '{ @[ustack, kstack, comm] = count(); }'], [spin, "2"])
     folded = {}
     for line in out.splitlines():
         stack, _, count = line.rpartition(" ")

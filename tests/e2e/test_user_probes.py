@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf
+from e2e_helpers import READY, Running, named_child, run_pybpf, trace
 
 CALL_GETPID_N_TIMES = ('libc = ctypes.CDLL("libc.so.6")\n'
                        "for _ in range(int(sys.argv[2])):\n    libc.getpid()\n")
@@ -15,13 +15,9 @@ CALL_GETPID_N_TIMES = ('libc = ctypes.CDLL("libc.so.6")\n'
 
 @pytest.mark.kernel
 def test_uprobe_and_uretprobe_on_libc():
-    run = Running(["-e", READY + 'uprobe:libc:getpid /comm == "pybpfuprobe"/ { @[func] = count(); } '
-                   'uretprobe:libc:getpid /comm == "pybpfuprobe"/ { @pids[retval] = count(); }'])
-    run.wait_for("ready")
-    child = subprocess.run(named_child("pybpfuprobe", CALL_GETPID_N_TIMES, 40), timeout=30)
-    assert child.returncode == 0
-    out, err, code = run.stop()
-    assert code == 0, err
+    out = trace(["-e", READY + 'uprobe:libc:getpid /comm == "pybpfuprobe"/ { @[func] = count(); } '
+                 'uretprobe:libc:getpid /comm == "pybpfuprobe"/ { @pids[retval] = count(); }'],
+                named_child("pybpfuprobe", CALL_GETPID_N_TIMES, 40))
     calls = int(re.search(r"^@\[getpid\]: (\d+)$", out, re.M)[1])
     assert calls >= 40                      # ctypes calls, plus whatever the interpreter made
     pids = dict(re.findall(r"^@pids\[(\d+)\]: (\d+)$", out, re.M))

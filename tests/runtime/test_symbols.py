@@ -33,16 +33,15 @@ def test_kernel_names_by_bisection(tmp_path):
 class FakeTable(symbols.StackTable):
     """A stack table whose frames are given rather than read from a kernel map."""
 
-    def __init__(self, frames):
-        super().__init__(-1, lookup=None)
+    def __init__(self, frames, tables):
+        super().__init__(-1, lookup=None, symbols=tables)
         self._frames = frames
 
 
-def test_the_three_modes_and_the_frame_limit(tmp_path, monkeypatch):
+def test_the_three_modes_and_the_frame_limit(tmp_path):
     path = tmp_path / "kallsyms"
     path.write_text(KALLSYMS)
-    monkeypatch.setattr(symbols, "_kernel", symbols.KernelSymbols.load(str(path)))
-    table = FakeTable({7: (0xffffffff81000104, 0xffffffff81000301)})
+    table = FakeTable({7: (0xffffffff81000104, 0xffffffff81000301)}, symbols.Symbols(str(path)))
     assert table.render(T.StackType(False), 7, 0) == "\n\tdo_thing+4\n\tother_thing+1\n"
     assert table.render(T.StackType(False, "bpftrace", 1), 7, 0) == "\n\tdo_thing+4\n"
     assert table.render(T.StackType(False, "perf"), 7, 0) == \
