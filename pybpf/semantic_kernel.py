@@ -27,7 +27,8 @@ class KernelChecks:
         if self._kernel_types is None:
             from pybpf import btf
             try:
-                self._kernel_types = KernelTypes(btf.vmlinux())
+                types = self.c_types.btf if self.c_types and self.c_types.btf else btf.vmlinux()
+                self._kernel_types = KernelTypes(types)
             except btf.BtfError as e:
                 self.error(f"kernel types are needed here, but {e}", span)
                 return None
@@ -119,7 +120,7 @@ class KernelChecks:
             except KernelTypeError as err:
                 self.error(f"args.{e.field}: {err}", e.span)
                 return None
-            if read.kind in ("record", "string"):
+            if read.kind in ("record", "string", "array"):
                 self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
                            e.span)
                 return None
