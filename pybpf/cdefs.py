@@ -207,8 +207,8 @@ class _Parser:
     def declaration(self) -> None:
         is_typedef = self.accept("typedef")
         base, _ = self.specifiers()
-        if self.accept(";"):
-            return
+        if self.accept(";") or (self.peek() is None and not is_typedef):
+            return                      # bpftrace's preamble takes `struct S { int x; }` bare
         while True:
             name, build, token = self.declarator()
             type_id = build(base)

@@ -18,7 +18,7 @@ from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
-ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64))\[(\d*)\]")     # 'uint8[8]', 'int8[]'
+ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64)|bool)\[(\d*)\]")    # 'uint8[8]', 'int8[]', 'bool[4]'
 
 class KernelChecks:
     def kernel_types(self, span: Span) -> KernelTypes | None:
