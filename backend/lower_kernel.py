@@ -164,7 +164,7 @@ class KernelLowering:
         if read.kind == "record":
             return address
         helper = BpfFunc.probe_read_user if read.user else BpfFunc.probe_read_kernel
-        if read.kind == "string":
+        if read.kind in ("string", "array"):
             buf = self.alloca(t.size, "kstr")
             self.zero(buf, t.size)
             self.helper(helper, buf, c64(read.size), self.b.inttoptr(address, PTR))
@@ -259,7 +259,8 @@ class KernelLowering:
         if isinstance(base_t, T.TupleType):
             offset = base_t.offsets()[index]
             return self.gep(base, offset) if is_buffer(t) else self.load64(base, offset)
-        return self.load_int(base, index * base_t.element.size, t)
+        offset = index * base_t.element.size
+        return self.gep(base, offset) if is_buffer(t) else self.load_int(base, offset, t)
 
     def expr_SizeOf(self, e):
         return c64(self.checked.constants[e])

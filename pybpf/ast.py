@@ -285,6 +285,7 @@ class CDefinition:
     """`struct NAME { ... };`, `union`, `enum` or `typedef ... NAME;` in the preamble (pybpf.cdefs)."""
     kind: str             # 'struct', 'union', 'enum', 'typedef'
     name: str
+    text: str             # the whole definition, as written
     span: Span
 
 
@@ -296,6 +297,8 @@ class Script:
     macros: tuple[Macro, ...] = ()
     includes: tuple[str, ...] = ()      # the headers of its #include lines: 'linux/sched.h'
     c_definitions: tuple[CDefinition, ...] = ()
+    # Its object-like #defines as written, (name, body): the constants its C definitions may use.
+    defines: tuple[tuple[str, str], ...] = ()
 
 
 def children(n) -> tuple:

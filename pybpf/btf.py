@@ -259,6 +259,10 @@ class Btf:
         search; it is built on first use (~40 ms for vmlinux) and cached beside the type index."""
         if self.base is not None and (found := self.base.enumerator(name)):
             return found
+        return self.own_enumerator(name)
+
+    def own_enumerator(self, name: str) -> tuple[Enum | Enum64, EnumValue] | None:
+        """enumerator() among this file's own types only."""
         pairs = self._enumerator_index()
         key = name.encode()
         n = len(pairs) // 2
@@ -324,6 +328,11 @@ class Btf:
         return s
 
     # -- types ---------------------------------------------------------------------------------------
+
+    @property
+    def string_end(self) -> int:
+        """One past the last string offset: a split BTF over this one numbers its strings from here."""
+        return self._str_end
 
     def __len__(self) -> int:
         """The number of ids, void and the base's included: ids run from 0 to len(btf) - 1."""

@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-c", dest="command", metavar="CMD",
                    help="run CMD (split as a shell would, not run by one), held until every probe "
                         "is attached; the trace ends when it exits; its pid is `cpid`")
+    p.add_argument("-I", dest="include_dirs", metavar="DIR", action="append", default=[],
+                   help="look for the script's #include headers in DIR (their types and "
+                        "#defines; headers BTF answers need none)")
+    p.add_argument("--include", dest="include_files", metavar="FILE", action="append", default=[],
+                   help="read FILE's C types and #defines before the script's")
     p.add_argument("-v", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
     p.add_argument("-B", dest="buffering", metavar="MODE", choices=("line", "full", "none"),
@@ -686,13 +691,17 @@ def _main(opts) -> int:
     stop = _StopRequested()
     source, filename, params = _read_program(opts)
     metrics = _metrics_settings(opts)
+    headers = ()
+    if opts.include_dirs or opts.include_files:
+        from pybpf.include import read_headers
+        headers = read_headers(source, tuple(opts.include_dirs), tuple(opts.include_files))
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size,
                              share_syscalls=opts.share_syscalls,
                              group_tracepoints=opts.group_tracepoints, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None,
-                             warning_level=_warning_level(opts))
+                             warning_level=_warning_level(opts), headers=headers)
     if opts.debug:
         _debug(opts.debug, source, filename, options)
     if opts.emit:

@@ -22,6 +22,7 @@ from pybpf.records import factory, record
 if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit imports none of them
     from pybpf import ast
     from pybpf.backend.codegen import LoweredModule
+    from pybpf.cdefs import Header
     from pybpf.checked import CheckedScript
     from pybpf.providers.base import ProbeGroup
     from pybpf.resources import ResourcePlan
@@ -59,6 +60,9 @@ class CompileOptions:
     # (--no-warnings), 1 map updates and deletes, stacks, comm, signals (the default), 2 also the
     # memory reads (-k). Every failure is counted either way (pybpf.backend.lower_helpers).
     warning_level: int = 1
+    # The C headers the script's types come from besides BTF: --include FILEs and the #includes
+    # found in -I folders, read (as trusted files) before compiling, so the cache key covers them.
+    headers: tuple[Header, ...] = ()
 
 
 @record
@@ -106,12 +110,21 @@ def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Scri
 
 
 def _read_preamble(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ast.Script:
-    """Macros and #defines expanded, C definitions checked against BTF."""
-    from pybpf.cdefs import check_c_definitions
+    """Macros and #defines expanded, C definitions and headers read (their errors reported)."""
     from pybpf.macros import expand_macros
-    program = expand_macros(program, diags)
-    check_c_definitions(program, diags)
-    return program
+    c_types = _c_types(program, options)
+    for message, span in c_types.errors if c_types else ():
+        diags.error(message, span)
+    return expand_macros(program, diags)
+
+
+def _c_types(program: ast.Script, options: CompileOptions):
+    """The script's C definitions and headers as types (pybpf.cdefs), None without any: read
+    once, by the first pass that asks."""
+    if not program.c_definitions and not options.headers:
+        return None
+    from pybpf.cdefs import types_of
+    return types_of(program, options.headers)
 
 
 def _read_settings(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ast.Script:
@@ -147,7 +160,8 @@ def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileO
     from pybpf.semantic import check_types
     settings = settings_of(resolved.program, options)
     checked = check_types(resolved.program, resolved.groups, diags, options.params, options.unsafe,
-                          settings.max_strlen, settings.stack_mode)
+                          settings.max_strlen, settings.stack_mode,
+                          _c_types(resolved.program, options))
     if not resolved.groups and not diags.has_errors:
         diags.error("No probes to attach", resolved.program.span)
     return checked

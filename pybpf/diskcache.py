@@ -29,6 +29,10 @@ import stat
 import time
 from collections import namedtuple
 
+from pybpf.trust import Untrusted as _Untrusted
+from pybpf.trust import check_folders_above
+from pybpf.trust import distrust as _distrust
+
 DEFAULT_MAX_BYTES = 256 << 20
 MAX_SIZE_ENV = "PYBPF_CACHE_MAX_SIZE"
 STALE_TMP_SECONDS = 60
@@ -47,10 +51,6 @@ class Settings:
 
 
 settings = Settings()
-
-
-class _Untrusted(Exception):
-    """A cache folder or file another user could have written (the message says which, why)."""
 
 
 def root() -> str:
@@ -96,35 +96,10 @@ def parse_size(text: str) -> int:
 
 # -- trust ----------------------------------------------------------------------------------------
 
-def _distrust(st: os.stat_result, path: str) -> str:
-    """Why a cache folder or file with this lstat/fstat result is not trusted ('' if it is)."""
-    if stat.S_ISLNK(st.st_mode):
-        return f"{path} is a symlink"
-    if st.st_uid not in (os.geteuid(), 0):
-        return f"{path} is owned by uid {st.st_uid}, not by uid {os.geteuid()} or root"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{path} is writable by its group or by others (mode {stat.S_IMODE(st.st_mode):o})"
-    return ""
-
-
 def _check_above(folder: str) -> None:
-    """Every existing folder from / down to `folder` (the spelt path and the resolved one) is owned
-    by us or root, and writable by others only if sticky: no one else can rename the cache away."""
-    euid = os.geteuid()
-    for path in dict.fromkeys((folder, os.path.realpath(folder))):
-        prefix = "/"
-        for part in [""] + path.strip("/").split("/"):
-            prefix = os.path.join(prefix, part)
-            try:
-                st = os.lstat(prefix)
-            except FileNotFoundError:
-                break                   # made by us (0700) when written
-            if st.st_uid not in (euid, 0):
-                hint = " (sudo -E and su keep the user's HOME and XDG_CACHE_HOME)" if euid == 0 else ""
-                raise _Untrusted(f"{prefix} is owned by uid {st.st_uid}, not by uid {euid} or root{hint}")
-            if (stat.S_ISDIR(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-                    and not st.st_mode & stat.S_ISVTX):
-                raise _Untrusted(f"{prefix} is writable by its group or by others and not sticky")
+    """The folders above the cache root are ours or root's (made by us 0700 when missing)."""
+    hint = " (sudo -E and su keep the user's HOME and XDG_CACHE_HOME)" if os.geteuid() == 0 else ""
+    check_folders_above(folder, hint)
 
 
 def _open_folder(name: str, parent_fd: int | None, create: bool) -> int:

@@ -51,6 +51,12 @@ INT_C_NAMES = {"int8": "signed char", "uint8": "unsigned char", "int16": "short"
                "int64": "long long", "uint64": "unsigned long long"}
 
 
+def is_char(t) -> bool:
+    """C's plain char, whose arrays are strings; unsigned char, __u8 and signed char arrays are
+    arrays of integers, as bpftrace reads them."""
+    return isinstance(t, B.Int) and t.size == 1 and t.name == "char"
+
+
 class KernelTypes:
     def __init__(self, btf: B.Btf):
         self.btf = btf
@@ -70,11 +76,23 @@ class KernelTypes:
             return (T.RecordType(t.id, btf.c_name(t.id), t.size, user),
                     KernelRead("record", t.size, user=user))
         if isinstance(t, B.Array):
-            elem = btf.resolve(t.type_id)
-            if isinstance(elem, B.Int) and elem.size == 1:
+            if is_char(btf.resolve(t.type_id)):
                 return T.StringType(max(t.nelems, 1)), KernelRead("string", t.nelems, user=user)
-            raise KernelTypeError(f"arrays of {btf.c_name(t.type_id)} are not supported yet")
+            array = self.array_value(t)
+            return array, KernelRead("array", array.size, user=user)
         raise KernelTypeError(f"values of type {btf.c_name(type_id)} are not supported")
+
+    def array_value(self, t: B.Array) -> T.ArrayType:
+        """An array of integers, or of such arrays (int m[2][3]) or of char strings, as a value
+        copied whole."""
+        elem = self.btf.resolve(t.type_id)
+        if isinstance(elem, (B.Int, B.Enum)):
+            return T.ArrayType(T.IntType(elem.size, elem.signed), t.nelems)
+        if isinstance(elem, B.Array):
+            inner = self.btf.resolve(elem.type_id)
+            row = T.StringType(max(elem.nelems, 1)) if is_char(inner) else self.array_value(elem)
+            return T.ArrayType(row, t.nelems)
+        raise KernelTypeError(f"arrays of {self.btf.c_name(t.type_id)} are not supported yet")
 
     def struct_layout(self, type_id: int) -> T.StructType:
         """A struct or union as a value copied whole: every member at its C offset (the members
@@ -109,11 +127,9 @@ class KernelTypes:
         if isinstance(t, B.Struct):
             return self.struct_layout(t.id)
         if isinstance(t, B.Array):
-            elem = btf.resolve(t.type_id)
-            if isinstance(elem, B.Int) and elem.size == 1:
+            if is_char(btf.resolve(t.type_id)):
                 return T.StringType(max(t.nelems, 1))
-            if isinstance(elem, (B.Int, B.Enum)):
-                return T.ArrayType(T.IntType(elem.size, elem.signed), t.nelems)
+            return self.array_value(t)
         raise KernelTypeError(f"members of type {btf.c_name(type_id)} cannot be copied yet")
 
     def pointer_to(self, pointee: int, user: bool = False) -> T.PointerType:

@@ -25,6 +25,7 @@ from lark.lexer import TerminalDef
 
 from pybpf import ast, diskcache
 from pybpf.diagnostics import Diagnostics, Span
+from pybpf.include import includes_of  # #include <linux/sched.h>: its known constants (uapi/headers)
 
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'",
             "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "e": b"\x1b"}
@@ -384,11 +385,13 @@ def parse_source(diags: Diagnostics) -> ast.Script | None:
                     f"of expressions and blocks", _span(too_deep.meta))
         return None
     program = _ToAst().transform(tree)
-    includes = tuple(_INCLUDE.findall(source))
-    defines = tuple(d for d in map(_define, _DEFINE.finditer(source)) if d is not None)
-    if not includes and not defines:
+    includes = tuple(includes_of(source))
+    found = list(_DEFINE.finditer(source))
+    defines = tuple(d for d in map(_define, found) if d is not None)
+    if not includes and not defines and not found:
         return program
-    return dataclasses.replace(program, includes=includes, macros=defines + program.macros)
+    return dataclasses.replace(program, includes=includes, macros=defines + program.macros,
+                               defines=tuple((m[1], m[4]) for m in found if not m[2]))
 
 
 def _c_definition(token: Token) -> ast.CDefinition:
@@ -396,14 +399,11 @@ def _c_definition(token: Token) -> ast.CDefinition:
     if text.startswith("typedef"):
         # typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)
         name = re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
-        return ast.CDefinition("typedef", name, Span.of_token(token))
+        return ast.CDefinition("typedef", name, text, Span.of_token(token))
     kind, name = re.match(r"(\w+)\s+(\w+)", text).groups()
-    return ast.CDefinition(kind, name, Span.of_token(token))
+    return ast.CDefinition(kind, name, text, Span.of_token(token))
 
 
-# `#include <linux/sched.h>` and `#include "x.h"`: the grammar skips the line; the header's name
-# decides which #defined constants the script may use (pybpf.uapi.headers).
-_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.M)
 # `#define NAME body` and `#define NAME(a, b) body` on one line.
 _DEFINE = re.compile(r'^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(([^)]*)\))?[ \t]+(.*[^\\\s])[ \t]*$',
                      re.M)

@@ -10,6 +10,8 @@ walk goes on, so one run reports every problem it can.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
@@ -24,12 +26,16 @@ from pybpf.program import LhistParams, MapKind
 from pybpf.semantic_kernel import KernelChecks
 from pybpf.uapi.headers import header_constant
 
+if TYPE_CHECKING:
+    from pybpf.cdefs import ScriptTypes
+
 
 class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
                  params: tuple[str, ...], unsafe: bool = False, string_size: int = T.STRING_SIZE,
-                 stack_mode: str = "bpftrace"):
+                 stack_mode: str = "bpftrace", c_types: ScriptTypes | None = None):
         self.result = CheckedScript(program, groups, params=params)
+        self.c_types = c_types      # the script's C definitions (pybpf.cdefs), over the kernel's
         self.diags = diags
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
         self.string_size = string_size      # max_strlen: str(), __data_loc strings, buf()
@@ -412,7 +418,8 @@ class TypeChecker(KernelChecks):
         #defines (AF_INET with <linux/socket.h>)."""
         from pybpf import btf
         try:
-            found = btf.vmlinux().enumerator(e.name)
+            types = self.c_types.btf if self.c_types and self.c_types.btf else btf.vmlinux()
+            found = types.enumerator(e.name)
         except btf.BtfError:
             found = None
         if found:
@@ -420,6 +427,8 @@ class TypeChecker(KernelChecks):
             self.result.constants[e] = value.value
             return INT if enum.signed else UINT
         defined = header_constant(e.name, self.result.program.includes)
+        if defined is None and self.c_types:
+            defined = self.c_types.constants.get(e.name)
         if defined is None:
             self.error(f"Unknown identifier: '{e.name}'", e.span)
             return None
@@ -606,12 +615,14 @@ def smallest_int(value: int) -> T.IntType:
 
 def check_types(program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
                 params: tuple[str, ...] = (), unsafe: bool = False,
-                string_size: int = T.STRING_SIZE, stack_mode: str = "bpftrace") -> CheckedScript:
+                string_size: int = T.STRING_SIZE, stack_mode: str = "bpftrace",
+                c_types: ScriptTypes | None = None) -> CheckedScript:
     # Maps may be read in one probe and assigned in a later one: a first walk, whose errors are
     # dropped, learns every map's type; the second walk checks with them all known.
     scratch = Diagnostics(diags.source, diags.filename)
     first = TypeChecker(program, groups, scratch, tuple(params), unsafe, string_size,
-                        stack_mode).check()
-    checker = TypeChecker(program, groups, diags, tuple(params), unsafe, string_size, stack_mode)
+                        stack_mode, c_types).check()
+    checker = TypeChecker(program, groups, diags, tuple(params), unsafe, string_size, stack_mode,
+                          c_types)
     checker.result.maps = first.maps
     return checker.check()

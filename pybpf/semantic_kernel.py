@@ -21,7 +21,8 @@ from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
 R = TypeVar("R")
-ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64))\[(\d*)\]")     # 'uint8[8]', 'int8[]'
+ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64)|bool)\[(\d*)\]")    # 'uint8[8]', 'int8[]', 'bool[4]'
+
 
 class KernelChecks:
     def kernel_types(self, span: Span) -> KernelTypes | None:
@@ -30,7 +31,8 @@ class KernelChecks:
         if self._kernel_types is None:
             from pybpf import btf
             try:
-                self._kernel_types = KernelTypes(btf.vmlinux())
+                types = self.c_types.btf if self.c_types and self.c_types.btf else btf.vmlinux()
+                self._kernel_types = KernelTypes(types)
             except btf.BtfError as e:
                 self.error(f"kernel types are needed here, but {e}", span)
                 return None
@@ -129,7 +131,7 @@ class KernelChecks:
             except KernelTypeError as err:
                 self.error(f"args.{e.field}: {err}", e.span)
                 return None
-            if read.kind in ("record", "string"):
+            if read.kind in ("record", "string", "array"):
                 self.error(f"args.{e.field} is passed by value ({t}), which is not supported",
                            e.span)
                 return None

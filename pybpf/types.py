@@ -72,8 +72,9 @@ class TupleType:
 
 @record(frozen=True)
 class ArrayType:
-    """A fixed-size array of integers: `(uint8[8])x`, compared bytewise, printed [a,b,...]."""
-    element: IntType
+    """A fixed-size array: `(uint8[8])x`, an `int y[4]` member; its elements integers, or
+    arrays (`int m[2][3]`) or strings (`char names[4][16]`). Compared bytewise, printed [a,b,...]."""
+    element: "IntType | ArrayType | StringType"
     count: int
 
     @property

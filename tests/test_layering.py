@@ -42,6 +42,7 @@ LEAVES = (
     "pybpf.errors",          # PybpfError
     "pybpf.records",         # @record, the light @dataclass of the modules a cache hit imports
     "pybpf.diskcache",       # the trusted cache folder, atomic writes
+    "pybpf.trust",           # who could have written a file: the cache's and headers' checks
     "pybpf.features",        # the Features protocol; runtime.features answers it from the kernel
     "pybpf.printf_format",   # printf formats, checked at compile time, applied at run time
     "pybpf.mapkinds",        # one object per aggregation kind: layout, lowering, decoding, text

@@ -1,5 +1,5 @@
 """Constants of include/uapi/linux/btf.h, named as the kernel names them, for the BTF pybpf
-writes itself (a program's functions: pybpf.backend.progbtf)."""
+writes itself (a program's functions: pybpf.backend.progbtf; a script's C types: pybpf.clayout)."""
 
 BTF_MAGIC = 0xEB9F
 BTF_VERSION = 1
@@ -7,8 +7,16 @@ BTF_HEADER_SIZE = 24        # struct btf_header
 
 BTF_KIND_INT = 1
 BTF_KIND_PTR = 2
+BTF_KIND_ARRAY = 3
+BTF_KIND_STRUCT = 4
+BTF_KIND_UNION = 5
+BTF_KIND_ENUM = 6
+BTF_KIND_FWD = 7
+BTF_KIND_TYPEDEF = 8
 BTF_KIND_FUNC = 12
 BTF_KIND_FUNC_PROTO = 13
+BTF_KIND_FLOAT = 16
+BTF_KIND_ENUM64 = 19
 
 BTF_INT_SIGNED = 1 << 0     # encoding bits of a BTF_KIND_INT's extra word
 

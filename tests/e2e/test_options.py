@@ -217,7 +217,7 @@ def test_info_says_no_for_a_helper_the_kernel_does_not_have():
 def test_debug_prints_each_stage_to_stderr_then_runs():
     done = run_pybpf(["-q", "-d", "ast", "-d", "llvm", "-e", 'BEGIN { @[comm] = count(); exit(); }'])
     assert done.returncode == 0, done
-    assert "AST\nScript config=() macros=() includes=() c_definitions=()\n  probes[0]: Probe predicate=None\n    attach_points[0]: AttachPointText text='BEGIN'\n" \
+    assert "AST\nScript config=() macros=() includes=() c_definitions=() defines=()\n  probes[0]: Probe predicate=None\n    attach_points[0]: AttachPointText text='BEGIN'\n" \
         in done.stderr
     assert "      value: Call name='count' args=()\n" in done.stderr
     assert "LLVM IR\n" in done.stderr and 'define i64 @"probe_0"' in done.stderr

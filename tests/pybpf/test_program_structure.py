@@ -268,25 +268,6 @@ def test_c_definitions_are_read_whole():
     assert [c.name for c in program.config] == ["max_map_keys"]
 
 
-@needs_btf
-def test_a_definition_btf_has_is_answered_by_btf():
-    from pybpf.compiler import compile_source
-    source = ("struct nameidata { struct path path; struct qstr last; };\n"
-              "BEGIN { $nd = (struct nameidata *)0; @ = sizeof(*$nd); }")
-    compiled = compile_source(source)
-    assert compiled.warnings[0].startswith(
-        "stdin:1:1-58: WARNING: struct nameidata is defined here and in the kernel's BTF: pybpf "
-        "uses BTF's definition (it compiles no C)")
-
-
-@needs_btf
-def test_a_definition_btf_lacks_is_refused():
-    assert error_of("struct foo_not_kernel { int a; }; BEGIN { }") == (
-        "stdin:1:1-34: ERROR: struct foo_not_kernel: types defined in a script are not supported "
-        "yet (pybpf compiles no C), and the kernel's BTF has no such type\n"
-        "struct foo_not_kernel { int a; }; BEGIN { }\n" + "~" * 33)
-
-
 @pytest.mark.kernel
 def test_args_dot_and_arrow_and_dot_through_pointers():
     # bpftrace 0.26: `.` on a pointer dereferences it; `->` is an alias of `.`
