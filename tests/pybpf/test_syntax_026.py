@@ -1,0 +1,60 @@
+"""bpftrace 0.24-0.26 syntax that its newest tools use (opensnoop.bt, syscount.bt, biosnoop.bt):
+macros between probes, `if`/`while` without parentheses, getopt(), string indexing, a tuple as a
+map's keys and delete(@m, k). Each parses, type-checks and lowers; the e2e cases in
+tests/e2e/language run them."""
+
+import pytest
+
+from pybpf import ast
+from pybpf import types as T
+from pybpf.compiler import CompileOptions, compile_to_ir
+from pybpf.diagnostics import CompileError
+from pybpf.parser import parse
+
+INT = T.IntType(8, True)
+
+
+def checked(source: str, *params: str):
+    return compile_to_ir(source, options=CompileOptions(params=params))[1]
+
+
+def error_of(source: str, *params: str) -> str:
+    with pytest.raises(CompileError) as info:
+        checked(source, *params)
+    return str(info.value)
+
+
+def type_of_call(source: str, name: str, *params: str):
+    result = checked(source, *params)
+    return next(t for n, t in result.types.items() if isinstance(n, ast.Call) and n.name == name)
+
+
+# Macros anywhere at the top level ----------------------------------------------------------------
+
+def test_a_macro_between_probes_is_a_macro_of_the_script():
+    script = parse("BEGIN { f(); } macro f() { printf(\"x\\n\"); } END { f(); }")
+    assert [p.attach_points[0].text for p in script.probes] == ["BEGIN", "END"]
+    assert [m.name for m in script.macros] == ["f"]
+
+
+def test_a_macro_owns_the_variables_its_let_and_for_loops_declare():
+    result = checked("macro walk(@m) { let $n = 2; for $j : 0..$n { @m[$j] = $j; } } "
+                     "BEGIN { walk(@paths); }")
+    assert result.maps["@paths"].key == (INT,)
+
+
+# if and while without parentheses ----------------------------------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "BEGIN { $x = 1; if $x { print(1); } else if $x > 2 { print(2); } }",
+    "BEGIN { $x = 1; if ($x) { print(1); } }",
+    "BEGIN { $i = 0; while $i < 3 { $i++; } }",
+    "BEGIN { $i = 0; while ($i < 3) { $i++; } }",
+])
+def test_conditions_with_and_without_parentheses(source):
+    checked(source)
+
+
+def test_a_condition_without_parentheses_still_ends_at_its_block():
+    assert error_of("BEGIN { if 1 print(1); }").split("\n")[0] == \
+        "stdin:1:14-19: ERROR: syntax error, unexpected print"
