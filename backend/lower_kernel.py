@@ -259,7 +259,8 @@ class KernelLowering:
         if isinstance(base_t, T.TupleType):
             offset = base_t.offsets()[index]
             return self.gep(base, offset) if is_buffer(t) else self.load64(base, offset)
-        return self.load_int(base, index * base_t.element.size, t)
+        element_size = base_t.element.size if isinstance(base_t, T.ArrayType) else 1   # a string's char
+        return self.load_int(base, index * element_size, t)
 
     def expr_SizeOf(self, e):
         return c64(self.checked.constants[e])

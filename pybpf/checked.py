@@ -20,6 +20,7 @@ from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
 UINT = T.IntType(8, False)
+CHAR = T.IntType(1, True)               # an element of a string ($s[0])
 BOOL = T.IntType(8, False, True)        # comparisons, !, && and ||, true and false, (bool)x
 VOID = T.VoidType()
 

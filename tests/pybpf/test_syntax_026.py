@@ -58,3 +58,16 @@ def test_conditions_with_and_without_parentheses(source):
 def test_a_condition_without_parentheses_still_ends_at_its_block():
     assert error_of("BEGIN { if 1 print(1); }").split("\n")[0] == \
         "stdin:1:14-19: ERROR: syntax error, unexpected print"
+
+
+# String indexing ---------------------------------------------------------------------------------
+
+def test_a_string_indexes_to_a_char():
+    result = checked('BEGIN { $s = "/tmp"; $c = $s[0]; $d = "/"[0]; }')
+    chars = [t for n, t in result.types.items() if isinstance(n, ast.Index)]
+    assert chars == [T.IntType(1, True)] * 2
+
+
+def test_a_string_index_past_its_buffer_is_refused():
+    assert error_of('BEGIN { $c = "ab"[3]; }').split("\n")[0] == \
+        "stdin:1:19-20: ERROR: The index 3 is out of bounds for string[3]"
