@@ -77,6 +77,8 @@ class CheckedScript:
     maps: dict[str, MapInfo] = field(default_factory=dict)
     variables: dict = field(default_factory=dict)       # Variable node -> VarBinding
     params: tuple[str, ...] = ()
+    named_params: tuple[str, ...] = ()       # `--name=value` script arguments, for getopt()
+    option_values: dict = field(default_factory=dict)   # getopt() call -> int, bool or bytes
     # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
     fields: dict = field(default_factory=dict)
     kernel_fields: dict = field(default_factory=dict)   # FieldAccess/Deref node -> KernelField
@@ -142,6 +144,13 @@ def int_size(name: str) -> int:
 # the program take them).
 _C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
 _BASES = {"0x": 16, "0X": 16, "0b": 2, "0B": 2}
+
+
+def split_arguments(params) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The script's arguments as (positional, named): `--name[=value]` ones are named (getopt()
+    reads them, as bpftrace 0.24+), the others are $1, $2, ... in their order."""
+    named = tuple(p for p in params if p.startswith("--") and len(p) > 2)
+    return tuple(p for p in params if p not in named), named
 
 
 def param_int(text: str) -> int | None:

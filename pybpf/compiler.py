@@ -128,10 +128,11 @@ def settings_of(program: ast.Script, options: CompileOptions) -> Settings:
 
 
 def _resolve_probes(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
+    from pybpf.checked import split_arguments
     from pybpf.probes import resolve_probes
     settings = settings_of(program, options)
     groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid,
-                            options.params, settings.missing_probes)
+                            split_arguments(options.params)[0], settings.missing_probes)
     attach_points = sum(len(group.points) for group in groups)
     max_probes = options.max_probes or settings.max_probes
     if attach_points > max_probes and not diags.has_errors:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
-                           CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
-                           stored, unify)
+                           CheckedScript, MapInfo, VarBinding, is_int, param_int, split_arguments,
+                           storable, stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.builtins.cpu import checked_cpus
 from pybpf.ktypes import KernelTypes
@@ -29,7 +29,8 @@ class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
                  params: tuple[str, ...], unsafe: bool = False, string_size: int = T.STRING_SIZE,
                  stack_mode: str = "bpftrace"):
-        self.result = CheckedScript(program, groups, params=params)
+        positional, named = split_arguments(params)
+        self.result = CheckedScript(program, groups, params=positional, named_params=named)
         self.diags = diags
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
         self.string_size = string_size      # max_strlen: str(), __data_loc strings, buf()

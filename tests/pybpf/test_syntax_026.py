@@ -60,6 +60,57 @@ def test_a_condition_without_parentheses_still_ends_at_its_block():
         "stdin:1:14-19: ERROR: syntax error, unexpected print"
 
 
+# getopt ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, params, want", [
+    ('getopt("depth", 35)', (), INT),
+    ('getopt("depth", 35)', ("--depth=5",), INT),
+    ('getopt("name", "none")', ("--name=sda",), T.StringType(4)),
+    ('getopt("name", "none")', (), T.StringType(5)),
+    ('getopt("verbose")', ("--verbose",), T.IntType(8, False, True)),
+    ('getopt("verbose", false)', (), T.IntType(8, False, True)),
+])
+def test_getopt_is_typed_by_its_default(call, params, want):
+    assert type_of_call(f"BEGIN {{ $v = {call}; }}", "getopt", *params) == want
+
+
+@pytest.mark.parametrize("call, params, value", [
+    ('getopt("depth", 35)', (), 35),
+    ('getopt("depth", 35)', ("--depth=5",), 5),
+    ('getopt("depth", -1)', ("--depth=0x10",), 16),
+    ('getopt("name", "none")', ("--name=sda",), b"sda"),
+    ('getopt("verbose")', (), False),
+    ('getopt("verbose")', ("--verbose",), True),
+    ('getopt("verbose")', ("--verbose=false",), False),
+    ('getopt("verbose", true)', ("--verbose=0",), False),
+    ('getopt("depth", 1)', ("--depth=2", "--depth=3"), 3),
+])
+def test_getopt_values(call, params, value):
+    result = checked(f"BEGIN {{ $v = {call}; }}", *params)
+    assert list(result.option_values.values()) == [value]
+
+
+def test_named_arguments_are_not_positional():
+    result = checked("BEGIN { printf(\"%s %d\\n\", str($1), $#); }", "--depth=3", "sda")
+    assert (result.params, result.named_params) == (("sda",), ("--depth=3",))
+
+
+@pytest.mark.parametrize("source, params, message", [
+    ('BEGIN { $v = getopt("depth", 35); }', ("--depth=ten",),
+     'stdin:1:14-33: ERROR: --depth=ten: getopt("depth") expects an integer'),
+    ('BEGIN { $v = getopt("depth", 35); }', ("--depth",),
+     'stdin:1:14-33: ERROR: --depth=: getopt("depth") expects an integer'),
+    ('BEGIN { $v = getopt("v"); }', ("--v=maybe",),
+     'stdin:1:14-25: ERROR: --v=maybe: getopt("v") is a bool option (true, false, 1 or 0)'),
+    ('BEGIN { $n = "d"; $v = getopt($n, 1); }', (),
+     "stdin:1:31-33: ERROR: getopt() expects the option's name as a string literal"),
+    ('BEGIN { $v = getopt("d", pid); }', (),
+     "stdin:1:26-29: ERROR: Expected a constant integer"),
+])
+def test_getopt_errors(source, params, message):
+    assert error_of(source, *params).split("\n")[0] == message
+
+
 # String indexing ---------------------------------------------------------------------------------
 
 def test_a_string_indexes_to_a_char():
