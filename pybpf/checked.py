@@ -96,6 +96,12 @@ def is_int(t) -> bool:
     return isinstance(t, (T.IntType, T.PointerType))
 
 
+def spread_key(t) -> bool:
+    """Whether a map's one key of type t is its keys: `@m[$k]` with $k = (a, b) is `@m[a, b]`, as
+    in bpftrace (a record stays one key: its names label it)."""
+    return isinstance(t, T.TupleType) and not t.names
+
+
 def is_bool(t) -> bool:
     return isinstance(t, T.IntType) and t.boolean
 

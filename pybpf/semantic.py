@@ -14,7 +14,7 @@ from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
                            CheckedScript, MapInfo, VarBinding, is_int, param_int, split_arguments,
-                           storable, stored, unify)
+                           spread_key, storable, stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.builtins.cpu import checked_cpus
 from pybpf.ktypes import KernelTypes
@@ -278,7 +278,7 @@ class TypeChecker(KernelChecks):
         keys = self.storable_types(m.keys, "map key")
         if keys is None:
             return None
-        keys = tuple(keys)
+        keys = tuple(keys[0].elements) if len(keys) == 1 and spread_key(keys[0]) else tuple(keys)
         size = sum(T.slot_size(k) for k in keys)
         if size > MAX_KEY_SIZE:
             self.error(f"The key of {m.name} takes {size} bytes, more than the {MAX_KEY_SIZE} a map key "

@@ -122,3 +122,36 @@ def test_a_string_indexes_to_a_char():
 def test_a_string_index_past_its_buffer_is_refused():
     assert error_of('BEGIN { $c = "ab"[3]; }').split("\n")[0] == \
         "stdin:1:19-20: ERROR: The index 3 is out of bounds for string[3]"
+
+
+# A tuple as the keys of a map --------------------------------------------------------------------
+
+def test_a_tuple_key_is_the_maps_keys():
+    result = checked('BEGIN { $k = (1, "a"); @m[$k] = 1; @m[2, "b"] = 2; @m[(3, "c")] = 3; '
+                     'printf("%d\\n", @m[$k]); }')
+    assert result.maps["@m"].key == (INT, T.StringType(2))
+
+
+def test_a_record_key_stays_one_key():
+    result = checked('BEGIN { @m[(a=1, b=2)] = 1; }')
+    (key,) = result.maps["@m"].key
+    assert key.names == ("a", "b")
+
+
+def test_a_tuple_key_of_other_arity_is_refused():
+    assert error_of('BEGIN { $k = (1, 2, 3); @m[1, 2] = 1; @m[$k] = 2; }').split("\n")[0] == \
+        "stdin:1:39-45: ERROR: Argument mismatch for @m: trying to access with 3 arguments when " \
+        "map expects 2 arguments"
+
+
+# delete(@m, k) -----------------------------------------------------------------------------------
+
+def test_delete_takes_the_key_beside_the_map():
+    result = checked('BEGIN { @m[1, "a"] = 1; $k = (1, "a"); delete(@m, $k); delete(@m, (1, "a")); '
+                     '@s[2] = 1; delete(@s, 2); delete(@s[2]); }')
+    assert result.maps["@s"].key == (INT,)
+
+
+def test_delete_with_a_key_on_both_sides_is_refused():
+    assert error_of('BEGIN { @s[2] = 1; delete(@s[2], 2); }').split("\n")[0] == \
+        "stdin:1:27-32: ERROR: delete() expects a map without a key, then the key: delete(@m, k)"
