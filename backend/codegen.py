@@ -52,9 +52,12 @@ class ModuleBuilder:
     """Owns the LLVM module: map definitions, the license, one function per program."""
 
     def __init__(self, checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
-                 filter_pid: bool = False, warning_level: int = WARN_BY_DEFAULT):
+                 filter_pid: bool = False, warning_level: int = WARN_BY_DEFAULT, spill_room: int = 0):
         self.checked, self.plan = checked, plan
         self.filter_pid = filter_pid
+        # Stack bytes left to LLVM's own spill slots: values past STACK_LIMIT - spill_room go to
+        # the scratch space (compile_source asks for some when LLVM found the stack too small).
+        self.spill_room = spill_room
         self.module = ir.Module(name="pybpf")
         self.module.triple = TRIPLE
         self.module.data_layout = DATA_LAYOUT
@@ -176,7 +179,7 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
         pool = self.free.get(size)
         if temporary and pool:
             a = pool.pop()
-        elif self.stack_used + size > STACK_LIMIT - 8:      # 8: the scratch lookup's key
+        elif self.stack_used + size > STACK_LIMIT - 8 - self.mod.spill_room:   # 8: the scratch lookup's key
             a = self.scratch(size, name)
         else:
             self.stack_used += size
@@ -772,11 +775,12 @@ def event_ring_size(largest_record: int, cpus: int) -> int:
 
 def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
                 ringbuf_size: int | None, cpus: int = 1, filter_pid: bool = False,
-                warning_level: int = WARN_BY_DEFAULT) -> LoweredModule | None:
+                warning_level: int = WARN_BY_DEFAULT, spill_room: int = 0) -> LoweredModule | None:
     """ringbuf_size: the event ring buffer's, or None to size it to the script (event_ring_size,
     over cpus CPUs). filter_pid: every probe that runs in processes runs only in the one -p/-c names.
-    warning_level: which helper failures are also warned about as they happen (lower_helpers)."""
-    mod = ModuleBuilder(checked, plan, diags, filter_pid, warning_level)
+    warning_level: which helper failures are also warned about as they happen (lower_helpers).
+    spill_room: stack bytes kept free for LLVM's spills (ModuleBuilder)."""
+    mod = ModuleBuilder(checked, plan, diags, filter_pid, warning_level, spill_room)
     for program in plan.programs:
         builder = FunctionBuilder(mod, program, diags)
         try:

@@ -47,6 +47,10 @@ class BackendError(PybpfError):
     pass
 
 
+class StackLimitExceeded(BackendError):
+    """LLVM's spill slots did not fit beside the program's values in the 512-byte BPF stack."""
+
+
 def _llvmlite_path() -> str:
     spec = importlib.util.find_spec("llvmlite")
     if spec is None or spec.origin is None:
@@ -78,7 +82,8 @@ class Emitter:
             # An IR parse error ends with the IR line and a caret under it: say the error line.
             errors = [line for line in lines if "error:" in line]
             message = (errors or lines or [f"exit status {self.proc.returncode}"])[-1]
-            raise BackendError(f"LLVM could not compile the program: {message}")
+            error = StackLimitExceeded if "BPF stack limit is exceeded" in message else BackendError
+            raise error(f"LLVM could not compile the program: {message}")
         return out
 
     def cancel(self) -> None:

@@ -259,7 +259,8 @@ class KernelLowering:
         if isinstance(base_t, T.TupleType):
             offset = base_t.offsets()[index]
             return self.gep(base, offset) if is_buffer(t) else self.load64(base, offset)
-        offset = index * base_t.element.size
+        element_size = base_t.element.size if isinstance(base_t, T.ArrayType) else 1   # a string's char
+        offset = index * element_size
         return self.gep(base, offset) if is_buffer(t) else self.load_int(base, offset, t)
 
     def expr_SizeOf(self, e):

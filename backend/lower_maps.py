@@ -15,6 +15,7 @@ from llvmlite import ir
 from pybpf import ast
 from pybpf import types as T
 from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer, slot
+from pybpf.checked import spread_key
 from pybpf.mapkinds import kind_for
 from pybpf.program import EVENTS_MAP, LOST_MAP, EventKind, MapSpec
 from pybpf.uapi.bpf import BPF_NOEXIST, BpfFunc
@@ -35,11 +36,21 @@ class MapLowering:
         if not spec.key:
             self.store64(c64(0), buf)
         else:
-            for k, want, off in zip(m.keys, spec.key, T.slot_offsets(spec.key)):
-                self.store_slot(buf, off, self.expr(k), self.type_of(k), want)
+            for (value, t), want, off in zip(self.key_parts(m), spec.key, T.slot_offsets(spec.key)):
+                self.store_slot(buf, off, value, t, want)
         if bucket is not None:
             self.store64(bucket, buf, spec.user_key_size)
         return buf
+
+    def key_parts(self, m: ast.Map) -> list[tuple[ir.Value, T.Type]]:
+        """Each key's value and type; a tuple that is the map's keys (spread_key) gives its
+        elements."""
+        if len(m.keys) == 1 and spread_key(self.type_of(m.keys[0])):
+            t = self.type_of(m.keys[0])
+            tup = self.expr(m.keys[0])
+            return [(self.gep(tup, off) if is_buffer(e) else self.load64(tup, off), e)
+                    for e, off in zip(t.elements, t.offsets())]
+        return [(self.expr(k), self.type_of(k)) for k in m.keys]
 
     def lookup(self, spec_symbol: str, key: ir.Value) -> ir.Value:
         r = self.helper(BpfFunc.map_lookup_elem, self.map_ptr(spec_symbol), key)

@@ -20,6 +20,7 @@ from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
 UINT = T.IntType(8, False)
+CHAR = T.IntType(1, True)               # an element of a string ($s[0])
 BOOL = T.IntType(8, False, True)        # comparisons, !, && and ||, true and false, (bool)x
 VOID = T.VoidType()
 
@@ -76,6 +77,8 @@ class CheckedScript:
     maps: dict[str, MapInfo] = field(default_factory=dict)
     variables: dict = field(default_factory=dict)       # Variable node -> VarBinding
     params: tuple[str, ...] = ()
+    named_params: tuple[str, ...] = ()       # `--name=value` script arguments, for getopt()
+    option_values: dict = field(default_factory=dict)   # getopt() call -> int, bool or bytes
     # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
     fields: dict = field(default_factory=dict)
     kernel_fields: dict = field(default_factory=dict)   # FieldAccess/Deref node -> KernelField
@@ -91,6 +94,12 @@ class CheckedScript:
 def is_int(t) -> bool:
     """Integers, and kernel pointers, which compute as unsigned 64-bit integers."""
     return isinstance(t, (T.IntType, T.PointerType))
+
+
+def spread_key(t) -> bool:
+    """Whether a map's one key of type t is its keys: `@m[$k]` with $k = (a, b) is `@m[a, b]`, as
+    in bpftrace (a record stays one key: its names label it)."""
+    return isinstance(t, T.TupleType) and not t.names
 
 
 def is_bool(t) -> bool:
@@ -141,6 +150,13 @@ def int_size(name: str) -> int:
 # the program take them).
 _C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
 _BASES = {"0x": 16, "0X": 16, "0b": 2, "0B": 2}
+
+
+def split_arguments(params) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The script's arguments as (positional, named): `--name[=value]` ones are named (getopt()
+    reads them, as bpftrace 0.24+), the others are $1, $2, ... in their order."""
+    named = tuple(p for p in params if p.startswith("--") and len(p) > 2)
+    return tuple(p for p in params if p not in named), named
 
 
 def param_int(text: str) -> int | None:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit im
     from pybpf.settings import Settings
 
 
+# Stack bytes a second lowering keeps free for LLVM's spill slots, when the first left too few.
+SPILL_ROOM = 64
+
+
 @record
 class CompileOptions:
     """What shapes a compiled program besides its source: the positional parameters ($1...),
@@ -141,10 +145,11 @@ def settings_of(program: ast.Script, options: CompileOptions) -> Settings:
 
 
 def _resolve_probes(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ResolvedProbes:
+    from pybpf.checked import split_arguments
     from pybpf.probes import resolve_probes
     settings = settings_of(program, options)
     groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid,
-                            options.params, settings.missing_probes)
+                            split_arguments(options.params)[0], settings.missing_probes)
     attach_points = sum(len(group.points) for group in groups)
     max_probes = options.max_probes or settings.max_probes
     if attach_points > max_probes and not diags.has_errors:
@@ -177,7 +182,7 @@ def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: Compile
 
 
 def _generate_ir(planned: PlannedScript, diags: Diagnostics,
-                 options: CompileOptions) -> LoweredScript | None:
+                 options: CompileOptions, spill_room: int = 0) -> LoweredScript | None:
     from pybpf.backend.codegen import generate_ir
     from pybpf.cpus import possible_cpu_ids
     try:
@@ -185,7 +190,7 @@ def _generate_ir(planned: PlannedScript, diags: Diagnostics,
     except (OSError, ValueError):
         cpus = os.cpu_count() or 1
     module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size, cpus,
-                         options.filter_pid, options.warning_level)
+                         options.filter_pid, options.warning_level, spill_room)
     return None if module is None else LoweredScript(planned.checked, planned.plan, module)
 
 
@@ -247,7 +252,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
     """Compile `source` into a CompiledProgram (the ELF object and what the run side needs), with
     no cache; raises CompileError. `filename` names the source in errors; `times`, when given,
     collects each stage's seconds. pybpf.compile is the library's entry point."""
-    from pybpf.backend.emit import Emitter
+    from pybpf.backend.emit import Emitter, StackLimitExceeded
     from pybpf.backend.objspec import parse_object
 
     options = options or CompileOptions()
@@ -261,7 +266,15 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         raise
     plan = lowered.plan
     settings = settings_of(lowered.checked.program, options)
-    elf = times.run("llvm", emitter.emit, lowered.module.ir_text)
+    try:
+        elf = times.run("llvm", emitter.emit, lowered.module.ir_text)
+    except StackLimitExceeded:
+        # The values fit the stack, LLVM's spills of the registers live across calls did not (a
+        # long probe whose values take nearly 512 bytes): lower again, leaving them room.
+        lowered = _generate_ir(PlannedScript(lowered.checked, plan), diags, options, SPILL_ROOM)
+        if lowered is None:
+            raise diags.as_error() from None
+        elf = times.run("llvm", Emitter().emit, lowered.module.ir_text)
     return CompiledProgram(
         elf=elf,
         object=times.run("elf", parse_object, elf),     # parsed once, here: the run side reads no ELF

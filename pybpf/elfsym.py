@@ -38,6 +38,11 @@ class SymbolError(PybpfError):
     """A binary or function that cannot be found: the message is for the user, as it is."""
 
 
+class SymbolNotFound(SymbolError):
+    """The binary, or the function in it, is not on this system (a probe the missing_probes
+    setting may leave out), rather than a target that cannot be read or is wrongly written."""
+
+
 def _ldconfig_entries() -> list[tuple[str, str]]:
     """(soname, path) pairs from `ldconfig -p`, x86-64 ones first; empty when ldconfig is missing."""
     global _ldconfig_cache
@@ -85,7 +90,7 @@ def find_binary(name: str) -> str:
         path = name if os.path.isabs(name) else os.path.abspath(name)
         if os.path.isfile(path):
             return path
-        raise SymbolError(f"binary not found: {name}")
+        raise SymbolNotFound(f"binary not found: {name}")
     import shutil
 
     found = shutil.which(name)
@@ -105,14 +110,14 @@ def find_binary(name: str) -> str:
             path = os.path.join(directory, filename)
             if _is_elf(path):
                 return path
-    raise SymbolError(f"binary not found: {name}")
+    raise SymbolNotFound(f"binary not found: {name}")
 
 
 def _key(path: str) -> tuple[str, int]:
     try:
         return path, os.stat(path).st_mtime_ns
     except OSError:
-        raise SymbolError(f"binary not found: {path}") from None
+        raise SymbolNotFound(f"binary not found: {path}") from None
 
 
 def _open_elf(path: str):
@@ -227,7 +232,7 @@ def symbol_address(path: str, name: str) -> int:
         raise SymbolError(f"cannot read the symbols of {path}: {e}") from None
     finally:
         f.close()
-    raise SymbolError(f"no symbol '{name}' in {path}")
+    raise SymbolNotFound(f"no symbol '{name}' in {path}")
 
 
 def process_exists(pid: int) -> bool:
@@ -265,7 +270,7 @@ def find_mapped_binary(pid: int, name: str) -> str:
             base = os.path.basename(path)
             if base == name or _library_matches(name, base):
                 return path
-    raise SymbolError(f"process {pid} maps no file {name}")
+    raise SymbolNotFound(f"process {pid} maps no file {name}")
 
 
 def _load_segments(path: str) -> list[tuple[int, int, int, bool]]:
@@ -346,7 +351,7 @@ def uprobe_offset(path: str, func: str, offset: int = 0) -> int:
         return file_offset(path, address + offset)
     if func not in symbols:
         why = " (it has no symbol table: stripped?)" if not symbols else ""
-        raise SymbolError(f"no function '{func}' in {path}{why}")
+        raise SymbolNotFound(f"no function '{func}' in {path}{why}")
     vaddr, size = symbols[func]
     if offset < 0 or (size and offset >= size):
         raise SymbolError(f"offset {offset} is outside function '{func}' in {path} ({size} bytes)")

@@ -123,9 +123,8 @@ class _Expander:
                              if isinstance(n, ast.Variable) and n.name not in variables)
             maps.update((n.name, n.name) for n in _walk_all(macro.body)
                         if isinstance(n, ast.Map) and n.name not in maps)
-        own = {s.target.name for s in _walk_all(macro.body)
-               if isinstance(s, ast.Assign) and isinstance(s.target, ast.Variable)
-               and s.target.name not in variables}
+        own = {name for name in map(_declared, _walk_all(macro.body))
+               if name is not None and name not in variables}
         suffix = f"{macro.name}{next(self.expansions)}"
 
         def bind(n):
@@ -146,6 +145,15 @@ class _Expander:
             return _map_children(n, bind)
 
         return tuple(bind(s) for s in macro.body)
+
+
+def _declared(n) -> str | None:
+    """The variable that statement n gives a value: an assignment's, a `let`'s, a for-loop's."""
+    if isinstance(n, ast.Assign):
+        return n.target.name if isinstance(n.target, ast.Variable) else None
+    if isinstance(n, (ast.VarDecl, ast.ForRange, ast.ForMap)):
+        return n.var.name
+    return None
 
 
 def _as_tuple(x) -> tuple:

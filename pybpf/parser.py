@@ -140,9 +140,11 @@ class _ToAst(Transformer):
     """Lark tree -> AST nodes. Each method receives the rule's children and its position."""
 
     def start(self, meta, children):
-        preamble, *probes = children
+        preamble, *items = children
         span = _span(meta) if not meta.empty else Span(1, 1, 1, 1)
-        return ast.Script(tuple(probes), span, **preamble)
+        later_macros = tuple(i for i in items if isinstance(i, ast.Macro))
+        return ast.Script(tuple(i for i in items if isinstance(i, ast.Probe)), span,
+                          **{**preamble, "macros": preamble["macros"] + later_macros})
 
     def preamble(self, meta, children):
         return {"config": tuple(item for c in children if isinstance(c, tuple) for item in c),

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
-                           CheckedScript, MapInfo, VarBinding, is_int, param_int, storable,
-                           stored, unify)
+                           CheckedScript, MapInfo, VarBinding, is_int, param_int, split_arguments,
+                           spread_key, storable, stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.builtins.cpu import checked_cpus
 from pybpf.ktypes import KernelTypes
@@ -34,7 +34,8 @@ class TypeChecker(KernelChecks):
     def __init__(self, program: ast.Script, groups: list[ProbeGroup], diags: Diagnostics,
                  params: tuple[str, ...], unsafe: bool = False, string_size: int = T.STRING_SIZE,
                  stack_mode: str = "bpftrace", c_types: ScriptTypes | None = None):
-        self.result = CheckedScript(program, groups, params=params)
+        positional, named = split_arguments(params)
+        self.result = CheckedScript(program, groups, params=positional, named_params=named)
         self.c_types = c_types      # the script's C definitions (pybpf.cdefs), over the kernel's
         self.diags = diags
         self.unsafe = unsafe        # --unsafe: system() and signal() allowed
@@ -283,7 +284,7 @@ class TypeChecker(KernelChecks):
         keys = self.storable_types(m.keys, "map key")
         if keys is None:
             return None
-        keys = tuple(keys)
+        keys = tuple(keys[0].elements) if len(keys) == 1 and spread_key(keys[0]) else tuple(keys)
         size = sum(T.slot_size(k) for k in keys)
         if size > MAX_KEY_SIZE:
             self.error(f"The key of {m.name} takes {size} bytes, more than the {MAX_KEY_SIZE} a map key "

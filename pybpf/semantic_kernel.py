@@ -13,8 +13,8 @@ from pybpf.records import replace
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.checked import (INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField, int_size,
-                           is_int)
+from pybpf.checked import (CHAR, INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField,
+                           int_size, is_int)
 from pybpf.diagnostics import Span
 from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
@@ -291,20 +291,24 @@ class KernelChecks:
             return None
         if isinstance(base, T.PointerType) and base.pointee:
             return self.pointer_index(e, base)
-        if not isinstance(base, (T.ArrayType, T.TupleType)) or getattr(base, "names", ()):
-            self.error(f"The array index operator [] can only be used on arrays, tuples and "
-                       f"typed pointers, found {base}", e.span)
+        if not isinstance(base, (T.ArrayType, T.TupleType, T.StringType)) or \
+                getattr(base, "names", ()):
+            self.error(f"The array index operator [] can only be used on arrays, tuples, strings "
+                       f"and typed pointers, found {base}", e.span)
             return None
         index = self.fold(e.index)
         if index is None:
             self.error("The index must be a constant integer", e.index.span)
             return None
         self.set(e.index, INT)
-        count = base.count if isinstance(base, T.ArrayType) else len(base.elements)
+        count = base.count if isinstance(base, T.ArrayType) else \
+            base.size if isinstance(base, T.StringType) else len(base.elements)
         if not 0 <= index < count:
             self.error(f"The index {index} is out of bounds for {base}", e.index.span)
             return None
         self.result.constants[e] = index
+        if isinstance(base, T.StringType):
+            return CHAR         # a string is an array of C chars (bpftrace 0.24+: "/"[0])
         return base.element if isinstance(base, T.ArrayType) else base.elements[index]
 
     def expr_Deref(self, e: ast.Deref):

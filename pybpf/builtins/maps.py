@@ -32,11 +32,22 @@ def check_whole_map(c, e):
     return VOID
 
 
+def deleted_element(call) -> ast.Map:
+    """delete(@m, k), as bpftrace 0.22+ writes it, is delete(@m[k])."""
+    if len(call.args) == 2:
+        return keyed_element(call)
+    return call.args[0]
+
+
 def check_delete(c, e):
     info = map_argument(c, e)
     if info is None:
         return None
-    arg = e.args[0]
+    if len(e.args) == 2 and e.args[0].keys is not None:
+        c.error("delete() expects a map without a key, then the key: delete(@m, k)",
+                e.args[0].span)
+        return None
+    arg = deleted_element(e)
     if arg.keys is None and info.key:
         c.error("delete() expects a map element, like @m[key]", arg.span)
         return None
@@ -111,7 +122,7 @@ def map_event(kind: EventKind):
 
 
 def lower_delete(g, e):
-    m = e.args[0]
+    m = deleted_element(e)
     spec = g.plan.maps[m.name]
     g.helper(BpfFunc.map_delete_elem, g.map_ptr(spec.symbol), g.key(spec, m))
     return g.constant(0)
@@ -120,7 +131,7 @@ def lower_delete(g, e):
 BUILTINS = (
     function("clear", (1, 1), check_whole_map, map_event(EventKind.CLEAR)),
     function("zero", (1, 1), check_whole_map, map_event(EventKind.ZERO)),
-    function("delete", (1, 1), check_delete, lower_delete),
+    function("delete", (1, 2), check_delete, lower_delete),
     function("has_key", (2, 2), check_has_key, lower_has_key),
     function("len", (1, 1), check_len, lambda g, e: g.map_length(g.plan.maps[e.args[0].name])),
 )

@@ -49,6 +49,9 @@ class Uprobe(Provider):
             for n in names:
                 elfsym.uprobe_offset(path, n, offset)
             group.depends_on.add(facts.observe("file", path))
+        except elfsym.SymbolNotFound as e:
+            # a library or function this system lacks: the missing_probes setting decides
+            raise ProbeNotFound(str(e)) from None
         except (elfsym.SymbolError, OSError) as e:
             raise ValueError(str(e)) from None
         suffix = f"+{offset}" if offset else ""

@@ -26,3 +26,11 @@ def test_case_prints_what_bpftrace_documents(name):
     with open(os.path.join(CASES_DIR, f"{name}.out")) as f:
         expected = f.read()
     assert result.stdout == "Attaching 1 probe...\n" + expected
+
+
+@pytest.mark.kernel
+def test_getopt_reads_the_named_script_arguments():
+    result = run_pybpf([os.path.join(CASES_DIR, "getopt.pbt"), "--", "--depth=5", "--name=sda",
+                        "--verbose"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "5 sda 1"

@@ -62,8 +62,8 @@ ERRORS = [
      "BEGIN { $r = (a=1, b=2); print($r.0); }\n"
      "                               ~~~~"),
     ("BEGIN { $r = (a=1, b=2); print($r[1]); }",
-     "stdin:1:32-37: ERROR: The array index operator [] can only be used on arrays, tuples and typed "
-     "pointers, found (a=int64, b=int64)\n"
+     "stdin:1:32-37: ERROR: The array index operator [] can only be used on arrays, tuples, strings "
+     "and typed pointers, found (a=int64, b=int64)\n"
      "BEGIN { $r = (a=1, b=2); print($r[1]); }\n"
      "                               ~~~~~"),
     ("BEGIN { $t = (1, 2); print($t.a); }",

@@ -177,6 +177,21 @@ def test_missing_probes_warn_or_ignore(mode, warned):
         "stdin:1:1-22: ERROR: tracepoint not found: sched:no_such_event")
 
 
+@pytest.mark.kernel
+def test_missing_probes_covers_a_library_or_function_this_system_lacks():
+    from pybpf.compiler import compile_source
+    compiled = compile_source("config = { missing_probes = ignore } "
+                              "uprobe:libnosuchlib:f, uprobe:libc:no_such_function, "
+                              "uprobe:libc:malloc { @ = count(); }")
+    assert [p.target.rsplit(":", 1)[1] for s in compiled.programs for p in s.attach_points] == \
+        ["malloc"]
+    assert not compiled.warnings
+    assert "ERROR: no function 'no_such_function' in " in error_of("uprobe:libc:no_such_function { }")
+    # a target written wrongly is no missing probe: refused whatever the setting
+    assert "ERROR: bad uprobe offset" in error_of("config = { missing_probes = ignore } "
+                                                  "uprobe:libc:malloc+x { }")
+
+
 # Macros (pybpf.macros) -------------------------------------------------------------------------
 def expanded(source: str):
     from pybpf.diagnostics import Diagnostics

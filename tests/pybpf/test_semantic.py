@@ -155,7 +155,7 @@ ERRORS = [
      'BEGIN { $a = (uint8[8])1; $b = $a[8]; }\n'
      '                                  ~'),
     ('BEGIN { $x = 1; $b = $x[0]; }',
-     'stdin:1:22-27: ERROR: The array index operator [] can only be used on arrays, tuples and typed pointers, found int64\n'
+     'stdin:1:22-27: ERROR: The array index operator [] can only be used on arrays, tuples, strings and typed pointers, found int64\n'
      'BEGIN { $x = 1; $b = $x[0]; }\n'
      '                     ~~~~~'),
     ('BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }',
