@@ -19,12 +19,12 @@ LLVM.
 from __future__ import annotations
 
 from pybpf import ast
-from pybpf.builtins import (aggregations, clock, cpu, formatted, integers, maps, output, probe,
-                            rand, stacks, strings, task, unsafe)
+from pybpf.builtins import (aggregations, clock, cpu, formatted, integers, kernel, maps, output,
+                            probe, rand, stacks, strings, task, unsafe)
 from pybpf.builtins.entry import Aggregation, Builtin, Kind
 
 FAMILIES = (task, cpu, clock, rand, probe, strings, integers, formatted, output, unsafe, maps,
-            aggregations, stacks)
+            aggregations, stacks, kernel)
 
 ENTRIES = tuple(entry for family in FAMILIES for entry in family.BUILTINS)
 
