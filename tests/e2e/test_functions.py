@@ -211,6 +211,23 @@ def test_ctx_is_the_probes_typed_context(eight_arguments):
     assert line.split() == ["1", "2", "1"]
 
 
+@pytest.mark.kernel
+def test_reg_reads_the_interrupted_registers_and_print_shows_pointers_in_hex(eight_arguments):
+    # bpftrace 0.26: reg("name") is a register of the probed code (di, si: the first two
+    # arguments; ip: where it stopped); print() of a pointer is its hex.
+    run = Running(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
+                   'reg("di"), reg("si"), reg("ip") > 0); '
+                   'print(ctx); }'])
+    run.wait_for("ready")
+    assert subprocess.run([eight_arguments], timeout=30, capture_output=True).returncode == 0
+    line = run.wait_for(" ")
+    pointer = run.wait_for("0x")
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert line.split() == ["1", "2", "1"]
+    assert re.fullmatch(r"0x[0-9a-f]{16}", pointer.strip())
+
+
 def test_system_is_refused_without_unsafe():
     # bpftrace: "system() is an unsafe function being used in safe mode", at compile time.
     r = run_pybpf(["-e", 'BEGIN { system("touch /tmp/x"); exit(); }'])

@@ -30,6 +30,9 @@ REFUSED = [
     ('BEGIN { printf("%r", 1); }', "printf: %r specifier expects a value of type buffer (got int64)"),
     ('BEGIN { join(1, 2); }', "join() expects a string literal separator"),
     ('BEGIN { print(1, 2); }', "print() takes top and div arguments only after a map"),
+    ('BEGIN { print(reg("ip")); }', "The reg function cannot be used with 'BEGIN' probes"),
+    ('uprobe:libc:getpid { print(reg("xx")); }', "'xx' is not a valid register on this architecture"),
+    ('uprobe:libc:getpid { $r = "ip"; print(reg($r)); }', "reg() expects a string literal"),
     ('BEGIN { @m[1] = 1; print(@m, "x"); }', "print(): top and div must be integers, got string[2]"),
 ]
 
