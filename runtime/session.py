@@ -230,10 +230,12 @@ class Session:
             self.output.printf(format_printf(spec.fmt, args))
         elif kind == EventKind.ERRORF:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
-            print(format_printf(self.compiled.printfs[index].fmt, args), file=sys.stderr, flush=True)
+            self.output.located("errorf", format_printf(self.compiled.printfs[index].fmt, args),
+                                lambda text: print(text, file=sys.stderr, flush=True))
         elif kind == EventKind.WARNF:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
-            self.warn(format_printf(self.compiled.printfs[index].fmt, args))
+            self.output.located("warnf", format_printf(self.compiled.printfs[index].fmt, args),
+                                self.warn)
         elif kind == EventKind.SYSTEM:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
             result = run_command(format_printf(self.compiled.printfs[index].fmt, args))

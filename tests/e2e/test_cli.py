@@ -251,7 +251,7 @@ def test_json_lines(target):
     out, err, code = run.stop(signal.SIGINT)
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert records[0] == {"type": "attached_probes", "data": {"probes": 2}}
+    assert records[0] == {"type": "attached_probes", "count": 2, "data": {"probes": 2}}
     assert records.count({"type": "printf", "data": "hi 1\n"}) == 3
     assert {"type": "map", "data": {"@": {"tracepoint:syscalls:sys_enter_openat": 3}}} in records
     assert {"type": "hist", "data": {"@h": [{"min": 2, "max": 3, "count": 3}]}} in records
