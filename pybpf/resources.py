@@ -243,7 +243,8 @@ def plan_resources(checked: CheckedScript, map_entries: int | None = None,
         info = checked.maps[name]
         extra = {"max_entries": map_entries} if map_entries else {}
         plan.maps[name] = MapSpec(name, map_symbol(name), info.kind, info.key, info.value,
-                                  info.lhist, hist_bits=info.hist_bits, **extra)
+                                  info.lhist, hist_bits=info.hist_bits, tseries=info.tseries,
+                                  **extra)
     for node in ast.walk(checked.program):
         entry = builtins.function(node.name) if isinstance(node, ast.Call) else None
         if entry is not None and entry.layout is not None:

@@ -154,7 +154,8 @@ class TextOutput(Output):
                         for key, value in ordered])
         else:
             render = kind.text_value(spec, text_of)
-            out.extend(f"{name}{_text_key(key)}: {render(value)}\n" for key, value in ordered)
+            separator = kind.text_separator
+            out.extend(f"{name}{_text_key(key)}{separator}{render(value)}\n" for key, value in ordered)
         out.append(("" if entries else "\n") + kind.text_trailer)
         self._emit("".join(out))
 
