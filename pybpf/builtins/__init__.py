@@ -55,6 +55,13 @@ def aggregation(name: str) -> Aggregation | None:
     return AGGREGATIONS.get(name)
 
 
+def needs_tracing_program(node) -> bool:
+    """Whether node, or a node below it, calls a function only BPF tracing programs have (the
+    entries marked tracing_program)."""
+    return any(isinstance(n, ast.Call) and (entry := function(n.name)) is not None and
+               entry.tracing_program for n in ast.walk(node))
+
+
 def reads_context(node) -> bool:
     """Whether node, or a node below it, reads the program's context (`args`, `ctx`, `kstack`...:
     the entries marked reads_context)."""

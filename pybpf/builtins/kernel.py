@@ -75,9 +75,10 @@ def lower_percpu_kaddr(g, e):
 
 
 def tracing_program(c, e) -> bool:
-    """The helper exists only in BPF tracing programs (fentry/fexit here): elsewhere the verifier
+    """The helper exists only in BPF tracing programs: fentry/fexit, and rawtracepoint, which
+    then loads as a BTF tracepoint (pybpf.providers.rawtracepoint). Elsewhere the verifier
     refuses the call, so it is refused first, at compile time, in bpftrace's words."""
-    if c.group.provider.prog_type == BpfProgType.TRACING:
+    if c.group.provider.prog_type == BpfProgType.TRACING or c.group.provider.name == "rawtracepoint":
         return True
     c.error(f'{e.name} can not be used with "{c.group.provider.name}" probes', e.span)
     return False
@@ -136,6 +137,7 @@ def lower_path(g, e):
 BUILTINS = (
     function("percpu_kaddr", (1, 2), check_percpu_kaddr, lower_percpu_kaddr),
     function("socket_cookie", (1, 1), check_socket_cookie,
-             lambda g, e: g.helper(BpfFunc.get_socket_cookie, g.expr(e.args[0]))),
+             lambda g, e: g.helper(BpfFunc.get_socket_cookie, g.expr(e.args[0])),
+             tracing_program=True),
     function("path", (1, 2), check_path, lower_path),
 )

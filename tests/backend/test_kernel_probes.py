@@ -109,3 +109,17 @@ def test_percpu_kaddr_loads_the_ksym_and_asks_for_a_cpus_copy(tmp_path, monkeypa
     ksym = ("ld_imm64", BPF_PSEUDO_BTF_ID, runqueues)
     for helper in (BpfFunc.this_cpu_ptr, BpfFunc.per_cpu_ptr):
         assert found[found.index(("call", helper)) - 1] == ksym
+
+
+def test_a_rawtracepoint_calling_a_tracing_helper_loads_as_a_btf_tracepoint():
+    """socket_cookie's helper exists only in tracing programs: the block becomes a TRACING
+    program loaded against the tracepoint's btf_trace_ typedef, one per tracepoint; a block that
+    calls none stays a raw tracepoint program."""
+    kernel = btf.vmlinux()
+    compiled = compile_source("rawtracepoint:tcp_destroy_sock,rawtracepoint:tcp_rcv_space_adjust "
+                              "{ @[socket_cookie(args.sk)] = count(); }")
+    assert [(p.prog_type, p.expected_attach_type, p.attach_btf_id) for p in compiled.programs] == [
+        (BpfProgType.TRACING, BpfAttachType.TRACE_RAW_TP, kernel.tracepoint_typedef(name).id)
+        for name in ("tcp_destroy_sock", "tcp_rcv_space_adjust")]
+    program, _ = only_program("rawtracepoint:inet_sock_set_state { @ = count(); }")
+    assert (program.prog_type, program.attach_btf_id) == (BpfProgType.RAW_TRACEPOINT, 0)
