@@ -30,6 +30,8 @@ REFUSED = [
     ('BEGIN { printf("%r", 1); }', "printf: %r specifier expects a value of type buffer (got int64)"),
     ('BEGIN { join(1, 2); }', "join() expects a string literal separator"),
     ('BEGIN { print(1, 2); }', "print() takes top and div arguments only after a map"),
+    ('BEGIN { $f = "x"; print(cgroup_path(cgroup, $f)); }', "cgroup_path() expects a string literal filter"),
+    ('BEGIN { print(cgroup_path("x")); }', "cgroup_path() expects an integer, got string[2]"),
     ('BEGIN { print(reg("ip")); }', "The reg function cannot be used with 'BEGIN' probes"),
     ('uprobe:libc:getpid { print(reg("xx")); }', "'xx' is not a valid register on this architecture"),
     ('uprobe:libc:getpid { $r = "ip"; print(reg($r)); }', "reg() expects a string literal"),
