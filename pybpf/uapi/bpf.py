@@ -122,6 +122,7 @@ class BpfFunc(enum.IntEnum):
     get_stackid = 27
     get_numa_node_id = 42
     get_socket_cookie = 46
+    override_return = 58
     probe_read_str = 45
     get_current_cgroup_id = 80
     send_signal = 109

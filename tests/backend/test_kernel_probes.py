@@ -123,3 +123,13 @@ def test_a_rawtracepoint_calling_a_tracing_helper_loads_as_a_btf_tracepoint():
         for name in ("tcp_destroy_sock", "tcp_rcv_space_adjust")]
     program, _ = only_program("rawtracepoint:inet_sock_set_state { @ = count(); }")
     assert (program.prog_type, program.attach_btf_id) == (BpfProgType.RAW_TRACEPOINT, 0)
+
+
+def test_override_calls_bpf_override_return_with_the_registers():
+    # kprobes cannot attach on this kernel: the code is checked, not run
+    from pybpf.compiler import CompileOptions
+    compiled = compile_source('kprobe:__x64_sys_getuid /comm == "id"/ { override(2 << 21); }',
+                              options=CompileOptions(unsafe=True))
+    (program,) = compiled.programs
+    insns = parse_object(compiled.elf).programs[program.section].insns
+    assert ("call", BpfFunc.override_return) in helper_calls_and_wide_loads(insns)

@@ -46,6 +46,14 @@ def test_refused_with_a_message(source, message):
     assert message in str(raised.value)
 
 
+def test_override_is_unsafe_and_for_kprobes_only():
+    with pytest.raises(CompileError, match="override\\(\\) is an unsafe function being used in safe mode"):
+        compile_to_ir("kprobe:vfs_read { override(1); }")
+    with pytest.raises(CompileError, match="override can only be used with kprobes."):
+        compile_to_ir("tracepoint:syscalls:sys_enter_getuid { override(1); }",
+                      options=CompileOptions(unsafe=True))
+
+
 def test_unsafe_allows_system_and_signal_where_bpftrace_does():
     compile_to_ir('BEGIN { system("true %d", 1); }', options=CompileOptions(unsafe=True))
     with pytest.raises(CompileError, match='signal can not be used with "BEGIN" probes'):
