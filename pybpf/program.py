@@ -80,6 +80,7 @@ class EventKind(enum.IntEnum):
     CAT = 12       # cat(fmt, ...): index into printfs; the formatted text names the file
     HELPER_ERROR = 13   # a helper failed where bpftrace warns; no payload: the index is the site
                         # (in helper_sites) | errno << SITE_BITS
+    UNWATCH = 14   # unwatch(addr): the address, a u64; its watchpoints are detached
 
 
 @record(frozen=True)

@@ -1,4 +1,5 @@
-"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, cat, exit. Each sends a ring-buffer
+"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, cat, exit,
+unwatch. Each sends a ring-buffer
 record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
 with go into the compiled program (their layouts, called by pybpf.resources); pybpf.printf_format
 parses printf formats for both sides, runtime/printf.py and runtime/output.py apply them."""
@@ -297,6 +298,20 @@ def lower_exit(g, e):
     return g.constant(0)
 
 
+def check_unwatch(c, e):
+    t = c.expr(e.args[0])
+    if t is not None and not is_int(t):
+        c.error(f"unwatch() expects an address, got {t}", e.args[0].span)
+        return None
+    return VOID
+
+
+def lower_unwatch(g, e):
+    """User space detaches the watchpoints on the address when it reads the record."""
+    g.emit_event(EventKind.UNWATCH, 0, [(g.expr(e.args[0]), INT)])
+    return g.constant(0)
+
+
 BUILTINS = (
     function("printf", None, check_printf, printf_event(EventKind.PRINTF), layout_printf),
     function("errorf", None, located_printf("ERROR"), printf_event(EventKind.ERRORF),
@@ -310,4 +325,5 @@ BUILTINS = (
     function("cat", None, check_printf, printf_event(EventKind.CAT), layout_printf),
     function("debugf", None, check_debugf, lower_debugf),
     function("exit", (0, 1), check_exit, lower_exit),
+    function("unwatch", (1, 1), check_unwatch, lower_unwatch),
 )
