@@ -30,7 +30,7 @@ from pybpf.program import (EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU, EVEN
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
-from pybpf.uapi.bpf import BPF_ANY, BPF_RINGBUF_HDR_SZ, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
+from pybpf.uapi.bpf import BPF_ANY, BPF_PSEUDO_BTF_ID, BPF_RINGBUF_HDR_SZ, PERF_MAX_STACK_DEPTH, BpfFunc, BpfMapType
 
 MAP_DEF = ir.LiteralStructType([I32] * 5)
 STACK_LIMIT = 512
@@ -245,6 +245,15 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
     def byte_at(self, base: ir.Value, index: ir.Value) -> ir.Value:
         """The address of byte `index` (a value, not a constant) of a buffer."""
         return opaque(self.b.gep(base, [index], source_etype=I8))
+
+    def kernel_variable(self, btf_id: int) -> ir.Value:
+        """The address of the kernel variable whose vmlinux BTF VAR is `btf_id` (a ksym): one
+        ld_imm64 with src_reg BPF_PSEUDO_BTF_ID, which the verifier resolves at load time. LLVM's
+        llvm.bpf.pseudo emits it; of a per-CPU variable it is what bpf_this_cpu_ptr takes."""
+        module = self.b.module
+        pseudo = module.globals.get("llvm.bpf.pseudo") or \
+            ir.Function(module, ir.FunctionType(I64, [I64, I64]), "llvm.bpf.pseudo")
+        return self.b.call(pseudo, [c64(BPF_PSEUDO_BTF_ID), c64(btf_id)])
 
     def helper(self, func: BpfFunc, *args: ir.Value, tolerated: int = 0) -> ir.Value:
         """Call a BPF helper: a call through `inttoptr (i64 ID to ptr)`, every helper returns i64.

@@ -148,7 +148,7 @@ class MapLowering:
         """@m[k] = count() and the other aggregations: the map's kind (pybpf.mapkinds) lowers the
         bucket and the update, here folded into update_or_insert (an array has nothing to insert)."""
         kind = kind_for(spec.kind)
-        value = self.expr(call.args[0]) if call.args else None
+        value = kind.lower_operand(self, spec, self.expr(call.args[0]) if call.args else None)
         key = self.key(spec, m, kind.lower_bucket(self, spec, value))
         self.update_or_insert(spec.symbol, key, spec.value_size,
                               lambda found: kind.lower_update(self, found, value),

@@ -15,7 +15,7 @@ from pybpf import types as T
 from pybpf.diagnostics import Span
 from pybpf.ktypes import KernelRead
 from pybpf.providers.base import ProbeGroup
-from pybpf.program import LhistParams, MapKind
+from pybpf.program import LhistParams, MapKind, TSeriesParams
 from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
@@ -51,6 +51,7 @@ class MapInfo:
     lhist: LhistParams | None = None
     span: Span | None = None
     hist_bits: int = 0          # hist(v, k): 2^k buckets per power of two
+    tseries: TSeriesParams | None = None
 
 
 @dataclass(eq=False)

@@ -22,7 +22,7 @@ import json
 
 from pybpf import types as T
 from pybpf.errors import PybpfError
-from pybpf.mapkinds import LhistParams, MapKind, kind_for
+from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams, kind_for
 from pybpf.records import astuple, factory, record
 from pybpf.uapi.bpf import BpfMapType
 
@@ -80,6 +80,7 @@ class EventKind(enum.IntEnum):
     CAT = 12       # cat(fmt, ...): index into printfs; the formatted text names the file
     HELPER_ERROR = 13   # a helper failed where bpftrace warns; no payload: the index is the site
                         # (in helper_sites) | errno << SITE_BITS
+    UNWATCH = 14   # unwatch(addr): the address, a u64; its watchpoints are detached
 
 
 @record(frozen=True)
@@ -99,6 +100,7 @@ class MapSpec:
     lhist: LhistParams | None = None
     max_entries: int = DEFAULT_MAP_ENTRIES
     hist_bits: int = 0              # hist(v, k): 2^k buckets per power of two
+    tseries: TSeriesParams | None = None
 
     @property
     def is_array(self) -> bool:
@@ -141,6 +143,7 @@ class MapSpec:
             "key": [T.to_json(k) for k in self.key], "value": T.to_json(self.value),
             "lhist": [self.lhist.min, self.lhist.max, self.lhist.step] if self.lhist else None,
             "max_entries": self.max_entries, "hist_bits": self.hist_bits,
+            "tseries": list(self.tseries) if self.tseries else None,
         }
 
     @classmethod
@@ -148,7 +151,7 @@ class MapSpec:
         return cls(j["name"], j["symbol"], MapKind(j["kind"]),
                    tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
                    LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
-                   j["hist_bits"])
+                   j["hist_bits"], TSeriesParams(*j["tseries"]) if j["tseries"] else None)
 
 
 @record(frozen=True)

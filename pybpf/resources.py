@@ -35,7 +35,7 @@ from pybpf.program import (STACKS_MAP_ENTRIES, SYNTHETIC_PROBE_ID_BASE, AttachPo
                            PrintfSpec)
 from pybpf.checked import CheckedScript
 from pybpf.providers.base import ProbeGroup, Provider
-from pybpf.providers.rawtracepoint import RAWTRACEPOINT
+from pybpf.providers.rawtracepoint import BTF_RAWTRACEPOINT, RAWTRACEPOINT
 from pybpf.providers.tracepoint import TRACEPOINT, raw_tracepoint_points
 from pybpf.records import replace
 
@@ -168,9 +168,12 @@ def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: b
         # attach point, unless the points attach with cookies. (The tracepoint record cannot tell:
         # syscall tracepoints hand BPF a record whose first 8 bytes, common_type among them, are a
         # pt_regs pointer.)
-        # fentry/fexit programs are loaded against their one function's BTF id. USDT sites share
-        # a program when their arguments are in the same places.
-        per_point = _uses_constant_per_point(group.probe) or bool(group.provider.expected_attach_type)
+        # fentry/fexit programs are loaded against their one function's BTF id, as BTF
+        # tracepoints against their typedef's. USDT sites share a program when their arguments
+        # are in the same places.
+        kind = BTF_RAWTRACEPOINT if group.provider is RAWTRACEPOINT and \
+            builtins.needs_tracing_program(group.probe) else group.provider
+        per_point = _uses_constant_per_point(group.probe) or bool(kind.expected_attach_type)
         cookies = per_point and grouped and features.attach_cookies(TRACEPOINT.prog_type)
         site_args = bool(group.site_args) and _reads_numbered_args(group.probe)
         partitions: dict[tuple, list[AttachPoint]] = {}
@@ -181,7 +184,7 @@ def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: b
                 layout += group.site_args[point]
             partitions.setdefault(layout, []).append(point)
         for points in partitions.values():
-            _add_shared_program(plan, group, points, group.provider)
+            _add_shared_program(plan, group, points, kind)
 
 
 def _plan_raw_tracepoints(plan: ResourcePlan, group: ProbeGroup, points: list[AttachPoint],
@@ -244,7 +247,8 @@ def plan_resources(checked: CheckedScript, map_entries: int | None = None,
         info = checked.maps[name]
         extra = {"max_entries": map_entries} if map_entries else {}
         plan.maps[name] = MapSpec(name, map_symbol(name), info.kind, info.key, info.value,
-                                  info.lhist, hist_bits=info.hist_bits, **extra)
+                                  info.lhist, hist_bits=info.hist_bits, tseries=info.tseries,
+                                  **extra)
     for node in ast.walk(checked.program):
         entry = builtins.function(node.name) if isinstance(node, ast.Call) else None
         if entry is not None and entry.layout is not None:

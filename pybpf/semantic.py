@@ -22,7 +22,7 @@ from pybpf.builtins.cpu import checked_cpus
 from pybpf.ktypes import KernelTypes
 from pybpf.mapkinds import kind_for
 from pybpf.providers.base import ProbeGroup
-from pybpf.program import LhistParams, MapKind
+from pybpf.program import LhistParams, MapKind, TSeriesParams
 from pybpf.semantic_kernel import KernelChecks
 from pybpf.uapi.headers import header_constant
 
@@ -293,13 +293,15 @@ class TypeChecker(KernelChecks):
         return tuple(keys)
 
     def assign_map(self, m: ast.Map, kind: MapKind, value: T.Type,
-                   lhist: LhistParams | None = None, hist_bits: int = 0) -> None:
+                   lhist: LhistParams | None = None, hist_bits: int = 0,
+                   tseries: TSeriesParams | None = None) -> None:
         keys = self.map_keys(m)
         if keys is None:
             return
         info = self.result.maps.get(m.name)
         if info is None:
-            self.result.maps[m.name] = MapInfo(m.name, kind, keys, value, lhist, m.span, hist_bits)
+            self.result.maps[m.name] = MapInfo(m.name, kind, keys, value, lhist, m.span, hist_bits,
+                                               tseries)
             return
         if info.kind is not kind:
             self.error(f"Type mismatch for {m.name}: trying to assign value of type "
@@ -316,6 +318,10 @@ class TypeChecker(KernelChecks):
             return
         if info.hist_bits != hist_bits:
             self.error(f"Different bits in a single hist unsupported: {m.name}", m.span)
+            return
+        if info.tseries != tseries:
+            self.error(f"Different tseries intervals or aggregations in a single map unsupported: "
+                       f"{m.name}", m.span)
             return
         info.value = merged
         self.merge_keys(info, keys, m)

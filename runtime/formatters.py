@@ -91,6 +91,65 @@ def _buf(param: str, raw: bytes) -> Buffer:
     return Buffer(raw[8:8 + length])
 
 
+MOUNTS = "/proc/self/mounts"
+_cgroup_paths: dict[tuple[int, str], str] = {}       # (id, hierarchy root) -> path, checked on use
+
+
+def _cgroup_roots() -> list[tuple[str, str]]:
+    """(name, mount point) of the mounted cgroup hierarchies: v2's named "unified", v1's by their
+    mount point's last part, v2 first, then v1 by name (bpftrace's order)."""
+    v2, v1 = [], []
+    with open(MOUNTS) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] in ("cgroup", "cgroup2") and os.path.isdir(fields[1]):
+                root = fields[1]
+                (v2 if fields[2] == "cgroup2" else v1).append(
+                    ("unified" if fields[2] == "cgroup2" else os.path.basename(root), root))
+    return v2 + sorted(v1)
+
+
+def _path_in_hierarchy(cgroup_id: int, root: str) -> str:
+    """The directory under root whose inode is the id, as "/a/b" ("/" for root, "" if none)."""
+    cached = _cgroup_paths.get((cgroup_id, root))
+    if cached is not None:
+        try:
+            if os.stat(root if cached == "/" else root + cached).st_ino == cgroup_id:
+                return cached
+        except OSError:
+            pass
+    found = ""
+    if os.stat(root).st_ino == cgroup_id:
+        found = "/"
+    else:
+        for folder, subfolders, _ in os.walk(root):
+            match = next((s for s in subfolders if os.stat(os.path.join(folder, s)).st_ino == cgroup_id),
+                         None)
+            if match is not None:
+                found = os.path.join(folder, match)[len(root):]
+                break
+    if found:
+        if len(_cgroup_paths) >= 1024:          # bounded: a long trace sees ever new cgroups
+            _cgroup_paths.clear()
+        _cgroup_paths[cgroup_id, root] = found
+    return found
+
+
+def _cgroup_path(hierarchies: str, raw: bytes) -> str:
+    """bpftrace's cgroup_path text: `name:path` for each hierarchy matching the filter, comma
+    separated, looked up when printed (a cgroup gone by then has an empty path)."""
+    import fnmatch      # here, not at the top: only cgroup_path needs it
+    cgroup_id = _u64(raw)
+    parts = []
+    for name, root in _cgroup_roots():
+        if fnmatch.fnmatchcase(name, hierarchies):
+            try:
+                parts.append(f"{name}:{_path_in_hierarchy(cgroup_id, root)}")
+            except OSError:
+                parts.append(f"{name}:")
+    return ",".join(parts)
+
+
 def _pointer(param: str, raw: bytes) -> str:
     return hex(_u64(raw))          # a pointer member of a struct, as bpftrace prints it
 
@@ -121,6 +180,7 @@ RENDERERS: dict[str, Callable[[str, bytes], str]] = {
     "macaddr": _macaddr,
     "inet": _inet,
     "buf": _buf,
+    "cgroup_path": _cgroup_path,
 }
 
 

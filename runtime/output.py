@@ -20,6 +20,7 @@ compares the raw key bytes.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from operator import itemgetter
 from typing import Iterable, TextIO
@@ -34,6 +35,9 @@ from pybpf.runtime.values import Pointer, Record, Struct, text_of
 _UNSIGNED = (1 << 64) - 1
 
 # bpftrace's JSON escaping: the two JSON metacharacters, \n \r \t by name, other control bytes as \u00XX.
+_EXACT_IN_DOUBLE = 1 << 53
+# errorf()/warnf()'s text: "FILE:LINE:COL-END: ERROR: message" (pybpf.builtins.output).
+_LOCATED = re.compile(r"(.*):(\d+):(\d+)-\d+: (?:ERROR|WARNING): (.*)", re.DOTALL)
 _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JSON_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
                       ord("\t"): "\\t"})
@@ -102,6 +106,11 @@ class Output:
         """A helper call failed where bpftrace warns: in text, a warning through warn()."""
         warn(helper_errors.warning_text(site, retcode))
 
+    def located(self, record: str, text: str, write) -> None:
+        """errorf()/warnf() (`record` "errorf" or "warnf"): `text`, which starts with the call's
+        place (`stdin:1:9-62: ERROR: `); in text, written by write() (stderr)."""
+        write(text)
+
 
 class TextOutput(Output):
     EXIT_SEPARATOR = "\n\n"      # bpftrace's; the JSON output leaves it out to stay one object per line
@@ -145,7 +154,8 @@ class TextOutput(Output):
                         for key, value in ordered])
         else:
             render = kind.text_value(spec, text_of)
-            out.extend(f"{name}{_text_key(key)}: {render(value)}\n" for key, value in ordered)
+            separator = kind.text_separator
+            out.extend(f"{name}{_text_key(key)}{separator}{render(value)}\n" for key, value in ordered)
         out.append(("" if entries else "\n") + kind.text_trailer)
         self._emit("".join(out))
 
@@ -176,8 +186,11 @@ def _folded_frames(key: tuple) -> list[str]:
 
 
 class JsonOutput(Output):
+    """bpftrace 0.26's records. attached_probes and lost_events carry both its `count` and the
+    `data` object earlier versions (0.17 here) had, as 0.26 writes them."""
+
     def _attached_text(self, probes: int) -> str:
-        return f'{{"type": "attached_probes", "data": {{"probes": {probes}}}}}\n'
+        return f'{{"type": "attached_probes", "count": {probes}, "data": {{"probes": {probes}}}}}\n'
 
     def printf(self, text: str) -> None:
         self._emit(f'{{"type": "printf", "data": {_json_str(text)}}}\n')
@@ -198,7 +211,18 @@ class JsonOutput(Output):
         self._emit(f'{{"type": "cat", "data": {_json_str(text)}}}\n')
 
     def lost(self, events: int) -> None:
-        self._emit(f'{{"type": "lost_events", "data": {{"events": {events}}}}}\n')
+        self._emit(f'{{"type": "lost_events", "count": {events}, "data": {{"events": {events}}}}}\n')
+
+    def located(self, record: str, text: str, write) -> None:
+        """bpftrace 0.26's errorf/warnf record, on stdout with the others: the message and the
+        call's place (its first line and column), parsed back from the located text."""
+        place = _LOCATED.match(text)
+        if place is None:
+            write(text)
+            return
+        filename, line, column, message = place.groups()
+        self._emit(f'{{"type": "{record}", "msg": {_json_str(message)}, "filename": '
+                   f'{_json_str(filename)}, "line": {line}, "col": {column}}}\n')
 
     def helper_error(self, site: HelperErrorSite, retcode: int, warn) -> None:
         """bpftrace writes its helper_error records with the others, on stdout."""
@@ -213,9 +237,10 @@ class JsonOutput(Output):
         if spec.key and _int_keys(spec) and kind.plain_type(spec) is int:
             # Integer keys and values need no escaping: str() of each, as text_of would give.
             if len(spec.key) == 1:
-                body = "{" + ", ".join([f'"{key}": {value}' for (key,), value in ordered]) + "}"
+                body = "{" + ", ".join([f'"{key}": {_json_int(value)}' for (key,), value in ordered]) + "}"
             else:
-                body = "{" + ", ".join([f'"{",".join(map(str, key))}": {value}' for key, value in ordered]) + "}"
+                body = "{" + ", ".join([f'"{",".join(map(str, key))}": {_json_int(value)}'
+                                        for key, value in ordered]) + "}"
         elif spec.key:
             body = "{" + ", ".join(f"{_json_key(key)}: {render(value)}" for key, value in ordered) + "}"
         else:
@@ -317,6 +342,12 @@ def _json_key(key: tuple) -> str:
     return _json_str(",".join(map(text_of, key)))
 
 
+def _json_int(value: int) -> str:
+    """As bpftrace 0.26: an integer a JSON reader's double cannot hold exactly is a string."""
+    return str(value) if -_EXACT_IN_DOUBLE <= value <= _EXACT_IN_DOUBLE or float(value) == value \
+        else f'"{value}"'
+
+
 def _json_value(value) -> str:
     if isinstance(value, str):
         return _json_str(value)
@@ -330,4 +361,6 @@ def _json_value(value) -> str:
         return "{" + ", ".join(f"{_json_str(name)}: {_json_value(v)}" for name, v in zip(value._names, value)) + "}"
     if isinstance(value, tuple):
         return "[" + ",".join(map(_json_value, value)) + "]"
+    if isinstance(value, int):
+        return _json_int(value)
     return str(value)

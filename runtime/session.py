@@ -33,9 +33,11 @@ from pybpf.runtime.output import top_entries
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.runtime.values import slot_decoder
+from pybpf.uapi.perf_event import PerfType
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
+_ADDRESS = struct.Struct("<Q")        # unwatch(addr)
 # Attaching thousands of points takes seconds (a perf event each): past this, a progress line on
 # stderr each time this much more has passed.
 PROGRESS_EVERY_S = 1.0
@@ -68,6 +70,8 @@ class Session:
         # printf and print(value) records decode by their spec's argument types: compiled once
         self._decoders = [slot_decoder(p.args, compiled.probe_names) for p in compiled.printfs]
         self._attachments: list[Attachment] = []
+        # watchpoints by the address they watch, for unwatch(addr)
+        self._watches: dict[int, list[Attachment]] = {}
         self._stopped = False
         self._next_stack_scan = 0.0
         self.symbols = symbols.Symbols()       # this session's kernel and user symbol tables
@@ -202,6 +206,8 @@ class Session:
             for point in program.attach_points:
                 if wanted(point.attach_kind):
                     self._attachments.append(attach(prog_fd, point, program))
+                    if point.perf_event is not None and point.perf_event.type == PerfType.BREAKPOINT:
+                        self._watches.setdefault(point.perf_event.config1, []).append(self._attachments[-1])
                     done += 1
                     if time.monotonic() - shown >= PROGRESS_EVERY_S and done < total:
                         shown = time.monotonic()
@@ -232,10 +238,12 @@ class Session:
             self.output.printf(format_printf(spec.fmt, args))
         elif kind == EventKind.ERRORF:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
-            print(format_printf(self.compiled.printfs[index].fmt, args), file=sys.stderr, flush=True)
+            self.output.located("errorf", format_printf(self.compiled.printfs[index].fmt, args),
+                                lambda text: print(text, file=sys.stderr, flush=True))
         elif kind == EventKind.WARNF:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
-            self.warn(format_printf(self.compiled.printfs[index].fmt, args))
+            self.output.located("warnf", format_printf(self.compiled.printfs[index].fmt, args),
+                                self.warn)
         elif kind == EventKind.SYSTEM:
             args = self._decoders[index](record, EVENT_HEADER_SIZE)
             result = run_command(format_printf(self.compiled.printfs[index].fmt, args))
@@ -277,11 +285,20 @@ class Session:
             self._zeroed.add(spec.name)
         elif kind == EventKind.TIME:
             self.output.time(time.strftime(self.compiled.time_formats[index]))
+        elif kind == EventKind.UNWATCH:
+            self._unwatch(_ADDRESS.unpack_from(record, EVENT_HEADER_SIZE)[0])
         elif kind == EventKind.HELPER_ERROR:
             site, errno_ = index & ((1 << SITE_BITS) - 1), index >> SITE_BITS
             self.output.helper_error(self.compiled.helper_sites[site], -errno_, self.warn)
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
+
+    def _unwatch(self, address: int) -> None:
+        """unwatch(addr): detach the watchpoints on addr (none left: nothing happens, as bpftrace)."""
+        for attachment in self._watches.pop(address, []):
+            self._attachments.remove(attachment)
+            attachment.close()
+            self.probes_attached -= 1
 
     def _read_exit_flag(self) -> bool:
         """Whether exit() ran; takes its exit code (EXIT_MAP holds 1 | code << 8)."""

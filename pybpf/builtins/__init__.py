@@ -19,12 +19,12 @@ LLVM.
 from __future__ import annotations
 
 from pybpf import ast
-from pybpf.builtins import (aggregations, arguments, clock, cpu, formatted, integers, maps, output,
-                            probe, rand, stacks, strings, task, unsafe)
+from pybpf.builtins import (aggregations, arguments, clock, cpu, formatted, integers, kernel, maps,
+                            output, probe, rand, stacks, strings, task, unsafe)
 from pybpf.builtins.entry import Aggregation, Builtin, Kind
 
 FAMILIES = (task, cpu, clock, rand, probe, strings, integers, formatted, output, unsafe, maps,
-            aggregations, stacks, arguments)
+            aggregations, stacks, arguments, kernel)
 
 ENTRIES = tuple(entry for family in FAMILIES for entry in family.BUILTINS)
 
@@ -53,6 +53,13 @@ def function(name: str) -> Builtin | None:
 
 def aggregation(name: str) -> Aggregation | None:
     return AGGREGATIONS.get(name)
+
+
+def needs_tracing_program(node) -> bool:
+    """Whether node, or a node below it, calls a function only BPF tracing programs have (the
+    entries marked tracing_program)."""
+    return any(isinstance(n, ast.Call) and (entry := function(n.name)) is not None and
+               entry.tracing_program for n in ast.walk(node))
 
 
 def reads_context(node) -> bool:

@@ -1,12 +1,14 @@
 """The aggregations' call side: count(), sum(v), min(v), max(v), avg(v), stats(v), hist(v),
-lhist(v, min, max, step). A call types its map; pybpf.program.MapKind and lower_maps.aggregate do
+lhist(v, min, max, step), tseries(v, interval_ns, num_intervals[, agg]). A call types its map; pybpf.program.MapKind and lower_maps.aggregate do
 the rest."""
 
 from __future__ import annotations
 
+from pybpf import ast
 from pybpf.builtins.entry import Aggregation
 from pybpf.checked import INT, is_int
-from pybpf.program import LhistParams, MapKind
+from pybpf.mapkinds.tseries import AGGREGATIONS as TSERIES_AGGREGATIONS
+from pybpf.program import LhistParams, MapKind, TSeriesParams
 
 
 def integer_value(c, call) -> bool:
@@ -56,6 +58,35 @@ def check_lhist(c, call, m, kind: MapKind) -> None:
     c.assign_map(m, kind, INT, LhistParams(lo, hi, step))
 
 
+TSERIES_MAX_INTERVALS = 10000     # buckets per key, as a hist's: each is an element of the map
+
+
+def check_tseries(c, call, m, kind: MapKind) -> None:
+    """tseries(v, interval_ns, num_intervals[, agg]): interval_ns a constant duration (100ms),
+    num_intervals a constant, agg "avg", "max", "min" or "sum" (bpftrace 0.26)."""
+    if not integer_value(c, call):
+        return
+    interval, count = (c.constant_int(a) for a in call.args[1:3])
+    if interval is None or count is None:
+        return
+    if interval <= 0:
+        c.error("tseries: interval_ns must be a positive duration (100ms, 1s, ...)", call.args[1].span)
+        return
+    if not 1 <= count <= TSERIES_MAX_INTERVALS:
+        c.error(f"tseries: num_intervals must be between 1 and {TSERIES_MAX_INTERVALS}",
+                call.args[2].span)
+        return
+    agg = ""
+    if len(call.args) == 4:
+        arg = call.args[3]
+        agg = arg.value.decode(errors="replace") if isinstance(arg, ast.String) else None
+        if agg not in TSERIES_AGGREGATIONS:
+            c.error(f"tseries: the aggregation must be a string literal, one of "
+                    f"{', '.join(map(repr, TSERIES_AGGREGATIONS))}", arg.span)
+            return
+    c.assign_map(m, kind, INT, tseries=TSeriesParams(interval, count, agg))
+
+
 BUILTINS = (
     Aggregation(MapKind.COUNT, 0, check_value),
     Aggregation(MapKind.SUM, 1, check_value),
@@ -65,4 +96,5 @@ BUILTINS = (
     Aggregation(MapKind.STATS, 1, check_value),
     Aggregation(MapKind.HIST, 1, check_hist, optional=1),
     Aggregation(MapKind.LHIST, 4, check_lhist),
+    Aggregation(MapKind.TSERIES, 3, check_tseries, optional=1),
 )

@@ -43,6 +43,9 @@ class Builtin:
     # (pybpf.resources), and a for-loop over a map refuses it, its body running in a callback
     # that has no context (as bpftrace refuses it).
     reads_context: bool = False
+    # Its helper exists only in BPF tracing programs (socket_cookie): a rawtracepoint block that
+    # calls it loads as a BTF tracepoint (pybpf.resources).
+    tracing_program: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ def identifier(name: str, check: Rule, lower: Lowering, pattern: str | None = No
 
 def function(name: str, arity: tuple[int, int] | None, check: Rule, lower: Lowering,
              layout: Layout | None = None, unsafe: bool = False,
-             reads_context: bool = False) -> Builtin:
+             reads_context: bool = False, tracing_program: bool = False) -> Builtin:
     return Builtin(name, Kind.FUNCTION, check, lower, arity, layout=layout, unsafe=unsafe,
-                   reads_context=reads_context)
+                   reads_context=reads_context, tracing_program=tracing_program)
 
 
 def typed(t: T.Type) -> Rule:

@@ -1,6 +1,6 @@
 """Values printed as text that user space makes (pybpf.types.FormattedType, rendered by
-pybpf.runtime.formatters): strftime, strerror, username, macaddr, ntop, buf; and pton, which parses
-an address when the program compiles."""
+pybpf.runtime.formatters): strftime, strerror, username, macaddr, ntop, buf, cgroup_path; and pton,
+which parses an address when the program compiles."""
 
 from __future__ import annotations
 
@@ -202,6 +202,21 @@ def lower_buf(g, e):
     return buf
 
 
+def check_cgroup_path(c, e):
+    """cgroup_path(id[, "filter"]): the paths of cgroup `id` in the mounted hierarchies whose
+    names match the filter's wildcards (cgroup v2's is "unified"), found when printed."""
+    if not integer_argument(c, e, e.args[0]):
+        return None
+    hierarchies = "*"
+    if len(e.args) == 2:
+        if not isinstance(e.args[1], ast.String):
+            c.error("cgroup_path() expects a string literal filter", e.args[1].span)
+            return None
+        c.set(e.args[1], T.StringType(len(e.args[1].value) + 1))
+        hierarchies = e.args[1].value.decode("utf-8", errors="replace")
+    return T.FormattedType("cgroup_path", 8, hierarchies)
+
+
 def lower_uid(g, e):
     uid = g.b.and_(g.helper(BpfFunc.get_current_uid_gid), g.constant(0xFFFFFFFF))
     return as_record(g, uid)
@@ -216,4 +231,5 @@ BUILTINS = (
     function("ntop", (1, 2), check_ntop, lower_ntop),
     function("pton", (1, 1), check_pton, lower_pton),
     function("buf", (1, 2), check_buf, lower_buf),
+    function("cgroup_path", (1, 2), check_cgroup_path, lambda g, e: as_record(g, g.expr(e.args[0]))),
 )

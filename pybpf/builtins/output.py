@@ -1,4 +1,5 @@
-"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, cat, exit. Each sends a ring-buffer
+"""Functions whose effect is in user space: printf, errorf, warnf, print, time, join, cat, exit,
+unwatch. Each sends a ring-buffer
 record (pybpf.program.EventKind) that the runtime acts on. The formats printf, print and time print
 with go into the compiled program (their layouts, called by pybpf.resources); pybpf.printf_format
 parses printf formats for both sides, runtime/printf.py and runtime/output.py apply them."""
@@ -9,7 +10,7 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.maps import check_whole_map
-from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable
+from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable, stored
 from pybpf.printf_format import PrintfFormatError, parse_printf
 from pybpf.program import EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, EventKind, PrintfSpec
 from pybpf.uapi.bpf import BpfFunc
@@ -111,16 +112,17 @@ def check_print(c, e):
         t = c.struct_value(arg, t)
     if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ArrayType,
                                             T.StructType, T.ProbeType, T.FormattedType,
-                                            T.StackType)):
+                                            T.StackType, T.PointerType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
 
 
 def layout_print(plan, checked, e):
-    """print(value) is a printf of the value and a newline."""
+    """print(value) is a printf of the value and a newline; a typed pointer prints in hex, as a
+    map value of it does."""
     if isinstance(e.args[0], ast.Map):
         return
-    t = storable(checked.types[e.args[0]])
+    t = stored(checked.types[e.args[0]])
     plan.add_printf(e, PrintfSpec("%d\n" if isinstance(t, T.IntType) else "%s\n", (t,)))
 
 
@@ -296,6 +298,20 @@ def lower_exit(g, e):
     return g.constant(0)
 
 
+def check_unwatch(c, e):
+    t = c.expr(e.args[0])
+    if t is not None and not is_int(t):
+        c.error(f"unwatch() expects an address, got {t}", e.args[0].span)
+        return None
+    return VOID
+
+
+def lower_unwatch(g, e):
+    """User space detaches the watchpoints on the address when it reads the record."""
+    g.emit_event(EventKind.UNWATCH, 0, [(g.expr(e.args[0]), INT)])
+    return g.constant(0)
+
+
 BUILTINS = (
     function("printf", None, check_printf, printf_event(EventKind.PRINTF), layout_printf),
     function("errorf", None, located_printf("ERROR"), printf_event(EventKind.ERRORF),
@@ -309,4 +325,5 @@ BUILTINS = (
     function("cat", None, check_printf, printf_event(EventKind.CAT), layout_printf),
     function("debugf", None, check_debugf, lower_debugf),
     function("exit", (0, 1), check_exit, lower_exit),
+    function("unwatch", (1, 1), check_unwatch, lower_unwatch),
 )

@@ -1,4 +1,5 @@
-"""What the probe provides: args, arg0..arg5, sarg0..N, retval, func, probe, usermode, ctx.
+"""What the probe provides: args, arg0..arg5, sarg0..N, retval, func, probe, usermode, ctx,
+reg("name").
 
 Whether a probe has these is a question for its provider (pybpf.providers), asked by the small
 functions below.
@@ -6,8 +7,9 @@ functions below.
 
 from __future__ import annotations
 
+from pybpf import ast
 from pybpf import types as T
-from pybpf.builtins.entry import identifier, typed
+from pybpf.builtins.entry import function, identifier, typed
 from pybpf.checked import UINT, function_name
 from pybpf.ktypes import KernelTypeError
 from pybpf.providers.base import Args, Context, ProbeGroup
@@ -127,6 +129,25 @@ def lower_usermode(g, e):
     return g.from_bool(g.b.icmp_unsigned("==", ring, g.constant(3)))
 
 
+def check_reg(c, e):
+    """reg("name"): a register of the interrupted code, by pt_regs's field name (x86-64: ip, sp,
+    ax, di, ...), where the context is the registers (kprobe, uprobe, profile)."""
+    (name,) = e.args
+    if not isinstance(name, ast.String):
+        c.error("reg() expects a string literal", name.span)
+        return None
+    c.set(name, T.StringType(len(name.value) + 1))
+    if not provides_registers(c.group):
+        c.error(f"The reg function cannot be used with '{c.group.provider.name}' probes", e.span)
+        return None
+    register = name.value.decode(errors="replace")
+    if register not in PT_REGS_OFFSETS:
+        c.error(f"'{register}' is not a valid register on this architecture", name.span)
+        return None
+    c.result.constants[e] = PT_REGS_OFFSETS[register]
+    return UINT
+
+
 BUILTINS = (
     # args is only ever read through a field (args.NAME), which pybpf.semantic_kernel types.
     identifier("args", check_args, None, reads_context=True),
@@ -138,6 +159,8 @@ BUILTINS = (
     identifier("func", check_func, lower_func),
     identifier("probe", typed(T.ProbeType()), lower_probe),
     identifier("usermode", check_usermode, lower_usermode, reads_context=True),
+    function("reg", (1, 1), check_reg, lambda g, e: g.load_context(g.checked.constants[e]),
+             reads_context=True),
     identifier("ctx", check_ctx, lambda g, e: g.b.ptrtoint(g.ctx, g.integer_type(8)),
                reads_context=True),
 )

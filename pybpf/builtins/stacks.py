@@ -71,6 +71,13 @@ def lower_usym(g, e):
     return buf
 
 
+def kernel_symbol(name: str) -> int | None:
+    """The address /proc/kallsyms gives `name` (0 to those without CAP_SYSLOG), or None."""
+    with open(KALLSYMS) as f:
+        return next((int(parts[0], 16) for parts in map(str.split, f)
+                     if len(parts) >= 3 and parts[2] == name), None)
+
+
 def check_kaddr(c, e):
     """kaddr("name"): the address of a kernel symbol, read from /proc/kallsyms at compile time."""
     (name,) = e.args
@@ -80,9 +87,7 @@ def check_kaddr(c, e):
     c.set(name, T.StringType(len(name.value) + 1))
     wanted = name.value.decode(errors="replace")
     try:
-        with open(KALLSYMS) as f:
-            found = next((int(parts[0], 16) for parts in map(str.split, f)
-                          if len(parts) >= 3 and parts[2] == wanted), None)
+        found = kernel_symbol(wanted)
     except OSError as err:
         c.error(f"kaddr: cannot read {KALLSYMS}: {err.strerror}", e.span)
         return None

@@ -1,5 +1,6 @@
 """Functions with effects beyond tracing, refused without --unsafe (pybpf.semantic checks the
-entries' `unsafe`): system() runs a command in user space, signal() signals the traced process."""
+entries' `unsafe`): system() runs a command in user space, signal() signals the traced process,
+override(rc) makes the probed kernel function return rc without running."""
 
 from __future__ import annotations
 
@@ -57,9 +58,28 @@ def lower_signal(g, e):
     return g.constant(0)
 
 
+def check_override(c, e):
+    """override(rc), bpftrace's: kprobes only; the kernel allows it on functions marked
+    ALLOW_ERROR_INJECTION, with CONFIG_BPF_KPROBE_OVERRIDE (it refuses the attach otherwise)."""
+    if c.group.provider.name != "kprobe":
+        c.error("override can only be used with kprobes.", e.span)
+        return None
+    t = c.expr(e.args[0])
+    if t is not None and not is_int(t):
+        c.error(f"override() expects an integer return code, got {t}", e.args[0].span)
+        return None
+    return VOID
+
+
+def lower_override(g, e):
+    g.helper(BpfFunc.override_return, g.ctx, g.expr(e.args[0]))
+    return g.constant(0)
+
+
 BUILTINS = (
     # The command runs in user space when its record is read (pybpf.runtime.command).
     function("system", None, check_printf, printf_event(EventKind.SYSTEM), layout_printf,
              unsafe=True),
     function("signal", (1, 1), check_signal, lower_signal, unsafe=True),
+    function("override", (1, 1), check_override, lower_override, unsafe=True, reads_context=True),
 )

@@ -22,13 +22,14 @@ from pybpf.mapkinds.max import MAX
 from pybpf.mapkinds.min import MIN
 from pybpf.mapkinds.stats import STATS
 from pybpf.mapkinds.sum import SUM
+from pybpf.mapkinds.tseries import TSERIES, TSeriesParams
 from pybpf.mapkinds.value import VALUE
 
-_KINDS = {k.kind: k for k in (VALUE, COUNT, SUM, MIN, MAX, AVG, STATS, HIST, LHIST)}
+_KINDS = {k.kind: k for k in (VALUE, COUNT, SUM, MIN, MAX, AVG, STATS, HIST, LHIST, TSERIES)}
 
 
 def kind_for(kind: MapKind) -> Kind:
     return _KINDS[kind]
 
 
-__all__ = ["Kind", "LhistParams", "MapKind", "Stats", "kind_for"]
+__all__ = ["Kind", "LhistParams", "MapKind", "Stats", "TSeriesParams", "kind_for"]

@@ -42,6 +42,7 @@ class MapKind(enum.Enum):
     STATS = "stats"
     HIST = "hist"
     LHIST = "lhist"
+    TSERIES = "tseries"
 
     @property
     def is_aggregation(self) -> bool:
@@ -57,6 +58,7 @@ class Kind:
     scalar_in_array = False   # without a key, a PERCPU_ARRAY indexed by bucket (or 0), not a hash
     json_type = "map"         # the "type" of the map's JSON object
     text_trailer = ""         # text after the map's entries
+    text_separator = ": "     # between `@name[key]` and the value's text
     # The type a for-loop or len() reads of a value (`$kv.1`), the CPUs combined; None: a loop
     # cannot iterate this kind (bpftrace iterates neither hist, lhist nor stats maps).
     read_type: T.Type | None = None
@@ -123,6 +125,11 @@ class Aggregation(Kind):
 
     def plain_type(self, spec) -> type | None:
         return int
+
+    def lower_operand(self, fb, spec, value):
+        """What lower_bucket, lower_update and lower_initial receive: the call's value (None for
+        count()), or what a kind computes from it once per update (tseries: with its epoch)."""
+        return value
 
     def lower_bucket(self, fb, spec, value):
         """The u64 bucket index the key ends in, for kinds with buckets; None for the others."""

@@ -2,6 +2,12 @@
 tracepoint's arguments, one u64 each, typed by the kernel's `btf_trace_NAME` typedef.
 
     rt:sched_switch { printf("%s\\n", args.next->comm); }
+
+A block that calls a helper only BPF tracing programs have (socket_cookie) loads instead as a BTF
+tracepoint, BTF_RAWTRACEPOINT: a TRACING program (expected attach type TRACE_RAW_TP) loaded
+against the typedef, one per tracepoint, whose pointer arguments the verifier knows by their BTF
+type. (bpftrace 0.26 loads every rawtracepoint so; pybpf only where it must, raw tracepoint
+programs being the cheaper to load and the only ones older kernels have.)
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import TYPE_CHECKING
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Context, ProbeGroup, ProbeNotFound
 from pybpf.providers.btf_probe import BtfProvider, arg_lines, btf_for, describing
-from pybpf.uapi.bpf import BpfProgType
+from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
 if TYPE_CHECKING:
     from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
@@ -31,6 +37,7 @@ class RawTracepoint(BtfProvider):
             raise ProbeNotFound(f"rawtracepoint not found: {name} (no btf_trace_{name} in the kernel's "
                              "BTF)")
         group.btf_args[point.name] = [(a.name, a.type_id) for a in kernel.tracepoint_args(name)]
+        group.btf_target[point.name] = kernel.tracepoint_typedef(name).id
 
     def describe(self, target: str) -> list[str]:
         def lines():
@@ -39,4 +46,14 @@ class RawTracepoint(BtfProvider):
         return describing(f"{self.name}:{target}", lines)
 
 
+class BtfRawTracepoint(RawTracepoint):
+    """The program kind of a rawtracepoint block that needs a tracing program: not a spelling of
+    its own (pybpf.resources picks it)."""
+    spellings = ()
+    prog_type = BpfProgType.TRACING
+    expected_attach_type = BpfAttachType.TRACE_RAW_TP
+    section = "tp_btf"
+
+
 RAWTRACEPOINT = RawTracepoint()
+BTF_RAWTRACEPOINT = BtfRawTracepoint()

@@ -87,6 +87,9 @@ BPF_EXIST = 2
 
 # src_reg of a ld_imm64 whose imm is a map fd.
 BPF_PSEUDO_MAP_FD = 1
+# src_reg of a ld_imm64 whose imm is a vmlinux BTF id of a VAR: the kernel's variable's address (a
+# ksym; of a per-CPU variable, what bpf_this_cpu_ptr/bpf_per_cpu_ptr take).
+BPF_PSEUDO_BTF_ID = 3
 # src_reg of a ld_imm64 whose imm is a subprogram's first instruction, relative to the next one
 # (a callback's address: bpf_for_each_map_elem's second argument).
 BPF_PSEUDO_FUNC = 4
@@ -118,6 +121,8 @@ class BpfFunc(enum.IntEnum):
     get_current_task = 35
     get_stackid = 27
     get_numa_node_id = 42
+    get_socket_cookie = 46
+    override_return = 58
     probe_read_str = 45
     get_current_cgroup_id = 80
     send_signal = 109
@@ -125,12 +130,16 @@ class BpfFunc(enum.IntEnum):
     probe_read_kernel = 113
     probe_read_user_str = 114
     probe_read_kernel_str = 115
+    skb_output = 111
+    d_path = 147
     jiffies64 = 118
     ringbuf_output = 130
     ringbuf_reserve = 131
     ringbuf_submit = 132
     ringbuf_discard = 133
     ktime_get_boot_ns = 125
+    per_cpu_ptr = 153
+    this_cpu_ptr = 154
     get_current_task_btf = 158
     ktime_get_tai_ns = 208
     task_pt_regs = 175

@@ -8,7 +8,7 @@ import pytest
 from pybpf import btf
 from pybpf.backend.objspec import parse_object
 from pybpf.compiler import compile_source
-from pybpf.uapi.bpf import BpfAttachType, BpfProgType
+from pybpf.uapi.bpf import BPF_PSEUDO_BTF_ID, BpfAttachType, BpfFunc, BpfProgType
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(btf.VMLINUX),
                                 reason="needs the kernel's BTF")
@@ -74,3 +74,62 @@ def test_one_fentry_program_per_function():
     ids = {p.attach_btf_id for p in compiled.programs}
     kernel = btf.vmlinux()
     assert ids == {kernel.func("vfs_read").id, kernel.func("vfs_write").id}
+
+
+def helper_calls_and_wide_loads(insns: bytes) -> list[tuple]:
+    """('call', helper id) and ('ld_imm64', src_reg, imm) in order: the calls and ksym loads."""
+    found = []
+    for off in range(0, len(insns), 8):
+        opcode, regs, _, imm = struct.unpack_from("<BBhi", insns, off)
+        if opcode == 0x85:
+            found.append(("call", imm))
+        elif opcode == 0x18 and regs >> 4:
+            found.append(("ld_imm64", regs >> 4, imm))
+    return found
+
+
+def test_socket_cookie_and_path_call_their_helpers_in_fentry():
+    _, section = only_program("fentry:tcp_rcv_established { @[socket_cookie(args.sk)] = count(); }")
+    assert ("call", BpfFunc.get_socket_cookie) in helper_calls_and_wide_loads(section.insns)
+    for source in ('fentry:vfs_open { printf("%s\\n", path(args.path)); }',
+                   'fentry:filp_close { printf("%s\\n", path(args.filp->f_path, 32)); }'):
+        _, section = only_program(source)
+        assert ("call", BpfFunc.d_path) in helper_calls_and_wide_loads(section.insns)
+
+
+def test_percpu_kaddr_loads_the_ksym_and_asks_for_a_cpus_copy(tmp_path, monkeypatch):
+    from pybpf.builtins import stacks
+    listing = tmp_path / "kallsyms"
+    listing.write_text("ffffffff83a2c000 D runqueues\n")
+    monkeypatch.setattr(stacks, "KALLSYMS", str(listing))
+    runqueues = btf.vmlinux().find_id("runqueues", "var")
+    _, section = only_program('i:s:1 { print(percpu_kaddr("runqueues")->nr_running); '
+                              '$q = percpu_kaddr("runqueues", 1); if ($q != 0) { print($q->cpu); } }')
+    found = helper_calls_and_wide_loads(section.insns)
+    ksym = ("ld_imm64", BPF_PSEUDO_BTF_ID, runqueues)
+    for helper in (BpfFunc.this_cpu_ptr, BpfFunc.per_cpu_ptr):
+        assert found[found.index(("call", helper)) - 1] == ksym
+
+
+def test_a_rawtracepoint_calling_a_tracing_helper_loads_as_a_btf_tracepoint():
+    """socket_cookie's helper exists only in tracing programs: the block becomes a TRACING
+    program loaded against the tracepoint's btf_trace_ typedef, one per tracepoint; a block that
+    calls none stays a raw tracepoint program."""
+    kernel = btf.vmlinux()
+    compiled = compile_source("rawtracepoint:tcp_destroy_sock,rawtracepoint:tcp_rcv_space_adjust "
+                              "{ @[socket_cookie(args.sk)] = count(); }")
+    assert [(p.prog_type, p.expected_attach_type, p.attach_btf_id) for p in compiled.programs] == [
+        (BpfProgType.TRACING, BpfAttachType.TRACE_RAW_TP, kernel.tracepoint_typedef(name).id)
+        for name in ("tcp_destroy_sock", "tcp_rcv_space_adjust")]
+    program, _ = only_program("rawtracepoint:inet_sock_set_state { @ = count(); }")
+    assert (program.prog_type, program.attach_btf_id) == (BpfProgType.RAW_TRACEPOINT, 0)
+
+
+def test_override_calls_bpf_override_return_with_the_registers():
+    # kprobes cannot attach on this kernel: the code is checked, not run
+    from pybpf.compiler import CompileOptions
+    compiled = compile_source('kprobe:__x64_sys_getuid /comm == "id"/ { override(2 << 21); }',
+                              options=CompileOptions(unsafe=True))
+    (program,) = compiled.programs
+    insns = parse_object(compiled.elf).programs[program.section].insns
+    assert ("call", BpfFunc.override_return) in helper_calls_and_wide_loads(insns)

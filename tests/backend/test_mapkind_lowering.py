@@ -11,7 +11,8 @@ import pytest
 from pybpf import types as T
 from pybpf.backend.codegen import FunctionBuilder
 from pybpf.backend.irutil import I64, PTR, ir
-from pybpf.mapkinds import LhistParams, MapKind, Stats, kind_for
+from pybpf.mapkinds import LhistParams, MapKind, Stats, TSeriesParams, kind_for
+from pybpf.mapkinds.tseries import Series
 from pybpf.program import MapSpec
 
 llvm = pytest.importorskip("llvmlite.binding")
@@ -134,3 +135,29 @@ def test_merging_the_cpus_reads_what_user_space_prints(kind):
         merge(ctypes.addressof(total), ctypes.addressof(cpu))
     [(_, printed)] = k.entries(spec, [(1,)], raw, len(PER_CPU[kind]), False, None)
     assert read(ctypes.addressof(total)) == (printed.average if kind is MapKind.AVG else printed)
+
+
+@pytest.mark.parametrize("agg, expected", [
+    ("", VALUES[-1]), ("sum", sum(VALUES)), ("min", min(VALUES)), ("max", max(VALUES)),
+    ("avg", int(sum(VALUES) / len(VALUES)))])
+def test_tseries_folds_one_interval_and_starts_the_next_afresh(agg, expected):
+    """The update with its operand (value, TAI time, epoch, params) as the function's arguments:
+    within epoch 7 the values fold by `agg`; epoch 11, the same bucket (11 % 4), restarts it."""
+    k, params = kind_for(MapKind.TSERIES), TSeriesParams(100, 4, agg)
+
+    def define(m):
+        for name, lower in (("initial", k.lower_initial), ("update", k.lower_update)):
+            function(m, name, [PTR, I64, I64, I64],
+                     lambda b, ptr, v, now, epoch, lower=lower: lower(b, ptr, (v, now, epoch, params)))
+    address = jit(define)
+    prototype = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
+    initial, update = prototype(address("initial")), prototype(address("update"))
+    spec = MapSpec("@m", "AT_m", MapKind.TSERIES, (T.IntType(),), T.IntType(), tseries=params)
+    value = ctypes.create_string_buffer(spec.value_size)
+    initial(ctypes.addressof(value), VALUES[0], 1000, 7)
+    for now, v in enumerate(VALUES[1:], 1001):
+        update(ctypes.addressof(value), v, now, 7)
+    assert k.entries(spec, [(1, 3)], value.raw, 1, False, None) == \
+        [((1,), Series(7, ((7, expected),)))]
+    update(ctypes.addressof(value), 9, 2000, 11)
+    assert k.entries(spec, [(1, 3)], value.raw, 1, False, None) == [((1,), Series(11, ((11, 9),)))]

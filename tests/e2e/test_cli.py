@@ -242,7 +242,7 @@ def test_json_lines(target):
                  f'/comm == "{COMM}"/ {{ @[probe] = count(); @h = hist(3); printf("hi %d\\n", 1); }}'],
                 opens(target, 3))
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert records[0] == {"type": "attached_probes", "data": {"probes": 2}}
+    assert records[0] == {"type": "attached_probes", "count": 2, "data": {"probes": 2}}
     assert records.count({"type": "printf", "data": "hi 1\n"}) == 3
     assert {"type": "map", "data": {"@": {"tracepoint:syscalls:sys_enter_openat": 3}}} in records
     assert {"type": "hist", "data": {"@h": [{"min": 2, "max": 3, "count": 3}]}} in records

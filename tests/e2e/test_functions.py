@@ -74,6 +74,41 @@ def test_cgroupid_of_a_missing_cgroup_is_a_compile_error():
     assert "cgroupid: cannot find the cgroup /sys/fs/cgroup/no-such-cgroup" in r.stderr
 
 
+def cgroup2_mount() -> str | None:
+    with open("/proc/self/mounts") as f:
+        return next((fields[1] for fields in map(str.split, f) if fields[2] == "cgroup2"), None)
+
+
+@pytest.fixture
+def new_cgroup():
+    """A fresh cgroup v2 (its path under the hierarchy, its directory), removed afterwards."""
+    mount = cgroup2_mount()
+    if mount is None:
+        pytest.skip("no cgroup v2 hierarchy mounted")
+    name = f"/pybpf-test-{os.getpid()}"
+    os.mkdir(mount + name)
+    yield name, mount + name
+    os.rmdir(mount + name)
+
+
+@pytest.mark.kernel
+def test_cgroup_path_names_the_cgroup_in_each_hierarchy(new_cgroup):
+    # bpftrace 0.26: cgroup_path(id, filter) is `hierarchy:path` for each hierarchy whose name
+    # matches filter, cgroup v2's being "unified", found in user space when printed.
+    name, folder = new_cgroup
+    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_sched_yield /comm == "cgpathtest"/ '
+                   '{ print(cgroup_path(cgroup, "unif*")); print(cgroup_path(cgroup)); exit(); }'])
+    run.wait_for("ready")
+    joins = "open(sys.argv[2] + '/cgroup.procs', 'w').write(str(os.getpid())); os.sched_yield()"
+    child = subprocess.run(named_child("cgpathtest", "import os; " + joins, folder), timeout=30)
+    assert child.returncode == 0
+    filtered, every = run.wait_for("unified:"), run.wait_for("unified:")
+    out, err, code = run.stop(None)         # the script exit()s
+    assert code == 0, err
+    assert filtered == f"unified:{name}\n"
+    assert every.startswith(f"unified:{name}")      # then the v1 hierarchies, if any, by name
+
+
 CLOCK_IDS = {"monotonic": time.CLOCK_MONOTONIC, "boot": time.CLOCK_BOOTTIME,
              "tai": time.CLOCK_TAI, "sw_tai": time.CLOCK_TAI}
 
@@ -189,6 +224,23 @@ def test_ctx_is_the_probes_typed_context(eight_arguments):
     line = trace_line(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
                        "ctx->di, ctx->si, ctx != 0); }"], [eight_arguments], " ", capture_output=True)
     assert line.split() == ["1", "2", "1"]
+
+
+@pytest.mark.kernel
+def test_reg_reads_the_interrupted_registers_and_print_shows_pointers_in_hex(eight_arguments):
+    # bpftrace 0.26: reg("name") is a register of the probed code (di, si: the first two
+    # arguments; ip: where it stopped); print() of a pointer is its hex.
+    run = Running(["-e", READY + f'uprobe:{eight_arguments}:eight {{ printf("%d %d %d\\n", '
+                   'reg("di"), reg("si"), reg("ip") > 0); '
+                   'print(ctx); }'])
+    run.wait_for("ready")
+    assert subprocess.run([eight_arguments], timeout=30, capture_output=True).returncode == 0
+    line = run.wait_for(" ")
+    pointer = run.wait_for("0x")
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert line.split() == ["1", "2", "1"]
+    assert re.fullmatch(r"0x[0-9a-f]{16}", pointer.strip())
 
 
 def test_system_is_refused_without_unsafe():

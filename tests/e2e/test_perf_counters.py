@@ -5,6 +5,7 @@ watchpoint firing on each write of a program's variable."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -112,3 +113,50 @@ def test_watchpoint_needs_a_process():
     r = run_pybpf(["-e", "watchpoint:0x1000:8:w { @ = count(); }"])
     assert r.returncode == 1
     assert "ERROR: watchpoint probes watch one process: give its id with -p PID" in r.stderr
+
+
+# Writes its variable 3 times, waits for a line, then WRITES times more.
+PAUSED_WRITER_C = r"""
+#include <stdio.h>
+volatile long watched;
+int main(void) {
+    char line[8];
+    printf("%%p\n", (void *)&watched);
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin))
+        return 1;
+    for (int i = 0; i < 3; i++)
+        watched = i;
+    if (!fgets(line, sizeof line, stdin))
+        return 1;
+    for (int i = 0; i < %d; i++)
+        watched = i;
+    return 0;
+}
+""" % WRITES
+
+
+@pytest.mark.kernel
+def test_unwatch_detaches_the_watchpoint_on_its_address(compile_c):
+    # bpftrace 0.26: unwatch(addr) removes the watchpoint on addr (in user space, when its
+    # record is read): the writes after it are not seen.
+    writer = subprocess.Popen([compile_c(PAUSED_WRITER_C)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        address = writer.stdout.readline().strip()
+        run = Running(["-p", str(writer.pid), "-e", READY + f"watchpoint:{address}:8:w {{ @writes++; "
+                       f'if (@writes == 3) {{ printf("unwatching\\n"); unwatch({address}); }} }}'])
+        run.wait_for("ready")
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        run.wait_for("unwatching")
+        time.sleep(0.5)         # the unwatch record follows the printf's: let it be read
+        writer.stdin.write("go\n")
+        writer.stdin.close()
+        assert writer.wait(timeout=30) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    out, err, code = run.stop(sig=None)
+    assert code == 0, err
+    assert re.search(r"^@writes: (\d+)$", out, re.M)[1] == "3"

@@ -30,6 +30,11 @@ REFUSED = [
     ('BEGIN { printf("%r", 1); }', "printf: %r specifier expects a value of type buffer (got int64)"),
     ('BEGIN { join(1, 2); }', "join() expects a string literal separator"),
     ('BEGIN { print(1, 2); }', "print() takes top and div arguments only after a map"),
+    ('BEGIN { $f = "x"; print(cgroup_path(cgroup, $f)); }', "cgroup_path() expects a string literal filter"),
+    ('BEGIN { print(cgroup_path("x")); }', "cgroup_path() expects an integer, got string[2]"),
+    ('BEGIN { print(reg("ip")); }', "The reg function cannot be used with 'BEGIN' probes"),
+    ('uprobe:libc:getpid { print(reg("xx")); }', "'xx' is not a valid register on this architecture"),
+    ('uprobe:libc:getpid { $r = "ip"; print(reg($r)); }', "reg() expects a string literal"),
     ('BEGIN { @m[1] = 1; print(@m, "x"); }', "print(): top and div must be integers, got string[2]"),
 ]
 
@@ -39,6 +44,14 @@ def test_refused_with_a_message(source, message):
     with pytest.raises(CompileError) as raised:
         compile_to_ir(source)
     assert message in str(raised.value)
+
+
+def test_override_is_unsafe_and_for_kprobes_only():
+    with pytest.raises(CompileError, match="override\\(\\) is an unsafe function being used in safe mode"):
+        compile_to_ir("kprobe:vfs_read { override(1); }")
+    with pytest.raises(CompileError, match="override can only be used with kprobes."):
+        compile_to_ir("tracepoint:syscalls:sys_enter_getuid { override(1); }",
+                      options=CompileOptions(unsafe=True))
 
 
 def test_unsafe_allows_system_and_signal_where_bpftrace_does():

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pybpf import types as T
-from pybpf.mapkinds import LhistParams, MapKind, Stats, kind_for
+from pybpf.mapkinds import LhistParams, MapKind, Stats, TSeriesParams, kind_for
+from pybpf.mapkinds import tseries
 from pybpf.program import MapSpec
 from pybpf.uapi.bpf import BpfMapType
 
@@ -24,8 +25,8 @@ def q(*ints: int) -> bytes:
     return struct.pack(f"<{len(ints)}q", *ints)
 
 
-def spec(kind: MapKind, key=(I64,), value=I64, lhist=None) -> MapSpec:
-    return MapSpec("@m", "AT_m", kind, key, value, lhist)
+def spec(kind: MapKind, key=(I64,), value=I64, lhist=None, tseries_params=None) -> MapSpec:
+    return MapSpec("@m", "AT_m", kind, key, value, lhist, tseries=tseries_params)
 
 
 def decode(kind: MapKind, keys, raw: bytes, ncpu: int = 2, hide_zero: bool = False, **spec_args):
@@ -54,12 +55,15 @@ LAYOUTS = {
     (MapKind.HIST, True): (BpfMapType.PERCPU_HASH, 16, 8, 4096),    # the key ends in the bucket
     (MapKind.LHIST, False): (BpfMapType.PERCPU_ARRAY, 4, 8, 12),    # 10 buckets and two open ends
     (MapKind.LHIST, True): (BpfMapType.PERCPU_HASH, 16, 8, 4096),
+    (MapKind.TSERIES, False): (BpfMapType.PERCPU_ARRAY, 4, 24, 20),  # a bucket per interval
+    (MapKind.TSERIES, True): (BpfMapType.PERCPU_HASH, 16, 24, 4096),
 }
 
 
 @pytest.mark.parametrize("kind, keyed", sorted(LAYOUTS, key=lambda k: (k[0].value, k[1])))
 def test_layout(kind, keyed):
-    s = spec(kind, key=(I64,) if keyed else (), lhist=LhistParams(0, 100, 10))
+    s = spec(kind, key=(I64,) if keyed else (), lhist=LhistParams(0, 100, 10),
+             tseries_params=TSeriesParams(100_000_000, 20))
     assert (s.bpf_map_type, s.key_size, s.value_size, s.bpf_max_entries) == LAYOUTS[kind, keyed]
     assert s.percpu == kind.is_aggregation
 
@@ -195,7 +199,8 @@ def test_importing_the_kinds_loads_neither_side_nor_llvmlite_nor_prometheus_clie
 
 
 def test_the_kinds_import_no_other_pybpf_module_anywhere_in_their_code():
-    # Lazy imports count too: the package sits below both sides, so neither may appear.
+    # Lazy imports count too: the package sits below both sides, so neither may appear; the
+    # kernel's constants (pybpf.uapi, a leaf) are below both too (tseries reads the TAI clock).
     imported = set()
     for path in Path(kind_for.__code__.co_filename).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -205,4 +210,104 @@ def test_the_kinds_import_no_other_pybpf_module_anywhere_in_their_code():
                 imported.add(node.module)
             elif isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names if a.name.startswith("pybpf")}
-    assert {m for m in imported if not m.startswith("pybpf.mapkinds")} == {"pybpf.types"}
+    assert {m for m in imported if not m.startswith("pybpf.mapkinds")} <= {"pybpf.types",
+                                                                          "pybpf.uapi.bpf"}
+
+
+# --- tseries ----------------------------------------------------------------------------------------
+
+def slot(value: int, meta: int, epoch: int) -> bytes:
+    return struct.pack("<qQQ", value, meta, epoch)
+
+
+@pytest.mark.parametrize("agg, expected", [("", 30), ("sum", 50), ("avg", 25), ("min", 20), ("max", 30)])
+def test_tseries_merges_the_cpus_of_a_buckets_latest_epoch(agg, expected):
+    # bucket 2 of key 1: CPU 0 wrote 20 at epoch 7 (meta: time 100, or a count of 1), CPU 1 wrote
+    # 30 later in epoch 7 (time 200); CPU 2 holds a stale epoch 3, CPU 3 never wrote (epoch 0).
+    count = agg == "avg"
+    raw = slot(20, 1 if count else 100, 7) + slot(30, 1 if count else 200, 7) + slot(99, 5, 3) + \
+        slot(0, 0, 0)
+    params = TSeriesParams(10, 4, agg)
+    assert decode(MapKind.TSERIES, [(1, 2)], raw, ncpu=4, tseries_params=params) == \
+        [((1,), tseries.Series(7, ((7, expected),)))]
+
+
+def test_tseries_shows_every_key_over_the_window_up_to_the_latest_epoch():
+    # window of 3 epochs ending at 12 (key 2's newest): key 1 from its first epoch in the window
+    # (its epoch 9 is too old), with its missing ones as None; keys sort by their newest epoch
+    params = TSeriesParams(10, 3, "")
+    keys = [(1, 0), (1, 1), (2, 0)]
+    raw = slot(5, 1, 9) + slot(6, 1, 10) + slot(7, 1, 12)
+    entries = decode(MapKind.TSERIES, keys, raw, ncpu=1, tseries_params=params)
+    assert ordered(MapKind.TSERIES, entries, tseries_params=params) == [
+        ((1,), tseries.Series(10, ((10, 6), (11, None), (12, None)))),
+        ((2,), tseries.Series(12, ((12, 7),)))]
+
+
+ZIGZAG = """\
+             -5                                                  5
+hh:mm:ss.ms  |___________________________________________________|
+10:39:49.300 *                         .                         | -5
+10:39:49.400 |    *                    .                         | -4
+10:39:49.500 |         *               .                         | -3
+10:39:49.600 |              *          .                         | -2
+10:39:49.700 |                   *     .                         | -1
+10:39:49.800 |                         *                         | 0
+10:39:49.900 |                         .    *                    | 1
+10:39:50.000 |                         .         *               | 2
+10:39:50.100 |                         .              *          | 3
+10:39:50.200 |                         .                   *     | 4
+10:39:50.300 |                         .                         * 5
+10:39:50.400 |                         .                   *     | 4
+10:39:50.500 |                         .              *          | 3
+10:39:50.600 |                         .         *               | 2
+10:39:50.700 |                         .    *                    | 1
+10:39:50.800 |                         *                         | 0
+10:39:50.900 |                   *     .                         | -1
+10:39:51.000 |              *          .                         | -2
+10:39:51.100 |         *               .                         | -3
+10:39:51.200 |    *                    .                         | -4
+             v___________________________________________________v
+             -5                                                  5
+"""
+
+
+@pytest.fixture
+def utc_tai(monkeypatch):
+    """Local time UTC and TAI = wall clock, so an interval's printed time is its epoch's."""
+    monkeypatch.setenv("TZ", "UTC")
+    __import__("time").tzset()
+    monkeypatch.setattr(tseries, "_wall_clock", lambda: lambda ns: ns)
+    yield
+    monkeypatch.undo()
+    __import__("time").tzset()
+
+
+def test_tseries_graph_is_bpftraces(utc_tai):
+    # bpftrace 0.26's own example (stdlib.md, tseries "Example two": a zigzag every 100ms)
+    values = [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 0, -1, -2, -3, -4]
+    first = (10 * 3600 + 39 * 60 + 49) * 10 + 3          # 10:39:49.300 in 100ms epochs
+    series = tseries.Series(first + 19, tuple((first + i, v) for i, v in enumerate(values)))
+    render = kind_for(MapKind.TSERIES).text_value(spec(MapKind.TSERIES, (), tseries_params=TSeriesParams(
+        100_000_000, 20)), str)
+    assert render(series) == "\n" + ZIGZAG
+
+
+def test_tseries_graph_flat_line_missing_intervals_and_seconds(utc_tai):
+    # one value: a scale one below and above it; an interval without a value is "-"; whole
+    # seconds print without a fraction
+    series = tseries.Series(2, ((1, 9), (2, None)))
+    text = kind_for(MapKind.TSERIES).text_value(spec(MapKind.TSERIES, (), tseries_params=TSeriesParams(
+        1_000_000_000, 5)), str)(series)
+    assert text.splitlines()[1:4] == [
+        "         8                                                  10",
+        "hh:mm:ss |___________________________________________________|",
+        "00:00:01 |                         *                         | 9"]
+    assert text.splitlines()[4] == "00:00:02 |                                                   | -"
+
+
+def test_tseries_json_skips_missing_intervals(utc_tai):
+    series = tseries.Series(2, ((1, 9), (2, None)))
+    render = kind_for(MapKind.TSERIES).json_value(spec(MapKind.TSERIES, (), tseries_params=TSeriesParams(
+        100_000_000, 5)), str)
+    assert render(series) == '[{"interval_start":"1970-01-01T00:00:00.100000000","value":9}]'

@@ -330,18 +330,39 @@ def test_json_output_has_no_blank_lines_before_the_maps():
 @pytest.mark.parametrize("fmt,call,expected", [
     ("text", lambda o: o.attached(1), "Attaching 1 probe...\n"),
     ("text", lambda o: o.attached(3), "Attaching 3 probes...\n"),
-    ("json", lambda o: o.attached(2), '{"type": "attached_probes", "data": {"probes": 2}}\n'),
+    ("json", lambda o: o.attached(2), '{"type": "attached_probes", "count": 2, "data": {"probes": 2}}\n'),
     ("text", lambda o: o.printf("a\tb"), "a\tb"),
     ("json", lambda o: o.printf('a"b\\c\td\x01e\n'),
      '{"type": "printf", "data": "a\\"b\\\\c\\td\\u0001e\\n"}\n'),
     # From bpftrace's output.cpp; a lost-event count is hard to provoke on purpose.
     ("text", lambda o: o.lost(7), "Lost 7 events\n"),
-    ("json", lambda o: o.lost(7), '{"type": "lost_events", "data": {"events": 7}}\n'),
+    ("json", lambda o: o.lost(7), '{"type": "lost_events", "count": 7, "data": {"events": 7}}\n'),
+    # bpftrace 0.26's errorf/warnf records (src/output/json.cpp): the message and where the call is
+    ("json", lambda o: o.located("errorf", "a.bt:3:9-20: ERROR: bad\n\"x\"", print),
+     '{"type": "errorf", "msg": "bad\\n\\"x\\"", "filename": "a.bt", "line": 3, "col": 9}\n'),
+    ("json", lambda o: o.located("warnf", "stdin:1:2-5: WARNING: w", print),
+     '{"type": "warnf", "msg": "w", "filename": "stdin", "line": 1, "col": 2}\n'),
+    ("json", lambda o: o.value((2 ** 53, 2 ** 53 + 1, -(2 ** 63), 2 ** 64 - 16)),
+     '{"type": "value", "data": [9007199254740992,"9007199254740993",-9223372036854775808,'
+     '"18446744073709551600"]}\n'),
 ])
 def test_events(fmt, call, expected):
     stream = io.StringIO()
     call(make_output(fmt, stream))
     assert stream.getvalue() == expected
+
+
+def test_text_errorf_and_warnf_go_where_the_session_says():
+    stream, written = io.StringIO(), []
+    make_output("text", stream).located("errorf", "stdin:1:2-5: ERROR: bad", written.append)
+    assert written == ["stdin:1:2-5: ERROR: bad"] and stream.getvalue() == ""
+
+
+def test_json_integer_map_values_a_double_cannot_hold_are_strings():
+    stream = io.StringIO()
+    spec = MapSpec("@m", "AT_m", MapKind.VALUE, (T.IntType(8, False),), T.IntType(8, False))
+    JsonOutput(stream).map(spec, [((1,), 2 ** 64 - 1), ((2,), 5)])
+    assert stream.getvalue() == '{"type": "map", "data": {"@m": {"2": 5, "1": "18446744073709551615"}}}\n'
 
 
 class RecordingStream(io.StringIO):
