@@ -211,8 +211,8 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     return result
 
 
-def symbol_address(path: str, name: str) -> int:
-    """The virtual address of any defined symbol (a global variable as well as a function)."""
+def defined_symbol(path: str, name: str) -> tuple[int, int]:
+    """(virtual address, size) of any defined symbol (a global variable as well as a function)."""
     from elftools.common.exceptions import ELFError
     f, elf = _open_elf(path)
     try:
@@ -222,12 +222,30 @@ def symbol_address(path: str, name: str) -> int:
                 continue
             for sym in section.get_symbol_by_name(name) or ():
                 if sym["st_shndx"] != "SHN_UNDEF":
-                    return sym["st_value"]
+                    return sym["st_value"], sym["st_size"]
     except ELFError as e:
         raise SymbolError(f"cannot read the symbols of {path}: {e}") from None
     finally:
         f.close()
     raise SymbolError(f"no symbol '{name}' in {path}")
+
+
+def symbol_address(path: str, name: str) -> int:
+    return defined_symbol(path, name)[0]
+
+
+ET_DYN = 3                          # e_type of a PIE or a shared object
+
+
+def position_independent(path: str) -> bool:
+    """Whether the binary loads at an address chosen at run time (e_type ET_DYN: a PIE or a
+    shared object), so its symbols' addresses move by a load bias."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(18)
+    except OSError as e:
+        raise SymbolError(f"cannot read {path}: {e.strerror}") from None
+    return len(header) == 18 and int.from_bytes(header[16:18], "little") == ET_DYN
 
 
 def process_exists(pid: int) -> bool:
@@ -289,6 +307,14 @@ def file_offset(path: str, vaddr: int) -> int:
         if p_vaddr <= vaddr < p_vaddr + p_memsz:
             return vaddr - p_vaddr + p_offset
     raise SymbolError(f"address {vaddr:#x} is in no loadable segment of {path}")
+
+
+def vaddr_of_offset(path: str, offset: int) -> int:
+    """The virtual address file offset `offset` loads at (file_offset's inverse)."""
+    for p_vaddr, p_memsz, p_offset, _ in _load_segments(path):
+        if p_offset <= offset < p_offset + p_memsz:
+            return offset - p_offset + p_vaddr
+    raise SymbolError(f"file offset {offset:#x} is in no loadable segment of {path}")
 
 
 def _preferred(name: str) -> tuple:

@@ -102,8 +102,9 @@ def _field_layout(checked: CheckedScript, probe: ast.Probe, point: AttachPoint) 
 
 
 def _uses_constant_per_point(probe: ast.Probe) -> bool:
-    """`probe` and `func` are constants baked into the code."""
-    return ast.reads_builtin(probe, "probe", "func")
+    """`probe`, `func` and uaddr() are constants baked into the code."""
+    return ast.reads_builtin(probe, "probe", "func") or \
+        any(isinstance(n, ast.Call) and n.name == "uaddr" for n in ast.walk(probe))
 
 
 def _reads_numbered_args(probe: ast.Probe) -> bool:

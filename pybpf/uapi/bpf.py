@@ -138,6 +138,7 @@ class BpfFunc(enum.IntEnum):
     map_lookup_percpu_elem = 195
     trace_vprintk = 177
     get_attach_cookie = 174
+    get_func_ip = 173
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1
