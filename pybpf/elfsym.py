@@ -11,7 +11,8 @@ that), shared by the compiler (validating and expanding uprobe targets) and the 
 
 A binary is an absolute path (taken as it is), a program on PATH, or a library name ("libc",
 "libc.so.6") found through `ldconfig -p` or the usual library directories. Symbols are the defined
-STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, memoized per (path, mtime). C++ names
+STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, and of the .symtab of the ELF that
+MiniDebugInfo (`.gnu_debugdata`, xz) holds in the binary itself, memoized per (path, mtime). C++ names
 also answer demangled ('ns::add(int, int)'), through binutils' c++filt where it is installed:
 Python has no demangler of its own, and pybpf depends on none; without c++filt, C++ functions
 answer to their mangled names only.
@@ -178,10 +179,55 @@ def _defined_functions(elf, section):
             yield name, value, size, info >> 4 != 0             # bind 0: STB_LOCAL
 
 
+# MiniDebugInfo: the decompressed ELF is refused past this size, and the decoder's memory is
+# bounded as well (a hostile or corrupt section cannot make pybpf allocate without end).
+MAX_DEBUGDATA_BYTES = 64 << 20
+MAX_DEBUGDATA_DECODER_MEMORY = 256 << 20
+
+
+def _debugdata_elf(elf):
+    """The ELF a `.gnu_debugdata` section holds (MiniDebugInfo: Fedora's and RHEL's stripped
+    binaries keep the symbols of their local functions there, xz-compressed), or None when
+    there is none or it is corrupt or too large."""
+    import io
+    import lzma
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    section = elf.get_section_by_name(".gnu_debugdata")
+    if section is None or section["sh_type"] == "SHT_NOBITS":
+        return None
+    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=MAX_DEBUGDATA_DECODER_MEMORY)
+    try:
+        plain = decoder.decompress(section.data(), max_length=MAX_DEBUGDATA_BYTES + 1)
+    except lzma.LZMAError:
+        return None
+    if len(plain) > MAX_DEBUGDATA_BYTES or not decoder.eof:
+        return None
+    try:
+        return ELFFile(io.BytesIO(plain))
+    except ELFError:
+        return None
+
+
+def _symbol_tables(elf):
+    """(elf, section) of the symbol tables to read: .symtab, .dynsym, then the .symtab of the
+    MiniDebugInfo, when the binary has one."""
+    for candidate in (elf, _debugdata_elf(elf)):
+        if candidate is None:
+            continue
+        for section_name in (".symtab", ".dynsym"):
+            section = candidate.get_section_by_name(section_name)
+            if section is not None and hasattr(section, "iter_symbols") and \
+                    section["sh_type"] != "SHT_NOBITS":
+                yield candidate, section
+
+
 def function_symbols(path: str) -> dict[str, tuple[int, int]]:
-    """{name: (vaddr, size)} of the functions `path` defines (.symtab, then .dynsym). A versioned name
-    ('memcpy@GLIBC_2.2.5') also answers to its bare name when nothing else has it; a global symbol wins
-    over a local one of the same name; a C++ name also to its demangled form."""
+    """{name: (vaddr, size)} of the functions `path` defines (.symtab, .dynsym, then the symbols
+    of its MiniDebugInfo). A versioned name ('memcpy@GLIBC_2.2.5') also answers to its bare name
+    when nothing else has it; a global symbol wins over a local one of the same name; a C++
+    name also to its demangled form."""
     from elftools.common.exceptions import ELFError
     key = _key(path)
     cached = _symbols_cache.get(key)
@@ -190,11 +236,8 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     f, elf = _open_elf(path)
     found: dict[str, tuple[int, int, bool]] = {}
     try:
-        for section_name in (".symtab", ".dynsym"):
-            section = elf.get_section_by_name(section_name)
-            if section is None or not hasattr(section, "iter_symbols"):
-                continue
-            for sym_name, value, size, is_global in _defined_functions(elf, section):
+        for table_elf, section in _symbol_tables(elf):
+            for sym_name, value, size, is_global in _defined_functions(table_elf, section):
                 entry = (value, size, is_global)
                 for name in (sym_name, sym_name.split("@", 1)[0]):
                     old = found.get(name)
