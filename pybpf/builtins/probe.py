@@ -39,7 +39,7 @@ def provides_registers(group: ProbeGroup) -> bool:
 def check_args(c, e):
     if not provides_args(c.group):
         c.error("The args builtin can only be used with tracepoint, rawtracepoint, "
-                "kprobe and fentry probes", e.span)
+                "kprobe, fentry and uprobe probes", e.span)
         return None
     c.error("args cannot be used as a value: use args.FIELD", e.span)
     return None

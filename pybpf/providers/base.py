@@ -64,6 +64,10 @@ class ProbeGroup:
     # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
     # names as the user wrote them, which `probe` shows.
     written_names: dict[str, str] = field(default_factory=dict)
+    # uprobes typed from DWARF (pybpf.dwarf_args): the split BTF (over the kernel's) that their
+    # btf_args ids are in, and by point name the arguments that cannot be read, with why.
+    user_btf: object = None
+    refused_args: dict[str, dict[str, str]] = field(default_factory=dict)
     # USDT: each site's arguments (pybpf.usdt_notes.UsdtArg), by point: sites differ in where
     # their arguments are, so points with different ones get programs of their own.
     site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
