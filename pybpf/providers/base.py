@@ -111,6 +111,7 @@ class Provider:
     prog_type: BpfProgType
     section: str                                # ELF section prefix: 'kretprobe/p3'
     expected_attach_type: int = 0               # set: one program per target, loaded against it
+    multi_attach_kind: str = ""                 # set: many points of one binary may share one link
     attach_kind: str                            # how the run side attaches (runtime/attach)
     alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
     watches_process: bool = False               # its points need the process to watch (-p PID)

@@ -32,6 +32,7 @@ class Uprobe(Provider):
         self.name, self.spellings, self.section, self.attach_kind = name, spellings, name, name
         self.retval, self.numbered_args = returns, not returns
         self.args = Args.NONE if returns else Args.BTF
+        self.multi_attach_kind = name + "_multi"       # runtime/attach/uprobe_multi.py
 
     def resolve(self, text: str, target: str, group: ProbeGroup) -> None:
         from pybpf import elfsym, facts  # at first need: most programs have no uprobes
