@@ -5,10 +5,10 @@ probe attached, and from SIGINT to exit, for `uprobe:libc:PATTERN { @[probe] = c
     python3 -m benchmarks.uprobe_scale --pattern 'libc:[a-o]*' --repeat 3 --tools pybpf
 
 pybpf attaches a wildcard's uprobes of one binary through one uprobe_multi link where the kernel
-has them (6.6+), else a perf event each. To compare with the perf-event way, run this from a
-checkout before that change (`git worktree add /tmp/before COMMIT`, then PYTHONPATH=/tmp/before):
-pybpf leaves out (with a warning) the functions the kernel cannot probe; the perf-event way stops
-at the first (libc's pthread_spin_lock), so `libc:[a-o]*` is the pattern both can attach.
+has them (6.6+), else a perf event each; `--perf-events` also runs pybpf told the kernel has no
+uprobe_multi (the way before it used them). With uprobe_multi, pybpf leaves out (with a warning)
+the functions the kernel cannot probe; with perf events it stops at the first (libc's
+pthread_spin_lock), so `libc:[a-o]*` is a pattern both can attach.
 Timing as benchmarks.tracepoint_scale (BEGIN's line marks the end of attaching). Needs root.
 """
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import shutil
 import sys
+from unittest import mock
 
 from benchmarks.common import cold_and_warm
 from benchmarks.tracepoint_scale import run_once, summary
@@ -25,12 +26,21 @@ from benchmarks.tracepoint_scale import run_once, summary
 BODY = ' { @[probe] = count(); } BEGIN { printf("attached\\n"); }'
 
 
-def measure(pattern: str, repeat: int, tools) -> dict:
+# pybpf as the command runs it, answering that the kernel has no uprobe_multi links
+WITHOUT_MULTI = ("import sys, pybpf.runtime.features as f; f.uprobe_multi_available = lambda: False; "
+                 "from pybpf.cli import main; sys.exit(main())")
+
+
+def measure(pattern: str, repeat: int, tools, perf_events: bool = False) -> dict:
     program = f"uprobe:{pattern}" + BODY
     row: dict[str, list[dict]] = {}
     if "pybpf" in tools:
         row["pybpf cold"], row["pybpf warm"] = cold_and_warm(lambda env: run_once("pybpf", program, env),
                                                              repeat)
+    if "pybpf" in tools and perf_events:
+        command = [sys.executable, "-c", WITHOUT_MULTI, "-e", program]
+        with mock.patch("benchmarks.tracepoint_scale.tracer_command", lambda tool, p: command):
+            row["pybpf perf"] = cold_and_warm(lambda env: run_once("pybpf", program, env), repeat)[1]
     if "bpftrace" in tools and shutil.which("bpftrace"):
         row["bpftrace"] = [run_once("bpftrace", program) for _ in range(repeat)]
     return row
@@ -41,9 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--pattern", default="libc:*")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--tools", nargs="+", default=["pybpf", "bpftrace"])
+    ap.add_argument("--perf-events", action="store_true",
+                    help="also pybpf with a perf event per uprobe (warm)")
     ap.add_argument("--json", metavar="FILE")
     opts = ap.parse_args(argv)
-    row = measure(opts.pattern, opts.repeat, opts.tools)
+    row = measure(opts.pattern, opts.repeat, opts.tools, opts.perf_events)
     print(f"{'tracer':<12} {'probes':>7} {'attached s':>10} {'exit s':>9}")
     for tool, runs in row.items():
         s = summary(runs)
