@@ -366,6 +366,17 @@ def _preferred(name: str) -> tuple:
     return name.startswith("_"), "@" in name, name
 
 
+def functions_by_address(path: str) -> dict[int, tuple[str, int]]:
+    """{vaddr: (name, size)} of the functions of `path`, each by its preferred name (a plain or
+    demangled one: what a stack frame is named)."""
+    found: dict[int, tuple[str, int]] = {}
+    for name, (vaddr, size) in function_symbols(path).items():
+        old = found.get(vaddr)
+        if old is None or _preferred(name) < _preferred(old[0]):
+            found[vaddr] = (name, size)
+    return found
+
+
 def matching_functions(path: str, pattern: str) -> list[str]:
     """The functions whose name matches shell pattern `pattern`, one name per address (libc's
     getpid is also __getpid: a probe on both would fire twice), sorted."""
