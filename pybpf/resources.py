@@ -173,7 +173,7 @@ def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: b
         grouped = group_tracepoints and group.provider is TRACEPOINT
         if grouped:
             rest = _plan_raw_tracepoints(plan, group, rest, features)
-        if group.provider.multi_attach_kind and features.uprobe_multi():
+        if group.provider.multi_attach_kind and len(rest) > 1 and features.uprobe_multi():
             rest = _plan_multi_uprobes(plan, group, rest)
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
         # attach point, unless the points attach with cookies. (The tracepoint record cannot tell:
