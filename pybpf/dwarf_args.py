@@ -310,7 +310,8 @@ def _arguments(die, writer: _BtfWriter) -> FunctionArgs:
 
 def function_arguments(path: str, names: list[str], base) -> TypedFunctions:
     """The arguments of functions `names` of `path` from its DWARF, typed in one split BTF over
-    `base` (the kernel's). Raises DwarfError when the binary has no DWARF or lacks a function."""
+    `base` (the kernel's); of a wildcard's functions, those the DWARF has (crt's _start has
+    none). Raises DwarfError when the binary has no DWARF or lacks the one function asked."""
     from elftools.common.exceptions import DWARFError, ELFError
     from elftools.elf.elffile import ELFFile
     from pybpf import btf as B
@@ -326,9 +327,10 @@ def function_arguments(path: str, names: list[str], base) -> TypedFunctions:
             functions = {}
             for name in names:
                 die = subprograms.get(name)
-                if die is None:
+                if die is not None:
+                    functions[name] = _arguments(die, writer)
+                elif len(names) == 1:
                     raise DwarfError(f"no DWARF debug info for function '{name}' in {path}")
-                functions[name] = _arguments(die, writer)
             return TypedFunctions(B.Btf.from_bytes(writer.blob(), base=base, name=path), functions)
     except OSError as e:
         raise DwarfError(f"cannot read {path}: {e.strerror}") from None

@@ -82,8 +82,8 @@ class Uprobe(Provider):
                              "supported yet (a wildcard is one): write a probe for each")
         group.user_btf = typed.btf
         for point, name in zip(points, names):
-            group.btf_args[point.name] = typed.functions[name].args
-            group.refused_args[point.name] = typed.functions[name].refused
+            found = typed.functions.get(name, dwarf_args.FunctionArgs())
+            group.btf_args[point.name], group.refused_args[point.name] = found.args, found.refused
 
     def list_probes(self, pattern: str) -> list[str]:
         from pybpf import elfsym
@@ -107,7 +107,7 @@ class Uprobe(Provider):
         except btf.BtfError as e:
             raise ListingError(str(e)) from None
         return [f"    {typed.btf.c_name(type_id)} {arg}"
-                for arg, type_id in typed.functions[name].params]
+                for arg, type_id in typed.functions.get(name, dwarf_args.FunctionArgs()).params]
 
 
 UPROBE = Uprobe("uprobe", ("uprobe", "u"), returns=False)

@@ -116,3 +116,14 @@ def test_listing_shows_dwarf_arguments(args_prog):
         f"uprobe:{args_prog}:many", *(f"    long a{i}" for i in range(1, 8)),
         f"uprobe:{args_prog}:mixed", "    double scale", "    int a", "    struct point byval",
         "    long b"]
+
+
+def test_a_wildcard_types_the_functions_its_dwarf_has(args_prog):
+    """crt's functions (_start, ...) have no DWARF: in a wildcard they have no arguments, and
+    reading one there is the usual error, naming the function."""
+    r = run_pybpf(["-e", f"uprobe:{args_prog}:* {{ @ = args.a1; }}"])
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert re.search(rf"ERROR: uprobe:{re.escape(args_prog)}:\w+ has no argument named 'a1'",
+                     r.stderr.splitlines()[0]), r.stderr
+    ok = run_pybpf(["--dry-run", "-e", f"uprobe:{args_prog}:ma* {{ @ = args.argc; }}"])
+    assert f"uprobe:{args_prog}:many has no argument named 'argc'" in ok.stderr   # main has it
