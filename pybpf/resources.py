@@ -23,7 +23,8 @@ with its probe id as its bpf cookie, which the program reads (Features.attach_co
 them, a program per point).
 
 A wildcard's uprobes of one binary attach through one uprobe_multi link where the kernel has them
-(Features.uprobe_multi), one program for them all, unless the block reads `func` or uaddr().
+(Features.uprobe_multi), one program for them all (`probe` and `func` by cookie), unless the
+block calls uaddr().
 """
 
 from __future__ import annotations
@@ -111,9 +112,13 @@ def _uses_constant_per_point(probe: ast.Probe) -> bool:
 
 
 def _uses_point_constant(probe: ast.Probe) -> bool:
-    """A constant of the point other than `probe` (which a cookie can carry): `func`, uaddr()."""
-    return ast.reads_builtin(probe, "func") or \
-        any(isinstance(n, ast.Call) and n.name == "uaddr" for n in ast.walk(probe))
+    """A constant of the point other than `probe`: `func`, uaddr()."""
+    return ast.reads_builtin(probe, "func") or _calls_uaddr(probe)
+
+
+def _calls_uaddr(probe: ast.Probe) -> bool:
+    """uaddr() adds the load bias of the point's binary, found from the point's own address."""
+    return any(isinstance(n, ast.Call) and n.name == "uaddr" for n in ast.walk(probe))
 
 
 def _reads_numbered_args(probe: ast.Probe) -> bool:
@@ -218,9 +223,9 @@ def _plan_raw_tracepoints(plan: ResourcePlan, group: ProbeGroup, points: list[At
 def _plan_multi_uprobes(plan: ResourcePlan, group: ProbeGroup,
                         points: list[AttachPoint]) -> list[AttachPoint]:
     """The uprobes of one binary, two or more, through one program attached by one uprobe_multi
-    link (runtime/attach/uprobe_multi.py), `probe` carried by cookies; unless the block reads
-    `func` or uaddr(), constants of each point's code. -> the points left."""
-    if _uses_point_constant(group.probe):
+    link (runtime/attach/uprobe_multi.py), `probe` and `func` chosen by each point's cookie;
+    unless the block calls uaddr(), a constant of each point's code. -> the points left."""
+    if _calls_uaddr(group.probe):
         return points
     by_binary: dict[str, list[AttachPoint]] = {}
     for point in points:

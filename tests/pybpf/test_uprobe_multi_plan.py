@@ -40,9 +40,14 @@ def test_return_probes_and_blocks_without_probe(library):
     assert {p.cookie for p in program.attach_points} == {0}
 
 
-@pytest.mark.parametrize("body", ["@[func] = count();", '@ = *uaddr("lib_a");'])
-def test_constants_of_each_point_keep_a_program_each(library, body):
-    programs = compiled(f"uprobe:{library}:lib_* {{ {body} }}").programs
+def test_func_by_cookie(library):
+    (program,) = compiled(f"uprobe:{library}:lib_* {{ @[func] = count(); }}").programs
+    assert program.expected_attach_type == BpfAttachType.TRACE_UPROBE_MULTI
+    assert len({p.cookie for p in program.attach_points}) == 3
+
+
+def test_uaddr_keeps_a_program_each(library):
+    programs = compiled(f'uprobe:{library}:lib_* {{ @ = *uaddr("lib_a"); }}').programs
     assert len(programs) == 3
     assert {p.expected_attach_type for p in programs} == {0}
     assert {p.attach_points[0].attach_kind for p in programs} == {"uprobe"}
