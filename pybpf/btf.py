@@ -181,6 +181,11 @@ class Btf:
         return cls(bytes(data), base=base, name=name, cache=False)
 
     @property
+    def string_end(self) -> int:
+        """One past this file's last string offset: where a split BTF over it starts its own."""
+        return self._str_end
+
+    @property
     def identity(self) -> str:
         return self._identity
 

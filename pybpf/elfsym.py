@@ -11,7 +11,8 @@ that), shared by the compiler (validating and expanding uprobe targets) and the 
 
 A binary is an absolute path (taken as it is), a program on PATH, or a library name ("libc",
 "libc.so.6") found through `ldconfig -p` or the usual library directories. Symbols are the defined
-STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, memoized per (path, mtime). C++ names
+STT_FUNC and STT_GNU_IFUNC entries of .symtab and .dynsym, and of the .symtab of the ELF that
+MiniDebugInfo (`.gnu_debugdata`, xz) holds in the binary itself, memoized per (path, mtime). C++ names
 also answer demangled ('ns::add(int, int)'), through binutils' c++filt where it is installed:
 Python has no demangler of its own, and pybpf depends on none; without c++filt, C++ functions
 answer to their mangled names only.
@@ -183,10 +184,55 @@ def _defined_functions(elf, section):
             yield name, value, size, info >> 4 != 0             # bind 0: STB_LOCAL
 
 
+# MiniDebugInfo: the decompressed ELF is refused past this size, and the decoder's memory is
+# bounded as well (a hostile or corrupt section cannot make pybpf allocate without end).
+MAX_DEBUGDATA_BYTES = 64 << 20
+MAX_DEBUGDATA_DECODER_MEMORY = 256 << 20
+
+
+def _debugdata_elf(elf):
+    """The ELF a `.gnu_debugdata` section holds (MiniDebugInfo: Fedora's and RHEL's stripped
+    binaries keep the symbols of their local functions there, xz-compressed), or None when
+    there is none or it is corrupt or too large."""
+    import io
+    import lzma
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    section = elf.get_section_by_name(".gnu_debugdata")
+    if section is None or section["sh_type"] == "SHT_NOBITS":
+        return None
+    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=MAX_DEBUGDATA_DECODER_MEMORY)
+    try:
+        plain = decoder.decompress(section.data(), max_length=MAX_DEBUGDATA_BYTES + 1)
+    except lzma.LZMAError:
+        return None
+    if len(plain) > MAX_DEBUGDATA_BYTES or not decoder.eof:
+        return None
+    try:
+        return ELFFile(io.BytesIO(plain))
+    except ELFError:
+        return None
+
+
+def _symbol_tables(elf):
+    """(elf, section) of the symbol tables to read: .symtab, .dynsym, then the .symtab of the
+    MiniDebugInfo, when the binary has one."""
+    for candidate in (elf, _debugdata_elf(elf)):
+        if candidate is None:
+            continue
+        for section_name in (".symtab", ".dynsym"):
+            section = candidate.get_section_by_name(section_name)
+            if section is not None and hasattr(section, "iter_symbols") and \
+                    section["sh_type"] != "SHT_NOBITS":
+                yield candidate, section
+
+
 def function_symbols(path: str) -> dict[str, tuple[int, int]]:
-    """{name: (vaddr, size)} of the functions `path` defines (.symtab, then .dynsym). A versioned name
-    ('memcpy@GLIBC_2.2.5') also answers to its bare name when nothing else has it; a global symbol wins
-    over a local one of the same name; a C++ name also to its demangled form."""
+    """{name: (vaddr, size)} of the functions `path` defines (.symtab, .dynsym, then the symbols
+    of its MiniDebugInfo). A versioned name ('memcpy@GLIBC_2.2.5') also answers to its bare name
+    when nothing else has it; a global symbol wins over a local one of the same name; a C++
+    name also to its demangled form."""
     from elftools.common.exceptions import ELFError
     key = _key(path)
     cached = _symbols_cache.get(key)
@@ -195,11 +241,8 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     f, elf = _open_elf(path)
     found: dict[str, tuple[int, int, bool]] = {}
     try:
-        for section_name in (".symtab", ".dynsym"):
-            section = elf.get_section_by_name(section_name)
-            if section is None or not hasattr(section, "iter_symbols"):
-                continue
-            for sym_name, value, size, is_global in _defined_functions(elf, section):
+        for table_elf, section in _symbol_tables(elf):
+            for sym_name, value, size, is_global in _defined_functions(table_elf, section):
                 entry = (value, size, is_global)
                 for name in (sym_name, sym_name.split("@", 1)[0]):
                     old = found.get(name)
@@ -216,8 +259,8 @@ def function_symbols(path: str) -> dict[str, tuple[int, int]]:
     return result
 
 
-def symbol_address(path: str, name: str) -> int:
-    """The virtual address of any defined symbol (a global variable as well as a function)."""
+def defined_symbol(path: str, name: str) -> tuple[int, int]:
+    """(virtual address, size) of any defined symbol (a global variable as well as a function)."""
     from elftools.common.exceptions import ELFError
     f, elf = _open_elf(path)
     try:
@@ -227,12 +270,30 @@ def symbol_address(path: str, name: str) -> int:
                 continue
             for sym in section.get_symbol_by_name(name) or ():
                 if sym["st_shndx"] != "SHN_UNDEF":
-                    return sym["st_value"]
+                    return sym["st_value"], sym["st_size"]
     except ELFError as e:
         raise SymbolError(f"cannot read the symbols of {path}: {e}") from None
     finally:
         f.close()
     raise SymbolNotFound(f"no symbol '{name}' in {path}")
+
+
+def symbol_address(path: str, name: str) -> int:
+    return defined_symbol(path, name)[0]
+
+
+ET_DYN = 3                          # e_type of a PIE or a shared object
+
+
+def position_independent(path: str) -> bool:
+    """Whether the binary loads at an address chosen at run time (e_type ET_DYN: a PIE or a
+    shared object), so its symbols' addresses move by a load bias."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(18)
+    except OSError as e:
+        raise SymbolError(f"cannot read {path}: {e.strerror}") from None
+    return len(header) == 18 and int.from_bytes(header[16:18], "little") == ET_DYN
 
 
 def process_exists(pid: int) -> bool:
@@ -296,10 +357,29 @@ def file_offset(path: str, vaddr: int) -> int:
     raise SymbolError(f"address {vaddr:#x} is in no loadable segment of {path}")
 
 
+def vaddr_of_offset(path: str, offset: int) -> int:
+    """The virtual address file offset `offset` loads at (file_offset's inverse)."""
+    for p_vaddr, p_memsz, p_offset, _ in _load_segments(path):
+        if p_offset <= offset < p_offset + p_memsz:
+            return offset - p_offset + p_vaddr
+    raise SymbolError(f"file offset {offset:#x} is in no loadable segment of {path}")
+
+
 def _preferred(name: str) -> tuple:
     """Which of several names of one address a probe is called by: a plain or demangled name
     before `__alias`, `_Z...` and `name@VERSION`."""
     return name.startswith("_"), "@" in name, name
+
+
+def functions_by_address(path: str) -> dict[int, tuple[str, int]]:
+    """{vaddr: (name, size)} of the functions of `path`, each by its preferred name (a plain or
+    demangled one: what a stack frame is named)."""
+    found: dict[int, tuple[str, int]] = {}
+    for name, (vaddr, size) in function_symbols(path).items():
+        old = found.get(vaddr)
+        if old is None or _preferred(name) < _preferred(old[0]):
+            found[vaddr] = (name, size)
+    return found
 
 
 def matching_functions(path: str, pattern: str) -> list[str]:

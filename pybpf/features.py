@@ -27,6 +27,10 @@ class Features(Protocol):
         """Whether programs of `prog_type` can read the bpf cookie they were attached with
         (bpf_get_attach_cookie: tracepoints since 5.15, raw tracepoints since 6.10)."""
 
+    def uprobe_multi(self) -> bool:
+        """Whether the kernel attaches many uprobes through one link (BPF_TRACE_UPROBE_MULTI,
+        Linux 6.6)."""
+
 
 @record(frozen=True)
 class FixedFeatures:
@@ -34,6 +38,7 @@ class FixedFeatures:
     kprobes: bool = False
     fentry: bool = False
     cookies: bool = False
+    uprobe_multi_links: bool = False
 
     def kprobes_available(self) -> bool:
         return self.kprobes
@@ -43,3 +48,6 @@ class FixedFeatures:
 
     def attach_cookies(self, prog_type: int) -> bool:
         return self.cookies
+
+    def uprobe_multi(self) -> bool:
+        return self.uprobe_multi_links

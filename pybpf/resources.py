@@ -21,6 +21,10 @@ same place (~0.2 ms to attach and to detach each), all through one program. Thos
 events share a program per `args` layout. Where a shared program reads `probe`, each point attaches
 with its probe id as its bpf cookie, which the program reads (Features.attach_cookies; without
 them, a program per point).
+
+A wildcard's uprobes of one binary attach through one uprobe_multi link where the kernel has them
+(Features.uprobe_multi), one program for them all (`probe` and `func` by cookie), unless the
+block calls uaddr().
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pybpf.providers.base import ProbeGroup, Provider
 from pybpf.providers.rawtracepoint import BTF_RAWTRACEPOINT, RAWTRACEPOINT
 from pybpf.providers.tracepoint import TRACEPOINT, raw_tracepoint_points
 from pybpf.records import replace
+from pybpf.uapi.bpf import BpfAttachType
 
 # Tracepoint record fields a shared syscall program can produce: the number, then the arguments
 # (8 bytes each from offset 16; sys_exit's `ret` is there too). common_* fields are refused in any
@@ -103,8 +108,18 @@ def _field_layout(checked: CheckedScript, probe: ast.Probe, point: AttachPoint) 
 
 
 def _uses_constant_per_point(probe: ast.Probe) -> bool:
-    """`probe` and `func` are constants baked into the code."""
-    return ast.reads_builtin(probe, "probe", "func")
+    """`probe`, `func` and uaddr() are constants baked into the code."""
+    return ast.reads_builtin(probe, "probe") or _uses_point_constant(probe)
+
+
+def _uses_point_constant(probe: ast.Probe) -> bool:
+    """A constant of the point other than `probe`: `func`, uaddr()."""
+    return ast.reads_builtin(probe, "func") or _calls_uaddr(probe)
+
+
+def _calls_uaddr(probe: ast.Probe) -> bool:
+    """uaddr() adds the load bias of the point's binary, found from the point's own address."""
+    return any(isinstance(n, ast.Call) and n.name == "uaddr" for n in ast.walk(probe))
 
 
 def _reads_numbered_args(probe: ast.Probe) -> bool:
@@ -164,6 +179,8 @@ def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: b
         grouped = group_tracepoints and group.provider is TRACEPOINT
         if grouped:
             rest = _plan_raw_tracepoints(plan, group, rest, features)
+        if group.provider.multi_attach_kind and len(rest) > 1 and features.uprobe_multi():
+            rest = _plan_multi_uprobes(plan, group, rest)
         # `probe` is a constant baked into the code, so a block that reads it needs a program per
         # attach point, unless the points attach with cookies. (The tracepoint record cannot tell:
         # syscall tracepoints hand BPF a record whose first 8 bytes, common_type among them, are a
@@ -207,15 +224,38 @@ def _plan_raw_tracepoints(plan: ResourcePlan, group: ProbeGroup, points: list[At
     return [point for point in points if point not in raw]
 
 
+def _plan_multi_uprobes(plan: ResourcePlan, group: ProbeGroup,
+                        points: list[AttachPoint]) -> list[AttachPoint]:
+    """The uprobes of one binary, two or more, through one program attached by one uprobe_multi
+    link (runtime/attach/uprobe_multi.py), `probe` and `func` chosen by each point's cookie;
+    unless the block calls uaddr(), a constant of each point's code. -> the points left."""
+    if _calls_uaddr(group.probe):
+        return points
+    by_binary: dict[str, list[AttachPoint]] = {}
+    for point in points:
+        by_binary.setdefault(point.target.partition(":")[0], []).append(point)
+    left = []
+    for members in by_binary.values():
+        if len(members) < 2:
+            left += members
+            continue
+        _add_shared_program(plan, group, [replace(point, attach_kind=group.provider.multi_attach_kind)
+                                          for point in members], group.provider,
+                            BpfAttachType.TRACE_UPROBE_MULTI)
+    return left
+
+
 def _add_shared_program(plan: ResourcePlan, group: ProbeGroup, points: list[AttachPoint],
-                        kind: Provider) -> None:
+                        kind: Provider, expected_attach_type: int | None = None) -> None:
     """One program for `points`; when there are several and the block reads `probe`, each attaches
     with its probe id as its cookie, which the program reads."""
     if len(points) > 1 and _uses_constant_per_point(group.probe):
         points = [replace(point, cookie=_probe_id(plan, group, point)) for point in points]
-        _add_program(plan, group, tuple(points), kind, points[0].cookie, probe_from_cookie=True)
+        _add_program(plan, group, tuple(points), kind, points[0].cookie, probe_from_cookie=True,
+                     expected_attach_type=expected_attach_type)
     else:
-        _add_program(plan, group, tuple(points), kind, _probe_id(plan, group, points[0]))
+        _add_program(plan, group, tuple(points), kind, _probe_id(plan, group, points[0]),
+                     expected_attach_type=expected_attach_type)
 
 
 def _probe_id(plan: ResourcePlan, group: ProbeGroup, point: AttachPoint) -> int:
@@ -226,12 +266,13 @@ def _probe_id(plan: ResourcePlan, group: ProbeGroup, point: AttachPoint) -> int:
 
 def _add_program(plan: ResourcePlan, group: ProbeGroup, points: tuple[AttachPoint, ...],
                  kind: Provider, probe_id: int, syscall_filter: SyscallFilter | None = None,
-                 probe_from_cookie: bool = False) -> None:
-    """`kind` is the provider whose program type and section the code is built for."""
+                 probe_from_cookie: bool = False, expected_attach_type: int | None = None) -> None:
+    """`kind` is the provider whose program type and section the code is built for (and, unless
+    given, its expected attach type)."""
     n = len(plan.programs)
     plan.programs.append(BpfProgramPlan(
         group, points, f"{kind.section}/p{n}", f"probe_{n}", int(kind.prog_type), probe_id,
-        int(kind.expected_attach_type),
+        int(kind.expected_attach_type if expected_attach_type is None else expected_attach_type),
         group.btf_target.get(points[0].name, 0) if kind.expected_attach_type else 0,
         syscall_filter, probe_from_cookie))
 

@@ -49,6 +49,7 @@ class TypeChecker(KernelChecks):
         self.map_loops: list[tuple[ast.ForMap, int]] = []
         self.in_str_call = False
         self._kernel_types: KernelTypes | None = None
+        self._user_kernel_types: dict[int, KernelTypes] = {}     # by id of a group's user_btf
 
     # Entry -----------------------------------------------------------------------------------
 

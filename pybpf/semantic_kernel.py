@@ -36,6 +36,12 @@ class KernelChecks:
             except btf.BtfError as e:
                 self.error(f"kernel types are needed here, but {e}", span)
                 return None
+        user_btf = self.group.user_btf if self.group is not None else None
+        if user_btf is not None:        # a uprobe's DWARF types, over the kernel's
+            found = self._user_kernel_types.get(id(user_btf))
+            if found is None:
+                found = self._user_kernel_types[id(user_btf)] = KernelTypes(user_btf)
+            return found
         return self._kernel_types
 
     def ask_kernel_types(self, span: Span, question: Callable[[KernelTypes], R]) -> R | None:
@@ -120,14 +126,18 @@ class KernelChecks:
         types = set()
         for point in self.group.points:
             args = self.group.btf_args.get(point.name, [])
-            index = next((i for i, (n, _) in enumerate(args) if n == e.field), None)
+            index = next((i for i, (n, _) in enumerate(args) if n and n == e.field), None)
+            refused = self.group.refused_args.get(point.name, {})
+            if index is None and e.field in refused:
+                self.error(f"args.{e.field} of {point.name}: {refused[e.field]}", e.span)
+                return None
             if index is None:
-                names = ", ".join(n for n, _ in args) or "none"
+                names = ", ".join(n for n, _ in args if n) or "none"
                 self.error(f"{point.name} has no argument named '{e.field}' (its arguments: "
                            f"{names})", e.span)
                 return None
             try:
-                t, read = kt.convert(args[index][1])
+                t, read = kt.convert(args[index][1], self.group.provider.user_memory)
             except KernelTypeError as err:
                 self.error(f"args.{e.field}: {err}", e.span)
                 return None
@@ -151,7 +161,7 @@ class KernelChecks:
     def tracepoint_field(self, e: ast.FieldAccess):
         if self.group.provider.args is not Args.TRACEPOINT_FORMAT:
             self.error("The args builtin can only be used with tracepoint, rawtracepoint, "
-                       "kprobe and fentry probes", e.base.span)
+                       "kprobe, fentry and uprobe probes", e.base.span)
             return None
         found: dict[str, TracepointField] = self.result.fields.setdefault(e, {})
         types = set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pybpf.runtime.attach.fentry import fentry_available
 from pybpf.runtime.attach.kprobe import kprobes_available
 from pybpf.runtime.attach.link import attach_cookies_available
+from pybpf.runtime.attach.uprobe_multi import uprobe_multi_available
 
 
 class KernelFeatures:
@@ -20,3 +21,6 @@ class KernelFeatures:
 
     def attach_cookies(self, prog_type: int) -> bool:
         return attach_cookies_available(prog_type)
+
+    def uprobe_multi(self) -> bool:
+        return uprobe_multi_available()

@@ -26,7 +26,8 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERROR
                            EventKind, HelperErrorCount, MapSpec)
 from pybpf import types as T
 from pybpf.runtime import helper_errors, maps, symbols
-from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
+from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach,
+                                  attach_together, attaches_together)
 from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.output import top_entries
@@ -202,6 +203,14 @@ class Session:
                     shared = AttachPoint("rawtracepoint", program.raw_tracepoint, attach_kind="rawtracepoint")
                     self._attachments.append(attach(prog_fd, shared, program))
                     done += len(program.attach_points)
+                continue
+            if attaches_together(program):
+                if wanted(program.attach_points[0].attach_kind):
+                    together = attach_together(prog_fd, program)
+                    self._attachments.append(together)
+                    for warning in together.warnings:
+                        self.warn(warning)
+                    done += len(program.attach_points) - len(together.warnings)
                 continue
             for point in program.attach_points:
                 if wanted(point.attach_kind):

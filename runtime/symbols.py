@@ -100,15 +100,14 @@ def read_mappings(pid: int) -> list[Mapping]:
 def file_symbols(path: str) -> SortedSymbols | None:
     """The functions of one ELF file by file offset (where a mapping places them, whatever the
     load bias of a PIE or shared object), or None when it cannot be read; tagged with the offset
-    each function ends at."""
+    each function ends at. Named as elfsym prefers: C++ functions demangled."""
     from pybpf import elfsym    # ELF reading only once a user stack is printed, not at start-up
 
     try:
         entries = []
-        for name, (vaddr, size) in elfsym.function_symbols(path).items():
-            if "@" not in name:
-                offset = elfsym.file_offset(path, vaddr)
-                entries.append((offset, name, offset + size))
+        for vaddr, (name, size) in elfsym.functions_by_address(path).items():
+            offset = elfsym.file_offset(path, vaddr)
+            entries.append((offset, name, offset + size))
         return SortedSymbols(entries)
     except elfsym.SymbolError:
         return None

@@ -65,6 +65,27 @@ def compile_c(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def strip_to_minidebuginfo():
+    """strip_to_minidebuginfo(path): the binary stripped of every symbol table, its symbols kept
+    in MiniDebugInfo as Fedora ships binaries: an xz-compressed ELF holding .symtab, in section
+    .gnu_debugdata (skips without binutils)."""
+    import lzma
+
+    def strip(path: str) -> None:
+        if not (shutil.which("objcopy") and shutil.which("strip") and shutil.which("nm")):
+            pytest.skip("no objcopy/strip/nm (binutils)")
+        symbols = path + ".debug"
+        subprocess.run(["objcopy", "--only-keep-debug", path, symbols], check=True)
+        with open(symbols, "rb") as f, open(symbols + ".xz", "wb") as xz:
+            xz.write(lzma.compress(f.read(), format=lzma.FORMAT_XZ))
+        subprocess.run(["strip", "--strip-all", path], check=True)
+        subprocess.run(["objcopy", "--add-section", f".gnu_debugdata={symbols}.xz", path], check=True)
+        listed = subprocess.run(["nm", path], capture_output=True, text=True)
+        assert "no symbols" in listed.stderr, listed.stdout     # only MiniDebugInfo names them
+    return strip
+
+
+@pytest.fixture(scope="session")
 def _package_links():
     """A folder any user can read, laid out like the installed package, whose entries link to the
     folders pybpf is imported from (an editable install maps pybpf.backend and pybpf.runtime from

@@ -41,7 +41,7 @@ def provides_registers(group: ProbeGroup) -> bool:
 def check_args(c, e):
     if not provides_args(c.group):
         c.error("The args builtin can only be used with tracepoint, rawtracepoint, "
-                "kprobe and fentry probes", e.span)
+                "kprobe, fentry and uprobe probes", e.span)
         return None
     c.error("args cannot be used as a value: use args.FIELD", e.span)
     return None
@@ -106,7 +106,34 @@ def check_func(c, e):
 
 
 def lower_func(g, e):
-    return g.string_constant(function_name(g.point).encode(), g.type_of(e).size)
+    """A constant of the program; in one that several uprobes share through cookies (a uprobe_multi
+    link), the name of the point whose cookie it runs with, found by binary search."""
+    size = g.type_of(e).size
+    if g.probe_value is None or len(g.program.points) == 1:
+        return g.string_constant(function_name(g.point).encode(), size)
+    by_cookie = sorted((p.cookie, function_name(p).encode()) for p in g.program.points)
+    buf = g.alloca(size, "func")
+    done = g.new_block("func_found")
+
+    def search(lo: int, hi: int) -> None:
+        if hi - lo == 1:
+            padded = by_cookie[lo][1].ljust((size + 7) & ~7, b"\0")
+            for off in range(0, len(padded), 8):
+                g.store64(g.constant(int.from_bytes(padded[off:off + 8], "little")), buf, off)
+            g.b.branch(done)
+            return
+        mid = (lo + hi) // 2
+        below, above = g.new_block("func_below"), g.new_block("func_above")
+        g.b.cbranch(g.b.icmp_unsigned("<", g.probe_value, g.constant(by_cookie[mid][0])), below,
+                    above)
+        g.b.position_at_end(below)
+        search(lo, mid)
+        g.b.position_at_end(above)
+        search(mid, hi)
+
+    search(0, len(by_cookie))
+    g.b.position_at_end(done)
+    return buf
 
 
 def lower_probe(g, e):

@@ -1,6 +1,6 @@
 """Stacks and symbols: `kstack` and `ustack`, bare or as kstack(N), kstack(mode), kstack(mode, N),
-as bpftrace's; ksym(addr) and usym(addr), named when printed; kaddr("name"), resolved when the
-program compiles.
+as bpftrace's; ksym(addr) and usym(addr), named when printed; kaddr("name") and uaddr("name"),
+resolved when the program compiles.
 
     @[kstack] = count();          @[ustack(perf, 5)] = count();          printf("%s", kstack);
 
@@ -17,6 +17,7 @@ from pybpf import types as T
 from pybpf.builtins.entry import function, identifier
 from pybpf.builtins.formatted import as_record, check_integer_formatted
 from pybpf.checked import UINT
+from pybpf.records import replace
 from pybpf.program import STACKS_MAP
 from pybpf.uapi.bpf import BPF_F_USER_STACK, PERF_MAX_STACK_DEPTH, BpfFunc
 
@@ -99,6 +100,65 @@ def check_kaddr(c, e):
     return UINT
 
 
+UADDR_PROVIDERS = ("uprobe", "uretprobe", "usdt")
+
+
+def _site_offset(point) -> int:
+    """The file offset a uprobe or usdt point fires at."""
+    from pybpf import elfsym
+    if point.provider == "usdt":
+        return point.perf_event.config2
+    path, func, offset = elfsym.parse_uprobe_target(point.target)
+    return elfsym.uprobe_offset(path, func, offset)
+
+
+def check_uaddr(c, e):
+    """uaddr("name"): the address of a symbol of the probe's binary, as bpftrace's: a pointer to
+    an unsigned integer of the symbol's size (1, 2, 4 or 8 bytes; uint64 otherwise), in the
+    process's memory. In a PIE or a shared object the symbol moves with the load bias, which
+    the program finds where it fires: bpf_get_func_ip (the probed address) minus the site's
+    address in the file. Records, per attach point, (symbol address, site address or None)."""
+    from pybpf import elfsym
+    (name,) = e.args
+    if c.group.provider.name not in UADDR_PROVIDERS:
+        c.error(f'uaddr can not be used with "{c.group.provider.name}" probes', e.span)
+        return None
+    if not isinstance(name, ast.String):
+        c.error("uaddr() expects a string literal", name.span)
+        return None
+    c.set(name, T.StringType(len(name.value) + 1))
+    wanted = name.value.decode(errors="replace")
+    found, sizes = {}, set()
+    for point in c.group.points:
+        path = point.target.partition(":")[0]
+        try:
+            address, size = elfsym.defined_symbol(path, wanted)
+            site = elfsym.vaddr_of_offset(path, _site_offset(point)) \
+                if elfsym.position_independent(path) else None
+        except elfsym.SymbolError:
+            c.error(f"Could not resolve symbol: {path}:{wanted}", e.span)
+            return None
+        found[point.name] = (address, site)
+        sizes.add(size if size in (1, 2, 4, 8) else 8)
+    if len(sizes) > 1:
+        c.error(f"uaddr: '{wanted}' has different sizes in the probe's binaries", name.span)
+        return None
+    kt = c.kernel_types(e.span)
+    if kt is None:
+        return None
+    c.result.constants[e] = found
+    return replace(kt.parse_type_name(f"uint{sizes.pop() * 8} *"), user=True)
+
+
+def lower_uaddr(g, e):
+    """The symbol's file address, plus the load bias where the binary has one (the program is
+    per attach point: pybpf.resources)."""
+    address, site = g.checked.constants[e][g.point.name]
+    if site is None:
+        return g.constant(address)
+    return g.b.add(g.helper(BpfFunc.get_func_ip, g.ctx), g.constant(address - site))
+
+
 BUILTINS = (
     # Both need the context: bpf_get_stackid takes it (and a kernel stack is walked from its
     # registers: a raw tracepoint's start in the BPF program, a tracepoint's at the traced code).
@@ -110,4 +170,5 @@ BUILTINS = (
              lambda g, e: as_record(g, g.expr(e.args[0]))),
     function("usym", (1, 1), check_integer_formatted(USYM), lower_usym),
     function("kaddr", (1, 1), check_kaddr, lambda g, e: g.constant(g.checked.constants[e])),
+    function("uaddr", (1, 1), check_uaddr, lower_uaddr),
 )

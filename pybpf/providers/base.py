@@ -64,6 +64,10 @@ class ProbeGroup:
     # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
     # names as the user wrote them, which `probe` shows.
     written_names: dict[str, str] = field(default_factory=dict)
+    # uprobes typed from DWARF (pybpf.dwarf_args): the split BTF (over the kernel's) that their
+    # btf_args ids are in, and by point name the arguments that cannot be read, with why.
+    user_btf: object = None
+    refused_args: dict[str, dict[str, str]] = field(default_factory=dict)
     # USDT: each site's arguments (pybpf.usdt_notes.UsdtArg), by point: sites differ in where
     # their arguments are, so points with different ones get programs of their own.
     site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
@@ -107,6 +111,7 @@ class Provider:
     prog_type: BpfProgType
     section: str                                # ELF section prefix: 'kretprobe/p3'
     expected_attach_type: int = 0               # set: one program per target, loaded against it
+    multi_attach_kind: str = ""                 # set: many points of one binary may share one link
     attach_kind: str                            # how the run side attaches (runtime/attach)
     alternative: str = ""                       # another provider for the same targets (kprobe <-> fentry)
     watches_process: bool = False               # its points need the process to watch (-p PID)

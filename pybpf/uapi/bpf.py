@@ -78,6 +78,11 @@ class BpfAttachType(enum.IntEnum):
     TRACE_FENTRY = 24
     TRACE_FEXIT = 25
     PERF_EVENT = 41
+    TRACE_UPROBE_MULTI = 48
+
+
+# BPF_LINK_CREATE's uprobe_multi.flags: return probes.
+BPF_F_UPROBE_MULTI_RETURN = 1
 
 
 # Flags of BPF_MAP_UPDATE_ELEM.
@@ -147,6 +152,7 @@ class BpfFunc(enum.IntEnum):
     map_lookup_percpu_elem = 195
     trace_vprintk = 177
     get_attach_cookie = 174
+    get_func_ip = 173
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1
@@ -238,6 +244,18 @@ class LinkCreateAttr(_c.Structure):
     _fields_ = [
         ("prog_fd", _u32), ("target_fd", _u32), ("attach_type", _u32), ("flags", _u32),
         ("bpf_cookie", _u64),
+    ]
+
+
+class LinkCreateUprobeMultiAttr(_c.Structure):
+    """BPF_LINK_CREATE with the uprobe_multi member of its trailing union (Linux 6.6): `cnt`
+    uprobes on the file `path` points at, at the file offsets `offsets` points at, each with the
+    bpf cookie at the same index of `cookies` (0: none); `pid` other than 0: that process only.
+    The program is loaded with expected_attach_type TRACE_UPROBE_MULTI."""
+    _fields_ = [
+        ("prog_fd", _u32), ("target_fd", _u32), ("attach_type", _u32), ("flags", _u32),
+        ("path", _u64), ("offsets", _u64), ("ref_ctr_offsets", _u64), ("cookies", _u64),
+        ("cnt", _u32), ("uprobe_flags", _u32), ("pid", _u32),
     ]
 
 

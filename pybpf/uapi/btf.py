@@ -1,5 +1,6 @@
 """Constants of include/uapi/linux/btf.h, named as the kernel names them, for the BTF pybpf
-writes itself (a program's functions: pybpf.backend.progbtf; a script's C types: pybpf.clayout)."""
+writes itself (a program's functions: pybpf.backend.progbtf; a script's C types: pybpf.clayout;
+user functions' DWARF types: pybpf.dwarf_args)."""
 
 BTF_MAGIC = 0xEB9F
 BTF_VERSION = 1
@@ -13,12 +14,17 @@ BTF_KIND_UNION = 5
 BTF_KIND_ENUM = 6
 BTF_KIND_FWD = 7
 BTF_KIND_TYPEDEF = 8
+BTF_KIND_VOLATILE = 9
+BTF_KIND_CONST = 10
+BTF_KIND_RESTRICT = 11
 BTF_KIND_FUNC = 12
 BTF_KIND_FUNC_PROTO = 13
 BTF_KIND_FLOAT = 16
 BTF_KIND_ENUM64 = 19
 
 BTF_INT_SIGNED = 1 << 0     # encoding bits of a BTF_KIND_INT's extra word
+BTF_INT_CHAR = 1 << 1
+BTF_INT_BOOL = 1 << 2
 
 # A BTF_KIND_FUNC's vlen: its linkage. The verifier takes a callback only from a static function.
 BTF_FUNC_STATIC = 0

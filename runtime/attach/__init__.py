@@ -9,7 +9,8 @@ Each module has `attach(prog_fd, point, program=None) -> Attachment` (anything w
 the BpfProgramSpec the fd was loaded from, tells a module that takes two program kinds which one it has
 (rawtracepoint: RAW_TRACEPOINT or a BTF-typed TRACING program). A new way to attach is a new module
 and a line in ATTACHERS. RUN_AT_START and RUN_AT_STOP programs run once when attached; the session
-attaches them at start and at stop.
+attaches them at start and at stop. A program whose points are of a kind in TOGETHER attaches them
+all at once (`attach_together`: uprobe_multi, one link for a wildcard's uprobes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, perf_counter, profile, rawtracepoint,
-                                  tracepoint, uprobe, usdt)
+                                  tracepoint, uprobe, uprobe_multi, usdt)
 from pybpf.runtime.errors import NotSupportedError
 
 RUN_AT_START = "begin"
@@ -43,8 +44,15 @@ ATTACHERS = {
 }
 
 
+TOGETHER = {kind: uprobe_multi for kind in uprobe_multi.KINDS}
+
+
 class Attachment(Protocol):
     def close(self) -> None: ...
+
+
+class TogetherAttachment(Attachment, Protocol):
+    warnings: tuple[str, ...]       # points left out, said why
 
 
 def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> Attachment:
@@ -54,3 +62,12 @@ def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = No
                                 f"{point.name}: attach kind {point.attach_kind!r} is not supported by the "
                                 f"runtime (supported: {', '.join(sorted(ATTACHERS))})")
     return module.attach(prog_fd, point, program)
+
+
+def attaches_together(program: BpfProgramSpec) -> bool:
+    return bool(program.attach_points) and program.attach_points[0].attach_kind in TOGETHER
+
+
+def attach_together(prog_fd: int, program: BpfProgramSpec) -> TogetherAttachment:
+    """Every point of the program through one attachment (attaches_together)."""
+    return TOGETHER[program.attach_points[0].attach_kind].attach_points(prog_fd, program.attach_points)

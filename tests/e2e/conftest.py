@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))     # e2e_helpers
 
-from e2e_helpers import STARTED  # noqa: E402
+from e2e_helpers import STARTED, App  # noqa: E402
 
 OUR_PROG = re.compile(rb"^p\d+$")
 
@@ -76,3 +76,16 @@ def leaves_nothing_behind(request):
     while leaked_programs(before) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not leaked_programs(before), "pybpf programs stayed loaded after the test"
+
+
+@pytest.fixture
+def app(usdt_app):
+    """app(*command) -> an App running USDT_APP (or the command), closed after the test."""
+    apps = []
+
+    def start(*command: str) -> App:
+        apps.append(App(*(command or (usdt_app,))))
+        return apps[-1]
+    yield start
+    for a in apps:
+        a.close()

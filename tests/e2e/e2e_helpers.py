@@ -1,6 +1,7 @@
 """Run the real `pybpf` command: start it, wait until it has attached, stop it with a signal."""
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -126,3 +127,43 @@ def bcc_tool(name: str) -> list[str]:
         return [exe]
     why = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
     pytest.skip(f"BCC's {name} cannot run here: {why}")
+
+
+NOP, INT3 = 0x90, 0xCC          # a USDT site's instruction, and a uprobe's breakpoint
+
+
+class App:
+    """USDT_APP (or LOADER) running, driven a line at a time: tick() runs its probes once."""
+
+    def __init__(self, *command: str):
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def tick(self) -> int:
+        """Run work() once; -> the semaphore's value the program saw."""
+        self.proc.stdin.write(b"k\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().decode()
+        return int(re.fullmatch(r"tick \d+ semaphore (\d+)\n", line)[1])
+
+    def code_byte(self, path: str, file_offset: int) -> int:
+        """The byte the process runs at `file_offset` of `path`: 0xcc (int3) where a uprobe is."""
+        with open(f"/proc/{self.proc.pid}/maps") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) == 6 and fields[5] == path and "x" in fields[1]:
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    address = start + file_offset - int(fields[2], 16)
+                    if start <= address < end:
+                        with open(f"/proc/{self.proc.pid}/mem", "rb") as mem:
+                            mem.seek(address)
+                            return mem.read(1)[0]
+        raise AssertionError(f"{path} offset {file_offset:#x} is not mapped executable")
+
+    def crash(self) -> int:
+        self.proc.stdin.write(b"c\n")
+        self.proc.stdin.flush()
+        return self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.communicate(timeout=10)

@@ -43,8 +43,8 @@ def stacks_of(out: str, name: str) -> list[list[str]]:
             for block in re.findall(rf"^@{name}\[(.*?)\]: \d+$", out, re.M | re.S)]
 
 
-def profile_spin(spin: str, exit_first: bool) -> str:
-    run = Running(["-e", SCRIPT])
+def profile_spin(spin: str, exit_first: bool, script: str = SCRIPT) -> str:
+    run = Running(["-e", script])
     run.wait_for("ready")
     child = subprocess.Popen([spin, "3"])
     if exit_first:
@@ -81,6 +81,22 @@ def test_user_and_kernel_stacks_while_running(spin):
 @pytest.mark.kernel
 def test_user_stacks_resolve_after_the_program_exited(spin):
     assert_named_frames(profile_spin(spin, exit_first=True))
+
+
+@pytest.fixture
+def spin_minidebuginfo(spin, strip_to_minidebuginfo):
+    strip_to_minidebuginfo(spin)
+    return spin
+
+
+@pytest.mark.kernel
+def test_minidebuginfo_names_frames_usym_and_uprobes(spin_minidebuginfo):
+    """The function names of a binary whose only symbols are its MiniDebugInfo: in ustack, in
+    usym, and as uprobe targets."""
+    out = profile_spin(spin_minidebuginfo, exit_first=False, script=SCRIPT + (
+        f' uprobe:{spin_minidebuginfo}:spin_caller {{ @sym[usym(ctx->ip)] = count(); }}'))
+    assert_named_frames(out)
+    assert re.search(r"^@sym\[spin_caller\]: \d+$", out, re.M), out
 
 
 TAKE_C = r"""

@@ -1,13 +1,17 @@
-"""User-space probes and sampling through the command: uprobe/uretprobe on a library function
-and profile sampling on every CPU."""
+"""User-space probes and sampling through the command: uprobe/uretprobe on a library function,
+wildcards through uprobe_multi links, nothing left behind when pybpf stops, and profile sampling
+on every CPU."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
-from e2e_helpers import READY, Running, named_child, run_pybpf, trace
+from e2e_helpers import INT3, READY, Running, named_child, run_pybpf, trace
 
 CALL_GETPID_N_TIMES = ('libc = ctypes.CDLL("libc.so.6")\n'
                        "for _ in range(int(sys.argv[2])):\n    libc.getpid()\n")
@@ -149,3 +153,95 @@ def test_pid_limits_a_uprobe_to_one_process():
     assert code == 0, err
     counts = dict(re.findall(r"^@\[(\d+)\]: (\d+)$", out, re.M))
     assert list(counts) == [str(traced.pid)] and int(counts[str(traced.pid)]) >= 30
+
+
+def link_types(pid: int) -> list[str]:
+    """The bpf link types process `pid` holds (its fds' fdinfo)."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                found += re.findall(r"^link_type:\s*(\S+)", f.read(), re.M)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_uprobes_leave_nothing_behind(usdt_app, app, sig):
+    """A wildcard over a program's functions (one uprobe_multi link) and a uretprobe (a perf
+    event): breakpoints (int3) are in a process started before pybpf while it runs, and none is
+    left after Ctrl-C, SIGTERM or SIGKILL; a traced process that crashes meanwhile changes
+    nothing."""
+    from pybpf import elfsym
+    symbols = elfsym.function_symbols(usdt_app)
+    offsets = {n: elfsym.file_offset(usdt_app, symbols[n][0]) for n in ("work", "guarded")}
+    traced = app()
+    traced.tick()                                   # started: its code is mapped
+    original = {n: traced.code_byte(usdt_app, off) for n, off in offsets.items()}
+    run = Running(["-e", READY + f'uprobe:{usdt_app}:* {{ @[probe] = count(); }} '
+                   f'uretprobe:{usdt_app}:work {{ @returns = count(); }}'])
+    run.wait_for("ready")
+    assert "uprobe_multi" in link_types(run.proc.pid)
+    traced.tick()
+    crashing = app()
+    crashing.tick()
+    assert crashing.crash() == -signal.SIGSEGV
+    assert {n: traced.code_byte(usdt_app, off) for n, off in offsets.items()} == \
+        {"work": INT3, "guarded": INT3}
+    out, err, code = run.stop(sig)
+    if sig != signal.SIGKILL:
+        assert code == 0, err
+        assert re.search(rf"^@\[uprobe:{re.escape(usdt_app)}:work\]: 2$", out, re.M), out
+        assert re.search(r"^@returns: 2$", out, re.M), out
+    assert {n: traced.code_byte(usdt_app, off) for n, off in offsets.items()} == original
+    later = app()
+    later.tick()
+    assert {n: later.code_byte(usdt_app, off) for n, off in offsets.items()} == original
+
+
+LOCKED = r"""
+__asm__(".text\n.globl locked\n.type locked, @function\nlocked:\n"
+        "  lock incl (%rdi)\n  ret\n.size locked, .-locked\n");
+__attribute__((noinline)) int lib_plain(int x) { __asm__ volatile(""); return x + 1; }
+__attribute__((noinline)) int lib_other(int x) { __asm__ volatile(""); return x * 3; }
+"""
+CALLS_LOCKED = r"""
+#include <stdio.h>
+void locked(int *p); int lib_plain(int x); int lib_other(int x);
+int main(void) {
+    char line[8]; int n = 0;
+    if (!fgets(line, sizeof line, stdin)) return 1;        /* the library is mapped meanwhile */
+    for (int i = 0; i < 4; i++) { locked(&n); n = lib_plain(n) + lib_other(i); }
+    return 0;
+}
+"""
+
+
+@pytest.mark.kernel
+def test_a_wildcard_skips_what_the_kernel_cannot_probe(compile_c, tmp_path):
+    """A function whose first instruction has a lock prefix cannot be uprobed (x86): in a
+    wildcard, it is left out with a warning and the others attach; alone, it is an error."""
+    library = str(tmp_path / "libpybpflocked.so")
+    shutil.copy(compile_c(LOCKED, "-shared", "-fPIC"), library)
+    prog = compile_c(CALLS_LOCKED, "-Wl,--no-as-needed", library)
+    # the kernel reads a function's instruction when it puts a uprobe in a process that maps it
+    waiting = subprocess.Popen([prog], stdin=subprocess.PIPE)
+    try:
+        while library not in open(f"/proc/{waiting.pid}/maps").read():
+            time.sleep(0.01)
+        alone = run_pybpf(["-e", f"uprobe:{library}:locked {{ }}"])
+        assert alone.returncode != 0 and "cannot probe the instruction there" in alone.stderr
+        run = Running(["-e", READY + f'uprobe:{library}:* {{ @[probe] = count(); }}'])
+        run.wait_for("ready")
+        waiting.communicate(b"go\n", timeout=30)
+        out, err, code = run.stop()
+    finally:
+        waiting.kill()
+        waiting.wait()
+    assert code == 0, err
+    assert f"WARNING: uprobe:{library}:locked: the kernel cannot probe the instruction there: " \
+           "skipped" in err
+    counts = dict(re.findall(r"^@\[uprobe:.*:(\w+)\]: (\d+)$", out, re.M))
+    assert (counts["lib_plain"], counts["lib_other"], "locked" in counts) == ("4", "4", False)

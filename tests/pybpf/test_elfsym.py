@@ -210,6 +210,18 @@ def test_a_stripped_binary(c_binary, tmp_path):
         elfsym.uprobe_offset(str(stripped), hex(data))
 
 
+def test_minidebuginfo_symbols_and_its_bound(c_binary, tmp_path, strip_to_minidebuginfo,
+                                            monkeypatch):
+    """A binary whose only symbols are in .gnu_debugdata has all its functions back; a section that decompresses past the bound gives none (the binary reads as stripped)."""
+    mini = str(tmp_path / "mini")
+    shutil.copy(c_binary, mini)
+    strip_to_minidebuginfo(mini)
+    assert elfsym.function_symbols(mini) == elfsym.function_symbols(c_binary)
+    monkeypatch.setattr(elfsym, "MAX_DEBUGDATA_BYTES", 1024)
+    monkeypatch.setattr(elfsym, "_symbols_cache", {})
+    assert "visible" not in elfsym.function_symbols(mini)
+
+
 @pytest.mark.parametrize("target,expected", [
     ("/app:ns::add(int, int)", ("/app", "ns::add(int, int)", 0)),
     ("/app:ns::add(int, int)+4", ("/app", "ns::add(int, int)", 4)),

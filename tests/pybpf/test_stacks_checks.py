@@ -21,6 +21,8 @@ REFUSED = [
     ('BEGIN { kaddr("no_such_kernel_symbol_here"); }',
      "kaddr: no kernel symbol named 'no_such_kernel_symbol_here'"),
     ('BEGIN { ksym("x"); }', "ksym() expects an integer, got string[2]"),
+    ('tracepoint:syscalls:sys_enter_read { @ = uaddr("x"); }',
+     'uaddr can not be used with "tracepoint" probes'),
     ('BEGIN { usym("x"); }', "usym() expects an integer, got string[2]"),
 ]
 

@@ -102,3 +102,24 @@ def test_folded_output_leaves_other_maps_as_text():
     make_output("folded", stream).map(MapSpec("@", "AT_", MapKind.COUNT, (T.IntType(),),
                                               T.IntType()), [((1,), 2)])
     assert stream.getvalue() == "@[1]: 2\n"
+
+
+UPPER_CPP = r"""
+namespace Shapes { struct Box { __attribute__((noinline)) int area(int w) { __asm__ volatile(""); return w * w; } }; }
+int main(int argc, char **argv) { Shapes::Box b; return b.area(argc) & 1; }
+"""
+
+
+def test_cpp_frames_are_named_demangled(compile_c):
+    """Whatever the names sort as (`Shapes::` before `_ZN6Shapes`), a frame is named by the
+    demangled name (pybpf demangles with binutils' c++filt)."""
+    import shutil
+
+    import pytest
+    if not shutil.which("c++filt"):
+        pytest.skip("no c++filt (binutils)")
+    prog = compile_c(UPPER_CPP, "-x", "c++")
+    table = symbols.file_symbols(prog)
+    vaddr, _ = elfsym.function_symbols(prog)["Shapes::Box::area(int)"]
+    offset = elfsym.file_offset(prog, vaddr)
+    assert table.names[table.find(offset + 1)] == "Shapes::Box::area(int)"

@@ -27,6 +27,11 @@ LAYOUTS = [
     (B.GetIdAttr, 12, {"start_id": 0, "next_id": 4, "open_flags": 8}),
     (B.ObjInfoAttr, 16, {"bpf_fd": 0, "info_len": 4, "info": 8}),
     (B.LinkCreateAttr, 24, {"prog_fd": 0, "target_fd": 4, "attach_type": 8, "flags": 12, "bpf_cookie": 16}),
+    # include/uapi/linux/bpf.h link_create.uprobe_multi, after the four u32 of every link
+    (B.LinkCreateUprobeMultiAttr, 64, {"prog_fd": 0, "target_fd": 4, "attach_type": 8,
+                                       "flags": 12, "path": 16, "offsets": 24,
+                                       "ref_ctr_offsets": 32, "cookies": 40, "cnt": 48,
+                                       "uprobe_flags": 52, "pid": 56}),
     (B.RawTracepointOpenAttr, 24, {"name": 0, "prog_fd": 8, "cookie": 16}),
     (B.LinkCreateTracingAttr, 32, {"prog_fd": 0, "target_fd": 4, "attach_type": 8, "flags": 12,
                                    "target_btf_id": 16, "cookie": 24}),
