@@ -9,7 +9,7 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.maps import check_whole_map
-from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable
+from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable, stored
 from pybpf.printf_format import PrintfFormatError, parse_printf
 from pybpf.program import EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, LOST_MAP, EventKind, PrintfSpec
 from pybpf.uapi.bpf import BpfFunc
@@ -111,7 +111,7 @@ def check_print(c, e):
         t = c.struct_value(arg, t)
     if t is not None and not isinstance(t, (T.IntType, T.StringType, T.TupleType, T.ArrayType,
                                             T.StructType, T.ProbeType, T.FormattedType,
-                                            T.StackType)):
+                                            T.StackType, T.PointerType)):
         c.error(f"print() cannot print a value of type {t}", arg.span)
     return VOID
 
@@ -120,7 +120,7 @@ def layout_print(plan, checked, e):
     """print(value) is a printf of the value and a newline."""
     if isinstance(e.args[0], ast.Map):
         return
-    t = storable(checked.types[e.args[0]])
+    t = stored(checked.types[e.args[0]])        # a pointer prints in hex, as a map value does
     plan.add_printf(e, PrintfSpec("%d\n" if isinstance(t, T.IntType) else "%s\n", (t,)))
 
 
