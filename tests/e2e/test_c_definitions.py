@@ -1,6 +1,7 @@
 """A script's C definitions and headers end to end: a header found with -I and one given with
 --include describe a record that a child process writes; the trace reads it from the process's
-memory through the header's layout (bpftrace docs/language.md, "Structs" and "Preamble")."""
+memory through the header's layout, and prints it whole, bitfields included (bpftrace
+docs/language.md, "Structs" and "Preamble")."""
 
 import shlex
 import struct
@@ -33,6 +34,7 @@ tracepoint:syscalls:sys_enter_write /pid == cpid && args->count == sizeof(struct
   $r = (struct rec *)args->buf;
   printf("%d %d %d %d %d\\n", $r->a, $r->b, $r->c, $r->flags, $r->mode);
   printf("%s %d %d %d\\n", $r->name, offsetof(struct rec, name), NAME_LEN, MAGIC);
+  print(*$r);
   exit();
 }
 """
@@ -53,4 +55,6 @@ def test_headers_describe_a_record_read_from_the_process(tmp_path):
     result = run_pybpf(["-I", str(include), "--include", str(tmp_path / "magic.h"), "-c", command,
                         str(script)], timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[1:3] == ["7 9 -5 5 17", "record 16 8 64"]
+    assert result.stdout.split("\n")[1:4] == [
+        "7 9 -5 5 17", "record 16 8 64",
+        "{ .a = 7, .b = 9, .c = -5, .name = record, .flags = 5, .mode = 17 }"]
