@@ -58,3 +58,17 @@ def test_headers_describe_a_record_read_from_the_process(tmp_path):
     assert result.stdout.split("\n")[1:4] == [
         "7 9 -5 5 17", "record 16 8 64",
         "{ .a = 7, .b = 9, .c = -5, .name = record, .flags = 5, .mode = 17 }"]
+
+
+@pytest.mark.kernel
+def test_arrays_of_arrays_index_and_print():
+    # bpftrace's documentation reads one-dimensional arrays ("Arrays"); pybpf indexes and prints
+    # arrays of arrays too. The memory is the task's comm, which starts "py" (112, 121).
+    script = ("union grid { unsigned char m[2][1]; short pair[1][1]; };\n"
+              "BEGIN { $g = (union grid *)((uint64)curtask + offsetof(struct task_struct, comm));"
+              " print($g->m); printf(\"%d %d %d\\n\", $g->m[1][0], $g->pair[0][0], sizeof(*$g));"
+              " @[$g->m[0]] = $g->m; exit(); }")
+    result = run_pybpf(["-e", script])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[1:3] == ["[[112],[121]]", "121 31088 2"]
+    assert "@[[112]]: [[112],[121]]" in result.stdout
