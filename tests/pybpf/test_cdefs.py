@@ -187,3 +187,14 @@ def test_a_struct_copied_whole_keeps_its_bitfields():
     assert T.from_json(T.to_json(layout)) == layout
     raw = (65 | 5 << 8 | 17 << 11 | 0b1010 << 16 | 300 << 20).to_bytes(4, "little")
     assert text_of(decode(layout, raw)) == "{ .c = 65, .flags = 5, .mode = 17, .neg = -6, .last = 300 }"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="listing kernel probes needs root")
+def test_listing_a_programs_probes_reads_its_headers_too(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    (tmp_path / "r.h").write_text("struct r { int x[3]; };\n")
+    run = subprocess.run([sys.executable, "-c", "import sys; from pybpf.cli import main; "
+                          "sys.exit(main(sys.argv[1:]))", "-l", "-I", str(tmp_path), "-e",
+                          "#include <r.h>\nBEGIN { @ = sizeof(struct r); }"],
+                         capture_output=True, text=True)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "BEGIN\n", "")
