@@ -192,6 +192,11 @@ class KernelLowering:
         base_t = self.checked.types.get(e.base)
         if isinstance(base_t, (T.StructType, T.TupleType)):   # a member of a struct or record on the stack
             buf, t = self.gep(self.expr(e.base), self.checked.constants[e]), self.type_of(e)
+            bits = next((f for name, _, f in base_t.fields if name == e.field and
+                         isinstance(f, T.BitfieldType)), None) if isinstance(base_t, T.StructType) else None
+            if bits is not None:
+                return self.narrow(self.load_int(buf, 0, T.IntType(bits.size, False)),
+                                   KernelRead("int", bits.size, bits.signed, bits.shift, bits.bits))
             return buf if is_buffer(t) else self.load_int(buf, 0, t)
         if e in self.checked.kernel_fields:
             found = self.checked.kernel_fields[e]

@@ -277,6 +277,14 @@ def _list(pattern: str, verbose: bool) -> int:
     return 0
 
 
+def _headers(opts, source: str) -> tuple:
+    """The headers -I and --include give the script (pybpf.include), read as trusted files."""
+    if not opts.include_dirs and not opts.include_files:
+        return ()                   # the common case imports nothing
+    from pybpf.include import read_headers
+    return read_headers(source, tuple(opts.include_dirs), tuple(opts.include_files))
+
+
 def _list_program(opts) -> int:
     """-l -e PROGRAM: the probes the program attaches to, one a line (as bpftrace 0.26)."""
     from pybpf.compiler import attach_points
@@ -284,7 +292,8 @@ def _list_program(opts) -> int:
     _require_privileges("list kernel probes")
     out = _require_stdout(_stdout_text())
     source, filename, params = _read_program(opts)
-    names = on_deep_stack(attach_points, source, filename, CompileOptions(params=tuple(params)))
+    names = on_deep_stack(attach_points, source, filename,
+                          CompileOptions(params=tuple(params), headers=_headers(opts, source)))
     out.write("".join(name + "\n" for name in names))
     out.flush()
     return 0
@@ -691,17 +700,13 @@ def _main(opts) -> int:
     stop = _StopRequested()
     source, filename, params = _read_program(opts)
     metrics = _metrics_settings(opts)
-    headers = ()
-    if opts.include_dirs or opts.include_files:
-        from pybpf.include import read_headers
-        headers = read_headers(source, tuple(opts.include_dirs), tuple(opts.include_files))
     options = CompileOptions(params=tuple(params), map_entries=opts.map_entries,
                              ringbuf_size=opts.ringbuf_size,
                              share_syscalls=opts.share_syscalls,
                              group_tracepoints=opts.group_tracepoints, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None,
-                             warning_level=_warning_level(opts), headers=headers)
+                             warning_level=_warning_level(opts), headers=_headers(opts, source))
     if opts.debug:
         _debug(opts.debug, source, filename, options)
     if opts.emit:

@@ -96,7 +96,8 @@ class KernelTypes:
 
     def struct_layout(self, type_id: int) -> T.StructType:
         """A struct or union as a value copied whole: every member at its C offset (the members
-        of anonymous ones in place), bitfields and members of other kinds refused by name."""
+        of anonymous ones in place), bitfields as the bytes that hold them; members of other
+        kinds refused by name."""
         btf = self.btf
         fields: list[tuple[str, int, T.ValueType]] = []
 
@@ -108,13 +109,24 @@ class KernelTypes:
                     add(member.id, offset)
                     continue
                 if m.bitfield_size or m.bit_offset % 8:
-                    raise KernelTypeError(f"{btf.c_name(record)}: bitfield {m.name} cannot be "
-                                          "copied yet")
+                    fields.append((m.name, *self.bitfield(base * 8 + m.bit_offset,
+                                                          m.bitfield_size, member, t.size)))
+                    continue
                 fields.append((m.name, offset, self.member_value(member.id)))
 
         t = btf.resolve(type_id)
         add(t.id, 0)
         return T.StructType(btf.c_name(t.id), tuple(fields), t.size)
+
+    @staticmethod
+    def bitfield(bit: int, bits: int, member, record_size: int) -> tuple[int, T.BitfieldType]:
+        """(offset, type) of a bitfield `bits` wide at bit `bit` of a record: the fewest of 1, 2,
+        4 or 8 bytes that hold it, moved back where they would pass the record's end."""
+        bits = bits or member.size * 8
+        size = next(s for s in (1, 2, 4, 8) if s * 8 >= bit % 8 + bits)
+        offset = min(bit // 8, record_size - size)
+        return offset, T.BitfieldType(size, bit - offset * 8, bits,
+                                      isinstance(member, (B.Int, B.Enum)) and member.signed)
 
     def member_value(self, type_id: int) -> T.ValueType:
         """How a member of a struct copied whole is kept and printed."""

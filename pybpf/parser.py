@@ -220,7 +220,8 @@ class _ToAst(Transformer):
 
     def let_stmt(self, meta, children):
         _let, var, _colon, type_name, _equals, value = children
-        return ast.VarDecl(var, None if type_name is None else str(type_name), value, _span(meta))
+        return ast.VarDecl(var, None if type_name is None else str(type_name).removesuffix("_t"),
+                           value, _span(meta))
 
     def assignment(self, meta, children):
         target, op, value = children
@@ -256,7 +257,8 @@ class _ToAst(Transformer):
         return ast.IncDec(str(op), False, target, _span(meta))
 
     def type_name(self, meta, tokens):
-        words = [str(t) for t in tokens if t is not None]
+        words = [str(t).removesuffix("_t") if t.type == "INT_TYPE" else str(t)
+                 for t in tokens if t is not None]
         if "[" in words:                                   # an array: 'uint8[8]', 'uint8[]'
             return "".join(words)
         stars = "".join(w for w in words if w == "*")

@@ -108,7 +108,8 @@ class KernelChecks:
                            f"'{e.field}'", e.span)
                 return None
             self.result.constants[e] = member[0]
-            return member[1]
+            bitfield = member[1]
+            return T.IntType(8, bitfield.signed) if isinstance(bitfield, T.BitfieldType) else bitfield
         if not isinstance(base, (T.PointerType, T.RecordType)):
             self.error(f"Can not access field '{e.field}' on type '{base}'", e.span)
             return None

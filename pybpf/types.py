@@ -98,6 +98,19 @@ class StructType:
 
 
 @record(frozen=True)
+class BitfieldType:
+    """A bitfield member of a struct copied whole: `bits` bits from bit `shift` of the `size`
+    bytes (1, 2, 4 or 8) at its offset; read as an integer and printed as one."""
+    size: int
+    shift: int
+    bits: int
+    signed: bool = False
+
+    def __str__(self) -> str:
+        return f"{'' if self.signed else 'u'}int:{self.bits}"
+
+
+@record(frozen=True)
 class FormattedType:
     """A value the kernel records as `size` bytes and user space prints as text, rendered by its
     `kind` (pybpf.runtime.formatters: strftime's time, strerror's message, username's name, ...);
@@ -163,7 +176,7 @@ class RecordType:
 
 
 ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
-                  StackType]
+                  StackType, BitfieldType]
 Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
              StackType, VoidType, PointerType, RecordType]
 
@@ -200,6 +213,8 @@ def to_json(t: Type) -> object:
         return ["struct", t.name, [[n, off, to_json(f)] for n, off, f in t.fields], t.size]
     if isinstance(t, StackType):
         return ["stack", t.user, t.mode, t.limit]
+    if isinstance(t, BitfieldType):
+        return ["bitfield", t.size, t.shift, t.bits, t.signed]
     return ["void"]
 
 
@@ -225,4 +240,6 @@ def from_json(j: list) -> Type:
         return StructType(j[1], tuple((n, off, from_json(f)) for n, off, f in j[2]), j[3])
     if tag == "stack":
         return StackType(j[1], j[2], j[3])
+    if tag == "bitfield":
+        return BitfieldType(j[1], j[2], j[3], j[4])
     return VoidType()

@@ -92,6 +92,9 @@ def decode(t: T.Type, buf: bytes | memoryview, offset: int = 0,
         return bool(value) if t.boolean else value
     if isinstance(t, T.StringType):
         return decode_string(bytes(buf[offset:offset + t.size]))
+    if isinstance(t, T.BitfieldType):
+        value = int.from_bytes(buf[offset:offset + t.size], "little") >> t.shift & (1 << t.bits) - 1
+        return value - (1 << t.bits) if t.signed and value >> (t.bits - 1) else value
     if isinstance(t, T.ProbeType):
         pid = int.from_bytes(buf[offset:offset + 8], "little")
         return (probe_names or {}).get(pid, f"probe#{pid}")

@@ -51,16 +51,23 @@ def check_integer_formatted(t: T.FormattedType):
     return lambda c, e: t if integer_argument(c, e, e.args[0]) else None
 
 
+def is_bytes(t) -> bool:
+    """A string or an array of bytes (char[N]; unsigned char[N], __u8[N], (uint8[N])x): what
+    ntop, macaddr and buf read as bytes."""
+    return isinstance(t, T.StringType) or (isinstance(t, T.ArrayType) and
+                                           isinstance(t.element, T.IntType) and t.element.size == 1)
+
+
 def check_macaddr(c, e):
     """macaddr(x): the first six bytes of a string or byte array, or of an integer in memory
     order, or the six bytes a kernel pointer points to."""
     t = c.expr(e.args[0])
     if t is None:
         return None
-    if isinstance(t, T.StringType) and t.size < MAC_SIZE:
+    if is_bytes(t) and t.size < MAC_SIZE:
         c.error(f"macaddr() needs at least {MAC_SIZE} bytes, got {t}", e.args[0].span)
         return None
-    if not (isinstance(t, T.StringType) or is_int(t)):
+    if not (is_bytes(t) or is_int(t)):
         c.error(f"macaddr() expects a byte array, an integer or a pointer, got {t}", e.args[0].span)
         return None
     return MACADDR
@@ -70,7 +77,7 @@ def lower_macaddr(g, e):
     t = g.type_of(e.args[0])
     value = g.expr(e.args[0])
     buf = g.alloca(8, "macaddr")
-    if isinstance(t, T.StringType):
+    if is_bytes(t):
         g.copy(buf, 8, value, min(T.slot_size(t), 8))
     elif isinstance(t, T.PointerType):
         g.zero(buf, 8)
@@ -99,7 +106,7 @@ def check_ntop(c, e):
         return None
     if is_int(t):
         inferred = socket.AF_INET
-    elif isinstance(t, T.StringType) and t.size in (4, 16):
+    elif is_bytes(t) and t.size in (4, 16):
         inferred = socket.AF_INET if t.size == 4 else socket.AF_INET6
     elif isinstance(t, T.FormattedType) and t.kind == "inet":
         inferred = None      # pton's: it carries its family
@@ -122,7 +129,7 @@ def lower_ntop(g, e):
     buf = g.alloca(INET.size, "inet")
     g.zero(buf, INET.size)
     g.store64(g.constant(g.checked.constants[e]), buf)
-    if isinstance(t, T.StringType):
+    if is_bytes(t):
         g.copy(g.gep(buf, 8), 16, value, T.slot_size(t))
     else:
         g.store64(g.b.and_(value, g.constant(0xFFFFFFFF)), buf, 8)
@@ -161,11 +168,11 @@ def check_buf(c, e):
     t = c.expr(e.args[0])
     if t is None:
         return None
-    if not (is_int(t) or isinstance(t, T.StringType)):
+    if not (is_int(t) or is_bytes(t)):
         c.error(f"buf() expects an address or a byte array, got {t}", e.args[0].span)
         return None
     if len(e.args) == 1:
-        if not isinstance(t, T.StringType):
+        if not is_bytes(t):
             c.error("buf() of an address needs a length: buf(x, n)", e.span)
             return None
         size = c.result.constants[e] = t.size
@@ -174,11 +181,11 @@ def check_buf(c, e):
             c.error(f"buf() length must be between 0 and {most}", e.args[1].span)
             return None
         c.set(e.args[1], UINT)
-        size = c.result.constants[e] = min(n, t.size) if isinstance(t, T.StringType) else n
+        size = c.result.constants[e] = min(n, t.size) if is_bytes(t) else n
     else:
         if not integer_argument(c, e, e.args[1]):
             return None
-        size = c.string_size if not isinstance(t, T.StringType) else t.size
+        size = c.string_size if not is_bytes(t) else t.size
     return T.FormattedType("buf", 8 + size)
 
 
@@ -194,7 +201,7 @@ def lower_buf(g, e):
         wanted = g.expr(e.args[1])
         length = g.b.select(g.b.icmp_unsigned("<", wanted, length), wanted, length)
     g.store64(length, buf)
-    if isinstance(t_arg, T.StringType):
+    if is_bytes(t_arg):
         g.copy(g.gep(buf, 8), size, value, min(T.slot_size(t_arg), (size + 7) & ~7))
     else:
         read = BpfFunc.probe_read_kernel if isinstance(t_arg, T.PointerType) else BpfFunc.probe_read

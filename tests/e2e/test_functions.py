@@ -337,10 +337,11 @@ def test_ntop_and_pton_on_a_connections_addresses():
     connect = ("import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\n"
                "socket.create_connection(s.getsockname()).close()\n")
     line = traced_call('rawtracepoint:inet_sock_set_state /comm == "pybpfinet" && args.newstate == 2/ { '
-                       '$d = args.sk->__sk_common.skc_daddr; printf("|%s|%d|%s|%s|\\n", ntop($d), '
-                       '$d == pton("127.0.0.1"), ntop(pton("fe80::1")), ntop(2, pton("10.0.0.1"))); }',
+                       '$d = args.sk->__sk_common.skc_daddr; printf("|%s|%d|%s|%s|%s|\\n", ntop($d), '
+                       '$d == pton("127.0.0.1"), ntop(pton("fe80::1")), ntop(2, pton("10.0.0.1")), '
+                       'ntop((uint8[4])(uint32)$d)); }',
                        "pybpfinet", connect)
-    assert line == "|127.0.0.1|1|fe80::1|10.0.0.1|"
+    assert line == "|127.0.0.1|1|fe80::1|10.0.0.1|127.0.0.1|"
 
 
 @pytest.mark.kernel

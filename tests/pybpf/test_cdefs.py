@@ -172,3 +172,29 @@ def test_headers_are_part_of_the_cache_key():
     one = CompileOptions(headers=(cdefs.Header("h.h", "struct h { int x; };"),))
     two = CompileOptions(headers=(cdefs.Header("h.h", "struct h { long x; };"),))
     assert cache_key("BEGIN { }", one) != cache_key("BEGIN { }", two)
+
+
+def test_a_struct_copied_whole_keeps_its_bitfields():
+    from pybpf import types as T
+    from pybpf.ktypes import KernelTypes
+    from pybpf.runtime.values import decode, text_of
+    types = types_of("struct r { char c; unsigned int flags:3, mode:5; int neg:4; "
+                     "unsigned short last:9; };")
+    layout = KernelTypes(types.btf).struct_layout(types.btf.find_id("r", "struct"))
+    # as gcc: c, then flags, mode and neg in the int unit from bit 8; last (a short) at bit 20
+    assert layout.size == 4 and [f for f in layout.fields if f[0] == "last"] == [
+        ("last", 2, T.BitfieldType(2, 4, 9, False))]
+    assert T.from_json(T.to_json(layout)) == layout
+    raw = (65 | 5 << 8 | 17 << 11 | 0b1010 << 16 | 300 << 20).to_bytes(4, "little")
+    assert text_of(decode(layout, raw)) == "{ .c = 65, .flags = 5, .mode = 17, .neg = -6, .last = 300 }"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="listing kernel probes needs root")
+def test_listing_a_programs_probes_reads_its_headers_too(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    (tmp_path / "r.h").write_text("struct r { int x[3]; };\n")
+    run = subprocess.run([sys.executable, "-c", "import sys; from pybpf.cli import main; "
+                          "sys.exit(main(sys.argv[1:]))", "-l", "-I", str(tmp_path), "-e",
+                          "#include <r.h>\nBEGIN { @ = sizeof(struct r); }"],
+                         capture_output=True, text=True)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "BEGIN\n", "")

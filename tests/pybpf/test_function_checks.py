@@ -71,3 +71,13 @@ def test_named_constants_fold_where_a_constant_is_expected():
     message = str(raised.value)
     assert "Unknown identifier: 'NOT_A_CONSTANT'" in message
     assert "Expected a constant integer" not in message      # one error for one mistake
+
+
+def test_byte_arrays_are_what_ntop_macaddr_and_buf_read():
+    # tcpconnect.bt: ntop() of a kernel `__u8 u6_addr8[16]` (an array of bytes, not a string),
+    # and of `(uint8[4])` casts, as bpftrace's ntop(int8[4|16]) takes them
+    compile_to_ir("BEGIN { ntop((uint8[4])(uint32)1); macaddr((uint8[8])1); buf((uint8[2])(uint16)1); "
+                  "$s = (struct sock *)0; ntop($s->__sk_common.skc_v6_daddr.in6_u.u6_addr8); }")
+    with pytest.raises(CompileError, match=r"ntop\(\) expects an integer or a 4- or 16-byte array, "
+                                           r"got uint16\[2\]"):
+        compile_to_ir("BEGIN { ntop((uint16[2])(uint32)1); }")
