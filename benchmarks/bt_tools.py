@@ -2,9 +2,9 @@
 the folders given), each with its first error and what that error waits on; with --run, the tools
 that compile also run for a few seconds under a load this script makes, and whether each printed.
 
-    python benchmarks/bt_tools.py /usr/sbin/*.bt          # the tools Debian's bpftrace ships
-    python benchmarks/bt_tools.py ~/bpftrace-tools        # a folder of bpftrace's tools/*.bt
-    sudo python benchmarks/bt_tools.py --run 4 ~/bpftrace-tools
+    python3 -m benchmarks.bt_tools /usr/sbin/*.bt          # the tools Debian's bpftrace ships
+    python3 -m benchmarks.bt_tools ~/bpftrace-tools        # a folder of bpftrace's tools/*.bt
+    sudo python3 -m benchmarks.bt_tools --run 4 ~/bpftrace-tools
 
 Nothing is fetched, and the tools are not kept in this project (bpftrace's are its own): get a
 release's with `git clone --depth 1 --branch v0.26.0 https://github.com/bpftrace/bpftrace` and
@@ -20,13 +20,14 @@ import ctypes
 import os
 import platform
 import re
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from benchmarks.common import stop
 
 TIMEOUT_S = 120
 # (kind, pattern over the first error line), first match wins.
@@ -119,12 +120,8 @@ def run_tool(path: str, seconds: float) -> tuple[int, str]:
     time.sleep(1.0)                     # BEGIN's output, and every probe attached
     if proc.poll() is None:
         make_load(seconds)
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        stop(proc, TIMEOUT_S)
+    proc.wait()
     for reader in readers:
         reader.join(5)
     stderr = "".join(errors)
