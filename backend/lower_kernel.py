@@ -147,7 +147,11 @@ class KernelLowering:
         if self.program.syscall_filter.raw_tracepoint == "sys_exit":
             return self.load_context(8)                         # sys_exit(regs, ret)
         index = (field.offset - SYSCALL_ARGS_OFFSET) // 8
-        return self.load_syscall_register(SYSCALL_ARGUMENT_REGISTERS[index])
+        value = self.load_syscall_register(SYSCALL_ARGUMENT_REGISTERS[index])
+        if field.size == 8:
+            return value
+        narrow = self.b.trunc(value, ir.IntType(field.size * 8))      # an int argument: its type's
+        return self.b.sext(narrow, I64) if field.signed else self.b.zext(narrow, I64)
 
     def retval(self, e) -> ir.Value:
         reads = self.checked.retvals.get(e)

@@ -210,6 +210,25 @@ class KernelChecks:
         formats = self.group.formats.values()
         return bool(formats) and all(fmt.category == "syscalls" for fmt in formats)
 
+    def points_into_process(self, e) -> bool:
+        """Whether the value e, cast to a pointer, addresses a process's memory, as bpftrace's
+        address spaces decide it: a pointer keeps its own space, and so does an integer computed
+        from one (`(uint64)$vfsmnt - offsetof(struct mount, mnt)`, as 0.26's opensnoop.bt walks
+        its mounts); any other integer points into the process in a probe of one (casts_to_user)."""
+        origin = self.pointer_origin(e)
+        return origin.user if origin is not None else self.casts_to_user()
+
+    def pointer_origin(self, e) -> T.PointerType | None:
+        """The pointer whose address integer e is: e itself, or what it casts or offsets."""
+        t = self.result.types.get(e)
+        if isinstance(t, T.PointerType):
+            return t
+        if isinstance(e, ast.Cast):
+            return self.pointer_origin(e.operand)
+        if isinstance(e, ast.Binary) and e.op in ("+", "-"):
+            return self.pointer_origin(e.left) or self.pointer_origin(e.right)
+        return None
+
     def record_pointer(self, ctype: str, user: bool, span: Span) -> T.PointerType | None:
         """A tracepoint field `struct timespec * rqtp` as a typed pointer (args->rqtp->tv_sec),
         when BTF has the struct; a syscall's points into the process (bpftrace's address space).
@@ -253,10 +272,7 @@ class KernelChecks:
             self.error(f"Cannot cast {operand} to {target}", e.span)   # (bool)"s": not empty
             return None
         if isinstance(target, T.PointerType):
-            # bpftrace's address spaces: a pointer keeps its own; an integer cast in a probe of
-            # a process (uprobe, usdt) points into that process's memory
-            user = operand.user if isinstance(operand, T.PointerType) else self.casts_to_user()
-            target = replace(target, user=user)
+            target = replace(target, user=self.points_into_process(e.operand))
         if isinstance(target, T.ArrayType) or isinstance(operand, T.ArrayType):
             if target.size != operand.size:      # bpftrace: both must have the same size
                 self.error(f"Cannot cast {operand} to {target}: the sizes differ "

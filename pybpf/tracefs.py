@@ -89,6 +89,24 @@ class TracepointFormat:
         return tuple(f for f in self.fields if not f.is_common)
 
 
+# A syscall's arguments fill 8-byte slots of its tracepoint whatever their C type (`int fd;
+# size:8; signed:0`). The value is the declared type's, in the slot's low bytes: read as that type
+# (as bpftrace 0.17 reads them, whose struct has the declared types), so openat's dfd is -100 and
+# kill's pid -1, not 4294967196 and 4294967295.
+_C_INTEGERS = {"int": (4, True), "unsigned int": (4, False), "unsigned": (4, False),
+               "pid_t": (4, True), "uid_t": (4, False), "gid_t": (4, False),
+               "clockid_t": (4, True), "timer_t": (4, True), "mqd_t": (4, True),
+               "key_t": (4, True), "key_serial_t": (4, True), "rwf_t": (4, True),
+               "qid_t": (4, False), "umode_t": (2, False), "short": (2, True),
+               "unsigned short": (2, False)}
+
+
+def _declared_integer(ctype: str, size: int, signed: bool) -> tuple[int, bool]:
+    """(size, signed) of a field, its declared C integer type's when that is narrower."""
+    declared = _C_INTEGERS.get(ctype.removeprefix("const ").strip())
+    return declared if declared is not None and declared[0] < size else (size, signed)
+
+
 _FIELD = re.compile(r"field:(?P<decl>[^;]+);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
                     r"\s*signed:(?P<signed>\d+);")
 _DECL = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(\[(?P<len>[^\]]*)\])?$")
@@ -110,8 +128,11 @@ def parse_format(category: str, name: str, text: str) -> TracepointFormat:
         array_len = None
         if d["len"] is not None and not data_loc:
             array_len = int(d["len"]) if d["len"].isdigit() else 0
-        fields.append(TracepointField(d["name"], d["type"].strip(), int(m["offset"]),
-                                      int(m["size"]), m["signed"] == "1", array_len, data_loc))
+        size, signed = int(m["size"]), m["signed"] == "1"
+        if array_len is None and not data_loc:
+            size, signed = _declared_integer(d["type"], size, signed)
+        fields.append(TracepointField(d["name"], d["type"].strip(), int(m["offset"]), size, signed,
+                                      array_len, data_loc))
     return TracepointFormat(category, name, int(id_match[1]), tuple(fields))
 
 

@@ -146,3 +146,21 @@ def test_a_pointer_cast_from_an_integer_reads_user_memory():
                  'printf("%s|%s\\n", str(*(uint64 *)(args->argv + 8)), str($argv[2])); }'],
                 ["/bin/echo", "first-arg", "second-arg"], stdout=subprocess.DEVNULL)
     assert "first-arg|second-arg\n" in out
+
+
+@pytest.mark.kernel
+def test_an_integer_computed_from_a_kernel_pointer_stays_in_the_kernel():
+    # in a syscall tracepoint an integer cast to a pointer points into the process, but one
+    # computed from a kernel pointer keeps the kernel's space (bpftrace 0.26's opensnoop.bt walks
+    # struct mount from curtask's vfsmount so): read through bpf_probe_read_kernel, it matches
+    run = Running(["-e", READY + 'tracepoint:syscalls:sys_enter_clock_nanosleep '
+                   '/comm == "pybpfnap"/ { $vfsmnt = curtask->fs->pwd.mnt; '
+                   "$m = (struct mount *)(((uint64)$vfsmnt) - offsetof(struct mount, mnt)); "
+                   'printf("%d %d\\n", $m->mnt.mnt_root == $vfsmnt->mnt_root, '
+                   "(uint64)&$m->mnt == (uint64)$vfsmnt); }"])
+    run.wait_for("ready")
+    subprocess.run(named_child("pybpfnap", NANOSLEEP_ONCE, 1000), timeout=30, check=True)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert "1 1\n" in out
+    assert "helper calls failed" not in err

@@ -70,6 +70,16 @@ def test_arguments_come_from_the_syscall_registers(mode):
     assert maps["@fd[tracepoint:syscalls:sys_enter_read]"] >= 3
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_an_int_argument_is_read_as_its_declared_type(mode):
+    maps, _ = run_traced(
+        f'tracepoint:syscalls:sys_enter_kill /comm == "{COMM}"/ {{ @pid = min(args->pid); }} '
+        f'tracepoint:syscalls:sys_enter_openat /comm == "{COMM}"/ {{ @dfd = min(args->dfd); }}',
+        named_child(COMM, "import os\ntry:\n    os.kill(-999999, 0)\nexcept OSError:\n    pass\n"
+                          "os.close(os.open('/proc/self/stat', os.O_RDONLY))\n"), mode)
+    assert (maps["@pid"], maps["@dfd"]) == (-999999, -100)     # not 2**32 - 999999, 2**32 - 100
+
+
 # The table against the kernel: each syscall here made by the child must be reported under the
 # number the per-syscall tracepoint's own record carries.
 TABLE_CHECK = ["getppid", "getpid", "gettid", "getuid", "getgid", "geteuid", "read", "write",

@@ -105,3 +105,18 @@ def test_real_format_with_data_loc():
 def test_unknown_tracepoint():
     with pytest.raises(TracefsError, match="tracepoint not found: nope:nothing"):
         read_format("nope", "nothing")
+
+
+def test_a_syscall_argument_is_its_declared_integer_type():
+    fmt = parse_format("syscalls", "sys_enter_openat", """name: sys_enter_openat
+ID: 700
+format:
+\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:int dfd;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:umode_t mode;\toffset:40;\tsize:8;\tsigned:0;
+\tfield:unsigned long count;\toffset:48;\tsize:8;\tsigned:0;
+""")
+    sizes = {f.name: (f.offset, f.size, f.signed) for f in fmt.args}
+    assert sizes == {"__syscall_nr": (8, 4, True), "dfd": (16, 4, True), "filename": (24, 8, False),
+                     "mode": (40, 2, False), "count": (48, 8, False)}
