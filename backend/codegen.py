@@ -14,7 +14,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 
-from pybpf import ast, builtins
+from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
@@ -26,7 +26,7 @@ from pybpf.backend.lower_maps import MapLowering
 from pybpf.diagnostics import Diagnostics
 from pybpf.program import (EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU, EVENTS_MAP, EXIT_MAP,
                            HELPER_ERRORS_MAP, LOST_MAP, SCRATCH_MAP, START_MAP, START_SLOTS,
-                           START_TRACED, STACKS_MAP, HelperErrorSite)
+                           SKB_OUTPUT_MAP, START_TRACED, STACKS_MAP, HelperErrorSite)
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
@@ -78,6 +78,9 @@ class ModuleBuilder:
         if any(isinstance(t, T.StackType) for t in checked.types.values()):
             self.define_map(STACKS_MAP, BpfMapType.STACK_TRACE, 4, 8 * PERF_MAX_STACK_DEPTH,
                             plan.stack_entries)
+        if plan.pcap_files:
+            # a slot per possible CPU, each the fd of that CPU's perf buffer (pybpf.runtime.perfbuf)
+            self.define_map(SKB_OUTPUT_MAP, BpfMapType.PERF_EVENT_ARRAY, 4, 4, cpus.cpu_slots())
         for spec in plan.maps.values():
             self.define_map(spec.symbol, spec.bpf_map_type, spec.key_size, spec.value_size,
                             spec.bpf_max_entries)

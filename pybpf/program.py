@@ -28,6 +28,7 @@ from pybpf.uapi.bpf import BpfMapType
 
 # Symbols of the maps every program has, in the ELF "maps" section.
 EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/... records
+SKB_OUTPUT_MAP = "__pybpf_skb_output"   # BPF_MAP_TYPE_PERF_EVENT_ARRAY: skboutput()'s packets
 LOST_MAP = "__pybpf_lost"            # BPF_MAP_TYPE_PERCPU_ARRAY[1] of u64: records the ring buffer refused
 START_MAP = "__pybpf_start"          # BPF_MAP_TYPE_ARRAY of u64 set at start, by slot:
 START_NSECS, START_CPID, START_TRACED = 0, 1, 2   # nsecs at start (base of `elapsed`); the -c command's
@@ -358,6 +359,8 @@ class CompiledProgram:
     depends_on: tuple[tuple[str, str, str], ...] = ()
     # The helper calls whose failures are counted (HELPER_ERRORS_MAP), by counter index.
     helper_sites: tuple[HelperErrorSite, ...] = ()
+    # skboutput()'s files, by the index its samples carry (pybpf.runtime.pcap)
+    pcap_files: tuple[str, ...] = ()
 
     @property
     def attach_count(self) -> int:
@@ -381,6 +384,7 @@ class CompiledProgram:
             "warnings": list(self.warnings),
             "depends_on": [list(fact) for fact in self.depends_on],
             "helper_sites": [site.to_json() for site in self.helper_sites],
+            "pcap_files": list(self.pcap_files),
         })
 
     @classmethod
@@ -402,4 +406,5 @@ class CompiledProgram:
             warnings=tuple(j["warnings"]),
             depends_on=tuple(tuple(fact) for fact in j["depends_on"]),
             helper_sites=tuple(HelperErrorSite.from_json(site) for site in j["helper_sites"]),
+            pcap_files=tuple(j["pcap_files"]),
         )

@@ -81,6 +81,8 @@ class ResourcePlan:
     printf_index: dict = field(default_factory=dict)      # printf/print Call node -> index
     time_formats: list[str] = field(default_factory=list)
     time_index: dict = field(default_factory=dict)        # time Call node -> index
+    pcap_files: list[str] = field(default_factory=list)
+    pcap_index: dict = field(default_factory=dict)        # skboutput Call node -> index
     programs: list[BpfProgramPlan] = field(default_factory=list)
     probe_names: dict[int, str] = field(default_factory=dict)
     # The stack-trace map's entries (used where a script reads kstack/ustack): as many as a map
@@ -95,6 +97,9 @@ class ResourcePlan:
 
     def add_time_format(self, call: ast.Call, fmt: str) -> None:
         self.time_index[call] = _intern(self.time_formats, fmt)
+
+    def add_pcap_file(self, call: ast.Call, path: str) -> None:
+        self.pcap_index[call] = _intern(self.pcap_files, path)
 
 
 def map_symbol(name: str) -> str:

@@ -22,8 +22,8 @@ import threading
 import time
 
 from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERRORS_MAP, LOST_MAP, SITE_BITS,
-                           START_CPID, START_MAP, START_NSECS, START_TRACED, STACKS_MAP, AttachPoint, CompiledProgram,
-                           EventKind, HelperErrorCount, MapSpec)
+                           SKB_OUTPUT_MAP, START_CPID, START_MAP, START_NSECS, START_TRACED, STACKS_MAP, AttachPoint,
+                           CompiledProgram, EventKind, HelperErrorCount, MapSpec)
 from pybpf import types as T
 from pybpf.runtime import helper_errors, maps, symbols
 from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach,
@@ -31,6 +31,8 @@ from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachmen
 from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.output import top_entries
+from pybpf.runtime.pcap import PcapFiles
+from pybpf.runtime.perfbuf import PerfBuffers
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.runtime.values import slot_decoder
@@ -68,6 +70,8 @@ class Session:
         self._zeroed: set[str] = set()
         self.loaded: LoadedObject | None = None
         self._ring: DrainingReader | None = None
+        # skboutput(): its perf buffers and pcap files, made only when the script calls it
+        self._packets: tuple[PerfBuffers, PcapFiles] | None = None
         # printf and print(value) records decode by their spec's argument types: compiled once
         self._decoders = [slot_decoder(p.args, compiled.probe_names) for p in compiled.printfs]
         self._attachments: list[Attachment] = []
@@ -92,6 +96,13 @@ class Session:
                 self.symbols.stacks = symbols.StackTable(self.loaded.map_fds[STACKS_MAP], maps.lookup,
                                                          self.symbols)
             symbols.activate(self.symbols)
+            if SKB_OUTPUT_MAP in self.loaded.map_fds:
+                files = PcapFiles(self.compiled.pcap_files)
+                try:
+                    self._packets = PerfBuffers(self.loaded.map_fds[SKB_OUTPUT_MAP]), files
+                except BaseException:
+                    files.close()
+                    raise
             # `elapsed` counts from here: bpf_ktime_get_ns is CLOCK_MONOTONIC.
             start = self.loaded.map_fds[START_MAP]
             maps.update(start, START_NSECS.to_bytes(4, "little"), time.monotonic_ns().to_bytes(8, "little"))
@@ -115,6 +126,7 @@ class Session:
         if self._ring is None:
             return False
         self._ring.poll(timeout_s, self._dispatch)
+        self._write_packets()
         self._remember_stack_processes()
         if not self.exited and self._read_exit_flag():
             self.exited = True       # exit() ran, though its record was lost to a full ring
@@ -135,6 +147,7 @@ class Session:
             self._ring.ring.consume(self._dispatch)   # room for END's records even if it filled up
             self._attach_all(lambda kind: kind == RUN_AT_STOP)
             self._ring.ring.consume(self._dispatch)
+            self._write_packets()
             if self.compiled.print_maps_on_exit:
                 self.output.maps_at_exit([(spec, self.read_map(spec)) for spec in self.compiled.maps])
             lost = self.lost_events()
@@ -155,6 +168,10 @@ class Session:
             if self._ring is not None:
                 self._ring.close()
                 self._ring = None
+            if self._packets is not None:
+                for part in self._packets:
+                    part.close()
+                self._packets = None
             if self.loaded is not None:
                 symbols.deactivate(self.symbols)
                 self.loaded.close()
@@ -301,6 +318,13 @@ class Session:
             self.output.helper_error(self.compiled.helper_sites[site], -errno_, self.warn)
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
+
+    def _write_packets(self) -> None:
+        """skboutput()'s samples so far into their pcap files."""
+        if self._packets is not None:
+            buffers, files = self._packets
+            buffers.read(files.write)
+            files.flush()
 
     def _unwatch(self, address: int) -> None:
         """unwatch(addr): detach the watchpoints on addr (none left: nothing happens, as bpftrace)."""

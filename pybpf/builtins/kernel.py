@@ -1,10 +1,11 @@
 """The kernel's objects, reached through its BTF: percpu_kaddr("name"[, cpu]), a per-CPU
-variable's address; and the helpers only BPF tracing programs (fentry/fexit) have:
-socket_cookie(sk) and path(p[, size]).
+variable's address; and the helpers only BPF tracing programs (fentry/fexit, BTF tracepoints)
+have: socket_cookie(sk), path(p[, size]) and skboutput(file, skb, length, offset).
 
     i:s:1 { $rq = percpu_kaddr("runqueues", 0); if ($rq != 0) { print($rq->nr_running); } }
     fentry:tcp_rcv_established { @[socket_cookie(args.sk)] = count(); }
     fentry:vfs_open { printf("%s\\n", path(args.path)); }
+    rawtracepoint:netif_receive_skb { skboutput("in.pcap", args.skb, args.skb->len, 0); }
 
 percpu_kaddr loads the variable's per-CPU offset with a ksym ld_imm64 (its BTF id) and asks
 bpf_this_cpu_ptr or bpf_per_cpu_ptr for this or that CPU's copy, as bpftrace does. The verifier
@@ -19,8 +20,9 @@ from pybpf import ast, facts
 from pybpf import types as T
 from pybpf.builtins.entry import function
 from pybpf.builtins.stacks import kernel_symbol
-from pybpf.checked import UINT, is_int
-from pybpf.uapi.bpf import BpfFunc, BpfProgType
+from pybpf.checked import INT, UINT, is_int
+from pybpf.program import SKB_OUTPUT_MAP
+from pybpf.uapi.bpf import BPF_F_CTXLEN_SHIFT, BPF_F_CURRENT_CPU, BpfFunc, BpfProgType
 
 PERCPU_SECTION = ".data..percpu"
 PATH_PROVIDERS = ("fentry", "fexit")       # bpftrace adds iter, which pybpf has not
@@ -134,10 +136,56 @@ def lower_path(g, e):
     return buf
 
 
+# skboutput's sample header: the file's index, the bytes to skip, the time (CLOCK_BOOTTIME ns),
+# the bytes asked for; the packet's bytes follow it, then the perf record's padding (pybpf.runtime.pcap
+# reads them).
+SKB_HEADER_SIZE = 32
+
+
+def check_skboutput(c, e):
+    """skboutput("file", skb, length, offset): `length` bytes of the skb's data (its first
+    `offset` bytes left out) written to a pcap file, as bpftrace's; an int: the helper's 0 or
+    -errno."""
+    path, skb, length, offset = e.args
+    if not tracing_program(c, e):
+        return None
+    if not isinstance(path, ast.String) or not path.value:
+        c.error("skboutput() expects a file name string literal", path.span)
+        return None
+    c.set(path, T.StringType(len(path.value) + 1))
+    if not kernel_pointer_to(c, e, skb, "struct sk_buff"):
+        return None
+    for arg in (length, offset):
+        t = c.expr(arg)
+        if t is not None and not is_int(t):
+            c.error(f"skboutput() expects integer length and offset, got {t}", arg.span)
+            return None
+    return INT
+
+
+def lower_skboutput(g, e):
+    """bpf_skb_output: the header, then `length` bytes of the skb, as one sample of this CPU's
+    perf buffer (the kernel refuses a length past the skb's with -EFAULT)."""
+    path, skb, length, offset = e.args
+    header = g.alloca(SKB_HEADER_SIZE, "skb_header")
+    g.store64(g.constant(g.plan.pcap_index[e]), header)
+    g.store64(g.expr(offset), header, 8)
+    g.store64(g.helper(BpfFunc.ktime_get_boot_ns), header, 16)
+    size = g.b.and_(g.expr(length), g.constant(0xFFFFFFFF))
+    g.store64(size, header, 24)
+    flags = g.b.or_(g.b.shl(size, g.constant(BPF_F_CTXLEN_SHIFT)), g.constant(BPF_F_CURRENT_CPU))
+    return g.helper(BpfFunc.skb_output, g.b.inttoptr(g.expr(skb), g.pointer_type),
+                    g.map_ptr(SKB_OUTPUT_MAP), flags, header, g.constant(SKB_HEADER_SIZE))
+
+
 BUILTINS = (
     function("percpu_kaddr", (1, 2), check_percpu_kaddr, lower_percpu_kaddr),
     function("socket_cookie", (1, 1), check_socket_cookie,
              lambda g, e: g.helper(BpfFunc.get_socket_cookie, g.expr(e.args[0])),
              tracing_program=True),
     function("path", (1, 2), check_path, lower_path),
+    function("skboutput", (4, 4), check_skboutput, lower_skboutput,
+             layout=lambda plan, checked, e: plan.add_pcap_file(
+                 e, e.args[0].value.decode("utf-8", "surrogateescape")),
+             tracing_program=True),
 )

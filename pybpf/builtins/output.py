@@ -9,6 +9,7 @@ from __future__ import annotations
 from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function
+from pybpf.builtins.formatted import integer_argument
 from pybpf.builtins.maps import check_whole_map
 from pybpf.checked import INT, MAX_PRINTF_ARGS, VOID, is_int, storable, stored
 from pybpf.printf_format import PrintfFormatError, parse_printf
@@ -299,11 +300,7 @@ def lower_exit(g, e):
 
 
 def check_unwatch(c, e):
-    t = c.expr(e.args[0])
-    if t is not None and not is_int(t):
-        c.error(f"unwatch() expects an address, got {t}", e.args[0].span)
-        return None
-    return VOID
+    return VOID if integer_argument(c, e, e.args[0]) else None
 
 
 def lower_unwatch(g, e):

@@ -8,6 +8,7 @@ import signal as signals
 
 from pybpf import ast
 from pybpf.builtins.entry import function
+from pybpf.builtins.formatted import integer_argument
 from pybpf.builtins.output import check_printf, layout_printf, printf_event
 from pybpf.checked import VOID, is_int
 from pybpf.program import EventKind
@@ -64,11 +65,7 @@ def check_override(c, e):
     if c.group.provider.name != "kprobe":
         c.error("override can only be used with kprobes.", e.span)
         return None
-    t = c.expr(e.args[0])
-    if t is not None and not is_int(t):
-        c.error(f"override() expects an integer return code, got {t}", e.args[0].span)
-        return None
-    return VOID
+    return VOID if integer_argument(c, e, e.args[0]) else None
 
 
 def lower_override(g, e):

@@ -90,6 +90,11 @@ BPF_ANY = 0
 BPF_NOEXIST = 1
 BPF_EXIST = 2
 
+# bpf_perf_event_output/bpf_skb_output flags: the current CPU's slot of the perf event array; the
+# upper 32 bits (BPF_F_CTXLEN_MASK) say how many bytes of the skb to append to the sample.
+BPF_F_CURRENT_CPU = 0xFFFFFFFF
+BPF_F_CTXLEN_SHIFT = 32
+
 # src_reg of a ld_imm64 whose imm is a map fd.
 BPF_PSEUDO_MAP_FD = 1
 # src_reg of a ld_imm64 whose imm is a vmlinux BTF id of a VAR: the kernel's variable's address (a

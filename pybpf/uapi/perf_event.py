@@ -84,6 +84,15 @@ def pmu_retprobe_format_file(pmu: str) -> str:
 PERF_UPROBE_REF_CTR_OFFSET_SHIFT = 32
 UPROBE_REF_CTR_FORMAT_FILE = f"{PMU_DEVICES}/{UPROBE_PMU}/format/ref_ctr_offset"
 
+# perf_event_attr.sample_type: the sample carries the raw bytes a BPF program output.
+PERF_SAMPLE_RAW = 1 << 10
+# perf_event_header.type of the records in a perf ring buffer.
+PERF_RECORD_LOST = 2
+PERF_RECORD_SAMPLE = 9
+# struct perf_event_mmap_page: where the ring's producer and consumer positions are.
+PERF_MMAP_DATA_HEAD = 1024
+PERF_MMAP_DATA_TAIL = 1032
+
 # Bits of the flags word (the bitfield after read_format).
 PERF_ATTR_FLAG_DISABLED = 1 << 0
 PERF_ATTR_FLAG_FREQ = 1 << 10

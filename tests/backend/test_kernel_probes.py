@@ -133,3 +133,20 @@ def test_override_calls_bpf_override_return_with_the_registers():
     (program,) = compiled.programs
     insns = parse_object(compiled.elf).programs[program.section].insns
     assert ("call", BpfFunc.override_return) in helper_calls_and_wide_loads(insns)
+
+
+def test_skboutput_sends_the_skb_to_a_perf_event_array_from_a_btf_tracepoint():
+    from pybpf.cpus import cpu_slots
+    from pybpf.program import SKB_OUTPUT_MAP
+    from pybpf.uapi.bpf import BpfMapType
+    compiled = compile_source('rawtracepoint:netif_receive_skb { skboutput("a.pcap", args.skb, 64, 14); '
+                              'skboutput("b.pcap", args.skb, 64, 0); skboutput("a.pcap", args.skb, 9, 0); }')
+    assert compiled.pcap_files == ("a.pcap", "b.pcap")
+    (program,) = compiled.programs
+    assert program.prog_type == BpfProgType.TRACING
+    spec = parse_object(compiled.elf)
+    array = spec.maps[SKB_OUTPUT_MAP]
+    assert (array.map_type, array.key_size, array.value_size, array.max_entries) == \
+        (BpfMapType.PERF_EVENT_ARRAY, 4, 4, cpu_slots())
+    calls = helper_calls_and_wide_loads(spec.programs[program.section].insns)
+    assert calls.count(("call", BpfFunc.skb_output)) == 3

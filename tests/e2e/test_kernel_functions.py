@@ -30,3 +30,46 @@ def test_socket_cookie_is_the_cookie_so_cookie_reads():
         out, err, code = run.stop()
     assert code == 0, err
     assert seen == {f"cookie {cookie}\n"}
+
+
+PAYLOAD = b"pybpf-skboutput-test"
+
+
+def pcap_packets(path) -> tuple[int, list[bytes]]:
+    """(link type, packets) of a pcap file."""
+    data = path.read_bytes()
+    magic, _, _, _, _, _, linktype = struct.unpack_from("<IHHiIII", data)
+    assert magic == 0xA1B2C3D4
+    packets, at = [], 24
+    while at < len(data):
+        _, _, kept, wire = struct.unpack_from("<IIII", data, at)
+        packets.append(data[at + 16:at + 16 + kept])
+        at += 16 + kept
+    return linktype, packets
+
+
+@pytest.mark.kernel
+def test_skboutput_writes_the_received_packets_to_a_pcap_file(tmp_path):
+    # bpftrace 0.26: skboutput(file, skb, length, offset) writes the skb's data to a RAW IP pcap.
+    # netif_receive_skb sees the packet from its IP header on: offset 0; here only loopback's
+    # packets to this test's port (its UDP header's destination port, 2 bytes at 22 of the IP).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        port = receiver.getsockname()[1]
+        pcap = tmp_path / "in.pcap"
+        run = Running(["-e", READY + "rawtracepoint:netif_receive_skb "
+                       f"/args.skb->dev->ifindex == 1/ {{ @r[skboutput(\"{pcap}\", args.skb, "
+                       "args.skb->len, 0)] = count(); }"])
+        run.wait_for("ready")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(PAYLOAD, ("127.0.0.1", port))
+        assert receiver.recv(100) == PAYLOAD
+        out, err, code = run.stop()
+    assert code == 0, err
+    assert "@r[0]: " in out                       # the helper returned 0 each time
+    linktype, packets = pcap_packets(pcap)
+    assert linktype == 101                        # LINKTYPE_RAW
+    ours = [p for p in packets if p[0] == 0x45 and p[9] == socket.IPPROTO_UDP and
+            struct.unpack_from(">H", p, 22)[0] == port]
+    assert len(ours) == 1 and ours[0].endswith(PAYLOAD)
+    assert len(ours[0]) == 20 + 8 + len(PAYLOAD)     # IP and UDP headers, then the payload

@@ -73,50 +73,9 @@ def test_listing():
 
 
 WRITES = 25
-# Prints the address of its variable, waits for a line, then writes the variable WRITES times.
+# Prints the address of its variable, waits for a line, writes the variable 3 times, waits for a
+# line again, then writes it WRITES times.
 WRITER_C = r"""
-#include <stdio.h>
-volatile long watched;
-int main(void) {
-    char line[8];
-    printf("%%p\n", (void *)&watched);
-    fflush(stdout);
-    if (!fgets(line, sizeof line, stdin))
-        return 1;
-    for (int i = 0; i < %d; i++)
-        watched = i;
-    return watched == %d - 1 ? 0 : 1;
-}
-""" % (WRITES, WRITES)
-
-
-@pytest.mark.kernel
-def test_watchpoint_fires_on_each_write(compile_c):
-    writer = subprocess.Popen([compile_c(WRITER_C)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        address = writer.stdout.readline().strip()
-        run = Running(["-p", str(writer.pid), "-e",
-                       READY + f"watchpoint:{address}:8:w {{ @writes[comm] = count(); }}"])
-        run.wait_for("ready")
-        writer.stdin.write("go\n")
-        writer.stdin.close()
-        assert writer.wait(timeout=30) == 0
-    finally:
-        writer.kill()
-        writer.wait()
-    out, err, code = run.stop(sig=None)     # the watched process's exit ends the trace (-p)
-    assert code == 0, err
-    assert re.search(r"^@writes\[prog\]: (\d+)$", out, re.M)[1] == str(WRITES)
-
-
-def test_watchpoint_needs_a_process():
-    r = run_pybpf(["-e", "watchpoint:0x1000:8:w { @ = count(); }"])
-    assert r.returncode == 1
-    assert "ERROR: watchpoint probes watch one process: give its id with -p PID" in r.stderr
-
-
-# Writes its variable 3 times, waits for a line, then WRITES times more.
-PAUSED_WRITER_C = r"""
 #include <stdio.h>
 volatile long watched;
 int main(void) {
@@ -137,10 +96,35 @@ int main(void) {
 
 
 @pytest.mark.kernel
+def test_watchpoint_fires_on_each_write(compile_c):
+    writer = subprocess.Popen([compile_c(WRITER_C)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        address = writer.stdout.readline().strip()
+        run = Running(["-p", str(writer.pid), "-e",
+                       READY + f"watchpoint:{address}:8:w {{ @writes[comm] = count(); }}"])
+        run.wait_for("ready")
+        writer.stdin.write("go\ngo\n")
+        writer.stdin.close()
+        assert writer.wait(timeout=30) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    out, err, code = run.stop(sig=None)     # the watched process's exit ends the trace (-p)
+    assert code == 0, err
+    assert re.search(r"^@writes\[prog\]: (\d+)$", out, re.M)[1] == str(3 + WRITES)
+
+
+def test_watchpoint_needs_a_process():
+    r = run_pybpf(["-e", "watchpoint:0x1000:8:w { @ = count(); }"])
+    assert r.returncode == 1
+    assert "ERROR: watchpoint probes watch one process: give its id with -p PID" in r.stderr
+
+
+@pytest.mark.kernel
 def test_unwatch_detaches_the_watchpoint_on_its_address(compile_c):
     # bpftrace 0.26: unwatch(addr) removes the watchpoint on addr (in user space, when its
     # record is read): the writes after it are not seen.
-    writer = subprocess.Popen([compile_c(PAUSED_WRITER_C)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    writer = subprocess.Popen([compile_c(WRITER_C)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
         address = writer.stdout.readline().strip()
