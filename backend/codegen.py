@@ -18,7 +18,7 @@ from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
-                                  slot)
+                                  slot, upper_bound)
 from pybpf.backend.lower_helpers import CHECKED, WARN_BY_DEFAULT, HelperChecks, HelperSites
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_loops import LoopLowering, frame_depth
@@ -236,6 +236,8 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
     @staticmethod
     def constant(value: int, bits: int = 64) -> ir.Constant:
         return c64(value) if bits == 64 else ir.Constant(ir.IntType(bits), value)
+
+    upper_bound = staticmethod(upper_bound)
 
     def gep(self, base: ir.Value, offset: int) -> ir.Value:
         return base if offset == 0 else opaque(self.b.gep(base, [c64(offset)], source_etype=I8))

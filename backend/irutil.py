@@ -19,6 +19,39 @@ def c64(v: int) -> ir.Constant:
     return ir.Constant(I64, v & 0xFFFFFFFFFFFFFFFF)
 
 
+U64_MAX = (1 << 64) - 1
+
+
+def upper_bound(value: ir.Value, depth: int = 8) -> int:
+    """The largest unsigned value an integer can hold, as far as the instructions that made it show
+    (a mask, a shift right or a division by a constant, a remainder, a zero extension, a select;
+    else all ones): the known bits LLVM's optimiser, which pybpf does not run, would find. clang
+    -O2 drops the range checks of hist(nsecs & 0xffff) from the same C with them."""
+    if isinstance(value, ir.Constant) and isinstance(value.constant, int):
+        return value.constant & U64_MAX
+    if depth == 0 or not isinstance(value, ir.Instruction):
+        return U64_MAX
+    op, args = value.opname, value.operands
+
+    def bound(i: int) -> int:
+        return upper_bound(args[i], depth - 1)
+
+    divisor = args[1].constant if len(args) == 2 and isinstance(args[1], ir.Constant) else None
+    if op == "and":
+        return min(bound(0), bound(1))
+    if op == "lshr" and isinstance(divisor, int) and 0 <= divisor < 64:
+        return bound(0) >> divisor
+    if op == "udiv" and isinstance(divisor, int) and divisor > 0:
+        return bound(0) // divisor
+    if op == "urem" and isinstance(divisor, int) and divisor > 0:
+        return min(bound(0), divisor - 1)
+    if op == "zext":
+        return min(bound(0), (1 << args[0].type.width) - 1)
+    if op == "select":
+        return max(bound(1), bound(2))
+    return U64_MAX
+
+
 def opaque(value):
     """llvmlite types its allocas, GEPs and globals with typed pointers internally even when it
     prints `ptr`; its builder then refuses stores of other types through them. LLVM 22 has only

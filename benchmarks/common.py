@@ -197,22 +197,38 @@ def loaded_programs() -> dict[int, dict]:
     return {p["id"]: p for p in json.loads(out.stdout or "[]")}
 
 
-def cold_and_warm(run, repeat: int) -> tuple[list, list]:
-    """run(env) `repeat` times with pybpf's cache emptied before each (cold), then `repeat` times
-    reusing it (warm); the cache is a throwaway folder, removed at the end."""
-    import shutil
-    import tempfile
+CACHE_PHASES = ("cold", "warm")
+
+
+def cache_phases(run, repeat: int, phases=CACHE_PHASES) -> dict[str, list]:
+    """phase -> `repeat` results of run(env), in the order given, on a throwaway pybpf cache
+    (removed at the end). Before each run the phase empties:
+    - "cold": the whole cache (pybpf's first run on the machine: no parser tables, no BTF index);
+    - "new script": only the compiled objects (a script not run before, the rest cached);
+    - "warm": nothing (the object of the run before is reused)."""
+    from pybpf.cache import FOLDER as OBJECTS_FOLDER
 
     cache = tempfile.mkdtemp(prefix="pybpf-bench-cache-")
     env = dict(os.environ, XDG_CACHE_HOME=cache)
+    emptied = {"cold": cache, "new script": os.path.join(cache, "pybpf", OBJECTS_FOLDER), "warm": None}
     try:
-        cold = []
-        for _ in range(repeat):
-            shutil.rmtree(cache, ignore_errors=True)
-            cold.append(run(env))
-        return cold, [run(env) for _ in range(repeat)]
+        results: dict[str, list] = {}
+        for phase in phases:
+            results[phase] = []
+            for _ in range(repeat):
+                if emptied[phase]:
+                    shutil.rmtree(emptied[phase], ignore_errors=True)
+                results[phase].append(run(env))
+        return results
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def cold_and_warm(run, repeat: int) -> tuple[list, list]:
+    """run(env) `repeat` times with pybpf's cache emptied before each (cold), then `repeat` times
+    reusing it (warm)."""
+    phases = cache_phases(run, repeat)
+    return phases["cold"], phases["warm"]
 
 
 def median(values):

@@ -9,9 +9,12 @@ run BEGIN once every probe is attached, so its line marks the end of attaching. 
 `tracepoint:*:*` for "all", else N tracepoints taken at even steps through tracefs's sorted list
 (so each size has the same mix of syscalls and the rest). After the line the tracer gets SIGINT;
 the exit is timed while its output (the map, one line per tracepoint that fired) is read.
-pybpf runs with its compile cache emptied (cold) and then reused (warm); bpftrace compiles every
-time. BPFTRACE_MAX_PROBES (and bpftrace's BPFTRACE_MAX_BPF_PROGS) are raised. Needs root and tracefs; bpftrace columns when
-`bpftrace` is on PATH.
+pybpf runs with its cache emptied (cold: its first run on the machine), then with only the compiled
+objects removed (new script: parser tables and the BTF index kept), then reused (warm); its modules
+are byte-compiled first, as an installed pybpf's are. bpftrace compiles every time.
+BPFTRACE_MAX_PROBES (and bpftrace's BPFTRACE_MAX_BPF_PROGS) are raised. A tracer that has not
+attached after TIMEOUT_S is stopped and its run counted as failed, with the time it was given.
+Needs root and tracefs; bpftrace columns when `bpftrace` is on PATH.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import sys
 import threading
 import time
 
-from benchmarks.common import benchmark_main, cold_and_warm, median, tracer_command
+from benchmarks.common import benchmark_main, cache_phases, median, tracer_command
+from benchmarks.startup import byte_compile_pybpf
 
 SIZES = ("100", "1000", "all")
 BODY = ' { @[probe] = count(); } BEGIN { printf("attached\\n"); }'
@@ -58,6 +62,8 @@ def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict
     stderr: list[str] = []
     drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
     drain.start()
+    watchdog = threading.Timer(TIMEOUT_S, proc.kill)      # ends the read below if it never attaches
+    watchdog.start()
     try:
         for line in proc.stdout:
             if line.startswith("Attaching "):
@@ -65,10 +71,13 @@ def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict
             if line.startswith(MARKER):
                 attached_s = time.perf_counter() - start
                 break
+        watchdog.cancel()
         if attached_s is None:
             proc.wait()
-            return {"attached_s": None, "exit_s": None, "probes": probes,
-                    "error": "".join(stderr)[-2000:]}
+            waited = time.perf_counter() - start
+            error = f"not attached after {waited:.0f} s, killed" if waited >= TIMEOUT_S else \
+                "".join(stderr)[-2000:]
+            return {"attached_s": None, "exit_s": None, "probes": probes, "error": error}
         rest = threading.Thread(target=proc.stdout.read, daemon=True)   # the map: never blocks it
         rest.start()
         signalled = time.perf_counter()
@@ -77,6 +86,7 @@ def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict
         exit_s = time.perf_counter() - signalled
         rest.join()
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -86,12 +96,15 @@ def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict
 
 def measure(sizes=SIZES, repeat: int = 1, tools=("pybpf", "bpftrace")) -> dict:
     results: dict[str, dict[str, list[dict]]] = {}
+    if "pybpf" in tools:
+        byte_compile_pybpf()
     for size in sizes:
         program = script(size)
         row = results[size] = {}
         if "pybpf" in tools:
-            row["pybpf cold"], row["pybpf warm"] = cold_and_warm(
-                lambda env: run_once("pybpf", program, env), repeat)
+            phases = cache_phases(lambda env: run_once("pybpf", program, env), repeat,
+                                  ("cold", "new script", "warm"))
+            row.update((f"pybpf {phase}", runs) for phase, runs in phases.items())
         if "bpftrace" in tools and shutil.which("bpftrace"):
             row["bpftrace"] = [run_once("bpftrace", program) for _ in range(repeat)]
     return results
@@ -112,9 +125,9 @@ def options(parser) -> None:
 
 def print_table(results: dict, opts) -> None:
     def fmt(v):
-        return f"{v:>9.2f}" if v is not None else f"{'-':>9}"
+        return f"{v:>9.3f}" if v is not None else f"{'-':>9}"
 
-    print(f"{'tracepoints':>11} {'tracer':<12} {'probes':>7} {'attached s':>10} {'exit s':>9}"
+    print(f"{'tracepoints':>11} {'tracer':<17} {'probes':>7} {'attached s':>10} {'exit s':>9}"
           f" {'attach x bpftrace':>17} {'exit x bpftrace':>15}")
     for size, row in results.items():
         base = summary(row["bpftrace"]) if "bpftrace" in row else None
@@ -124,7 +137,7 @@ def print_table(results: dict, opts) -> None:
             if base and tool != "bpftrace":
                 ratios = [f"{s[k] / base[k]:.3f}" if s[k] and base[k] else "-"
                           for k in ("attached_s", "exit_s")]
-            print(f"{size:>11} {tool:<12} {s['probes'] or '-':>7} {fmt(s['attached_s']):>10}"
+            print(f"{size:>11} {tool:<17} {s['probes'] or '-':>7} {fmt(s['attached_s']):>10}"
                   f" {fmt(s['exit_s'])} {ratios[0]:>17} {ratios[1]:>15}"
                   + (f"  ({s['failed']} failed)" if s["failed"] else ""))
         for tool, runs in row.items():

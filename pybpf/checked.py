@@ -87,6 +87,9 @@ class CheckedScript:
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
     struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
+    # str(address) node -> True: it reads the process's memory, False: the kernel's (absent: not
+    # known, the helper that tells them apart by the address)
+    string_reads: dict = field(default_factory=dict)
     depends_on: set = field(default_factory=set)        # pybpf.facts: what a value came from
     # ForMap node -> the VarBindings its body shares with the code around it, in first-use order
     loop_captures: dict = field(default_factory=dict)

@@ -106,10 +106,15 @@ def map_symbol(name: str) -> str:
     return "AT_" + re.sub(r"\W", "_", name[1:])
 
 
-def _field_layout(checked: CheckedScript, probe: ast.Probe, point: AttachPoint) -> tuple:
+def _field_accesses(checked: CheckedScript, probe: ast.Probe) -> list[ast.FieldAccess]:
+    """The probe's reads of context fields, found once per probe: a walk per attach point would
+    cost the probe's size (its attach points among it) for every point."""
+    return [n for n in ast.walk(probe) if isinstance(n, ast.FieldAccess) and n in checked.fields]
+
+
+def _field_layout(checked: CheckedScript, accesses: list[ast.FieldAccess], point: AttachPoint) -> tuple:
     return tuple((n.field, checked.fields[n][point.name])
-                 for n in ast.walk(probe) if isinstance(n, ast.FieldAccess) and n in checked.fields
-                 and point.name in checked.fields[n])
+                 for n in accesses if point.name in checked.fields[n])
 
 
 def _uses_constant_per_point(probe: ast.Probe) -> bool:
@@ -153,7 +158,8 @@ def _shareable_layout(layout: tuple) -> bool:
                for name, f in layout)
 
 
-def _shared_syscall_points(checked: CheckedScript, group: ProbeGroup) -> dict[str, list]:
+def _shared_syscall_points(checked: CheckedScript, group: ProbeGroup,
+                           accesses: list[ast.FieldAccess]) -> dict[str, list]:
     """raw tracepoint -> [(point, syscall number)] of the group's points that can share a program:
     two or more per direction, all reading the same argument fields the same way."""
     if group.provider is not TRACEPOINT or ast.reads_builtin(group.probe, "func"):
@@ -165,7 +171,7 @@ def _shared_syscall_points(checked: CheckedScript, group: ProbeGroup) -> dict[st
             by_raw.setdefault(found[0], []).append((point, found[1]))
     shared = {}
     for raw, members in by_raw.items():
-        layouts = {_field_layout(checked, group.probe, point) for point, _ in members}
+        layouts = {_field_layout(checked, accesses, point) for point, _ in members}
         if len(members) >= 2 and len(layouts) == 1 and _shareable_layout(layouts.pop()):
             shared[raw] = members
     return shared
@@ -174,7 +180,8 @@ def _shared_syscall_points(checked: CheckedScript, group: ProbeGroup) -> dict[st
 def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: bool,
                    group_tracepoints: bool, features: Features) -> None:
     for group in checked.groups:
-        shared = _shared_syscall_points(checked, group) if share_syscalls else {}
+        accesses = _field_accesses(checked, group.probe)
+        shared = _shared_syscall_points(checked, group, accesses) if share_syscalls else {}
         for raw, members in shared.items():
             numbers = tuple((number, _probe_id(plan, group, point)) for point, number in members)
             _add_program(plan, group, tuple(point for point, _ in members), RAWTRACEPOINT,
@@ -201,7 +208,7 @@ def _plan_programs(checked: CheckedScript, plan: ResourcePlan, share_syscalls: b
         partitions: dict[tuple, list[AttachPoint]] = {}
         for point in rest:
             layout = (point,) if per_point and not cookies else \
-                _field_layout(checked, group.probe, point)
+                _field_layout(checked, accesses, point)
             if site_args:
                 layout += group.site_args[point]
             partitions.setdefault(layout, []).append(point)

@@ -44,6 +44,7 @@ _ADDRESS = struct.Struct("<Q")        # unwatch(addr)
 # Attaching thousands of points takes seconds (a perf event each): past this, a progress line on
 # stderr each time this much more has passed.
 PROGRESS_EVERY_S = 1.0
+DETACH_THREADS = 32          # closing attachments at once (with this thread)
 
 
 # How often the keys of user-stack maps are read for new processes: one that runs for less than
@@ -241,18 +242,26 @@ class Session:
         self.probes_attached += done
 
     def _detach(self) -> None:
-        # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed at
-        # once, the waits for the BPF program's detach overlap (the tracepoint's own unregistering
-        # is serialised by the kernel, ~40 ms each).
+        # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed by
+        # DETACH_THREADS at once, the waits for the BPF program's detach overlap (the tracepoint's
+        # own unregistering is serialised by the kernel, ~40 ms each). A raw tracepoint link closes
+        # in ~0.15 ms without waiting: a thread each (2,305 for tracepoint:*:*) cost more than that.
         attachments, self._attachments = self._attachments, []
         self.probes_attached = 0
-        if len(attachments) <= 1:
-            for a in attachments:
-                a.close()
-            return
-        threads = [threading.Thread(target=a.close) for a in attachments]
+
+        def close_pending() -> None:
+            while attachments:
+                try:
+                    attachment = attachments.pop()      # atomic: the closers share the list
+                except IndexError:
+                    return
+                attachment.close()
+
+        threads = [threading.Thread(target=close_pending)
+                   for _ in range(min(len(attachments), DETACH_THREADS) - 1)]
         for t in threads:
             t.start()
+        close_pending()
         for t in threads:
             t.join()
 

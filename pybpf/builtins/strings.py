@@ -36,7 +36,18 @@ def check_str(c, e):
     if not is_int(t):
         c.error(f"str() expects a pointer or a string, got {t}", e.args[0].span)
         return None
+    # bpftrace's address spaces: a typed pointer keeps its own; an integer is an address in the
+    # process where a cast of one would be (uprobes, usdt, a syscall tracepoint's arguments)
+    if isinstance(t, T.PointerType):
+        c.result.string_reads[e] = t.user
+    elif c.casts_to_user():
+        c.result.string_reads[e] = True
     return T.StringType(size)
+
+
+# str() of an address: the helper for its memory (pybpf.checked.CheckedScript.string_reads)
+STRING_READS = {True: BpfFunc.probe_read_user_str, False: BpfFunc.probe_read_kernel_str,
+                None: BpfFunc.probe_read_str}
 
 
 def lower_str(g, e):
@@ -51,7 +62,8 @@ def lower_str(g, e):
             g.b.store(g.constant(0, bits=8), g.gep(buf, t.size - 1))
         return buf
     g.zero(buf, t.size)
-    g.helper(BpfFunc.probe_read_str, buf, g.constant(t.size), g.b.inttoptr(value, g.pointer_type))
+    g.helper(STRING_READS[g.checked.string_reads.get(e)], buf, g.constant(t.size),
+             g.b.inttoptr(value, g.pointer_type))
     return buf
 
 

@@ -146,10 +146,14 @@ class Hist(Count):
         return BUCKETS if not bits else ((64 - bits) << bits) + (1 << bits) + 1
 
     def lower_bucket(self, fb, spec, value):
-        """0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise (k = 0); branch-free."""
+        """0 for negatives, 1 for zero, 2 + floor(log2(v)) otherwise (k = 0); branch-free. The
+        steps and the sign check a value's known bound rules out are left out (hist(v & 0xffff))."""
         b, c = fb.b, fb.constant
+        most = fb.upper_bound(value)
         n, r = value, c(0)
         for shift in (32, 16, 8, 4, 2, 1):
+            if most < 1 << shift:
+                continue
             big = b.icmp_unsigned(">=", n, c(1 << shift))
             amount = b.select(big, c(shift), c(0))
             n = b.lshr(n, amount)
@@ -167,6 +171,8 @@ class Hist(Count):
         else:
             positive = b.add(r, c(2))
             bucket = b.select(b.icmp_signed("==", value, c(0)), c(1), positive)
+        if most < 1 << 63:
+            return bucket
         return b.select(b.icmp_signed("<", value, c(0)), c(0), bucket)
 
     def entries(self, spec, keys, values_raw, ncpu, hide_zero, typed_values):

@@ -64,10 +64,15 @@ class Lhist(Hist):
         return spec.lhist.buckets + 2
 
     def lower_bucket(self, fb, spec, value):
+        """A check that the value's known bound rules out is left out (lhist(v & 0xff, 0, 256, 16))."""
         p, b, c = spec.lhist, fb.b, fb.constant
-        inside = b.add(b.udiv(b.sub(value, c(p.min)), c(p.step)), c(1))
-        high = b.select(b.icmp_signed(">=", value, c(p.max)), c(p.buckets + 1), inside)
-        return b.select(b.icmp_signed("<", value, c(p.min)), c(0), high)
+        most = fb.upper_bound(value)
+        bucket = b.add(b.udiv(b.sub(value, c(p.min)), c(p.step)), c(1))
+        if most >= 1 << 63 or most >= p.max:
+            bucket = b.select(b.icmp_signed(">=", value, c(p.max)), c(p.buckets + 1), bucket)
+        if most >= 1 << 63 or p.min > 0:
+            bucket = b.select(b.icmp_signed("<", value, c(p.min)), c(0), bucket)
+        return bucket
 
 
 LHIST = Lhist()

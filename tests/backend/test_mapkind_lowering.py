@@ -25,6 +25,7 @@ class HostBuilder:
     gep, store64, load64 = FunctionBuilder.gep, FunctionBuilder.store64, FunctionBuilder.load64
     divide = FunctionBuilder.divide
     constant = staticmethod(FunctionBuilder.constant)
+    upper_bound = staticmethod(FunctionBuilder.upper_bound)
 
     def __init__(self, builder: ir.IRBuilder):
         self.b = builder
@@ -108,6 +109,30 @@ def test_the_lowered_bucket_is_the_one_whose_label_holds_the_value(kind, lhist, 
         lo, hi = bounds(index)
         assert 0 <= index < k.array_entries(spec)
         assert (lo is None or lo <= v) and (hi is None or v < hi), (v, index, lo, hi)
+
+
+@pytest.mark.parametrize("kind, lhist, bits, mask, compares", [
+    (MapKind.HIST, None, 0, 0xFFFF, 5), (MapKind.HIST, None, 2, 0xFF, 4),
+    (MapKind.LHIST, LhistParams(0, 256, 16), 0, 0xFF, 0), (MapKind.LHIST, LhistParams(0, 128, 16), 0, 0xFF, 1),
+    (MapKind.LHIST, LhistParams(16, 256, 16), 0, 0xFF, 1)])
+def test_a_masked_value_skips_the_checks_its_bound_rules_out(kind, lhist, bits, mask, compares):
+    """hist(v & mask), lhist(v & mask, ...): the checks a masked value cannot fail are left out
+    (as clang -O2 leaves them out of the same C), and the bucket is still the right one."""
+    k, spec = kind_for(kind), MapSpec("@h", "AT_h", kind, (), T.IntType(), lhist, hist_bits=bits)
+    module_text = []
+
+    def define(m):
+        function(m, "bucket", [I64], lambda fb, v: k.lower_bucket(fb, spec, fb.b.and_(v, fb.constant(mask))),
+                 returns=I64)
+        module_text.append(str(m))
+
+    address = jit(define)
+    assert module_text[0].count("icmp") == compares
+    bucket = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(address("bucket"))
+    bounds = k.layout(spec).bounds
+    for v in [-1, 0, 1, 7, 8, 16, 127, 128, 255, 256, 0x1234, 0xFFFF, 1 << 40] + list(range(0, 300, 7)):
+        lo, hi = bounds(bucket(v))
+        assert (lo is None or lo <= v & mask) and (hi is None or v & mask < hi), (v, lo, hi)
 
 
 # Per-CPU values of one key as (value, set) pairs for min/max, where CPU 1 never set one.
