@@ -66,8 +66,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results.json"))
-    ap.add_argument("--baseline-python", metavar="PATH",
-                    help="first-event section: also run the pybpf of this python (another checkout's venv)")
+    ap.add_argument("--baseline-ref", metavar="REF",
+                    help="first-event section: also run the pybpf of this commit (e.g. main), installed "
+                         "as this checkout is")
     ap.add_argument("--only", choices=SECTIONS, action="append",
                     help="run only these sections (repeatable)")
     opts = ap.parse_args(argv)
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             results["startup"] = {t: startup.measure(t, p["repeat"]) for t in tools}
         if "first" in want:
             results["first_event"] = first_event.measure(p["first_repeat"], p["first_scripts"],
-                                                         opts.baseline_python)
+                                                         opts.baseline_ref)
         if "cost" in want:
             results["cost_ns"] = kernel_cost.measure(tools, p["events"], p["cost_repeat"], p["cost_scripts"])
         if "streaming" in want:
