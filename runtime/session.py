@@ -26,13 +26,17 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERROR
                            EventKind, HelperErrorCount, MapSpec)
 from pybpf import types as T
 from pybpf.runtime import helper_errors, maps, symbols
-from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach
+from pybpf.runtime.attach import RUN_AT_START, RUN_AT_STOP, RUN_ONCE, attach
 from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.output import top_entries
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.runtime.values import slot_decoder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pybpf.runtime.attach import Attachment
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)

@@ -2,6 +2,7 @@
 every sample_period events; hardware events where the machine has no PMU refused in one line."""
 
 import errno
+import importlib
 import mmap
 import os
 
@@ -37,6 +38,8 @@ def touch_fresh_pages(n: int) -> None:
 def test_every_provider_attaches_through_a_module_here():
     kinds = {p.attach_kind for p in providers.PROVIDERS}
     assert kinds <= set(ATTACHERS)
+    for name in set(ATTACHERS.values()):        # imported when a point of its kind attaches
+        assert callable(importlib.import_module(f"pybpf.runtime.attach.{name}").attach)
 
 
 @pytest.mark.kernel
