@@ -36,12 +36,12 @@ def _lark() -> lark.Lark:
     with open(tables.GRAMMAR) as f:
         grammar = f.read()
     name = tables.name(lark.__version__, grammar)
-    for blob in (tables.shipped(name), diskcache.read(_TABLES_FOLDER, name)):
-        if blob is not None:
-            try:
-                return tables.load(blob)
-            except (ValueError, KeyError, TypeError, AttributeError, lark.exceptions.LarkError):
-                pass        # written by a Lark whose format differs in ways its version did not show
+    blob = tables.shipped(name) or diskcache.read(_TABLES_FOLDER, name)
+    if blob is not None:
+        try:
+            return tables.load(blob)
+        except (ValueError, KeyError, TypeError, AttributeError, lark.exceptions.LarkError):
+            pass        # written by a Lark whose format differs in ways its version did not show
     blob = tables.build(grammar)
     diskcache.write(_TABLES_FOLDER, name, blob)
     return tables.load(blob)
