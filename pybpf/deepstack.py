@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
+
 TYPE_CHECKING = False       # typing costs ~2 ms at every start; only type checkers read these
 if TYPE_CHECKING:
     from typing import Any, Callable, TypeVar

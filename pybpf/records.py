@@ -13,6 +13,7 @@ tokenize (~5 ms): on a cache hit, which runs no compiler, that was a quarter of 
 Here the methods are shared and read the fields from the class. Fields are the class's own annotations
 in order (no inheritance, no ClassVar); defaults are class attributes, factory(f) calls f for each instance.
 The compiler's own modules (AST, checker, BTF) keep @dataclass: they are never imported on a hit.
+NamedTuple is typing.NamedTuple for those modules, without importing typing (~2 ms at every start).
 """
 
 from __future__ import annotations
