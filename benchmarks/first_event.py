@@ -11,14 +11,19 @@ times the exit, and reads peak RSS from wait4's rusage. Scripts:
     count       `@[comm] = count(); exit();` on the ticker's openat: the map printed at exit is the
                 first output. No C tool prints a per-comm count on its first event: no C column.
 
+pybpf runs as a user runs it: the `pybpf` console script of a fresh venv into which pip installed
+this checkout (not editable: an editable install's finder imports pathlib and importlib.util on
+every start, ~10 ms, and its cache identity stats every module; a user's `pip install pybpf` does
+neither). Its dependencies (lark, llvmlite, pyelftools) come from this interpreter's environment.
 pybpf cold starts with an empty cache folder (compiled objects, BTF index, parser tables: a fresh
-XDG_CACHE_HOME each run); warm reuses one that a first run filled. `--baseline-python PATH` (the
-python of another checkout's venv, e.g. main's) adds that pybpf, warm, to the turns: a before/after
-comparison in the same minutes.
+XDG_CACHE_HOME each run); warm reuses one that a first run filled. `--baseline-ref REF` (a commit
+of this repository, e.g. main) installs that tree the same way and adds it, warm, to the turns: a
+before/after comparison in the same minutes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,7 +32,8 @@ import tempfile
 
 from benchmarks.common import LOOP_COMM, loop_binary, median
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(CHECKOUT, "examples")
 EXECSNOOP = ('tracepoint:syscalls:sys_enter_execve '
              '{ printf("%-7d %-16s %s\\n", pid, comm, str(args->filename)); }')
 COUNT = ('tracepoint:syscalls:sys_enter_openat /comm == "' + LOOP_COMM + '"/ '
@@ -48,14 +54,39 @@ def _scripts(marker_path: str) -> dict[str, dict]:
     }
 
 
-def _command(variant: str, script: dict, baseline: str | None = None) -> list[str] | None:
+def install_pybpf(source: str, folder: str) -> str:
+    """The `pybpf` console script of a new venv in folder, with the tree at source pip-installed
+    in it (not editable); the dependencies are this environment's, named in a .pth file."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", folder], check=True)
+    python = os.path.join(folder, "bin", "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    dependencies = {os.path.dirname(importlib.util.find_spec(name).submodule_search_locations[0])
+                    for name in ("lark", "llvmlite", "elftools")}
+    with open(os.path.join(site, "pybpf-dependencies.pth"), "w") as f:
+        f.write("".join(path + "\n" for path in sorted(dependencies)))
+    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+                    "--disable-pip-version-check", source], check=True)
+    return os.path.join(folder, "bin", "pybpf")
+
+
+def _install_baseline(ref: str, folder: str) -> str:
+    """`--baseline-ref`: the tree of commit ref of this repository, installed as install_pybpf does."""
+    source = os.path.join(folder, "baseline-source")
+    os.mkdir(source)
+    archive = subprocess.run(["git", "-C", CHECKOUT, "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", source], input=archive.stdout, check=True)
+    return install_pybpf(source, os.path.join(folder, "baseline-venv"))
+
+
+def _command(variant: str, script: dict, pybpf: dict[str, str]) -> list[str] | None:
     if variant == "baseline warm":
-        return [baseline, "-m", "pybpf.cli", *_source(script)] if baseline else None
+        return [pybpf["baseline"], *_source(script)] if "baseline" in pybpf else None
     if variant == "C":
         return [script["c"]] if script["c"] and os.access(script["c"], os.X_OK) else None
     if variant == "bpftrace":
         return ["bpftrace", *_source(script)] if shutil.which("bpftrace") else None
-    return [sys.executable, "-m", "pybpf.cli", *_source(script)]
+    return [pybpf["this"], *_source(script)]
 
 
 def _source(script: dict) -> list[str]:
@@ -81,22 +112,22 @@ def _summary(runs: list[dict | None]) -> dict:
             "rss_kib": median([r["rss_kib"] for r in done]), "runs": runs}
 
 
-def measure(repeat: int, names=None, baseline: str | None = None) -> dict:
-    from benchmarks.startup import byte_compile_pybpf
-
-    byte_compile_pybpf()
+def measure(repeat: int, names=None, baseline_ref: str | None = None) -> dict:
     folder = tempfile.mkdtemp(prefix="pybpf-bench-first-")
     marker_path = os.path.join(folder, "first-event-marker")
     open(marker_path, "w").close()
     warm_cache, cold_cache = os.path.join(folder, "warm-cache"), os.path.join(folder, "cold-cache")
     results = {}
     try:
+        pybpf = {"this": install_pybpf(CHECKOUT, os.path.join(folder, "venv"))}
+        if baseline_ref:
+            pybpf["baseline"] = _install_baseline(baseline_ref, folder)
         for name, script in _scripts(marker_path).items():
             if names is not None and name not in names:
                 continue
             ticker = subprocess.Popen([loop_binary(), *script["tick"]])
             try:
-                commands = {v: _command(v, script, baseline) for v in VARIANTS}
+                commands = {v: _command(v, script, pybpf) for v in VARIANTS}
                 runs = {v: [] for v in VARIANTS if commands[v]}
                 for variant in ("pybpf warm", "baseline warm"):
                     if commands[variant]:

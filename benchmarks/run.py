@@ -62,8 +62,9 @@ def machine() -> dict:
 
 def options(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
-    parser.add_argument("--baseline-python", metavar="PATH",
-                        help="first-event section: also run the pybpf of this python (another checkout's venv)")
+    parser.add_argument("--baseline-ref", metavar="REF",
+                        help="first-event section: also run the pybpf of this commit (e.g. main), installed "
+                             "as this checkout is")
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="run only these sections (repeatable)")
 
@@ -81,7 +82,7 @@ def measure(opts) -> dict:
             results["startup"] = {t: startup.measure(t, p["repeat"]) for t in tools}
         if "first" in want:
             results["first_event"] = first_event.measure(p["first_repeat"], p["first_scripts"],
-                                                         opts.baseline_python)
+                                                         opts.baseline_ref)
         if "cost" in want:
             results["cost_ns"] = kernel_cost.measure(tools, p["events"], p["cost_repeat"], p["cost_scripts"])
         if "streaming" in want:

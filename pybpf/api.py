@@ -57,7 +57,8 @@ def compile(source: str, *, params: Sequence[str | int] = (), options: CompileOp
     options = replace(options or CompileOptions(),
                       params=tuple(str(p) for p in params) if params else
                       (options.params if options else ()))
-    compiled = on_deep_stack(compile_cached if cache else compile_source, source, filename, options)
+    compiled = compile_cached(source, filename, options) if cache else \
+        on_deep_stack(compile_source, source, filename, options)
     return Program(compiled, source, filename, options)
 
 

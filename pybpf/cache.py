@@ -16,8 +16,8 @@ objects/ (pybpf.diskcache: checked owner and mode, checksummed, bounded).
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
+import sys
 
 from pybpf import __version__, diskcache, facts
 from pybpf.program import CompiledProgram
@@ -31,15 +31,23 @@ def _code_identity() -> str:
     install record, else every file of its packages, the runtime included: no guess at which
     modules shape a compiled program, it must match the code that loads and prints it), and the
     folders of Lark and llvmlite (an upgrade recreates them)."""
-    from importlib.util import find_spec
-
     parts = [__version__, _installed_identity() or _checkout_identity()]
     for package in ("lark", "llvmlite"):
-        spec = find_spec(package)
-        for top in (spec.submodule_search_locations if spec else ()):
+        top = _package_folder(package)
+        if top is not None:
             st = os.stat(top)
             parts.append(f"{top}:{st.st_ino}:{st.st_mtime_ns}")
     return "|".join(parts)
+
+
+def _package_folder(name: str) -> str | None:
+    """The folder `import name` would load a regular package from: the first on sys.path that has
+    it (importlib.util.find_spec would import importlib.util, ~0.5 ms, at every start)."""
+    for entry in sys.path:
+        folder = os.path.join(entry or os.curdir, name)
+        if os.path.isfile(os.path.join(folder, "__init__.py")):
+            return os.path.abspath(folder)
+    return None
 
 
 def _installed_identity() -> str | None:
@@ -90,7 +98,7 @@ def _kernel_identity() -> str:
 
 def cache_key(source: str, options, filename: str = "stdin") -> str:
     """The filename is in the key: errorf() and the warnings carry it."""
-    h = hashlib.sha256()
+    h = diskcache.sha256()
     for part in (_code_identity(), _kernel_identity(), repr(options), filename, source):
         h.update(part.encode("utf-8", "surrogateescape"))     # a script's non-UTF-8 bytes too
         h.update(b"\0")
@@ -119,20 +127,20 @@ def _cacheable(compiled: CompiledProgram) -> bool:
 
 
 def compile_cached(source: str, filename: str = "stdin", options=None, times=None) -> CompiledProgram:
-    """compile_source, through the cache unless it is off (diskcache.settings.disabled: --no-cache)."""
-    from pybpf.compiler import CompileOptions
+    """compile_source on a deep stack (pybpf.deepstack), through the cache unless it is off
+    (diskcache.settings.disabled: --no-cache). A hit starts no thread."""
+    from pybpf.compiler import CompileOptions, compile_source
+    from pybpf.deepstack import on_deep_stack
 
     options = options or CompileOptions()
     if not diskcache.enabled():
-        from pybpf.compiler import compile_source
-        return compile_source(source, filename, options, times)
+        return on_deep_stack(compile_source, source, filename, options, times)
     key = cache_key(source, options, filename)
     compiled = load_cached(key)
     if compiled is not None and not facts.still_true(compiled.depends_on):
         compiled = None           # a cgroup recreated, a reboot, a binary rebuilt: compile afresh
     if compiled is None:
-        from pybpf.compiler import compile_source
-        compiled = compile_source(source, filename, options, times)
+        compiled = on_deep_stack(compile_source, source, filename, options, times)
         if _cacheable(compiled):
             store(key, compiled)
     return compiled

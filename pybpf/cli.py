@@ -13,42 +13,51 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
+import gettext
 import mmap
 import os
 import select
-import shlex
 import signal
 import sys
 import time
-from typing import NamedTuple, NoReturn
 
 from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions, StageTimes
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU
+from pybpf.records import NamedTuple
+
+TYPE_CHECKING = False       # typing costs ~2 ms at every start
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 POLL_INTERVAL_S = 0.2
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's, given the terminal's width up front: argparse builds a formatter for every
-    add_argument, and without a width each one imports shutil (and with it zlib, bz2 and lzma) on
-    every start, for a help text that is rarely printed."""
 
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        if width is None:
-            try:
-                width = int(os.environ["COLUMNS"])
-            except (KeyError, ValueError):
-                try:
-                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns
-                except (AttributeError, ValueError, OSError):
-                    width = 80
-            width -= 2
-        super().__init__(prog, indent_increment, max_help_position, width)
+def _help_width() -> int:
+    """The terminal's width, given to argparse's formatter up front: argparse builds a formatter for
+    every add_argument, and without a width each one imports shutil (and with it zlib, bz2 and
+    lzma), for a help text that is rarely printed; looked up once a parser, not once a formatter
+    (30 lookups cost ~4 ms when standard output is not a terminal)."""
+    try:
+        width = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            width = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            width = 80
+    return width - 2
+
+
+# gettext.gettext once per message: argparse asks for each of its messages as it builds the parser,
+# and gettext searches the locale folders at each ask (~2.5 ms at every start).
+_cached_gettext = functools.cache(gettext.gettext)
 
 
 def _parser() -> argparse.ArgumentParser:
+    argparse._ = _cached_gettext
     p = argparse.ArgumentParser(
         prog="pybpf", description="Trace the running kernel with bpftrace's language, "
         "compiled to eBPF by Python.",
@@ -59,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                "environment: bpftrace's settings, as BPFTRACE_MAX_PROBES, BPFTRACE_MAX_MAP_KEYS,\n"
                "  BPFTRACE_MAX_STRLEN, BPFTRACE_MISSING_PROBES, BPFTRACE_PRINT_MAPS_ON_EXIT (also\n"
                "  set in a script's config block; docs/language.md lists them all)",
-        formatter_class=_HelpFormatter)
+        formatter_class=functools.partial(argparse.RawDescriptionHelpFormatter, width=_help_width()))
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
                    help="list probes matching PATTERN")
@@ -441,6 +450,8 @@ class _Command:
     runs when the trace stops."""
 
     def __init__(self, command: str):
+        import shlex
+
         argv = shlex.split(command)
         if not argv:
             raise SystemExit(error("-c: the command is empty"))
@@ -715,7 +726,7 @@ def _main(opts) -> int:
 
     times = StageTimes()
     start = time.perf_counter()
-    compiled = on_deep_stack(compile_cached, source, filename, options, times)
+    compiled = compile_cached(source, filename, options, times)
     for warning in compiled.warnings:
         print(warning, file=sys.stderr)
     if opts.verbose:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics, render
 from pybpf.features import Features
 from pybpf.program import CompiledProgram, BpfProgramSpec
 from pybpf.records import factory, record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:      # the passes' modules load when first run: a cache hit imports none of them
+    from typing import Any
+
     from pybpf import ast
     from pybpf.backend.codegen import LoweredModule
     from pybpf.cdefs import Header

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable, TypeVar
 
-Result = TypeVar("Result")
+TYPE_CHECKING = False       # typing costs ~2 ms at every start; only type checkers read these
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    Result = TypeVar("Result")
 
 COMPILE_RECURSION_LIMIT = 50_000
 COMPILE_STACK_SIZE = 64 << 20

@@ -10,9 +10,13 @@ question on first need: a program without kernel-function probes never asks.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from pybpf.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object       # only type checkers read the protocol; typing costs ~2 ms at every start
 
 
 class Features(Protocol):

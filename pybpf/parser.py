@@ -4,26 +4,22 @@
     program = parse_source(diags)       # the pass: errors go into diags (it holds the source)
 
 The Lark grammar (grammar/pbt.lark) is LALR with the contextual lexer; the parser is built once per
-process and its tables kept as JSON in the trusted cache (pybpf.diskcache), so a cold start pays
-~10 ms for it rather than ~90 ms.
+process from its tables (pybpf.grammar.tables): the installed package's, else the trusted cache's
+(pybpf.diskcache), so a start pays ~10 ms for it rather than ~90 ms.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import re
 import sys
-from importlib import resources
 
 import lark
 from lark import Token, Transformer, v_args
-from lark.grammar import Rule
-from lark.lexer import TerminalDef
 
 from pybpf import ast, diskcache
+from pybpf.grammar import tables
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.include import includes_of  # #include <linux/sched.h>: its known constants (uapi/headers)
 
@@ -31,42 +27,25 @@ _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'
             "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "e": b"\x1b"}
 
 
-_LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
 _TABLES_FOLDER = "grammar"
 
 
 @functools.cache
 def _lark() -> lark.Lark:
-    """The parser, from its tables in the cache when they match this grammar and Lark, else built
-    (and its tables stored). Never Lark's own cache=, which is a pickle: loading one runs code."""
-    grammar = resources.files("pybpf.grammar").joinpath("pbt.lark").read_text()
-    name = hashlib.sha256(f"{lark.__version__}|{_LARK_OPTIONS}|{grammar}".encode()).hexdigest() + ".json"
-    tables = diskcache.read(_TABLES_FOLDER, name)
-    if tables is not None:
+    """The parser, from tables when some match this grammar and Lark (the installed package's, else
+    the cache's), else built (and its tables stored in the cache)."""
+    with open(tables.GRAMMAR) as f:
+        grammar = f.read()
+    name = tables.name(lark.__version__, grammar)
+    blob = tables.shipped(name) or diskcache.read(_TABLES_FOLDER, name)
+    if blob is not None:
         try:
-            return _from_tables(tables)
+            return tables.load(blob)
         except (ValueError, KeyError, TypeError, AttributeError, lark.exceptions.LarkError):
             pass        # written by a Lark whose format differs in ways its version did not show
-    parser = lark.Lark(grammar, **_LARK_OPTIONS)
-    diskcache.write(_TABLES_FOLDER, name, _to_tables(parser))
-    return parser
-
-
-def _to_tables(parser: lark.Lark) -> bytes:
-    """Lark's own serialised form (what its pickle holds), as JSON. JSON has no integer keys: the
-    parse states, token numbers and memo ids are turned back into ints by _from_tables."""
-    data, memo = parser.memo_serialize([TerminalDef, Rule])
-    return json.dumps({"data": data, "memo": memo}, separators=(",", ":")).encode()
-
-
-def _from_tables(blob: bytes) -> lark.Lark:
-    tables = json.loads(blob)
-    lalr = tables["data"]["parser"]["parser"]
-    lalr["tokens"] = {int(k): v for k, v in lalr["tokens"].items()}
-    lalr["states"] = {int(state): {int(token): action for token, action in actions.items()}
-                      for state, actions in lalr["states"].items()}
-    memo = {int(k): v for k, v in tables["memo"].items()}
-    return lark.Lark._load_from_dict(tables["data"], memo)
+    blob = tables.build(grammar)
+    diskcache.write(_TABLES_FOLDER, name, blob)
+    return tables.load(blob)
 
 
 def decode_string_literal(raw: str) -> bytes:

@@ -13,17 +13,40 @@ tokenize (~5 ms): on a cache hit, which runs no compiler, that was a quarter of 
 Here the methods are shared and read the fields from the class. Fields are the class's own annotations
 in order (no inheritance, no ClassVar); defaults are class attributes, factory(f) calls f for each instance.
 The compiler's own modules (AST, checker, BTF) keep @dataclass: they are never imported on a hit.
+NamedTuple is typing.NamedTuple for those modules, without importing typing (~2 ms at every start).
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections import namedtuple
 
-try:
-    from typing import dataclass_transform      # type checkers then see the generated __init__
-except ImportError:                              # Python 3.10: only type checkers miss it
+TYPE_CHECKING = False       # typing costs ~2 ms at every start; only type checkers read these
+if TYPE_CHECKING:
+    from typing import NamedTuple as NamedTuple, TypeVar, dataclass_transform
+    _Record = TypeVar("_Record")
+else:
     def dataclass_transform(**_):
         return lambda decorator: decorator
+
+    class _NamedTupleType(type):
+        def __new__(mcls, name, bases, namespace):
+            if not bases:
+                return super().__new__(mcls, name, bases, namespace)
+            fields = tuple(namespace.get("__annotations__", {}))
+            defaults = [namespace[f] for f in fields if f in namespace]
+            if any(f not in namespace for f in fields[len(fields) - len(defaults):]):
+                raise TypeError(f"{name}: a field without a default follows one with a default")
+            cls = namedtuple(name, fields, defaults=defaults, module=namespace["__module__"])
+            for key, value in namespace.items():
+                if key not in fields and key not in ("__module__", "__qualname__", "__annotations__"):
+                    setattr(cls, key, value)
+            cls.__qualname__, cls.__annotations__ = namespace["__qualname__"], namespace.get("__annotations__", {})
+            return cls
+
+    class NamedTuple(metaclass=_NamedTupleType):
+        """typing.NamedTuple for the modules a cached start imports, without importing typing:
+        `class Stats(NamedTuple): count: int; total: int = 0` makes the same collections.namedtuple,
+        with the class's methods and docstring. Type checkers see typing's."""
 
 
 class FrozenInstanceError(AttributeError):
@@ -90,9 +113,6 @@ def _init(self, *args, **kwargs):
 def astuple(obj) -> tuple:
     """The field values in order (shallow: a field holding a record stays one)."""
     return tuple(getattr(obj, n) for n in obj._fields)
-
-
-_Record = TypeVar("_Record")
 
 
 def replace(obj: _Record, **changes: object) -> _Record:

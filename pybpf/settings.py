@@ -13,12 +13,11 @@ setting is an error; a setting pybpf does not implement is accepted with a warni
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pybpf.diagnostics import NO_SPAN, Diagnostics
 from pybpf.records import factory, record
 from pybpf.types import MAX_STRLEN, STRING_SIZE
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:         # the CLI reads the environment's settings on every start: no AST there
     from pybpf import ast
 

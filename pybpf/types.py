@@ -11,8 +11,6 @@ up to 8, so offsets never need padding rules and both sides of the kernel agree 
 
 from __future__ import annotations
 
-from typing import Union
-
 from pybpf.records import record
 
 STRING_SIZE = 64      # default size of str() and string literals stored in maps (max_strlen)
@@ -175,10 +173,10 @@ class RecordType:
         return self.name
 
 
-ValueType = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
-                  StackType, BitfieldType]
-Type = Union[IntType, StringType, ProbeType, TupleType, ArrayType, StructType, FormattedType,
-             StackType, VoidType, PointerType, RecordType]
+ValueType = (IntType | StringType | ProbeType | TupleType | ArrayType | StructType | FormattedType
+             | StackType | BitfieldType)
+Type = (IntType | StringType | ProbeType | TupleType | ArrayType | StructType | FormattedType | StackType
+        | VoidType | PointerType | RecordType)
 
 
 def slot_size(t: Type) -> int:

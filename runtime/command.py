@@ -10,7 +10,7 @@ waits for it and prints its standard output. bpftrace 0.17 ran it through /bin/s
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from pybpf.records import NamedTuple
 
 
 class CommandResult(NamedTuple):

@@ -15,7 +15,7 @@ import os
 import pwd
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pybpf import types as T
 from pybpf.runtime import symbols

@@ -14,12 +14,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import struct
-from typing import Callable, Iterable, Iterator, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
 
 from pybpf import types as T
 from pybpf.cpus import cpu_slots
 from pybpf.mapkinds import kind_for
 from pybpf.program import MapSpec
+from pybpf.records import NamedTuple
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.syscall import ENOTSUPP, bpf
 from pybpf.runtime.values import decode

@@ -21,7 +21,7 @@ import struct
 import sys
 import threading
 from array import array
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from pybpf.uapi.bpf import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ
 

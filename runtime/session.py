@@ -26,17 +26,21 @@ from pybpf.program import (EVENT_HEADER_SIZE, EVENTS_MAP, EXIT_MAP, HELPER_ERROR
                            CompiledProgram, EventKind, HelperErrorCount, MapSpec)
 from pybpf import types as T
 from pybpf.runtime import helper_errors, maps, symbols
-from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, Attachment, attach,
-                                  attach_together, attaches_together)
+from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, attach, attach_together,
+                                  attaches_together)
 from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.output import top_entries
-from pybpf.runtime.pcap import PcapFiles
-from pybpf.runtime.perfbuf import PerfBuffers
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
 from pybpf.runtime.values import slot_decoder
 from pybpf.uapi.perf_event import PerfType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pybpf.runtime.attach import Attachment
+    from pybpf.runtime.pcap import PcapFiles
+    from pybpf.runtime.perfbuf import PerfBuffers
 
 _HEADER = struct.Struct("<II")       # EventKind, index
 _PRINT_LIMITS = struct.Struct("<qq")  # print(@m, top, div)
@@ -98,6 +102,9 @@ class Session:
                                                          self.symbols)
             symbols.activate(self.symbols)
             if SKB_OUTPUT_MAP in self.loaded.map_fds:
+                from pybpf.runtime.pcap import PcapFiles        # here: few scripts call skboutput()
+                from pybpf.runtime.perfbuf import PerfBuffers
+
                 files = PcapFiles(self.compiled.pcap_files)
                 try:
                     self._packets = PerfBuffers(self.loaded.map_fds[SKB_OUTPUT_MAP]), files

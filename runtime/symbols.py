@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from pybpf import types as T
 from pybpf.records import record

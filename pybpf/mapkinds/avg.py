@@ -9,10 +9,10 @@ printed in a `_average` gauge.
 
 from __future__ import annotations
 
-from typing import NamedTuple
 
 from pybpf import types as T
 from pybpf.mapkinds.base import Aggregation, MapKind, add64, per_cpu_struct
+from pybpf.records import NamedTuple
 
 
 class Stats(NamedTuple):

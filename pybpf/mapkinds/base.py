@@ -18,7 +18,7 @@ import functools
 import re
 import struct
 from operator import itemgetter
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from pybpf import types as T
 

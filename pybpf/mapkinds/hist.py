@@ -16,7 +16,7 @@ JSON: a list of {"min", "max", "count"}. Metrics: a histogram with cumulative `l
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 from pybpf.mapkinds.base import MapKind, per_cpu_struct
 from pybpf.mapkinds.count import Count

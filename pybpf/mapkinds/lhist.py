@@ -11,10 +11,11 @@ a multiple of 1024.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
 
 from pybpf.mapkinds.base import MapKind
 from pybpf.mapkinds.hist import BucketLayout, Hist
+from pybpf.records import NamedTuple
 
 
 class LhistParams(NamedTuple):

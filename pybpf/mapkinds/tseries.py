@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import NamedTuple
 
 from pybpf.mapkinds.base import Aggregation, MapKind, gauge_family, per_cpu_struct
+from pybpf.records import NamedTuple
 from pybpf.uapi.bpf import BpfFunc
 
 AGGREGATIONS = ("avg", "max", "min", "sum")    # or "": the last value assigned

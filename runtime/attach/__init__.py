@@ -16,52 +16,54 @@ all at once (`attach_together`: uprobe_multi, one link for a wildcard's uprobes)
 from __future__ import annotations
 
 import errno
-from typing import Protocol
 
 from pybpf.program import AttachPoint, BpfProgramSpec
-from pybpf.runtime.attach import (begin_end, fentry, interval, kprobe, perf_counter, profile, rawtracepoint,
-                                  tracepoint, uprobe, uprobe_multi, usdt)
 from pybpf.runtime.errors import NotSupportedError
 
 RUN_AT_START = "begin"
 RUN_AT_STOP = "end"
 RUN_ONCE = (RUN_AT_START, RUN_AT_STOP)
 
+# attach kind -> its module in this package, imported when a point of that kind attaches (a start
+# imports only the ways its script attaches)
 ATTACHERS = {
-    RUN_AT_START: begin_end,
-    RUN_AT_STOP: begin_end,
-    "tracepoint": tracepoint,
-    "rawtracepoint": rawtracepoint,
-    "kprobe": kprobe,
-    "kretprobe": kprobe,
-    "fentry": fentry,
-    "uprobe": uprobe,
-    "uretprobe": uprobe,
-    "usdt": usdt,
-    "interval": interval,
-    "profile": profile,
-    "perf_counter": perf_counter,
+    RUN_AT_START: "begin_end",
+    RUN_AT_STOP: "begin_end",
+    "tracepoint": "tracepoint",
+    "rawtracepoint": "rawtracepoint",
+    "kprobe": "kprobe",
+    "kretprobe": "kprobe",
+    "fentry": "fentry",
+    "uprobe": "uprobe",
+    "uretprobe": "uprobe",
+    "usdt": "usdt",
+    "interval": "interval",
+    "profile": "profile",
+    "perf_counter": "perf_counter",
 }
 
+TYPE_CHECKING = False       # typing's own would import typing at every start
+if TYPE_CHECKING:
+    from typing import Protocol
 
-TOGETHER = {kind: uprobe_multi for kind in uprobe_multi.KINDS}
+    class Attachment(Protocol):
+        def close(self) -> None: ...
 
+    class TogetherAttachment(Attachment, Protocol):
+        warnings: tuple[str, ...]       # points left out, said why
 
-class Attachment(Protocol):
-    def close(self) -> None: ...
-
-
-class TogetherAttachment(Attachment, Protocol):
-    warnings: tuple[str, ...]       # points left out, said why
+# attach kind -> the module in this package that attaches every point of a program at once
+TOGETHER = {"uprobe_multi": "uprobe_multi", "uretprobe_multi": "uprobe_multi"}
 
 
 def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> Attachment:
-    module = ATTACHERS.get(point.attach_kind)
-    if module is None:
+    name = ATTACHERS.get(point.attach_kind)
+    if name is None:
         raise NotSupportedError("attach", errno.EOPNOTSUPP,
                                 f"{point.name}: attach kind {point.attach_kind!r} is not supported by the "
                                 f"runtime (supported: {', '.join(sorted(ATTACHERS))})")
-    return module.attach(prog_fd, point, program)
+    # __import__ gives the submodule with a fromlist; importlib would be one more module at start
+    return __import__(f"{__name__}.{name}", fromlist=("attach",)).attach(prog_fd, point, program)
 
 
 def attaches_together(program: BpfProgramSpec) -> bool:
@@ -70,4 +72,6 @@ def attaches_together(program: BpfProgramSpec) -> bool:
 
 def attach_together(prog_fd: int, program: BpfProgramSpec) -> TogetherAttachment:
     """Every point of the program through one attachment (attaches_together)."""
-    return TOGETHER[program.attach_points[0].attach_kind].attach_points(prog_fd, program.attach_points)
+    name = TOGETHER[program.attach_points[0].attach_kind]
+    return __import__(f"{__name__}.{name}", fromlist=("attach_points",)).attach_points(
+        prog_fd, program.attach_points)

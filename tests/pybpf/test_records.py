@@ -1,8 +1,14 @@
 """pybpf.records: the @dataclass subset the cache-hit path's modules use, without its import cost."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from pybpf.records import FrozenInstanceError, factory, record
+from pybpf.records import FrozenInstanceError, NamedTuple, factory, record
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @record(frozen=True)
@@ -57,3 +63,30 @@ def test_mutable_records_get_a_fresh_factory_default_and_no_hash():
 def test_wrong_arguments_are_type_errors(call):
     with pytest.raises(TypeError):
         call()
+
+
+class Pair(NamedTuple):
+    """A pair."""
+    first: int
+    second: str = "b"
+
+    def both(self) -> str:
+        return f"{self.first}{self.second}"
+
+
+def test_named_tuple_is_typings_without_importing_typing():
+    pair = Pair(1)
+    assert pair == (1, "b") and pair.both() == "1b" and Pair.__doc__ == "A pair."
+    assert Pair._fields == ("first", "second") and Pair._field_defaults == {"second": "b"}
+    assert pair._replace(second="c") == Pair(1, "c") and repr(pair) == "Pair(first=1, second='b')"
+    assert Pair.__qualname__ == "Pair" and Pair.__module__ == __name__
+    code = "import sys; from pybpf.records import NamedTuple; print('typing' in sys.modules)"
+    assert subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=ROOT).stdout == "False\n"
+
+
+def test_named_tuple_refuses_a_field_without_default_after_one_with():
+    with pytest.raises(TypeError, match="follows one with a default"):
+        class Bad(NamedTuple):
+            a: int = 0
+            b: int

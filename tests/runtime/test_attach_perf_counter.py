@@ -2,6 +2,7 @@
 every sample_period events; hardware events where the machine has no PMU refused in one line."""
 
 import errno
+import importlib
 import mmap
 import os
 
@@ -10,7 +11,7 @@ from bpfobj import count, load_one, program
 
 from pybpf import providers
 from pybpf.program import AttachPoint, PerfEvent
-from pybpf.runtime.attach import ATTACHERS, attach
+from pybpf.runtime.attach import ATTACHERS, TOGETHER, attach
 from pybpf.runtime.attach.perf_event import online_cpus
 from pybpf.runtime.loader import ProbeUnavailableError
 from pybpf.uapi.bpf import BpfProgType
@@ -37,6 +38,11 @@ def touch_fresh_pages(n: int) -> None:
 def test_every_provider_attaches_through_a_module_here():
     kinds = {p.attach_kind for p in providers.PROVIDERS}
     assert kinds <= set(ATTACHERS)
+    for name in set(ATTACHERS.values()):        # imported when a point of its kind attaches
+        assert callable(importlib.import_module(f"pybpf.runtime.attach.{name}").attach)
+    for kind, name in TOGETHER.items():         # a program's points at once, by the module's kinds
+        module = importlib.import_module(f"pybpf.runtime.attach.{name}")
+        assert kind in module.KINDS and callable(module.attach_points)
 
 
 @pytest.mark.kernel

@@ -1,0 +1,64 @@
+"""The parser's tables (pybpf.grammar.tables): built, stored as JSON and loaded back they parse as
+Lark's own parser does; an installed package's tables are used only when they are this grammar's,
+for this Lark; the build step (setup.py) writes them into the built package."""
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+
+import lark
+
+from pybpf import parser
+from pybpf.grammar import tables
+
+SOURCE = ('tracepoint:syscalls:sys_enter_openat /pid > 1/ { @[comm, str(args->filename)] = count(); '
+          'if ($x) { printf("%d\\n", 1 + 2 * 3); } }')
+
+
+@functools.cache
+def _grammar() -> str:
+    with open(tables.GRAMMAR) as f:
+        return f.read()
+
+
+def test_tables_loaded_back_parse_as_lark_itself_does():
+    built = tables.load(tables.build(_grammar()))
+    assert built.parse(SOURCE) == lark.Lark(_grammar(), **tables.OPTIONS).parse(SOURCE)
+
+
+def test_shipped_tables_are_used_only_under_their_own_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "SHIPPED", str(tmp_path / "pbt-tables.json"))
+    assert tables.shipped("x.json") is None                          # none installed (a checkout)
+    tables.write_shipped(str(tmp_path))
+    name = tables.name(lark.__version__, _grammar())
+    assert tables.shipped(name) is not None
+    assert tables.shipped(tables.name(lark.__version__, _grammar() + "\n")) is None  # another grammar
+    assert tables.shipped(tables.name("0.0.1", _grammar())) is None                  # another Lark
+
+
+def test_the_parser_starts_from_shipped_tables_without_building(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "SHIPPED", str(tmp_path / "pbt-tables.json"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    tables.write_shipped(str(tmp_path))
+    monkeypatch.setattr(tables, "build", lambda grammar: (_ for _ in ()).throw(AssertionError("built")))
+    parser._lark.cache_clear()
+    try:
+        assert parser.parse(SOURCE, "stdin").probes
+    finally:
+        parser._lark.cache_clear()
+
+
+def test_the_build_step_ships_the_tables(tmp_path):
+    # a copy of the checkout: setup.py's egg_info step writes beside pyproject.toml
+    root, source = os.path.dirname(os.path.dirname(tables.GRAMMAR)), tmp_path / "source"
+    for name in ("pybpf", "backend", "runtime", "grammar"):
+        shutil.copytree(os.path.join(root, name), source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(root, name), source / name)
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path / "lib")],
+                   cwd=source, check=True, capture_output=True, timeout=120)
+    with open(tmp_path / "lib" / "pybpf" / "grammar" / "pbt-tables.json", "rb") as f:
+        blob = f.read()
+    assert blob.startswith(b'{"name":"' + tables.name(lark.__version__, _grammar()).encode())
