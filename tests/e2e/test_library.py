@@ -140,10 +140,11 @@ def test_a_probe_this_kernel_cannot_run_is_a_pybpf_error_and_prints_nothing(caps
 
 
 @pytest.mark.kernel
-def test_the_readme_embedding_example_runs_as_written(tmp_path):
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    example = re.search(r"<!-- embedding example -->\n```python\n(.*?)```", readme, re.S)[1]
+@pytest.mark.parametrize("page", ["README.md", "docs/library.md"])
+def test_the_embedding_example_runs_as_written(tmp_path, page):
+    with open(os.path.join(ROOT, page)) as f:
+        text = f.read()
+    example = re.search(r"<!-- embedding example -->\n```python\n(.*?)```", text, re.S)[1]
     assert len(example.strip().splitlines()) <= 10
     script = tmp_path / "embed.py"
     script.write_text(example)
