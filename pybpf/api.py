@@ -321,11 +321,14 @@ class Trace:
                              "on_lost callbacks, not both")
         self.program = program
         self.lost = 0
-        """Events lost so far (the ring buffer was full when the kernel wrote them)."""
+        """Events lost so far (the ring buffer was full when the kernel wrote them); with an
+        output, counted at stop(), when the output prints them."""
         self._on_printf = on_printf or _write_stdout
         self._on_event = on_event or _print_value
-        # An output prints the lost events itself, once, at stop() (as the pybpf command does).
-        self._on_lost = on_lost or (_ignore_lost if output is not None else _report_lost)
+        self._on_lost = on_lost or _report_lost
+        # An output prints the lost events itself, once, at stop() (as the pybpf command does):
+        # poll() then reads no lost counter.
+        self._polls_lost = output is None
         self._final: dict[str, list[tuple[tuple[object, ...], object]]] | None = None
         sink = _Sink(self) if output is None else _Forward(self, output)
         self._session = Session(program.compiled, sink, on_warning, cpid, pid)
@@ -362,7 +365,7 @@ class Trace:
         """Wait up to `timeout` seconds for events and deliver every waiting one. False once the
         program called exit() or the trace stopped (then stop() it, if not yet done)."""
         alive: bool = self._session.poll(timeout) if self.running else False
-        if self._session.loaded is not None:
+        if self._polls_lost and self._session.loaded is not None:
             self._count_lost()
         return alive
 
@@ -502,7 +505,7 @@ class _Forward:
         self._output.maps_at_exit(maps)
 
     def lost(self, events: int) -> None:
-        self._trace._lost_total(events)
+        self._trace.lost = events
         self._output.lost(events)
 
 
@@ -551,10 +554,6 @@ def _print_value(value: object) -> None:
     from pybpf.runtime.values import text_of
 
     _write_stdout(text_of(value) + "\n")
-
-
-def _ignore_lost(events: int) -> None:
-    """Program.run(output=...): the output reports them."""
 
 
 def _report_lost(events: int) -> None:

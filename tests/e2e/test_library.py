@@ -111,6 +111,22 @@ def test_lost_events_are_counted_and_reported(own_comm):
 
 
 @pytest.mark.kernel
+def test_an_output_prints_the_lost_events_once_at_stop(own_comm):
+    import io
+    buffer = io.StringIO()
+    prog = pybpf.compile(f'{GETPPID_PROBE} {{ printf("%s\\n", str(comm, 200)); }}',
+                         options=pybpf.CompileOptions(ringbuf_size=4096))
+    with prog.run(output=pybpf.make_output("text", buffer, quiet=True)) as trace:
+        for _ in range(500):
+            os.getppid()
+        trace.poll(0)
+    assert trace.lost > 0
+    text = buffer.getvalue()
+    assert text.startswith(f"{COMM}\n") and text.count("Lost") == 1
+    assert text.endswith(f"\n\n\nLost {trace.lost} events\n")     # the maps' separator, then it
+
+
+@pytest.mark.kernel
 def test_ctrl_c_in_the_block_stops_the_trace_then_goes_on_up():
     printed = []
     prog = pybpf.compile('BEGIN { @a = 1; } END { printf("end ran\\n"); }')
