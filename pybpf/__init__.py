@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pybpf.program import CompiledProgram, HelperErrorCount  # noqa: F401
     from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, VerifierError  # noqa: F401
     from pybpf.runtime.loader import ProbeUnavailableError  # noqa: F401
-    from pybpf.runtime.output import make_output  # noqa: F401
+    from pybpf.runtime.output import Output, make_output  # noqa: F401
     from pybpf.runtime.session import Session  # noqa: F401
     from pybpf.runtime.symbols import Stack  # noqa: F401
     from pybpf.runtime.values import Record  # noqa: F401
@@ -45,7 +45,8 @@ _LAZY = {"Bucket": "pybpf.api", "Histogram": "pybpf.api", "MapInfo": "pybpf.api"
          "BpfError": "pybpf.runtime.errors", "VerifierError": "pybpf.runtime.errors",
          "NotSupportedError": "pybpf.runtime.errors", "BpfPermissionError": "pybpf.runtime.errors",
          "ProbeUnavailableError": "pybpf.runtime.loader", "Session": "pybpf.runtime.session",
-         "make_output": "pybpf.runtime.output", "Record": "pybpf.runtime.values",
+         "make_output": "pybpf.runtime.output", "Output": "pybpf.runtime.output",
+         "Record": "pybpf.runtime.values",
          "Stack": "pybpf.runtime.symbols"}
 
 
@@ -64,6 +65,6 @@ def __dir__() -> list[str]:
 
 __all__ = ["BpfError", "BpfPermissionError", "Bucket", "CompileError", "CompileOptions",
            "CompiledProgram", "Error", "HelperErrorCount", "Histogram", "MapInfo", "MapView", "MapsView",
-           "NotSupportedError", "ProbeUnavailableError", "Program", "Record", "Session", "Stack", "Stats",
+           "NotSupportedError", "Output", "ProbeUnavailableError", "Program", "Record", "Session", "Stack", "Stats",
            "Trace",
            "VerifierError", "compile", "compile_source", "compile_to_ir", "make_output"]

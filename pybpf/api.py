@@ -22,24 +22,28 @@ import select
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TextIO, Union
 
-from pybpf.compiler import CompileOptions, compile_to_ir
+from pybpf.compiler import CompileOptions, StageTimes, compile_to_ir
 from pybpf.mapkinds import MapKind, kind_for
 from pybpf.mapkinds.hist import Hist
 from pybpf.program import CompiledProgram, HelperErrorCount, HelperErrorSite, MapSpec
 from pybpf.records import record, replace
 
-Key = Union[int, str, tuple[object, ...]]
+TYPE_CHECKING = False       # typing's own would import typing, ~2 ms at every start of the command
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from pybpf.runtime.errors import VerifierError
+    from pybpf.runtime.output import Output
+
+Key = int | str | tuple[object, ...]
 """A map key: an int or a str for a one-part key, a tuple for several parts, () for a map without
 a key (`@total = count()`). A record part, `@m[(comm=comm, pid=pid)]`, is a named tuple
 (pybpf.Record): `key.comm`; it equals the plain tuple of its values, `("bash", 12)`."""
-Value = Union[int, str, tuple[object, ...], "Histogram", "Stats"]
-"""A map value: int (count, sum, min, max, integer values), str, tuple or record (a named tuple,
-pybpf.Record), Histogram (hist, lhist) or Stats (avg, stats)."""
 PrintfCallback = Callable[[str], None]
 EventCallback = Callable[[object], None]
 LostCallback = Callable[[int], None]
+WarningCallback = Callable[[str], None]
 
 
 def compile(source: str, *, params: Sequence[str | int] = (), options: CompileOptions | None = None,
@@ -57,9 +61,10 @@ def compile(source: str, *, params: Sequence[str | int] = (), options: CompileOp
     options = replace(options or CompileOptions(),
                       params=tuple(str(p) for p in params) if params else
                       (options.params if options else ()))
-    compiled = compile_cached(source, filename, options) if cache else \
-        on_deep_stack(compile_source, source, filename, options)
-    return Program(compiled, source, filename, options)
+    times = StageTimes()
+    compiled = compile_cached(source, filename, options, times) if cache else \
+        on_deep_stack(compile_source, source, filename, options, times)
+    return Program(compiled, source, filename, options, times.seconds)
 
 
 @record(frozen=True)
@@ -78,12 +83,21 @@ class Program:
     `run()` makes a Trace of it; a Program can be run any number of times."""
 
     def __init__(self, compiled: CompiledProgram, source: str, filename: str,
-                 options: CompileOptions):
+                 options: CompileOptions, stage_seconds: Mapping[str, float] | None = None):
         self.compiled = compiled
         """The compiler's hand-off to the run side (pybpf.CompiledProgram)."""
         self.source = source
         self.filename = filename
         self.options = options
+        self.stage_seconds = dict(stage_seconds or {})
+        """The seconds each compile stage took, by stage ('parse': 0.012, ...); empty when the
+        program came from the cache."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The compiler's warnings, each rendered as a diagnostic (`stdin:1:5-9: WARNING: ...`, the
+        line, the `~` marks); kept with a cached program, so each run can show them."""
+        return self.compiled.warnings
 
     @property
     def probes(self) -> tuple[str, ...]:
@@ -110,16 +124,54 @@ class Program:
         return ir_text
 
     def run(self, on_printf: PrintfCallback | None = None, on_event: EventCallback | None = None,
-            on_lost: LostCallback | None = None) -> Trace:
+            on_lost: LostCallback | None = None, *, output: Output | None = None,
+            on_warning: WarningCallback | None = None, pid: int = 0, cpid: int = 0) -> Trace:
         """A Trace of this program, not started yet (`with` starts it, or `start()`).
 
-        on_printf(text): the text of printf(), time(), join(), system() and print(@map);
+        on_printf(text): the text of printf(), time(), join(), system(), cat() and print(@map);
         default: written to stdout.
         on_event(value): the value of each print(value) (an int, str, tuple, or a record as a
         named tuple: print((pid=pid, comm=comm)) gives `event.pid`, `event.comm`); default: printed.
         on_lost(n): n more events were lost (the ring buffer was full); default: a line on stderr.
+        output: in place of the three callbacks, print everything as the pybpf command does, in
+        its text, json or folded format (pybpf.make_output): the `Attaching N probes...` line, the
+        events, the maps at exit, the lost events; a ValueError with any of the callbacks.
+        on_warning(text): the WARNING lines (warnf(), failed helper calls); default: stderr.
+        pid: the process a program compiled with CompileOptions(filter_pid=True) runs in (the
+        command's -p PID). cpid: the value of the program's `cpid` (the command's -c process).
         """
-        return Trace(self, on_printf, on_event, on_lost)
+        return Trace(self, on_printf, on_event, on_lost, output=output, on_warning=on_warning,
+                     pid=pid, cpid=cpid)
+
+    def verify(self) -> None:
+        """Load every BPF program of this one through the kernel's verifier, then release them;
+        nothing is attached (the command's --dry-run). Raises pybpf.VerifierError when the kernel
+        refuses one (describe_rejection() shows where), pybpf.NotSupportedError when this kernel
+        cannot load a kind of program at all (fentry under lockdown)."""
+        from pybpf.runtime.loader import load
+
+        load(self.compiled.object, self.compiled).close()
+
+    def describe_rejection(self, error: VerifierError) -> str:
+        """The verifier's rejection shown on the statement whose code it refused (found from the
+        object's line info), as the pybpf command prints it: the diagnostic (`stdin:1:30-45:
+        ERROR: the kernel's verifier rejected the program for ...`, the line, the `~` marks), then
+        the verifier's last lines. Where no statement is known, `ERROR: ` and the error's text.
+        The whole verifier log is `error.log`."""
+        from pybpf.diagnostics import LINE_INFO_MAX_COLUMN, Diagnostics, Span
+
+        if error.source is None:
+            return f"ERROR: {error}"
+        text = str(error)
+        details = text.split("\n", 1)[1] if "\n" in text else ""
+        line, column = error.source
+        span = next((Span(*s) for s in self.compiled.statement_spans
+                     if (s[0], min(s[1], LINE_INFO_MAX_COLUMN)) == (line, column)),
+                    Span(line, column, line, column + 1))
+        diags = Diagnostics(self.source, self.filename)
+        diags.error(f"the kernel's verifier rejected the program for {error.program}", span)
+        rendered: str = diags.render()
+        return f"{rendered}\n{details}"
 
 
 @record(frozen=True)
@@ -191,6 +243,11 @@ class Stats:
         return self.render()
 
 
+Value = int | str | tuple[object, ...] | Histogram | Stats
+"""A map value: int (count, sum, min, max, integer values), str, tuple or record (a named tuple,
+pybpf.Record), Histogram (hist, lhist) or Stats (avg, stats)."""
+
+
 class MapView(Mapping[Key, Value]):
     """One map of a running trace, as a read-only Mapping: every read asks the kernel afresh (one
     batch of syscalls for the whole map); after the trace stopped, its final values. Keys and values
@@ -258,17 +315,27 @@ class Trace:
     and keeps the maps' final values; `close()` releases everything without END."""
 
     def __init__(self, program: Program, on_printf: PrintfCallback | None = None,
-                 on_event: EventCallback | None = None, on_lost: LostCallback | None = None):
+                 on_event: EventCallback | None = None, on_lost: LostCallback | None = None, *,
+                 output: Output | None = None, on_warning: WarningCallback | None = None,
+                 pid: int = 0, cpid: int = 0):
         from pybpf.runtime.session import Session
 
+        if output is not None and (on_printf or on_event or on_lost):
+            raise ValueError("give a Trace either an output or the on_printf, on_event and "
+                             "on_lost callbacks, not both")
         self.program = program
         self.lost = 0
-        """Events lost so far (the ring buffer was full when the kernel wrote them)."""
+        """Events lost so far (the ring buffer was full when the kernel wrote them); with an
+        output, counted at stop(), when the output prints them."""
         self._on_printf = on_printf or _write_stdout
         self._on_event = on_event or _print_value
         self._on_lost = on_lost or _report_lost
+        # An output prints the lost events itself, once, at stop() (as the pybpf command does):
+        # poll() then reads no lost counter.
+        self._polls_lost = output is None
         self._final: dict[str, list[tuple[tuple[object, ...], object]]] | None = None
-        self._session = Session(program.compiled, _Sink(self))
+        sink = _Sink(self) if output is None else _Forward(self, output)
+        self._session = Session(program.compiled, sink, on_warning, cpid, pid)
         # One fd for the host from the start: the ring buffer's joins it once it exists.
         self._epoll = select.epoll()
         self._started = False
@@ -302,7 +369,7 @@ class Trace:
         """Wait up to `timeout` seconds for events and deliver every waiting one. False once the
         program called exit() or the trace stopped (then stop() it, if not yet done)."""
         alive: bool = self._session.poll(timeout) if self.running else False
-        if self._session.loaded is not None:
+        if self._polls_lost and self._session.loaded is not None:
             self._count_lost()
         return alive
 
@@ -330,6 +397,13 @@ class Trace:
         """Release everything (nothing runs END). Idempotent."""
         self._session.close()
         self._epoll.close()
+
+    @property
+    def exit_code(self) -> int:
+        """The code the program gave exit() (`exit(3)`: 3), else 0: what the pybpf command exits
+        with."""
+        code: int = self._session.exit_code
+        return code
 
     def helper_errors(self) -> list[HelperErrorCount]:
         """How often each checked helper call failed so far (a full map's refused inserts among
@@ -397,6 +471,9 @@ class _Sink:
     def join(self, text: str) -> None:
         self._trace._on_printf(text + "\n")
 
+    def cat(self, text: str) -> None:
+        self._trace._on_printf(text)
+
     def value(self, value: object) -> None:
         self._trace._on_event(value)
 
@@ -414,6 +491,29 @@ class _Sink:
         from pybpf.runtime.helper_errors import warning_text
 
         warn(warning_text(site, retcode))
+
+    def located(self, record: str, text: str, write: Callable[[str], None]) -> None:
+        write(text)     # errorf() to stderr, warnf() to on_warning, as the Session chose
+
+
+class _Forward:
+    """The Session's output when the host gave one (Program.run(output=...)): everything goes to
+    it, and the Trace keeps the maps' final values and the lost count as with callbacks."""
+
+    def __init__(self, trace: Trace, output: Output):
+        self._trace, self._output = trace, output
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._output, name)
+
+    def maps_at_exit(self, maps: list[tuple[MapSpec, list[tuple[tuple[object, ...], object]]]]) \
+            -> None:
+        self._trace._final = {spec.name: entries for spec, entries in maps}
+        self._output.maps_at_exit(maps)
+
+    def lost(self, events: int) -> None:
+        self._trace.lost = events
+        self._output.lost(events)
 
 
 def _render_text(spec: MapSpec, entries: list[tuple[tuple[object, ...], object]]) -> str:

@@ -5,8 +5,10 @@
     pybpf -l 'tracepoint:syscalls:*open*'
     pybpf --emit llvm -e '...'          # or asm, obj (-o FILE); --dry-run loads through the verifier
 
-The CLI owns the event loop and the signals; the runtime Session owns the kernel objects. Whatever
-the user typed, the answer is a message and an exit status, never a traceback.
+The command is a client of the library (pybpf.api): it compiles with pybpf.compile, runs a Trace
+that prints through pybpf.make_output, and exits with the program's exit code. It owns the event
+loop, the signals and the -c/-p processes. Whatever the user typed, the answer is a message and an
+exit status, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import signal
 import sys
 import time
 
+import pybpf
 from pybpf import __version__, diskcache, settings
-from pybpf.compiler import CompileOptions, StageTimes
+from pybpf.compiler import CompileOptions
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU
@@ -381,13 +384,11 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _dry_run(compiled) -> int:
-    from pybpf.runtime.errors import NotSupportedError
-    from pybpf.runtime.loader import load
-
+def _dry_run(program) -> int:
+    compiled = program.compiled
     try:
-        load(compiled.object, compiled).close()
-    except NotSupportedError as e:
+        program.verify()
+    except pybpf.NotSupportedError as e:
         # The program compiled; this kernel cannot take it (e.g. fentry under lockdown). A dry
         # run answers "is my program right?", so say what stopped the check, without failing.
         print(f"{_plural(len(compiled.programs), 'program')} compiled; not loaded: {e}")
@@ -427,19 +428,19 @@ class _StopRequested:
             self._interrupting = False     # once: the cleanup it unwinds through is not cut short
             raise _Interrupted(signal.Signals(signum).name)
 
-    def serve(self, session, traced_pidfd: int | None = None) -> None:
+    def serve(self, trace, traced_pidfd: int | None = None) -> None:
         """Serve events until exit(), a stop signal or the end of the traced process (-p, -c); a
         signal that comes later interrupts."""
         self._interrupting = False
         # poll, not select: select() refuses fds from 1024 on (many maps, or many files open)
         ready = select.poll()
-        ready.register(session.fileno(), select.POLLIN)
+        ready.register(trace.fileno(), select.POLLIN)
         ready.register(self._wakeup, select.POLLIN)
         if traced_pidfd is not None:
             ready.register(traced_pidfd, select.POLLIN)     # readable once it has exited
         while True:
             ended = {fd for fd, _ in ready.poll(POLL_INTERVAL_S * 1000)}
-            if self.requested or not session.poll(0) or traced_pidfd in ended:
+            if self.requested or not trace.poll(0) or traced_pidfd in ended:
                 break
         self._interrupting = True
 
@@ -486,35 +487,36 @@ class _Command:
         os.close(self.pidfd)
 
 
-def _run(compiled, opts, stream, stop: _StopRequested, metrics: MetricsSettings | None = None) -> int:
-    from pybpf.runtime.output import make_output
-    from pybpf.runtime.session import Session
-
-    output = make_output(opts.format, stream, quiet=opts.quiet, flush_each=opts.buffering != "full")
+def _run(program, opts, stream, stop: _StopRequested, metrics: MetricsSettings | None = None) -> int:
+    output = pybpf.make_output(opts.format, stream, quiet=opts.quiet,
+                               flush_each=opts.buffering != "full")
     warn = None if opts.warnings else _ignore_warning
     child = _Command(opts.command) if opts.command else None
     traced_pidfd = child.pidfd if child else _pidfd(opts.pid) if opts.pid is not None else None
-    traced = child.pid if child else opts.pid or 0
     try:
-        with Session(compiled, output, warn, child.pid if child else 0, traced) as session:
+        trace = program.run(output=output, on_warning=warn, pid=child.pid if child else opts.pid or 0,
+                            cpid=child.pid if child else 0)
+        try:
             # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
-            server = _serve_metrics(session, metrics) if metrics else None
+            server = _serve_metrics(trace, metrics) if metrics else None
             try:
-                session.start()
+                trace.start()
                 if child:
                     child.release()
-                stop.serve(session, traced_pidfd)
+                stop.serve(trace, traced_pidfd)
             finally:
                 if server:
                     server.close()      # before stop() closes the maps
-            session.stop()
+            trace.stop()                # END, the maps and the lost events printed
+        finally:
+            trace.close()
     finally:
         if child:
             child.close()
         elif traced_pidfd is not None:
             os.close(traced_pidfd)
     stream.flush()      # -B full leaves the last of the output in the buffer
-    return session.exit_code
+    return trace.exit_code
 
 
 def _pidfd(pid: int) -> int:
@@ -591,11 +593,13 @@ def _integer(text: str) -> int:
         raise ValueError(f"not a number: {text!r}") from None
 
 
-def _serve_metrics(session, settings: MetricsSettings):
-    from pybpf.runtime.metrics import SessionCollector, serve_metrics
+def _serve_metrics(trace, settings: MetricsSettings):
+    from pybpf.metrics import Collector
+    from pybpf.runtime.metrics import serve_metrics
 
     try:
-        collector = SessionCollector(session, settings.maps, settings.max_series, settings.prefix)
+        collector = Collector(trace, maps=settings.maps, max_series=settings.max_series,
+                              prefix=settings.prefix)
     except ValueError as e:
         raise SystemExit(error(f"--metrics-maps: {e}")) from None
     address = settings.address
@@ -686,22 +690,11 @@ def _exit_interrupted() -> NoReturn:
     os._exit(1)
 
 
-def _render_verifier_error(e, compiled, source: str, filename: str, verbose: bool) -> str:
-    """The rejection on the statement whose code failed (from the object's line info), then the
-    verifier's last lines; the whole log with -v."""
-    from pybpf.diagnostics import LINE_INFO_MAX_COLUMN, Diagnostics, Span
-
-    details = str(e).split("\n", 1)[1] if "\n" in str(e) else ""
-    tail = f"{e.log}" if verbose else "(run with -v for the whole verifier log)"
-    if e.source is None:
-        return f"ERROR: {e}\n{tail}"
-    line, column = e.source
-    span = next((Span(*s) for s in compiled.statement_spans
-                 if (s[0], min(s[1], LINE_INFO_MAX_COLUMN)) == (line, column)),
-                Span(line, column, line, column + 1))
-    diags = Diagnostics(source, filename)
-    diags.error(f"the kernel's verifier rejected the program for {e.program}", span)
-    return f"{diags.render()}\n{details}\n{tail}"
+def _render_verifier_error(e, program, verbose: bool) -> str:
+    """The rejection on the statement whose code failed, then the verifier's last lines; the whole
+    log with -v."""
+    tail = e.log if verbose else "(run with -v for the whole verifier log)"
+    return f"{program.describe_rejection(e)}\n{tail}"
 
 
 def _main(opts) -> int:
@@ -722,32 +715,27 @@ def _main(opts) -> int:
         _debug(opts.debug, source, filename, options)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
-    from pybpf.cache import compile_cached
-
-    times = StageTimes()
     start = time.perf_counter()
-    compiled = compile_cached(source, filename, options, times)
-    for warning in compiled.warnings:
+    program = pybpf.compile(source, options=options, filename=filename)
+    for warning in program.warnings:
         print(warning, file=sys.stderr)
     if opts.verbose:
         for note in diskcache.notes():
             print(note, file=sys.stderr)
-        stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in times.seconds.items()) \
+        stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in program.stage_seconds.items()) \
             or "from the cache"
         print(f"compiled in {(time.perf_counter() - start) * 1000:.1f} ms ({stages}); "
-              f"{_plural(len(compiled.programs), 'program')}, {len(compiled.elf)} bytes of ELF",
+              f"{_plural(len(program.compiled.programs), 'program')}, {len(program.elf)} bytes of ELF",
               file=sys.stderr)
-    from pybpf.runtime.errors import VerifierError
-
     try:
         if opts.dry_run:
-            return _dry_run(compiled)
+            return _dry_run(program)
         if opts.output:
             with open(opts.output, "w", encoding="utf-8", errors="surrogateescape") as stream:
-                return _run(compiled, opts, stream, stop, metrics)
-        return _run(compiled, opts, stdout, stop, metrics)
-    except VerifierError as e:
-        print(_render_verifier_error(e, compiled, source, filename, opts.verbose), file=sys.stderr)
+                return _run(program, opts, stream, stop, metrics)
+        return _run(program, opts, stdout, stop, metrics)
+    except pybpf.VerifierError as e:
+        print(_render_verifier_error(e, program, opts.verbose), file=sys.stderr)
         return 1
 
 

@@ -51,6 +51,11 @@ _JSON_ESCAPES.update({0xDC00 + byte: f"\\\\x{byte:02x}" for byte in range(0x80, 
 
 
 class Output:
+    """What a running program prints, as the pybpf command prints it, to `stream`: the Session
+    calls one method per event (printf(text), value(v), map(spec, entries), maps_at_exit(...),
+    lost(n), ...). make_output() gives the text, json or folded one; Program.run(output=...)
+    takes it."""
+
     EXIT_SEPARATOR = ""     # printed before the maps at exit
 
     def __init__(self, stream: TextIO, *, quiet: bool = False, flush_each: bool = True):

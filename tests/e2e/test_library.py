@@ -111,6 +111,22 @@ def test_lost_events_are_counted_and_reported(own_comm):
 
 
 @pytest.mark.kernel
+def test_an_output_prints_the_lost_events_once_at_stop(own_comm):
+    import io
+    buffer = io.StringIO()
+    prog = pybpf.compile(f'{GETPPID_PROBE} {{ printf("%s\\n", str(comm, 200)); }}',
+                         options=pybpf.CompileOptions(ringbuf_size=4096))
+    with prog.run(output=pybpf.make_output("text", buffer, quiet=True)) as trace:
+        for _ in range(500):
+            os.getppid()
+        trace.poll(0)
+    assert trace.lost > 0
+    text = buffer.getvalue()
+    assert text.startswith(f"{COMM}\n") and text.count("Lost") == 1
+    assert text.endswith(f"\n\n\nLost {trace.lost} events\n")     # the maps' separator, then it
+
+
+@pytest.mark.kernel
 def test_ctrl_c_in_the_block_stops_the_trace_then_goes_on_up():
     printed = []
     prog = pybpf.compile('BEGIN { @a = 1; } END { printf("end ran\\n"); }')
@@ -140,15 +156,17 @@ def test_a_probe_this_kernel_cannot_run_is_a_pybpf_error_and_prints_nothing(caps
 
 
 @pytest.mark.kernel
-def test_the_readme_embedding_example_runs_as_written(tmp_path):
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    example = re.search(r"<!-- embedding example -->\n```python\n(.*?)```", readme, re.S)[1]
+@pytest.mark.parametrize("page", ["README.md", "docs/library.md"])
+def test_the_embedding_example_runs_as_written(tmp_path, page):
+    with open(os.path.join(ROOT, page)) as f:
+        text = f.read()
+    example = re.search(r"<!-- embedding example -->\n```python\n(.*?)```", text, re.S)[1]
     assert len(example.strip().splitlines()) <= 10
     script = tmp_path / "embed.py"
     script.write_text(example)
+    # errors="replace": other processes' names need not be UTF-8 (another test names one b"caf\xe9")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+                            errors="replace", timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^python\S* \d+$", result.stdout, re.M), result.stdout
 
@@ -187,3 +205,72 @@ def test_records_reach_python_as_named_tuples(own_comm):
     last = trace.maps["@last"].value
     assert last.tid == os.getpid() and last.pair == (1, "x") and last.inner.n == 2
     assert not isinstance(last.pair, pybpf.Record) and isinstance(last.inner, pybpf.Record)
+
+
+@pytest.mark.kernel
+def test_an_output_prints_as_the_command_does_and_the_maps_stay_readable(own_comm):
+    import io
+    buffer = io.StringIO()
+    prog = pybpf.compile(f'{GETPPID_PROBE} {{ @calls = count(); printf("call\\n"); }}')
+    with prog.run(output=pybpf.make_output("json", buffer)) as trace:
+        os.getppid()
+        trace.poll(0.5)
+    assert buffer.getvalue().splitlines() == [
+        '{"type": "attached_probes", "count": 1, "data": {"probes": 1}}',
+        '{"type": "printf", "data": "call\\n"}',
+        '{"type": "map", "data": {"@calls": 1}}']
+    assert trace.maps["@calls"].value == 1
+    with pytest.raises(ValueError):
+        prog.run(on_printf=print, output=pybpf.make_output("text", buffer))
+
+
+@pytest.mark.kernel
+def test_exit_code_warnings_and_the_pid_reach_the_host():
+    warned = []
+    prog = pybpf.compile("BEGIN { warnf(\"%d\", cpid); printf(\"%d\\n\", pid); exit(3); }",
+                         options=pybpf.CompileOptions(filter_pid=True), cache=False)
+    assert prog.stage_seconds and all(s >= 0 for s in prog.stage_seconds.values())
+    printed = []
+    with prog.run(on_printf=printed.append, on_warning=warned.append, pid=os.getpid(),
+                  cpid=4242) as trace:
+        assert trace.wait(5)
+    assert trace.exit_code == 3
+    assert warned == ["stdin:1:9-26: WARNING: 4242"] and printed == [f"{os.getpid()}\n"]
+
+
+@pytest.mark.kernel
+def test_a_program_filtered_to_a_pid_counts_only_that_process():
+    prog = pybpf.compile("tracepoint:syscalls:sys_enter_getppid { @calls[pid] = count(); }",
+                         options=pybpf.CompileOptions(filter_pid=True))
+    with prog.run(pid=os.getpid()) as trace:
+        os.getppid()
+        subprocess.run([sys.executable, "-c", "import os; os.getppid()"], check=True, timeout=30)
+    assert dict(trace.maps["@calls"]) == {os.getpid(): 1}
+
+
+def test_compiler_warnings_come_with_the_program():
+    prog = pybpf.compile('config = { log_size = 100 } BEGIN { exit(); }')
+    assert len(prog.warnings) == 1 and "WARNING: log_size is accepted but not implemented" in prog.warnings[0]
+
+
+@pytest.mark.kernel
+def test_verify_loads_without_attaching_and_a_rejection_is_placed_on_its_statement():
+    pybpf.compile("tracepoint:syscalls:sys_enter_getppid { @ = count(); }").verify()
+    source = "BEGIN {\n  $i = 0;\n  while ($i >= 0) { $i = $i + 1; }\n}\n"
+    prog = pybpf.compile(source)
+    with pytest.raises(pybpf.VerifierError) as caught:
+        prog.verify()
+    lines = prog.describe_rejection(caught.value).splitlines()
+    assert lines[:3] == ["stdin:3:3-35: ERROR: the kernel's verifier rejected the program for BEGIN",
+                         "  while ($i >= 0) { $i = $i + 1; }",
+                         "  ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"]
+
+
+@pytest.mark.kernel
+def test_cat_text_reaches_on_printf(tmp_path):
+    path = tmp_path / "note"
+    path.write_text("from a file\n")
+    printed = []
+    with pybpf.compile(f'BEGIN {{ cat("{path}"); exit(); }}').run(on_printf=printed.append) as trace:
+        trace.wait(5)
+    assert printed == ["from a file\n"]
