@@ -5,8 +5,9 @@ rendered the way bpftrace prints them.
     render(FormattedType("strftime", 8, "%H:%M:%S.%f"), ns_since_boot)   # '17:20:03.123456'
 
 Each kind's layout is its compile-time side's (pybpf.builtins.formatted): one u64 for strftime
-(nanoseconds since boot), strerror (errno) and username (uid); six bytes for macaddr; for inet
-(ntop) a u64 address family then the address's 4 or 16 bytes; for buf a u64 length then the bytes.
+(nanoseconds since boot), strerror (errno), syscall_name (the syscall's number) and username
+(uid); six bytes for macaddr; for inet (ntop) a u64 address family then the address's 4 or 16
+bytes; for buf a u64 length then the bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ def _strftime(fmt: str, raw: bytes) -> str:
 
 def _strerror(param: str, raw: bytes) -> str:
     return os.strerror(int.from_bytes(raw[:8], "little", signed=True))
+
+
+UNKNOWN_SYSCALL = "Unknown syscall"        # bpftrace's text for a number its table lacks
+
+
+def _syscall_name(param: str, raw: bytes) -> str:
+    """The x86-64 syscall's name; the number read as an int32, as bpftrace casts it."""
+    from pybpf.uapi.unistd_64 import SYSCALL_NAMES    # here: only syscall_name needs the table
+    return SYSCALL_NAMES.get(int.from_bytes(raw[:4], "little", signed=True), UNKNOWN_SYSCALL)
 
 
 def _username(param: str, raw: bytes) -> str:
@@ -176,6 +186,7 @@ RENDERERS: dict[str, Callable[[str, bytes], str]] = {
     "usym": _usym,
     "strftime": _strftime,
     "strerror": _strerror,
+    "syscall_name": _syscall_name,
     "username": _username,
     "macaddr": _macaddr,
     "inet": _inet,

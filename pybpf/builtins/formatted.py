@@ -1,6 +1,6 @@
 """Values printed as text that user space makes (pybpf.types.FormattedType, rendered by
-pybpf.runtime.formatters): strftime, strerror, username, macaddr, ntop, buf, cgroup_path; and pton,
-which parses an address when the program compiles."""
+pybpf.runtime.formatters): strftime, strerror, syscall_name, username, macaddr, ntop, buf,
+cgroup_path; and pton, which parses an address when the program compiles."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pybpf.uapi.bpf import BpfFunc
 
 USERNAME = T.FormattedType("username")
 STRERROR = T.FormattedType("strerror")
+SYSCALL_NAME = T.FormattedType("syscall_name")
 MACADDR = T.FormattedType("macaddr", 6)
 INET = T.FormattedType("inet", 24)          # u64 address family, then 16 bytes of address
 MAC_SIZE = 6
@@ -34,6 +35,12 @@ def as_record(g, value):
     buf = g.alloca(8, "formatted")
     g.store64(value, buf)
     return buf
+
+
+def first_argument_as_record(g, e):
+    """strerror(errno), syscall_name(nr), ksym(addr), cgroup_path(id): the integer argument, named
+    in user space."""
+    return as_record(g, g.expr(e.args[0]))
 
 
 def check_strftime(c, e):
@@ -231,12 +238,14 @@ def lower_uid(g, e):
 
 BUILTINS = (
     function("strftime", (2, 2), check_strftime, lambda g, e: as_record(g, g.expr(e.args[1]))),
-    function("strerror", (1, 1), check_integer_formatted(STRERROR),
-             lambda g, e: as_record(g, g.expr(e.args[0]))),
+    function("strerror", (1, 1), check_integer_formatted(STRERROR), first_argument_as_record),
+    # bpftrace copies the name into a string[64] in the kernel; the number alone, named when
+    # printed, costs one store and keeps the key 8 bytes
+    function("syscall_name", (1, 1), check_integer_formatted(SYSCALL_NAME), first_argument_as_record),
     identifier("username", typed(USERNAME), lower_uid),
     function("macaddr", (1, 1), check_macaddr, lower_macaddr),
     function("ntop", (1, 2), check_ntop, lower_ntop),
     function("pton", (1, 1), check_pton, lower_pton),
     function("buf", (1, 2), check_buf, lower_buf),
-    function("cgroup_path", (1, 2), check_cgroup_path, lambda g, e: as_record(g, g.expr(e.args[0]))),
+    function("cgroup_path", (1, 2), check_cgroup_path, first_argument_as_record),
 )

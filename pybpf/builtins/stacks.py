@@ -15,7 +15,7 @@ from __future__ import annotations
 from pybpf import ast, facts
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier
-from pybpf.builtins.formatted import as_record, check_integer_formatted
+from pybpf.builtins.formatted import check_integer_formatted, first_argument_as_record
 from pybpf.checked import UINT
 from pybpf.records import replace
 from pybpf.program import STACKS_MAP
@@ -166,8 +166,7 @@ BUILTINS = (
     identifier("ustack", lambda c, e: T.StackType(True, c.stack_mode), lower_stack, reads_context=True),
     function("kstack", (0, 2), check_stack_call, lower_stack, reads_context=True),
     function("ustack", (0, 2), check_stack_call, lower_stack, reads_context=True),
-    function("ksym", (1, 1), check_integer_formatted(KSYM),
-             lambda g, e: as_record(g, g.expr(e.args[0]))),
+    function("ksym", (1, 1), check_integer_formatted(KSYM), first_argument_as_record),
     function("usym", (1, 1), check_integer_formatted(USYM), lower_usym),
     function("kaddr", (1, 1), check_kaddr, lambda g, e: g.constant(g.checked.constants[e])),
     function("uaddr", (1, 1), check_uaddr, lower_uaddr),

@@ -5,6 +5,9 @@ fstat (5), sys_enter_sendfile64 is sendfile (40), sys_enter_umount is umount2 (1
 Numbers are ABI: they never change, new calls only add entries. A syscall tracepoint whose name is
 missing here (a call newer than this table) is attached the perf way, one event per tracepoint.
 tests/pybpf/test_unistd_64.py checks the table against the running kernel's own numbers.
+
+SYSCALL_NAMES maps a number back to its name in syscall_64.tbl (`__NR_fstat`), what bpftrace's
+syscall_name() prints: the few entry points named otherwise are renamed.
 """
 
 ARCH = "x86_64"
@@ -86,3 +89,9 @@ SYSCALL_NUMBERS = {
     "getxattrat": 464, "listxattrat": 465, "removexattrat": 466, "open_tree_attr": 467,
     "file_getattr": 468, "file_setattr": 469,
 }
+
+# Entry points whose syscall_64.tbl name differs (the table's column 3 against its column 4).
+TABLE_NAMES = {"newstat": "stat", "newfstat": "fstat", "newlstat": "lstat",
+               "sendfile64": "sendfile", "newuname": "uname", "umount": "umount2"}
+
+SYSCALL_NAMES = {number: TABLE_NAMES.get(name, name) for name, number in SYSCALL_NUMBERS.items()}

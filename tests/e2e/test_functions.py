@@ -1,6 +1,7 @@
 """Functions end to end, against events each test causes, compared with what bpftrace 0.26's
 documentation (its stdlib reference) says of each."""
 
+import json
 import os
 import pwd
 import re
@@ -308,6 +309,29 @@ def test_strerror_names_the_errno_a_syscall_returned():
                        'printf("|%s|\\n", strerror(-args.ret)); }',
                        "pybpferrno", OPEN_PATHS, "/tmp/pybpf-no-such-dir/file")
     assert line == "|No such file or directory|"
+
+
+@pytest.mark.kernel
+def test_syscall_name_counts_syscalls_by_name():
+    # bpftrace 0.26's syscount.bt: @syscall[syscall_name(args.id)] = count() counts each syscall
+    # under its name (syscall_name(nr): the syscall's name as a string).
+    out = trace(["-e", READY + 'tracepoint:raw_syscalls:sys_enter /comm == "pybpfsysname"/ { '
+                 "@[syscall_name(args.id)] = count(); }"],
+                named_child("pybpfsysname", "import os\nfor _ in range(3):\n    os.getppid()\n"))
+    assert re.search(r"^@\[getppid\]: 3$", out, re.M), out
+    assert re.search(r"^@\[exit_group\]: 1$", out, re.M), out
+
+
+@pytest.mark.kernel
+def test_syscall_name_is_a_json_string():
+    # bpftrace 0.26 prints syscall_name()'s string as is: a JSON map key, "Unknown syscall" for a
+    # number no syscall has.
+    r = run_pybpf(["-f", "json", "-e", 'BEGIN { @[syscall_name(110)] = 1; @[syscall_name(-1)] = 2; '
+                   'printf("%s\\n", syscall_name(0)); exit(); }'])
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {"type": "printf", "data": "read\n"} in records
+    assert {"type": "map", "data": {"@": {"Unknown syscall": 2, "getppid": 1}}} in records
 
 
 @pytest.mark.kernel

@@ -3,6 +3,7 @@
 
 import pytest
 
+from pybpf import types as T
 from pybpf.compiler import CompileOptions, compile_to_ir
 from pybpf.diagnostics import CompileError
 
@@ -20,6 +21,8 @@ REFUSED = [
     ("BEGIN { sarg0; }", "The sarg0 builtin can only be used with kprobe and uprobe probes"),
     ('BEGIN { system("true"); }', "system() is an unsafe function being used in safe mode"),
     ("BEGIN { signal(9); }", "signal() is an unsafe function being used in safe mode"),
+    ('BEGIN { syscall_name("read"); }', "syscall_name() expects an integer, got string[5]"),
+    ("BEGIN { syscall_name(); }", "syscall_name() requires 1 argument (0 provided)"),
     ('BEGIN { strftime("%H", "x"); }', "strftime() expects an integer, got string[2]"),
     ("BEGIN { macaddr(\"abc\"); }", "macaddr() needs at least 6 bytes, got string[4]"),
     ("BEGIN { ntop(3, 1); }", "ntop(): address family 3 is neither AF_INET (2) nor AF_INET6 (10)"),
@@ -81,3 +84,11 @@ def test_byte_arrays_are_what_ntop_macaddr_and_buf_read():
     with pytest.raises(CompileError, match=r"ntop\(\) expects an integer or a 4- or 16-byte array, "
                                            r"got uint16\[2\]"):
         compile_to_ir("BEGIN { ntop((uint16[2])(uint32)1); }")
+
+
+def test_syscall_name_keys_a_map_by_the_number_the_kernel_sees():
+    """syscount.bt's @syscall[syscall_name(args.id)]: the key is the 8-byte number, named when
+    printed (bpftrace copies a string[64] in the kernel instead)."""
+    checked = compile_to_ir("tracepoint:raw_syscalls:sys_enter { "
+                            "@syscall[syscall_name(args.id)] = count(); }")[1]
+    assert checked.maps["@syscall"].key == (T.FormattedType("syscall_name"),)

@@ -1,11 +1,17 @@
-"""The text user space makes of formatted values (strftime, strerror, username, macaddr, inet)."""
+"""The text user space makes of formatted values (strftime, strerror, syscall_name, username, macaddr,
+inet)."""
 
+import re
 import socket
 import time
+from pathlib import Path
+
+import pytest
 
 from pybpf import types as T
 from pybpf.runtime.formatters import render
 from pybpf.runtime.values import decode, slot_decoder
+from pybpf.uapi.unistd_64 import SYSCALL_NAMES
 
 
 def u64(value: int) -> bytes:
@@ -30,6 +36,26 @@ def test_strerror_username_macaddr_and_inet():
     v6 = u64(socket.AF_INET6) + socket.inet_pton(socket.AF_INET6, "fe80::1")
     assert render(T.FormattedType("inet", 24), v4) == "127.0.0.1"
     assert render(T.FormattedType("inet", 24), v6) == "fe80::1"
+
+
+def test_syscall_name_is_the_tables_name_or_bpftraces_unknown():
+    # bpftrace 0.26: the syscall_64.tbl name (fstat, not the entry point newfstat), the number cast
+    # to int32, "Unknown syscall" for a number the table lacks
+    name = T.FormattedType("syscall_name")
+    assert render(name, u64(110)) == "getppid"
+    assert render(name, u64(5)) == "fstat" and render(name, u64(166)) == "umount2"
+    assert render(name, u64((1 << 32) + 39)) == "getpid"
+    assert render(name, u64(-1)) == render(name, u64(400)) == "Unknown syscall"
+
+
+def test_syscall_names_are_the_kernel_headers_names():
+    """Every number the installed uapi header defines (`#define __NR_fstat 5`) has its name."""
+    header = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+    if not header.exists():
+        pytest.skip(f"no {header}")
+    defined = {int(nr): name for name, nr in re.findall(r"#define __NR_(\w+) (\d+)", header.read_text())}
+    assert len(defined) > 300
+    assert {nr: SYSCALL_NAMES.get(nr) for nr in defined} == defined
 
 
 def test_formatted_values_decode_in_slots_and_survive_the_compiled_programs_json():
