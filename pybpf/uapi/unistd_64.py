@@ -4,7 +4,8 @@ fstat (5), sys_enter_sendfile64 is sendfile (40), sys_enter_umount is umount2 (1
 
 Numbers are ABI: they never change, new calls only add entries. A syscall tracepoint whose name is
 missing here (a call newer than this table) is attached the perf way, one event per tracepoint.
-tests/pybpf/test_unistd_64.py checks the table against the running kernel's own numbers.
+tests/backend/test_syscall_programs.py checks that every syscall tracepoint here has a number, and
+tests/runtime/test_formatters.py the names against the installed asm/unistd_64.h.
 
 SYSCALL_NAMES maps a number back to its name in syscall_64.tbl (`__NR_fstat`), what bpftrace's
 syscall_name() prints: the few entry points named otherwise are renamed.
