@@ -14,13 +14,11 @@ Timing as benchmarks.tracepoint_scale (BEGIN's line marks the end of attaching).
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import sys
 from unittest import mock
 
-from benchmarks.common import cold_and_warm
+from benchmarks.common import benchmark_main, cold_and_warm
 from benchmarks.tracepoint_scale import run_once, summary
 
 BODY = ' { @[probe] = count(); } BEGIN { printf("attached\\n"); }'
@@ -46,16 +44,15 @@ def measure(pattern: str, repeat: int, tools, perf_events: bool = False) -> dict
     return row
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_options(ap) -> None:
     ap.add_argument("--pattern", default="libc:*")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--tools", nargs="+", default=["pybpf", "bpftrace"])
     ap.add_argument("--perf-events", action="store_true",
                     help="also pybpf with a perf event per uprobe (warm)")
-    ap.add_argument("--json", metavar="FILE")
-    opts = ap.parse_args(argv)
-    row = measure(opts.pattern, opts.repeat, opts.tools, opts.perf_events)
+
+
+def print_table(row: dict, opts) -> None:
     print(f"{'tracer':<12} {'probes':>7} {'attached s':>10} {'exit s':>9}")
     for tool, runs in row.items():
         s = summary(runs)
@@ -65,10 +62,12 @@ def main(argv=None) -> int:
         for r in runs:
             if r.get("error"):
                 print(f"{tool}: {r['error'].strip().splitlines()[-1:]}", file=sys.stderr)
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(row, f, indent=2)
-    return 0
+
+
+def main(argv=None) -> int:
+    return benchmark_main(__doc__, argv, add_options,
+                          lambda o: measure(o.pattern, o.repeat, o.tools, o.perf_events),
+                          print_table, needs_root=True, json_output="file")
 
 
 if __name__ == "__main__":
