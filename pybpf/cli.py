@@ -489,7 +489,7 @@ class _Command:
 
 def _run(program, opts, stream, stop: _StopRequested, metrics: MetricsSettings | None = None) -> int:
     output = pybpf.make_output(opts.format, stream, quiet=opts.quiet,
-                               flush_each=opts.buffering != "full")
+                               flush_each=opts.buffering != "full", warnings=opts.warnings)
     warn = None if opts.warnings else _ignore_warning
     child = _Command(opts.command) if opts.command else None
     traced_pidfd = child.pidfd if child else _pidfd(opts.pid) if opts.pid is not None else None

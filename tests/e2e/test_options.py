@@ -45,6 +45,16 @@ def test_no_warnings_silences_warnf():
     assert "WARNING" not in silent.stderr, silent
 
 
+@pytest.mark.kernel
+def test_no_warnings_leaves_out_the_warnf_record_in_json():
+    # bpftrace 0.26 drops a warnf() whole when warnings are off (AsyncHandlers::printf)
+    warned = run_pybpf(["-q", "-f", "json", "-e", WARNF])
+    silent = run_pybpf(["-q", "-f", "json", "--no-warnings", "-e", WARNF])
+    assert [json.loads(line)["type"] for line in warned.stdout.splitlines()] == ["printf", "warnf"]
+    assert [json.loads(line) for line in silent.stdout.splitlines()] == \
+        [{"type": "printf", "data": "early\n"}], silent
+
+
 def _stdout_waiting(run: Running, timeout: float) -> bool:
     return bool(select.select([run.proc.stdout], [], [], timeout)[0])
 
