@@ -360,7 +360,7 @@ def test_macaddr_prints_six_bytes_as_a_mac_address():
     write_mac = ("import os\nfd = os.open('/dev/null', os.O_WRONLY)\n"
                  "os.write(fd, bytes([0x18, 0xc0, 0x4d, 0x08, 0x2e, 0xbb]))\n")
     line = traced_call('t:syscalls:sys_enter_write /comm == "pybpfmac"/ { printf("|%s|%s|\\n", '
-                       "macaddr(str(args.buf, 6)), macaddr(0x665544332211)); }",
+                       "macaddr(str(args.buf, 7)), macaddr(0x665544332211)); }",
                        "pybpfmac", write_mac)
     assert line == "|18:C0:4D:08:2E:BB|11:22:33:44:55:66|"
 
