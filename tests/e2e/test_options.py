@@ -186,8 +186,9 @@ def test_a_command_that_cannot_run_is_one_error_line():
 
 
 @pytest.mark.kernel
-def test_list_of_a_program_prints_its_attach_points():
-    done = run_pybpf(["-l", "-e", "t:syscalls:sys_enter_getpp* { } BEGIN { } i:s:1 { }"])
+@pytest.mark.parametrize("option", ["-l", "--list"])
+def test_list_of_a_program_prints_its_attach_points(option):
+    done = run_pybpf([option, "-e", "t:syscalls:sys_enter_getpp* { } BEGIN { } i:s:1 { }"])
     assert done.returncode == 0, done
     assert done.stdout == "tracepoint:syscalls:sys_enter_getppid\nBEGIN\ninterval:s:1\n"
 
@@ -265,3 +266,21 @@ def test_bpftraces_long_option_names_are_taken():
     assert (done.returncode, done.stderr) == (1, "ERROR: USAGE: Cannot use both -c and -p.\n")
     done = run_pybpf(["--warnings", "--no-warnings", "--output", "/dev/null", "-e", "BEGIN { }"])
     assert done.stderr == "ERROR: USAGE: -k, --warnings conflicts with --no-warnings\n"
+
+
+@pytest.mark.kernel
+def test_cache_options_bound_and_empty_the_compile_cache(tmp_path):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    objects = tmp_path / "pybpf" / "objects"
+    first = run_pybpf(["-q", "-e", 'BEGIN { printf("one\\n"); exit(); }'], env=env)
+    assert first.stdout.startswith("one\n") and len(list(objects.iterdir())) == 1, first
+    # a bound below one object's size: each write leaves the cache within it, so nothing stays
+    bounded = run_pybpf(["-q", "--cache-max-size", "1K", "-e", 'BEGIN { printf("two\\n"); exit(); }'],
+                        env=env)
+    assert bounded.stdout.startswith("two\n") and list(objects.iterdir()) == [], bounded
+    run_pybpf(["-q", "-e", 'BEGIN { printf("three\\n"); exit(); }'], env=env)
+    cleared = run_pybpf(["--clear-cache"], env=env)
+    assert cleared.returncode == 0
+    assert cleared.stdout == (f"removed 1 compiled object, and the other caches, from "
+                              f"{tmp_path / 'pybpf'}\n")
+    assert not objects.exists() or list(objects.iterdir()) == []
