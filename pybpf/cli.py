@@ -91,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="read FILE's C types and #defines before the script's")
     p.add_argument("-v", "--verbose", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
-    p.add_argument("-B", dest="buffering", metavar="MODE", default="line", help="output buffering: line (each event as it comes, the "
-                   "default), full (written when the buffer fills, and at exit) or none")
+    p.add_argument("-B", dest="buffering", metavar="MODE", default="line",
+                   help="output buffering: line (each event as it comes, the default), full "
+                        "(written when the buffer fills, and at exit) or none")
     p.add_argument("-q", "--quiet", dest="quiet", action="store_true",
                    help="quiet: no \"Attaching N probes...\" line")
     p.add_argument("--no-warnings", dest="warnings", action="store_false",
