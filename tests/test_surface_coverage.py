@@ -1,4 +1,4 @@
-"""Issue #16's first "must show": every option, builtin and function of pybpf has an end-to-end test
+"""Issue #16's first "must show": every option, builtin, function and setting of pybpf has an end-to-end test
 against the real kernel, and every one whose `-f json` output is its own (a record, or a value
 rendered otherwise than as a number) a JSON test too. docs/coverage.md lists them, one row each with
 tests that cover it; this module finds those tests, and checks that the page has a row for each and
@@ -58,7 +58,10 @@ class E2eTest:
 
 
 def _strings(node: ast.AST) -> list[str]:
-    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    """The string constants under node, and the names of keyword arguments (a variable set as
+    `dict(os.environ, BPFTRACE_X="1")`)."""
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)] + \
+        [n.arg for n in ast.walk(node) if isinstance(n, ast.keyword) and n.arg]
 
 
 def e2e_tests() -> list[E2eTest]:
@@ -98,7 +101,13 @@ def e2e_tests() -> list[E2eTest]:
 
 
 def _use(kind: str, name: str) -> re.Pattern:
-    """How a program uses a builtin (the word) or function (`name(`); argN and sargN by pattern."""
+    """How a program uses a builtin (the word) or function (`name(`), argN and sargN by pattern;
+    how a run sets a setting (its environment variable, or its name in a config block)."""
+    if kind == "setting":
+        from pybpf.settings import SETTINGS
+
+        names = (SETTINGS[name].env,) + SETTINGS[name].old_env + (name,)
+        return re.compile("|".join(rf"^{n}$|{n}=" for n in names) + rf"|config = {{[^}}]*\b{name}\b")
     word = {"argN": r"arg\d+", "sargN": r"sarg\d+"}.get(name, re.escape(name))
     if kind == "function":
         return re.compile(rf"(?<![\w@$.]){word}\s*\(")
@@ -106,9 +115,11 @@ def _use(kind: str, name: str) -> re.Pattern:
 
 
 def surface() -> list[tuple[str, str]]:
-    """(kind, name) of every option, builtin, function and aggregation pybpf has."""
+    """(kind, name) of every option, builtin, function and aggregation pybpf has, and every
+    setting (BPFTRACE_* variable) it implements."""
     from pybpf import builtins
     from pybpf.cli import _parser
+    from pybpf.settings import SETTINGS
 
     rows = []
     for action in _parser()._actions:
@@ -119,6 +130,7 @@ def surface() -> list[tuple[str, str]]:
     rows += [("builtin", entry.name) for entry in builtins.PATTERNS]
     rows += [("function", name) for name in sorted(builtins.FUNCTIONS)]
     rows += [("function", name) for name in sorted(builtins.AGGREGATIONS)]
+    rows += [("setting", name) for name, s in SETTINGS.items() if s.implemented]
     return rows
 
 
@@ -134,6 +146,8 @@ def covering(kind: str, name: str, tests: list[E2eTest]) -> tuple[list[str], lis
 
 
 def needs_json(kind: str, name: str) -> bool:
+    if kind == "setting":
+        return False        # a setting changes what runs, not how a record is written
     return name in (JSON_OPTIONS if kind == "option" else JSON_RENDERED) and name not in CANNOT_RUN_HERE
 
 
@@ -141,13 +155,14 @@ def render(tests: list[E2eTest], most: int = 2) -> str:
     lines = [
         "# What the end-to-end tests cover",
         "",
-        "Every option, builtin and function of pybpf, with end-to-end tests that run it against the",
-        "real kernel on events the test causes (two named where there are more), and the ones among",
-        "them that check its `-f json` output where that output is its own (\"same as text\": its",
-        "JSON is a number, or the option changes nothing in it). Written by",
-        "`tests/test_surface_coverage.py` (run as a script), whose tests fail when pybpf has an option,",
-        "builtin or function without a row here, or a test named here does not exist or does not use",
-        "its row's name. bpftrace 0.26's options pybpf does not have: [cli.md](cli.md) (Not done yet).",
+        "Every option, builtin, function and setting (`BPFTRACE_*` variable) pybpf implements, with",
+        "end-to-end tests that run it against the real kernel on events the test causes (two named",
+        "where there are more), and the ones among them that check its `-f json` output where that",
+        "output is its own (\"same as text\": its JSON is a number, or it changes nothing in the",
+        "JSON). Written by `tests/test_surface_coverage.py` (run as a script), whose tests fail when",
+        "pybpf has one without a row here, or a test named here does not exist or does not use its",
+        "row's name. bpftrace 0.26's options pybpf does not have: [cli.md](cli.md) (Not done yet);",
+        "the settings pybpf accepts without acting on them: [language.md](language.md) (Config block).",
         "",
         "| kind | name | tests (text) | tests (-f json) |",
         "|---|---|---|---|",
