@@ -656,6 +656,12 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
         if op in ("&&", "||"):
             return self.short_circuit(e)
         lt, rt = self.type_of(e.left), self.type_of(e.right)
+        number = self.checked.syscall_comparisons.get(e)
+        if number is not None:
+            # syscall_name(nr) == "read": nr's low 32 bits, as syscall_name() names them, against 0
+            named = self.expr(e.left if isinstance(lt, T.FormattedType) else e.right)
+            nr = self.b.trunc(self.load64(named), I32)
+            return self.from_bool(self.b.icmp_unsigned(op, nr, ir.Constant(I32, number)))
         left, right = self.expr(e.left), self.expr(e.right)
         scale = self.checked.pointer_scale.get(e)
         if scale is not None:

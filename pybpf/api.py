@@ -143,14 +143,15 @@ class Program:
         return Trace(self, on_printf, on_event, on_lost, output=output, on_warning=on_warning,
                      pid=pid, cpid=cpid)
 
-    def verify(self) -> None:
+    def verify(self, on_verifier_log: Callable[[str, str], None] | None = None) -> None:
         """Load every BPF program of this one through the kernel's verifier, then release them;
         nothing is attached (the command's --dry-run). Raises pybpf.VerifierError when the kernel
         refuses one (describe_rejection() shows where), pybpf.NotSupportedError when this kernel
-        cannot load a kind of program at all (fentry under lockdown)."""
+        cannot load a kind of program at all (fentry under lockdown). on_verifier_log(probe,
+        log), when given, takes each program's verifier log (the command's -d verifier)."""
         from pybpf.runtime.loader import load
 
-        load(self.compiled.object, self.compiled).close()
+        load(self.compiled.object, self.compiled, on_verifier_log).close()
 
     def describe_rejection(self, error: VerifierError) -> str:
         """The verifier's rejection shown on the statement whose code it refused (found from the

@@ -93,6 +93,8 @@ class CheckedScript:
     depends_on: set = field(default_factory=set)        # pybpf.facts: what a value came from
     # ForMap node -> the VarBindings its body shares with the code around it, in first-use order
     loop_captures: dict = field(default_factory=dict)
+    # ==/!= node comparing syscall_name(nr) with a string literal -> the literal's syscall number
+    syscall_comparisons: dict = field(default_factory=dict)
 
 
 def is_int(t) -> bool:

@@ -29,7 +29,8 @@ from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
-from pybpf.program import DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU
+from pybpf.program import (DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU,
+                           RINGBUF_MAX_SIZE)
 from pybpf.records import NamedTuple
 
 TYPE_CHECKING = False       # typing costs ~2 ms at every start
@@ -73,14 +74,14 @@ def _parser() -> argparse.ArgumentParser:
                "  set in a script's config block; docs/language.md lists them all)",
         formatter_class=functools.partial(argparse.RawDescriptionHelpFormatter, width=_help_width()))
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
-    p.add_argument("-l", dest="list", nargs="?", const="", metavar="PATTERN",
+    p.add_argument("-l", "--list", dest="list", nargs="?", const="", metavar="PATTERN",
                    help="list probes matching PATTERN")
-    p.add_argument("-f", dest="format", choices=("text", "json", "folded"), default="text",
-                   help="output format (default: text)")
-    p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
-    p.add_argument("-p", dest="pid", metavar="PID", type=_pid, default=None,
-                   help="the process watchpoint probes watch")
-    p.add_argument("-c", dest="command", metavar="CMD",
+    p.add_argument("-f", dest="format", metavar="FORMAT", default="text",
+                   help="output format: text (default), json or folded")
+    p.add_argument("-o", "--output", dest="output", metavar="FILE", help="write output to FILE")
+    p.add_argument("-p", "--pid", dest="pid", metavar="PID", default=None,
+                   help="trace only that process; its end ends the trace")
+    p.add_argument("-c", "--cmd", dest="command", metavar="CMD",
                    help="run CMD (split as a shell would, not run by one), held until every probe "
                         "is attached; the trace ends when it exits; its pid is `cpid`")
     p.add_argument("-I", dest="include_dirs", metavar="DIR", action="append", default=[],
@@ -88,19 +89,18 @@ def _parser() -> argparse.ArgumentParser:
                         "#defines; headers BTF answers need none)")
     p.add_argument("--include", dest="include_files", metavar="FILE", action="append", default=[],
                    help="read FILE's C types and #defines before the script's")
-    p.add_argument("-v", dest="verbose", action="store_true",
+    p.add_argument("-v", "--verbose", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
-    p.add_argument("-B", dest="buffering", metavar="MODE", choices=("line", "full", "none"),
-                   default="line", help="output buffering: line (each event as it comes, the "
-                   "default), full (written when the buffer fills, and at exit) or none")
-    p.add_argument("-q", dest="quiet", action="store_true",
+    p.add_argument("-B", dest="buffering", metavar="MODE", default="line",
+                   help="output buffering: line (each event as it comes, the default), full "
+                        "(written when the buffer fills, and at exit) or none")
+    p.add_argument("-q", "--quiet", dest="quiet", action="store_true",
                    help="quiet: no \"Attaching N probes...\" line")
     p.add_argument("--no-warnings", dest="warnings", action="store_false",
                    help="print no WARNING lines (nor warnf()'s)")
-    p.add_argument("-k", dest="helper_reads", action="count", default=0,
+    p.add_argument("-k", "--warnings", dest="helper_reads", action="count", default=0,
                    help="also warn when a memory read (probe_read_*: str(), fields through "
-                        "pointers) fails; map updates and deletes are warned about without it "
-                        "(-kk: the same)")
+                        "pointers) fails; map updates and deletes are warned about without it")
     p.add_argument("--ringbuf-size", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size,
                    default=None,
                    help="size of the event ring buffer: a power of two of at least the page size, "
@@ -129,10 +129,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="bound of the cache folder, least recently used entries out first; K/M/G "
                         f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
                         f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
-    p.add_argument("-d", "--debug", dest="debug", metavar="STAGE", action="append",
-                   choices=DEBUG_STAGES + ("all",), default=[],
-                   help="print what a compile stage produced to stderr, then run: ast (the parsed "
-                        "tree), llvm (the IR), asm (the BPF assembly), or all; may be repeated")
+    p.add_argument("-d", "--debug", dest="debug", metavar="STAGE[,STAGE]", action="append",
+                   default=[],
+                   help="print what a stage produced to stderr, then run: ast (the parsed tree), "
+                        "types (the maps' and variables' types), codegen or codegen-opt (the LLVM "
+                        "IR), dis (the BPF assembly), verifier (the kernel's log of each "
+                        "program's load), or all; may be repeated")
     p.add_argument("--info", action="store_true",
                    help="print the kernel's release, the BPF map and program types and helpers "
                         "it has, and pybpf's build, then exit")
@@ -154,8 +156,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-DEBUG_STAGES = ("ast", "llvm", "asm")
-MAX_RINGBUF_SIZE = 1 << 30
+# bpftrace's stages that pybpf has (not libbpf: pybpf loads without it); codegen-opt is codegen:
+# pybpf runs no IR passes, the BPF backend compiles the IR as it is, optimizing at -O2.
+DEBUG_STAGES = ("ast", "types", "codegen", "codegen-opt", "dis", "verifier")
+MAX_PID = 0x400000      # bpftrace's bound: the largest pid_max of 64-bit Linux
 MAX_MAP_ENTRIES = 1 << 24
 
 
@@ -165,16 +169,51 @@ def _ringbuf_size(text: str) -> int:
         size = int(text[:-1] if scale > 1 else text, 0) * scale
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
-    if size < mmap.PAGESIZE or size & (size - 1) or size > MAX_RINGBUF_SIZE:
+    if size < mmap.PAGESIZE or size & (size - 1) or size > RINGBUF_MAX_SIZE:
         raise argparse.ArgumentTypeError(
             f"the ring buffer size must be a power of two from the page size ({mmap.PAGESIZE}) "
-            f"to {MAX_RINGBUF_SIZE >> 20}M bytes, not {text}")
+            f"to {RINGBUF_MAX_SIZE >> 20}M bytes, not {text}")
     return size
 
 
+def _check_options(opts) -> None:
+    """The option values argparse takes as strings, checked with bpftrace 0.26's messages (one
+    ERROR: line, status 1), before anything is compiled."""
+    if opts.buffering not in ("line", "full", "none"):
+        raise SystemExit(error("USAGE: -B must be either 'line', 'full', or 'none'."))
+    if opts.format not in ("text", "json", "folded"):
+        raise SystemExit(error(f'Invalid output format "{opts.format}"\n'
+                               f"Valid formats: 'text', 'json', 'folded'"))
+    if opts.helper_reads > 1:
+        raise SystemExit(error("USAGE: -kk has been deprecated. Use a single -k for runtime "
+                               "warnings for errors in map lookups and probe reads."))
+    if opts.helper_reads and not opts.warnings:
+        raise SystemExit(error("USAGE: -k, --warnings conflicts with --no-warnings"))
+    if opts.command is not None and opts.pid is not None:
+        raise SystemExit(error("USAGE: Cannot use both -c and -p."))
+    opts.debug = _debug_stages(opts.debug)
+    if opts.pid is not None:
+        opts.pid = _pid(opts.pid)
+
+
+def _debug_stages(given: list[str]) -> tuple[str, ...]:
+    """-d a,b -d c: the stages, each named once, in pybpf's order."""
+    wanted = set()
+    for stage in (s for arg in given for s in arg.split(",") if s):
+        if stage != "all" and stage not in DEBUG_STAGES:
+            raise SystemExit(error(f"USAGE: invalid option for -d: {stage}"))
+        wanted.update(DEBUG_STAGES if stage == "all" else (stage,))
+    return tuple(s for s in DEBUG_STAGES if s in wanted)
+
+
 def _pid(text: str) -> int:
-    if not text.isdigit():      # bpftrace's words
-        raise argparse.ArgumentTypeError(f"pid '{text}' is not a valid decimal number")
+    """-p PID as bpftrace 0.26 reads it (util::to_uint, decimal here), with its messages."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    if digits < len(text):
+        why = "invalid trailing bytes" if digits else "invalid integer"
+        raise SystemExit(error(f"Failed to parse pid: {why}: {text}"))
+    if int(text) > MAX_PID:
+        raise SystemExit(error(f"Pid out of range: {int(text)}"))
     return int(text)
 
 
@@ -335,22 +374,39 @@ def _has_nodes(value) -> bool:
     return dataclasses.is_dataclass(value) or (isinstance(value, tuple) and any(map(_has_nodes, value)))
 
 
-def _debug(stages: list[str], source: str, filename: str, options: CompileOptions) -> None:
-    """-d STAGE: what each stage produced, to stderr, before the run."""
+def _debug(stages: tuple[str, ...], source: str, filename: str, options: CompileOptions) -> None:
+    """-d STAGE: what each compile stage produced, to stderr, before the run (bpftrace's headers)."""
     from pybpf.backend.emit import emit_assembly
     from pybpf.compiler import compile_to_ir
     from pybpf.parser import parse
 
-    wanted = DEBUG_STAGES if "all" in stages else stages
-    if "ast" in wanted:
+    if "ast" in stages:
         tree = on_deep_stack(parse, source, filename)
-        print("AST\n" + "\n".join(_ast_lines(tree)), file=sys.stderr)
-    if "llvm" in wanted or "asm" in wanted:
-        ir_text = on_deep_stack(compile_to_ir, source, filename, options)[0]
-        if "llvm" in wanted:
-            print("LLVM IR\n" + ir_text, file=sys.stderr)
-        if "asm" in wanted:
-            print("BPF assembly\n" + emit_assembly(ir_text), file=sys.stderr)
+        print("AST after: parse\n-------------------\n" + "\n".join(_ast_lines(tree)),
+              file=sys.stderr)
+    if not {"types", "codegen", "codegen-opt", "dis"} & set(stages):
+        return
+    ir_text, checked, plan = on_deep_stack(compile_to_ir, source, filename, options)
+    if "types" in stages:
+        print("Types\n-----\n" + "\n".join(_type_lines(checked, plan)), file=sys.stderr)
+    if "codegen" in stages or "codegen-opt" in stages:
+        print("LLVM IR (compiled as it is: no IR passes)\n---------------------------\n\n" + ir_text,
+              file=sys.stderr)
+    if "dis" in stages:
+        print("Disassembled bytecode\n----------------------------\n\n" + emit_assembly(ir_text),
+              file=sys.stderr)
+
+
+def _type_lines(checked, plan) -> list[str]:
+    """-d types: each map's key and value types, then each scratch variable's."""
+    lines = [f"{spec.name}{'[' + ', '.join(map(str, spec.key)) + ']' if spec.key else ''}: "
+             f"{spec.kind.name.lower()} {spec.value}" for spec in plan.maps.values()]
+    bindings = {id(b): b for b in checked.variables.values()}
+    return lines + [f"{b.name}: {b.type}" for b in bindings.values()]
+
+
+def _print_verifier_log(probe: str, log: str) -> None:
+    print(f"Verifier log of {probe}\n" + log, file=sys.stderr)
 
 
 def _emit(kind: str, source: str, filename: str, options: CompileOptions, out_path) -> int:
@@ -489,7 +545,7 @@ class _Command:
 
 def _run(program, opts, stream, stop: _StopRequested, metrics: MetricsSettings | None = None) -> int:
     output = pybpf.make_output(opts.format, stream, quiet=opts.quiet,
-                               flush_each=opts.buffering != "full")
+                               flush_each=opts.buffering != "full", warnings=opts.warnings)
     warn = None if opts.warnings else _ignore_warning
     child = _Command(opts.command) if opts.command else None
     traced_pidfd = child.pidfd if child else _pidfd(opts.pid) if opts.pid is not None else None
@@ -618,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for arg in argv for a in (("-v", "-l") if arg in ("-lv", "-vl") else (arg,))]
     opts = _parser().parse_args(argv)
     opts.args = _without_end_of_options(opts.args)
+    _check_options(opts)
     if opts.clear_cache:
         return _clear_cache()
     if opts.info:
@@ -711,7 +768,7 @@ def _main(opts) -> int:
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None,
                              warning_level=_warning_level(opts), headers=_headers(opts, source))
-    if opts.debug:
+    if set(opts.debug) - {"verifier"}:
         _debug(opts.debug, source, filename, options)
     if opts.emit:
         return _emit(opts.emit, source, filename, options, opts.output)
@@ -728,6 +785,8 @@ def _main(opts) -> int:
               f"{_plural(len(program.compiled.programs), 'program')}, {len(program.elf)} bytes of ELF",
               file=sys.stderr)
     try:
+        if "verifier" in opts.debug:
+            program.verify(_print_verifier_log)      # a load of its own, before the run's
         if opts.dry_run:
             return _dry_run(program)
         if opts.output:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics, render
 from pybpf.features import Features
-from pybpf.program import CompiledProgram, BpfProgramSpec
+from pybpf.program import BpfProgramSpec, CompiledProgram, ring_size_of_pages
 from pybpf.records import factory, record
 
 TYPE_CHECKING = False
@@ -177,11 +177,18 @@ def _check_types(resolved: ResolvedProbes, diags: Diagnostics, options: CompileO
 
 def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: CompileOptions) -> PlannedScript:
     from pybpf.resources import plan_resources
-    # Laying out reports nothing: every limit it relies on was checked by the passes before.
-    map_entries = options.map_entries or settings_of(checked.program, options).max_map_keys
-    return PlannedScript(checked, plan_resources(checked, map_entries, options.share_syscalls,
-                                                 options.group_tracepoints,
-                                                 options.features or _kernel_features()))
+    settings = settings_of(checked.program, options)
+    map_entries = options.map_entries or settings.max_map_keys
+    plan = plan_resources(checked, map_entries, options.share_syscalls, options.group_tracepoints,
+                          options.features or _kernel_features())
+    if len(plan.programs) > settings.max_bpf_progs:
+        # The programs pybpf loads, which shared and grouped attach points make fewer than
+        # bpftrace's one a point; refused before LLVM, as the probes' limit.
+        diags.error(f"Your program is trying to generate more than {len(plan.programs)} BPF "
+                    f"programs, which exceeds the current limit of {settings.max_bpf_progs}", NO_SPAN,
+                    "You can increase the limit through the BPFTRACE_MAX_BPF_PROGS environment "
+                    "variable.")
+    return PlannedScript(checked, plan)
 
 
 def _generate_ir(planned: PlannedScript, diags: Diagnostics,
@@ -192,7 +199,9 @@ def _generate_ir(planned: PlannedScript, diags: Diagnostics,
         cpus = len(possible_cpu_ids())          # what the default ring buffer is sized by
     except (OSError, ValueError):
         cpus = os.cpu_count() or 1
-    module = generate_ir(planned.checked, planned.plan, diags, options.ringbuf_size, cpus,
+    pages = settings_of(planned.checked.program, options).perf_rb_pages
+    ringbuf_size = options.ringbuf_size or (ring_size_of_pages(pages, cpus) if pages else None)
+    module = generate_ir(planned.checked, planned.plan, diags, ringbuf_size, cpus,
                          options.filter_pid, options.warning_level, spill_room)
     return None if module is None else LoweredScript(planned.checked, planned.plan, module)
 
@@ -292,6 +301,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         statement_spans=lowered.module.statement_spans,
         print_maps_on_exit=settings.print_maps_on_exit,
         max_cat_bytes=settings.max_cat_bytes,
+        verifier_log_size=settings.log_size,
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),
         depends_on=tuple(sorted(lowered.checked.depends_on.union(
             *(group.depends_on for group in lowered.checked.groups)))),

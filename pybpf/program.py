@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import json
+import mmap
 
 from pybpf import types as T
 from pybpf.errors import PybpfError
@@ -58,6 +59,15 @@ DEFAULT_MAP_ENTRIES = 4096
 # that thread waits for a CPU. A script that writes no record gets one page.
 EVENT_RING_RECORDS_PER_CPU = 16384
 EVENT_RING_MAX_SIZE = 32 << 20
+# The largest event ring buffer a user may ask for (--ringbuf-size, BPFTRACE_PERF_RB_PAGES).
+RINGBUF_MAX_SIZE = 1 << 30
+
+
+def ring_size_of_pages(pages: int, cpus: int) -> int:
+    """The event ring buffer BPFTRACE_PERF_RB_PAGES asks for, as bpftrace 0.26 sizes its ring
+    (BPFtrace::get_buffer_pages: at least a page a CPU; libbpf rounds it up to a power of two)."""
+    size = max(pages, cpus) * mmap.PAGESIZE
+    return min(1 << (size - 1).bit_length(), RINGBUF_MAX_SIZE)
 
 # The value of `probe` is SYNTHETIC_PROBE_ID_BASE + k, one k per attach point or program;
 # probe_names names it.
@@ -352,6 +362,7 @@ class CompiledProgram:
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()
     print_maps_on_exit: bool = True       # the print_maps_on_exit setting
     max_cat_bytes: int = 10240            # the max_cat_bytes setting: what cat() prints at most
+    verifier_log_size: int = 1000000      # the log_size setting: the verifier log's buffer
     # The compiler's warnings, rendered: shown at each run, from the cache too.
     warnings: tuple[str, ...] = ()
     # pybpf.facts (kind, subject, value): what compiled-in values came from; the compile cache
@@ -381,6 +392,7 @@ class CompiledProgram:
             "statement_spans": [list(span) for span in self.statement_spans],
             "print_maps_on_exit": self.print_maps_on_exit,
             "max_cat_bytes": self.max_cat_bytes,
+            "verifier_log_size": self.verifier_log_size,
             "warnings": list(self.warnings),
             "depends_on": [list(fact) for fact in self.depends_on],
             "helper_sites": [site.to_json() for site in self.helper_sites],
@@ -403,6 +415,7 @@ class CompiledProgram:
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
             print_maps_on_exit=j["print_maps_on_exit"],
             max_cat_bytes=j["max_cat_bytes"],
+            verifier_log_size=j["verifier_log_size"],
             warnings=tuple(j["warnings"]),
             depends_on=tuple(tuple(fact) for fact in j["depends_on"]),
             helper_sites=tuple(HelperErrorSite.from_json(site) for site in j["helper_sites"]),

@@ -19,12 +19,14 @@ from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, 
                            spread_key, storable, stored, unify)
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.builtins.cpu import checked_cpus
+from pybpf.builtins.formatted import syscall_number
 from pybpf.ktypes import KernelTypes
 from pybpf.mapkinds import kind_for
 from pybpf.providers.base import ProbeGroup
 from pybpf.program import LhistParams, MapKind, TSeriesParams
 from pybpf.semantic_kernel import KernelChecks
 from pybpf.uapi.headers import header_constant
+from pybpf.uapi.unistd_64 import ARCH
 
 if TYPE_CHECKING:
     from pybpf.cdefs import ScriptTypes
@@ -525,6 +527,8 @@ class TypeChecker(KernelChecks):
         if e.op in ("==", "!=") and isinstance(left, T.StringType) and \
                 isinstance(right, T.StringType):
             return BOOL
+        if e.op in ("==", "!=") and T.FormattedType in (type(left), type(right)):
+            return self.compare_formatted(e, left, right)
         if e.op in ("==", "!=") and isinstance(left, T.RecordType):
             left = self.struct_value(e.left, left)
         if e.op in ("==", "!=") and isinstance(right, T.RecordType):
@@ -545,6 +549,29 @@ class TypeChecker(KernelChecks):
         if e.op in ("<<", ">>"):
             return T.IntType(8, left.signed)
         return T.IntType(8, left.signed and right.signed)
+
+    def compare_formatted(self, e: ast.Binary, left, right):
+        """A value named only when printed (syscall_name(nr), strerror(e), ...) compared: with a
+        string literal, syscall_name's name is turned into its number here, so the kernel compares
+        numbers (no naming per event); any other comparison with a string is refused."""
+        t, other, other_t = (left, e.right, right) if isinstance(left, T.FormattedType) else \
+            (right, e.left, left)
+        if t.kind == "syscall_name" and isinstance(other, ast.String):
+            name = other.value.decode("utf-8", "replace")
+            number = syscall_number(name)
+            if number is None:
+                self.error(f"No syscall is named '{name}' on {ARCH}", other.span)
+                return None
+            self.result.syscall_comparisons[e] = number
+            return BOOL
+        if not isinstance(other_t, T.StringType):
+            self.error(f"Type mismatch for '{e.op}': comparing '{left}' with '{right}'", e.span)
+            return None
+        hint = ": compare it with a string literal (syscall_name(nr) == \"read\"), or compare " \
+               "the number" if t.kind == "syscall_name" else ""
+        self.error(f"'{t}' is made into text only when printed, so it cannot be compared with a "
+                   f"string{hint}", e.span)
+        return None
 
     def expr_Unary(self, e: ast.Unary):
         t = self.expr(e.operand)

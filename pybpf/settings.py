@@ -13,7 +13,10 @@ setting is an error; a setting pybpf does not implement is accepted with a warni
 
 from __future__ import annotations
 
+import mmap
+
 from pybpf.diagnostics import NO_SPAN, Diagnostics
+from pybpf.program import RINGBUF_MAX_SIZE
 from pybpf.records import factory, record
 from pybpf.types import MAX_STRLEN, STRING_SIZE
 
@@ -33,8 +36,9 @@ class Setting:
     implemented: bool = True
     # The variable's older names (bpftrace 0.17's BPFTRACE_STRLEN), read when the current is unset.
     old_env: tuple[str, ...] = ()
-    # integers: the largest value pybpf takes (None: no bound)
+    # integers: the largest value pybpf takes (None: no bound), and the smallest when bounded
     most: int | None = None
+    least: int = 1
 
     @property
     def env(self) -> str:
@@ -66,14 +70,18 @@ SETTINGS = {s.name: s for s in (
             implemented=False),
     Setting("license", "string", "GPL", "the license the programs are loaded with",
             implemented=False),
-    Setting("log_size", "integer", 1000000, "the verifier log's size", implemented=False),
-    Setting("max_bpf_progs", "integer", 1024, "the most BPF programs generated", implemented=False),
+    # The kernel takes a log of 128 bytes to UINT32_MAX >> 2 (bpf_verifier_log_attr_valid).
+    Setting("log_size", "integer", 1000000, "the size of the verifier log's buffer, in bytes "
+            "(the kernel keeps the log's end when it is longer)", most=(1 << 30) - 1, least=128),
+    Setting("max_bpf_progs", "integer", 1024, "the most BPF programs a script may load"),
     Setting("max_cat_bytes", "integer", 10240, "the bytes cat() prints at most",
             old_env=("BPFTRACE_CAT_BYTES_MAX",)),
     Setting("on_stack_limit", "integer", 32, "the largest value kept on the BPF stack",
             implemented=False),
-    Setting("perf_rb_pages", "integer", 64, "the pages of the event buffer (pybpf: -B)",
-            implemented=False),
+    # 0, as in bpftrace 0.26: sized by pybpf (program.event_ring_size).
+    Setting("perf_rb_pages", "integer", 0, "the pages of the event ring buffer, rounded up to a "
+            "power of two and at least one a CPU; 0: sized to the script (--ringbuf-size "
+            "overrides it)", most=RINGBUF_MAX_SIZE // mmap.PAGESIZE, least=0),
     Setting("show_debug_info", "boolean", True, "file and line in stacks", implemented=False),
     Setting("stack_mode", "bpftrace|perf|raw", "bpftrace",
             "how kstack and ustack print where the call names no mode"),
@@ -118,8 +126,9 @@ def _typed(setting: Setting, value: object, written: str = "") -> object:
             value = int(value)
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"Invalid type for {written}. Type: {got}. Expected Type: integer")
-        if setting.most is not None and not 1 <= value <= setting.most:
-            raise ValueError(f"{written} must be between 1 and {setting.most}, got {value}")
+        if setting.most is not None and not setting.least <= value <= setting.most:
+            raise ValueError(f"{written} must be between {setting.least} and {setting.most}, "
+                             f"got {value}")
         return value
     if setting.kind == "boolean":
         if value in (0, 1, "0", "1"):
@@ -152,7 +161,7 @@ def environment(env) -> tuple[tuple[str, str], ...]:
             expected = "a number" if setting.kind == "integer" else (
                 "one of " + ", ".join(setting.choices) if setting.choices else "true or false")
             if setting.most is not None:
-                expected = f"a number from 1 to {setting.most}"
+                expected = f"a number from {setting.least} to {setting.most}"
             raise SettingError(f"{name}: expecting {expected}, got {text}") from None
         out.append((setting.name, text))
     return tuple(out)

@@ -165,9 +165,11 @@ def _pointer(param: str, raw: bytes) -> str:
 
 
 def _function_or_address(name: str, addr: int) -> str:
-    """A frame's function without its offset, as ksym/usym print; the address in hex where no
-    symbol holds it."""
-    return f"{addr:#x}" if name == symbols.UNKNOWN else name.split("+", 1)[0]
+    """A frame's function without its offset, as ksym/usym print; where no symbol holds it, the
+    address as bpftrace 0.17 to 0.26 stream it (a void*: 0x-prefixed hex, but 0 for address 0)."""
+    if name != symbols.UNKNOWN:
+        return name.split("+", 1)[0]
+    return f"{addr:#x}" if addr else "0"
 
 
 def _ksym(param: str, raw: bytes) -> str:

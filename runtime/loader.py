@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import re
 
@@ -24,7 +25,6 @@ from pybpf.uapi.bpf import (BPF_FUNC_INFO_SIZE, BPF_INSN_SIZE, BPF_LOG_LEVEL1, B
                             BPF_PSEUDO_MAP_FD, BpfAttachType, BpfCmd, BpfProgType, BtfLoadAttr,
                             GetIdAttr, MapCreateAttr, ObjInfoAttr, ProgInfo, ProgLoadAttr)
 
-VERIFIER_LOG_SIZE = 16 << 20     # the kernel keeps the log's tail when it overflows
 
 
 def object_name(text: str) -> bytes:
@@ -106,8 +106,12 @@ def load_btf(btf: bytes) -> int:
 
 def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: str = "",
                  expected_attach_type: int = 0, attach_btf_id: int = 0, btf_fd: int = 0,
-                 func_info: tuple[tuple[int, int], ...] = ()) -> int:
+                 func_info: tuple[tuple[int, int], ...] = (), log_size: int = 1000000,
+                 on_log=None) -> int:
     """probe: what the program is for (its attach points), named by a VerifierError.
+    log_size: the verifier log's buffer (the log_size setting; the kernel keeps the log's end when
+    it overflows). on_log(text), when given (-d verifier), takes the log of a load that succeeds:
+    the program is then loaded with the log on from the first try.
     expected_attach_type and attach_btf_id (a vmlinux BTF id: attach_btf_obj_fd stays 0) are what a
     TRACING program (BTF tracepoint, fentry/fexit) needs; zero for the others. A program with
     callbacks comes with its functions' (first instruction, BTF FUNC id) and the BTF's fd."""
@@ -121,29 +125,36 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: s
         records = (ctypes.c_uint32 * (2 * len(func_info)))(*(n for record in func_info for n in record))
         attr.prog_btf_fd, attr.func_info_rec_size = btf_fd, BPF_FUNC_INFO_SIZE
         attr.func_info, attr.func_info_cnt = ctypes.addressof(records), len(func_info)
-    try:
-        return bpf(BpfCmd.PROG_LOAD, attr)
-    except BpfError as first:
-        if first.errno in OUT_OF_FDS:
-            # The program verified; only its fd is missing. A retry's log would be the verifier's
-            # success, mistaken for a rejection.
-            raise
-        log = ctypes.create_string_buffer(VERIFIER_LOG_SIZE)
-        attr.log_level, attr.log_size, attr.log_buf = BPF_LOG_LEVEL1, VERIFIER_LOG_SIZE, ctypes.addressof(log)
+    first = None
+    if on_log is None:      # the log only when the kernel refuses: it slows the load down
         try:
             return bpf(BpfCmd.PROG_LOAD, attr)
-        except BpfError as second:
-            text = log.value.decode(errors="replace")
-            if text.strip():
-                raise VerifierError("PROG_LOAD", second.errno, text, probe or name) from None
-            if (prog_type == BpfProgType.TRACING and first.errno in (errno.EPERM, errno.EACCES)
-                    and not isinstance(first, BpfPermissionError)):
-                raise tracing_refused(probe, expected_attach_type, first.errno) from None
-            if first.errno == errno.EINVAL or isinstance(first, NotSupportedError):
-                # Rejected before verification: this kernel does not take this program type.
-                raise NotSupportedError("PROG_LOAD", first.errno,
-                                        f"{name}: program type {_prog_type_name(prog_type)}") from None
-            raise first from None
+        except BpfError as e:
+            if e.errno in OUT_OF_FDS:
+                # The program verified; only its fd is missing. A retry's log would be the
+                # verifier's success, mistaken for a rejection.
+                raise
+            first = e
+    log = ctypes.create_string_buffer(log_size)
+    attr.log_level, attr.log_size, attr.log_buf = BPF_LOG_LEVEL1, log_size, ctypes.addressof(log)
+    try:
+        fd = bpf(BpfCmd.PROG_LOAD, attr)
+    except BpfError as second:
+        first = first or second
+        text = log.value.decode(errors="replace")
+        if text.strip() and first.errno not in OUT_OF_FDS:
+            raise VerifierError("PROG_LOAD", second.errno, text, probe or name) from None
+        if (prog_type == BpfProgType.TRACING and first.errno in (errno.EPERM, errno.EACCES)
+                and not isinstance(first, BpfPermissionError)):
+            raise tracing_refused(probe, expected_attach_type, first.errno) from None
+        if first.errno == errno.EINVAL or isinstance(first, NotSupportedError):
+            # Rejected before verification: this kernel does not take this program type.
+            raise NotSupportedError("PROG_LOAD", first.errno,
+                                    f"{name}: program type {_prog_type_name(prog_type)}") from None
+        raise first from None
+    if on_log is not None:
+        on_log(log.value.decode(errors="replace"))
+    return fd
 
 
 class LoadedObject:
@@ -163,7 +174,9 @@ class LoadedObject:
         self.close()
 
 
-def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
+def load(obj: ObjectSpec, compiled: CompiledProgram, on_verifier_log=None) -> LoadedObject:
+    """Every map and program of the object; on_verifier_log(probe, log), when given, takes each
+    program's verifier log (-d verifier)."""
     loaded = LoadedObject()
     btf_fd = 0
     try:
@@ -180,7 +193,8 @@ def load(obj: ObjectSpec, compiled: CompiledProgram) -> LoadedObject:
                     spec.section.rsplit("/", 1)[-1], spec.prog_type,
                     patch_map_fds(section, loaded.map_fds), obj.license,
                     _probe_label(spec.attach_points), spec.expected_attach_type, spec.attach_btf_id,
-                    btf_fd, section.func_info)
+                    btf_fd, section.func_info, compiled.verifier_log_size,
+                    on_verifier_log and functools.partial(on_verifier_log, _probe_label(spec.attach_points)))
             except VerifierError as e:
                 if e.failed_insn is not None:
                     e.source = section.source_of(e.failed_insn)

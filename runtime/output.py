@@ -58,10 +58,12 @@ class Output:
 
     EXIT_SEPARATOR = ""     # printed before the maps at exit
 
-    def __init__(self, stream: TextIO, *, quiet: bool = False, flush_each: bool = True):
+    def __init__(self, stream: TextIO, *, quiet: bool = False, flush_each: bool = True,
+                 warnings: bool = True):
         self.stream = stream
         self.quiet = quiet              # -q: no "Attaching N probes..." (nor its JSON record)
         self.flush_each = flush_each    # -B full: False, the stream's buffer decides
+        self.warnings = warnings        # --no-warnings: False, warnf() records left out
 
     def _emit(self, text: str) -> None:
         self.stream.write(text)
@@ -224,7 +226,10 @@ class JsonOutput(Output):
 
     def located(self, record: str, text: str, write) -> None:
         """bpftrace 0.26's errorf/warnf record, on stdout with the others: the message and the
-        call's place (its first line and column), parsed back from the located text."""
+        call's place (its first line and column), parsed back from the located text. With
+        --no-warnings bpftrace drops a warnf() whole, its record too."""
+        if record == "warnf" and not self.warnings:
+            return
         place = _LOCATED.match(text)
         if place is None:
             write(text)
@@ -269,16 +274,16 @@ def top_entries(spec: MapSpec, entries: Entries, top: int, div: int) -> Entries:
     return _sorted_entries(spec, entries)[-top:] if top > 0 else entries
 
 
-def make_output(fmt: str, stream: TextIO, *, quiet: bool = False, flush_each: bool = True) -> Output:
+def make_output(fmt: str, stream: TextIO, *, quiet: bool = False, flush_each: bool = True,
+                warnings: bool = True) -> Output:
     """The Output that writes `fmt` ('text': bpftrace's text, 'json': one JSON object per line,
     'folded': text with stack-keyed maps folded for flame graphs) to `stream`; quiet leaves out
-    the attached line, flush_each=False leaves the flushing to the stream's buffer (-B full)."""
-    if fmt == "text":
-        return TextOutput(stream, quiet=quiet, flush_each=flush_each)
-    if fmt == "json":
-        return JsonOutput(stream, quiet=quiet, flush_each=flush_each)
-    if fmt == "folded":
-        return FoldedOutput(stream, quiet=quiet, flush_each=flush_each)
+    the attached line, flush_each=False leaves the flushing to the stream's buffer (-B full),
+    warnings=False leaves out warnf()'s JSON records (--no-warnings; its text goes to the
+    Trace's on_warning)."""
+    kinds = {"text": TextOutput, "json": JsonOutput, "folded": FoldedOutput}
+    if fmt in kinds:
+        return kinds[fmt](stream, quiet=quiet, flush_each=flush_each, warnings=warnings)
     raise ValueError(f"unknown output format {fmt!r}: expected 'text', 'json' or 'folded'")
 
 

@@ -13,6 +13,7 @@ from pybpf.builtins.entry import function, identifier, typed
 from pybpf.builtins.strings import longest_string
 from pybpf.checked import UINT, is_int
 from pybpf.uapi.bpf import BpfFunc
+from pybpf.uapi.unistd_64 import SYSCALL_NAMES
 
 USERNAME = T.FormattedType("username")
 STRERROR = T.FormattedType("strerror")
@@ -20,6 +21,14 @@ SYSCALL_NAME = T.FormattedType("syscall_name")
 MACADDR = T.FormattedType("macaddr", 6)
 INET = T.FormattedType("inet", 24)          # u64 address family, then 16 bytes of address
 MAC_SIZE = 6
+
+
+_SYSCALL_BY_NAME = {name: number for number, name in SYSCALL_NAMES.items()}
+
+
+def syscall_number(name: str) -> int | None:
+    """The number of the syscall syscall_name() prints as `name`."""
+    return _SYSCALL_BY_NAME.get(name)
 
 
 def integer_argument(c, e, arg) -> bool:

@@ -30,7 +30,9 @@ def check_str(c, e):
         if not 1 <= n <= most:
             c.error(f"str() length must be between 1 and {most}", e.args[1].span)
             return None
-        size = n + 1        # n characters and the NUL, as bpftrace: str(p, 4) -> "/etc"
+        # n bytes, the NUL among them, as bpftrace 0.26: str(p, 5) -> "/etc" (0.17 kept n
+        # characters and added the NUL)
+        size = n
     if isinstance(t, T.StringType):
         return T.StringType(min(t.size, size)) if len(e.args) == 2 else t
     if not is_int(t):

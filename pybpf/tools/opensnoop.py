@@ -27,7 +27,7 @@ EXAMPLES = """examples:
     ./opensnoop -e                     # show extended fields
     ./opensnoop -f O_WRONLY -f O_RDWR  # only print calls for writing
 """
-PATH_MAX = 90          # characters of the path kept (BCC: 255): what fits LLVM's BPF stack with the rest
+PATH_MAX = 91          # bytes of the path kept, its NUL among them (BCC: 255): what fits LLVM's BPF stack with the rest
 
 
 def _flag(name: str) -> int:

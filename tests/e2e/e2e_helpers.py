@@ -13,6 +13,11 @@ READY = 'BEGIN { printf("ready\\n"); } '     # printed once every probe is attac
 _NAMED = "import ctypes, sys\nctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
 
 
+def unused_pid() -> int:
+    """A pid no process has, within what -p takes (bpftrace's bound, 0x400000)."""
+    return next(pid for pid in range(0x400000, 1, -1) if not os.path.exists(f"/proc/{pid}"))
+
+
 def named_child(comm: str, body: str, *args) -> list[str]:
     """The command of a Python child that names itself `comm` (prctl PR_SET_NAME), so that a
     `/comm == "..."/` predicate counts exactly its events, then runs `body` (sys is imported;

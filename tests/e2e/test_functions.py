@@ -323,6 +323,17 @@ def test_syscall_name_counts_syscalls_by_name():
 
 
 @pytest.mark.kernel
+def test_syscall_name_compares_with_a_literal_name():
+    # bpftrace 0.26 compares the name string; pybpf the number the literal names (same result)
+    out = trace(["-e", READY + 'tracepoint:raw_syscalls:sys_enter /comm == "pybpfsyscmp"/ { '
+                 '$s = syscall_name(args.id); if (syscall_name(args.id) == "getppid") { @same++; } '
+                 'if ("getppid" != $s) { @other++; } }'],
+                named_child("pybpfsyscmp", "import os\nfor _ in range(3):\n    os.getppid()\n"))
+    assert re.search(r"^@same: 3$", out, re.M), out
+    assert int(re.search(r"^@other: (\d+)$", out, re.M)[1]) >= 1, out
+
+
+@pytest.mark.kernel
 def test_syscall_name_is_a_json_string():
     # bpftrace 0.26 prints syscall_name()'s string as is: a JSON map key, "Unknown syscall" for a
     # number no syscall has.
@@ -349,7 +360,7 @@ def test_macaddr_prints_six_bytes_as_a_mac_address():
     write_mac = ("import os\nfd = os.open('/dev/null', os.O_WRONLY)\n"
                  "os.write(fd, bytes([0x18, 0xc0, 0x4d, 0x08, 0x2e, 0xbb]))\n")
     line = traced_call('t:syscalls:sys_enter_write /comm == "pybpfmac"/ { printf("|%s|%s|\\n", '
-                       "macaddr(str(args.buf, 6)), macaddr(0x665544332211)); }",
+                       "macaddr(str(args.buf, 7)), macaddr(0x665544332211)); }",
                        "pybpfmac", write_mac)
     assert line == "|18:C0:4D:08:2E:BB|11:22:33:44:55:66|"
 

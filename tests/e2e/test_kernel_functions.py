@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from e2e_helpers import READY, Running
+from e2e_helpers import READY, Running, run_pybpf
 
 SO_COOKIE = 57      # asm-generic/socket.h
 
@@ -73,3 +73,58 @@ def test_skboutput_writes_the_received_packets_to_a_pcap_file(tmp_path):
             struct.unpack_from(">H", p, 22)[0] == port]
     assert len(ours) == 1 and ours[0].endswith(PAYLOAD)
     assert len(ours[0]) == 20 + 8 + len(PAYLOAD)     # IP and UDP headers, then the payload
+
+
+def _in_kallsyms(name: str) -> bool:
+    with open("/proc/kallsyms") as f:
+        return any(line.split()[2] == name for line in f if len(line.split()) >= 3)
+
+
+@pytest.mark.kernel
+def test_percpu_kaddr_reads_a_per_cpu_variable_or_says_why_not():
+    # bpftrace 0.26: percpu_kaddr(name[, cpu]) is the per-CPU variable's address on this (or that)
+    # CPU. Its symbol comes from /proc/kallsyms, which lists data only with CONFIG_KALLSYMS_ALL.
+    done = run_pybpf(["-q", "-e", 'rawtracepoint:sched_switch { $p = percpu_kaddr("process_counts", 0); '
+                      'if ($p != 0) { printf("%d\\n", *$p); } exit(); }'])
+    if _in_kallsyms("process_counts"):
+        assert done.returncode == 0 and int(done.stdout) > 0, done
+    else:
+        assert done.returncode == 1
+        assert done.stderr.splitlines()[0].endswith(
+            "ERROR: percpu_kaddr: the kernel cannot resolve 'process_counts': it is not in "
+            "/proc/kallsyms, which lists data symbols only with CONFIG_KALLSYMS_ALL"), done.stderr
+
+
+PATH_PROBE = ('fentry:vfs_open { if (strcontains(path(args.path), "pybpf-path-test")) { '
+              'printf("%s\\n", path(args.path)); exit(); } }')
+
+
+@pytest.mark.kernel
+def test_path_of_an_opened_file_or_why_fentry_cannot_load(tmp_path):
+    # bpftrace 0.26: path(struct path *) is the file's full path (bpf_d_path, fentry/fexit only).
+    # Where fentry programs cannot load (lockdown), pybpf says so in one line.
+    loads = run_pybpf(["--dry-run", "-e", PATH_PROBE])
+    if "cannot be loaded" in loads.stdout:
+        assert loads.stdout == ("1 program compiled; not loaded: fentry:vfs_open: fentry/fexit "
+                                "programs cannot be loaded on this kernel: BPF_PROG_LOAD returned "
+                                "EPERM (kernel lockdown?)\n"), loads
+        done = run_pybpf(["-q", "-e", PATH_PROBE])
+        assert (done.returncode, done.stderr) == (1, "ERROR: " + loads.stdout.split(": ", 1)[1])
+        return
+    target = tmp_path / "pybpf-path-test"
+    run = Running(["-q", "-e", READY + PATH_PROBE])
+    run.wait_for("ready")
+    target.write_text("x")
+    out, err, code = run.stop(sig=None)
+    assert code == 0 and out == f"ready\n{target}\n", err
+
+
+@pytest.mark.kernel
+def test_override_needs_kprobes_and_the_override_helper():
+    # bpftrace 0.26: override(rc) (--unsafe, kprobes only) returns rc in place of the function.
+    # Without CONFIG_BPF_KPROBE_OVERRIDE the verifier refuses the helper; without kprobes nothing
+    # can attach: either is one clear error.
+    done = run_pybpf(["-q", "--unsafe", "-e", "kprobe:__x64_sys_getuid { override(1); }"])
+    assert done.returncode == 1
+    assert ("program of this type cannot use helper bpf_override_return#58" in done.stderr or
+            "kprobes are not available in this kernel" in done.stderr), done.stderr

@@ -249,8 +249,8 @@ def test_a_program_filtered_to_a_pid_counts_only_that_process():
 
 
 def test_compiler_warnings_come_with_the_program():
-    prog = pybpf.compile('config = { log_size = 100 } BEGIN { exit(); }')
-    assert len(prog.warnings) == 1 and "WARNING: log_size is accepted but not implemented" in prog.warnings[0]
+    prog = pybpf.compile('config = { on_stack_limit = 100 } BEGIN { exit(); }')
+    assert len(prog.warnings) == 1 and "WARNING: on_stack_limit is accepted but not implemented" in prog.warnings[0]
 
 
 @pytest.mark.kernel

@@ -24,7 +24,7 @@ def test_six_str_in_one_printf():
     # exceeded"); each str() is 64 bytes and the record holds all six.
     line = opened_by('t:syscalls:sys_enter_openat /comm == "pybpfsixstr"/ { '
                      'printf("%s|%s|%s|%s|%s|%s|%s\\n", str(args.filename), str(args.filename), '
-                     'str(args.filename, 5), str(args.filename), str(args.filename), '
+                     'str(args.filename, 6), str(args.filename), str(args.filename), '
                      'str(args.filename), comm); }', "pybpfsixstr", "/tmp/pybpf-six-strings")
     fields = line.split("|")
     assert fields == ["/tmp/pybpf-six-strings"] * 2 + ["/tmp/"] + \
@@ -58,7 +58,7 @@ def test_long_string_as_map_value_and_key():
     r = run_pybpf(["-e", 'config = { max_strlen = 700 } BEGIN { @k[str($1, 200)] = count(); '
                    '@v = str($1); exit(); }', LONG_PATH])
     assert r.returncode == 0, r.stderr
-    assert f"@k[{LONG_PATH[:200]}]: 1" in r.stdout and f"@v: {LONG_PATH}" in r.stdout
+    assert f"@k[{LONG_PATH[:199]}]: 1" in r.stdout and f"@v: {LONG_PATH}" in r.stdout
 
 
 @pytest.mark.parametrize("setting, message", [

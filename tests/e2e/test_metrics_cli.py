@@ -36,6 +36,22 @@ def scrape(port: int) -> dict:
 
 
 @pytest.mark.kernel
+def test_metrics_maps_and_prefix_choose_what_is_served_and_its_name():
+    port = free_port()
+    run = Running(["--metrics", f"127.0.0.1:{port}", "--metrics-maps", "@calls",
+                   "--metrics-prefix", "trace_", "-e", 'BEGIN { @other = 7; printf("ready\\n"); } '
+                   f'tracepoint:syscalls:sys_enter_getppid /comm == "{COMM}"/ {{ @calls[comm] = count(); }}'])
+    run.wait_for("ready")
+    child = subprocess.run(named_child(COMM, GETPPID_N_TIMES, 5), timeout=30)
+    assert child.returncode == 0
+    served = scrape(port)
+    out, err, code = run.stop(signal.SIGINT)
+    assert code == 0, err
+    assert served[("trace_calls", (("key", COMM),))] == 5
+    assert not any(name.startswith(("trace_other", "pybpf_")) for name, _ in served), served
+
+
+@pytest.mark.kernel
 def test_scrape_counts_a_named_process_then_sigint():
     port = free_port()
     run = Running(["--metrics", f"127.0.0.1:{port}", "-e",

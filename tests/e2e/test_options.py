@@ -45,6 +45,16 @@ def test_no_warnings_silences_warnf():
     assert "WARNING" not in silent.stderr, silent
 
 
+@pytest.mark.kernel
+def test_no_warnings_leaves_out_the_warnf_record_in_json():
+    # bpftrace 0.26 drops a warnf() whole when warnings are off (AsyncHandlers::printf)
+    warned = run_pybpf(["-q", "-f", "json", "-e", WARNF])
+    silent = run_pybpf(["-q", "-f", "json", "--no-warnings", "-e", WARNF])
+    assert [json.loads(line)["type"] for line in warned.stdout.splitlines()] == ["printf", "warnf"]
+    assert [json.loads(line) for line in silent.stdout.splitlines()] == \
+        [{"type": "printf", "data": "early\n"}], silent
+
+
 def _stdout_waiting(run: Running, timeout: float) -> bool:
     return bool(select.select([run.proc.stdout], [], [], timeout)[0])
 
@@ -82,9 +92,26 @@ def test_full_buffering_holds_the_output_until_exit():
     assert code == 0 and out.startswith("early\n")
 
 
-def test_an_unknown_buffering_mode_is_refused():
-    done = run_pybpf(["-B", "64K", "-e", "BEGIN { exit(); }"])
-    assert done.returncode == 2 and "argument -B: invalid choice: '64K'" in done.stderr, done
+# bpftrace 0.26's messages for option values it refuses (src/main.cpp, run_bpftrace.cpp)
+REFUSED = [
+    (["-B", "64K"], "ERROR: USAGE: -B must be either 'line', 'full', or 'none'.\n"),
+    (["-f", "yaml"], "ERROR: Invalid output format \"yaml\"\nValid formats: 'text', 'json', 'folded'\n"),
+    (["-p", "a1111"], "ERROR: Failed to parse pid: invalid integer: a1111\n"),
+    (["-p", "111a1"], "ERROR: Failed to parse pid: invalid trailing bytes: 111a1\n"),
+    (["-p", "5000000"], "ERROR: Pid out of range: 5000000\n"),
+    (["-k", "--no-warnings"], "ERROR: USAGE: -k, --warnings conflicts with --no-warnings\n"),
+    (["-kk"], "ERROR: USAGE: -kk has been deprecated. Use a single -k for runtime warnings for "
+              "errors in map lookups and probe reads.\n"),
+    (["-c", "true", "-p", "1"], "ERROR: USAGE: Cannot use both -c and -p.\n"),
+    (["-d", "bytecode"], "ERROR: USAGE: invalid option for -d: bytecode\n"),
+    (["-d", "ast,libbpf"], "ERROR: USAGE: invalid option for -d: libbpf\n"),
+]
+
+
+@pytest.mark.parametrize("options, message", REFUSED, ids=[" ".join(o) for o, _ in REFUSED])
+def test_an_invalid_option_value_gets_bpftraces_error(options, message):
+    done = run_pybpf(options + ["-e", "BEGIN { exit(); }"])
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", message)
 
 
 PROG = r"""
@@ -158,14 +185,10 @@ def test_a_command_that_cannot_run_is_one_error_line():
     assert "Traceback" not in done.stderr
 
 
-def test_a_pid_that_is_not_a_number_gets_bpftraces_error():
-    done = run_pybpf(["-p", "a1111", "-e", "BEGIN { }"])
-    assert done.returncode == 2 and "pid 'a1111' is not a valid decimal number" in done.stderr
-
-
 @pytest.mark.kernel
-def test_list_of_a_program_prints_its_attach_points():
-    done = run_pybpf(["-l", "-e", "t:syscalls:sys_enter_getpp* { } BEGIN { } i:s:1 { }"])
+@pytest.mark.parametrize("option", ["-l", "--list"])
+def test_list_of_a_program_prints_its_attach_points(option):
+    done = run_pybpf([option, "-e", "t:syscalls:sys_enter_getpp* { } BEGIN { } i:s:1 { }"])
     assert done.returncode == 0, done
     assert done.stdout == "tracepoint:syscalls:sys_enter_getppid\nBEGIN\ninterval:s:1\n"
 
@@ -215,16 +238,49 @@ def test_info_says_no_for_a_helper_the_kernel_does_not_have():
 
 @pytest.mark.kernel
 def test_debug_prints_each_stage_to_stderr_then_runs():
-    done = run_pybpf(["-q", "-d", "ast", "-d", "llvm", "-e", 'BEGIN { @[comm] = count(); exit(); }'])
+    done = run_pybpf(["-q", "-d", "ast", "--debug", "codegen,types", "-e",
+                      'BEGIN { $n = 2; @[comm] = count(); exit(); }'])
     assert done.returncode == 0, done
-    assert "AST\nScript config=() macros=() includes=() c_definitions=() defines=()\n  probes[0]: Probe predicate=None\n    attach_points[0]: AttachPointText text='BEGIN'\n" \
-        in done.stderr
+    assert "AST after: parse\n-------------------\nScript config=() macros=() includes=() " \
+           "c_definitions=() defines=()\n  probes[0]: Probe predicate=None\n    " \
+           "attach_points[0]: AttachPointText text='BEGIN'\n" in done.stderr
     assert "      value: Call name='count' args=()\n" in done.stderr
-    assert "LLVM IR\n" in done.stderr and 'define i64 @"probe_0"' in done.stderr
-    assert "BPF assembly" not in done.stderr
+    assert "Types\n-----\n@[string[16]]: count int64\n$n: int64\n" in done.stderr
+    assert "LLVM IR" in done.stderr and 'define i64 @"probe_0"' in done.stderr
+    assert "Disassembled bytecode" not in done.stderr and "Verifier log" not in done.stderr
     assert "@[python" in done.stdout       # and it ran
 
 
-def test_debug_of_an_unknown_stage_is_refused():
-    done = run_pybpf(["-d", "bytecode", "-e", "BEGIN { }"])
-    assert done.returncode == 2 and "argument -d/--debug: invalid choice: 'bytecode'" in done.stderr
+@pytest.mark.kernel
+def test_debug_all_adds_the_bpf_assembly_and_the_verifiers_log():
+    done = run_pybpf(["-q", "-d", "all", "-e", 'BEGIN { exit(); } t:syscalls:sys_enter_getppid { }'])
+    assert done.returncode == 0, done
+    assert "Disassembled bytecode\n----------------------------\n\n" in done.stderr
+    assert "\texit\n" in done.stderr
+    for probe in ("BEGIN", "tracepoint:syscalls:sys_enter_getppid"):
+        assert re.search(f"Verifier log of {probe}\n(.*\n)*processed \\d+ insns", done.stderr), done.stderr
+
+
+def test_bpftraces_long_option_names_are_taken():
+    done = run_pybpf(["--quiet", "--verbose", "--cmd", "true", "--pid", "1", "-e", "BEGIN { }"])
+    assert (done.returncode, done.stderr) == (1, "ERROR: USAGE: Cannot use both -c and -p.\n")
+    done = run_pybpf(["--warnings", "--no-warnings", "--output", "/dev/null", "-e", "BEGIN { }"])
+    assert done.stderr == "ERROR: USAGE: -k, --warnings conflicts with --no-warnings\n"
+
+
+@pytest.mark.kernel
+def test_cache_options_bound_and_empty_the_compile_cache(tmp_path):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    objects = tmp_path / "pybpf" / "objects"
+    first = run_pybpf(["-q", "-e", 'BEGIN { printf("one\\n"); exit(); }'], env=env)
+    assert first.stdout.startswith("one\n") and len(list(objects.iterdir())) == 1, first
+    # a bound below one object's size: each write leaves the cache within it, so nothing stays
+    bounded = run_pybpf(["-q", "--cache-max-size", "1K", "-e", 'BEGIN { printf("two\\n"); exit(); }'],
+                        env=env)
+    assert bounded.stdout.startswith("two\n") and list(objects.iterdir()) == [], bounded
+    run_pybpf(["-q", "-e", 'BEGIN { printf("three\\n"); exit(); }'], env=env)
+    cleared = run_pybpf(["--clear-cache"], env=env)
+    assert cleared.returncode == 0
+    assert cleared.stdout == (f"removed 1 compiled object, and the other caches, from "
+                              f"{tmp_path / 'pybpf'}\n")
+    assert not objects.exists() or list(objects.iterdir()) == []

@@ -41,3 +41,20 @@ def test_a_limit_that_is_not_a_number_is_one_line(value):
 
 def test_the_help_names_the_variable():
     assert "BPFTRACE_MAX_PROBES" in run_pybpf(["-h"]).stdout
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("how", ["env", "config"])
+def test_more_programs_than_max_bpf_progs_are_refused_with_bpftraces_message(how):
+    # three programs: BEGIN, END, interval (pybpf loads one a block here)
+    program = "BEGIN { exit(); } END { } interval:s:1 { }"
+    env = dict(os.environ, BPFTRACE_MAX_BPF_PROGS="2") if how == "env" else None
+    refused = run_pybpf(["--no-cache", "-e", program if env else
+                         "config = { max_bpf_progs = 2 } " + program], env=env)
+    assert (refused.returncode, refused.stdout) == (1, ""), refused
+    assert refused.stderr == (
+        "stdin: ERROR: Your program is trying to generate more than 3 BPF programs, which exceeds "
+        "the current limit of 2\nHINT: You can increase the limit through the "
+        "BPFTRACE_MAX_BPF_PROGS environment variable.\n")
+    accepted = run_pybpf(["-e", program], env=dict(os.environ, BPFTRACE_MAX_BPF_PROGS="3"))
+    assert accepted.returncode == 0 and accepted.stdout.startswith("Attaching 3 probes..."), accepted

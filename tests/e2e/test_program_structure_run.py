@@ -33,6 +33,23 @@ def test_print_maps_on_exit_from_the_config_block_and_the_environment():
     assert result.stdout.endswith("@a: 1\n")
 
 
+@pytest.mark.kernel
+def test_missing_probes_error_warn_or_ignore():
+    import os
+    program = 'BEGIN { printf("ran\\n"); exit(); } t:sched:no_such_event { }'
+    refused = run_pybpf(["-e", program])
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("stdin:1:36-57: ERROR: tracepoint not found: sched:no_such_event")
+    warned = run_pybpf(["-e", "config = { missing_probes = warn } " + program])
+    assert warned.returncode == 0 and warned.stdout.startswith("Attaching 1 probe...\nran\n")
+    assert "WARNING" in warned.stderr and "sched:no_such_event" in warned.stderr
+    # the environment wins over the script
+    ignored = run_pybpf(["-e", "config = { missing_probes = warn } " + program],
+                        env=dict(os.environ, BPFTRACE_MISSING_PROBES="ignore"))
+    assert (ignored.returncode, ignored.stderr) == (0, ""), ignored
+    assert ignored.stdout.startswith("Attaching 1 probe...\nran\n")
+
+
 def test_a_bad_setting_in_the_environment_is_one_line():
     import os
     result = run_pybpf(["-e", "BEGIN { exit(); }"], env=dict(os.environ, BPFTRACE_MAX_STRLEN="x"))

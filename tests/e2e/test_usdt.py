@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import INT3, NOP, READY, Running
+from e2e_helpers import INT3, NOP, READY, Running, unused_pid
 
 
 @pytest.mark.kernel
@@ -92,9 +92,10 @@ def test_pid_limits_the_probes_to_one_process(usdt_app, app):
 
 @pytest.mark.kernel
 def test_a_pid_that_does_not_exist(usdt_app):
-    run = Running(["-p", "999999999", "-e", f"usdt:{usdt_app}:app:two {{ }}"])
+    pid = unused_pid()
+    run = Running(["-p", str(pid), "-e", f"usdt:{usdt_app}:app:two {{ }}"])
     out, err, code = run.stop(None)
-    assert code != 0 and "ERROR: no process with pid 999999999" in err and "Traceback" not in err
+    assert code != 0 and f"ERROR: no process with pid {pid}" in err and "Traceback" not in err
 
 
 @pytest.mark.kernel

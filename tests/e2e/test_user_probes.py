@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from e2e_helpers import INT3, READY, Running, named_child, run_pybpf, trace
+from e2e_helpers import INT3, READY, Running, named_child, run_pybpf, trace, unused_pid
 
 CALL_GETPID_N_TIMES = ('libc = ctypes.CDLL("libc.so.6")\n'
                        "for _ in range(int(sys.argv[2])):\n    libc.getpid()\n")
@@ -126,8 +126,9 @@ def test_errors_are_one_line(compile_c, target, message):
 
 @pytest.mark.kernel
 def test_a_pid_that_does_not_exist():
-    r = run_pybpf(["-p", "999999999", "-e", "uprobe:libc:getpid { }"])
-    assert r.returncode != 0 and "ERROR: no process with pid 999999999" in r.stderr.splitlines()[0]
+    pid = unused_pid()
+    r = run_pybpf(["-p", str(pid), "-e", "uprobe:libc:getpid { }"])
+    assert r.returncode != 0 and f"ERROR: no process with pid {pid}" in r.stderr.splitlines()[0]
 
 
 WAIT_THEN_CALL_GETPID = ('libc = ctypes.CDLL("libc.so.6")\nsys.stdin.readline()\n'

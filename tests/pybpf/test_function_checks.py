@@ -39,6 +39,13 @@ REFUSED = [
     ('uprobe:libc:getpid { print(reg("xx")); }', "'xx' is not a valid register on this architecture"),
     ('uprobe:libc:getpid { $r = "ip"; print(reg($r)); }', "reg() expects a string literal"),
     ('BEGIN { @m[1] = 1; print(@m, "x"); }', "print(): top and div must be integers, got string[2]"),
+    ('BEGIN { if (syscall_name(0) == "reed") { } }', "1:32-38: ERROR: No syscall is named 'reed' on x86_64"),
+    ('BEGIN { if (syscall_name(0) != comm) { } }',
+     "'syscall_name' is made into text only when printed, so it cannot be compared with a string: "
+     'compare it with a string literal (syscall_name(nr) == "read"), or compare the number'),
+    ('BEGIN { if (strerror(1) == "EPERM") { } }',
+     "'strerror' is made into text only when printed, so it cannot be compared with a string\n"),
+    ("BEGIN { if (syscall_name(0) == 0) { } }", "Type mismatch for '==': comparing 'syscall_name' with 'int64'"),
 ]
 
 
@@ -84,6 +91,15 @@ def test_byte_arrays_are_what_ntop_macaddr_and_buf_read():
     with pytest.raises(CompileError, match=r"ntop\(\) expects an integer or a 4- or 16-byte array, "
                                            r"got uint16\[2\]"):
         compile_to_ir("BEGIN { ntop((uint16[2])(uint32)1); }")
+
+
+def test_syscall_name_compared_with_a_literal_is_a_comparison_of_numbers():
+    """syscall_name(nr) == "getppid" costs what nr == 110 does: no name is made in the kernel."""
+    by_name = compile_to_ir('tracepoint:raw_syscalls:sys_enter /syscall_name(args.id) == "getppid"/ '
+                            "{ @ = count(); }")
+    assert list(by_name[1].syscall_comparisons.values()) == [110]
+    assert "icmp eq i32" in by_name[0] and "110" in by_name[0]
+    assert "getppid" not in by_name[0]         # the literal is not in the program
 
 
 def test_syscall_name_keys_a_map_by_the_number_the_kernel_sees():

@@ -21,14 +21,14 @@ LIMITS = [
      "stdin:1:31-34: ERROR: str() length must be between 1 and 256"),
     # map key size: at most 256 bytes (keys are built on the 512-byte stack)
     ("BEGIN { @m[str(1, 200), str(2, 200)] = 1; }",
-     "stdin:1:9-37: ERROR: The key of @m takes 416 bytes, more than the 256 a map key can have: "
+     "stdin:1:9-37: ERROR: The key of @m takes 400 bytes, more than the 256 a map key can have: "
      "use fewer or shorter strings (str(x, n))"),
-    ("BEGIN { @m[str(1, 240), 1, 2] = count(); }",
+    ("BEGIN { @m[str(1, 241), 1, 2] = count(); }",
      "stdin:1:9-30: ERROR: The key of @m takes 264 bytes, more than the 256 a map key can have: "
      "use fewer or shorter strings (str(x, n))"),
     # tuple size: at most 256 bytes, by bytes or by elements
     ("BEGIN { $t = (str(1, 256), 1); }",
-     "stdin:1:14-30: ERROR: The tuple takes 272 bytes, more than the 256 a tuple can have: "
+     "stdin:1:14-30: ERROR: The tuple takes 264 bytes, more than the 256 a tuple can have: "
      "use fewer or shorter elements (str(x, n))"),
     (f"BEGIN {{ @t = ({ELEMENTS_33}); }}",
      "stdin:1:14-137: ERROR: The tuple takes 264 bytes, more than the 256 a tuple can have: "
