@@ -97,16 +97,20 @@ CASES = [
          "try: tls.do_handshake()\nexcept ssl.SSLWantReadError: pass\n",
          [r"^@failed\[SSL_do_handshake\]: [1-9]\d*$", r"^@usecs\[SSL_do_handshake\]: ?$"],
          needs=_missing("/lib/x86_64-linux-gnu/libssl.so.3")),
-    # a listener whose socket filter drops every packet: the client's SYN goes unanswered and
-    # is sent again after the initial RTO, one second
+    # listeners (IPv4 and IPv6) whose socket filter drops every packet: each client's SYN goes
+    # unanswered and is sent again after the initial RTO, one second
     Case("tcpretrans", "import ctypes, socket, struct, time\n"
          "drop_all = ctypes.create_string_buffer(struct.pack('HBBI', 0x06, 0, 0, 0))\n"
          "prog = struct.pack('HxxxxxxQ', 1, ctypes.addressof(drop_all))\n"
-         "srv = socket.socket()\nsrv.bind(('127.0.0.1', 0))\n"
-         "srv.setsockopt(socket.SOL_SOCKET, 26, prog)\nsrv.listen()\n"       # SO_ATTACH_FILTER
-         "c = socket.socket()\nc.setblocking(False)\nc.connect_ex(srv.getsockname())\n"
+         "clients = []\n"
+         "for family, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):\n"
+         "    srv = socket.socket(family)\n    srv.bind((host, 0))\n"
+         "    srv.setsockopt(socket.SOL_SOCKET, 26, prog)\n    srv.listen()\n"  # SO_ATTACH_FILTER
+         "    c = socket.socket(family)\n    c.setblocking(False)\n"
+         "    c.connect_ex(srv.getsockname())\n    clients.append((srv, c))\n"
          "time.sleep(1.2)\n",
-         [r"^\d\d:\d\d:\d\d \d+ +127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +2$"]),
+         [r"^\d\d:\d\d:\d\d \d+ +127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +SYN_SENT$",
+          r"^\d\d:\d\d:\d\d \d+ +::1:\d+ +::1:\d+ +SYN_SENT$"]),
     Case("tcpdrop", "import socket\ntry: socket.create_connection(('127.0.0.1', 1), timeout=1)\n"
          "except OSError: pass\n", [r"^\d\d:\d\d:\d\d \d+ +\S+ +0x0800 3$"]),
     Case("writeback", "import tempfile\nf = tempfile.NamedTemporaryFile(dir=sys.argv[2])\n"
