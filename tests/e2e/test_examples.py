@@ -61,9 +61,10 @@ CASES = [
     Case("statsnoop", "try: os.stat('/pybpf-no-such-file')\nexcept OSError: pass\n"
          "os.stat('/etc/hostname')\n",
          [r"^{pid} +{comm} +2 +/pybpf-no-such-file$", r"^{pid} +{comm} +0 +/etc/hostname$"]),
-    Case("killsnoop", "import signal\nos.kill(os.getpid(), 0)\n"
+    Case("killsnoop", "import signal\nos.kill(os.getpid(), 0)\nos.kill(0, 0)\n"
          "try: os.kill(2**22 + 1, signal.SIGTERM)\nexcept OSError: pass\n",
          [r"^\d\d:\d\d:\d\d {pid} +{comm} +0 +{pid} +0$",
+          r"^\d\d:\d\d:\d\d {pid} +{comm} +0 +0 +0$",        # its process group
           r"^\d\d:\d\d:\d\d {pid} +{comm} +15 +4194305 +-3$"]),
     Case("syncsnoop", "import tempfile\nf = tempfile.TemporaryFile()\nos.fsync(f.fileno())\n"
          "os.fdatasync(f.fileno())\n",
