@@ -239,6 +239,11 @@ class GetIdAttr(_c.Structure):
     _fields_ = [("start_id", _u32), ("next_id", _u32), ("open_flags", _u32)]
 
 
+class ObjPinAttr(_c.Structure):
+    """BPF_OBJ_PIN: the object behind bpf_fd gets the name pathname in a bpf file system."""
+    _fields_ = [("pathname", _u64), ("bpf_fd", _u32), ("file_flags", _u32), ("path_fd", _c.c_int32)]
+
+
 class ObjInfoAttr(_c.Structure):
     """BPF_OBJ_GET_INFO_BY_FD: the kernel fills at most info_len bytes of the info struct."""
     _fields_ = [("bpf_fd", _u32), ("info_len", _u32), ("info", _u64)]

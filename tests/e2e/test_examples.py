@@ -28,6 +28,7 @@ class Case:
     body: str                    # the child's Python code (sys imported; argv[2:] from args)
     rows: list[str]              # regexes, each must match a line; {pid} {ppid} {comm} {dev} filled in
     args: tuple = ()
+    script_args: tuple = ()      # the tool's own arguments, after its file on pybpf's command line
     needs: Callable[[], str | None] = lambda: None     # a reason to skip, or None
 
 
@@ -61,9 +62,10 @@ CASES = [
     Case("statsnoop", "try: os.stat('/pybpf-no-such-file')\nexcept OSError: pass\n"
          "os.stat('/etc/hostname')\n",
          [r"^{pid} +{comm} +2 +/pybpf-no-such-file$", r"^{pid} +{comm} +0 +/etc/hostname$"]),
-    Case("killsnoop", "import signal\nos.kill(os.getpid(), 0)\n"
+    Case("killsnoop", "import signal\nos.kill(os.getpid(), 0)\nos.kill(0, 0)\n"
          "try: os.kill(2**22 + 1, signal.SIGTERM)\nexcept OSError: pass\n",
          [r"^\d\d:\d\d:\d\d {pid} +{comm} +0 +{pid} +0$",
+          r"^\d\d:\d\d:\d\d {pid} +{comm} +0 +0 +0$",        # its process group
           r"^\d\d:\d\d:\d\d {pid} +{comm} +15 +4194305 +-3$"]),
     Case("syncsnoop", "import tempfile\nf = tempfile.TemporaryFile()\nos.fsync(f.fileno())\n"
          "os.fdatasync(f.fileno())\n",
@@ -71,9 +73,10 @@ CASES = [
           r"^ +\d+\.\d{{3}} {pid} +{comm} +tracepoint:syscalls:sys_enter_fdatasync$"]),
     Case("setuids", "os.setuid(0)\nos.setresuid(-1, 0, -1)\n",
          [r"^{pid} +{comm} +0 +setuid +0 +0 +0 +0$", r"^{pid} +{comm} +0 +setresuid +-1 +0 +-1 +0$"]),
+    # every entry: on a busy machine ten other syscalls or processes may well make more calls
     Case("syscount", "for _ in range(300): os.getppid()\n",
-         [r"^@syscall\[tracepoint:syscalls:sys_enter_getppid\]: ([3-9]\d\d|\d{{4,}})$",
-          r"^@process\[{comm}\]: ([3-9]\d\d|\d{{4,}})$"]),
+         [r"^@syscall\[getppid\]: ([3-9]\d\d|\d{{4,}})$",
+          r"^@process\[{comm}\]: ([3-9]\d\d|\d{{4,}})$"], script_args=("--top=0",)),
     Case("biolatency", DIRECT_WRITE, [r"^@usecs: ?$", r"^\[\d+K?, \d+K?\) +[1-9]\d* \|@+ *\|$"],
          args=(DISK_DIR,)),
     Case("biosnoop", DIRECT_WRITE, [r"^\d+ +{dev} +{comm} +{pid} +W\S* +\d+ +4096 +\d+$"],
@@ -84,8 +87,12 @@ CASES = [
          [r"^@usecs: ?$", r"^\[\d+K?(, \d+K?)?\) +[1-9]\d* \|@+ *\|$"]),
     Case("runqlen", SPIN, [r"^@runqlen: ?$", r"^\[\d+, \d+\) +[1-9]\d* \|@+ *\|$"]),
     Case("cpuwalk", SPIN, [r"^@cpu: ?$", r"^\[\d+, \d+\) +[1-9]\d* \|@+ *\|$"]),
-    Case("naptime", "import time\ntime.sleep(0.05)\n",
-         [r"^\d\d:\d\d:\d\d {ppid} +\S+ +{pid} +{comm} +0\.0[5-9]\d$"]),
+    # a relative sleep (libc's usleep), which lasts at least what it asks: time.sleep() sleeps to
+    # a deadline taken before the call, so its call can be shorter when the child is preempted
+    # first; the upper bound leaves room for a loaded machine's wait for a CPU after the wakeup
+    Case("naptime", "import ctypes\nctypes.CDLL(None).usleep(50000)\n",
+         [r"^\d\d:\d\d:\d\d {ppid} +\S+ +{pid} +{comm} +"
+          r"(0\.0[5-9]\d|0\.[1-9]\d\d|[1-4]\.\d{{3}})$"]),
     Case("pidpersec", "for _ in range(5):\n    p = os.fork()\n    if p == 0: os._exit(0)\n"
          "    os.waitpid(p, 0)\n", [r"^(\d\d:\d\d:\d\d )?@forks: ([5-9]|\d\d+)$"]),
     Case("threadsnoop", "import threading\nt = threading.Thread(target=len, args=('',))\n"
@@ -97,27 +104,32 @@ CASES = [
          "try: tls.do_handshake()\nexcept ssl.SSLWantReadError: pass\n",
          [r"^@failed\[SSL_do_handshake\]: [1-9]\d*$", r"^@usecs\[SSL_do_handshake\]: ?$"],
          needs=_missing("/lib/x86_64-linux-gnu/libssl.so.3")),
-    # a listener whose socket filter drops every packet: the client's SYN goes unanswered and
-    # is sent again after the initial RTO, one second
+    # listeners (IPv4 and IPv6) whose socket filter drops every packet: each client's SYN goes
+    # unanswered and is sent again after the initial RTO, one second
     Case("tcpretrans", "import ctypes, socket, struct, time\n"
          "drop_all = ctypes.create_string_buffer(struct.pack('HBBI', 0x06, 0, 0, 0))\n"
          "prog = struct.pack('HxxxxxxQ', 1, ctypes.addressof(drop_all))\n"
-         "srv = socket.socket()\nsrv.bind(('127.0.0.1', 0))\n"
-         "srv.setsockopt(socket.SOL_SOCKET, 26, prog)\nsrv.listen()\n"       # SO_ATTACH_FILTER
-         "c = socket.socket()\nc.setblocking(False)\nc.connect_ex(srv.getsockname())\n"
+         "clients = []\n"
+         "for family, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):\n"
+         "    srv = socket.socket(family)\n    srv.bind((host, 0))\n"
+         "    srv.setsockopt(socket.SOL_SOCKET, 26, prog)\n    srv.listen()\n"  # SO_ATTACH_FILTER
+         "    c = socket.socket(family)\n    c.setblocking(False)\n"
+         "    c.connect_ex(srv.getsockname())\n    clients.append((srv, c))\n"
          "time.sleep(1.2)\n",
-         [r"^\d\d:\d\d:\d\d \d+ +127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +2$"]),
+         [r"^\d\d:\d\d:\d\d \d+ +127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +SYN_SENT$",
+          r"^\d\d:\d\d:\d\d \d+ +::1:\d+ +::1:\d+ +SYN_SENT$"]),
     Case("tcpdrop", "import socket\ntry: socket.create_connection(('127.0.0.1', 1), timeout=1)\n"
          "except OSError: pass\n", [r"^\d\d:\d\d:\d\d \d+ +\S+ +0x0800 3$"]),
     Case("writeback", "import tempfile\nf = tempfile.NamedTemporaryFile(dir=sys.argv[2])\n"
          "f.write(b'x' * 65536)\nf.flush()\nos.sync()\n",
-         [r"^\d\d:\d\d:\d\d \S+ +-?\d+ +2 +\d+$"], args=(DISK_DIR,)),
+         [r"^\d\d:\d\d:\d\d \S+ +-?\d+ +sync +\d+$"], args=(DISK_DIR,)),
     Case("vfsstat", "f = open('/dev/zero', 'rb', buffering=0)\nfor _ in range(300): f.read(1)\n",
          [r"^@\[tracepoint:syscalls:sys_enter_read\]: ([3-9]\d\d|\d{{4,}})$"]),
     Case("profile", SPIN, [r"^@samples\[{comm}, {pid}, user\]: [1-9]\d*$"]),
     Case("readsize", "f = open('/dev/zero', 'rb', buffering=0)\nf.read(4096)\n"
          "fd = os.open('/dev/null', os.O_WRONLY)\ntry: os.read(fd, 1)\nexcept OSError: pass\n",
-         [r"^@bytes\[{comm}\]: ?$", r"^\[4K, 8K\) +[1-9]\d* \|@+ *\|$", r"^@errors\[{comm}, 9\]: 1$"]),
+         [r"^@bytes\[{comm}\]: ?$", r"^\[4K, 8K\) +[1-9]\d* \|@+ *\|$",
+          r"^@errors\[{comm}, Bad file descriptor\]: 1$"]),
     Case("loads", SPIN_2S,
          [r"^\d\d:\d\d:\d\d load ([1-9]\d*\.\d\d|0\.9\d), averages \d+\.\d\d \d+\.\d\d \d+\.\d\d$"]),
 ]
@@ -143,7 +155,7 @@ def test_example_prints_the_rows_of_the_events_it_traces(case):
     reason = case.needs()
     if reason:
         pytest.skip(reason)
-    run = Running([os.path.join(EXAMPLES, f"{case.tool}.pbt")])
+    run = Running([os.path.join(EXAMPLES, f"{case.tool}.pbt"), *case.script_args])
     run.wait_for("Attaching")
     run.wait_for("")             # the first line BEGIN prints: every probe is attached
     child = subprocess.Popen(named_child(COMM, "import os\n" + case.body, *case.args))

@@ -25,6 +25,7 @@ LAYOUTS = [
                          "duration": 36, "ctx_size_in": 40, "ctx_in": 48, "ctx_out": 56, "flags": 64,
                          "cpu": 68, "batch_size": 72}),
     (B.GetIdAttr, 12, {"start_id": 0, "next_id": 4, "open_flags": 8}),
+    (B.ObjPinAttr, 24, {"pathname": 0, "bpf_fd": 8, "file_flags": 12, "path_fd": 16}),
     (B.ObjInfoAttr, 16, {"bpf_fd": 0, "info_len": 4, "info": 8}),
     (B.LinkCreateAttr, 24, {"prog_fd": 0, "target_fd": 4, "attach_type": 8, "flags": 12, "bpf_cookie": 16}),
     # include/uapi/linux/bpf.h link_create.uprobe_multi, after the four u32 of every link
