@@ -66,27 +66,39 @@ _MISSING = object()
 
 
 @dataclass_transform()
-def record(cls=None, *, frozen: bool = False):
-    """Give cls __init__, __repr__, __eq__ (and __hash__ when frozen) over its annotated fields."""
+def record(cls=None, *, frozen: bool = False, slots: bool = False, eq: bool = True):
+    """Give cls __init__, __repr__, __eq__ (and __hash__ when frozen) over its annotated fields.
+    slots=True: the fields are slots (the class is made again, as @dataclass(slots=True) does);
+    eq=False: instances compare and hash by identity (the AST's nodes)."""
     def wrap(cls):
         names = tuple(cls.__dict__.get("__annotations__", {}))
         defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+        if slots:
+            cls = _with_slots(cls, names)
         cls._fields, cls._defaults, cls.__match_args__ = names, defaults, names
         for name, default in defaults.items():
-            if isinstance(default, factory):
+            if isinstance(default, factory) and name in cls.__dict__:
                 delattr(cls, name)
         cls.__init__ = _init
         cls.__repr__ = _repr
-        if "__eq__" not in cls.__dict__:
+        if eq and "__eq__" not in cls.__dict__:
             cls.__eq__ = _eq
         if frozen:
             cls.__setattr__ = cls.__delattr__ = _refuse
-            if "__hash__" not in cls.__dict__ or cls.__dict__["__hash__"] is None:
+            if eq and ("__hash__" not in cls.__dict__ or cls.__dict__["__hash__"] is None):
                 cls.__hash__ = _hash
-        elif "__hash__" not in cls.__dict__:
+        elif eq and "__hash__" not in cls.__dict__:
             cls.__hash__ = None             # mutable and compared by value: unhashable, as @dataclass
         return cls
     return wrap if cls is None else wrap(cls)
+
+
+def _with_slots(cls, names: tuple[str, ...]):
+    """cls made again with its fields as __slots__ (their defaults live in _defaults)."""
+    namespace = {k: v for k, v in cls.__dict__.items()
+                 if k not in names and k not in ("__dict__", "__weakref__")}
+    namespace["__slots__"] = names
+    return type(cls)(cls.__name__, cls.__bases__, namespace)
 
 
 def _init(self, *args, **kwargs):
