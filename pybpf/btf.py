@@ -34,6 +34,7 @@ import itertools
 import mmap
 import operator
 import os
+import re
 import struct
 import sys
 from collections.abc import Iterator
@@ -150,23 +151,7 @@ class Btf:
     @classmethod
     def load(cls, path: str = VMLINUX, base: "Btf | None" = None, *, cache: bool = True) -> "Btf":
         """Map (or read) a BTF file; `cache` False neither reads nor writes the index cache."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise BtfError(f"BTF is not available: {path} not found") from None
-        except OSError as e:
-            raise BtfError(f"BTF is not available: cannot open {path}: {e.strerror}") from None
-        try:
-            st = os.fstat(fd)
-            try:     # sysfs maps vmlinux BTF only privately and read-only (kernel >= 6.16)
-                data = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
-            except (OSError, ValueError):
-                chunks = []
-                while chunk := os.read(fd, 1 << 20):
-                    chunks.append(chunk)
-                data = b"".join(chunks)
-        finally:
-            os.close(fd)
+        data, st = _map(path)
         size = len(data)
         h = diskcache.sha256(f"{size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_dev}|".encode())
         h.update(data[:_SAMPLE])
@@ -689,6 +674,39 @@ def _linkage(n: int) -> str:
 # The running kernel's files.
 
 @functools.cache
+def _map(path: str):
+    """A BTF file's bytes (mapped, else read) and its fstat."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise BtfError(f"BTF is not available: {path} not found") from None
+    except OSError as e:
+        raise BtfError(f"BTF is not available: cannot open {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        try:     # sysfs maps vmlinux BTF only privately and read-only (kernel >= 6.16)
+            return mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ), st
+        except (OSError, ValueError):
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def strings_with_prefix(prefix: str, path: str = VMLINUX) -> frozenset[str]:
+    """The strings of a BTF file that start with prefix, the prefix cut off: one scan of its
+    string section, without the type index that Btf builds (~0.15 s for vmlinux with an empty
+    cache). `btf_trace_NAME` names only the typedef of tracepoint NAME's raw form."""
+    data, _ = _map(path)
+    h = _parse_header(data)
+    found = re.findall(rb"\0" + re.escape(prefix.encode()) + rb"([^\0]+)",
+                       data[h.str_off:h.str_off + h.str_len])
+    return frozenset(name.decode(errors="replace") for name in found)
+
+
 def vmlinux(path: str = VMLINUX) -> Btf:
     """The running kernel's BTF, loaded once per process."""
     return Btf.load(path)

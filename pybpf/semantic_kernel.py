@@ -211,8 +211,9 @@ class KernelChecks:
         process's (execve's `*(uint64 *)(args->argv + 8)`)."""
         if self.group.provider.user_memory:
             return True
-        formats = self.group.formats.values()
-        return bool(formats) and all(fmt.category == "syscalls" for fmt in formats)
+        points = self.group.points
+        return (self.group.provider.args is Args.TRACEPOINT_FORMAT and bool(points)
+                and all(point.target.partition(":")[0] == "syscalls" for point in points))
 
     def points_into_process(self, e) -> bool:
         """Whether the value e, cast to a pointer, addresses a process's memory, as bpftrace's
