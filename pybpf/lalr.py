@@ -125,7 +125,7 @@ class Parser:
         """The start rule's value. Raises UnexpectedToken, UnexpectedCharacters, and TooDeep
         when a value would be more than `limit` levels deep (Lark's tree: `_rule`s and single
         children of `?rule`s are no level)."""
-        states, rules, end_state = self.states, self.rules, self.end
+        states, end_state = self.states, self.end
         found: dict[int, object] = {}
         state_stack, value_stack = [self.start], []
         token = None
