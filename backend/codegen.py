@@ -12,7 +12,6 @@ LLVM's atomicrmw miscompile).
 from __future__ import annotations
 
 import mmap
-from dataclasses import dataclass
 
 from pybpf import ast, builtins, cpus
 from pybpf import types as T
@@ -27,6 +26,7 @@ from pybpf.diagnostics import Diagnostics
 from pybpf.program import (EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU, EVENTS_MAP, EXIT_MAP,
                            HELPER_ERRORS_MAP, LOST_MAP, SCRATCH_MAP, START_MAP, START_SLOTS,
                            SKB_OUTPUT_MAP, START_TRACED, STACKS_MAP, HelperErrorSite)
+from pybpf.records import record
 from pybpf.resources import BpfProgramPlan, ResourcePlan
 from pybpf.checked import CheckedScript, param_int
 from pybpf.ktypes import KernelRead
@@ -773,7 +773,7 @@ class FunctionBuilder(MapLowering, KernelLowering, LoopLowering, HelperChecks):
         self.two_way(self.to_bool(self.expr(e.cond)), "ternary", lower(e.then), lower(e.otherwise))
         return result if is_buffer(t) else self.load64(result)
 
-@dataclass
+@record
 class LoweredModule:
     ir_text: str
     statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)

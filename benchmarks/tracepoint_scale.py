@@ -9,9 +9,10 @@ run BEGIN once every probe is attached, so its line marks the end of attaching. 
 `tracepoint:*:*` for "all", else N tracepoints taken at even steps through tracefs's sorted list
 (so each size has the same mix of syscalls and the rest). After the line the tracer gets SIGINT;
 the exit is timed while its output (the map, one line per tracepoint that fired) is read.
-pybpf runs with its cache emptied (cold: its first run on the machine), then with only the compiled
-objects removed (new script: parser tables and the BTF index kept), then reused (warm); its modules
-are byte-compiled first, as an installed pybpf's are. bpftrace compiles every time.
+pybpf runs as a user runs it (the `pybpf` console script of a fresh venv that pip installed this
+checkout into, as benchmarks/first_event.py does: its parser tables ship with it), with its cache
+emptied (cold: its first run on the machine), then with only the compiled objects removed (new
+script: the BTF index kept), then reused (warm). bpftrace compiles every time.
 BPFTRACE_MAX_PROBES (and bpftrace's BPFTRACE_MAX_BPF_PROGS) are raised. A tracer that has not
 attached after TIMEOUT_S is stopped and its run counted as failed, with the time it was given.
 Needs root and tracefs; bpftrace columns when `bpftrace` is on PATH.
@@ -23,11 +24,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
-from benchmarks.common import benchmark_main, cache_phases, median, tracer_command
-from benchmarks.startup import byte_compile_pybpf
+from benchmarks.common import benchmark_main, cache_phases, median
+from benchmarks.first_event import CHECKOUT, install_pybpf
 
 SIZES = ("100", "1000", "all")
 BODY = ' { @[probe] = count(); } BEGIN { printf("attached\\n"); }'
@@ -50,14 +52,15 @@ def script(size: str) -> str:
     return ",".join(names[i * len(names) // n] for i in range(n)) + BODY
 
 
-def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict:
-    """One run: exec to the marker line, SIGINT to exit, the probes it said it attached."""
+def run_once(cmd: list[str], program: str, env: dict[str, str] | None = None) -> dict:
+    """One run of the tracer cmd: exec to the marker line, SIGINT to exit, the probes it said it
+    attached."""
     env = dict(env or os.environ, BPFTRACE_MAX_PROBES="100000", BPFTRACE_MAX_BPF_PROGS="100000")
     start = time.perf_counter()
     # bpftrace writes to a pipe in blocks: line-buffered (stdbuf), the marker comes when printed
-    cmd = tracer_command(tool, program)
-    proc = subprocess.Popen(cmd if tool == "pybpf" else ["stdbuf", "-oL", *cmd], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    cmd = [*cmd, "-e", program]
+    proc = subprocess.Popen(["stdbuf", "-oL", *cmd] if cmd[0] == "bpftrace" else cmd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     probes, attached_s = None, None
     stderr: list[str] = []
     drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
@@ -96,17 +99,20 @@ def run_once(tool: str, program: str, env: dict[str, str] | None = None) -> dict
 
 def measure(sizes=SIZES, repeat: int = 1, tools=("pybpf", "bpftrace")) -> dict:
     results: dict[str, dict[str, list[dict]]] = {}
-    if "pybpf" in tools:
-        byte_compile_pybpf()
-    for size in sizes:
-        program = script(size)
-        row = results[size] = {}
-        if "pybpf" in tools:
-            phases = cache_phases(lambda env: run_once("pybpf", program, env), repeat,
-                                  ("cold", "new script", "warm"))
-            row.update((f"pybpf {phase}", runs) for phase, runs in phases.items())
-        if "bpftrace" in tools and shutil.which("bpftrace"):
-            row["bpftrace"] = [run_once("bpftrace", program) for _ in range(repeat)]
+    folder = tempfile.mkdtemp(prefix="pybpf-bench-tracepoints-")
+    try:
+        pybpf = install_pybpf(CHECKOUT, os.path.join(folder, "venv")) if "pybpf" in tools else ""
+        for size in sizes:
+            program = script(size)
+            row = results[size] = {}
+            if "pybpf" in tools:
+                phases = cache_phases(lambda env: run_once([pybpf], program, env), repeat,
+                                      ("cold", "new script", "warm"))
+                row.update((f"pybpf {phase}", runs) for phase, runs in phases.items())
+            if "bpftrace" in tools and shutil.which("bpftrace"):
+                row["bpftrace"] = [run_once(["bpftrace"], program) for _ in range(repeat)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return results
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from unittest import mock
 
 from benchmarks.common import benchmark_main, cold_and_warm
 from benchmarks.tracepoint_scale import run_once, summary
@@ -33,14 +32,14 @@ def measure(pattern: str, repeat: int, tools, perf_events: bool = False) -> dict
     program = f"uprobe:{pattern}" + BODY
     row: dict[str, list[dict]] = {}
     if "pybpf" in tools:
-        row["pybpf cold"], row["pybpf warm"] = cold_and_warm(lambda env: run_once("pybpf", program, env),
+        pybpf = [sys.executable, "-m", "pybpf.cli"]
+        row["pybpf cold"], row["pybpf warm"] = cold_and_warm(lambda env: run_once(pybpf, program, env),
                                                              repeat)
     if "pybpf" in tools and perf_events:
-        command = [sys.executable, "-c", WITHOUT_MULTI, "-e", program]
-        with mock.patch("benchmarks.tracepoint_scale.tracer_command", lambda tool, p: command):
-            row["pybpf perf"] = cold_and_warm(lambda env: run_once("pybpf", program, env), repeat)[1]
+        command = [sys.executable, "-c", WITHOUT_MULTI]
+        row["pybpf perf"] = cold_and_warm(lambda env: run_once(command, program, env), repeat)[1]
     if "bpftrace" in tools and shutil.which("bpftrace"):
-        row["bpftrace"] = [run_once("bpftrace", program) for _ in range(repeat)]
+        row["bpftrace"] = [run_once(["bpftrace"], program) for _ in range(repeat)]
     return row
 
 

@@ -1,56 +1,103 @@
 """The parser's LALR tables: built by Lark from pbt.lark, kept as JSON (never Lark's own cache=, a
-pickle: loading one runs code).
+pickle: loading one runs code), read by pybpf.lalr, which parses as Lark's parser does without
+importing Lark (its import and its own tables' loading were ~45 ms of every compile).
 
-    blob = build(grammar)                   # ~100 ms: Lark's LALR analysis
-    parser = load(blob)                     # ~10 ms
-    shipped(name(lark.__version__, grammar))    # the tables an installed package carries, or None
+    blob = build(grammar)                          # ~100 ms: Lark's LALR analysis
+    shipped(name(grammar, hashlib.sha256))         # the tables an installed package carries, or None
 
 pybpf.parser keeps built tables in the trusted cache (pybpf.diskcache). A pip-installed pybpf also
 carries them beside the grammar (SHIPPED, written by setup.py's build step with this module), so
 even a start with an empty cache loads them instead of building them. They are used only when
-their name matches: the same grammar, Lark version and options. This module imports no other pybpf
-module: setup.py loads it from its file, before pybpf is installed.
+their name matches: the same grammar, options and table format. This module imports no other
+pybpf module: setup.py loads it from its file, before pybpf is installed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
 OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
+# The layout of the JSON below, for pybpf.lalr: a new layout is a new name.
+FORMAT = "pybpf.lalr 1"
 GRAMMAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pbt.lark")
 SHIPPED = os.path.join(os.path.dirname(GRAMMAR), "pbt-tables.json")
 
 
-def name(lark_version: str, grammar: str) -> str:
-    """What the tables are for: the grammar, Lark's version and the options, as a file name."""
-    return hashlib.sha256(f"{lark_version}|{OPTIONS}|{grammar}".encode()).hexdigest() + ".json"
+def name(grammar: str, sha256) -> str:
+    """What the tables are for: the grammar, the options and the format, as a file name. The
+    caller gives the SHA-256 (hashlib's loads OpenSSL, which a compile need not)."""
+    return sha256(f"{FORMAT}|{OPTIONS}|{grammar}".encode()).hexdigest() + ".json"
 
 
 def build(grammar: str) -> bytes:
-    """Lark's own serialised form of the parser (what its pickle holds), as JSON, with its name."""
-    import lark
-    from lark.grammar import Rule
-    from lark.lexer import TerminalDef
+    """The tables of the LALR parser Lark makes of the grammar, as JSON with their name: what
+    pybpf.lalr needs to lex and parse as Lark's parser does, without importing Lark.
 
-    data, memo = lark.Lark(grammar, **OPTIONS).memo_serialize([TerminalDef, Rule])
-    return json.dumps({"name": name(lark.__version__, grammar), "data": data, "memo": memo},
+    - states: parse state -> {symbol: [0, next state] (shift) or [1, rule] (reduce)}, with the
+      start and end states;
+    - lexers: each distinct state lexer of Lark's contextual lexer, as it builds it: its regular
+      expressions in the order they are tried (one named group per terminal), the words that a
+      terminal's match turns into a keyword ("unless"), and which terminals are ignored; `lexer`
+      gives each state's, `root` the lexer of all terminals (used for error messages);
+    - rules: [the rule's name, its action's ('' for an inlined `_rule`), length, whether a single
+      child is its value, the children kept ([index, inline it, Nones before]) or None for all,
+      Nones after]."""
+    import hashlib
+
+    import lark
+    from lark.parse_tree_builder import ChildFilterLALR, maybe_create_child_filter
+
+    parser = lark.Lark(grammar, **OPTIONS)
+    frontend = parser.parser
+    table = frontend.parser._parse_table
+    rules: dict = {}
+    states = {state: {symbol: [0, arg] if action.name == "Shift" else [1, _rule_id(rules, arg)]
+                      for symbol, (action, arg) in actions.items()}
+              for state, actions in table.states.items()}
+    lexers: dict = {}
+    contextual = frontend.lexer
+    state_lexers = {state: _lexer_id(lexers, lexer) for state, lexer in contextual.lexers.items()}
+    root = _lexer_id(lexers, contextual.root_lexer)
+    rule_rows = [None] * len(rules)
+    for rule, number in rules.items():
+        alias, options = rule.alias, rule.options
+        action = alias or options.template_source or rule.origin.name
+        made = maybe_create_child_filter(rule.expansion, options.keep_all_tokens, False,
+                                         options.empty_indices)
+        if made is None:
+            keep, after = None, 0
+        elif made.func is ChildFilterLALR:
+            keep, after = [list(k) for k in made.args[0]], made.args[1]
+        else:
+            keep, after = [[i, inline, 0] for i, inline in made.args[0]], 0
+        rule_rows[number] = [rule.origin.name, "" if action.startswith("_") else action,
+                             len(rule.expansion), bool(options.expand1 and not alias), keep, after]
+    data = {"states": {str(k): v for k, v in states.items()},
+            "start": table.start_states["start"], "end": table.end_states["start"],
+            "lexers": [lexers[key][1] for key in sorted(lexers, key=lambda k: lexers[k][0])],
+            "lexer": {str(k): v for k, v in state_lexers.items()}, "root": root, "rules": rule_rows}
+    return json.dumps({"name": name(grammar, hashlib.sha256), "lalr": data},
                       separators=(",", ":")).encode()
 
 
-def load(blob: bytes):
-    """The parser the tables describe. JSON has no integer keys: the parse states, token numbers
-    and memo ids are turned back into ints."""
-    import lark
+def _rule_id(rules: dict, rule) -> int:
+    return rules.setdefault(rule, len(rules))
 
-    tables = json.loads(blob)
-    lalr = tables["data"]["parser"]["parser"]
-    lalr["tokens"] = {int(k): v for k, v in lalr["tokens"].items()}
-    lalr["states"] = {int(state): {int(token): action for token, action in actions.items()}
-                      for state, actions in lalr["states"].items()}
-    memo = {int(k): v for k, v in tables["memo"].items()}
-    return lark.Lark._load_from_dict(tables["data"], memo)
+
+def _lexer_id(lexers: dict, lexer) -> int:
+    """Lark's BasicLexer as data: built (its scanner) as it builds it when first used."""
+    if id(lexer) not in lexers:
+        scanner = lexer.scanner
+        unless = {}
+        for terminal, callback in lexer.callback.items():
+            words = callback.scanner.terminals
+            assert all(w.pattern.type == "str" and not w.pattern.flags for w in words), words
+            unless[terminal] = {w.pattern.value: w.name for w in words}
+        assert not lexer.g_regex_flags and all(m.flags == 32 for m in scanner._mres)  # re.UNICODE only
+        lexers[id(lexer)] = (len(lexers), {"patterns": [m.pattern for m in scanner._mres], "unless": unless,
+                                           "ignore": sorted(lexer.ignore_types)})
+    return lexers[id(lexer)][0]
 
 
 def shipped(wanted: str) -> bytes | None:

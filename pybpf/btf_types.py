@@ -1,18 +1,20 @@
-"""The kinds of BTF type (include/uapi/linux/btf.h), one frozen dataclass each, as pybpf.btf
+"""The kinds of BTF type (include/uapi/linux/btf.h), one frozen record each, as pybpf.btf
 decodes them. `type_id` is the referenced type (0 = void). Imported through pybpf.btf.
 """
 
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass
-from typing import ClassVar
+from pybpf.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4     # BTF_INT_* encoding bits
 
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Member:
     name: str                 # '' for an anonymous struct/union member
     type_id: int
@@ -25,26 +27,26 @@ class Member:
         return self.bit_offset // 8
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class EnumValue:
     name: str
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Param:
     name: str                 # may be '' in a func proto without names
     type_id: int              # 0 with name '' is the '...' of a variadic function
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VarSecInfo:
     type_id: int
     offset: int
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BtfType:
     id: int
     name: str
@@ -56,7 +58,7 @@ class Void(BtfType):
     kind: ClassVar[str] = "void"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Int(BtfType):
     size: int
     encoding: int             # INT_SIGNED | INT_CHAR | INT_BOOL
@@ -69,25 +71,24 @@ class Int(BtfType):
         return bool(self.encoding & INT_SIGNED)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Float(BtfType):
     size: int
     kind: ClassVar[str] = "float"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class _Ref(BtfType):
     type_id: int
 
 
-# Kinds with the same fields share the dataclass machinery of one (each @dataclass costs ~0.4 ms at
-# import); __slots__ = () keeps them frozen.
+# Kinds with the same fields are subclasses of one; __slots__ = () keeps them slotted.
 class Ptr(_Ref):
     __slots__ = ()
     kind: ClassVar[str] = "ptr"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Array(BtfType):
     type_id: int              # element type
     index_type_id: int
@@ -95,7 +96,7 @@ class Array(BtfType):
     kind: ClassVar[str] = "array"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Struct(BtfType):
     size: int
     members: tuple[Member, ...]
@@ -107,7 +108,7 @@ class Union(Struct):
     kind: ClassVar[str] = "union"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Enum(BtfType):
     size: int
     values: tuple[EnumValue, ...]
@@ -120,7 +121,7 @@ class Enum64(Enum):
     kind: ClassVar[str] = "enum64"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Fwd(BtfType):
     is_union: bool = False
     kind: ClassVar[str] = "fwd"
@@ -151,14 +152,14 @@ class TypeTag(_Ref):
     kind: ClassVar[str] = "type_tag"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Func(BtfType):
     type_id: int              # its FuncProto
     linkage: str              # 'static', 'global', 'extern'
     kind: ClassVar[str] = "func"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FuncProto(BtfType):
     type_id: int              # return type
     params: tuple[Param, ...]
@@ -169,32 +170,32 @@ class FuncProto(BtfType):
         return bool(self.params) and self.params[-1] == Param("", 0)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Var(BtfType):
     type_id: int
     linkage: str
     kind: ClassVar[str] = "var"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Datasec(BtfType):
     size: int
     vars: tuple[VarSecInfo, ...]
     kind: ClassVar[str] = "datasec"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class DeclTag(BtfType):
     type_id: int
     component_idx: int        # -1: the type itself; else a member or parameter index
     kind: ClassVar[str] = "decl_tag"
 
 
-AnyType = typing.Union[Void, Int, Float, Ptr, Array, Struct, Union, Enum, Enum64, Fwd, Typedef, Volatile, Const,
-                Restrict, TypeTag, Func, FuncProto, Var, Datasec, DeclTag]
+AnyType = (Void | Int | Float | Ptr | Array | Struct | Union | Enum | Enum64 | Fwd | Typedef | Volatile
+           | Const | Restrict | TypeTag | Func | FuncProto | Var | Datasec | DeclTag)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class FieldPath:
     """A member found by name, possibly inside anonymous members: offsets summed from the outer record."""
     member: Member            # bit_offset is relative to the record searched

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 from pybpf import btf as B
 from pybpf.diagnostics import Span
 from pybpf.clayout import CError, Layout, Type
+from pybpf.records import record
 from pybpf.uapi.btf import (BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64, BTF_KIND_FUNC_PROTO,
                             BTF_KIND_FWD, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF, BTF_KIND_UNION)
 from pybpf.include import Header
@@ -65,7 +65,7 @@ _TOKEN = re.compile(r"""
 """, re.S | re.X)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Token:
     kind: str
     text: str
@@ -659,7 +659,7 @@ class ScriptBtf(B.Btf):
         return self.own_enumerator(name) or (self.base.enumerator(name) if self.base else None)
 
 
-@dataclass
+@record
 class ScriptTypes:
     """What the definitions give the compiler: `btf` (None when there were none), the integer
     constants the headers and the script #define, and the errors found (message, span)."""

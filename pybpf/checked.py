@@ -8,7 +8,6 @@ language's typing rules and limits shared by the checker's modules and the code 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from pybpf import ast
 from pybpf import types as T
@@ -16,6 +15,7 @@ from pybpf.diagnostics import Span
 from pybpf.ktypes import KernelRead
 from pybpf.providers.base import ProbeGroup
 from pybpf.program import LhistParams, MapKind, TSeriesParams
+from pybpf.records import factory, record
 from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 
 INT = T.IntType(8, True)
@@ -42,7 +42,7 @@ MAX_KEY_SIZE = 256
 MAX_TUPLE_SIZE = 256
 
 
-@dataclass
+@record
 class MapInfo:
     name: str
     kind: MapKind
@@ -54,7 +54,7 @@ class MapInfo:
     tseries: TSeriesParams | None = None
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class VarBinding:
     """One scratch variable: a name in the block that declared it (by `let` or by its first
     assignment). Two blocks may each have their own `$x`, of different types."""
@@ -63,38 +63,38 @@ class VarBinding:
     declared: bool = False        # typed by `let $x: T`, so assignments convert to it
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArgField:
     """args.NAME of a BTF-typed probe: the NAME-th u64 of the context, read as `read` says."""
     index: int
     read: KernelRead
 
 
-@dataclass
+@record
 class CheckedScript:
     program: ast.Script
     groups: list[ProbeGroup]
-    types: dict = field(default_factory=dict)
-    maps: dict[str, MapInfo] = field(default_factory=dict)
-    variables: dict = field(default_factory=dict)       # Variable node -> VarBinding
+    types: dict = factory(dict)
+    maps: dict[str, MapInfo] = factory(dict)
+    variables: dict = factory(dict)       # Variable node -> VarBinding
     params: tuple[str, ...] = ()
     named_params: tuple[str, ...] = ()       # `--name=value` script arguments, for getopt()
-    option_values: dict = field(default_factory=dict)   # getopt() call -> int, bool or bytes
+    option_values: dict = factory(dict)   # getopt() call -> int, bool or bytes
     # args.NAME node -> {point name: TracepointField (tracepoints) or ArgField (BTF probes)}
-    fields: dict = field(default_factory=dict)
-    kernel_fields: dict = field(default_factory=dict)   # FieldAccess/Deref node -> KernelField
-    constants: dict = field(default_factory=dict)       # sizeof/offsetof node -> int
-    pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
-    retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
-    struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
+    fields: dict = factory(dict)
+    kernel_fields: dict = factory(dict)   # FieldAccess/Deref node -> KernelField
+    constants: dict = factory(dict)       # sizeof/offsetof node -> int
+    pointer_scale: dict = factory(dict)   # pointer +/- int node -> pointee size
+    retvals: dict = factory(dict)         # retval node -> {point: KernelRead}
+    struct_copies: set = factory(set)     # *p / p->s nodes whose struct is copied
     # str(address) node -> True: it reads the process's memory, False: the kernel's (absent: not
     # known, the helper that tells them apart by the address)
-    string_reads: dict = field(default_factory=dict)
-    depends_on: set = field(default_factory=set)        # pybpf.facts: what a value came from
+    string_reads: dict = factory(dict)
+    depends_on: set = factory(set)        # pybpf.facts: what a value came from
     # ForMap node -> the VarBindings its body shares with the code around it, in first-use order
-    loop_captures: dict = field(default_factory=dict)
+    loop_captures: dict = factory(dict)
     # ==/!= node comparing syscall_name(nr) with a string literal -> the literal's syscall number
-    syscall_comparisons: dict = field(default_factory=dict)
+    syscall_comparisons: dict = factory(dict)
 
 
 def is_int(t) -> bool:

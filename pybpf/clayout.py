@@ -10,13 +10,14 @@ written as BTF: the back half of pybpf.cdefs, which reads the definitions.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from pybpf import btf as B
+from pybpf.records import factory, record
 from pybpf.uapi.btf import (BTF_HEADER_SIZE, BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64,
                             BTF_KIND_FLOAT, BTF_KIND_FUNC_PROTO, BTF_KIND_FWD, BTF_KIND_INT,
                             BTF_KIND_PTR, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF, BTF_KIND_UNION,
                             BTF_MAGIC, BTF_VERSION)
+
 
 class CError(Exception):
     """A definition pybpf cannot read; `at` is the token it stopped at."""
@@ -26,7 +27,7 @@ class CError(Exception):
         self.at = at
 
 
-@dataclass
+@record
 class Type:
     """A type being built: what its BTF record says."""
     kind: int
@@ -35,8 +36,8 @@ class Type:
     ref: int = 0                        # ptr, typedef, array element, func proto return
     nelems: int = 0
     int_bits: int = 0                   # an int's encoding word
-    members: list = field(default_factory=list)    # (name, type id, bit offset, bitfield size)
-    values: list = field(default_factory=list)     # (name, value)
+    members: list = factory(list)    # (name, type id, bit offset, bitfield size)
+    values: list = factory(list)     # (name, value)
     signed: bool = False
     is_union: bool = False
 

@@ -352,11 +352,11 @@ def _list_program(opts) -> int:
 
 def _ast_lines(value, name: str = "", depth: int = 0) -> list[str]:
     """-d ast: one node a line, its fields indented under it (spans left out)."""
-    import dataclasses
+    from pybpf.ast import is_node
 
     pad, label = "  " * depth, f"{name}: " if name else ""
-    if dataclasses.is_dataclass(value):
-        fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"]
+    if is_node(value):
+        fields = [(n, getattr(value, n)) for n in value._fields if n != "span"]
         simple = [f"{n}={v!r}" for n, v in fields if not _has_nodes(v)]
         lines = [f"{pad}{label}{type(value).__name__}" + (f" {' '.join(simple)}" if simple else "")]
         for n, v in fields:
@@ -369,9 +369,9 @@ def _ast_lines(value, name: str = "", depth: int = 0) -> list[str]:
 
 
 def _has_nodes(value) -> bool:
-    import dataclasses
+    from pybpf.ast import is_node
 
-    return dataclasses.is_dataclass(value) or (isinstance(value, tuple) and any(map(_has_nodes, value)))
+    return is_node(value) or (isinstance(value, tuple) and any(map(_has_nodes, value)))
 
 
 def _debug(stages: tuple[str, ...], source: str, filename: str, options: CompileOptions) -> None:

@@ -18,16 +18,16 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
 
 from pybpf.errors import PybpfError
+from pybpf.records import record
 from pybpf.trust import Untrusted, check_folders_above, distrust
 
 MAX_HEADERS = 256
 MAX_HEADER_BYTES = 4 << 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Header:
     """A header read for a script: its name as included (its path, for --include), its text."""
     name: str

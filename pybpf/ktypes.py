@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 
 from pybpf import btf as B
 from pybpf import types as T
 from pybpf.errors import PybpfError
+from pybpf.records import record
 
 
 class KernelTypeError(PybpfError):
     """A name or access the kernel's types do not have; the message is the user-facing one."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KernelRead:
     kind: str               # 'int', 'pointer', 'string' (a char array) or 'record' (address only)
     size: int               # bytes read (a bitfield: the bytes that hold it)
@@ -34,7 +34,7 @@ class KernelRead:
     user: bool = False      # in the process's memory: bpf_probe_read_user
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KernelField:
     offset: int             # bytes from the record's address
     type: T.Type

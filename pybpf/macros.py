@@ -15,11 +15,11 @@ expression; called as a statement, its statements take the call's place.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 from pybpf import ast
 from pybpf.diagnostics import Diagnostics
+from pybpf.records import replace
 
 MAX_DEPTH = 32        # macros calling macros: deeper than this is taken for recursion
 
@@ -50,7 +50,7 @@ def _map_children(node, fn):
             new = fn(value)
             if new is not value:
                 changes[name] = new
-    return dataclasses.replace(node, **changes) if changes else node
+    return replace(node, **changes) if changes else node
 
 
 class _Expander:
@@ -130,16 +130,16 @@ class _Expander:
         def bind(n):
             if isinstance(n, ast.Variable):
                 if n.name in variables:
-                    return dataclasses.replace(n, name=variables[n.name])
+                    return replace(n, name=variables[n.name])
                 if n.name not in own:
                     self.error(f"macro {macro.name} reads {n.name}, which it neither assigns nor "
                                "takes as a parameter", n.span)
-                return dataclasses.replace(n, name=f"{n.name}.{suffix}")
+                return replace(n, name=f"{n.name}.{suffix}")
             if isinstance(n, ast.Map):
                 if n.name not in maps:
                     self.error(f"macro {macro.name} uses the map {n.name}, which is not one of its "
                                "parameters", n.span)
-                return _map_children(dataclasses.replace(n, name=maps[n.name]), bind)
+                return _map_children(replace(n, name=maps[n.name]), bind)
             if isinstance(n, ast.Builtin) and n.name in exprs:
                 return exprs[n.name]
             return _map_children(n, bind)
@@ -183,4 +183,4 @@ def expand_macros(program: ast.Script, diags: Diagnostics) -> ast.Script:
             probes.append(expander.node(probe))
         except _Refused:
             probes.append(probe)
-    return dataclasses.replace(program, probes=tuple(probes), macros=())
+    return replace(program, probes=tuple(probes), macros=())

@@ -3,24 +3,23 @@
     program = parse('BEGIN { printf("hi\\n"); exit(); }', filename="stdin")   # raises CompileError
     program = parse_source(diags)       # the pass: errors go into diags (it holds the source)
 
-The Lark grammar (grammar/pbt.lark) is LALR with the contextual lexer; the parser is built once per
-process from its tables (pybpf.grammar.tables): the installed package's, else the trusted cache's
-(pybpf.diskcache), so a start pays ~10 ms for it rather than ~90 ms.
+The Lark grammar (grammar/pbt.lark) is LALR with the contextual lexer. Lark builds its tables
+(pybpf.grammar.tables) and pybpf.lalr parses with them, without importing Lark: the installed
+package's tables, else the trusted cache's (pybpf.diskcache; built by Lark the first time).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import json
 import re
 import sys
 
-import lark
-from lark import Token, Transformer, v_args
-
 from pybpf import ast, diskcache
 from pybpf.grammar import tables
+from pybpf.lalr import ParseError, Parser, Token, TooDeep, UnexpectedCharacters, UnexpectedToken
 from pybpf.diagnostics import Diagnostics, Span
+from pybpf.records import replace
 from pybpf.include import includes_of  # #include <linux/sched.h>: its known constants (uapi/headers)
 
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'",
@@ -31,21 +30,21 @@ _TABLES_FOLDER = "grammar"
 
 
 @functools.cache
-def _lark() -> lark.Lark:
-    """The parser, from tables when some match this grammar and Lark (the installed package's, else
-    the cache's), else built (and its tables stored in the cache)."""
+def _parser() -> Parser:
+    """The parser, from tables when some match this grammar (the installed package's, else the
+    cache's), else built by Lark (and its tables stored in the cache)."""
     with open(tables.GRAMMAR) as f:
         grammar = f.read()
-    name = tables.name(lark.__version__, grammar)
+    name = tables.name(grammar, diskcache.sha256)
     blob = tables.shipped(name) or diskcache.read(_TABLES_FOLDER, name)
     if blob is not None:
         try:
-            return tables.load(blob)
-        except (ValueError, KeyError, TypeError, AttributeError, lark.exceptions.LarkError):
-            pass        # written by a Lark whose format differs in ways its version did not show
+            return Parser(json.loads(blob)["lalr"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass        # damaged, or of another layout under the same name: built again
     blob = tables.build(grammar)
     diskcache.write(_TABLES_FOLDER, name, blob)
-    return tables.load(blob)
+    return Parser(json.loads(blob)["lalr"])
 
 
 def decode_string_literal(raw: str) -> bytes:
@@ -114,9 +113,9 @@ def _span(meta) -> Span:
     return Span.of_meta(meta)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Lark tree -> AST nodes. Each method receives the rule's children and its position."""
+class _ToAst:
+    """The AST nodes of the grammar's rules: pybpf.lalr calls the method of a rule's name (or
+    alias) with its position and children as the rule reduces."""
 
     def start(self, meta, children):
         preamble, *items = children
@@ -339,9 +338,10 @@ def parse(source: str, filename: str = "stdin") -> ast.Script:
 def parse_source(diags: Diagnostics) -> ast.Script | None:
     """diags.source parsed; None once an error is reported in diags."""
     source = diags.source
+    limit = nesting_limit()
     try:
-        tree = _lark().parse(source)
-    except lark.exceptions.UnexpectedToken as e:
+        program = _parser().parse(source, _ToAst(), limit)
+    except UnexpectedToken as e:
         tok: Token = e.token
         text = _TOKEN_NAMES.get(tok.type, str(tok)) if tok.type != "$END" else "end of input"
         if tok.type == "$END":
@@ -351,29 +351,22 @@ def parse_source(diags: Diagnostics) -> ast.Script | None:
             span = Span.of_token(tok)
         diags.error(f"syntax error, unexpected {text}", span)
         return None
-    except lark.exceptions.UnexpectedCharacters as e:
+    except UnexpectedCharacters as e:
         char = source[e.pos_in_stream]
         # A byte that is not UTF-8 comes as a lone surrogate (the CLI reads scripts as bytes).
         what = f"byte {ord(char) - 0xDC00:#04x} (not UTF-8)" if "\udc80" <= char <= "\udcff" else repr(char)
         diags.error(f"syntax error, unexpected {what}", Span(e.line, e.column, e.line, e.column + 1))
         return None
-    except lark.exceptions.UnexpectedEOF:
-        line, col = _end_position(source)
-        diags.error("syntax error, unexpected end of input", Span(line, col, line, col + 1))
-        return None
-    limit = nesting_limit()
-    too_deep = _deeper_than(tree, limit)
-    if too_deep is not None:
+    except TooDeep as e:
         diags.error(f"the program nests too deeply here: pybpf compiles up to {limit} levels "
-                    f"of expressions and blocks", _span(too_deep.meta))
+                    f"of expressions and blocks", _span(e.meta))
         return None
-    program = _ToAst().transform(tree)
     includes = tuple(includes_of(source))
     found = list(_DEFINE.finditer(source))
     defines = tuple(d for d in map(_define, found) if d is not None)
     if not includes and not defines and not found:
         return program
-    return dataclasses.replace(program, includes=includes, macros=defines + program.macros,
+    return replace(program, includes=includes, macros=defines + program.macros,
                                defines=tuple((m[1], m[4]) for m in found if not m[2]))
 
 
@@ -404,8 +397,8 @@ def _define(m: re.Match) -> ast.Macro | None:
     head = m.start(4) - line_start
     padded = "\n" * (line - 1) + "BEGIN{".ljust(head) + m[4] + "}"
     try:
-        body = _ToAst().transform(_lark().parse(padded)).probes[0].body
-    except lark.exceptions.LarkError:
+        body = _parser().parse(padded, _ToAst()).probes[0].body
+    except ParseError:
         return None
     if len(body) != 1 or not isinstance(body[0], ast.ExprStatement):
         return None
@@ -424,17 +417,6 @@ def nesting_limit() -> int:
     """The deepest tree the passes can compile under the current recursion limit, so that a library
     caller with Python's default (1000) gets a CompileError, never a RecursionError."""
     return min(MAX_NESTING, sys.getrecursionlimit() // FRAMES_PER_LEVEL)
-
-
-def _deeper_than(tree: lark.Tree, limit: int) -> lark.Tree | None:
-    """The first subtree found below `limit` levels, or None; a walk with a stack, not recursion."""
-    stack = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return node
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
-    return None
 
 
 def _end_position(source: str) -> tuple[int, int]:

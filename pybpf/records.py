@@ -1,4 +1,4 @@
-"""Light records for the modules a cached start imports: what @dataclass gives them, without its cost.
+"""Light records: what @dataclass gives pybpf's classes, without its cost.
 
     @record(frozen=True)
     class MapDef:
@@ -9,11 +9,12 @@
     MapDef("m") == MapDef("m", 0)     # True; hashable when frozen; MapDef(name='m', ...) as repr
 
 @dataclass generates and exec()s each class's methods (~0.3 ms a class) and imports inspect, ast and
-tokenize (~5 ms): on a cache hit, which runs no compiler, that was a quarter of pybpf's import time.
-Here the methods are shared and read the fields from the class. Fields are the class's own annotations
-in order (no inheritance, no ClassVar); defaults are class attributes, factory(f) calls f for each instance.
-The compiler's own modules (AST, checker, BTF) keep @dataclass: they are never imported on a hit.
-NamedTuple is typing.NamedTuple for those modules, without importing typing (~2 ms at every start).
+tokenize (~5 ms): on a cache hit, which runs no compiler, that was a quarter of pybpf's import time,
+and on a cold compile the AST's and BTF's ~60 classes cost ~25 ms more. Here the methods are shared
+and read the fields from the class. Fields are the class's own annotations in order, after those of
+a record it subclasses (no ClassVar); defaults are class attributes, factory(f) calls f for each
+instance. NamedTuple is typing.NamedTuple for the modules a cached start imports, without importing
+typing (~2 ms at every start).
 """
 
 from __future__ import annotations
@@ -66,27 +67,43 @@ _MISSING = object()
 
 
 @dataclass_transform()
-def record(cls=None, *, frozen: bool = False):
-    """Give cls __init__, __repr__, __eq__ (and __hash__ when frozen) over its annotated fields."""
+def record(cls=None, *, frozen: bool = False, slots: bool = False, eq: bool = True):
+    """Give cls __init__, __repr__, __eq__ (and __hash__ when frozen) over its annotated fields
+    (a record's subclass: the base's first; ClassVar annotations are no fields).
+    slots=True: the fields are slots (the class is made again, as @dataclass(slots=True) does);
+    eq=False: instances compare and hash by identity (the AST's nodes)."""
     def wrap(cls):
-        names = tuple(cls.__dict__.get("__annotations__", {}))
-        defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+        own = tuple(n for n, kind in cls.__dict__.get("__annotations__", {}).items()
+                    if not str(kind).startswith(("ClassVar", "typing.ClassVar")))
+        inherited = getattr(cls, "_fields", ())          # a record's subclass: its fields first
+        names = inherited + tuple(n for n in own if n not in inherited)
+        defaults = {**getattr(cls, "_defaults", {}), **{n: cls.__dict__[n] for n in own if n in cls.__dict__}}
+        if slots:
+            cls = _with_slots(cls, tuple(n for n in own if n not in inherited))
         cls._fields, cls._defaults, cls.__match_args__ = names, defaults, names
         for name, default in defaults.items():
-            if isinstance(default, factory):
+            if isinstance(default, factory) and name in cls.__dict__:
                 delattr(cls, name)
         cls.__init__ = _init
         cls.__repr__ = _repr
-        if "__eq__" not in cls.__dict__:
+        if eq and "__eq__" not in cls.__dict__:
             cls.__eq__ = _eq
         if frozen:
             cls.__setattr__ = cls.__delattr__ = _refuse
-            if "__hash__" not in cls.__dict__ or cls.__dict__["__hash__"] is None:
+            if eq and ("__hash__" not in cls.__dict__ or cls.__dict__["__hash__"] is None):
                 cls.__hash__ = _hash
-        elif "__hash__" not in cls.__dict__:
+        elif eq and "__hash__" not in cls.__dict__:
             cls.__hash__ = None             # mutable and compared by value: unhashable, as @dataclass
         return cls
     return wrap if cls is None else wrap(cls)
+
+
+def _with_slots(cls, names: tuple[str, ...]):
+    """cls made again with its fields as __slots__ (their defaults live in _defaults)."""
+    namespace = {k: v for k, v in cls.__dict__.items()
+                 if k not in names and k not in ("__dict__", "__weakref__")}
+    namespace["__slots__"] = names
+    return type(cls)(cls.__name__, cls.__bases__, namespace)
 
 
 def _init(self, *args, **kwargs):

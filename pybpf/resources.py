@@ -29,9 +29,8 @@ block calls uaddr().
 
 from __future__ import annotations
 
-import platform
+import os
 import re
-from dataclasses import dataclass, field
 
 from pybpf import ast, builtins
 from pybpf.features import Features, FixedFeatures
@@ -41,7 +40,7 @@ from pybpf.checked import CheckedScript
 from pybpf.providers.base import ProbeGroup, Provider
 from pybpf.providers.rawtracepoint import BTF_RAWTRACEPOINT, RAWTRACEPOINT
 from pybpf.providers.tracepoint import TRACEPOINT, raw_tracepoint_points
-from pybpf.records import replace
+from pybpf.records import factory, record, replace
 from pybpf.uapi.bpf import BpfAttachType
 
 # Tracepoint record fields a shared syscall program can produce: the number, then the arguments
@@ -52,7 +51,7 @@ SYSCALL_ARGS_OFFSET = 16
 RAW_SYSCALL_TRACEPOINTS = {"sys_enter_": "sys_enter", "sys_exit_": "sys_exit"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SyscallFilter:
     """A program shared by syscall tracepoints: attached to raw tracepoint `raw_tracepoint`, it runs
     on syscall numbers `numbers` ((number, value of `probe`) pairs) and returns at once on others."""
@@ -60,7 +59,7 @@ class SyscallFilter:
     numbers: tuple[tuple[int, int], ...]
 
 
-@dataclass
+@record
 class BpfProgramPlan:
     group: ProbeGroup
     points: tuple[AttachPoint, ...]
@@ -74,17 +73,17 @@ class BpfProgramPlan:
     probe_from_cookie: bool = False     # `probe` is the cookie each point attached with
 
 
-@dataclass
+@record
 class ResourcePlan:
-    maps: dict[str, MapSpec] = field(default_factory=dict)
-    printfs: list[PrintfSpec] = field(default_factory=list)
-    printf_index: dict = field(default_factory=dict)      # printf/print Call node -> index
-    time_formats: list[str] = field(default_factory=list)
-    time_index: dict = field(default_factory=dict)        # time Call node -> index
-    pcap_files: list[str] = field(default_factory=list)
-    pcap_index: dict = field(default_factory=dict)        # skboutput Call node -> index
-    programs: list[BpfProgramPlan] = field(default_factory=list)
-    probe_names: dict[int, str] = field(default_factory=dict)
+    maps: dict[str, MapSpec] = factory(dict)
+    printfs: list[PrintfSpec] = factory(list)
+    printf_index: dict = factory(dict)      # printf/print Call node -> index
+    time_formats: list[str] = factory(list)
+    time_index: dict = factory(dict)        # time Call node -> index
+    pcap_files: list[str] = factory(list)
+    pcap_index: dict = factory(dict)        # skboutput Call node -> index
+    programs: list[BpfProgramPlan] = factory(list)
+    probe_names: dict[int, str] = factory(dict)
     # The stack-trace map's entries (used where a script reads kstack/ustack): as many as a map
     # may have keys, so that a map keyed by stacks can fill, and at least STACKS_MAP_ENTRIES.
     stack_entries: int = STACKS_MAP_ENTRIES
@@ -143,7 +142,7 @@ def syscall_number(point: AttachPoint) -> tuple[str, int] | None:
 
     category, _, name = point.target.partition(":")
     if point.provider != TRACEPOINT.name or category != "syscalls" or \
-            platform.machine() != unistd_64.ARCH:
+            os.uname().machine != unistd_64.ARCH:
         return None
     for prefix, raw in RAW_SYSCALL_TRACEPOINTS.items():
         if name.startswith(prefix):

@@ -10,8 +10,6 @@ walk goes on, so one run reports every problem it can.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pybpf import ast, builtins, cpus
 from pybpf import types as T
 from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, UINT, VOID,
@@ -28,6 +26,7 @@ from pybpf.semantic_kernel import KernelChecks
 from pybpf.uapi.headers import header_constant
 from pybpf.uapi.unistd_64 import ARCH
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.cdefs import ScriptTypes
 

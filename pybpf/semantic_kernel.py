@@ -7,7 +7,6 @@ Mixed into pybpf.semantic.TypeChecker, whose expr/error/set these methods use.
 from __future__ import annotations
 
 import re
-from typing import Callable, TypeVar
 
 from pybpf.records import replace
 
@@ -20,7 +19,12 @@ from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError
 from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
-R = TypeVar("R")
+TYPE_CHECKING = False
+if TYPE_CHECKING:     # typing is not imported to compile (~2 ms)
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    R = TypeVar("R")
 ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64)|bool)\[(\d*)\]")    # 'uint8[8]', 'int8[]', 'bool[4]'
 
 
@@ -207,8 +211,9 @@ class KernelChecks:
         process's (execve's `*(uint64 *)(args->argv + 8)`)."""
         if self.group.provider.user_memory:
             return True
-        formats = self.group.formats.values()
-        return bool(formats) and all(fmt.category == "syscalls" for fmt in formats)
+        points = self.group.points
+        return (self.group.provider.args is Args.TRACEPOINT_FORMAT and bool(points)
+                and all(point.target.partition(":")[0] == "syscalls" for point in points))
 
     def points_into_process(self, e) -> bool:
         """Whether the value e, cast to a pointer, addresses a process's memory, as bpftrace's

@@ -149,6 +149,12 @@ def read_format(category: str, name: str) -> TracepointFormat:
     return parse_format(category, name, text)
 
 
+def has_event(category: str, name: str) -> bool:
+    """Whether the tracepoint has its folder and format file: one stat, where reading the format
+    makes the kernel print it (pybpf.providers.tracepoint reads it only when `args` is read)."""
+    return os.path.isfile(os.path.join(root(), "events", category, name, "format"))
+
+
 @functools.cache
 def list_tracepoints() -> tuple[tuple[str, str], ...]:
     """Every (category, name) the kernel offers, sorted."""

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+
+from pybpf.records import record
 
 NOTE_SECTION = ".note.stapsdt"
 BASE_SECTION = ".stapsdt.base"
@@ -50,7 +51,7 @@ class UsdtError(Exception):
     """A note or argument spec pybpf cannot read: the message is for the user, as it is."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UsdtArg:
     """One argument: `size` bytes (`signed` when the spec's size was negative), read from
     `kind` 'register' (pt_regs field `register`, `reg_size` bytes of it from bit `reg_shift`),
@@ -68,7 +69,7 @@ class UsdtArg:
     symbol: str = ""        # `sym+4(%rip)`: value is the 4, the symbol's address comes per site
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UsdtSite:
     """One place a probe is: its virtual address (`pc`), its semaphore's (0: none)."""
     provider: str

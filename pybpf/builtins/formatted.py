@@ -4,12 +4,12 @@ cgroup_path; and pton, which parses an address when the program compiles."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-
 from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier, typed
+from pybpf.uapi.headers import ADDRESS_FAMILIES
+
+AF_INET, AF_INET6 = ADDRESS_FAMILIES["AF_INET"], ADDRESS_FAMILIES["AF_INET6"]
 from pybpf.builtins.strings import longest_string
 from pybpf.checked import UINT, is_int
 from pybpf.uapi.bpf import BpfFunc
@@ -113,7 +113,7 @@ def check_ntop(c, e):
         af = c.constant_int(family[0])
         if af is None:
             return None
-        if af not in (socket.AF_INET, socket.AF_INET6):
+        if af not in (AF_INET, AF_INET6):
             c.error(f"ntop(): address family {af} is neither AF_INET (2) nor AF_INET6 (10)",
                     family[0].span)
             return None
@@ -121,15 +121,15 @@ def check_ntop(c, e):
     if t is None:
         return None
     if is_int(t):
-        inferred = socket.AF_INET
+        inferred = AF_INET
     elif is_bytes(t) and t.size in (4, 16):
-        inferred = socket.AF_INET if t.size == 4 else socket.AF_INET6
+        inferred = AF_INET if t.size == 4 else AF_INET6
     elif isinstance(t, T.FormattedType) and t.kind == "inet":
         inferred = None      # pton's: it carries its family
     else:
         c.error(f"ntop() expects an integer or a 4- or 16-byte array, got {t}", addr.span)
         return None
-    if af == socket.AF_INET6 and is_int(t):
+    if af == AF_INET6 and is_int(t):
         c.error("ntop(): an integer holds no IPv6 address", addr.span)
         return None
     c.result.constants[e] = af if af is not None else inferred
@@ -160,6 +160,7 @@ def check_pton(c, e):
         c.error("pton() expects a string literal", text.span)
         return None
     c.set(text, T.StringType(len(text.value) + 1))
+    import ipaddress     # only here: ~2 ms to import for every compile
     try:
         address = ipaddress.ip_address(text.value.decode(errors="replace"))
     except ValueError:
@@ -174,7 +175,7 @@ def lower_pton(g, e):
     packed = g.checked.constants[e]
     if len(packed) == 4:
         return g.constant(int.from_bytes(packed, "little"))
-    return g.string_constant(socket.AF_INET6.to_bytes(8, "little") + packed, INET.size)
+    return g.string_constant(AF_INET6.to_bytes(8, "little") + packed, INET.size)
 
 
 def check_buf(c, e):

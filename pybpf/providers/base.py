@@ -13,11 +13,11 @@ attach points it resolves into.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from pybpf import ast
 from pybpf.errors import PybpfError
 from pybpf.program import AttachPoint, PerfEvent
+from pybpf.records import factory, record
 from pybpf.uapi.bpf import BpfProgType
 
 
@@ -49,33 +49,33 @@ def has_wildcard(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-@dataclass
+@record
 class ProbeGroup:
     """The attach points of one probe that share a provider: compiled into one BPF program."""
     probe: ast.Probe
     provider: Provider
-    points: list[AttachPoint] = field(default_factory=list)
-    formats: dict = field(default_factory=dict)     # by point name: tracefs.TracepointFormat
+    points: list[AttachPoint] = factory(list)
+    formats: dict = factory(dict)     # by point name: tracefs.TracepointFormat
     # BTF-typed probes, by point name: the arguments (name, BTF type id), the return type id
     # (fexit), and the BTF id the program is loaded against (fentry/fexit: the FUNC).
-    btf_args: dict[str, list] = field(default_factory=dict)
-    btf_return: dict[str, int] = field(default_factory=dict)
-    btf_target: dict[str, int] = field(default_factory=dict)
+    btf_args: dict[str, list] = factory(dict)
+    btf_return: dict[str, int] = factory(dict)
+    btf_target: dict[str, int] = factory(dict)
     # A probe moved to the other mechanism for a kernel function (kprobe <-> fentry): its points'
     # names as the user wrote them, which `probe` shows.
-    written_names: dict[str, str] = field(default_factory=dict)
+    written_names: dict[str, str] = factory(dict)
     # uprobes typed from DWARF (pybpf.dwarf_args): the split BTF (over the kernel's) that their
     # btf_args ids are in, and by point name the arguments that cannot be read, with why.
     user_btf: object = None
-    refused_args: dict[str, dict[str, str]] = field(default_factory=dict)
+    refused_args: dict[str, dict[str, str]] = factory(dict)
     # USDT: each site's arguments (pybpf.usdt_notes.UsdtArg), by point: sites differ in where
     # their arguments are, so points with different ones get programs of their own.
-    site_args: dict[AttachPoint, tuple] = field(default_factory=dict)
+    site_args: dict[AttachPoint, tuple] = factory(dict)
     pid: int | None = None                  # -p PID: the process user-space probes look in
-    depends_on: set = field(default_factory=set)    # pybpf.facts: the binaries points came from
+    depends_on: set = factory(set)    # pybpf.facts: the binaries points came from
     # `points` as a set: a wildcard adds thousands, and a list's `in` made adding them quadratic
     # (4 s for tracepoint:*:*).
-    _added: set[AttachPoint] = field(default_factory=set, repr=False, compare=False)
+    _added: set[AttachPoint] = factory(set)
 
     def add(self, point: AttachPoint) -> None:
         if point not in self._added:

@@ -5,12 +5,11 @@ with wildcards in NAME, each name looked up in vmlinux's BTF, its arguments reco
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pybpf.program import AttachPoint
 from pybpf.providers.base import (Args, ListingError, ProbeGroup, ProbeNotFound, Provider,
                                   has_wildcard)
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf import Btf
 

@@ -10,13 +10,12 @@ kprobe/kretprobe (`alternative`; pybpf.probes decides).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Context, ProbeGroup, ProbeNotFound
 from pybpf.providers.btf_probe import BtfProvider, describe_function, describing, type_function
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import TYPE_CHECKING
 
 from pybpf import tracefs
 from pybpf.program import AttachPoint
@@ -20,6 +19,7 @@ from pybpf.providers.base import Context, ProbeGroup
 from pybpf.providers.btf_probe import BtfProvider, type_function
 from pybpf.uapi.bpf import BpfProgType
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
 

@@ -12,13 +12,12 @@ programs being the cheaper to load and the only ones older kernels have.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pybpf.program import AttachPoint
 from pybpf.providers.base import Context, ProbeGroup, ProbeNotFound
 from pybpf.providers.btf_probe import BtfProvider, arg_lines, btf_for, describing
 from pybpf.uapi.bpf import BpfAttachType, BpfProgType
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pybpf.btf import Btf         # imported when a probe needs BTF, not at start-up
 

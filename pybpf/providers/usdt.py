@@ -19,11 +19,11 @@ semaphore's (config, bits 32..63) and the pid.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 
 from pybpf.program import PerfEvent
 from pybpf.providers.base import Context, ListingError, ProbeGroup, Provider
+from pybpf.records import replace
 from pybpf.uapi.bpf import BpfProgType
 from pybpf.uapi.perf_event import PERF_UPROBE_REF_CTR_OFFSET_SHIFT
 
@@ -95,7 +95,7 @@ class Usdt(Provider):
         if not arg.symbol:
             return arg
         from pybpf import elfsym
-        return dataclasses.replace(
+        return replace(
             arg, symbol="", value=elfsym.symbol_address(path, arg.symbol) + arg.value - site.pc)
 
     def numbered_arg_error(self, group: ProbeGroup, index: int) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 from pybpf.btf import (
     Array, Btf, BtfError, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, Float, Func, FuncProto, Fwd, Int,
     Member, Param, Ptr, Restrict, Struct, Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile,
-    module_names, vmlinux,
+    module_names, strings_with_prefix, vmlinux,
 )
 
 KIND = {"int": 1, "ptr": 2, "array": 3, "struct": 4, "union": 5, "enum": 6, "fwd": 7, "typedef": 8,
@@ -359,6 +359,12 @@ def test_list_names(kernel):
     vfs = kernel.list_names("fentry", "vfs_*")
     assert "vfs_read" in vfs and "vfs_write" in vfs and all(n.startswith("vfs_") for n in vfs)
     assert kernel.list_names("fentry", "*_read") and "vfs_read" in kernel.list_names("fentry", "*_read")
+
+
+@needs_vmlinux
+def test_the_raw_tracepoints_found_in_the_strings_are_the_typedefs(kernel):
+    # what raw_tracepoint_points reads instead of building the type index: the same names here
+    assert strings_with_prefix("btf_trace_", VMLINUX) == set(kernel.list_names("rawtracepoint"))
 
 
 @needs_vmlinux

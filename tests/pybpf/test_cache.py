@@ -129,7 +129,7 @@ def copy_of_pybpf(tmp_path):
     packages = os.path.dirname(os.path.dirname(find_spec("lark").origin))
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=f"{tree}:{packages}")
     code = ("import json, sys, pybpf; from pybpf.cache import compile_cached; "
-            f"compile_cached({SOURCE!r}); print(json.dumps([pybpf.__file__, 'lark' in sys.modules]))")
+            f"compile_cached({SOURCE!r}); print(json.dumps([pybpf.__file__, 'pybpf.parser' in sys.modules]))")
 
     def compiled_afresh() -> bool:
         out = subprocess.run([sys.executable, "-S", "-c", code], env=env, check=True, capture_output=True,

@@ -1,16 +1,17 @@
-"""The parser's tables (pybpf.grammar.tables): built, stored as JSON and loaded back they parse as
-Lark's own parser does; an installed package's tables are used only when they are this grammar's,
-for this Lark; the build step (setup.py) writes them into the built package."""
+"""The parser's tables (pybpf.grammar.tables): built and stored as JSON, pybpf.lalr parses with
+them as Lark's own parser does (tests/pybpf/test_lalr.py); an installed package's tables are used
+only when they are this grammar's, in this layout; the build step (setup.py) writes them into the
+built package."""
 
 import functools
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 
-import lark
-
-from pybpf import parser
+from pybpf import lalr, parser
 from pybpf.grammar import tables
 
 SOURCE = ('tracepoint:syscalls:sys_enter_openat /pid > 1/ { @[comm, str(args->filename)] = count(); '
@@ -23,19 +24,27 @@ def _grammar() -> str:
         return f.read()
 
 
-def test_tables_loaded_back_parse_as_lark_itself_does():
-    built = tables.load(tables.build(_grammar()))
-    assert built.parse(SOURCE) == lark.Lark(_grammar(), **tables.OPTIONS).parse(SOURCE)
+def _name(grammar: str) -> str:
+    return tables.name(grammar, hashlib.sha256)
+
+
+def test_tables_built_afresh_parse_as_the_parser_in_use():
+    built = lalr.Parser(json.loads(tables.build(_grammar()))["lalr"])
+    assert repr(built.parse(SOURCE, parser._ToAst())) == repr(parser.parse(SOURCE))
 
 
 def test_shipped_tables_are_used_only_under_their_own_name(tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "SHIPPED", str(tmp_path / "pbt-tables.json"))
     assert tables.shipped("x.json") is None                          # none installed (a checkout)
     tables.write_shipped(str(tmp_path))
-    name = tables.name(lark.__version__, _grammar())
-    assert tables.shipped(name) is not None
-    assert tables.shipped(tables.name(lark.__version__, _grammar() + "\n")) is None  # another grammar
-    assert tables.shipped(tables.name("0.0.1", _grammar())) is None                  # another Lark
+    assert tables.shipped(_name(_grammar())) is not None
+    assert tables.shipped(_name(_grammar() + "\n")) is None                     # another grammar
+    old_format = tables.FORMAT
+    tables.FORMAT = "pybpf.lalr 0"
+    try:
+        assert tables.shipped(_name(_grammar())) is None                        # another layout
+    finally:
+        tables.FORMAT = old_format
 
 
 def test_the_parser_starts_from_shipped_tables_without_building(tmp_path, monkeypatch):
@@ -43,11 +52,11 @@ def test_the_parser_starts_from_shipped_tables_without_building(tmp_path, monkey
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     tables.write_shipped(str(tmp_path))
     monkeypatch.setattr(tables, "build", lambda grammar: (_ for _ in ()).throw(AssertionError("built")))
-    parser._lark.cache_clear()
+    parser._parser.cache_clear()
     try:
         assert parser.parse(SOURCE, "stdin").probes
     finally:
-        parser._lark.cache_clear()
+        parser._parser.cache_clear()
 
 
 def test_the_build_step_ships_the_tables(tmp_path):
@@ -61,4 +70,4 @@ def test_the_build_step_ships_the_tables(tmp_path):
                    cwd=source, check=True, capture_output=True, timeout=120)
     with open(tmp_path / "lib" / "pybpf" / "grammar" / "pbt-tables.json", "rb") as f:
         blob = f.read()
-    assert blob.startswith(b'{"name":"' + tables.name(lark.__version__, _grammar()).encode())
+    assert blob.startswith(b'{"name":"' + _name(_grammar()).encode())

@@ -65,9 +65,8 @@ def _shape(node):
     """The AST without spans, for structural comparison."""
     if isinstance(node, tuple):
         return tuple(_shape(n) for n in node)
-    if hasattr(node, "__dataclass_fields__"):
-        return (type(node).__name__,) + tuple(
-            _shape(getattr(node, f)) for f in node.__dataclass_fields__ if f != "span")
+    if ast.is_node(node):
+        return (type(node).__name__,) + tuple(_shape(getattr(node, f)) for f in node._fields if f != "span")
     return node
 
 

@@ -90,3 +90,18 @@ def test_named_tuple_refuses_a_field_without_default_after_one_with():
         class Bad(NamedTuple):
             a: int = 0
             b: int
+
+
+@record(frozen=True, slots=True, eq=False)
+class Leaf:
+    name: str
+    count: int = 1
+
+
+def test_slotted_records_compare_by_identity_and_have_no_dict():
+    a, b = Leaf("x"), Leaf("x")
+    assert a != b and a == a and len({a, b}) == 2
+    assert Leaf.__slots__ == ("name", "count") and not hasattr(a, "__dict__")
+    assert (a.count, Leaf("y", count=3).count) == (1, 3)
+    with pytest.raises(FrozenInstanceError):
+        a.name = "z"
