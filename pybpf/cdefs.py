@@ -100,8 +100,8 @@ _DEFINE = re.compile(r"([A-Za-z_]\w*)(\()?")
 
 def _preprocess(text: str) -> tuple[str, dict[str, str]]:
     """The text with its preprocessor lines blanked (line numbers kept) and its object-like
-    #defines (NAME -> body). #includes were read already (pybpf.include); conditionals are not
-    evaluated: both branches are read, as for the script itself."""
+    #defines (NAME -> body). #includes were read already (pybpf.include); a header's own
+    conditionals are not evaluated: both branches are read (the script's are: pybpf.preprocessor)."""
     defines: dict[str, str] = {}
     lines = text.split("\n")
     i = 0
@@ -123,6 +123,11 @@ def _preprocess(text: str) -> tuple[str, dict[str, str]]:
             lines[j] = ""
         i += 1
     return "\n".join(lines), defines
+
+
+def header_defines(text: str) -> dict[str, str]:
+    """A header's object-like #defines (NAME -> body)."""
+    return _preprocess(text)[1]
 
 
 class _Parser:
@@ -556,6 +561,15 @@ class _Constant:
         if t.kind == "name":
             return self.scope.constant(t, self.layout, self.depth)
         raise CError(f"unexpected '{t.text}' in a constant", t)
+
+
+def constant_expression(tokens: list[_Token], names, depth: int = 0) -> int:
+    """The value of C's integer constant expression `tokens` (c_tokens), its names answered by
+    `names.constant(token, layout, depth)` (pybpf.preprocessor's #if conditions)."""
+    return _Constant(tokens, names, None, depth).value()
+
+
+c_tokens = _tokens
 
 
 def _apply(op: str, a: int, b: int) -> int:

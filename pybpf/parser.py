@@ -22,6 +22,7 @@ from pybpf import ast, diskcache
 from pybpf.grammar import tables
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.include import includes_of  # #include <linux/sched.h>: its known constants (uapi/headers)
+from pybpf.preprocessor import has_conditionals
 
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'",
             "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "e": b"\x1b"}
@@ -336,9 +337,15 @@ def parse(source: str, filename: str = "stdin") -> ast.Script:
     return program
 
 
-def parse_source(diags: Diagnostics) -> ast.Script | None:
-    """diags.source parsed; None once an error is reported in diags."""
+def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
+    """diags.source parsed; None once an error is reported in diags. Its #if/#ifdef conditionals
+    are evaluated first (pybpf.preprocessor), over BPFTRACE_HAVE_BTF and `headers`' #defines."""
     source = diags.source
+    if has_conditionals(source):
+        from pybpf.preprocessor import active_text, predefined
+        source = active_text(source, diags, predefined(headers))
+        if source is None:
+            return None
     try:
         tree = _lark().parse(source)
     except lark.exceptions.UnexpectedToken as e:
