@@ -381,7 +381,7 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
     if not includes and not defines and not found:
         return program
     return dataclasses.replace(program, includes=includes, macros=defines + program.macros,
-                               defines=tuple((m[1], m[4]) for m in found if not m[2]))
+                               defines=tuple((m[1] + (m[2] or ""), m[4]) for m in found))
 
 
 def _c_definition(token: Token) -> ast.CDefinition:
