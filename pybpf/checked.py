@@ -144,10 +144,6 @@ def unify(a: T.Type, b: T.Type) -> T.Type | None:
     return a if a == b else None
 
 
-def int_size(name: str) -> int:
-    return 1 if name == "bool" else int(name.lstrip("uint")) // 8
-
-
 # A positional parameter read as an integer the way bpftrace reads one (strtoul/strtol, base 0):
 # C's leading white space and sign, then decimal, 0x hex, 0b binary (C23's strtoul, and pybpf's
 # docs before) or 0 octal digits, and nothing after them (so no `_` separators: only literals in

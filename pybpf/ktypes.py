@@ -208,8 +208,8 @@ class KernelTypes:
             if type_id is None:
                 raise KernelTypeError(f"Unknown type: {base}")
         if not depth:
-            t, _ = self.convert(type_id)
-            return t
+            t, read = self.convert(type_id)     # an integer typedef casts to its own width
+            return T.IntType(read.size, t.signed) if isinstance(t, T.IntType) else t
         pointer = self.pointer_to(type_id)
         for _ in range(depth - 1):
             pointer = T.PointerType(0, pointer.name + "*")    # deeper levels: void-like

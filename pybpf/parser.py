@@ -347,7 +347,7 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
         if source is None:
             return None
     try:
-        tree = _lark().parse(source)
+        tree = _tree(source, headers)
     except lark.exceptions.UnexpectedToken as e:
         tok: Token = e.token
         text = _TOKEN_NAMES.get(tok.type, str(tok)) if tok.type != "$END" else "end of input"
@@ -356,6 +356,13 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
             span = Span(line, col, line, col + 1)
         else:
             span = Span.of_token(tok)
+            cast = _UNKNOWN_CAST.search(source, max(0, tok.start_pos - 200), tok.start_pos)
+            if cast:            # `(NAME) operand`: a cast to a type that no typedef names
+                line = source.count("\n", 0, cast.start(1)) + 1
+                column = cast.start(1) - source.rfind("\n", 0, cast.start(1))
+                diags.error(f"Unknown type: {cast[2]}",
+                            Span(line, column, line, column + cast.end(1) - cast.start(1)))
+                return None
         diags.error(f"syntax error, unexpected {text}", span)
         return None
     except lark.exceptions.UnexpectedCharacters as e:
@@ -384,12 +391,80 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
                                defines=tuple((m[1] + (m[2] or ""), m[4]) for m in found))
 
 
+def _tree(source: str, headers: tuple = ()) -> lark.Tree:
+    """The source's parse tree. C's grammar needs to know typedef names, `(my_t *)p` being a cast
+    and `(pid) * 2` a product: an IDENT that names a typedef where a cast's type stands becomes a
+    TYPEDEF_NAME before the parser sees it."""
+    parser = _lark().parse_interactive(source)
+    names = _TypeNames(source, headers)
+    token = None
+    for token in parser.iter_parse():
+        if token.type in ("IDENT", "FIELD_NAME") and names.is_cast_type(token):
+            token.type = "TYPEDEF_NAME"
+        elif token.type == "C_DEFINITION" and token.startswith("typedef"):
+            names.script.add(_c_definition(token).name)
+    return parser.feed_eof(token)
+
+
+# After an IDENT, what makes it a cast's type if it names one: stars, then ')' and an operand.
+# sizeof(NAME) and offsetof(NAME, f) need no operand.
+_WORD_BEFORE = re.compile(r"\w+$")
+_POINTER_CAST = re.compile(r"\s*\*[\s*]*\)")
+_UNKNOWN_CAST = re.compile(r"(\(\s*([A-Za-z_]\w*)\s*\))\s*$")
+_CAST_AFTER = re.compile(r"[\s*]*\)\s*[\w$@(\"'!~*&+-]")
+
+
+class _TypeNames:
+    """The typedef names a script may cast to (and take sizeof and offsetof of): its own (typedef
+    ... NAME;, as the preamble is read) and the kernel's (BTF), asked only for an IDENT that
+    stands as a cast's type would, `(NAME)` before an operand, so most scripts never load BTF
+    here. `(NAME *)` is a type whatever NAME is: the type checker says when it names none."""
+
+    def __init__(self, source: str, headers: tuple = ()):
+        self.source = source
+        self.script: set[str] = {_typedef_name(m[0]) for header in headers
+                                 for m in _TYPEDEF.finditer(header.text)}
+
+    def is_cast_type(self, token: Token) -> bool:
+        source, i = self.source, token.start_pos - 1
+        while i >= 0 and source[i] in " \t\n":
+            i -= 1
+        if i < 0 or source[i] != "(":
+            return False
+        j = i - 1
+        while j >= 0 and source[j] in " \t\n":
+            j -= 1
+        if _POINTER_CAST.match(source, token.end_pos):
+            return True             # `(NAME *)` is no expression: a type, known or not (checked later)
+        word = _WORD_BEFORE.search(source, max(0, j - 8), j + 1)
+        if not (word and word[0] in ("sizeof", "offsetof")) and \
+                not _CAST_AFTER.match(source, token.end_pos):
+            return False
+        return str(token) in self.script or _kernel_typedef(str(token))
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel_typedef(name: str) -> bool:
+    from pybpf import btf
+    try:
+        return btf.vmlinux().find_id(name, "typedef") is not None
+    except btf.BtfError:
+        return False
+
+
+# A typedef of a header, as the grammar's C_DEFINITION reads one.
+_TYPEDEF = re.compile(r"\btypedef\s[^;{]*(\{([^{}]|\{([^{}]|\{[^{}]*\})*\})*\}[^;]*)?;")
+
+
+def _typedef_name(text: str) -> str:
+    """typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)"""
+    return re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
+
+
 def _c_definition(token: Token) -> ast.CDefinition:
     text = str(token)
     if text.startswith("typedef"):
-        # typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)
-        name = re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
-        return ast.CDefinition("typedef", name, text, Span.of_token(token))
+        return ast.CDefinition("typedef", _typedef_name(text), text, Span.of_token(token))
     kind, name = re.match(r"(\w+)\s+(\w+)", text).groups()
     return ast.CDefinition(kind, name, text, Span.of_token(token))
 

@@ -14,7 +14,7 @@ from pybpf.records import replace
 from pybpf import ast
 from pybpf import types as T
 from pybpf.checked import (CHAR, INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField,
-                           int_size, is_int)
+                           is_int)
 from pybpf.diagnostics import Span
 from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
@@ -366,8 +366,7 @@ class KernelChecks:
     def expr_SizeOf(self, e: ast.SizeOf):
         if e.type_name is not None:
             t = self.kernel_type_name(e.type_name, e.span)
-            size = None if t is None else (t.size if not isinstance(t, T.IntType) else
-                                           int_size(e.type_name))
+            size = None if t is None else t.size
         else:
             t = self.expr(e.operand)
             size = None if t is None else t.size
