@@ -87,6 +87,8 @@ class CheckedScript:
     pointer_scale: dict = field(default_factory=dict)   # pointer +/- int node -> pointee size
     retvals: dict = field(default_factory=dict)         # retval node -> {point: KernelRead}
     struct_copies: set = field(default_factory=set)     # *p / p->s nodes whose struct is copied
+    # `args` as a value -> its fields' args.NAME nodes, read into the struct in order
+    args_values: dict = field(default_factory=dict)
     # str(address) node -> True: it reads the process's memory, False: the kernel's (absent: not
     # known, the helper that tells them apart by the address)
     string_reads: dict = field(default_factory=dict)

@@ -119,6 +119,47 @@ class KernelChecks:
         self.result.kernel_fields[e] = found
         return found.type
 
+    def args_value(self, e: ast.Builtin) -> T.StructType | None:
+        """`args` whole (print(args), $a = args, a map's value or key): each field read as
+        args.NAME reads it, into a struct printed { .name = value, ... } (pointers in hex). The
+        block's probes must have the same fields."""
+        group = self.group
+        if group.provider.args is Args.BTF:
+            lists = {tuple(n for n, _ in group.btf_args.get(p.name, []) if n) for p in group.points}
+            name = "args"
+        else:
+            lists = {tuple(f.name for f in group.formats[p.name].args) for p in group.points}
+            fmt = group.formats[group.points[0].name]
+            name = f"struct _tracepoint_{fmt.category}_{fmt.name}"
+        if len(lists) != 1:
+            self.error("args has different fields in the probes this block attaches to: read "
+                       "them one by one (args.NAME)", e.span)
+            return None
+        fields, reads, offset = [], [], 0
+        base = ast.Builtin("args", e.span)      # not e: e's type is the struct
+        for field_name in lists.pop():
+            access = ast.FieldAccess(base, field_name, False, e.span)
+            t = self.expr(access)
+            if t is None:
+                return None
+            found = next(iter(self.result.fields[access].values()))
+            pointer = isinstance(t, T.PointerType) or getattr(found, "is_pointer", False) or \
+                getattr(getattr(found, "read", None), "kind", "") == "pointer"
+            if pointer:
+                t = T.FormattedType("pointer")
+            elif not isinstance(t, (T.IntType, T.StringType)):
+                self.error(f"args.{field_name} ({t}) cannot be part of args as a value", e.span)
+                return None
+            fields.append((field_name, offset, t))
+            reads.append(access)
+            offset += (t.size + 7) & ~7
+        if offset > MAX_TUPLE_SIZE:
+            self.error(f"args takes {offset} bytes, more than the {MAX_TUPLE_SIZE} a value on the "
+                       "BPF stack can have: read its fields instead (args.NAME)", e.span)
+            return None
+        self.result.args_values[e] = tuple(reads)
+        return T.StructType(name, tuple(fields), offset)
+
     def btf_argument(self, e: ast.FieldAccess):
         kt = self.kernel_types(e.span)
         if kt is None:

@@ -17,10 +17,19 @@ def test_every_case_has_its_expected_output():
         assert os.path.getsize(os.path.join(CASES_DIR, f"{name}.out")) > 0, name
 
 
+def case_options(name: str) -> list[str]:
+    """The command-line options a case runs with, before the script: NAME.args, one a line."""
+    path = os.path.join(CASES_DIR, f"{name}.args")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return f.read().splitlines()
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", CASES)
 def test_case_prints_what_bpftrace_documents(name):
-    result = run_pybpf([os.path.join(CASES_DIR, f"{name}.pbt")])
+    result = run_pybpf(case_options(name) + [os.path.join(CASES_DIR, f"{name}.pbt")])
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     with open(os.path.join(CASES_DIR, f"{name}.out")) as f:

@@ -264,6 +264,20 @@ def test_tracepoint_errors(source, rendered):
     assert error_of(source) == rendered
 
 
+@pytest.mark.kernel
+def test_args_as_a_value_is_a_struct_of_its_fields():
+    maps = maps_of("tracepoint:sched:sched_switch { @a[1] = args; }")
+    value = maps["@a"].value
+    assert isinstance(value, T.StructType) and value.name == "struct _tracepoint_sched_sched_switch"
+    assert [(name, offset, str(t)) for name, offset, t in value.fields][:3] == \
+        [("prev_comm", 0, "string[16]"), ("prev_pid", 16, "int64"), ("prev_prio", 24, "int64")]
+    assert error_of("t:syscalls:sys_enter_openat, t:syscalls:sys_enter_close { print(args); }") == (
+        "stdin:1:65-69: ERROR: args has different fields in the probes this block attaches to: "
+        "read them one by one (args.NAME)\n"
+        "t:syscalls:sys_enter_openat, t:syscalls:sys_enter_close { print(args); }\n"
+        "                                                                ~~~~")
+
+
 def maps_of(source, params=()):
     _, checked, _ = compile_to_ir(source, options=CompileOptions(params=tuple(params)))
     return checked.maps
