@@ -200,8 +200,10 @@ class _ToAst(Transformer):
 
     def let_stmt(self, meta, children):
         _let, var, _colon, type_name, _equals, value = children
-        return ast.VarDecl(var, None if type_name is None else str(type_name).removesuffix("_t"),
-                           value, _span(meta))
+        return ast.VarDecl(var, type_name, value, _span(meta))
+
+    def let_type(self, meta, children):
+        return "".join(str(c) for c in children if c is not None)    # 'uint16', 'string[8]'
 
     def assignment(self, meta, children):
         target, op, value = children

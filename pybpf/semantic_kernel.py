@@ -21,6 +21,7 @@ from pybpf.providers.base import Args, Context
 from pybpf.tracefs import TracepointField
 
 R = TypeVar("R")
+STRING_TYPE_NAME = re.compile(r"string(?:\[(\d+)\])?")
 ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64)|bool)\[(\d*)\]")    # 'uint8[8]', 'int8[]', 'bool[4]'
 
 
@@ -290,6 +291,28 @@ class KernelChecks:
         if text in INT_TYPE_NAMES:
             return INT_TYPE_NAMES[text]
         return self.ask_kernel_types(span, lambda kt: kt.parse_type_name(text))
+
+    def declared_type(self, text: str, span: Span) -> T.Type | None:
+        """The type `let $x: TYPE` names: a string (max_strlen bytes, or string[N]), an integer
+        array (uint8[4]), or a cast's type (integers, pointers, kernel records, typedefs)."""
+        string = STRING_TYPE_NAME.fullmatch(text)
+        if string:
+            size = int(string[1]) if string[1] else self.string_size
+            if size < 1:
+                self.error(f"A string needs at least one byte, not {size}", span)
+                return None
+            return T.StringType(size)
+        array = ARRAY_TYPE_NAME.fullmatch(text)
+        if array:
+            if not array[2]:
+                self.error(f"A declared array needs its size: {array[1]}[N]", span)
+                return None
+            return T.ArrayType(INT_TYPE_NAMES[array[1]], int(array[2]))
+        t = self.kernel_type_name(text, span)
+        if isinstance(t, T.RecordType):
+            self.error(f"A variable cannot be declared of type {t}: declare a pointer to it", span)
+            return None
+        return t
 
     def expr_Cast(self, e: ast.Cast):
         array = ARRAY_TYPE_NAME.fullmatch(e.type_name)

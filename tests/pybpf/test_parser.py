@@ -185,10 +185,10 @@ SYNTAX_ERRORS = [
      "stdin:1:14-15: ERROR: syntax error, unexpected '1'\n"
      "BEGIN { $a = 1e-3; }\n"
      "             ~"),
-    ("BEGIN { let $a: string = 1; }",
-     "stdin:1:17-23: ERROR: syntax error, unexpected string\n"
-     "BEGIN { let $a: string = 1; }\n"
-     "                ~~~~~~"),
+    ("BEGIN { let $a: strin = 1; }",
+     "stdin:1:17-22: ERROR: syntax error, unexpected strin\n"
+     "BEGIN { let $a: strin = 1; }\n"
+     "                ~~~~~"),
     ("BEGIN < @a = 1 >",
      "stdin:1:17-18: ERROR: syntax error, unexpected end of input\n"
      "BEGIN < @a = 1 >\n"

@@ -358,3 +358,16 @@ def test_array_casts_and_indexes():
     assert {b.type for b in checked.variables.values()} == {array}
     assert checked.maps["@k"].key == (array,)
     assert checked.maps["@k"].value == T.TupleType((T.IntType(8, True), array))
+
+
+@pytest.mark.parametrize("source, message", [
+    ('BEGIN { let $t: string[2] = "abc"; }',
+     "Type mismatch for $t: trying to assign value of type 'string[4]' when variable already "
+     "has a type 'string[2]'"),
+    ("BEGIN { let $t: struct task_struct; }",
+     "A variable cannot be declared of type struct task_struct: declare a pointer to it"),
+    ("BEGIN { let $t: uint8[]; }", "A declared array needs its size: uint8[N]"),
+    ("BEGIN { let $t: string[0]; }", "A string needs at least one byte, not 0"),
+])
+def test_typed_declarations_refused(source, message):
+    assert error_of(source).split("\n")[0].split("ERROR: ")[1] == message
