@@ -387,13 +387,22 @@ class KernelChecks:
             self.error(f"The array index operator [] can only be used on arrays, tuples, strings "
                        f"and typed pointers, found {base}", e.span)
             return None
-        index = self.fold(e.index)
-        if index is None:
-            self.error("The index must be a constant integer", e.index.span)
-            return None
-        self.set(e.index, INT)
         count = base.count if isinstance(base, T.ArrayType) else \
             base.size if isinstance(base, T.StringType) else len(base.elements)
+        index = self.fold(e.index)
+        if index is None and not isinstance(base, T.TupleType):
+            # bpftrace 0.24+: checked at run time; an index out of bounds reads 0
+            t = self.expr(e.index)
+            if t is None:
+                return None
+            if not isinstance(t, T.IntType):
+                self.error(f"The index must be an integer, not '{t}'", e.index.span)
+                return None
+            return CHAR if isinstance(base, T.StringType) else base.element
+        if index is None:
+            self.error("A tuple's index must be a constant integer", e.index.span)
+            return None
+        self.set(e.index, INT)
         if not 0 <= index < count:
             self.error(f"The index {index} is out of bounds for {base}", e.index.span)
             return None

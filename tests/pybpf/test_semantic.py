@@ -158,10 +158,10 @@ ERRORS = [
      'stdin:1:22-27: ERROR: The array index operator [] can only be used on arrays, tuples, strings and typed pointers, found int64\n'
      'BEGIN { $x = 1; $b = $x[0]; }\n'
      '                     ~~~~~'),
-    ('BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }',
-     'stdin:1:43-45: ERROR: The index must be a constant integer\n'
-     'BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }\n'
-     '                                          ~~'),
+    ('BEGIN { $a = (1, 2); $i = 1; $b = $a[$i]; }',
+     "stdin:1:38-40: ERROR: A tuple's index must be a constant integer\n"
+     'BEGIN { $a = (1, 2); $i = 1; $b = $a[$i]; }\n'
+     '                                     ~~'),
     ('BEGIN { $a = (uint8[8])"s"; }',
      'stdin:1:14-27: ERROR: Cannot cast string[2] to uint8[8]\n'
      'BEGIN { $a = (uint8[8])"s"; }\n'
