@@ -272,7 +272,23 @@ class KernelLowering:
         if index is None:
             return self.variable_index(e, base, base_t, t, element_size)
         offset = index * element_size
-        return self.gep(base, offset) if is_buffer(t) else self.load_int(base, offset, t)
+        if is_buffer(t):
+            element = self.gep(base, offset)
+            return element if offset % 8 == 0 and t.size % 8 == 0 else self.realigned(element, t.size)
+        return self.load_int(base, offset, t)
+
+    def realigned(self, src: ir.Value, size: int) -> ir.Value:
+        """A copy of the `size` bytes at `src` (an element of an array of structs, at any offset)
+        in a buffer as buffers are: 8-aligned, zero-padded to a multiple of 8."""
+        buf = self.alloca(size, "element")
+        self.zero(buf, size)
+        offset = 0
+        while offset < size:
+            width = next(w for w in (8, 4, 2, 1) if w <= size - offset)
+            part = self.b.load(self.gep(src, offset), typ=ir.IntType(width * 8), align=1)
+            self.b.store(part, self.gep(buf, offset), align=1)
+            offset += width
+        return buf
 
     def variable_index(self, e, base, base_t, t, element_size: int) -> ir.Value:
         """a[i] with i known at run time: the element when i is in bounds (unsigned, so a
@@ -285,7 +301,8 @@ class KernelLowering:
         if is_buffer(t):
             zeroed = self.alloca(t.size, "out_of_bounds")
             self.zero(zeroed, t.size)
-            return self.b.select(inside, element, zeroed)
+            chosen = self.b.select(inside, element, zeroed)
+            return chosen if element_size % 8 == 0 else self.realigned(chosen, t.size)
         return self.b.select(inside, self.load_int(element, 0, t), c64(0))
 
     def expr_SizeOf(self, e):
