@@ -328,7 +328,35 @@ class _RecordField:
 
 
 _TOKEN_NAMES = {"SEMICOLON": ";", "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LPAR": "(",
-                "$END": "end of input", "MORETHAN": ">", "LESSTHAN": "<", "COMMA": ","}
+                "$END": "end of file", "MORETHAN": ">", "LESSTHAN": "<", "COMMA": ","}
+# What an expected terminal that is no fixed text is called in `expecting ...`.
+_TERMINAL_KINDS = {"IDENT": "identifier", "FIELD_NAME": "identifier", "INT": "integer",
+                   "STRING": "string", "VAR_NAME": "variable", "MAP_NAME": "map",
+                   "ATTACH_POINT": "probe", "PARAM": "positional parameter", "INT_TYPE": "type",
+                   "TYPEDEF_NAME": "type", "C_DEFINITION": "definition",
+                   "COMPOUND_OP": "assignment", "PREDICATE_END": "/"}
+# bison names the expected tokens when there are at most this many (YYERROR_VERBOSE_ARGS_MAXIMUM).
+_MOST_EXPECTED = 4
+
+
+def _expecting(expected, token: Token) -> str:
+    """`, expecting X or Y` as bison writes it: when few tokens could come here, or, at the end of
+    the file, the `}` a block still waits for."""
+    names = set()
+    for name in expected:
+        if name == "$END":
+            names.add("end of file")
+        elif name in _TERMINAL_KINDS:
+            names.add(_TERMINAL_KINDS[name])
+        else:
+            pattern = _lark().get_terminal(name).pattern
+            names.add(pattern.value if pattern.type == "str" else name.lower())
+    if len(names) > _MOST_EXPECTED:
+        if token.type != "$END" or "}" not in names:
+            return ""
+        names = {"}"}
+    return ", expecting " + " or ".join(sorted(names, key=lambda n: (n[0].isalnum(), n)))
+
 
 
 def parse(source: str, filename: str = "stdin") -> ast.Script:
@@ -352,7 +380,7 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
         tree = _tree(source, headers)
     except lark.exceptions.UnexpectedToken as e:
         tok: Token = e.token
-        text = _TOKEN_NAMES.get(tok.type, str(tok)) if tok.type != "$END" else "end of input"
+        text = _TOKEN_NAMES.get(tok.type, str(tok)) if tok.type != "$END" else "end of file"
         if tok.type == "$END":
             line, col = _end_position(source)
             span = Span(line, col, line, col + 1)
@@ -365,7 +393,7 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
                 diags.error(f"Unknown type: {cast[2]}",
                             Span(line, column, line, column + cast.end(1) - cast.start(1)))
                 return None
-        diags.error(f"syntax error, unexpected {text}", span)
+        diags.error(f"syntax error, unexpected {text}{_expecting(e.expected, tok)}", span)
         return None
     except lark.exceptions.UnexpectedCharacters as e:
         char = source[e.pos_in_stream]
@@ -375,7 +403,7 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
         return None
     except lark.exceptions.UnexpectedEOF:
         line, col = _end_position(source)
-        diags.error("syntax error, unexpected end of input", Span(line, col, line, col + 1))
+        diags.error("syntax error, unexpected end of file", Span(line, col, line, col + 1))
         return None
     limit = nesting_limit()
     too_deep = _deeper_than(tree, limit)

@@ -155,22 +155,23 @@ def test_spans_are_one_based_and_end_exclusive():
 
 
 # Rendered exactly. Marked `bpftrace` where bpftrace 0.17 prints the same thing; the others differ
-# from bpftrace only in the `, expecting ...` tail bison adds and in the token names it uses.
+# from bpftrace in the `, expecting ...` tail (bison's LALR tables list other tokens than Lark's)
+# and in the token names it uses.
 SYNTAX_ERRORS = [
     ("BEGIN { @a = 1 + ; }",                                    # bpftrace
      "stdin:1:18-19: ERROR: syntax error, unexpected ;\n"
      "BEGIN { @a = 1 + ; }\n"
      "                 ~"),
-    ("BEGIN { @a = 1; } }",                                     # bpftrace adds ", expecting {"
-     "stdin:1:19-20: ERROR: syntax error, unexpected }\n"
+    ("BEGIN { @a = 1; } }",                                     # bpftrace: ", expecting {"
+     "stdin:1:19-20: ERROR: syntax error, unexpected }, expecting macro or probe\n"
      "BEGIN { @a = 1; } }\n"
      "                  ~"),
-    ("BEGIN { if (1) { } else }",                               # bpftrace adds ", expecting { or if"
-     "stdin:1:25-26: ERROR: syntax error, unexpected }\n"
+    ("BEGIN { if (1) { } else }",                               # bpftrace
+     "stdin:1:25-26: ERROR: syntax error, unexpected }, expecting { or if\n"
      "BEGIN { if (1) { } else }\n"
      "                        ~"),
     ("BEGIN { @a = 1 ",
-     "stdin:1:16-17: ERROR: syntax error, unexpected end of input\n"
+     "stdin:1:16-17: ERROR: syntax error, unexpected end of file, expecting }\n"
      "BEGIN { @a = 1 \n"
      "               ~"),
     ("BEGIN {\n  @a = 1;\n  @b = / 2;\n}",
@@ -190,7 +191,7 @@ SYNTAX_ERRORS = [
      "BEGIN { let $a: strin = 1; }\n"
      "                ~~~~~"),
     ("BEGIN < @a = 1 >",
-     "stdin:1:17-18: ERROR: syntax error, unexpected end of input\n"
+     "stdin:1:17-18: ERROR: syntax error, unexpected end of file\n"
      "BEGIN < @a = 1 >\n"
      "                ~"),
 ]
