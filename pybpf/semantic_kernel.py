@@ -309,9 +309,12 @@ class KernelChecks:
                 return None
             return T.ArrayType(INT_TYPE_NAMES[array[1]], int(array[2]))
         t = self.kernel_type_name(text, span)
-        if isinstance(t, T.RecordType):
-            self.error(f"A variable cannot be declared of type {t}: declare a pointer to it", span)
-            return None
+        if isinstance(t, T.RecordType):         # a struct held whole, as `$s = *p` holds one
+            if t.size > MAX_TUPLE_SIZE:
+                self.error(f"{t} takes {t.size} bytes, more than the {MAX_TUPLE_SIZE} a "
+                           "variable on the BPF stack can have: declare a pointer to it", span)
+                return None
+            return self.ask_kernel_types(span, lambda kt: kt.struct_layout(t.btf_id))
         return t
 
     def expr_Cast(self, e: ast.Cast):

@@ -365,7 +365,8 @@ def test_array_casts_and_indexes():
      "Type mismatch for $t: trying to assign value of type 'string[4]' when variable already "
      "has a type 'string[2]'"),
     ("BEGIN { let $t: struct task_struct; }",
-     "A variable cannot be declared of type struct task_struct: declare a pointer to it"),
+     "struct task_struct takes 3264 bytes, more than the 256 a variable on the BPF stack can "
+     "have: declare a pointer to it"),
     ("BEGIN { let $t: uint8[]; }", "A declared array needs its size: uint8[N]"),
     ("BEGIN { let $t: string[0]; }", "A string needs at least one byte, not 0"),
 ])
