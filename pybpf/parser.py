@@ -203,7 +203,11 @@ class _ToAst(Transformer):
         return ast.VarDecl(var, type_name, value, _span(meta))
 
     def let_type(self, meta, children):
-        return "".join(str(c) for c in children if c is not None)    # 'uint16', 'string[8]'
+        words = [str(c) for c in children if c is not None]
+        if words[0] == "string":
+            return "".join(words)                                   # 'string', 'string[8]'
+        stars = "".join(words[1:])                                  # a typedef's: 'my_t *'
+        return words[0] + (" " + stars if stars else "")
 
     def assignment(self, meta, children):
         target, op, value = children
@@ -339,9 +343,13 @@ _TERMINAL_KINDS = {"IDENT": "identifier", "FIELD_NAME": "identifier", "INT": "in
 _MOST_EXPECTED = 4
 
 
-def _expecting(expected, token: Token) -> str:
+def _expecting(error: lark.exceptions.UnexpectedToken, token: Token) -> str:
     """`, expecting X or Y` as bison writes it: when few tokens could come here, or, at the end of
-    the file, the `}` a block still waits for."""
+    the file, the `}` a block still waits for. What could come is the parser state's terminals
+    (an error the contextual lexer raises names only those its patterns could have matched)."""
+    state = error.state
+    expected = error.expected if state is None else \
+        {n for n in state.parse_conf.parse_table.states[state.position] if n.isupper() or n == "$END"}
     names = set()
     for name in expected:
         if name == "$END":
@@ -393,7 +401,7 @@ def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
                 diags.error(f"Unknown type: {cast[2]}",
                             Span(line, column, line, column + cast.end(1) - cast.start(1)))
                 return None
-        diags.error(f"syntax error, unexpected {text}{_expecting(e.expected, tok)}", span)
+        diags.error(f"syntax error, unexpected {text}{_expecting(e, tok)}", span)
         return None
     except lark.exceptions.UnexpectedCharacters as e:
         char = source[e.pos_in_stream]
