@@ -50,3 +50,12 @@ def test_getopt_reads_the_named_script_arguments():
                         "--verbose"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == "5 sda 1"
+
+
+@pytest.mark.kernel
+def test_btf_args_print_whole():
+    result = run_pybpf(["-e", "rawtracepoint:sched_switch { print(args); exit(); }"])
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[1]
+    assert re.fullmatch(r"\{ \.preempt = \d, \.prev = 0x[0-9a-f]+, \.next = 0x[0-9a-f]+, "
+                        r"\.prev_state = \d+ \}", first), result.stdout
