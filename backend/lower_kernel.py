@@ -10,7 +10,7 @@ from llvmlite import ir
 
 from pybpf import ast
 from pybpf import types as T
-from pybpf.backend.irutil import I32, I64, PTR, c64, is_buffer
+from pybpf.backend.irutil import I8, I32, I64, PTR, c64, is_buffer, opaque
 from pybpf.ktypes import KernelRead
 from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.providers.base import Context
@@ -264,13 +264,46 @@ class KernelLowering:
             found = self.checked.kernel_fields[e]
             return self.read_kernel(self.kernel_address(e), found.type, found.read)
         base_t, t = self.type_of(e.base), self.type_of(e)
-        base, index = self.expr(e.base), self.checked.constants[e]
+        base, index = self.expr(e.base), self.checked.constants.get(e)
         if isinstance(base_t, T.TupleType):
             offset = base_t.offsets()[index]
             return self.gep(base, offset) if is_buffer(t) else self.load64(base, offset)
         element_size = base_t.element.size if isinstance(base_t, T.ArrayType) else 1   # a string's char
+        if index is None:
+            return self.variable_index(e, base, base_t, t, element_size)
         offset = index * element_size
-        return self.gep(base, offset) if is_buffer(t) else self.load_int(base, offset, t)
+        if is_buffer(t):
+            element = self.gep(base, offset)
+            return element if offset % 8 == 0 and t.size % 8 == 0 else self.realigned(element, t.size)
+        return self.load_int(base, offset, t)
+
+    def realigned(self, src: ir.Value, size: int) -> ir.Value:
+        """A copy of the `size` bytes at `src` (an element of an array of structs, at any offset)
+        in a buffer as buffers are: 8-aligned, zero-padded to a multiple of 8."""
+        buf = self.alloca(size, "element")
+        self.zero(buf, size)
+        offset = 0
+        while offset < size:
+            width = next(w for w in (8, 4, 2, 1) if w <= size - offset)
+            part = self.b.load(self.gep(src, offset), typ=ir.IntType(width * 8), align=1)
+            self.b.store(part, self.gep(buf, offset), align=1)
+            offset += width
+        return buf
+
+    def variable_index(self, e, base, base_t, t, element_size: int) -> ir.Value:
+        """a[i] with i known at run time: the element when i is in bounds (unsigned, so a
+        negative i is not), else 0 (a zeroed element), as bpftrace 0.24+ checks it."""
+        count = base_t.count if isinstance(base_t, T.ArrayType) else base_t.size
+        index = self.expr(e.index)
+        inside = self.b.icmp_unsigned("<", index, c64(count))
+        safe = self.b.select(inside, index, c64(0))
+        element = opaque(self.b.gep(base, [self.b.mul(safe, c64(element_size))], source_etype=I8))
+        if is_buffer(t):
+            zeroed = self.alloca(t.size, "out_of_bounds")
+            self.zero(zeroed, t.size)
+            chosen = self.b.select(inside, element, zeroed)
+            return chosen if element_size % 8 == 0 else self.realigned(chosen, t.size)
+        return self.b.select(inside, self.load_int(element, 0, t), c64(0))
 
     def expr_SizeOf(self, e):
         return c64(self.checked.constants[e])

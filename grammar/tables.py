@@ -19,7 +19,7 @@ import os
 
 OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
 # The layout of the JSON below, for pybpf.lalr: a new layout is a new name.
-FORMAT = "pybpf.lalr 1"
+FORMAT = "pybpf.lalr 2"
 GRAMMAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pbt.lark")
 SHIPPED = os.path.join(os.path.dirname(GRAMMAR), "pbt-tables.json")
 
@@ -42,7 +42,8 @@ def build(grammar: str) -> bytes:
       gives each state's, `root` the lexer of all terminals (used for error messages);
     - rules: [the rule's name, its action's ('' for an inlined `_rule`), length, whether a single
       child is its value, the children kept ([index, inline it, Nones before]) or None for all,
-      Nones after]."""
+      Nones after];
+    - literals: each terminal that is a fixed text, with that text (syntax errors name them)."""
     import hashlib
 
     import lark
@@ -76,7 +77,8 @@ def build(grammar: str) -> bytes:
     data = {"states": {str(k): v for k, v in states.items()},
             "start": table.start_states["start"], "end": table.end_states["start"],
             "lexers": [lexers[key][1] for key in sorted(lexers, key=lambda k: lexers[k][0])],
-            "lexer": {str(k): v for k, v in state_lexers.items()}, "root": root, "rules": rule_rows}
+            "lexer": {str(k): v for k, v in state_lexers.items()}, "root": root, "rules": rule_rows,
+            "literals": {t.name: t.pattern.value for t in parser.terminals if t.pattern.type == "str"}}
     return json.dumps({"name": name(grammar, hashlib.sha256), "lalr": data},
                       separators=(",", ":")).encode()
 

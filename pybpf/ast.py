@@ -297,7 +297,8 @@ class Script:
     macros: tuple[Macro, ...] = ()
     includes: tuple[str, ...] = ()      # the headers of its #include lines: 'linux/sched.h'
     c_definitions: tuple[CDefinition, ...] = ()
-    # Its object-like #defines as written, (name, body): the constants its C definitions may use.
+    # Its #defines as written, (head, body), head `NAME` or `NAME(a, b)`: the constants and macros
+    # its C definitions may use.
     defines: tuple[tuple[str, str], ...] = ()
 
 

@@ -95,13 +95,13 @@ def _tokens(text: str) -> list[_Token]:
 
 # A preprocessor line of a header: `#define NAME BODY` (continued with backslashes), `#include`.
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w+)[ \t]*(.*)$")
-_DEFINE = re.compile(r"([A-Za-z_]\w*)(\()?")
+_DEFINE = re.compile(r"([A-Za-z_]\w*)(\([^)]*\))?")
 
 
 def _preprocess(text: str) -> tuple[str, dict[str, str]]:
-    """The text with its preprocessor lines blanked (line numbers kept) and its object-like
-    #defines (NAME -> body). #includes were read already (pybpf.include); conditionals are not
-    evaluated: both branches are read, as for the script itself."""
+    """The text with its preprocessor lines blanked (line numbers kept) and its #defines (head:
+    `NAME` or `NAME(a, b)` -> body). #includes were read already (pybpf.include); a header's own
+    conditionals are not evaluated: both branches are read (the script's are: pybpf.preprocessor)."""
     defines: dict[str, str] = {}
     lines = text.split("\n")
     i = 0
@@ -117,12 +117,17 @@ def _preprocess(text: str) -> tuple[str, dict[str, str]]:
             body = body[:-1] + " " + lines[i]
         if m[1] == "define":
             d = _DEFINE.match(body)
-            if d and not d[2]:                          # function-like ones are not constants
-                defines[d[1]] = re.sub(r"/\*.*?\*/|//.*", "", body[d.end():]).strip()
+            if d:
+                defines[d[0]] = re.sub(r"/\*.*?\*/|//.*", "", body[d.end():]).strip()
         for j in range(first, i + 1):
             lines[j] = ""
         i += 1
     return "\n".join(lines), defines
+
+
+def header_defines(text: str) -> dict[str, str]:
+    """A header's object-like #defines (NAME -> body)."""
+    return {head: body for head, body in _preprocess(text)[1].items() if "(" not in head}
 
 
 class _Parser:
@@ -558,6 +563,15 @@ class _Constant:
         raise CError(f"unexpected '{t.text}' in a constant", t)
 
 
+def constant_expression(tokens: list[_Token], names, depth: int = 0) -> int:
+    """The value of C's integer constant expression `tokens` (c_tokens), its names answered by
+    `names.constant(token, layout, depth)` (pybpf.preprocessor's #if conditions)."""
+    return _Constant(tokens, names, None, depth).value()
+
+
+c_tokens = _tokens
+
+
 def _apply(op: str, a: int, b: int) -> int:
     if op == "/":
         return abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)     # C truncates
@@ -575,13 +589,53 @@ class _Scope:
     """The names a script's definitions see: its own tags, typedefs, enumerators and #defines,
     then the kernel's."""
 
-    def __init__(self, kernel: B.Btf | None, defines: dict[str, str]):
+    def __init__(self, kernel: B.Btf | None):
         self.kernel = kernel
         self.tags: dict[tuple[str, str], int] = {}
         self.defined: set[tuple[str, str]] = set()
         self.typedefs: dict[str, int] = {}
         self.constants: dict[str, int] = {}
-        self.defines = defines
+        self.defines: dict[str, str] = {}                               # object-like: NAME -> body
+        self.functions: dict[str, tuple[tuple[str, ...], str]] = {}     # NAME -> (params, body)
+
+    def define(self, head: str, body: str) -> None:
+        """#define HEAD BODY, HEAD `NAME` or `NAME(a, b)`."""
+        name, _, params = head.partition("(")
+        if params:
+            self.functions[name] = (tuple(p.strip() for p in params.rstrip(")").split(",")
+                                          if p.strip()), body)
+        else:
+            self.defines[name] = body
+
+    def expanded(self, tokens: list[_Token], hidden: frozenset = frozenset()) -> list[_Token]:
+        """`tokens` with the calls of function-like #defines replaced by their bodies, the
+        arguments put in for the parameters, as C's preprocessor does (no # or ##); the tokens
+        put in take the place of the call, for errors. A macro is not expanded inside itself."""
+        if not self.functions:
+            return tokens
+        out, i = [], 0
+        while i < len(tokens):
+            t = tokens[i]
+            macro = self.functions.get(t.text) if t.kind == "name" and t.text not in hidden else None
+            if macro is None or i + 1 >= len(tokens) or tokens[i + 1].text != "(":
+                out.append(t)
+                i += 1
+                continue
+            args, i = _arguments(tokens, i + 1)
+            params, body = macro
+            if args == [[]] and not params:
+                args = []
+            if len(args) != len(params):
+                raise CError(f"macro {t.text} takes {len(params)} argument"
+                             f"{'' if len(params) == 1 else 's'}, {len(args)} given", t)
+            replaced: list[_Token] = []
+            for b in _tokens(body):
+                if b.kind == "name" and b.text in params:
+                    replaced += self.expanded(args[params.index(b.text)], hidden)
+                else:
+                    replaced.append(_Token(b.kind, b.text, t.line, t.column))
+            out += self.expanded(replaced, hidden | {t.text})
+        return out
 
     def is_type(self, name: str) -> bool:
         if name in self.typedefs or name in _FIXED_WIDTH:
@@ -647,6 +701,24 @@ class _Scope:
         raise CError(f"unknown name '{name}' in a constant", token)
 
 
+def _arguments(tokens: list[_Token], open_at: int) -> tuple[list[list[_Token]], int]:
+    """A macro call's arguments, split at the commas outside parentheses, from the '(' at
+    `open_at`; and the index after its ')'."""
+    args: list[list[_Token]] = [[]]
+    depth, i = 0, open_at + 1
+    while i < len(tokens):
+        t = tokens[i]
+        if t.text == ")" and depth == 0:
+            return args, i + 1
+        depth += {"(": 1, ")": -1}.get(t.text, 0)
+        if t.text == "," and depth == 0:
+            args.append([])
+        else:
+            args[-1].append(t)
+        i += 1
+    raise CError("unterminated macro call", tokens[open_at])
+
+
 class ScriptBtf(B.Btf):
     """The kernel's BTF with the script's types after it; the script's names are found first."""
 
@@ -680,8 +752,8 @@ def _span_in(definition_span: Span, token: _Token | None) -> Span:
 def script_types(definitions: tuple, defines: tuple[tuple[str, str], ...],
                  headers: tuple[Header, ...]) -> ScriptTypes | None:
     """The script's C definitions (ast.CDefinition: text and span) and `headers` compiled over
-    the kernel's BTF; None when there are neither. `defines`: the script's own #defines (name,
-    body), for array sizes and enumerators."""
+    the kernel's BTF; None when there are neither. `defines`: the script's own #defines (head,
+    body: pybpf.ast.Script.defines), for array sizes, enumerators and wherever they are called."""
     if not definitions and not headers:
         return None
     try:
@@ -689,20 +761,22 @@ def script_types(definitions: tuple, defines: tuple[tuple[str, str], ...],
     except B.BtfError:
         kernel = None
     layout = Layout(kernel)
-    scope = _Scope(kernel, {})
+    scope = _Scope(kernel)
     errors: list[tuple[str, Span]] = []
     for header in headers:
         text, header_defines = _preprocess(header.text)
-        scope.defines.update(header_defines)
+        for head, body in header_defines.items():
+            scope.define(head, body)
         try:
-            _Parser(layout, scope, _tokens(text)).definitions(tolerant=True)
+            _Parser(layout, scope, scope.expanded(_tokens(text))).definitions(tolerant=True)
         except CError as e:
             where = f":{e.at.line}" if e.at else ""
             errors.append((f"{header.name}{where}: {e}", Span(0, 0, 0, 0)))
-    scope.defines.update(defines)
+    for head, body in defines:
+        scope.define(head, body)
     for d in definitions:
         try:
-            _Parser(layout, scope, _tokens(d.text)).definitions(tolerant=False)
+            _Parser(layout, scope, scope.expanded(_tokens(d.text))).definitions(tolerant=False)
         except CError as e:
             errors.append((f"{d.kind} {d.name}: {e}" if d.name else str(e), _span_in(d.span, e.at)))
     constants = dict(scope.constants)

@@ -87,6 +87,8 @@ class CheckedScript:
     pointer_scale: dict = factory(dict)   # pointer +/- int node -> pointee size
     retvals: dict = factory(dict)         # retval node -> {point: KernelRead}
     struct_copies: set = factory(set)     # *p / p->s nodes whose struct is copied
+    # `args` as a value -> its fields' args.NAME nodes, read into the struct in order
+    args_values: dict = factory(dict)
     # str(address) node -> True: it reads the process's memory, False: the kernel's (absent: not
     # known, the helper that tells them apart by the address)
     string_reads: dict = factory(dict)
@@ -144,10 +146,6 @@ def unify(a: T.Type, b: T.Type) -> T.Type | None:
         parts = [unify(x, y) for x, y in zip(a.elements, others)]
         return None if None in parts else T.TupleType(tuple(parts), a.names)
     return a if a == b else None
-
-
-def int_size(name: str) -> int:
-    return 1 if name == "bool" else int(name.lstrip("uint")) // 8
 
 
 # A positional parameter read as an integer the way bpftrace reads one (strtoul/strtol, base 0):

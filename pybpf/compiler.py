@@ -113,7 +113,7 @@ class LoweredScript:
 
 def _parse(source: str, diags: Diagnostics, options: CompileOptions) -> ast.Script | None:
     from pybpf.parser import parse_source
-    return parse_source(diags)
+    return parse_source(diags, options.headers)
 
 
 def _read_preamble(program: ast.Script, diags: Diagnostics, options: CompileOptions) -> ast.Script:

@@ -83,11 +83,13 @@ class KernelTypes:
         raise KernelTypeError(f"values of type {btf.c_name(type_id)} are not supported")
 
     def array_value(self, t: B.Array) -> T.ArrayType:
-        """An array of integers, or of such arrays (int m[2][3]) or of char strings, as a value
-        copied whole."""
+        """An array of integers, of structs or unions, or of such arrays (int m[2][3]) or of char
+        strings, as a value copied whole."""
         elem = self.btf.resolve(t.type_id)
         if isinstance(elem, (B.Int, B.Enum)):
             return T.ArrayType(T.IntType(elem.size, elem.signed), t.nelems)
+        if isinstance(elem, B.Struct):
+            return T.ArrayType(self.struct_layout(elem.id), t.nelems)
         if isinstance(elem, B.Array):
             inner = self.btf.resolve(elem.type_id)
             row = T.StringType(max(elem.nelems, 1)) if is_char(inner) else self.array_value(elem)
@@ -208,8 +210,8 @@ class KernelTypes:
             if type_id is None:
                 raise KernelTypeError(f"Unknown type: {base}")
         if not depth:
-            t, _ = self.convert(type_id)
-            return t
+            t, read = self.convert(type_id)     # an integer typedef casts to its own width
+            return T.IntType(read.size, t.signed) if isinstance(t, T.IntType) else t
         pointer = self.pointer_to(type_id)
         for _ in range(depth - 1):
             pointer = T.PointerType(0, pointer.name + "*")    # deeper levels: void-like

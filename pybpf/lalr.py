@@ -120,16 +120,20 @@ class Parser:
         # [origin, action name ('' for a `_rule`), length, a single child is the value, kept
         # children ([index, inline it, Nones before] or None: all), Nones after]
         self.rules = tables["rules"]
+        self.literals: dict[str, str] = tables["literals"]     # terminal -> its fixed text
 
-    def parse(self, text: str, actions, limit: int | None = None):
+    def parse(self, text: str, actions, limit: int | None = None, on_token=None):
         """The start rule's value. Raises UnexpectedToken, UnexpectedCharacters, and TooDeep
         when a value would be more than `limit` levels deep (Lark's tree: `_rule`s and single
-        children of `?rule`s are no level)."""
+        children of `?rule`s are no level). on_token(token), when given, sees each token before
+        it is parsed and may change its type (a C parser's typedef names)."""
         states, end_state = self.states, self.end
         found: dict[int, object] = {}
         state_stack, value_stack = [self.start], []
         token = None
         for token in self._tokens(text, state_stack):
+            if on_token is not None:
+                on_token(token)
             while True:
                 try:
                     kind, arg = states[state_stack[-1]][token.type]
@@ -228,7 +232,7 @@ class Parser:
                 token = Token(terminal, value, pos, line, column, line + value.count("\n"),
                               (len(value) - newline if newline >= 0 else column + len(value)),
                               pos + len(value))
-                raise UnexpectedToken(token, set())
+                raise UnexpectedToken(token, _expected(self.states[state_stack[-1]]))
             value, terminal = found
             start, start_line, column = pos, line, pos - line_start + 1
             newlines = value.count("\n")

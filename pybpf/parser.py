@@ -21,6 +21,7 @@ from pybpf.lalr import ParseError, Parser, Token, TooDeep, UnexpectedCharacters,
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.records import replace
 from pybpf.include import includes_of  # #include <linux/sched.h>: its known constants (uapi/headers)
+from pybpf.preprocessor import has_conditionals
 
 _ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "\\": b"\\", '"': b'"', "'": b"'",
             "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v", "e": b"\x1b"}
@@ -198,8 +199,14 @@ class _ToAst:
 
     def let_stmt(self, meta, children):
         _let, var, _colon, type_name, _equals, value = children
-        return ast.VarDecl(var, None if type_name is None else str(type_name).removesuffix("_t"),
-                           value, _span(meta))
+        return ast.VarDecl(var, type_name, value, _span(meta))
+
+    def let_type(self, meta, children):
+        words = [str(c) for c in children if c is not None]
+        if words[0] == "string":
+            return "".join(words)                                   # 'string', 'string[8]'
+        stars = "".join(words[1:])                                  # a typedef's: 'my_t *'
+        return words[0] + (" " + stars if stars else "")
 
     def assignment(self, meta, children):
         target, op, value = children
@@ -324,7 +331,35 @@ class _RecordField:
 
 
 _TOKEN_NAMES = {"SEMICOLON": ";", "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LPAR": "(",
-                "$END": "end of input", "MORETHAN": ">", "LESSTHAN": "<", "COMMA": ","}
+                "$END": "end of file", "MORETHAN": ">", "LESSTHAN": "<", "COMMA": ","}
+# What an expected terminal that is no fixed text is called in `expecting ...`.
+_TERMINAL_KINDS = {"IDENT": "identifier", "FIELD_NAME": "identifier", "INT": "integer",
+                   "STRING": "string", "VAR_NAME": "variable", "MAP_NAME": "map",
+                   "ATTACH_POINT": "probe", "PARAM": "positional parameter", "INT_TYPE": "type",
+                   "TYPEDEF_NAME": "type", "C_DEFINITION": "definition",
+                   "COMPOUND_OP": "assignment", "PREDICATE_END": "/"}
+# bison names the expected tokens when there are at most this many (YYERROR_VERBOSE_ARGS_MAXIMUM).
+_MOST_EXPECTED = 4
+
+
+def _expecting(error: UnexpectedToken, token: Token) -> str:
+    """`, expecting X or Y` as bison writes it: when few tokens could come here, or, at the end of
+    the file, the `}` a block still waits for. What could come is the parser state's terminals
+    (pybpf.lalr gives them also when the contextual lexer found no token this state takes)."""
+    literals = _parser().literals
+    names = set()
+    for name in error.expected:
+        if name == "$END":
+            names.add("end of file")
+        elif name in _TERMINAL_KINDS:
+            names.add(_TERMINAL_KINDS[name])
+        else:
+            names.add(literals.get(name, name.lower()))
+    if len(names) > _MOST_EXPECTED:
+        if token.type != "$END" or "}" not in names:
+            return ""
+        names = {"}"}
+    return ", expecting " + " or ".join(sorted(names, key=lambda n: (n[0].isalnum(), n)))
 
 
 def parse(source: str, filename: str = "stdin") -> ast.Script:
@@ -335,21 +370,34 @@ def parse(source: str, filename: str = "stdin") -> ast.Script:
     return program
 
 
-def parse_source(diags: Diagnostics) -> ast.Script | None:
-    """diags.source parsed; None once an error is reported in diags."""
+def parse_source(diags: Diagnostics, headers: tuple = ()) -> ast.Script | None:
+    """diags.source parsed; None once an error is reported in diags. Its #if/#ifdef conditionals
+    are evaluated first (pybpf.preprocessor), over BPFTRACE_HAVE_BTF and `headers`' #defines."""
     source = diags.source
+    if has_conditionals(source):
+        from pybpf.preprocessor import active_text, predefined
+        source = active_text(source, diags, predefined(headers))
+        if source is None:
+            return None
     limit = nesting_limit()
     try:
-        program = _parser().parse(source, _ToAst(), limit)
+        program = _parser().parse(source, _ToAst(), limit, on_token=_TypeNames(source, headers).retype)
     except UnexpectedToken as e:
         tok: Token = e.token
-        text = _TOKEN_NAMES.get(tok.type, str(tok)) if tok.type != "$END" else "end of input"
+        text = _TOKEN_NAMES.get(tok.type, str(tok)) if tok.type != "$END" else "end of file"
         if tok.type == "$END":
             line, col = _end_position(source)
             span = Span(line, col, line, col + 1)
         else:
             span = Span.of_token(tok)
-        diags.error(f"syntax error, unexpected {text}", span)
+            cast = _UNKNOWN_CAST.search(source, max(0, tok.start_pos - 200), tok.start_pos)
+            if cast:            # `(NAME) operand`: a cast to a type that no typedef names
+                line = source.count("\n", 0, cast.start(1)) + 1
+                column = cast.start(1) - source.rfind("\n", 0, cast.start(1))
+                diags.error(f"Unknown type: {cast[2]}",
+                            Span(line, column, line, column + cast.end(1) - cast.start(1)))
+                return None
+        diags.error(f"syntax error, unexpected {text}{_expecting(e, tok)}", span)
         return None
     except UnexpectedCharacters as e:
         char = source[e.pos_in_stream]
@@ -367,15 +415,78 @@ def parse_source(diags: Diagnostics) -> ast.Script | None:
     if not includes and not defines and not found:
         return program
     return replace(program, includes=includes, macros=defines + program.macros,
-                               defines=tuple((m[1], m[4]) for m in found if not m[2]))
+                   defines=tuple((m[1] + (m[2] or ""), m[4]) for m in found))
+
+
+# After an IDENT, what makes it a cast's type if it names one: stars, then ')' and an operand.
+# sizeof(NAME) and offsetof(NAME, f) need no operand.
+_WORD_BEFORE = re.compile(r"\w+$")
+_POINTER_CAST = re.compile(r"\s*\*[\s*]*\)")
+_UNKNOWN_CAST = re.compile(r"(\(\s*([A-Za-z_]\w*)\s*\))\s*$")
+_CAST_AFTER = re.compile(r"[\s*]*\)\s*[\w$@(\"'!~*&+-]")
+
+
+class _TypeNames:
+    """The typedef names a script may cast to (and take sizeof and offsetof of): its own (typedef
+    ... NAME;, as the preamble is read) and the kernel's (BTF), asked only for an IDENT that
+    stands as a cast's type would, `(NAME)` before an operand, so most scripts never load BTF
+    here. `(NAME *)` is a type whatever NAME is: the type checker says when it names none."""
+
+    def __init__(self, source: str, headers: tuple = ()):
+        self.source = source
+        self.script: set[str] = {_typedef_name(m[0]) for header in headers
+                                 for m in _TYPEDEF.finditer(header.text)}
+
+    def retype(self, token: Token) -> None:
+        """pybpf.lalr calls this with each token before parsing it. C's grammar needs to know
+        typedef names, `(my_t *)p` being a cast and `(pid) * 2` a product: an IDENT that names a
+        typedef where a cast's type stands becomes a TYPEDEF_NAME; a script's typedef is known
+        from where the preamble defines it."""
+        if token.type in ("IDENT", "FIELD_NAME") and self.is_cast_type(token):
+            token.type = "TYPEDEF_NAME"
+        elif token.type == "C_DEFINITION" and token.startswith("typedef"):
+            self.script.add(_typedef_name(str(token)))
+
+    def is_cast_type(self, token: Token) -> bool:
+        source, i = self.source, token.start_pos - 1
+        while i >= 0 and source[i] in " \t\n":
+            i -= 1
+        if i < 0 or source[i] != "(":
+            return False
+        j = i - 1
+        while j >= 0 and source[j] in " \t\n":
+            j -= 1
+        if _POINTER_CAST.match(source, token.end_pos):
+            return True             # `(NAME *)` is no expression: a type, known or not (checked later)
+        word = _WORD_BEFORE.search(source, max(0, j - 8), j + 1)
+        if not (word and word[0] in ("sizeof", "offsetof")) and \
+                not _CAST_AFTER.match(source, token.end_pos):
+            return False
+        return str(token) in self.script or _kernel_typedef(str(token))
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel_typedef(name: str) -> bool:
+    from pybpf import btf
+    try:
+        return btf.vmlinux().find_id(name, "typedef") is not None
+    except btf.BtfError:
+        return False
+
+
+# A typedef of a header, as the grammar's C_DEFINITION reads one.
+_TYPEDEF = re.compile(r"\btypedef\s[^;{]*(\{([^{}]|\{([^{}]|\{[^{}]*\})*\})*\}[^;]*)?;")
+
+
+def _typedef_name(text: str) -> str:
+    """typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)"""
+    return re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
 
 
 def _c_definition(token: Token) -> ast.CDefinition:
     text = str(token)
     if text.startswith("typedef"):
-        # typedef ... NAME; (the name is the last word, also of `typedef struct {...} NAME;`)
-        name = re.findall(r"[A-Za-z_]\w*", text.rsplit("}", 1)[-1])[-1]
-        return ast.CDefinition("typedef", name, text, Span.of_token(token))
+        return ast.CDefinition("typedef", _typedef_name(text), text, Span.of_token(token))
     kind, name = re.match(r"(\w+)\s+(\w+)", text).groups()
     return ast.CDefinition(kind, name, text, Span.of_token(token))
 

@@ -235,8 +235,11 @@ class TypeChecker(KernelChecks):
             return
         binding = self.declare(s.var)
         if s.type_name is not None:
+            declared = self.declared_type(s.type_name, s.span)
+            if declared is None:
+                return
             binding.declared = True
-            self.bind(binding, s.var, self.kernel_type_name(s.type_name, s.span))
+            self.bind(binding, s.var, declared)
         if s.value is not None:
             self.assign(ast.Assign(s.var, None, s.value, s.span))
         else:
@@ -255,6 +258,12 @@ class TypeChecker(KernelChecks):
                            f"'{old}'", var.span)
                 return
             t = old          # C's conversion on assignment: truncated to the declared type
+        elif binding.declared and isinstance(old, T.StringType) and isinstance(t, T.StringType):
+            if t.size > old.size:
+                self.error(f"Type mismatch for {var.name}: trying to assign value of type "
+                           f"'{t}' when variable already has a type '{old}'", var.span)
+                return
+            t = old          # a shorter string fits the declared size
         elif old is not None:
             merged = unify(old, t)
             if merged is None:

@@ -13,7 +13,7 @@ from pybpf.records import replace
 from pybpf import ast
 from pybpf import types as T
 from pybpf.checked import (CHAR, INT, KPROBE_ARG_REGISTERS, MAX_TUPLE_SIZE, UINT, ArgField,
-                           int_size, is_int)
+                           is_int)
 from pybpf.diagnostics import Span
 from pybpf.ktypes import BOOL_TYPE, INT_TYPE_NAMES, KernelField, KernelTypeError, KernelTypes
 from pybpf.providers.base import Args, Context
@@ -25,6 +25,7 @@ if TYPE_CHECKING:     # typing is not imported to compile (~2 ms)
     from typing import TypeVar
 
     R = TypeVar("R")
+STRING_TYPE_NAME = re.compile(r"string(?:\[(\d+)\])?")
 ARRAY_TYPE_NAME = re.compile(r"(u?int(?:8|16|32|64)|bool)\[(\d*)\]")    # 'uint8[8]', 'int8[]', 'bool[4]'
 
 
@@ -122,6 +123,47 @@ class KernelChecks:
             return None
         self.result.kernel_fields[e] = found
         return found.type
+
+    def args_value(self, e: ast.Builtin) -> T.StructType | None:
+        """`args` whole (print(args), $a = args, a map's value or key): each field read as
+        args.NAME reads it, into a struct printed { .name = value, ... } (pointers in hex). The
+        block's probes must have the same fields."""
+        group = self.group
+        if group.provider.args is Args.BTF:
+            lists = {tuple(n for n, _ in group.btf_args.get(p.name, []) if n) for p in group.points}
+            name = "args"
+        else:
+            lists = {tuple(f.name for f in group.formats[p.name].args) for p in group.points}
+            fmt = group.formats[group.points[0].name]
+            name = f"struct _tracepoint_{fmt.category}_{fmt.name}"
+        if len(lists) != 1:
+            self.error("args has different fields in the probes this block attaches to: read "
+                       "them one by one (args.NAME)", e.span)
+            return None
+        fields, reads, offset = [], [], 0
+        base = ast.Builtin("args", e.span)      # not e: e's type is the struct
+        for field_name in lists.pop():
+            access = ast.FieldAccess(base, field_name, False, e.span)
+            t = self.expr(access)
+            if t is None:
+                return None
+            found = next(iter(self.result.fields[access].values()))
+            pointer = isinstance(t, T.PointerType) or getattr(found, "is_pointer", False) or \
+                getattr(getattr(found, "read", None), "kind", "") == "pointer"
+            if pointer:
+                t = T.FormattedType("pointer")
+            elif not isinstance(t, (T.IntType, T.StringType)):
+                self.error(f"args.{field_name} ({t}) cannot be part of args as a value", e.span)
+                return None
+            fields.append((field_name, offset, t))
+            reads.append(access)
+            offset += (t.size + 7) & ~7
+        if offset > MAX_TUPLE_SIZE:
+            self.error(f"args takes {offset} bytes, more than the {MAX_TUPLE_SIZE} a value on the "
+                       "BPF stack can have: read its fields instead (args.NAME)", e.span)
+            return None
+        self.result.args_values[e] = tuple(reads)
+        return T.StructType(name, tuple(fields), offset)
 
     def btf_argument(self, e: ast.FieldAccess):
         kt = self.kernel_types(e.span)
@@ -255,6 +297,31 @@ class KernelChecks:
             return INT_TYPE_NAMES[text]
         return self.ask_kernel_types(span, lambda kt: kt.parse_type_name(text))
 
+    def declared_type(self, text: str, span: Span) -> T.Type | None:
+        """The type `let $x: TYPE` names: a string (max_strlen bytes, or string[N]), an integer
+        array (uint8[4]), or a cast's type (integers, pointers, kernel records, typedefs)."""
+        string = STRING_TYPE_NAME.fullmatch(text)
+        if string:
+            size = int(string[1]) if string[1] else self.string_size
+            if size < 1:
+                self.error(f"A string needs at least one byte, not {size}", span)
+                return None
+            return T.StringType(size)
+        array = ARRAY_TYPE_NAME.fullmatch(text)
+        if array:
+            if not array[2]:
+                self.error(f"A declared array needs its size: {array[1]}[N]", span)
+                return None
+            return T.ArrayType(INT_TYPE_NAMES[array[1]], int(array[2]))
+        t = self.kernel_type_name(text, span)
+        if isinstance(t, T.RecordType):         # a struct held whole, as `$s = *p` holds one
+            if t.size > MAX_TUPLE_SIZE:
+                self.error(f"{t} takes {t.size} bytes, more than the {MAX_TUPLE_SIZE} a "
+                           "variable on the BPF stack can have: declare a pointer to it", span)
+                return None
+            return self.ask_kernel_types(span, lambda kt: kt.struct_layout(t.btf_id))
+        return t
+
     def expr_Cast(self, e: ast.Cast):
         array = ARRAY_TYPE_NAME.fullmatch(e.type_name)
         target = None if array else self.kernel_type_name(e.type_name, e.span)
@@ -328,13 +395,22 @@ class KernelChecks:
             self.error(f"The array index operator [] can only be used on arrays, tuples, strings "
                        f"and typed pointers, found {base}", e.span)
             return None
-        index = self.fold(e.index)
-        if index is None:
-            self.error("The index must be a constant integer", e.index.span)
-            return None
-        self.set(e.index, INT)
         count = base.count if isinstance(base, T.ArrayType) else \
             base.size if isinstance(base, T.StringType) else len(base.elements)
+        index = self.fold(e.index)
+        if index is None and not isinstance(base, T.TupleType):
+            # bpftrace 0.24+: checked at run time; an index out of bounds reads 0
+            t = self.expr(e.index)
+            if t is None:
+                return None
+            if not isinstance(t, T.IntType):
+                self.error(f"The index must be an integer, not '{t}'", e.index.span)
+                return None
+            return CHAR if isinstance(base, T.StringType) else base.element
+        if index is None:
+            self.error("A tuple's index must be a constant integer", e.index.span)
+            return None
+        self.set(e.index, INT)
         if not 0 <= index < count:
             self.error(f"The index {index} is out of bounds for {base}", e.index.span)
             return None
@@ -371,8 +447,7 @@ class KernelChecks:
     def expr_SizeOf(self, e: ast.SizeOf):
         if e.type_name is not None:
             t = self.kernel_type_name(e.type_name, e.span)
-            size = None if t is None else (t.size if not isinstance(t, T.IntType) else
-                                           int_size(e.type_name))
+            size = None if t is None else t.size
         else:
             t = self.expr(e.operand)
             size = None if t is None else t.size

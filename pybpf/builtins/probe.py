@@ -43,8 +43,21 @@ def check_args(c, e):
         c.error("The args builtin can only be used with tracepoint, rawtracepoint, "
                 "kprobe, fentry and uprobe probes", e.span)
         return None
-    c.error("args cannot be used as a value: use args.FIELD", e.span)
-    return None
+    return c.args_value(e)
+
+
+def lower_args(g, e):
+    """`args` as a value: its fields read one by one into a struct (semantic_kernel.args_value)."""
+    t = g.type_of(e)
+    buf = g.alloca(t.size, "args")
+    g.zero(buf, t.size)
+    for access, (_, offset, field) in zip(g.checked.args_values[e], t.fields):
+        value = g.expr(access)
+        if isinstance(field, T.StringType):
+            g.copy(g.gep(buf, offset), field.size, value, field.size)
+        else:
+            g.store64(value, buf, offset)
+    return buf
 
 
 def check_numbered_arg(c, e):
@@ -176,8 +189,8 @@ def check_reg(c, e):
 
 
 BUILTINS = (
-    # args is only ever read through a field (args.NAME), which pybpf.semantic_kernel types.
-    identifier("args", check_args, None, reads_context=True),
+    # args.NAME is typed by pybpf.semantic_kernel; this entry is `args` as a value.
+    identifier("args", check_args, lower_args, reads_context=True),
     identifier("argN", check_numbered_arg, lambda g, e: g.load_argument(int(e.name[3:])),
                pattern=r"arg\d+", reads_context=True),
     identifier("sargN", check_stack_arg, lower_stack_arg, pattern=r"sarg\d+", reads_context=True),

@@ -2,6 +2,7 @@
 documentation gives for it (see language/README.md)."""
 
 import os
+import re
 
 import pytest
 
@@ -15,17 +16,32 @@ def test_every_case_has_its_expected_output():
     assert len(CASES) >= 7
     for name in CASES:
         assert os.path.getsize(os.path.join(CASES_DIR, f"{name}.out")) > 0, name
+        assert os.path.join(CASES_DIR, f"{name}.pbt") in case_command(name), name
+
+
+def case_command(name: str) -> list[str]:
+    """A case's command line: NAME.args, one argument a line with `{script}` where the script
+    goes (and `{cases}` for the cases' folder), else the script alone."""
+    script = os.path.join(CASES_DIR, f"{name}.pbt")
+    path = os.path.join(CASES_DIR, f"{name}.args")
+    if not os.path.exists(path):
+        return [script]
+    with open(path) as f:
+        return [script if line == "{script}" else line.replace("{cases}", CASES_DIR)
+                for line in f.read().splitlines()]
 
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", CASES)
 def test_case_prints_what_bpftrace_documents(name):
-    result = run_pybpf([os.path.join(CASES_DIR, f"{name}.pbt")])
+    result = run_pybpf(case_command(name))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     with open(os.path.join(CASES_DIR, f"{name}.out")) as f:
         expected = f.read()
-    assert result.stdout == "Attaching 1 probe...\n" + expected
+    attaching, _, rest = result.stdout.partition("\n")
+    assert re.fullmatch(r"Attaching \d+ probes?\.\.\.", attaching), result.stdout
+    assert rest == expected
 
 
 @pytest.mark.kernel
@@ -34,3 +50,12 @@ def test_getopt_reads_the_named_script_arguments():
                         "--verbose"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == "5 sda 1"
+
+
+@pytest.mark.kernel
+def test_btf_args_print_whole():
+    result = run_pybpf(["-e", "rawtracepoint:sched_switch { print(args); exit(); }"])
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[1]
+    assert re.fullmatch(r"\{ \.preempt = \d, \.prev = 0x[0-9a-f]+, \.next = 0x[0-9a-f]+, "
+                        r"\.prev_state = \d+ \}", first), result.stdout

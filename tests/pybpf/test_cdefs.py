@@ -198,3 +198,18 @@ def test_listing_a_programs_probes_reads_its_headers_too(tmp_path):
                           "#include <r.h>\nBEGIN { @ = sizeof(struct r); }"],
                          capture_output=True, text=True)
     assert (run.returncode, run.stdout, run.stderr) == (0, "BEGIN\n", "")
+
+
+def test_function_like_defines_expand_inside_definitions_and_a_lone_forward_declaration():
+    types = types_of("struct fwd;\nstruct S { char name[SIZE(LEN)]; PAIR(int, x, y); struct fwd *next; };",
+                     defines=(("SIZE(n)", "((n) * 2)"), ("PAIR(t, a, b)", "t a; t b"), ("LEN", "3")))
+    assert not types.errors
+    assert layout(types.btf, "struct", "S") == (24, [("name", 0, 0), ("x", 64, 0), ("y", 96, 0),
+                                                     ("next", 128, 0)])
+
+
+def test_a_macro_called_with_the_wrong_number_of_arguments_is_an_error():
+    with pytest.raises(CompileError) as e:
+        compile_to_ir("#define TWICE(n) ((n) * 2)\nstruct S { char c[TWICE(1, 2)]; };\nBEGIN { }")
+    assert str(e.value).split("\n")[0] == \
+        "stdin:2:19-24: ERROR: struct S: macro TWICE takes 1 argument, 2 given"

@@ -1,5 +1,7 @@
 """The grammar: programs that parse, and syntax errors with their exact rendering (bpftrace's form)."""
 
+import os
+
 import pytest
 
 from pybpf import ast
@@ -152,22 +154,23 @@ def test_spans_are_one_based_and_end_exclusive():
 
 
 # Rendered exactly. Marked `bpftrace` where bpftrace 0.17 prints the same thing; the others differ
-# from bpftrace only in the `, expecting ...` tail bison adds and in the token names it uses.
+# from bpftrace in the `, expecting ...` tail (bison's LALR tables list other tokens than Lark's)
+# and in the token names it uses.
 SYNTAX_ERRORS = [
     ("BEGIN { @a = 1 + ; }",                                    # bpftrace
      "stdin:1:18-19: ERROR: syntax error, unexpected ;\n"
      "BEGIN { @a = 1 + ; }\n"
      "                 ~"),
-    ("BEGIN { @a = 1; } }",                                     # bpftrace adds ", expecting {"
-     "stdin:1:19-20: ERROR: syntax error, unexpected }\n"
+    ("BEGIN { @a = 1; } }",                                     # bpftrace: ", expecting {"
+     "stdin:1:19-20: ERROR: syntax error, unexpected }, expecting end of file or macro or probe\n"
      "BEGIN { @a = 1; } }\n"
      "                  ~"),
-    ("BEGIN { if (1) { } else }",                               # bpftrace adds ", expecting { or if"
-     "stdin:1:25-26: ERROR: syntax error, unexpected }\n"
+    ("BEGIN { if (1) { } else }",                               # bpftrace
+     "stdin:1:25-26: ERROR: syntax error, unexpected }, expecting { or if\n"
      "BEGIN { if (1) { } else }\n"
      "                        ~"),
     ("BEGIN { @a = 1 ",
-     "stdin:1:16-17: ERROR: syntax error, unexpected end of input\n"
+     "stdin:1:16-17: ERROR: syntax error, unexpected end of file, expecting }\n"
      "BEGIN { @a = 1 \n"
      "               ~"),
     ("BEGIN {\n  @a = 1;\n  @b = / 2;\n}",
@@ -182,12 +185,12 @@ SYNTAX_ERRORS = [
      "stdin:1:14-15: ERROR: syntax error, unexpected '1'\n"
      "BEGIN { $a = 1e-3; }\n"
      "             ~"),
-    ("BEGIN { let $a: string = 1; }",
-     "stdin:1:17-23: ERROR: syntax error, unexpected string\n"
-     "BEGIN { let $a: string = 1; }\n"
-     "                ~~~~~~"),
+    ("BEGIN { let $a: 5 = 1; }",
+     "stdin:1:17-18: ERROR: syntax error, unexpected 5\n"
+     "BEGIN { let $a: 5 = 1; }\n"
+     "                ~"),
     ("BEGIN < @a = 1 >",
-     "stdin:1:17-18: ERROR: syntax error, unexpected end of input\n"
+     "stdin:1:17-18: ERROR: syntax error, unexpected end of file\n"
      "BEGIN < @a = 1 >\n"
      "                ~"),
 ]
@@ -241,3 +244,37 @@ def test_a_library_caller_under_the_default_recursion_limit_gets_a_compile_error
     assert f"pybpf compiles up to {nesting_limit()} levels" in str(e.value)
     compile_to_ir("BEGIN { @x = " + "+".join(["1"] * (nesting_limit() - 10)) + "; }", "stdin",
                   CompileOptions())
+
+
+def test_a_typedef_name_in_parentheses_is_a_cast_an_expression_stays_one():
+    def value(source):
+        return parse(source).probes[0].body[0].value
+
+    script_typedef = "typedef unsigned char byte_t;\nBEGIN { $c = (byte_t)$x; }"
+    assert parse(script_typedef).probes[0].body[0].value.type_name == "byte_t"
+    assert value("BEGIN { $c = (byte_t *) $x; }").type_name == "byte_t *"    # known or not
+    for expression in ("(pid) * 2", "(pid) - 1", "(pid)", "(comm) == \"x\""):
+        assert not isinstance(value(f"BEGIN {{ $c = {expression}; }}"), ast.Cast), expression
+    sizes = parse("typedef int n_t;\nBEGIN { @ = sizeof(n_t) + offsetof(n_t, x); }").probes[0].body[0]
+    assert sizes.value.left.type_name == "n_t" and sizes.value.right.type_name == "n_t"
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="needs the kernel's BTF")
+def test_a_kernel_typedef_is_a_cast_type():
+    assert parse("BEGIN { $c = (pid_t)pid; }").probes[0].body[0].value.type_name == "pid_t"
+
+
+def test_a_cast_to_a_name_that_is_no_type_says_so():
+    with pytest.raises(CompileError) as e:
+        parse("BEGIN { $p = (my_t)0; }")
+    assert str(e.value) == ("stdin:1:14-20: ERROR: Unknown type: my_t\n"
+                            "BEGIN { $p = (my_t)0; }\n             ~~~~~~")
+
+
+def test_a_headers_typedef_is_a_cast_type():
+    from pybpf.diagnostics import Diagnostics
+    from pybpf.include import Header
+    from pybpf.parser import parse_source
+    header = Header("h.h", "typedef struct { int x; } rec_t;\ntypedef unsigned short hw_t;\n")
+    program = parse_source(Diagnostics("BEGIN { $a = (hw_t)$x; }"), (header,))
+    assert program.probes[0].body[0].value.type_name == "hw_t"

@@ -158,10 +158,10 @@ ERRORS = [
      'stdin:1:22-27: ERROR: The array index operator [] can only be used on arrays, tuples, strings and typed pointers, found int64\n'
      'BEGIN { $x = 1; $b = $x[0]; }\n'
      '                     ~~~~~'),
-    ('BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }',
-     'stdin:1:43-45: ERROR: The index must be a constant integer\n'
-     'BEGIN { $a = (uint8[8])1; $i = 1; $b = $a[$i]; }\n'
-     '                                          ~~'),
+    ('BEGIN { $a = (1, 2); $i = 1; $b = $a[$i]; }',
+     "stdin:1:38-40: ERROR: A tuple's index must be a constant integer\n"
+     'BEGIN { $a = (1, 2); $i = 1; $b = $a[$i]; }\n'
+     '                                     ~~'),
     ('BEGIN { $a = (uint8[8])"s"; }',
      'stdin:1:14-27: ERROR: Cannot cast string[2] to uint8[8]\n'
      'BEGIN { $a = (uint8[8])"s"; }\n'
@@ -264,6 +264,20 @@ def test_tracepoint_errors(source, rendered):
     assert error_of(source) == rendered
 
 
+@pytest.mark.kernel
+def test_args_as_a_value_is_a_struct_of_its_fields():
+    maps = maps_of("tracepoint:sched:sched_switch { @a[1] = args; }")
+    value = maps["@a"].value
+    assert isinstance(value, T.StructType) and value.name == "struct _tracepoint_sched_sched_switch"
+    assert [(name, offset, str(t)) for name, offset, t in value.fields][:3] == \
+        [("prev_comm", 0, "string[16]"), ("prev_pid", 16, "int64"), ("prev_prio", 24, "int64")]
+    assert error_of("t:syscalls:sys_enter_openat, t:syscalls:sys_enter_close { print(args); }") == (
+        "stdin:1:65-69: ERROR: args has different fields in the probes this block attaches to: "
+        "read them one by one (args.NAME)\n"
+        "t:syscalls:sys_enter_openat, t:syscalls:sys_enter_close { print(args); }\n"
+        "                                                                ~~~~")
+
+
 def maps_of(source, params=()):
     _, checked, _ = compile_to_ir(source, options=CompileOptions(params=tuple(params)))
     return checked.maps
@@ -344,3 +358,17 @@ def test_array_casts_and_indexes():
     assert {b.type for b in checked.variables.values()} == {array}
     assert checked.maps["@k"].key == (array,)
     assert checked.maps["@k"].value == T.TupleType((T.IntType(8, True), array))
+
+
+@pytest.mark.parametrize("source, message", [
+    ('BEGIN { let $t: string[2] = "abc"; }',
+     "Type mismatch for $t: trying to assign value of type 'string[4]' when variable already "
+     "has a type 'string[2]'"),
+    ("BEGIN { let $t: struct task_struct; }",
+     "struct task_struct takes 3264 bytes, more than the 256 a variable on the BPF stack can "
+     "have: declare a pointer to it"),
+    ("BEGIN { let $t: uint8[]; }", "A declared array needs its size: uint8[N]"),
+    ("BEGIN { let $t: string[0]; }", "A string needs at least one byte, not 0"),
+])
+def test_typed_declarations_refused(source, message):
+    assert error_of(source).split("\n")[0].split("ERROR: ")[1] == message
