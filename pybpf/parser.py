@@ -366,7 +366,6 @@ def _expecting(error: lark.exceptions.UnexpectedToken, token: Token) -> str:
     return ", expecting " + " or ".join(sorted(names, key=lambda n: (n[0].isalnum(), n)))
 
 
-
 def parse(source: str, filename: str = "stdin") -> ast.Script:
     diags = Diagnostics(source, filename)
     program = parse_source(diags)
