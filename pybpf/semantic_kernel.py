@@ -148,9 +148,8 @@ class KernelChecks:
             if t is None:
                 return None
             found = next(iter(self.result.fields[access].values()))
-            pointer = isinstance(t, T.PointerType) or getattr(found, "is_pointer", False) or \
-                getattr(getattr(found, "read", None), "kind", "") == "pointer"
-            if pointer:
+            if isinstance(t, T.PointerType) or (found.is_pointer if isinstance(found, TracepointField)
+                                                else found.read.kind == "pointer"):
                 t = T.FormattedType("pointer")
             elif not isinstance(t, (T.IntType, T.StringType)):
                 self.error(f"args.{field_name} ({t}) cannot be part of args as a value", e.span)
