@@ -22,9 +22,13 @@ import json
 
 from pybpf import types as T
 from pybpf.errors import PybpfError
-from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams, kind_for
+from pybpf.mapkinds import MapKind, kind_for
 from pybpf.records import astuple, factory, record
 from pybpf.uapi.bpf import BpfMapType
+
+TYPE_CHECKING = False       # a cache hit imports only the map kinds its maps have
+if TYPE_CHECKING:
+    from pybpf.mapkinds import LhistParams, TSeriesParams
 
 # Symbols of the maps every program has, in the ELF "maps" section.
 EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/... records
@@ -149,10 +153,12 @@ class MapSpec:
 
     @classmethod
     def from_json(cls, j: dict) -> "MapSpec":
+        from pybpf import mapkinds
+
         return cls(j["name"], j["symbol"], MapKind(j["kind"]),
                    tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
-                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
-                   j["hist_bits"], TSeriesParams(*j["tseries"]) if j["tseries"] else None)
+                   mapkinds.LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
+                   j["hist_bits"], mapkinds.TSeriesParams(*j["tseries"]) if j["tseries"] else None)
 
 
 @record(frozen=True)

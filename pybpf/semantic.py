@@ -20,9 +20,8 @@ from pybpf.checked import (BOOL, INT, MAX_KEY_SIZE, MAX_TUPLE_SIZE, MAX_UNROLL, 
 from pybpf.diagnostics import Diagnostics, Span
 from pybpf.builtins.cpu import checked_cpus
 from pybpf.ktypes import KernelTypes
-from pybpf.mapkinds import kind_for
+from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams, kind_for
 from pybpf.providers.base import ProbeGroup
-from pybpf.program import LhistParams, MapKind, TSeriesParams
 from pybpf.semantic_kernel import KernelChecks
 from pybpf.uapi.headers import header_constant
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pybpf import types as T
 from pybpf.runtime import symbols
 
-_STRFTIME_DIRECTIVE = re.compile(r"%.")
+_STRFTIME_DIRECTIVE = r"%."        # compiled (and cached by re) at the first strftime printed
 
 
 def _u64(raw: bytes) -> int:
@@ -35,7 +35,7 @@ def _strftime(fmt: str, raw: bytes) -> str:
     seconds, rest = divmod(ns, 1_000_000_000)
     micros = f"{rest // 1000:06d}"
     # %f replaced first, leaving %% alone, so time.strftime never sees it
-    fmt = _STRFTIME_DIRECTIVE.sub(lambda m: micros if m[0] == "%f" else m[0], fmt)
+    fmt = re.sub(_STRFTIME_DIRECTIVE, lambda m: micros if m[0] == "%f" else m[0], fmt)
     return time.strftime(fmt, time.localtime(seconds))
 
 

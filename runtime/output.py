@@ -41,7 +41,7 @@ _UNSIGNED = (1 << 64) - 1
 # bpftrace's JSON escaping: the two JSON metacharacters, \n \r \t by name, other control bytes as \u00XX.
 _EXACT_IN_DOUBLE = 1 << 53
 # errorf()/warnf()'s text: "FILE:LINE:COL-END: ERROR: message" (pybpf.builtins.output).
-_LOCATED = re.compile(r"(.*):(\d+):(\d+)-\d+: (?:ERROR|WARNING): (.*)", re.DOTALL)
+_LOCATED = r"(?s)(.*):(\d+):(\d+)-\d+: (?:ERROR|WARNING): (.*)"    # compiled by re at first use
 _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JSON_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
                       ord("\t"): "\\t"})
@@ -225,7 +225,7 @@ class JsonOutput(Output):
     def located(self, record: str, text: str, write) -> None:
         """bpftrace 0.26's errorf/warnf record, on stdout with the others: the message and the
         call's place (its first line and column), parsed back from the located text."""
-        place = _LOCATED.match(text)
+        place = re.match(_LOCATED, text)
         if place is None:
             write(text)
             return

@@ -175,7 +175,9 @@ def label_names(stem: str, count: int) -> list[str]:
 # names starting with `__` are reserved) or that pybpf's info metrics use for values (`value`,
 # `value0`, ...): a record field named so becomes `key_<name>`, as does one that another label of
 # the key already has (a positional `key0`, an earlier field: `key_` is added until it is unique).
-_RESERVED_LABEL = re.compile(r"le|quantile|__.*|value\d*")
+# A pattern, not compiled at import (re caches it at first use): a cache hit compiles no regex it
+# does not use.
+_RESERVED_LABEL = r"le|quantile|__.*|value\d*"
 
 
 def key_labels(types: tuple[T.Type, ...]) -> list[str]:
@@ -191,7 +193,7 @@ def key_labels(types: tuple[T.Type, ...]) -> list[str]:
               for i, field in enumerate(fields)]
     for i, field in enumerate(fields):
         if field is not None:
-            name = "key_" + field if _RESERVED_LABEL.fullmatch(field) else field
+            name = "key_" + field if re.fullmatch(_RESERVED_LABEL, field) else field
             while name in labels:
                 name = "key_" + name
             labels[i] = name

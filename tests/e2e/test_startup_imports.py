@@ -1,6 +1,6 @@
 """The command's cache-hit path imports only what running needs: no compiler (Lark, llvmlite), no
 ELF reader, no dataclasses machinery, no subprocess or shutil, no typing, no hashlib (OpenSSL), no
-importlib.util, and of the attach modules only those of the script's probes
+importlib.util, and of the attach modules and map kinds only those of the script's probes and maps
 (benchmarks/first_event.py times the result)."""
 
 import json
@@ -14,7 +14,10 @@ SCRIPT = 'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); } BEGIN { p
 HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "shutil",
          "pybpf.parser", "pybpf.semantic", "pybpf.backend.codegen", "typing", "hashlib", "_hashlib",
          "importlib.util", "pybpf.runtime.attach.uprobe", "pybpf.runtime.attach.fentry",
-         "pybpf.runtime.attach.kprobe", "pybpf.runtime.attach.usdt")
+         "pybpf.runtime.attach.kprobe", "pybpf.runtime.attach.usdt",
+         # the map kinds the script's maps do not have (it counts)
+         "pybpf.mapkinds.hist", "pybpf.mapkinds.lhist", "pybpf.mapkinds.tseries", "pybpf.mapkinds.avg",
+         "pybpf.mapkinds.stats")
 RUN = ("import json, sys; from pybpf import cli; status = cli.main(sys.argv[1:]); "
        f"print(json.dumps([status, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)")
 
