@@ -1,7 +1,7 @@
 """Every on-disk cache of pybpf goes through here: one folder, trusted only as far as it is ours.
 
-    data = diskcache.read("objects", key + ".json")      # None: absent, not trusted, or damaged
-    diskcache.write("objects", key + ".json", data)      # atomic; errors only cost time
+    data = diskcache.read("objects", key + ".marshal")   # None: absent, not trusted, or damaged
+    diskcache.write("objects", key + ".marshal", data)   # atomic; errors only cost time
     diskcache.notes()                                    # why a cache was not used (-v prints them)
 
 pybpf runs as root and loads what it reads here into the kernel, so a cache file that another user
@@ -286,7 +286,7 @@ def clear() -> Cleared:
 
     path = root()
     try:
-        objects = sum(1 for n in os.listdir(os.path.join(path, "objects")) if n.endswith(".json"))
+        objects = sum(1 for n in os.listdir(os.path.join(path, "objects")) if not n.startswith(TMP_PREFIX))
     except OSError:
         objects = 0
     failed: list[str] = []
