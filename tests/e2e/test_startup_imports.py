@@ -1,7 +1,8 @@
 """The command's cache-hit path imports only what running needs: no compiler (Lark, llvmlite), no
 ELF reader, no dataclasses machinery, no subprocess or shutil, no typing, no hashlib (OpenSSL), no
-importlib.util, no json (the cache entry is marshal's), and of the attach modules and the map
-kinds only those of the script's probes and maps (benchmarks/first_event.py times the result)."""
+importlib.util, no json (the cache entry is marshal's), no locale (argparse's gettext lookups), no
+argparse at all for `-e PROGRAM` and `FILE`, and of the attach modules and the map kinds only
+those of the script's probes and maps (benchmarks/first_event.py times the result)."""
 
 import ast
 import os
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 SCRIPT = 'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); } BEGIN { printf("hi\\n"); exit(); }'
-HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "shutil", "json",
+HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "shutil", "json", "locale",
          "pybpf.parser", "pybpf.semantic", "pybpf.backend.codegen", "typing", "hashlib", "_hashlib",
          "importlib.util", "pybpf.runtime.attach.uprobe", "pybpf.runtime.attach.fentry",
          "pybpf.runtime.attach.kprobe", "pybpf.runtime.attach.usdt",
@@ -19,16 +20,17 @@ HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess",
          "pybpf.mapkinds.hist", "pybpf.mapkinds.lhist", "pybpf.mapkinds.tseries", "pybpf.mapkinds.avg",
          "pybpf.mapkinds.stats")
 RUN = ("import sys; from pybpf import cli; status = cli.main(sys.argv[1:]); "
-       f"print(repr([status, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)")
+       f"print(repr([status, [m for m in {HEAVY + ('argparse',)!r} if m in sys.modules]]), "
+       "file=sys.stderr)")
 
 
 @pytest.mark.kernel
 def test_a_cache_hit_imports_no_compiler_and_no_dataclasses(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
 
-    def heavy_modules() -> list[str]:
-        out = subprocess.run([sys.executable, "-c", RUN, "-e", SCRIPT], env=env, capture_output=True,
-                             text=True, timeout=120)
+    def heavy_modules(*options: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", RUN, *options, "-e", SCRIPT], env=env,
+                             capture_output=True, text=True, timeout=120)
         status, loaded = ast.literal_eval(out.stderr.strip().splitlines()[-1])
         assert status == 0 and out.stdout.startswith("Attaching 2 probes...\nhi\n")
         return loaded
@@ -41,3 +43,5 @@ def test_a_cache_hit_imports_no_compiler_and_no_dataclasses(tmp_path):
     at_start = set(ast.literal_eval(bare.stdout))
     assert {"lark", "llvmlite", "dataclasses"} <= set(heavy_modules())     # a miss compiles
     assert [m for m in heavy_modules() if m not in at_start] == []
+    # an option: the parser reads the command line (argparse), still without locale
+    assert [m for m in heavy_modules("-B", "line") if m not in at_start] == ["argparse"]
