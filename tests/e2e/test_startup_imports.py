@@ -13,6 +13,7 @@ import pytest
 
 SCRIPT = 'tracepoint:syscalls:sys_enter_getppid { @[comm] = count(); } BEGIN { printf("hi\\n"); exit(); }'
 HEAVY = ("lark", "llvmlite", "elftools", "dataclasses", "inspect", "subprocess", "shutil", "json", "locale",
+         "importlib", "warnings",
          "pybpf.parser", "pybpf.semantic", "pybpf.backend.codegen", "typing", "hashlib", "_hashlib",
          "importlib.util", "pybpf.runtime.attach.uprobe", "pybpf.runtime.attach.fentry",
          "pybpf.runtime.attach.kprobe", "pybpf.runtime.attach.usdt",
