@@ -122,7 +122,22 @@ def load_cached(key: str) -> CompiledProgram | None:
 
 
 def store(key: str, compiled: CompiledProgram) -> None:
-    diskcache.write(FOLDER, key + SUFFIX, marshal.dumps(compiled.to_data()))
+    diskcache.write(FOLDER, key + SUFFIX, marshal.dumps(_plain(compiled.to_data())))
+
+
+def _plain(value):
+    """value with its ints and strs of subclasses (the IntEnum members a program holds: a perf
+    event's PerfType, a map's BpfMapType) made plain, as JSON wrote them: marshal writes only the
+    exact built-in types."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, int) and type(value) is not bool:
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 def _cacheable(compiled: CompiledProgram) -> bool:

@@ -179,6 +179,16 @@ def test_damaged_entry_is_compiled_again(tmp_path, monkeypatch):
     assert any("removed a damaged entry objects/" in note for note in diskcache.notes())
 
 
+def test_a_program_holding_enum_members_is_stored_and_read_back(tmp_path, monkeypatch):
+    # a perf event's type and config are IntEnum members (PerfType, PerfSwId): stored as ints
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = "software:page-faults:1 { @[comm] = count(); } hardware:cycles:100000 { @c = count(); }"
+    first = cache.compile_cached(source, "stdin", CompileOptions())
+    assert os.path.exists(entry_path(source))
+    again = cache.compile_cached(source, "stdin", CompileOptions())
+    assert again.to_data() == first.to_data() and again.programs == first.programs
+
+
 def test_an_entry_of_another_format_is_compiled_again(tmp_path, monkeypatch):
     # checksummed as ours, but not a program this version reads (another version's format)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
