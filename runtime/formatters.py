@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import time
 from collections.abc import Callable
 
@@ -31,6 +30,8 @@ def _u64(raw: bytes) -> int:
 def _strftime(fmt: str, raw: bytes) -> str:
     """strftime(3) of a CLOCK_BOOTTIME timestamp, in local time; `%f` is the microseconds, six
     digits (bpftrace's extension). The boot time is taken now, as bpftrace does when it prints."""
+    import re       # here: a cache hit imports no re
+
     ns = _u64(raw) + time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     seconds, rest = divmod(ns, 1_000_000_000)
     micros = f"{rest // 1000:06d}"

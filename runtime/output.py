@@ -20,7 +20,6 @@ compares the raw key bytes.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from operator import itemgetter
 from collections.abc import Iterable
@@ -225,6 +224,8 @@ class JsonOutput(Output):
     def located(self, record: str, text: str, write) -> None:
         """bpftrace 0.26's errorf/warnf record, on stdout with the others: the message and the
         call's place (its first line and column), parsed back from the located text."""
+        import re       # here: only -f json's errorf/warnf need it, and a cache hit imports no re
+
         place = re.match(_LOCATED, text)
         if place is None:
             write(text)
