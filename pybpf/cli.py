@@ -29,7 +29,7 @@ from pybpf.compiler import CompileOptions
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
 from pybpf.program import DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU
-from pybpf.records import NamedTuple
+from pybpf.records import record
 
 TYPE_CHECKING = False       # typing costs ~2 ms at every start
 if TYPE_CHECKING:
@@ -578,7 +578,8 @@ def _ignore_warning(text: str) -> None:
     """--no-warnings"""
 
 
-class MetricsSettings(NamedTuple):
+@record(frozen=True)
+class MetricsSettings:
     """--metrics and the options that shape what it serves, checked before compiling."""
     address: tuple[str, int] | str
     maps: list[str] | None

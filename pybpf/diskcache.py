@@ -26,7 +26,6 @@ import errno
 import os
 import stat
 import time
-from collections import namedtuple
 
 try:        # the interpreter's own SHA-256: hashlib loads OpenSSL first (~2.5 ms at every start)
     from _sha2 import sha256            # Python 3.12 on
@@ -36,6 +35,7 @@ except ImportError:
     except ImportError:
         from hashlib import sha256      # an interpreter built without them
 
+from pybpf.records import record
 from pybpf.trust import Untrusted as _Untrusted
 from pybpf.trust import check_folders_above
 from pybpf.trust import distrust as _distrust
@@ -276,8 +276,12 @@ def evict(limit: int | None = None) -> None:
         os.close(fd)
 
 
-# objects: compiled programs that were in the cache; failed: "PATH: reason" of what could not be removed
-Cleared = namedtuple("Cleared", "objects failed")
+@record(frozen=True)
+class Cleared:
+    """What clear() did: the compiled programs that were in the cache, and "PATH: reason" of what
+    could not be removed."""
+    objects: int
+    failed: list[str]
 
 
 def clear() -> Cleared:
