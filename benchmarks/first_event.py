@@ -11,7 +11,7 @@ times the exit, and reads peak RSS from wait4's rusage. Scripts:
     count       `@[comm] = count(); exit();` on the ticker's openat: the map printed at exit is the
                 first output. No C tool prints a per-comm count on its first event: no C column.
 
-pybpf runs as a user runs it: the `pybpf` console script of a fresh venv into which pip installed
+pybpf runs as a user runs it: the `pybpf` command of a fresh venv into which pip installed
 this checkout (not editable: an editable install's finder imports pathlib and importlib.util on
 every start, ~10 ms, and its cache identity stats every module; a user's `pip install pybpf` does
 neither). Its dependencies (lark, llvmlite, pyelftools) come from this interpreter's environment.
@@ -55,7 +55,7 @@ def _scripts(marker_path: str) -> dict[str, dict]:
 
 
 def install_pybpf(source: str, folder: str) -> str:
-    """The `pybpf` console script of a new venv in folder, with the tree at source pip-installed
+    """The `pybpf` command of a new venv in folder, with the tree at source pip-installed
     in it (not editable); the dependencies are this environment's, named in a .pth file."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", folder], check=True)
     python = os.path.join(folder, "bin", "python")

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from pybpf.compiler import CompileOptions, StageTimes, compile_to_ir
 from pybpf.mapkinds import MapKind, kind_for
-from pybpf.mapkinds.hist import Hist
 from pybpf.program import CompiledProgram, HelperErrorCount, HelperErrorSite, MapSpec
 from pybpf.records import record, replace
 
@@ -526,6 +525,8 @@ def _render_text(spec: MapSpec, entries: list[tuple[tuple[object, ...], object]]
 
 
 def _bucket_bounds(spec: MapSpec) -> Callable[[int], tuple[int | None, int | None]]:
+    from pybpf.mapkinds.hist import Hist    # here: a map kind's module is imported when a map has it
+
     kind = kind_for(spec.kind)
     assert isinstance(kind, Hist)          # hist and lhist: the kinds with buckets
     bounds: Callable[[int], tuple[int | None, int | None]] = kind.layout(spec).bounds

@@ -16,6 +16,7 @@ objects/ (pybpf.diskcache: checked owner and mode, checksummed, bounded).
 from __future__ import annotations
 
 import functools
+import marshal
 import os
 import sys
 
@@ -23,6 +24,7 @@ from pybpf import __version__, diskcache, facts
 from pybpf.program import CompiledProgram
 
 FOLDER = "objects"
+SUFFIX = ".marshal"
 
 
 @functools.cache
@@ -106,17 +108,36 @@ def cache_key(source: str, options, filename: str = "stdin") -> str:
 
 
 def load_cached(key: str) -> CompiledProgram | None:
-    data = diskcache.read(FOLDER, key + ".json")
+    """The entry is CompiledProgram.to_data in marshal's format: read without importing anything
+    (json costs ~1.5 ms at every start) and 3x faster. marshal only rebuilds the values it holds,
+    runs no code, and reads only what pybpf.diskcache returns: an entry of our own trusted folder
+    whose checksum matched, as the interpreter reads its own bytecode files with it."""
+    data = diskcache.read(FOLDER, key + SUFFIX)
     if data is None:
         return None
     try:
-        return CompiledProgram.from_json(data.decode())
-    except (ValueError, KeyError, TypeError):     # a format of another version: compile afresh
+        return CompiledProgram.from_data(marshal.loads(data))
+    except (ValueError, KeyError, TypeError, IndexError, EOFError):   # another version's: compile afresh
         return None
 
 
 def store(key: str, compiled: CompiledProgram) -> None:
-    diskcache.write(FOLDER, key + ".json", compiled.to_json().encode())
+    diskcache.write(FOLDER, key + SUFFIX, marshal.dumps(_plain(compiled.to_data())))
+
+
+def _plain(value):
+    """value with its ints and strs of subclasses (the IntEnum members a program holds: a perf
+    event's PerfType, a map's BpfMapType) made plain, as JSON wrote them: marshal writes only the
+    exact built-in types."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, int) and type(value) is not bool:
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 def _cacheable(compiled: CompiledProgram) -> bool:

@@ -13,8 +13,8 @@ from pybpf import ast
 from pybpf import types as T
 from pybpf.diagnostics import Span
 from pybpf.ktypes import KernelRead
+from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams
 from pybpf.providers.base import ProbeGroup
-from pybpf.program import LhistParams, MapKind, TSeriesParams
 from pybpf.records import factory, record
 from pybpf.uapi.ptrace import ARGUMENT_REGISTERS, RETURN_REGISTER
 

@@ -13,16 +13,15 @@ exit status, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import functools
-import gettext
 import mmap
 import os
 import select
 import signal
 import sys
 import time
+from types import SimpleNamespace
 
 import pybpf
 from pybpf import __version__, diskcache, settings
@@ -31,10 +30,11 @@ from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
 from pybpf.program import (DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU,
                            RINGBUF_MAX_SIZE)
-from pybpf.records import NamedTuple
+from pybpf.records import record
 
 TYPE_CHECKING = False       # typing costs ~2 ms at every start
 if TYPE_CHECKING:
+    import argparse
     from typing import NoReturn
 
 POLL_INTERVAL_S = 0.2
@@ -55,13 +55,17 @@ def _help_width() -> int:
     return width - 2
 
 
-# gettext.gettext once per message: argparse asks for each of its messages as it builds the parser,
-# and gettext searches the locale folders at each ask (~2.5 ms at every start).
-_cached_gettext = functools.cache(gettext.gettext)
+def _untranslated(message: str) -> str:
+    """argparse's gettext: its messages as written. gettext would look for a catalog of its default
+    domain in the interpreter's locale folders for each message argparse builds, importing locale
+    (~1.4 ms at every start); the interpreter ships none, and pybpf's own messages are English."""
+    return message
 
 
 def _parser() -> argparse.ArgumentParser:
-    argparse._ = _cached_gettext
+    import argparse     # here: the common command lines are read without it (_common_options)
+
+    argparse._ = _untranslated
     p = argparse.ArgumentParser(
         prog="pybpf", description="Trace the running kernel with bpftrace's language, "
         "compiled to eBPF by Python.",
@@ -76,38 +80,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program to run")
     p.add_argument("-l", "--list", dest="list", nargs="?", const="", metavar="PATTERN",
                    help="list probes matching PATTERN")
-    p.add_argument("-f", dest="format", metavar="FORMAT", default="text",
+    p.add_argument("-f", dest="format", metavar="FORMAT",
                    help="output format: text (default), json or folded")
     p.add_argument("-o", "--output", dest="output", metavar="FILE", help="write output to FILE")
-    p.add_argument("-p", "--pid", dest="pid", metavar="PID", default=None,
+    p.add_argument("-p", "--pid", dest="pid", metavar="PID",
                    help="trace only that process; its end ends the trace")
     p.add_argument("-c", "--cmd", dest="command", metavar="CMD",
                    help="run CMD (split as a shell would, not run by one), held until every probe "
                         "is attached; the trace ends when it exits; its pid is `cpid`")
-    p.add_argument("-I", dest="include_dirs", metavar="DIR", action="append", default=[],
+    p.add_argument("-I", dest="include_dirs", metavar="DIR", action="append",
                    help="look for the script's #include headers in DIR (their types and "
                         "#defines; headers BTF answers need none)")
-    p.add_argument("--include", dest="include_files", metavar="FILE", action="append", default=[],
+    p.add_argument("--include", dest="include_files", metavar="FILE", action="append",
                    help="read FILE's C types and #defines before the script's")
     p.add_argument("-v", "--verbose", dest="verbose", action="store_true",
                    help="verbose: stage timings, the whole verifier log on a rejection")
-    p.add_argument("-B", dest="buffering", metavar="MODE", default="line",
+    p.add_argument("-B", dest="buffering", metavar="MODE",
                    help="output buffering: line (each event as it comes, the default), full "
                         "(written when the buffer fills, and at exit) or none")
     p.add_argument("-q", "--quiet", dest="quiet", action="store_true",
                    help="quiet: no \"Attaching N probes...\" line")
     p.add_argument("--no-warnings", dest="warnings", action="store_false",
                    help="print no WARNING lines (nor warnf()'s)")
-    p.add_argument("-k", "--warnings", dest="helper_reads", action="count", default=0,
+    p.add_argument("-k", "--warnings", dest="helper_reads", action="count",
                    help="also warn when a memory read (probe_read_*: str(), fields through "
                         "pointers) fails; map updates and deletes are warned about without it")
     p.add_argument("--ringbuf-size", dest="ringbuf_size", metavar="BYTES", type=_ringbuf_size,
-                   default=None,
                    help="size of the event ring buffer: a power of two of at least the page size, "
                         "K/M suffixes allowed (default: sized to the script, "
                         f"{EVENT_RING_RECORDS_PER_CPU} of its largest record per CPU, "
                         f"at most {EVENT_RING_MAX_SIZE >> 20}M)")
-    p.add_argument("--map-entries", metavar="N", type=_map_entries, default=None,
+    p.add_argument("--map-entries", metavar="N", type=_map_entries,
                    help=f"maximum entries of each map (default: {DEFAULT_MAP_ENTRIES})")
     p.add_argument("--no-shared-syscalls", dest="share_syscalls", action="store_false",
                    help="attach each syscall tracepoint of a wildcard as its own perf event (slower "
@@ -125,12 +128,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="read and write no cache at all (compiled objects, BTF index, parser tables)")
     p.add_argument("--clear-cache", action="store_true",
                    help="empty pybpf's cache folder (compiled objects, BTF index, parser tables) and exit")
-    p.add_argument("--cache-max-size", metavar="SIZE", type=_cache_size, default=None,
+    p.add_argument("--cache-max-size", metavar="SIZE", type=_cache_size,
                    help="bound of the cache folder, least recently used entries out first; K/M/G "
                         f"suffixes (default: ${diskcache.MAX_SIZE_ENV}, else "
                         f"{diskcache.DEFAULT_MAX_BYTES >> 20}M)")
     p.add_argument("-d", "--debug", dest="debug", metavar="STAGE[,STAGE]", action="append",
-                   default=[],
                    help="print what a stage produced to stderr, then run: ast (the parsed tree), "
                         "types (the maps' and variables' types), codegen or codegen-opt (the LLVM "
                         "IR), dis (the BPF assembly), verifier (the kernel's log of each "
@@ -153,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the version (\"pybpf vX.Y.Z\", as bpftrace's) and exit")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                    help="a .pbt/.bt script (- for stdin) and its positional parameters")
+    p.set_defaults(**_option_defaults())
     return p
 
 
@@ -160,7 +163,44 @@ def _parser() -> argparse.ArgumentParser:
 # pybpf runs no IR passes, the BPF backend compiles the IR as it is, optimizing at -O2.
 DEBUG_STAGES = ("ast", "types", "codegen", "codegen-opt", "dis", "verifier")
 MAX_PID = 0x400000      # bpftrace's bound: the largest pid_max of 64-bit Linux
+
+
+def _option_defaults() -> dict[str, object]:
+    """Each option's value when it is not given, for the parser (set_defaults) and for the command
+    lines read without it (_common_options): in this one place."""
+    return {"program": None, "list": None, "format": "text", "output": None, "pid": None,
+            "command": None, "include_dirs": [], "include_files": [], "verbose": False,
+            "buffering": "line", "quiet": False, "warnings": True, "helper_reads": 0,
+            "ringbuf_size": None, "map_entries": None, "share_syscalls": True,
+            "group_tracepoints": True, "emit": None, "unsafe": False, "dry_run": False,
+            "no_cache": False, "clear_cache": False, "cache_max_size": None, "debug": [],
+            "info": False, "metrics": None, "metrics_maps": None, "metrics_max_series": None,
+            "metrics_prefix": None}
+
+
+def _common_options(argv: list[str]) -> SimpleNamespace | None:
+    """The two common command lines, `pybpf FILE [ARGS]` and `pybpf -e PROGRAM`, read as the parser
+    reads them (tests/pybpf/test_cli_options.py compares), without it: importing argparse (and
+    gettext) and building the parser cost ~2.4 ms at every start. None for any other command line,
+    which the parser reads (options, help, errors)."""
+    if argv and not argv[0].startswith("-"):
+        program, args = None, list(argv)        # the script's own arguments may look like options
+    elif len(argv) == 2 and argv[0] == "-e" and not argv[1].startswith("-"):
+        program, args = argv[1], []
+    else:
+        return None
+    return SimpleNamespace(**{**_option_defaults(), "program": program, "args": args})
+
+
 MAX_MAP_ENTRIES = 1 << 24
+
+
+def _invalid(message: str) -> Exception:
+    """A bad option value, which the parser reports with the option (argparse is imported: the
+    parser is the one calling)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
 
 
 def _ringbuf_size(text: str) -> int:
@@ -168,9 +208,9 @@ def _ringbuf_size(text: str) -> int:
     try:
         size = int(text[:-1] if scale > 1 else text, 0) * scale
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
+        raise _invalid(f"not a size in bytes: {text!r}") from None
     if size < mmap.PAGESIZE or size & (size - 1) or size > RINGBUF_MAX_SIZE:
-        raise argparse.ArgumentTypeError(
+        raise _invalid(
             f"the ring buffer size must be a power of two from the page size ({mmap.PAGESIZE}) "
             f"to {RINGBUF_MAX_SIZE >> 20}M bytes, not {text}")
     return size
@@ -221,16 +261,16 @@ def _cache_size(text: str) -> int:
     try:
         return diskcache.parse_size(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise _invalid(str(e)) from None
 
 
 def _map_entries(text: str) -> int:
     try:
         entries = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise _invalid(f"not a number: {text!r}") from None
     if not 1 <= entries <= MAX_MAP_ENTRIES:
-        raise argparse.ArgumentTypeError(f"map entries must be from 1 to {MAX_MAP_ENTRIES}, not {text}")
+        raise _invalid(f"map entries must be from 1 to {MAX_MAP_ENTRIES}, not {text}")
     return entries
 
 
@@ -595,7 +635,8 @@ def _ignore_warning(text: str) -> None:
     """--no-warnings"""
 
 
-class MetricsSettings(NamedTuple):
+@record(frozen=True)
+class MetricsSettings:
     """--metrics and the options that shape what it serves, checked before compiling."""
     address: tuple[str, int] | str
     maps: list[str] | None
@@ -672,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # bpftrace's -lv is -l with -v, not -l with the pattern "v".
     argv = [a for arg in argv for a in (("-v", "-l") if arg in ("-lv", "-vl") else (arg,))]
-    opts = _parser().parse_args(argv)
+    opts = _common_options(argv) or _parser().parse_args(argv)
     opts.args = _without_end_of_options(opts.args)
     _check_options(opts)
     if opts.clear_cache:

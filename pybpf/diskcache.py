@@ -1,7 +1,7 @@
 """Every on-disk cache of pybpf goes through here: one folder, trusted only as far as it is ours.
 
-    data = diskcache.read("objects", key + ".json")      # None: absent, not trusted, or damaged
-    diskcache.write("objects", key + ".json", data)      # atomic; errors only cost time
+    data = diskcache.read("objects", key + ".marshal")   # None: absent, not trusted, or damaged
+    diskcache.write("objects", key + ".marshal", data)   # atomic; errors only cost time
     diskcache.notes()                                    # why a cache was not used (-v prints them)
 
 pybpf runs as root and loads what it reads here into the kernel, so a cache file that another user
@@ -26,7 +26,6 @@ import errno
 import os
 import stat
 import time
-from collections import namedtuple
 
 try:        # the interpreter's own SHA-256: hashlib loads OpenSSL first (~2.5 ms at every start)
     from _sha2 import sha256            # Python 3.12 on
@@ -36,6 +35,7 @@ except ImportError:
     except ImportError:
         from hashlib import sha256      # an interpreter built without them
 
+from pybpf.records import record
 from pybpf.trust import Untrusted as _Untrusted
 from pybpf.trust import check_folders_above
 from pybpf.trust import distrust as _distrust
@@ -276,8 +276,12 @@ def evict(limit: int | None = None) -> None:
         os.close(fd)
 
 
-# objects: compiled programs that were in the cache; failed: "PATH: reason" of what could not be removed
-Cleared = namedtuple("Cleared", "objects failed")
+@record(frozen=True)
+class Cleared:
+    """What clear() did: the compiled programs that were in the cache, and "PATH: reason" of what
+    could not be removed."""
+    objects: int
+    failed: list[str]
 
 
 def clear() -> Cleared:
@@ -286,7 +290,7 @@ def clear() -> Cleared:
 
     path = root()
     try:
-        objects = sum(1 for n in os.listdir(os.path.join(path, "objects")) if n.endswith(".json"))
+        objects = sum(1 for n in os.listdir(os.path.join(path, "objects")) if not n.startswith(TMP_PREFIX))
     except OSError:
         objects = 0
     failed: list[str] = []

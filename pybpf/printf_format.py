@@ -9,7 +9,6 @@ Escapes in the format are decoded by the compiler before it gets here.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from pybpf.errors import PybpfError
@@ -21,8 +20,9 @@ STRING_CONVERSIONS = frozenset("s")
 # byte as \xNN, %rh every byte as two hex digits with spaces between.
 BUFFER_CONVERSIONS = frozenset(("r", "rx", "rh"))
 
-# Flags, width, precision, length modifier, conversion character (missing at the end of the format).
-_SPEC = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d*))?(hh|h|ll|l)?(.?)", re.DOTALL)
+# A conversion's flags and length modifiers (the longest first).
+_FLAGS = frozenset("-+ #0")
+_LENGTHS = ("hh", "h", "ll", "l")
 
 # C's printf takes a width or precision as an int and fails past INT_MAX; pybpf builds each field in
 # memory at every event, so it stops far lower, at the compile.
@@ -65,22 +65,44 @@ def parse_printf(fmt: str) -> list[Conversion]:
     return [piece for piece in split_format(fmt) if isinstance(piece, Conversion)]
 
 
+def _spec_at(fmt: str, pos: int) -> tuple[str, str, str | None, str | None, str, int]:
+    """The conversion at fmt[pos] ('%'): flags, width, precision (None: no '.'), length modifier,
+    conversion character ('' at the end of the format) and where it ends; what the pattern
+    `%([-+ #0]*)(\\d*)(?:\\.(\\d*))?(hh|h|ll|l)?(.?)` (DOTALL) matches, read by hand: the run
+    side formats with it and a cache hit imports no re (tests/pybpf/test_printf_format.py)."""
+    i = pos + 1
+    while i < len(fmt) and fmt[i] in _FLAGS:
+        i += 1
+    flags, start = fmt[pos + 1:i], i
+    while i < len(fmt) and fmt[i].isdecimal():
+        i += 1
+    width, precision = fmt[start:i], None
+    if fmt.startswith(".", i):
+        start = i = i + 1
+        while i < len(fmt) and fmt[i].isdecimal():
+            i += 1
+        precision = fmt[start:i]
+    length = next((m for m in _LENGTHS if fmt.startswith(m, i)), None)
+    i += len(length or "")
+    char = fmt[i:i + 1]
+    return flags, width, precision, length, char, i + len(char)
+
+
 @lru_cache(maxsize=1024)
 def split_format(fmt: str) -> tuple[str | Conversion, ...]:
     """The format split into literal text and conversions, parsed once per distinct format."""
     pieces: list[str | Conversion] = []
     literal_start = pos = 0
     while (pos := fmt.find("%", pos)) >= 0:
-        m = _SPEC.match(fmt, pos)
-        flags, width, precision, length, char = m.groups()
+        flags, width, precision, length, char, spec_end = _spec_at(fmt, pos)
         if not char:
             raise PrintfFormatError("incomplete conversion at the end of the format", pos)
         if char == "%":
-            if m.end() - pos != 2:
+            if spec_end - pos != 2:
                 raise PrintfFormatError("'%%' takes no flags, width or precision", pos)
             pieces.append(fmt[literal_start:pos + 1])
         elif char in INT_CONVERSIONS or char in STRING_CONVERSIONS or char == "r":
-            end = m.end()
+            end = spec_end
             if char == "r" and fmt[end:end + 1] in ("x", "h"):
                 char, end = char + fmt[end], end + 1
             for what, digits in (("width", width), ("precision", precision)):
@@ -96,6 +118,6 @@ def split_format(fmt: str) -> tuple[str | Conversion, ...]:
             raise PrintfFormatError("'*' width or precision is not supported: write a number", pos)
         else:
             raise PrintfFormatError(f"unknown conversion '%{char}'", pos)
-        literal_start = pos = m.end()
+        literal_start = pos = spec_end
     pieces.append(fmt[literal_start:])
     return tuple(p for p in pieces if p != "")

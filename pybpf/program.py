@@ -5,7 +5,7 @@
     compiled.object.programs           # that ELF parsed: instructions and map relocations per section
     compiled.maps[0].name              # '@'
     compiled.maps[0].kind              # MapKind.COUNT
-    CompiledProgram.from_json(compiled.to_json())   # what the compile cache stores
+    CompiledProgram.from_data(compiled.to_data())   # what the compile cache stores (pybpf.cache)
 
 The runtime needs nothing else: not the AST, not the type checker. Byte layouts of keys, values and
 ring-buffer records are defined here, once, as properties both sides use; a map value's layout is
@@ -18,14 +18,17 @@ offset 8 (printf arguments, each in an 8-byte-aligned slot; see pybpf.types.slot
 from __future__ import annotations
 
 import enum
-import json
 import mmap
 
 from pybpf import types as T
 from pybpf.errors import PybpfError
-from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams, kind_for
+from pybpf.mapkinds import MapKind, kind_for
 from pybpf.records import astuple, factory, record
 from pybpf.uapi.bpf import BpfMapType
+
+TYPE_CHECKING = False       # a cache hit imports only the map kinds its maps have
+if TYPE_CHECKING:
+    from pybpf.mapkinds import LhistParams, TSeriesParams
 
 # Symbols of the maps every program has, in the ELF "maps" section.
 EVENTS_MAP = "__pybpf_events"        # BPF_MAP_TYPE_RINGBUF: printf/exit/print/... records
@@ -159,10 +162,12 @@ class MapSpec:
 
     @classmethod
     def from_json(cls, j: dict) -> "MapSpec":
+        from pybpf import mapkinds
+
         return cls(j["name"], j["symbol"], MapKind(j["kind"]),
                    tuple(T.from_json(k) for k in j["key"]), T.from_json(j["value"]),
-                   LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
-                   j["hist_bits"], TSeriesParams(*j["tseries"]) if j["tseries"] else None)
+                   mapkinds.LhistParams(*j["lhist"]) if j["lhist"] else None, j["max_entries"],
+                   j["hist_bits"], mapkinds.TSeriesParams(*j["tseries"]) if j["tseries"] else None)
 
 
 @record(frozen=True)
@@ -377,8 +382,10 @@ class CompiledProgram:
     def attach_count(self) -> int:
         return sum(len(p.attach_points) for p in self.programs)
 
-    def to_json(self) -> str:
-        return json.dumps({
+    def to_data(self) -> dict:
+        """The program as plain data (dicts, lists, strings, numbers: JSON's kinds of values), what
+        the compile cache stores."""
+        return {
             "elf": self.elf.hex(),
             "object": self.object.to_json(),
             "programs": [[p.section, p.prog_type,
@@ -397,11 +404,10 @@ class CompiledProgram:
             "depends_on": [list(fact) for fact in self.depends_on],
             "helper_sites": [site.to_json() for site in self.helper_sites],
             "pcap_files": list(self.pcap_files),
-        })
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> "CompiledProgram":
-        j = json.loads(text)
+    def from_data(cls, j: dict) -> "CompiledProgram":
         return cls(
             elf=bytes.fromhex(j["elf"]),
             object=ObjectSpec.from_json(j["object"]),

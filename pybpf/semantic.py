@@ -19,9 +19,8 @@ from pybpf.diagnostics import Diagnostics, Span
 from pybpf.builtins.cpu import checked_cpus
 from pybpf.builtins.formatted import syscall_number
 from pybpf.ktypes import KernelTypes
-from pybpf.mapkinds import kind_for
+from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams, kind_for
 from pybpf.providers.base import ProbeGroup
-from pybpf.program import LhistParams, MapKind, TSeriesParams
 from pybpf.semantic_kernel import KernelChecks
 from pybpf.uapi.headers import header_constant
 from pybpf.uapi.unistd_64 import ARCH

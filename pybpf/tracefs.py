@@ -12,10 +12,13 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import re
 from pybpf.records import record
 
 from pybpf.errors import PybpfError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -107,22 +110,30 @@ def _declared_integer(ctype: str, size: int, signed: bool) -> tuple[int, bool]:
     return declared if declared is not None and declared[0] < size else (size, signed)
 
 
-_FIELD = re.compile(r"field:(?P<decl>[^;]+);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
-                    r"\s*signed:(?P<signed>\d+);")
-_DECL = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(\[(?P<len>[^\]]*)\])?$")
+@functools.cache
+def _format_patterns() -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    """A format's ID line, its field lines and a field's declaration, compiled at the first format
+    parsed, not at import: attaching a tracepoint reads only its id, and a cache hit imports no re."""
+    import re
+
+    return (re.compile(r"^ID:\s*(\d+)", re.M),
+            re.compile(r"field:(?P<decl>[^;]+);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
+                       r"\s*signed:(?P<signed>\d+);"),
+            re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(\[(?P<len>[^\]]*)\])?$"))
 
 
 def parse_format(category: str, name: str, text: str) -> TracepointFormat:
-    id_match = re.search(r"^ID:\s*(\d+)", text, re.M)
+    id_line, field_line, declaration = _format_patterns()
+    id_match = id_line.search(text)
     if not id_match:
         raise TracefsError(f"no ID in the format of {category}:{name}")
     fields = []
-    for m in _FIELD.finditer(text):
+    for m in field_line.finditer(text):
         decl = m["decl"].strip()
         data_loc = decl.startswith("__data_loc ")
         if data_loc:
             decl = decl[len("__data_loc "):].replace("[]", "")
-        d = _DECL.match(decl)
+        d = declaration.match(decl)
         if not d:
             continue
         array_len = None

@@ -10,10 +10,11 @@ waits for it and prints its standard output. bpftrace 0.17 ran it through /bin/s
 
 from __future__ import annotations
 
-from pybpf.records import NamedTuple
+from pybpf.records import record
 
 
-class CommandResult(NamedTuple):
+@record(frozen=True)
+class CommandResult:
     output: str
     error: str | None        # why the command could not run, or None
 

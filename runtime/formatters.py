@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import time
 from collections.abc import Callable
 
 from pybpf import types as T
 from pybpf.runtime import symbols
 
-_STRFTIME_DIRECTIVE = re.compile(r"%.")
+_STRFTIME_DIRECTIVE = r"%."        # compiled (and cached by re) at the first strftime printed
 
 
 def _u64(raw: bytes) -> int:
@@ -31,11 +30,13 @@ def _u64(raw: bytes) -> int:
 def _strftime(fmt: str, raw: bytes) -> str:
     """strftime(3) of a CLOCK_BOOTTIME timestamp, in local time; `%f` is the microseconds, six
     digits (bpftrace's extension). The boot time is taken now, as bpftrace does when it prints."""
+    import re       # here: a cache hit imports no re
+
     ns = _u64(raw) + time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     seconds, rest = divmod(ns, 1_000_000_000)
     micros = f"{rest // 1000:06d}"
     # %f replaced first, leaving %% alone, so time.strftime never sees it
-    fmt = _STRFTIME_DIRECTIVE.sub(lambda m: micros if m[0] == "%f" else m[0], fmt)
+    fmt = re.sub(_STRFTIME_DIRECTIVE, lambda m: micros if m[0] == "%f" else m[0], fmt)
     return time.strftime(fmt, time.localtime(seconds))
 
 

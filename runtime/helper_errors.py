@@ -17,7 +17,6 @@ warning_text (text) or json_record (-f json).
 from __future__ import annotations
 
 import errno
-import json
 import os
 
 from pybpf.program import HelperErrorCount, HelperErrorSite
@@ -92,6 +91,8 @@ def warning_text(site: HelperErrorSite, retcode: int) -> str:
 
 def json_record(site: HelperErrorSite, retcode: int) -> str:
     """bpftrace's -f json record of one failure (its "msg" is strerror, whatever the helper)."""
+    import json         # here: only -f json needs it, and a cache hit imports no json
+
     filename = site.location.rsplit(":", 2)[0]
     return json.dumps({"type": "helper_error", "msg": os.strerror(-retcode), "helper": site.helper,
                        "retcode": retcode, "filename": filename, "line": site.line,

@@ -16,7 +16,6 @@ import ctypes
 import errno
 import functools
 import os
-import re
 
 from pybpf.program import CompiledProgram, MapDef, ObjectFormatError, ObjectSpec, ElfProgramSection
 from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError, VerifierError
@@ -29,7 +28,8 @@ from pybpf.uapi.bpf import (BPF_FUNC_INFO_SIZE, BPF_INSN_SIZE, BPF_LOG_LEVEL1, B
 
 def object_name(text: str) -> bytes:
     """A kernel object name (map_name, prog_name): at most 15 of [A-Za-z0-9_], shown by bpftool."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:BPF_OBJ_NAME_LEN - 1].encode()
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_"
+                   for c in text[:BPF_OBJ_NAME_LEN - 1]).encode()
 
 
 def create_map(name: str, mapdef: MapDef) -> int:
@@ -65,6 +65,8 @@ LOCKDOWN_FILE = "/sys/kernel/security/lockdown"
 def lockdown_mode(path: str = LOCKDOWN_FILE) -> str | None:
     """The kernel lockdown mode ('none', 'integrity', 'confidentiality'), or None when securityfs does
     not tell (unmounted, or no lockdown LSM)."""
+    import re       # here: a cache hit imports no re
+
     try:
         with open(path) as f:
             match = re.search(r"\[(\w+)\]", f.read())

@@ -20,7 +20,7 @@ from pybpf import types as T
 from pybpf.cpus import cpu_slots
 from pybpf.mapkinds import kind_for
 from pybpf.program import MapSpec
-from pybpf.records import NamedTuple
+from pybpf.records import record
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.syscall import ENOTSUPP, bpf
 from pybpf.runtime.values import decode
@@ -240,7 +240,8 @@ def read_user_map(fd: int, spec: MapSpec, probe_names: dict[int, str] | None = N
     return batches[0] if len(batches) == 1 else [e for entries in batches for e in entries]
 
 
-class MapBatch(NamedTuple):
+@record(frozen=True)
+class MapBatch:
     """What one read of a map's elements gave: `elements` read (a hist key has one per bucket),
     the entries they make (`seen`), and those entries (those a prefilter kept)."""
     elements: int

@@ -20,7 +20,6 @@ compares the raw key bytes.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from operator import itemgetter
 from collections.abc import Iterable
@@ -41,7 +40,7 @@ _UNSIGNED = (1 << 64) - 1
 # bpftrace's JSON escaping: the two JSON metacharacters, \n \r \t by name, other control bytes as \u00XX.
 _EXACT_IN_DOUBLE = 1 << 53
 # errorf()/warnf()'s text: "FILE:LINE:COL-END: ERROR: message" (pybpf.builtins.output).
-_LOCATED = re.compile(r"(.*):(\d+):(\d+)-\d+: (?:ERROR|WARNING): (.*)", re.DOTALL)
+_LOCATED = r"(?s)(.*):(\d+):(\d+)-\d+: (?:ERROR|WARNING): (.*)"    # compiled by re at first use
 _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _JSON_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r",
                       ord("\t"): "\\t"})
@@ -230,7 +229,9 @@ class JsonOutput(Output):
         --no-warnings bpftrace drops a warnf() whole, its record too."""
         if record == "warnf" and not self.warnings:
             return
-        place = _LOCATED.match(text)
+        import re       # here: only -f json's errorf/warnf need it, and a cache hit imports no re
+
+        place = re.match(_LOCATED, text)
         if place is None:
             write(text)
             return

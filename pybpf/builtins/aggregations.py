@@ -7,8 +7,8 @@ from __future__ import annotations
 from pybpf import ast
 from pybpf.builtins.entry import Aggregation
 from pybpf.checked import INT, is_int
+from pybpf.mapkinds import LhistParams, MapKind, TSeriesParams
 from pybpf.mapkinds.tseries import AGGREGATIONS as TSERIES_AGGREGATIONS
-from pybpf.program import LhistParams, MapKind, TSeriesParams
 
 
 def integer_value(c, call) -> bool:

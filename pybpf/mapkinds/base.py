@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import re
 import struct
 from operator import itemgetter
 from collections.abc import Callable, Iterable
@@ -175,7 +174,8 @@ def label_names(stem: str, count: int) -> list[str]:
 # names starting with `__` are reserved) or that pybpf's info metrics use for values (`value`,
 # `value0`, ...): a record field named so becomes `key_<name>`, as does one that another label of
 # the key already has (a positional `key0`, an earlier field: `key_` is added until it is unique).
-_RESERVED_LABEL = re.compile(r"le|quantile|__.*|value\d*")
+# A pattern, compiled (and cached by re) at first use: a cache hit imports no re.
+_RESERVED_LABEL = r"le|quantile|__.*|value\d*"
 
 
 def key_labels(types: tuple[T.Type, ...]) -> list[str]:
@@ -186,12 +186,14 @@ def key_labels(types: tuple[T.Type, ...]) -> list[str]:
         key_labels((TupleType((StringType(16), IntType()), ("comm", "pid")),))   # ['comm', 'pid']
         key_labels((StringType(16), IntType()))                                 # ['key0', 'key1']
     """
+    import re
+
     fields = [name for t in types for name in _field_labels(t, None)]
     labels = ["key" if len(fields) == 1 else f"key{i}" if field is None else ""
               for i, field in enumerate(fields)]
     for i, field in enumerate(fields):
         if field is not None:
-            name = "key_" + field if _RESERVED_LABEL.fullmatch(field) else field
+            name = "key_" + field if re.fullmatch(_RESERVED_LABEL, field) else field
             while name in labels:
                 name = "key_" + name
             labels[i] = name

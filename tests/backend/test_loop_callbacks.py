@@ -41,7 +41,7 @@ def test_programs_without_loops_carry_no_btf_and_no_func_info():
 
 def test_only_the_program_with_a_loop_gets_func_info_and_it_survives_the_cache_record():
     compiled = compile_source("BEGIN { @m[1] = 1; for ($kv : @m) { @n += 1; } } END { @m[2] = 2; }")
-    again = CompiledProgram.from_json(compiled.to_json())
+    again = CompiledProgram.from_data(compiled.to_data())
     assert again.object == compiled.object
     with_info = [name for name, s in again.object.programs.items() if s.func_info]
     assert len(with_info) == 1 and again.object.btf

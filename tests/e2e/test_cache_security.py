@@ -52,13 +52,13 @@ def compiled_entry(source: str, tmp_path, monkeypatch) -> bytes:
     with monkeypatch.context() as m:
         m.setenv("XDG_CACHE_HOME", str(tmp_path / "scratch"))
         cache.compile_cached(source)
-        (path,) = glob.glob(str(tmp_path / "scratch" / "**" / "objects" / "*.json"), recursive=True)
+        (path,) = glob.glob(str(tmp_path / "scratch" / "**" / "objects" / f"*{cache.SUFFIX}"), recursive=True)
         with open(path, "rb") as f:
             return f.read()
 
 
 def hello_entry_name() -> str:
-    return cache.cache_key(HELLO, CompileOptions()) + ".json"      # anyone can compute it
+    return cache.cache_key(HELLO, CompileOptions()) + cache.SUFFIX    # anyone can compute it
 
 
 def users_home(tmp_path) -> tuple:

@@ -2,6 +2,7 @@
 parts; any change to what shaped the program misses; a damaged entry is compiled again."""
 
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ SOURCE = 'BEGIN { @x[1] = count(); printf("%d\\n", 5); exit(); }'
 
 def entry_path(source=SOURCE, options=None) -> str:
     key = cache.cache_key(source, options or CompileOptions())
-    return os.path.join(diskcache.root(), cache.FOLDER, key + ".json")
+    return os.path.join(diskcache.root(), cache.FOLDER, key + cache.SUFFIX)
 
 
 def test_hit_returns_the_same_program(tmp_path, monkeypatch):
@@ -28,7 +29,7 @@ def test_hit_returns_the_same_program(tmp_path, monkeypatch):
     first = cache.compile_cached(SOURCE, "stdin", CompileOptions())
     assert os.path.exists(entry_path())
     second = cache.compile_cached(SOURCE, "stdin", CompileOptions())
-    assert second.to_json() == first.to_json()
+    assert second.to_data() == first.to_data()
 
 
 def test_key_covers_source_and_parameters():
@@ -48,7 +49,7 @@ def test_a_hit_whose_compiled_in_facts_changed_is_compiled_again(tmp_path, monke
     source = f'BEGIN {{ printf("%d\\n", cgroupid("{folder}")); exit(); }}'
     first = cache.compile_cached(source, "stdin", CompileOptions())
     assert ("inode", str(folder), str(folder.stat().st_ino)) in first.depends_on
-    assert cache.compile_cached(source, "stdin", CompileOptions()).to_json() == first.to_json()
+    assert cache.compile_cached(source, "stdin", CompileOptions()).to_data() == first.to_data()
     folder.rmdir()
     (tmp_path / "elsewhere").mkdir()             # holds the old inode number while it is recreated
     folder.mkdir()
@@ -165,7 +166,7 @@ def test_an_installed_pybpf_is_identified_by_its_install_record(tmp_path):
 def test_damaged_entry_is_compiled_again(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(diskcache, "settings", diskcache.Settings())
-    good = cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_json()
+    good = cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_data()
     path = entry_path()
     whole = open(path, "rb").read()
     flipped = bytearray(whole)
@@ -173,9 +174,30 @@ def test_damaged_entry_is_compiled_again(tmp_path, monkeypatch):
     for damaged in (whole[:len(whole) // 2], bytes(flipped), b"", b"{}\n"):
         with open(path, "wb") as f:
             f.write(damaged)
-        assert cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_json() == good
+        assert cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_data() == good
         assert open(path, "rb").read() == whole          # removed, compiled, stored again
     assert any("removed a damaged entry objects/" in note for note in diskcache.notes())
+
+
+def test_a_program_holding_enum_members_is_stored_and_read_back(tmp_path, monkeypatch):
+    # a perf event's type and config are IntEnum members (PerfType, PerfSwId): stored as ints
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = "software:page-faults:1 { @[comm] = count(); } hardware:cycles:100000 { @c = count(); }"
+    first = cache.compile_cached(source, "stdin", CompileOptions())
+    assert os.path.exists(entry_path(source))
+    again = cache.compile_cached(source, "stdin", CompileOptions())
+    assert again.to_data() == first.to_data() and again.programs == first.programs
+
+
+def test_an_entry_of_another_format_is_compiled_again(tmp_path, monkeypatch):
+    # checksummed as ours, but not a program this version reads (another version's format)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    good = cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_data()
+    name = os.path.basename(entry_path())
+    for other in (b'{"elf": "00"}', marshal.dumps({"elf": "00"}), marshal.dumps([1, 2]), b"\xff"):
+        diskcache.write(cache.FOLDER, name, other)
+        assert cache.compile_cached(SOURCE, "stdin", CompileOptions()).to_data() == good
+        assert cache.load_cached(name.removesuffix(cache.SUFFIX)).to_data() == good     # stored again
 
 
 def test_unwritable_cache_still_compiles(tmp_path, monkeypatch):

@@ -146,7 +146,7 @@ def test_print_maps_on_exit_travels_with_the_compiled_program():
     from pybpf.compiler import compile_source
     from pybpf.program import CompiledProgram
     compiled = compile_source("config = { print_maps_on_exit = false } BEGIN { @a = 1; }")
-    assert not CompiledProgram.from_json(compiled.to_json()).print_maps_on_exit
+    assert not CompiledProgram.from_data(compiled.to_data()).print_maps_on_exit
 
 
 def test_environment_values_are_checked_as_bpftrace_does():

@@ -118,4 +118,4 @@ def test_a_watchpoint_watches_the_process_given():
     (program,) = compiled.programs
     assert program.attach_points[0].perf_event.pid == 4321
     assert program.prog_type == BpfProgType.PERF_EVENT
-    assert CompiledProgram.from_json(compiled.to_json()).programs == compiled.programs   # as cached
+    assert CompiledProgram.from_data(compiled.to_data()).programs == compiled.programs   # as cached

@@ -95,6 +95,6 @@ def test_sites_travel_in_the_compiled_programs_json():
     from pybpf.compiler import compile_source
 
     compiled = compile_source("BEGIN { @m[1] = count(); }")
-    assert CompiledProgram.from_json(compiled.to_json()).helper_sites == compiled.helper_sites
+    assert CompiledProgram.from_data(compiled.to_data()).helper_sites == compiled.helper_sites
     assert {(s.helper, s.map, s.errno) for s in compiled.helper_sites} == {
         ("map_update_elem", "@m", 0), ("map_update_elem", "@m", errno.E2BIG)}

@@ -9,8 +9,8 @@ import pytest
 
 from pybpf import types as T
 from pybpf.cpus import cpu_slots
-from pybpf.mapkinds import Stats
-from pybpf.program import LhistParams, MapDef, MapKind, MapSpec
+from pybpf.mapkinds import LhistParams, Stats
+from pybpf.program import MapDef, MapKind, MapSpec
 from pybpf.runtime import maps
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import create_map

@@ -19,8 +19,8 @@ from prometheus_client.exposition import generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from pybpf import types as T  # noqa: E402
-from pybpf.mapkinds import Stats  # noqa: E402
-from pybpf.program import LhistParams, MapKind, MapSpec  # noqa: E402
+from pybpf.mapkinds import LhistParams, Stats  # noqa: E402
+from pybpf.program import MapKind, MapSpec  # noqa: E402
 from pybpf.mapkinds.base import key_labels  # noqa: E402
 from pybpf.runtime.metrics import (SessionCollector, check_prefix, make_registry,  # noqa: E402
                                    map_families, metric_name, parse_address, serve_metrics, top_entries)

@@ -68,7 +68,7 @@ def test_compiled_program_carries_its_parsed_object():
     from pybpf.program import CompiledProgram
     compiled = compile_source('BEGIN { @x[1] = count(); printf("%d\\n", 1); exit(); }')
     assert compiled.object == parse_object(compiled.elf)
-    assert CompiledProgram.from_json(compiled.to_json()).object == compiled.object
+    assert CompiledProgram.from_data(compiled.to_data()).object == compiled.object
 
 
 def _sections_walked(monkeypatch, elf: bytes) -> tuple[int, int]:

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from pybpf import types as T
-from pybpf.mapkinds import Stats
-from pybpf.program import LhistParams, MapKind, MapSpec
+from pybpf.mapkinds import LhistParams, Stats
+from pybpf.program import MapKind, MapSpec
 from pybpf.runtime.output import JsonOutput, TextOutput, make_output
 from pybpf.runtime.values import decode
 
