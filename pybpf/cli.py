@@ -3,7 +3,7 @@
     pybpf -e 'tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }'
     pybpf script.pbt ARG1 ARG2          # $1, $2; str($1)
     pybpf -l 'tracepoint:syscalls:*open*'
-    pybpf --emit llvm -e '...'          # or asm, obj (-o FILE); --dry-run loads through the verifier
+    pybpf --emit llvm -e '...'          # or asm, obj (-o FILE); --verify-only loads through the verifier
 
 The command is a client of the library (pybpf.api): it compiles with pybpf.compile, runs a Trace
 that prints through pybpf.make_output, and exits with the program's exit code. It owns the event
@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe", action="store_true",
                    help="allow functions with effects beyond tracing: system(), signal()")
     p.add_argument("--dry-run", action="store_true",
+                   help="load and attach every probe, then stop at once: no BEGIN, END or maps "
+                        "(as bpftrace)")
+    p.add_argument("--verify-only", action="store_true",
                    help="compile and load through the verifier, attach nothing")
     p.add_argument("--no-cache", action="store_true",
                    help="read and write no cache at all (compiled objects, BTF index, parser tables)")
@@ -440,13 +443,13 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _dry_run(program) -> int:
+def _verify_only(program) -> int:
     compiled = program.compiled
     try:
         program.verify()
     except pybpf.NotSupportedError as e:
-        # The program compiled; this kernel cannot take it (e.g. fentry under lockdown). A dry
-        # run answers "is my program right?", so say what stopped the check, without failing.
+        # The program compiled; this kernel cannot take it (e.g. fentry under lockdown).
+        # --verify-only answers "is my program right?": say what stopped the check, not fail.
         print(f"{_plural(len(compiled.programs), 'program')} compiled; not loaded: {e}")
         return 0
     print(f"{_plural(len(compiled.programs), 'program')} passed the verifier; "
@@ -553,6 +556,10 @@ def _run(program, opts, stream, stop: _StopRequested, metrics: MetricsSettings |
         trace = program.run(output=output, on_warning=warn, pid=child.pid if child else opts.pid or 0,
                             cpid=child.pid if child else 0)
         try:
+            if opts.dry_run:        # bpftrace's: stop once every probe is attached, before BEGIN
+                trace.start(run_begin=False)
+                stream.flush()
+                return 0
             # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
             server = _serve_metrics(trace, metrics) if metrics else None
             try:
@@ -787,8 +794,8 @@ def _main(opts) -> int:
     try:
         if "verifier" in opts.debug:
             program.verify(_print_verifier_log)      # a load of its own, before the run's
-        if opts.dry_run:
-            return _dry_run(program)
+        if opts.verify_only:
+            return _verify_only(program)
         if opts.output:
             with open(opts.output, "w", encoding="utf-8", errors="surrogateescape") as stream:
                 return _run(program, opts, stream, stop, metrics)
