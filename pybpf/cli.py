@@ -29,6 +29,7 @@ from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
+from pybpf.features import NO_FEATURE_NAMES
 from pybpf.program import (DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU,
                            RINGBUF_MAX_SIZE)
 from pybpf.records import NamedTuple
@@ -119,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
     p.add_argument("--unsafe", action="store_true",
                    help="allow functions with effects beyond tracing: system(), signal()")
+    p.add_argument("--no-feature", dest="no_features", metavar="FEATURE[,FEATURE]",
+                   action="append", default=[],
+                   help="act as if the kernel lacked these: uprobe_multi (one link for a "
+                        "wildcard's uprobes), kprobe_multi, kprobe_session (which pybpf never uses)")
     p.add_argument("--dry-run", action="store_true",
                    help="load and attach every probe, then stop at once: no BEGIN, END or maps "
                         "(as bpftrace)")
@@ -195,8 +200,18 @@ def _check_options(opts) -> None:
     if opts.command is not None and opts.pid is not None:
         raise SystemExit(error("USAGE: Cannot use both -c and -p."))
     opts.debug = _debug_stages(opts.debug)
+    opts.no_features = _no_features(opts.no_features)
     if opts.pid is not None:
         opts.pid = _pid(opts.pid)
+
+
+def _no_features(given: list[str]) -> tuple[str, ...]:
+    """--no-feature a,b --no-feature c: the features, each named once, sorted (a cache key part)."""
+    names = {name for text in given for name in text.split(",")}
+    if names - set(NO_FEATURE_NAMES):
+        raise SystemExit(error(f"USAGE: --no-feature can only have values "
+                               f"'{','.join(NO_FEATURE_NAMES)}'."))
+    return tuple(sorted(names))
 
 
 def _debug_stages(given: list[str]) -> tuple[str, ...]:
@@ -774,6 +789,7 @@ def _main(opts) -> int:
                              group_tracepoints=opts.group_tracepoints, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None,
+                             no_features=opts.no_features,
                              warning_level=_warning_level(opts), headers=_headers(opts, source))
     if set(opts.debug) - {"verifier"}:
         _debug(opts.debug, source, filename, options)
