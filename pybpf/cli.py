@@ -261,6 +261,12 @@ def _settings_environment() -> tuple[tuple[str, str], ...]:
         raise SystemExit(error(str(e))) from None
 
 
+def _uncached_btf() -> str:
+    """BPFTRACE_BTF's types are another file's than the kernel's the compile cache is keyed by:
+    with it set, nothing is cached."""
+    return "BPFTRACE_BTF" if os.environ.get("BPFTRACE_BTF") else ""
+
+
 def error(message: str) -> int:
     print(f"ERROR: {message}", file=sys.stderr)
     return 1
@@ -703,8 +709,11 @@ def main(argv: list[str] | None = None) -> int:
         return _info()
     # this run's cache settings, undone on return for a caller that runs main() again
     saved, diskcache.settings = diskcache.settings, diskcache.Settings(
-        disabled="--no-cache" if opts.no_cache else "", max_bytes=opts.cache_max_size)
+        disabled="--no-cache" if opts.no_cache else _uncached_btf(), max_bytes=opts.cache_max_size)
     try:
+        if os.environ.get("BPFTRACE_BTF"):
+            from pybpf import btf
+            btf.use_file(os.environ["BPFTRACE_BTF"])
         if opts.list is not None and opts.program is not None:
             return _list_program(opts)
         if opts.list is not None:
