@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--cmd", dest="command", metavar="CMD",
                    help="run CMD (split as a shell would, not run by one), held until every probe "
                         "is attached; the trace ends when it exits; its pid is `cpid`")
+    p.add_argument("--usdt-file-activation", action="store_true",
+                   help="raise USDT semaphores in every process that maps the file (bpftrace's "
+                        "option; pybpf always does: the kernel counts them, ref_ctr_offset)")
     p.add_argument("-I", dest="include_dirs", metavar="DIR", action="append", default=[],
                    help="look for the script's #include headers in DIR (their types and "
                         "#defines; headers BTF answers need none)")
