@@ -1,4 +1,4 @@
-"""Which bpftrace tools compile: `pybpf --dry-run FILE` for every .bt file given (or every .bt in
+"""Which bpftrace tools compile: `pybpf --verify-only FILE` for every .bt file given (or every .bt in
 the folders given), each with its first error and what that error waits on; with --run, the tools
 that compile also run for a few seconds under a load this script makes, and whether each printed.
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     failures, compiled = [], []
     for path in files:
         try:
-            result = subprocess.run([sys.executable, "-m", "pybpf.cli", "--dry-run", path],
+            result = subprocess.run([sys.executable, "-m", "pybpf.cli", "--verify-only", path],
                                     capture_output=True, text=True, timeout=TIMEOUT_S,
                                     stdin=subprocess.DEVNULL)
             ok, error = result.returncode == 0, first_error(result.stderr)

@@ -342,13 +342,14 @@ class Trace:
         self.maps = MapsView(self)
         """The maps by name, live while running, their final values after stop()."""
 
-    def start(self) -> Trace:
-        """Load, attach every probe and run BEGIN. On failure nothing stays attached; raises a
-        pybpf.Error (pybpf.ProbeUnavailableError when the kernel cannot run a kind of probe)."""
+    def start(self, run_begin: bool = True) -> Trace:
+        """Load, attach every probe and run BEGIN (not with run_begin=False: bpftrace's
+        --dry-run, which then close()s). On failure nothing stays attached; raises a pybpf.Error
+        (pybpf.ProbeUnavailableError when the kernel cannot run a kind of probe)."""
         if not self._started:
             self._started = True
             try:
-                self._session.start()
+                self._session.start(run_begin)
                 self._epoll.register(self._session.fileno(), select.EPOLLIN)
             except BaseException:
                 self.close()

@@ -39,7 +39,7 @@ import struct
 import sys
 from collections.abc import Iterator
 
-from pybpf import diskcache
+from pybpf import diskcache, trust
 # The type kinds are part of this module's API (btf.Int, btf.Ptr, ...).
 from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # noqa: F401
                              BtfType, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, FieldPath,
@@ -696,26 +696,54 @@ def _map(path: str):
 
 
 @functools.cache
-def strings_with_prefix(prefix: str, path: str = VMLINUX) -> frozenset[str]:
+def strings_with_prefix(prefix: str, path: str | None = None) -> frozenset[str]:
     """The strings of a BTF file that start with prefix, the prefix cut off: one scan of its
     string section, without the type index that Btf builds (~0.15 s for vmlinux with an empty
     cache). `btf_trace_NAME` names only the typedef of tracepoint NAME's raw form."""
-    data, _ = _map(path)
+    data, _ = _map(path or _kernel_file)
     h = _parse_header(data)
     found = re.findall(rb"\0" + re.escape(prefix.encode()) + rb"([^\0]+)",
                        data[h.str_off:h.str_off + h.str_len])
     return frozenset(name.decode(errors="replace") for name in found)
 
 
+# The kernel's types: /sys/kernel/btf/vmlinux, or the file BPFTRACE_BTF names (use_file).
+_kernel_file = VMLINUX
+
+
+def use_file(path: str) -> None:
+    """Read the kernel's types from `path` (BPFTRACE_BTF) instead of /sys/kernel/btf/vmlinux, and
+    no module's: pybpf runs as root, so a file another user could have written is refused, as
+    headers are (pybpf.trust). Raises BtfError, one line, when it is refused or not BTF."""
+    global _kernel_file
+    try:
+        real = trust.trusted_file(path)
+    except trust.Untrusted as e:
+        raise BtfError(f"BPFTRACE_BTF: {path} is not read: {e} (pybpf runs as root and reads only "
+                       f"files no other user can write)") from None
+    except OSError as e:
+        raise BtfError(f"BPFTRACE_BTF: cannot read {path}: {e.strerror}") from None
+    try:
+        Btf.load(real)
+    except BtfError as e:
+        raise BtfError(f"BPFTRACE_BTF: {path}: {e}") from None
+    _kernel_file = real
+    vmlinux.cache_clear()
+    strings_with_prefix.cache_clear()
+
+
 @functools.cache
-def vmlinux(path: str = VMLINUX) -> Btf:
+def vmlinux(path: str | None = None) -> Btf:
     """The running kernel's BTF, loaded once per process (each load maps the file, hashes parts of
     it and reads and checks its index: ~3 ms, which a compile of tcplife.bt paid 21 times)."""
-    return Btf.load(path)
+    return Btf.load(path or _kernel_file)
 
 
 def module_names(folder: str = os.path.dirname(VMLINUX)) -> list[str]:
-    """Modules with BTF: the files beside vmlinux in /sys/kernel/btf."""
+    """Modules with BTF: the files beside vmlinux in /sys/kernel/btf (none with BPFTRACE_BTF, whose
+    file stands for them all, as in bpftrace)."""
+    if _kernel_file != VMLINUX:
+        return []
     try:
         return sorted(n for n in os.listdir(folder) if n != "vmlinux")
     except OSError:
@@ -728,6 +756,8 @@ def module(name: str) -> Btf:
     folder = os.path.dirname(VMLINUX)
     if name == "vmlinux" or "/" in name:
         raise BtfError(f"not a module name: {name!r}")
+    if _kernel_file != VMLINUX:
+        raise BtfError(f"module {name}'s BTF is not read: BPFTRACE_BTF names the one BTF file")
     return Btf.load(os.path.join(folder, name), base=vmlinux())
 
 

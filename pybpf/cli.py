@@ -3,7 +3,7 @@
     pybpf -e 'tracepoint:syscalls:sys_enter_open* { @[probe] = count(); }'
     pybpf script.pbt ARG1 ARG2          # $1, $2; str($1)
     pybpf -l 'tracepoint:syscalls:*open*'
-    pybpf --emit llvm -e '...'          # or asm, obj (-o FILE); --dry-run loads through the verifier
+    pybpf --emit llvm -e '...'          # or asm, obj (-o FILE); --verify-only loads through the verifier
 
 The command is a client of the library (pybpf.api): it compiles with pybpf.compile, runs a Trace
 that prints through pybpf.make_output, and exits with the program's exit code. It owns the event
@@ -28,6 +28,7 @@ from pybpf import __version__, diskcache, settings
 from pybpf.compiler import CompileOptions
 from pybpf.deepstack import on_deep_stack
 from pybpf.errors import PybpfError
+from pybpf.features import NO_FEATURE_NAMES
 from pybpf.program import (DEFAULT_MAP_ENTRIES, EVENT_RING_MAX_SIZE, EVENT_RING_RECORDS_PER_CPU,
                            RINGBUF_MAX_SIZE)
 from pybpf.records import record
@@ -88,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--cmd", dest="command", metavar="CMD",
                    help="run CMD (split as a shell would, not run by one), held until every probe "
                         "is attached; the trace ends when it exits; its pid is `cpid`")
+    p.add_argument("--usdt-file-activation", action="store_true",
+                   help="raise USDT semaphores in every process that maps the file (bpftrace's "
+                        "option; pybpf always does: the kernel counts them, ref_ctr_offset)")
     p.add_argument("-I", dest="include_dirs", metavar="DIR", action="append",
                    help="look for the script's #include headers in DIR (their types and "
                         "#defines; headers BTF answers need none)")
@@ -122,7 +126,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the LLVM IR or BPF assembly, or write the ELF object; no loading")
     p.add_argument("--unsafe", action="store_true",
                    help="allow functions with effects beyond tracing: system(), signal()")
+    p.add_argument("--no-feature", dest="no_features", metavar="FEATURE[,FEATURE]",
+                   action="append",
+                   help="act as if the kernel lacked these: uprobe_multi (one link for a "
+                        "wildcard's uprobes), kprobe_multi, kprobe_session (which pybpf never uses)")
     p.add_argument("--dry-run", action="store_true",
+                   help="load and attach every probe, then stop at once: no BEGIN, END or maps "
+                        "(as bpftrace)")
+    p.add_argument("--verify-only", action="store_true",
                    help="compile and load through the verifier, attach nothing")
     p.add_argument("--no-cache", action="store_true",
                    help="read and write no cache at all (compiled objects, BTF index, parser tables)")
@@ -172,7 +183,8 @@ def _option_defaults() -> dict[str, object]:
             "command": None, "include_dirs": [], "include_files": [], "verbose": False,
             "buffering": "line", "quiet": False, "warnings": True, "helper_reads": 0,
             "ringbuf_size": None, "map_entries": None, "share_syscalls": True,
-            "group_tracepoints": True, "emit": None, "unsafe": False, "dry_run": False,
+            "group_tracepoints": True, "emit": None, "unsafe": False, "no_features": [],
+            "dry_run": False, "verify_only": False, "usdt_file_activation": False,
             "no_cache": False, "clear_cache": False, "cache_max_size": None, "debug": [],
             "info": False, "metrics": None, "metrics_maps": None, "metrics_max_series": None,
             "metrics_prefix": None}
@@ -232,8 +244,18 @@ def _check_options(opts) -> None:
     if opts.command is not None and opts.pid is not None:
         raise SystemExit(error("USAGE: Cannot use both -c and -p."))
     opts.debug = _debug_stages(opts.debug)
+    opts.no_features = _no_features(opts.no_features)
     if opts.pid is not None:
         opts.pid = _pid(opts.pid)
+
+
+def _no_features(given: list[str]) -> tuple[str, ...]:
+    """--no-feature a,b --no-feature c: the features, each named once, sorted (a cache key part)."""
+    names = {name for text in given for name in text.split(",")}
+    if names - set(NO_FEATURE_NAMES):
+        raise SystemExit(error(f"USAGE: --no-feature can only have values "
+                               f"'{','.join(NO_FEATURE_NAMES)}'."))
+    return tuple(sorted(names))
 
 
 def _debug_stages(given: list[str]) -> tuple[str, ...]:
@@ -281,6 +303,12 @@ def _settings_environment() -> tuple[tuple[str, str], ...]:
         return settings.environment(os.environ)
     except settings.SettingError as e:
         raise SystemExit(error(str(e))) from None
+
+
+def _uncached_btf() -> str:
+    """BPFTRACE_BTF's types are another file's than the kernel's the compile cache is keyed by:
+    with it set, nothing is cached."""
+    return "BPFTRACE_BTF" if os.environ.get("BPFTRACE_BTF") else ""
 
 
 def error(message: str) -> int:
@@ -480,13 +508,13 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _dry_run(program) -> int:
+def _verify_only(program) -> int:
     compiled = program.compiled
     try:
         program.verify()
     except pybpf.NotSupportedError as e:
-        # The program compiled; this kernel cannot take it (e.g. fentry under lockdown). A dry
-        # run answers "is my program right?", so say what stopped the check, without failing.
+        # The program compiled; this kernel cannot take it (e.g. fentry under lockdown).
+        # --verify-only answers "is my program right?": say what stopped the check, not fail.
         print(f"{_plural(len(compiled.programs), 'program')} compiled; not loaded: {e}")
         return 0
     print(f"{_plural(len(compiled.programs), 'program')} passed the verifier; "
@@ -593,6 +621,10 @@ def _run(program, opts, stream, stop: _StopRequested, metrics: MetricsSettings |
         trace = program.run(output=output, on_warning=warn, pid=child.pid if child else opts.pid or 0,
                             cpid=child.pid if child else 0)
         try:
+            if opts.dry_run:        # bpftrace's: stop once every probe is attached, before BEGIN
+                trace.start(run_begin=False)
+                stream.flush()
+                return 0
             # Bound before loading, so a busy port fails with nothing attached; maps read from start on.
             server = _serve_metrics(trace, metrics) if metrics else None
             try:
@@ -722,8 +754,11 @@ def main(argv: list[str] | None = None) -> int:
         return _info()
     # this run's cache settings, undone on return for a caller that runs main() again
     saved, diskcache.settings = diskcache.settings, diskcache.Settings(
-        disabled="--no-cache" if opts.no_cache else "", max_bytes=opts.cache_max_size)
+        disabled="--no-cache" if opts.no_cache else _uncached_btf(), max_bytes=opts.cache_max_size)
     try:
+        if os.environ.get("BPFTRACE_BTF"):
+            from pybpf import btf
+            btf.use_file(os.environ["BPFTRACE_BTF"])
         if opts.list is not None and opts.program is not None:
             return _list_program(opts)
         if opts.list is not None:
@@ -808,6 +843,7 @@ def _main(opts) -> int:
                              group_tracepoints=opts.group_tracepoints, pid=opts.pid,
                              environment=_settings_environment(), unsafe=opts.unsafe,
                              filter_pid=opts.pid is not None or opts.command is not None,
+                             no_features=opts.no_features,
                              warning_level=_warning_level(opts), headers=_headers(opts, source))
     if set(opts.debug) - {"verifier"}:
         _debug(opts.debug, source, filename, options)
@@ -828,8 +864,8 @@ def _main(opts) -> int:
     try:
         if "verifier" in opts.debug:
             program.verify(_print_verifier_log)      # a load of its own, before the run's
-        if opts.dry_run:
-            return _dry_run(program)
+        if opts.verify_only:
+            return _verify_only(program)
         if opts.output:
             with open(opts.output, "w", encoding="utf-8", errors="surrogateescape") as stream:
                 return _run(program, opts, stream, stop, metrics)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from pybpf.diagnostics import NO_SPAN, Diagnostics, render
-from pybpf.features import Features
+from pybpf.features import Features, WithoutFeatures
 from pybpf.program import BpfProgramSpec, CompiledProgram, ring_size_of_pages
 from pybpf.records import factory, record
 
@@ -52,6 +52,8 @@ class CompileOptions:
     # What the kernel supports (kprobes, fentry, cookies), for the kprobe <-> fentry choice and
     # programs shared through cookies; None: ask the running kernel.
     features: Features | None = None
+    # --no-feature: names of pybpf.features.NO_FEATURE_NAMES answered False whatever the kernel says.
+    no_features: tuple[str, ...] = ()
     # The process that watchpoints watch (-p).
     pid: int | None = None
     # The most attach points a program may have, checked before compiling; None: the max_probes
@@ -151,7 +153,7 @@ def _resolve_probes(program: ast.Script, diags: Diagnostics, options: CompileOpt
     from pybpf.checked import split_arguments
     from pybpf.probes import resolve_probes
     settings = settings_of(program, options)
-    groups = resolve_probes(program, diags, options.features or _kernel_features(), options.pid,
+    groups = resolve_probes(program, diags, _features(options), options.pid,
                             split_arguments(options.params)[0], settings.missing_probes)
     attach_points = sum(len(group.points) for group in groups)
     max_probes = options.max_probes or settings.max_probes
@@ -180,7 +182,7 @@ def _plan_resources(checked: CheckedScript, diags: Diagnostics, options: Compile
     settings = settings_of(checked.program, options)
     map_entries = options.map_entries or settings.max_map_keys
     plan = plan_resources(checked, map_entries, options.share_syscalls, options.group_tracepoints,
-                          options.features or _kernel_features())
+                          _features(options))
     if len(plan.programs) > settings.max_bpf_progs:
         # The programs pybpf loads, which shared and grouped attach points make fewer than
         # bpftrace's one a point; refused before LLVM, as the probes' limit.
@@ -243,6 +245,11 @@ def attach_points(source: str, filename: str = "stdin", options: CompileOptions 
     resolved = run_passes(FRONT_END[:through_probes], source, filename, options or CompileOptions(),
                           times or StageTimes())
     return [point.name for group in resolved.groups for point in group.points]
+
+
+def _features(options: CompileOptions) -> Features:
+    features = options.features or _kernel_features()
+    return WithoutFeatures(features, options.no_features) if options.no_features else features
 
 
 def _kernel_features() -> Features:

@@ -55,3 +55,28 @@ class FixedFeatures:
 
     def uprobe_multi(self) -> bool:
         return self.uprobe_multi_links
+
+
+# bpftrace 0.26's --no-feature names. pybpf attaches kprobes by perf events only (never by
+# kprobe_multi links or kprobe sessions), so only uprobe_multi changes what it does.
+NO_FEATURE_NAMES = ("kprobe_multi", "kprobe_session", "uprobe_multi")
+
+
+class WithoutFeatures:
+    """Another Features' answers, as if the kernel lacked the features --no-feature names."""
+
+    def __init__(self, features: Features, disabled: tuple[str, ...]):
+        self.features = features
+        self.disabled = disabled
+
+    def kprobes_available(self) -> bool:
+        return self.features.kprobes_available()
+
+    def fentry_loadable(self, func_btf_id: int, attach_type: int) -> bool:
+        return self.features.fentry_loadable(func_btf_id, attach_type)
+
+    def attach_cookies(self, prog_type: int) -> bool:
+        return self.features.attach_cookies(prog_type)
+
+    def uprobe_multi(self) -> bool:
+        return "uprobe_multi" not in self.disabled and self.features.uprobe_multi()

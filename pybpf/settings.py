@@ -108,6 +108,11 @@ class Settings:
             raise AttributeError(name) from None
 
 
+# bpftrace's environment variables that are not settings (no config block name), which the
+# command reads itself: the kernel's BTF file (pybpf.btf.use_file).
+COMMAND_ENVIRONMENT = ("BPFTRACE_BTF",)
+
+
 def find(name: str) -> Setting | None:
     """The setting `name` spells: max_map_keys, MAX_MAP_KEYS or BPFTRACE_MAX_MAP_KEYS."""
     key = name.lower()

@@ -3,6 +3,7 @@ reads what it trusts (its cache, included headers) as if root had written it (do
 
     distrust(os.fstat(fd), path)       # '' when trusted, else why not
     check_folders_above(folder)        # raises Untrusted when a folder on the way is not ours
+    trusted_file(path)                 # its resolved path, or raises Untrusted (or OSError)
 
 A leaf module: pybpf.diskcache and pybpf.include build on it.
 """
@@ -47,3 +48,15 @@ def check_folders_above(folder: str, hint: str = "") -> None:
             if (stat.S_ISDIR(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
                     and not st.st_mode & stat.S_ISVTX):
                 raise Untrusted(f"{prefix} is writable by its group or by others and not sticky")
+
+
+def trusted_file(path: str) -> str:
+    """The resolved path of a regular file that no other user could have written or swapped:
+    neither it nor a folder above it. Raises Untrusted, or OSError when it cannot be looked at."""
+    real = os.path.realpath(path)
+    check_folders_above(os.path.dirname(real))
+    st = os.lstat(real)
+    reason = distrust(st, real) or ("" if stat.S_ISREG(st.st_mode) else f"{real} is not a file")
+    if reason:
+        raise Untrusted(reason)
+    return real

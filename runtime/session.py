@@ -90,8 +90,9 @@ class Session:
         # releases the fds: no read ever reaches an fd number the process has reused since.
         self.reading = threading.Lock()
 
-    def start(self) -> None:
-        """Load, attach every probe, then run BEGIN. On failure everything is released again."""
+    def start(self, run_begin: bool = True) -> None:
+        """Load, attach every probe, then run BEGIN (not with run_begin=False: a dry run). On
+        failure everything is released again."""
         try:
             obj = self.compiled.object
             self.loaded = load(obj, self.compiled)
@@ -119,7 +120,8 @@ class Session:
                     maps.update(start, slot.to_bytes(4, "little"), value.to_bytes(8, "little"))
             self.output.attached(self.compiled.attach_count)
             self._attach_all(lambda kind: kind not in RUN_ONCE)
-            self._attach_all(lambda kind: kind == RUN_AT_START)
+            if run_begin:
+                self._attach_all(lambda kind: kind == RUN_AT_START)
         except BaseException:
             self.close()
             raise

@@ -103,6 +103,8 @@ def e2e_tests() -> list[E2eTest]:
 def _use(kind: str, name: str) -> re.Pattern:
     """How a program uses a builtin (the word) or function (`name(`), argN and sargN by pattern;
     how a run sets a setting (its environment variable, or its name in a config block)."""
+    if kind == "environment":
+        return re.compile(rf"^{name}$")
     if kind == "setting":
         from pybpf.settings import SETTINGS
 
@@ -119,7 +121,7 @@ def surface() -> list[tuple[str, str]]:
     setting (BPFTRACE_* variable) it implements."""
     from pybpf import builtins
     from pybpf.cli import _parser
-    from pybpf.settings import SETTINGS
+    from pybpf.settings import COMMAND_ENVIRONMENT, SETTINGS
 
     rows = []
     for action in _parser()._actions:
@@ -131,6 +133,7 @@ def surface() -> list[tuple[str, str]]:
     rows += [("function", name) for name in sorted(builtins.FUNCTIONS)]
     rows += [("function", name) for name in sorted(builtins.AGGREGATIONS)]
     rows += [("setting", name) for name, s in SETTINGS.items() if s.implemented]
+    rows += [("environment", name) for name in COMMAND_ENVIRONMENT]
     return rows
 
 
@@ -146,7 +149,7 @@ def covering(kind: str, name: str, tests: list[E2eTest]) -> tuple[list[str], lis
 
 
 def needs_json(kind: str, name: str) -> bool:
-    if kind == "setting":
+    if kind in ("setting", "environment"):
         return False        # a setting changes what runs, not how a record is written
     return name in (JSON_OPTIONS if kind == "option" else JSON_RENDERED) and name not in CANNOT_RUN_HERE
 

@@ -62,7 +62,7 @@ def test_debugf_writes_to_the_trace_buffer():
      "debugf: too many arguments (13, at most 12)"),
 ])
 def test_debugf_errors(source, message):
-    r = run_pybpf(["--dry-run", "-e", source])
+    r = run_pybpf(["--verify-only", "-e", source])
     assert r.returncode != 0 and message in r.stderr.splitlines()[0], r.stderr
 
 
@@ -91,7 +91,7 @@ def test_hist_with_k_sub_buckets_as_bpftrace_026_prints_it():
     ("BEGIN { @h = hist(1, 2, 3); }", "hist() requires"),
 ])
 def test_hist_k_errors(source, message):
-    r = run_pybpf(["--dry-run", "-e", source])
+    r = run_pybpf(["--verify-only", "-e", source])
     assert r.returncode != 0 and message in r.stderr.splitlines()[0], r.stderr
 
 

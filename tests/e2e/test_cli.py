@@ -277,11 +277,11 @@ def test_emit_obj(tmp_path):
 
 
 @pytest.mark.kernel
-def test_dry_run_loads_but_attaches_nothing():
-    r = run_pybpf(["--dry-run", "-e", 'BEGIN { printf("should not run\\n"); }'])
+def test_verify_only_loads_but_attaches_nothing():
+    r = run_pybpf(["--verify-only", "-e", 'BEGIN { printf("should not run\\n"); }'])
     assert r.returncode == 0, r.stderr
     assert "should not run" not in r.stdout
-    r = run_pybpf(["--dry-run", "-e", "BEGIN { while (1) { } }"])
+    r = run_pybpf(["--verify-only", "-e", "BEGIN { while (1) { } }"])
     assert r.returncode == 1 and "verifier" in r.stderr
 
 
@@ -324,3 +324,20 @@ def test_script_error_names_the_file(tmp_path):
     r = run_pybpf([str(script)])
     assert r.returncode == 1
     assert r.stderr.startswith(f"{script}:2:8-10: ERROR: Undefined or undeclared variable: $y\n")
+
+
+@pytest.mark.kernel
+def test_dry_run_attaches_then_stops_before_begin():
+    # bpftrace 0.26: "Terminate execution right after attaching all the probes": BEGIN, END and
+    # the maps' print never run; an attach failure fails the dry run (--verify-only attaches nothing).
+    program = ('BEGIN { printf("begin ran\\n"); } END { printf("end ran\\n"); } '
+               'tracepoint:syscalls:sys_enter_getpid { @calls = count(); }')
+    r = run_pybpf(["--dry-run", "-e", program])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "Attaching 3 probes...\n"
+    r = run_pybpf(["--dry-run", "-q", "-e", program])
+    assert (r.returncode, r.stdout) == (0, "")
+    kprobe = "kprobe:do_nanosleep { @ = count(); }"
+    assert run_pybpf(["--verify-only", "-e", kprobe]).returncode == 0
+    r = run_pybpf(["--dry-run", "-e", kprobe])
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "ERROR:" in r.stderr, r.stderr

@@ -97,7 +97,7 @@ def test_a_full_map_drops_the_new_keys_only_and_says_so_at_exit():
 @pytest.mark.kernel
 def test_a_verifier_rejection_names_the_probe_and_shows_the_last_lines():
     program = "tracepoint:syscalls:sys_enter_openat { $i = 0; while ($i >= 0) { $i++; } }"
-    done = run("--dry-run", "-e", program)
+    done = run("--verify-only", "-e", program)
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     # on the statement the failing instruction came from (the object's line info)
@@ -106,7 +106,7 @@ def test_a_verifier_rejection_names_the_probe_and_shows_the_last_lines():
     assert lines[2] == " " * 47 + "~" * 25
     assert "BPF program is too large" in done.stderr and "hint: a loop the verifier could not bound" in done.stderr
     assert lines[-1] == "(run with -v for the whole verifier log)" and len(lines) <= 10
-    verbose = run("-v", "--dry-run", "-e", program)
+    verbose = run("-v", "--verify-only", "-e", program)
     assert len(verbose.stderr.splitlines()) > 100          # the whole log on request
 
 

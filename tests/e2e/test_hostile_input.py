@@ -33,7 +33,7 @@ def test_a_statement_past_column_65535_compiles():
 @pytest.mark.kernel
 def test_a_verifier_rejection_past_column_1023_underlines_its_statement():
     program = OPENAT + " { $i = 0;" + " " * 70000 + "while ($i >= 0) { $i++; } }"
-    done = run_pybpf(["--no-cache", "--dry-run", "-e", program])
+    done = run_pybpf(["--no-cache", "--verify-only", "-e", program])
     start = program.index("while") + 1
     header = done.stderr.splitlines()[0]
     assert header == (f"stdin:1:{start}-{len(program) - 1}: ERROR: the kernel's verifier rejected "
@@ -213,7 +213,7 @@ UNPRIVILEGED = {
 @pytest.mark.parametrize("who", sorted(UNPRIVILEGED))
 @pytest.mark.parametrize("args, what", [(["-e", "tracepoint:sched:sched_switch { @ = count(); }"],
                                          "load BPF programs"),
-                                        (["--dry-run", "-e", "BEGIN { exit(); }"], "load BPF programs"),
+                                        (["--verify-only", "-e", "BEGIN { exit(); }"], "load BPF programs"),
                                         (["-l", "tracepoint:sched:*"], "list kernel probes")])
 def test_without_capabilities_the_user_is_told_so_up_front(tmp_path, who, args, what,
                                                              unprivileged_env):

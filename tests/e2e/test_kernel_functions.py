@@ -103,7 +103,7 @@ PATH_PROBE = ('fentry:vfs_open { if (strcontains(path(args.path), "pybpf-path-te
 def test_path_of_an_opened_file_or_why_fentry_cannot_load(tmp_path):
     # bpftrace 0.26: path(struct path *) is the file's full path (bpf_d_path, fentry/fexit only).
     # Where fentry programs cannot load (lockdown), pybpf says so in one line.
-    loads = run_pybpf(["--dry-run", "-e", PATH_PROBE])
+    loads = run_pybpf(["--verify-only", "-e", PATH_PROBE])
     if "cannot be loaded" in loads.stdout:
         assert loads.stdout == ("1 program compiled; not loaded: fentry:vfs_open: fentry/fexit "
                                 "programs cannot be loaded on this kernel: BPF_PROG_LOAD returned "

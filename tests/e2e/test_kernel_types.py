@@ -68,8 +68,8 @@ def test_list_rawtracepoints_by_pattern():
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("probe", ["kprobe:vfs_read", "fentry:vfs_read"])
-def test_dry_run_compiles_refused_probes(probe):
-    r = run_pybpf(["--dry-run", "-e", probe + " { @[comm] = count(); }"])
+def test_verify_only_compiles_refused_probes(probe):
+    r = run_pybpf(["--verify-only", "-e", probe + " { @[comm] = count(); }"])
     assert r.returncode == 0, r.stderr
     assert "1 program" in r.stdout
 

@@ -67,12 +67,12 @@ def test_long_string_as_map_value_and_key():
      "stdin:1:12-29: ERROR: max_strlen must be between 1 and 8192, got 9000"),
 ])
 def test_max_strlen_bounds(setting, message):
-    r = run_pybpf(["--dry-run", "-e", setting + 'BEGIN { printf("%s\\n", str(0)); }'])
+    r = run_pybpf(["--verify-only", "-e", setting + 'BEGIN { printf("%s\\n", str(0)); }'])
     assert r.returncode != 0 and r.stderr.splitlines()[0] == message, r.stderr
 
 
 def test_max_strlen_environment_bounds():
-    r = run_pybpf(["--dry-run", "-e", 'BEGIN { printf("%s\\n", str(0)); }'],
+    r = run_pybpf(["--verify-only", "-e", 'BEGIN { printf("%s\\n", str(0)); }'],
                   env=dict(os.environ, BPFTRACE_STRLEN="100000"))
     assert r.returncode != 0
     assert "BPFTRACE_STRLEN: expecting a number from 1 to 8192, got 100000" in r.stderr

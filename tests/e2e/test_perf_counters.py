@@ -60,7 +60,7 @@ def test_hardware_without_a_pmu_is_one_line():
 
 @pytest.mark.kernel
 def test_hardware_program_passes_the_verifier():
-    r = run_pybpf(["--dry-run", "-e", "hardware:cycles:1000000 { @[comm] = count(); }"])
+    r = run_pybpf(["--verify-only", "-e", "hardware:cycles:1000000 { @[comm] = count(); }"])
     assert r.returncode == 0, r.stderr
     assert r.stdout == "1 program passed the verifier; 1 attach point (none attached)\n"
 

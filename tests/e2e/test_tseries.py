@@ -67,5 +67,5 @@ def test_arguments_are_checked():
             ('BEGIN { @ = tseries("x", 1s, 3); }', "tseries() expects an integer argument"),
             ('BEGIN { @ = tseries(1, 1s, 3); @ = tseries(1, 2s, 3); }',
              "Different tseries intervals or aggregations in a single map unsupported: @")]:
-        result = run_pybpf(["--dry-run", "-e", source])
+        result = run_pybpf(["--verify-only", "-e", source])
         assert result.returncode == 1 and message in result.stderr, (source, result.stderr)

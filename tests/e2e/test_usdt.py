@@ -151,3 +151,20 @@ def test_pid_finds_a_shared_librarys_probes_by_its_name(compile_c, sdt_header, a
     assert code == 0, err
     pid = str(traced.proc.pid)
     assert sorted(re.findall(r"^@\[(\d+), (\d+)\]: (\d+)$", out, re.M)) == [(pid, "2", "1"), (pid, "4", "1")]
+
+
+@pytest.mark.kernel
+def test_usdt_file_activation_raises_the_semaphore_in_every_process_of_the_file(usdt_app, app):
+    """bpftrace 0.26's --usdt-file-activation: semaphores raised by file path, in processes started
+    before and after pybpf, none named by -p (pybpf's way without the option too)."""
+    before = app()
+    assert before.tick() == 0
+    run = Running(["--usdt-file-activation", "-e",
+                   READY + f'usdt:{usdt_app}:app:guarded {{ @ = count(); }}'])
+    run.wait_for("ready")
+    after = app()
+    assert (before.tick(), after.tick()) == (1, 1)
+    out, err, code = run.stop()
+    assert code == 0, err
+    assert re.search(r"^@: 2$", out, re.M), out
+    assert before.tick() == 0

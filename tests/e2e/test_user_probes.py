@@ -246,3 +246,25 @@ def test_a_wildcard_skips_what_the_kernel_cannot_probe(compile_c, tmp_path):
            "skipped" in err
     counts = dict(re.findall(r"^@\[uprobe:.*:(\w+)\]: (\d+)$", out, re.M))
     assert (counts["lib_plain"], counts["lib_other"], "locked" in counts) == ("4", "4", False)
+
+
+@pytest.mark.kernel
+def test_no_feature_uprobe_multi_attaches_each_uprobe_by_itself(usdt_app, app):
+    """--no-feature uprobe_multi (bpftrace 0.26): a wildcard's uprobes attach one by one, as on a
+    kernel without uprobe_multi links, and count the same calls; an unknown name is bpftrace's error."""
+    traced = app()
+    traced.tick()
+    run = Running(["--no-feature", "uprobe_multi", "-e",
+                   READY + f'uprobe:{usdt_app}:* {{ @[probe] = count(); }}'])
+    run.wait_for("ready")
+    perf_events = [fd for fd in os.listdir(f"/proc/{run.proc.pid}/fd")
+                   if os.readlink(f"/proc/{run.proc.pid}/fd/{fd}") == "anon_inode:[perf_event]"]
+    assert "uprobe_multi" not in link_types(run.proc.pid) and len(perf_events) >= 2, perf_events
+    traced.tick()
+    traced.tick()
+    out, err, code = run.stop(signal.SIGINT)
+    assert code == 0, err
+    assert re.search(rf"^@\[uprobe:{re.escape(usdt_app)}:work\]: 2$", out, re.M), out
+    r = run_pybpf(["--no-feature", "uprobe_multi,fentry", "-e", "BEGIN { exit(); }"])
+    assert (r.returncode, r.stderr) == (1, "ERROR: USAGE: --no-feature can only have values "
+                                           "'kprobe_multi,kprobe_session,uprobe_multi'.\n")

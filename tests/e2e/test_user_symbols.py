@@ -125,5 +125,5 @@ def test_a_wildcard_types_the_functions_its_dwarf_has(args_prog):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert re.search(rf"ERROR: uprobe:{re.escape(args_prog)}:\w+ has no argument named 'a1'",
                      r.stderr.splitlines()[0]), r.stderr
-    ok = run_pybpf(["--dry-run", "-e", f"uprobe:{args_prog}:ma* {{ @ = args.argc; }}"])
+    ok = run_pybpf(["--verify-only", "-e", f"uprobe:{args_prog}:ma* {{ @ = args.argc; }}"])
     assert f"uprobe:{args_prog}:many has no argument named 'argc'" in ok.stderr   # main has it
