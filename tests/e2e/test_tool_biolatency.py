@@ -33,7 +33,7 @@ def direct_writes(n=16, size=4096):
 def traced(*options, size=4096):
     run = Running(list(options), command=TOOL)
     run.wait_for("Hit Ctrl-C to end.")
-    direct_writes(size=size)
+    direct_writes(n=32, size=size)
     out, err, code = run.stop()
     assert code == 0, err
     return out
@@ -55,6 +55,8 @@ def test_bcc_histogram_format():
 def test_default_prints_the_microseconds_at_ctrl_c():
     out = traced()
     assert "     usecs               : count     distribution\n" in out
+    # 32 writes: at least half are printed. One that completes within a microsecond lands in
+    # the zero slot, which BCC's format leaves out (seen once: 15 of 16 printed).
     assert sum(int(n) for _, _, n, _ in BUCKET.findall(out)) >= 16
 
 
