@@ -71,14 +71,17 @@ class RingBufferReader:
         return self._epoll.fileno()
 
     def poll(self, timeout_s: float, callback: RecordCallback) -> int:
-        """Wait up to timeout_s for records, then consume all of them; returns how many were read.
+        """Wait up to timeout_s for records, then consume those there; returns how many were read.
         Wakeups can be batched by the kernel, so records already there are read without waiting."""
         if not self._available():
             self._epoll.poll(timeout_s)
         return self.consume(callback)
 
     def consume(self, callback: RecordCallback) -> int:
-        """Read every committed record, without waiting; returns how many went to the callback."""
+        """Read the records committed when it is called, without waiting; returns how many went to
+        the callback. Records written meanwhile wait for the next call: a stream the callback itself
+        feeds (printing a record makes the traced events that write more) must not keep the caller
+        from ever checking for exit() or a stop signal."""
         consumer = self._consumer_pos[0]
         producer = self._producer_pos[0]
         count = 0
@@ -98,8 +101,6 @@ class RingBufferReader:
             consumer += (length + BPF_RINGBUF_HDR_SZ + 7) & ~7
             # Release the space record by record, so a busy producer is not refused meanwhile.
             self._consumer_pos[0] = consumer
-            if consumer >= producer:
-                producer = self._producer_pos[0]
         return count
 
     def take_committed(self) -> bytes:
@@ -292,7 +293,9 @@ class DrainingReader:
         except BlockingIOError:
             pass
         count = 0
-        while self._chunks:
+        # Only the chunks copied by now: the thread keeps adding while a stream lasts, and the
+        # caller must get back to its checks (exit(), stop signals) between batches.
+        for _ in range(len(self._chunks)):
             chunk = self._chunks.popleft()
             try:
                 for record in iter_records(chunk):

@@ -193,6 +193,45 @@ def test_draining_reader_stops_copying_past_max_held_until_poll(emitter):
         drain.close()
 
 
+class FeedingCallback:
+    """A callback that writes a new record for each one it reads, as printing an event makes the
+    traced events that write more (`rawtracepoint:sched_switch { print(args); }`), until `cap`:
+    past it a reader that chased the stream would have spun forever."""
+
+    def __init__(self, prog_fd: int, cap: int = 200, pause: float = 0.0):
+        self.prog_fd, self.cap, self.pause, self.fed = prog_fd, cap, pause, 0
+
+    def __call__(self, record) -> None:
+        if self.fed < self.cap:
+            run_once(self.prog_fd)
+            self.fed += 1
+            time.sleep(self.pause)
+
+
+def test_poll_returns_after_the_records_there_when_it_was_called(emitter):
+    prog_fd, reader, _ = emitter
+    for _ in range(10):
+        run_once(prog_fd)
+    feeding = FeedingCallback(prog_fd)
+    assert reader.poll(0, feeding) == 10        # the 10 it fed wait for the next call
+    assert reader.poll(0, feeding) == 10
+
+
+def test_draining_reader_poll_returns_after_the_chunks_copied_when_it_was_called(emitter):
+    prog_fd, reader, _ = emitter
+    drain = DrainingReader(reader)
+    try:
+        for _ in range(10):
+            run_once(prog_fd)
+        feeding = FeedingCallback(prog_fd, pause=0.005)    # time for the thread to copy what it fed
+        read = 0
+        while read < 10:                        # the 10 may come in more than one chunk
+            read += drain.poll(1.0, feeding)
+        assert feeding.fed < feeding.cap
+    finally:
+        drain.close()
+
+
 def test_the_consumer_position_never_goes_back(emitter):
     # A producer that read a consumer_pos lower than the real one (struct.pack_into zeroes its target
     # before writing it) would find the ring full, once past its first lap, and drop its record.
