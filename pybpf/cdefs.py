@@ -29,7 +29,7 @@ from pybpf.clayout import CError, Layout, Type
 from pybpf.records import record
 from pybpf.uapi.btf import (BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64, BTF_KIND_FUNC_PROTO,
                             BTF_KIND_FWD, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF, BTF_KIND_UNION)
-from pybpf.include import Header
+from pybpf.include import DEFINE_HEAD, Header, without_comments
 
 # C's integer types on x86-64 (LP64), and the kernel's fixed-width names for when BTF is missing.
 _C_INTS = {
@@ -95,7 +95,6 @@ def _tokens(text: str) -> list[_Token]:
 
 # A preprocessor line of a header: `#define NAME BODY` (continued with backslashes), `#include`.
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w+)[ \t]*(.*)$")
-_DEFINE = re.compile(r"([A-Za-z_]\w*)(\([^)]*\))?")
 
 
 def _preprocess(text: str) -> tuple[str, dict[str, str]]:
@@ -116,9 +115,9 @@ def _preprocess(text: str) -> tuple[str, dict[str, str]]:
             i += 1
             body = body[:-1] + " " + lines[i]
         if m[1] == "define":
-            d = _DEFINE.match(body)
+            d = DEFINE_HEAD.match(body)
             if d:
-                defines[d[0]] = re.sub(r"/\*.*?\*/|//.*", "", body[d.end():]).strip()
+                defines[d[0]] = without_comments(body[d.end():])
         for j in range(first, i + 1):
             lines[j] = ""
         i += 1

@@ -34,6 +34,17 @@ class Header:
     text: str
 
 
+# A #define's head, `NAME` or `NAME(a, b)`, before its body (pybpf.cdefs reads headers' #defines
+# with it, pybpf.preprocessor the script's, for #if conditions).
+DEFINE_HEAD = re.compile(r"([A-Za-z_]\w*)(\([^)]*\))?")
+_COMMENT = re.compile(r"/\*.*?\*/|//.*")
+
+
+def without_comments(text: str) -> str:
+    """C text (a #define's body, an #if's condition) without its comments, stripped."""
+    return _COMMENT.sub("", text).strip()
+
+
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.M)
 
 

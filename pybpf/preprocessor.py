@@ -21,10 +21,10 @@ import os
 import re
 
 from pybpf.diagnostics import Diagnostics, Span
+from pybpf.include import DEFINE_HEAD, without_comments
 
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w+)[ \t]*(.*?)[ \t]*$")
 _CONDITIONALS = ("if", "ifdef", "ifndef", "elif", "else", "endif")
-_DEFINE_HEAD = re.compile(r"([A-Za-z_]\w*)(\([^)]*\))?")
 MAX_EXPANSION_DEPTH = 32        # a name defined in terms of itself stops here
 
 
@@ -62,15 +62,14 @@ def active_text(source: str, diags: Diagnostics, predefined: dict[str, str]) -> 
             if not active:
                 lines[number - 1] = ""
             elif directive == "define":
-                head = _DEFINE_HEAD.match(m[2])
+                head = DEFINE_HEAD.match(m[2])
                 if head:
-                    body = m[2][head.end():].strip()
-                    defines[head[1]] = None if head[2] else re.sub(r"/\*.*?\*/|//.*", "", body).strip()
+                    defines[head[1]] = None if head[2] else without_comments(m[2][head.end():])
             elif directive == "undef":
                 defines.pop(m[2].split()[0] if m[2].split() else "", None)
             continue
         span = Span(number, 1, number, len(line) + 1)
-        argument = re.sub(r"/\*.*?\*/|//.*", "", m[2]).strip()
+        argument = without_comments(m[2])
         if directive in ("if", "ifdef", "ifndef"):
             taken = False
             if active:
