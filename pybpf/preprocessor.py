@@ -28,11 +28,14 @@ _CONDITIONALS = ("if", "ifdef", "ifndef", "elif", "else", "endif")
 MAX_EXPANSION_DEPTH = 32        # a name defined in terms of itself stops here
 
 
-def predefined(headers: tuple = (), btf_path: str = "/sys/kernel/btf/vmlinux") -> dict[str, str]:
+def predefined(headers: tuple = (), btf_path: str | None = None) -> dict[str, str]:
     """The names defined before the script's first line: BPFTRACE_HAVE_BTF when the kernel has
-    BTF (as bpftrace defines it), and the object-like #defines of `headers` (pybpf.include.Header:
-    --include FILEs and the #includes found in -I folders, which C reads before the script)."""
-    names = {"BPFTRACE_HAVE_BTF": "1"} if os.path.exists(btf_path) else {}
+    BTF (btf_path, by default pybpf.btf's /sys/kernel/btf/vmlinux; as bpftrace defines it), and
+    the object-like #defines of `headers` (pybpf.include.Header: --include FILEs and the #includes
+    found in -I folders, which C reads before the script)."""
+    from pybpf.btf import VMLINUX
+
+    names = {"BPFTRACE_HAVE_BTF": "1"} if os.path.exists(btf_path or VMLINUX) else {}
     if headers:
         from pybpf.cdefs import header_defines
         for header in headers:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pybpf import ast
 from pybpf import types as T
 from pybpf.builtins.entry import function, identifier, typed
-from pybpf.uapi.headers import ADDRESS_FAMILIES
-
-AF_INET, AF_INET6 = ADDRESS_FAMILIES["AF_INET"], ADDRESS_FAMILIES["AF_INET6"]
 from pybpf.builtins.strings import longest_string
 from pybpf.checked import UINT, is_int
 from pybpf.uapi.bpf import BpfFunc
+from pybpf.uapi.headers import ADDRESS_FAMILIES
 from pybpf.uapi.unistd_64 import SYSCALL_NAMES
+
+AF_INET, AF_INET6 = ADDRESS_FAMILIES["AF_INET"], ADDRESS_FAMILIES["AF_INET6"]
 
 USERNAME = T.FormattedType("username")
 STRERROR = T.FormattedType("strerror")
