@@ -478,19 +478,20 @@ def _print_verifier_log(probe: str, log: str) -> None:
 
 
 def _emit(kind: str, source: str, filename: str, options: CompileOptions, out_path) -> int:
-    from pybpf.backend.emit import emit_assembly, emit_object
-    from pybpf.compiler import compile_to_ir
+    from pybpf.backend.emit import emit_assembly
+    from pybpf.compiler import compile_source, compile_to_ir
 
+    if kind == "obj":
+        # The whole compile, as a run does it: LLVM loads in its child while the front end works.
+        elf = on_deep_stack(compile_source, source, filename, options).elf
+        if out_path:
+            with open(out_path, "wb") as f:
+                f.write(elf)
+        else:
+            _require_stdout(sys.stdout).buffer.write(elf)
+        return 0
     ir_text, _, _ = on_deep_stack(compile_to_ir, source, filename, options)
-    if kind == "llvm":
-        _write_text(out_path, ir_text)
-    elif kind == "asm":
-        _write_text(out_path, emit_assembly(ir_text))
-    elif out_path:
-        with open(out_path, "wb") as f:
-            f.write(emit_object(ir_text))
-    else:
-        _require_stdout(sys.stdout).buffer.write(emit_object(ir_text))
+    _write_text(out_path, ir_text if kind == "llvm" else emit_assembly(ir_text))
     return 0
 
 
