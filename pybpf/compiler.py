@@ -307,6 +307,7 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         probe_names=dict(plan.probe_names),
         statement_spans=lowered.module.statement_spans,
         print_maps_on_exit=settings.print_maps_on_exit,
+        missing_probes=settings.missing_probes,
         max_cat_bytes=settings.max_cat_bytes,
         verifier_log_size=settings.log_size,
         warnings=tuple(render(d, source, filename) for d in diags.items if d.severity == "WARNING"),

@@ -366,6 +366,7 @@ class CompiledProgram:
     # locates: a verifier rejection is shown on its statement.
     statement_spans: tuple[tuple[int, int, int, int], ...] = ()
     print_maps_on_exit: bool = True       # the print_maps_on_exit setting
+    missing_probes: str = "error"         # the missing_probes setting: a point the kernel refuses to attach
     max_cat_bytes: int = 10240            # the max_cat_bytes setting: what cat() prints at most
     verifier_log_size: int = 1000000      # the log_size setting: the verifier log's buffer
     # The compiler's warnings, rendered: shown at each run, from the cache too.
@@ -398,6 +399,7 @@ class CompiledProgram:
             "probe_names": {str(k): v for k, v in self.probe_names.items()},
             "statement_spans": [list(span) for span in self.statement_spans],
             "print_maps_on_exit": self.print_maps_on_exit,
+            "missing_probes": self.missing_probes,
             "max_cat_bytes": self.max_cat_bytes,
             "verifier_log_size": self.verifier_log_size,
             "warnings": list(self.warnings),
@@ -420,6 +422,7 @@ class CompiledProgram:
             probe_names={int(k): v for k, v in j["probe_names"].items()},
             statement_spans=tuple(tuple(span) for span in j["statement_spans"]),
             print_maps_on_exit=j["print_maps_on_exit"],
+            missing_probes=j["missing_probes"],
             max_cat_bytes=j["max_cat_bytes"],
             verifier_log_size=j["verifier_log_size"],
             warnings=tuple(j["warnings"]),

@@ -18,6 +18,16 @@ import os
 from pybpf.errors import PybpfError
 
 
+ENOTSUPP = 524      # the kernel-internal "not supported" that bpf(2) and perf_event_open(2) leak to user space
+
+
+def errno_text(err: int) -> str:
+    """'ENOENT (No such file or directory)', also for the kernel-internal codes libc has no name for."""
+    if err == ENOTSUPP:
+        return "ENOTSUPP (Operation not supported)"
+    return f"{_errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
+
+
 class BpfError(PybpfError):
     def __init__(self, cmd: str, errno: int, detail: str = ""):
         self.cmd = cmd
@@ -26,8 +36,7 @@ class BpfError(PybpfError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        name = _errno.errorcode.get(self.errno, str(self.errno))
-        text = f"{self.cmd} failed: {name} ({os.strerror(self.errno)})"
+        text = f"{self.cmd} failed: {errno_text(self.errno)}"
         return f"{text}: {self.detail}" if self.detail else text
 
 
@@ -67,6 +76,24 @@ class VerifierError(BpfError):
 
 class NotSupportedError(BpfError):
     """This kernel (or its configuration) lacks the feature: a map/program type, a tracepoint, fentry."""
+
+
+class ProbeAttachError(NotSupportedError):
+    """A probe that could not be attached while the missing_probes setting is `error`: the kernel's
+    reason (`cause`, whose message this is), and as bpftrace prints it, the probe with the setting
+    that would skip it."""
+
+    def __init__(self, probe: str, cause: NotSupportedError):
+        self.probe = probe
+        self.cause = cause
+        super().__init__(cause.cmd, cause.errno, cause.detail)
+
+    def __str__(self) -> str:
+        return str(self.cause)
+
+    def render(self) -> str:
+        return (f"ERROR: {self.cause}\nERROR: Unable to attach probe: {self.probe}. If this is expected, "
+                f"set the 'missing_probes' config variable to 'warn'.")
 
 
 class BpfPermissionError(BpfError):

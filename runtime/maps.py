@@ -21,8 +21,8 @@ from pybpf.cpus import cpu_slots
 from pybpf.mapkinds import kind_for
 from pybpf.program import MapSpec
 from pybpf.records import record
-from pybpf.runtime.errors import BpfError
-from pybpf.runtime.syscall import ENOTSUPP, bpf
+from pybpf.runtime.errors import ENOTSUPP, BpfError
+from pybpf.runtime.syscall import bpf
 from pybpf.runtime.values import decode
 from pybpf.uapi.bpf import BPF_ANY, BPF_EXIST, BpfCmd, MapBatchAttr, MapElemAttr
 

@@ -29,6 +29,7 @@ from pybpf.runtime import helper_errors, maps, symbols
 from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, attach, attach_together,
                                   attaches_together)
 from pybpf.runtime.command import read_file, run_command
+from pybpf.runtime.errors import NotSupportedError, ProbeAttachError
 from pybpf.runtime.loader import LoadedObject, load
 from pybpf.runtime.output import top_entries
 from pybpf.runtime.printf import format_printf
@@ -241,7 +242,12 @@ class Session:
                 continue
             for point in program.attach_points:
                 if wanted(point.attach_kind):
-                    self._attachments.append(attach(prog_fd, point, program))
+                    try:
+                        self._attachments.append(attach(prog_fd, point, program))
+                    except NotSupportedError as e:
+                        self._unattached(point.name, e)
+                        total -= 1
+                        continue
                     if point.perf_event is not None and point.perf_event.type == PerfType.BREAKPOINT:
                         self._watches.setdefault(point.perf_event.config1, []).append(self._attachments[-1])
                     done += 1
@@ -249,6 +255,16 @@ class Session:
                         shown = time.monotonic()
                         self.warn(f"Attaching {total} probes... {done}/{total}")
         self.probes_attached += done
+
+    def _unattached(self, probe: str, reason: NotSupportedError) -> None:
+        """A point the kernel refused (a tracepoint that takes no perf event, a function it cannot
+        probe): the missing_probes setting decides, as in bpftrace."""
+        setting = self.compiled.missing_probes
+        if setting == "error":
+            raise ProbeAttachError(probe, reason) from None
+        if setting == "warn":
+            self.warn(f"WARNING: {reason}")
+            self.warn(f"WARNING: Unable to attach probe: {probe}. Skipping.")
 
     def _detach(self) -> None:
         # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here); closed by

@@ -13,15 +13,13 @@ import ctypes
 import errno
 import os
 
-from pybpf.runtime.errors import BpfError, BpfPermissionError, NotSupportedError
+from pybpf.runtime.errors import ENOTSUPP, BpfError, BpfPermissionError, NotSupportedError
 from pybpf.uapi.bpf import BpfCmd
 from pybpf.uapi.perf_event import PERF_FLAG_FD_CLOEXEC, PerfEventAttr
 
 # x86-64 syscall numbers.
 SYS_BPF = 321
 SYS_PERF_EVENT_OPEN = 298
-
-ENOTSUPP = 524      # the kernel-internal "not supported" that bpf(2) leaks to user space
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

@@ -12,9 +12,9 @@ import errno
 import os
 
 from pybpf.runtime.attach.link import perf_event_link
-from pybpf.runtime.errors import BpfError, NotSupportedError
+from pybpf.runtime.errors import ENOTSUPP, BpfError, NotSupportedError
 from pybpf.runtime.loader import ProbeUnavailableError
-from pybpf.runtime.syscall import ENOTSUPP, ioctl, perf_event_open
+from pybpf.runtime.syscall import ioctl, perf_event_open
 from pybpf.uapi.perf_event import (PERF_ATTR_FLAG_DISABLED, PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF,
                                    PerfEventAttr, pmu_retprobe_format_file, pmu_type_file)
 

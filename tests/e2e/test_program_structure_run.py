@@ -50,6 +50,30 @@ def test_missing_probes_error_warn_or_ignore():
     assert ignored.stdout.startswith("Attaching 1 probe...\nran\n")
 
 
+@pytest.mark.kernel
+def test_missing_probes_decides_a_point_the_kernel_refuses_to_attach():
+    """bpftrace's attach-time missing_probes: the kernel's reason, then the probe and the setting that
+    would skip it. The point: a uprobe on glibc's pthread_spin_lock, whose first instruction this
+    kernel declines to probe (ENOTSUPP), beside one that attaches."""
+    import os
+    program = 'uprobe:libc:pthread_spin_lock { } BEGIN { printf("ran\\n"); exit(); }'
+    refused = run_pybpf(["-e", program])
+    if refused.returncode == 0:
+        pytest.skip("this kernel and libc probe pthread_spin_lock")
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 2, refused.stderr
+    assert lines[0].startswith("ERROR: uprobe:") and "cannot probe the instruction there" in lines[0]
+    assert lines[1].startswith("ERROR: Unable to attach probe: uprobe:") and lines[1].endswith(
+        ":pthread_spin_lock. If this is expected, set the 'missing_probes' config variable to 'warn'.")
+    warned = run_pybpf(["-e", "config = { missing_probes = warn } " + program])
+    assert warned.returncode == 0 and warned.stdout.startswith("Attaching 2 probes...\nran\n"), warned
+    assert [line.split(":")[0] for line in warned.stderr.splitlines()] == ["WARNING", "WARNING"]
+    assert warned.stderr.splitlines()[1].endswith(":pthread_spin_lock. Skipping.")
+    ignored = run_pybpf(["-e", program], env=dict(os.environ, BPFTRACE_MISSING_PROBES="ignore"))
+    assert (ignored.returncode, ignored.stderr) == (0, ""), ignored
+    assert ignored.stdout.startswith("Attaching 2 probes...\nran\n")
+
+
 def test_a_bad_setting_in_the_environment_is_one_line():
     import os
     result = run_pybpf(["-e", "BEGIN { exit(); }"], env=dict(os.environ, BPFTRACE_MAX_STRLEN="x"))
