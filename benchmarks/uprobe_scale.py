@@ -14,6 +14,7 @@ Timing as benchmarks.tracepoint_scale (BEGIN's line marks the end of attaching).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
@@ -28,6 +29,32 @@ WITHOUT_MULTI = ("import sys, pybpf.runtime.features as f; f.uprobe_multi_availa
                  "from pybpf.cli import main; sys.exit(main())")
 
 
+UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+
+
+def remove_bcc_uprobe_events() -> None:
+    """bpftrace 0.17 creates its uprobes as tracefs events named `..._bcc_PID` and leaves them there
+    when an attach fails (libc's pthread_spin_lock): such an event then refuses every perf event,
+    so `tracepoint:*:*` fails on the machine afterwards. Remove them."""
+    if not os.path.exists(UPROBE_EVENTS):
+        return
+    with open(UPROBE_EVENTS) as f:
+        names = [line.split()[0].split(":", 1)[1] for line in f if "_bcc_" in line]
+    for name in names:
+        fd = os.open(UPROBE_EVENTS, os.O_WRONLY | os.O_APPEND)     # open(.., "a") seeks: tracefs refuses
+        try:
+            os.write(fd, f"-:{name}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def run_bpftrace(program: str) -> dict:
+    try:
+        return run_once(["bpftrace"], program)
+    finally:
+        remove_bcc_uprobe_events()
+
+
 def measure(pattern: str, repeat: int, tools, perf_events: bool = False) -> dict:
     program = f"uprobe:{pattern}" + BODY
     row: dict[str, list[dict]] = {}
@@ -39,7 +66,7 @@ def measure(pattern: str, repeat: int, tools, perf_events: bool = False) -> dict
         command = [sys.executable, "-c", WITHOUT_MULTI]
         row["pybpf perf"] = cold_and_warm(lambda env: run_once(command, program, env), repeat)[1]
     if "bpftrace" in tools and shutil.which("bpftrace"):
-        row["bpftrace"] = [run_once(["bpftrace"], program) for _ in range(repeat)]
+        row["bpftrace"] = [run_bpftrace(program) for _ in range(repeat)]
     return row
 
 
