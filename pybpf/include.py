@@ -2,13 +2,14 @@
 found in `-I DIR` folders, read before compiling (their text is part of the compile options, so
 the compile cache's key covers it).
 
-    headers = read_headers(source, include_dirs=("./inc",), include_files=("defs.h",))
+    conditionals = Conditionals(predefined())         # pybpf.preprocessor's: BPFTRACE_HAVE_BTF
+    headers = read_headers(source, conditionals, include_dirs=("./inc",), include_files=("defs.h",))
 
 An `#include` found in no -I folder is left to BTF (`#include <linux/sched.h>`: the kernel's
 types are there). A header's own #includes are read first, as C pastes them where they stand;
 each file once. Conditionals are evaluated as C's preprocessor reads the files, one after another
-with the names defined so far (pybpf.preprocessor.Conditionals): a branch not taken is blanked,
-and an #include in it is not read.
+with the names defined so far (the caller's pybpf.preprocessor.Conditionals, which imports this
+module for its #define reading): a branch not taken is blanked, and an #include in it is not read.
 
 pybpf runs as root, and a header decides the layouts it reads kernel memory with: a header is read
 only if no other user could have written it (pybpf.trust: the file and every folder above it
@@ -25,6 +26,10 @@ from pybpf.diagnostics import Diagnostics
 from pybpf.errors import PybpfError
 from pybpf.records import record
 from pybpf.trust import Untrusted, check_folders_above, distrust
+
+TYPE_CHECKING = False       # typing costs ~2 ms at every start; only type checkers read these
+if TYPE_CHECKING:
+    from pybpf.preprocessor import Conditionals
 
 MAX_HEADERS = 256
 MAX_HEADER_BYTES = 4 << 20
@@ -62,12 +67,11 @@ class IncludeError(PybpfError):
     """A header that cannot be read, or that is not trusted."""
 
 
-def read_headers(source: str, include_dirs: tuple[str, ...] = (),
+def read_headers(source: str, conditionals: Conditionals, include_dirs: tuple[str, ...] = (),
                  include_files: tuple[str, ...] = ()) -> tuple[Header, ...]:
     if not include_dirs and not include_files:
         return ()
-    from pybpf.preprocessor import Conditionals, predefined
-    reader = _Reader(include_dirs, Conditionals(predefined()))
+    reader = _Reader(include_dirs, conditionals)
     for path in include_files:
         reader.read(path, path, "--include")
     # The script's own errors are reported when it is parsed; here it only says which #includes
@@ -78,7 +82,7 @@ def read_headers(source: str, include_dirs: tuple[str, ...] = (),
 
 
 class _Reader:
-    def __init__(self, include_dirs: tuple[str, ...], conditionals):
+    def __init__(self, include_dirs: tuple[str, ...], conditionals: Conditionals):
         self.dirs = include_dirs
         self.conditionals = conditionals
         self.headers: list[Header] = []

@@ -12,7 +12,14 @@ import pytest
 from pybpf import ast, cdefs
 from pybpf.compiler import CompileOptions, compile_to_ir
 from pybpf.diagnostics import CompileError, Span
-from pybpf.include import IncludeError, read_headers
+from pybpf.include import IncludeError
+from pybpf.include import read_headers as read_with
+from pybpf.preprocessor import Conditionals, predefined
+
+def read_headers(source: str, include_dirs=(), include_files=()):
+    """The headers of `source`, their conditionals over BPFTRACE_HAVE_BTF as the CLI reads them."""
+    return read_with(source, Conditionals(predefined()), include_dirs, include_files)
+
 
 needs_btf = pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"),
                                reason="needs the kernel's BTF")
