@@ -83,9 +83,10 @@ class Conditionals:
                 if not active:
                     lines[number - 1] = ""
                 elif directive == "define":
-                    head = DEFINE_HEAD.match(m[2])
+                    body = _continued(m[2], lines, number)
+                    head = DEFINE_HEAD.match(body)
                     if head:
-                        defines[head[1]] = None if head[2] else without_comments(m[2][head.end():])
+                        defines[head[1]] = None if head[2] else without_comments(body[head.end():])
                 elif directive == "undef":
                     defines.pop(m[2].split()[0] if m[2].split() else "", None)
                 elif directive == "include" and on_include is not None:
@@ -137,6 +138,14 @@ class Conditionals:
                                                                    len(lines[number - 1]) + 1))
             return None
         return "\n".join(lines)
+
+
+def _continued(text: str, lines: list[str], after: int) -> str:
+    """A directive's text with the lines its trailing backslashes continue it on (from line index
+    `after`), joined as C joins them; those lines stay where they are."""
+    while text.endswith("\\") and after < len(lines):
+        text, after = text[:-1] + " " + lines[after].strip(), after + 1
+    return text
 
 
 def _condition(directive: str, argument: str, defines: dict[str, str | None]) -> bool:
