@@ -18,7 +18,8 @@ from pybpf import types as T
 from pybpf.backend.debuginfo import DebugInfo
 from pybpf.backend.irutil import (I8, I32, I64, PTR, HelperCallee, c64, ir, is_buffer, opaque,
                                   slot, upper_bound)
-from pybpf.backend.lower_helpers import CHECKED, WARN_BY_DEFAULT, HelperChecks, HelperSites
+from pybpf.backend.lower_helpers import (CHECKED, WARN_BY_DEFAULT, HelperChecks, HelperSites,
+                                         RuntimeWarnings)
 from pybpf.backend.lower_kernel import KernelLowering
 from pybpf.backend.lower_loops import LoopLowering, frame_depth
 from pybpf.backend.lower_maps import MapLowering
@@ -63,6 +64,7 @@ class ModuleBuilder:
         self.module.data_layout = DATA_LAYOUT
         self.debug = DebugInfo(self.module, diags.filename)
         self.helper_sites = HelperSites(diags, warning_level)
+        self.runtime_warnings = RuntimeWarnings(diags, warning_level)
         self.maps: dict[str, ir.GlobalVariable] = {}
         self.map_fields: dict[str, list[int]] = {}     # symbol -> its definition's fields
         # ring-buffer writes the code makes (each takes the map's pointer), and how many are exit()'s
@@ -778,6 +780,7 @@ class LoweredModule:
     ir_text: str
     statement_spans: tuple[tuple[int, int, int, int], ...]   # (line, col, end line, end col)
     helper_sites: tuple[HelperErrorSite, ...]                 # by index in HELPER_ERRORS_MAP
+    runtime_warnings: tuple[str, ...]                         # by RUNTIME_WARNING record index
 
 
 # The ring buffer of a script whose only records are exit()'s and helper-error warnings: room for
@@ -830,4 +833,5 @@ def generate_ir(checked: CheckedScript, plan: ResourcePlan, diags: Diagnostics,
     elif mod.warning_writes:
         mod.set_size(EVENTS_MAP, min(ringbuf_size or WARNINGS_RINGBUF_SIZE, WARNINGS_RINGBUF_SIZE))
     mod.set_size(HELPER_ERRORS_MAP, max(1, len(mod.helper_sites.sites)))
-    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)), tuple(mod.helper_sites.sites))
+    return LoweredModule(str(mod.module), tuple(sorted(mod.debug.spans)), tuple(mod.helper_sites.sites),
+                         tuple(mod.runtime_warnings.texts))

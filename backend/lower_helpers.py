@@ -1,7 +1,9 @@
 """Checks of the BPF helpers that can fail: every failure is counted in the kernel, and reported as
-bpftrace reports it where bpftrace warns.
+bpftrace reports it where bpftrace warns. And bpftrace's other run-time warnings (an array index
+out of bounds): a RUNTIME_WARNING record where the check fails.
 
     r = g.helper(BpfFunc.map_update_elem, ...)     # checked here when the helper is in CHECKED
+    g.warn_at_run_time(out_of_bounds, ARRAY_ACCESS_OOB, e.span)
 
 Each checked call is one branch on its return value, taken only on failure; the failure path adds
 one to the call site's per-CPU counter (HELPER_ERRORS_MAP, at the index of its HelperErrorSite in
@@ -19,7 +21,7 @@ import errno
 from llvmlite import ir
 
 from pybpf.backend.irutil import c64
-from pybpf.diagnostics import locate
+from pybpf.diagnostics import Diagnostic, locate, render
 from pybpf.program import ERRNO_MASK, HELPER_ERRORS_MAP, SITE_BITS, EventKind, HelperErrorSite
 from pybpf.uapi.bpf import BpfFunc
 
@@ -68,6 +70,29 @@ class HelperSites:
         return self._index[key]
 
 
+# bpftrace's words for an array index known only at run time that is out of bounds
+ARRAY_ACCESS_OOB = "Array access out of bounds. This can lead to unexpected results."
+
+
+class RuntimeWarnings:
+    """The module's run-time warnings other than helper failures, each rendered once as a
+    diagnostic (place, message, source line); a RUNTIME_WARNING record carries its index. None
+    with --no-warnings, where bpftrace prints none."""
+
+    def __init__(self, diags, warning_level: int):
+        self.diags = diags
+        self.enabled = warning_level >= WARN_BY_DEFAULT
+        self.texts: list[str] = []
+
+    def index(self, message: str, span) -> int | None:
+        if not self.enabled:
+            return None
+        text = render(Diagnostic(message, span, "WARNING"), self.diags.source, self.diags.filename)
+        if text not in self.texts:
+            self.texts.append(text)
+        return self.texts.index(text)
+
+
 class HelperChecks:
     def helper_error_buffer(self) -> ir.Value:
         """One 8-byte buffer per program for every failure path: the counter's index, then the
@@ -76,6 +101,17 @@ class HelperChecks:
         if self.failure_buffer is None:
             self.failure_buffer = self.alloca(8, "helper_error", temporary=False)
         return self.failure_buffer
+
+    def warn_at_run_time(self, failed: ir.Value, message: str, span) -> None:
+        """Where `failed` (an i1) holds, a RUNTIME_WARNING record of `message` at `span`."""
+        index = self.mod.runtime_warnings.index(message, span)
+        if index is None:
+            return
+        warn, done = self.branch_if(failed, "runtime_warning", "runtime_warning_done")
+        self.b.position_at_end(warn)
+        self.emit_event(EventKind.RUNTIME_WARNING, index, (), self.helper_error_buffer())
+        self.b.branch(done)
+        self.b.position_at_end(done)
 
     def check_helper(self, func: BpfFunc, result: ir.Value, args, tolerated: int = 0) -> None:
         """After a call of a helper in CHECKED: on failure (a negative result other than

@@ -11,6 +11,7 @@ from llvmlite import ir
 from pybpf import ast
 from pybpf import types as T
 from pybpf.backend.irutil import I8, I32, I64, PTR, c64, is_buffer, opaque
+from pybpf.backend.lower_helpers import ARRAY_ACCESS_OOB
 from pybpf.ktypes import KernelRead
 from pybpf.checked import KPROBE_ARG_REGISTERS, PT_REGS_AX, ArgField
 from pybpf.providers.base import Context
@@ -292,7 +293,7 @@ class KernelLowering:
 
     def variable_index(self, e, base, base_t, t, element_size: int) -> ir.Value:
         """a[i] with i known at run time: the element when i is in bounds (unsigned, so a
-        negative i is not), else 0 (a zeroed element), as bpftrace 0.24+ checks it."""
+        negative i is not), else 0 (a zeroed element) and bpftrace 0.24+'s warning."""
         count = base_t.count if isinstance(base_t, T.ArrayType) else base_t.size
         index = self.expr(e.index)
         inside = self.b.icmp_unsigned("<", index, c64(count))
@@ -301,9 +302,14 @@ class KernelLowering:
         if is_buffer(t):
             zeroed = self.alloca(t.size, "out_of_bounds")
             self.zero(zeroed, t.size)
-            chosen = self.b.select(inside, element, zeroed)
-            return chosen if element_size % 8 == 0 else self.realigned(chosen, t.size)
-        return self.b.select(inside, self.load_int(element, 0, t), c64(0))
+            value = self.b.select(inside, element, zeroed)
+        else:
+            value = self.b.select(inside, self.load_int(element, 0, t), c64(0))
+        # The warning's branch after the element's address: in one basic block with the index, so
+        # LLVM folds a constant index there (across blocks, base + a 0-or-1 index becomes an `or`
+        # on the stack pointer, which the verifier refuses).
+        self.warn_at_run_time(self.b.not_(inside), ARRAY_ACCESS_OOB, e.span)
+        return value if not is_buffer(t) or element_size % 8 == 0 else self.realigned(value, t.size)
 
     def expr_SizeOf(self, e):
         return c64(self.checked.constants[e])

@@ -165,7 +165,7 @@ class MapLowering:
         given (large enough), else in a buffer of its own. `index`: a constant or an i64."""
         if kind == EventKind.EXIT:
             self.mod.exit_writes += 1
-        elif kind == EventKind.HELPER_ERROR:
+        elif kind in (EventKind.HELPER_ERROR, EventKind.RUNTIME_WARNING):
             self.mod.warning_writes += 1
         types = [t for _, t in args]
         size = 8 + sum(slot(t) for t in types)

@@ -99,8 +99,8 @@ _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w+)[ \t]*(.*)$")
 
 def _preprocess(text: str) -> tuple[str, dict[str, str]]:
     """The text with its preprocessor lines blanked (line numbers kept) and its #defines (head:
-    `NAME` or `NAME(a, b)` -> body). #includes were read already (pybpf.include); a header's own
-    conditionals are not evaluated: both branches are read (the script's are: pybpf.preprocessor)."""
+    `NAME` or `NAME(a, b)` -> body). #includes were read already, and a header's conditionals
+    evaluated as it was read (pybpf.include: the branches not taken are blank here)."""
     defines: dict[str, str] = {}
     lines = text.split("\n")
     i = 0

@@ -92,6 +92,8 @@ class CheckedScript:
     # str(address) node -> True: it reads the process's memory, False: the kernel's (absent: not
     # known, the helper that tells them apart by the address)
     string_reads: dict = factory(dict)
+    # `$N + K` inside str() -> the parameter's text from byte K on (bpftrace's offset into it)
+    param_suffixes: dict = factory(dict)
     depends_on: set = factory(set)        # pybpf.facts: what a value came from
     # ForMap node -> the VarBindings its body shares with the code around it, in first-use order
     loop_captures: dict = factory(dict)

@@ -401,7 +401,9 @@ def _headers(opts, source: str) -> tuple:
     if not opts.include_dirs and not opts.include_files:
         return ()                   # the common case imports nothing
     from pybpf.include import read_headers
-    return read_headers(source, tuple(opts.include_dirs), tuple(opts.include_files))
+    from pybpf.preprocessor import Conditionals, predefined
+    return read_headers(source, Conditionals(predefined()), tuple(opts.include_dirs),
+                        tuple(opts.include_files))
 
 
 def _list_program(opts) -> int:

@@ -314,5 +314,6 @@ def compile_source(source: str, filename: str = "stdin", options: CompileOptions
         depends_on=tuple(sorted(lowered.checked.depends_on.union(
             *(group.depends_on for group in lowered.checked.groups)))),
         helper_sites=lowered.module.helper_sites,
+        runtime_warnings=lowered.module.runtime_warnings,
         pcap_files=tuple(plan.pcap_files),
     )

@@ -2,11 +2,14 @@
 found in `-I DIR` folders, read before compiling (their text is part of the compile options, so
 the compile cache's key covers it).
 
-    headers = read_headers(source, include_dirs=("./inc",), include_files=("defs.h",))
+    conditionals = Conditionals(predefined())         # pybpf.preprocessor's: BPFTRACE_HAVE_BTF
+    headers = read_headers(source, conditionals, include_dirs=("./inc",), include_files=("defs.h",))
 
 An `#include` found in no -I folder is left to BTF (`#include <linux/sched.h>`: the kernel's
 types are there). A header's own #includes are read first, as C pastes them where they stand;
-each file once.
+each file once. Conditionals are evaluated as C's preprocessor reads the files, one after another
+with the names defined so far (the caller's pybpf.preprocessor.Conditionals, which imports this
+module for its #define reading): a branch not taken is blanked, and an #include in it is not read.
 
 pybpf runs as root, and a header decides the layouts it reads kernel memory with: a header is read
 only if no other user could have written it (pybpf.trust: the file and every folder above it
@@ -19,9 +22,14 @@ import os
 import re
 import stat
 
+from pybpf.diagnostics import Diagnostics
 from pybpf.errors import PybpfError
 from pybpf.records import record
 from pybpf.trust import Untrusted, check_folders_above, distrust
+
+TYPE_CHECKING = False       # typing costs ~2 ms at every start; only type checkers read these
+if TYPE_CHECKING:
+    from pybpf.preprocessor import Conditionals
 
 MAX_HEADERS = 256
 MAX_HEADER_BYTES = 4 << 20
@@ -29,7 +37,8 @@ MAX_HEADER_BYTES = 4 << 20
 
 @record(frozen=True)
 class Header:
-    """A header read for a script: its name as included (its path, for --include), its text."""
+    """A header read for a script: its name as included (its path, for --include), its text
+    with the lines of the branches its conditionals did not take blanked."""
     name: str
     text: str
 
@@ -45,7 +54,8 @@ def without_comments(text: str) -> str:
     return _COMMENT.sub("", text).strip()
 
 
-_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.M)
+INCLUDED_NAME = re.compile(r'[<"]([^>"\n]+)[>"]')         # after `#include`: <name> or "name"
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*' + INCLUDED_NAME.pattern, re.M)
 
 
 def includes_of(text: str) -> list[str]:
@@ -57,21 +67,24 @@ class IncludeError(PybpfError):
     """A header that cannot be read, or that is not trusted."""
 
 
-def read_headers(source: str, include_dirs: tuple[str, ...] = (),
+def read_headers(source: str, conditionals: Conditionals, include_dirs: tuple[str, ...] = (),
                  include_files: tuple[str, ...] = ()) -> tuple[Header, ...]:
     if not include_dirs and not include_files:
         return ()
-    reader = _Reader(include_dirs)
+    reader = _Reader(include_dirs, conditionals)
     for path in include_files:
         reader.read(path, path, "--include")
-    for name in includes_of(source):
-        reader.include(name, None)
+    # The script's own errors are reported when it is parsed; here it only says which #includes
+    # are taken, and defines names for the headers below them.
+    reader.conditionals.active_text(source, Diagnostics(source),
+                                    on_include=lambda name: reader.include(name, None))
     return tuple(reader.headers)
 
 
 class _Reader:
-    def __init__(self, include_dirs: tuple[str, ...]):
+    def __init__(self, include_dirs: tuple[str, ...], conditionals: Conditionals):
         self.dirs = include_dirs
+        self.conditionals = conditionals
         self.headers: list[Header] = []
         self.seen: set[str] = set()
 
@@ -91,9 +104,12 @@ class _Reader:
             raise IncludeError(f"{how}: more than {MAX_HEADERS} headers")
         self.seen.add(real)
         text = _read_trusted(real, path, how)
-        for inner in includes_of(text):
-            self.include(inner, os.path.dirname(real))
-        self.headers.append(Header(name, text))
+        diags = Diagnostics(text, path)
+        active = self.conditionals.active_text(
+            text, diags, on_include=lambda inner: self.include(inner, os.path.dirname(real)))
+        if active is None:
+            raise diags.as_error()
+        self.headers.append(Header(name, active))
 
 
 def _read_trusted(real: str, shown: str, how: str) -> str:

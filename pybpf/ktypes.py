@@ -78,28 +78,28 @@ class KernelTypes:
         if isinstance(t, B.Array):
             if is_char(btf.resolve(t.type_id)):
                 return T.StringType(max(t.nelems, 1)), KernelRead("string", t.nelems, user=user)
-            array = self.array_value(t)
+            array = self.array_value(t, user)
             return array, KernelRead("array", array.size, user=user)
         raise KernelTypeError(f"values of type {btf.c_name(type_id)} are not supported")
 
-    def array_value(self, t: B.Array) -> T.ArrayType:
+    def array_value(self, t: B.Array, user: bool = False) -> T.ArrayType:
         """An array of integers, of structs or unions, or of such arrays (int m[2][3]) or of char
-        strings, as a value copied whole."""
+        strings, as a value copied whole (`user`: from the process's memory)."""
         elem = self.btf.resolve(t.type_id)
         if isinstance(elem, (B.Int, B.Enum)):
             return T.ArrayType(T.IntType(elem.size, elem.signed), t.nelems)
         if isinstance(elem, B.Struct):
-            return T.ArrayType(self.struct_layout(elem.id), t.nelems)
+            return T.ArrayType(self.struct_layout(elem.id, user), t.nelems)
         if isinstance(elem, B.Array):
             inner = self.btf.resolve(elem.type_id)
-            row = T.StringType(max(elem.nelems, 1)) if is_char(inner) else self.array_value(elem)
+            row = T.StringType(max(elem.nelems, 1)) if is_char(inner) else self.array_value(elem, user)
             return T.ArrayType(row, t.nelems)
         raise KernelTypeError(f"arrays of {self.btf.c_name(t.type_id)} are not supported yet")
 
-    def struct_layout(self, type_id: int) -> T.StructType:
-        """A struct or union as a value copied whole: every member at its C offset (the members
-        of anonymous ones in place), bitfields as the bytes that hold them; members of other
-        kinds refused by name."""
+    def struct_layout(self, type_id: int, user: bool = False) -> T.StructType:
+        """A struct or union as a value copied whole (`user`: from the process's memory): every
+        member at its C offset (the members of anonymous ones in place), bitfields as the bytes
+        that hold them; members of other kinds refused by name."""
         btf = self.btf
         fields: list[tuple[str, int, T.ValueType]] = []
 
@@ -114,7 +114,7 @@ class KernelTypes:
                     fields.append((m.name, *self.bitfield(base * 8 + m.bit_offset,
                                                           m.bitfield_size, member, t.size)))
                     continue
-                fields.append((m.name, offset, self.member_value(member.id)))
+                fields.append((m.name, offset, self.member_value(member.id, user)))
 
         t = btf.resolve(type_id)
         add(t.id, 0)
@@ -130,20 +130,22 @@ class KernelTypes:
         return offset, T.BitfieldType(size, bit - offset * 8, bits,
                                       isinstance(member, (B.Int, B.Enum)) and member.signed)
 
-    def member_value(self, type_id: int) -> T.ValueType:
-        """How a member of a struct copied whole is kept and printed."""
+    def member_value(self, type_id: int, user: bool = False) -> T.ValueType:
+        """How a member of a struct copied whole is kept and printed. A pointer stays typed, as
+        the member read through a pointer is: it compares with pointers and integers, and prints
+        in hex."""
         btf = self.btf
         t = btf.resolve(type_id)
         if isinstance(t, (B.Int, B.Enum)):
             return T.IntType(t.size, t.signed)
         if isinstance(t, B.Ptr):
-            return T.FormattedType("pointer")
+            return self.pointer_to(t.type_id, user)
         if isinstance(t, B.Struct):
-            return self.struct_layout(t.id)
+            return self.struct_layout(t.id, user)
         if isinstance(t, B.Array):
             if is_char(btf.resolve(t.type_id)):
                 return T.StringType(max(t.nelems, 1))
-            return self.array_value(t)
+            return self.array_value(t, user)
         raise KernelTypeError(f"members of type {btf.c_name(type_id)} cannot be copied yet")
 
     def pointer_to(self, pointee: int, user: bool = False) -> T.PointerType:

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from pybpf.diagnostics import Diagnostics, Span
-from pybpf.include import DEFINE_HEAD, without_comments
+from pybpf.include import DEFINE_HEAD, INCLUDED_NAME, without_comments
 
 _DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w+)[ \t]*(.*?)[ \t]*$")
 _CONDITIONALS = ("if", "ifdef", "ifndef", "elif", "else", "endif")
@@ -53,68 +54,98 @@ class _ConditionError(Exception):
 
 def active_text(source: str, diags: Diagnostics, predefined: dict[str, str]) -> str | None:
     """`source` with the lines of branches not taken blanked; None once an error is reported."""
-    defines = dict(predefined)
-    lines = source.split("\n")
-    # One entry per open #if: [the branch now taken, a branch was taken, #else seen, line].
-    stack: list[list] = []
-    active = True
-    for number, line in enumerate(lines, 1):
-        m = _DIRECTIVE.match(line)
-        directive = m[1] if m else None
-        if directive not in _CONDITIONALS:
-            if not active:
-                lines[number - 1] = ""
-            elif directive == "define":
-                head = DEFINE_HEAD.match(m[2])
-                if head:
-                    defines[head[1]] = None if head[2] else without_comments(m[2][head.end():])
-            elif directive == "undef":
-                defines.pop(m[2].split()[0] if m[2].split() else "", None)
-            continue
-        span = Span(number, 1, number, len(line) + 1)
-        argument = without_comments(m[2])
-        if directive in ("if", "ifdef", "ifndef"):
-            taken = False
-            if active:
-                try:
-                    taken = _condition(directive, argument, defines)
-                except _ConditionError as e:
-                    diags.error(f"#{directive}: {e}", span)
-                    return None
-            stack.append([taken, taken, False, number])
-            active = active and taken
-            continue
-        if not stack:
-            diags.error(f"#{directive} without #if", span)
+    return Conditionals(predefined).active_text(source, diags)
+
+
+class Conditionals:
+    """The names #defined so far, carried from one text to the next as C's preprocessor reads
+    them: the --include files, then the script, each header read where its #include stands
+    (pybpf.include), so a header's #if sees the script's #defines above its #include, and the
+    script sees the header's."""
+
+    def __init__(self, predefined: dict[str, str | None]):
+        self.defines = dict(predefined)
+
+    def active_text(self, source: str, diags: Diagnostics,
+                    on_include: Callable[[str], None] | None = None) -> str | None:
+        """`source` with the lines of branches not taken blanked, its #defines and #undefs
+        applied to `defines`; `on_include(name)` is called at each #include taken. None once an
+        error is reported."""
+        defines = self.defines
+        lines = source.split("\n")
+        # One entry per open #if: [the branch now taken, a branch was taken, #else seen, line].
+        stack: list[list] = []
+        active = True
+        for number, line in enumerate(lines, 1):
+            m = _DIRECTIVE.match(line)
+            directive = m[1] if m else None
+            if directive not in _CONDITIONALS:
+                if not active:
+                    lines[number - 1] = ""
+                elif directive == "define":
+                    body = _continued(m[2], lines, number)
+                    head = DEFINE_HEAD.match(body)
+                    if head:
+                        defines[head[1]] = None if head[2] else without_comments(body[head.end():])
+                elif directive == "undef":
+                    defines.pop(m[2].split()[0] if m[2].split() else "", None)
+                elif directive == "include" and on_include is not None:
+                    name = INCLUDED_NAME.match(m[2])
+                    if name:
+                        on_include(name[1])
+                continue
+            span = Span(number, 1, number, len(line) + 1)
+            argument = without_comments(m[2])
+            if directive in ("if", "ifdef", "ifndef"):
+                taken = False
+                if active:
+                    try:
+                        taken = _condition(directive, argument, defines)
+                    except _ConditionError as e:
+                        diags.error(f"#{directive}: {e}", span)
+                        return None
+                stack.append([taken, taken, False, number])
+                active = active and taken
+                continue
+            if not stack:
+                diags.error(f"#{directive} without #if", span)
+                return None
+            top = stack[-1]
+            outer = all(entry[0] for entry in stack[:-1])
+            if directive == "endif":
+                stack.pop()
+                active = outer
+                continue
+            if top[2]:
+                diags.error(f"#{directive} after #else", span)
+                return None
+            if directive == "else":
+                top[0], top[2] = not top[1], True
+            else:                                           # elif
+                taken = False
+                if outer and not top[1]:
+                    try:
+                        taken = _condition("if", argument, defines)
+                    except _ConditionError as e:
+                        diags.error(f"#elif: {e}", span)
+                        return None
+                top[0] = taken
+            top[1] = top[1] or top[0]
+            active = outer and top[0]
+        if stack:
+            number = stack[-1][3]
+            diags.error("unterminated conditional directive", Span(number, 1, number,
+                                                                   len(lines[number - 1]) + 1))
             return None
-        top = stack[-1]
-        outer = all(entry[0] for entry in stack[:-1])
-        if directive == "endif":
-            stack.pop()
-            active = outer
-            continue
-        if top[2]:
-            diags.error(f"#{directive} after #else", span)
-            return None
-        if directive == "else":
-            top[0], top[2] = not top[1], True
-        else:                                           # elif
-            taken = False
-            if outer and not top[1]:
-                try:
-                    taken = _condition("if", argument, defines)
-                except _ConditionError as e:
-                    diags.error(f"#elif: {e}", span)
-                    return None
-            top[0] = taken
-        top[1] = top[1] or top[0]
-        active = outer and top[0]
-    if stack:
-        number = stack[-1][3]
-        diags.error("unterminated conditional directive", Span(number, 1, number,
-                                                               len(lines[number - 1]) + 1))
-        return None
-    return "\n".join(lines)
+        return "\n".join(lines)
+
+
+def _continued(text: str, lines: list[str], after: int) -> str:
+    """A directive's text with the lines its trailing backslashes continue it on (from line index
+    `after`), joined as C joins them; those lines stay where they are."""
+    while text.endswith("\\") and after < len(lines):
+        text, after = text[:-1] + " " + lines[after].strip(), after + 1
+    return text
 
 
 def _condition(directive: str, argument: str, defines: dict[str, str | None]) -> bool:

@@ -95,6 +95,8 @@ class EventKind(enum.IntEnum):
     HELPER_ERROR = 13   # a helper failed where bpftrace warns; no payload: the index is the site
                         # (in helper_sites) | errno << SITE_BITS
     UNWATCH = 14   # unwatch(addr): the address, a u64; its watchpoints are detached
+    RUNTIME_WARNING = 15    # a run-time check failed where bpftrace warns (an array index out of
+                            # bounds); no payload: the index is the warning in runtime_warnings
 
 
 @record(frozen=True)
@@ -376,6 +378,9 @@ class CompiledProgram:
     depends_on: tuple[tuple[str, str, str], ...] = ()
     # The helper calls whose failures are counted (HELPER_ERRORS_MAP), by counter index.
     helper_sites: tuple[HelperErrorSite, ...] = ()
+    # The warnings of run-time checks other than helpers', rendered (place, message, source line),
+    # by the index a RUNTIME_WARNING record carries.
+    runtime_warnings: tuple[str, ...] = ()
     # skboutput()'s files, by the index its samples carry (pybpf.runtime.pcap)
     pcap_files: tuple[str, ...] = ()
 
@@ -405,6 +410,7 @@ class CompiledProgram:
             "warnings": list(self.warnings),
             "depends_on": [list(fact) for fact in self.depends_on],
             "helper_sites": [site.to_json() for site in self.helper_sites],
+            "runtime_warnings": list(self.runtime_warnings),
             "pcap_files": list(self.pcap_files),
         }
 
@@ -428,5 +434,6 @@ class CompiledProgram:
             warnings=tuple(j["warnings"]),
             depends_on=tuple(tuple(fact) for fact in j["depends_on"]),
             helper_sites=tuple(HelperErrorSite.from_json(site) for site in j["helper_sites"]),
+            runtime_warnings=tuple(j["runtime_warnings"]),
             pcap_files=tuple(j["pcap_files"]),
         )

@@ -377,7 +377,7 @@ class KernelChecks:
         if isinstance(e, ast.Ternary):          # each branch copies its own struct
             branches = [self.struct_value(b, t) for b in (e.then, e.otherwise)]
             return self.set(e, branches[0]) if None not in branches else None
-        value = self.ask_kernel_types(e.span, lambda kt: kt.struct_layout(t.btf_id))
+        value = self.ask_kernel_types(e.span, lambda kt: kt.struct_layout(t.btf_id, t.user))
         if value is None:
             return None
         self.result.struct_copies.add(e)

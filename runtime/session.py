@@ -350,6 +350,8 @@ class Session:
         elif kind == EventKind.HELPER_ERROR:
             site, errno_ = index & ((1 << SITE_BITS) - 1), index >> SITE_BITS
             self.output.helper_error(self.compiled.helper_sites[site], -errno_, self.warn)
+        elif kind == EventKind.RUNTIME_WARNING:
+            self.warn(self.compiled.runtime_warnings[index])
         else:
             raise ValueError(f"ring buffer record of unknown kind {kind}")
 

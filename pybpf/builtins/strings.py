@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pybpf import types as T
+from pybpf import ast, types as T
 from pybpf.builtins.entry import function
 from pybpf.checked import INT, is_int
+from pybpf.diagnostics import Span
 from pybpf.uapi.bpf import BpfFunc
 
 
@@ -14,11 +15,7 @@ def longest_string(c) -> int:
 
 
 def check_str(c, e):
-    c.in_str_call = True        # str($1) reads a positional parameter as text
-    try:
-        t = c.expr(e.args[0])
-    finally:
-        c.in_str_call = False
+    t = _check_str_argument(c, e)
     if t is None:
         return None
     size = c.string_size
@@ -47,6 +44,47 @@ def check_str(c, e):
     return T.StringType(size)
 
 
+def _check_str_argument(c, e):
+    """str()'s first argument. A positional parameter there is its word (`str($1)`), and
+    bpftrace reads `str($1 + K)` as the word from byte K on: a pointer into the text, to which
+    only one constant up to its length may be added."""
+    arg = e.args[0]
+    if isinstance(arg, ast.Binary) and (isinstance(arg.left, ast.PositionalParam)
+                                        or isinstance(arg.right, ast.PositionalParam)):
+        return _check_param_suffix(c, arg)
+    if not isinstance(arg, ast.PositionalParam) and any(
+            isinstance(n, ast.PositionalParam) for n in ast.walk(arg)):
+        c.error("str() only accepts positional parameters directly or with a single constant "
+                "offset added", e.span)
+        return None
+    c.in_str_call = True        # str($1) reads a positional parameter as text
+    try:
+        return c.expr(arg)
+    finally:
+        c.in_str_call = False
+
+
+def _check_param_suffix(c, b):
+    param, offset = (b.left, b.right) if isinstance(b.left, ast.PositionalParam) else (b.right, b.left)
+    text = c.param_text(param.index).encode("utf-8", "surrogateescape")
+    if b.op != "+" or not isinstance(offset, ast.Integer) or not 0 <= offset.value <= len(text):
+        c.error(f"only addition of a single constant less or equal to the length of "
+                f"${param.index} (which is {len(text)}) is allowed inside str()",
+                _operator_onwards(c, b))
+        return None
+    c.result.param_suffixes[b] = text[offset.value:]
+    return c.set(b, T.StringType(len(text) - offset.value + 1))
+
+
+def _operator_onwards(c, b) -> Span:
+    """bpftrace's span of a bad offset: from the operator to the end of the right operand."""
+    line = b.left.span.end_line
+    column = c.diags.source.split("\n")[line - 1].find(b.op, b.left.span.end_column - 1) + 1
+    if column == 0 or line != b.right.span.end_line:
+        line, column = b.right.span.line, b.right.span.column
+    return Span(line, column, b.right.span.end_line, b.right.span.end_column)
+
+
 # str() of an address: the helper for its memory (pybpf.checked.CheckedScript.string_reads)
 STRING_READS = {True: BpfFunc.probe_read_user_str, False: BpfFunc.probe_read_kernel_str,
                 None: BpfFunc.probe_read_str}
@@ -55,7 +93,8 @@ STRING_READS = {True: BpfFunc.probe_read_user_str, False: BpfFunc.probe_read_ker
 def lower_str(g, e):
     t = g.type_of(e)
     arg_t = g.type_of(e.args[0])
-    value = g.expr(e.args[0])
+    suffix = g.checked.param_suffixes.get(e.args[0])
+    value = g.expr(e.args[0]) if suffix is None else g.string_constant(suffix, arg_t.size)
     buf = g.alloca(t.size, "str")
     if isinstance(arg_t, T.StringType):
         g.copy(buf, t.size, value, min(arg_t.size, t.size))

@@ -8,7 +8,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from pybpf.backend.objspec import parse_object
-from pybpf.compiler import compile_source, compile_to_ir
+from pybpf.compiler import CompileOptions, compile_source, compile_to_ir
 
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY = 1, 5, 6
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_get_current_comm = 1, 2, 16
@@ -140,3 +140,18 @@ def test_ir_targets_bpf():
     ir, _, _ = compile_to_ir("BEGIN { @a = 1; }")
     assert 'target triple = "bpf' in ir
     assert "alloca" in ir
+
+
+def test_an_index_known_at_run_time_warns_out_of_bounds_once_per_place():
+    source = ("BEGIN { $a = (uint8[4])(uint32)1; $i = 5; @x = $a[$i] + $a[$i]; @y = $a[$i + 1]; "
+              "@z = $a[3]; }")
+    compiled = compile_source(source)
+    places = [(source.index("$a[$i]") + 1, 6), (source.rindex("$a[$i]") + 1, 6),
+              (source.index("$a[$i + 1]") + 1, 10)]
+    assert [w.split("\n")[0] for w in compiled.runtime_warnings] == [
+        f"stdin:1:{start}-{start + n}: WARNING: Array access out of bounds. This can lead to "
+        "unexpected results." for start, n in places]
+    assert compiled.runtime_warnings[0].split("\n")[1:] == [source, " " * (places[0][0] - 1) + "~" * 6]
+    # --no-warnings: no check in the code; a constant index is checked when compiling
+    assert compile_source(source, options=CompileOptions(warning_level=0)).runtime_warnings == ()
+    assert "runtime_warning" not in compile_to_ir("BEGIN { $a = (uint8[4])(uint32)1; @z = $a[3]; }")

@@ -12,7 +12,14 @@ import pytest
 from pybpf import ast, cdefs
 from pybpf.compiler import CompileOptions, compile_to_ir
 from pybpf.diagnostics import CompileError, Span
-from pybpf.include import IncludeError, read_headers
+from pybpf.include import IncludeError
+from pybpf.include import read_headers as read_with
+from pybpf.preprocessor import Conditionals, predefined
+
+def read_headers(source: str, include_dirs=(), include_files=()):
+    """The headers of `source`, their conditionals over BPFTRACE_HAVE_BTF as the CLI reads them."""
+    return read_with(source, Conditionals(predefined()), include_dirs, include_files)
+
 
 needs_btf = pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"),
                                reason="needs the kernel's BTF")
@@ -136,6 +143,34 @@ def test_include_dirs_and_files_are_read_in_include_order(tmp_path):
                            (str(tmp_path),), (str(tmp_path / "first.h"),))
     assert [h.name for h in headers] == [str(tmp_path / "first.h"), "inner.h", "outer.h"]
     assert read_headers("#include <outer.h>\nBEGIN { }") == ()       # without -I: BTF's
+
+
+def test_headers_conditionals_are_evaluated_as_they_are_read_in_order(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    (tmp_path / "h.h").write_text(
+        "#ifndef H\n#define H\n#if defined(WIDE) && WIDE > 1\n#define N 2\nstruct s { long a; };\n"
+        "#else\n#define N 1\nstruct s { char c; };\n#include <never.h>\n#endif\n"
+        "#include <inner.h>\n#endif\n")
+    (tmp_path / "inner.h").write_text("#if N == 2\n#define INNER 7\n#endif\n")
+    (tmp_path / "never.h").write_text("#define NEVER 1\n")
+    headers = read_headers("#define WIDE 2\n#include <h.h>\n#include <h.h>\n#ifdef NOPE\n"
+                           "#include <never.h>\n#endif\nBEGIN { }", (str(tmp_path),))
+    assert [h.name for h in headers] == ["inner.h", "h.h"]
+    types = types_of("", headers=headers)
+    assert types.errors == [] and (types.constants["N"], types.constants["INNER"]) == (2, 7)
+    assert types.btf.sizeof(types.btf.find_id("s", "struct")) == 8
+    narrow = read_headers("#include <h.h>\nBEGIN { }", (str(tmp_path),))
+    assert [h.name for h in narrow] == ["never.h", "inner.h", "h.h"]
+    assert types_of("", headers=narrow).constants["N"] == 1
+    assert "INNER" not in types_of("", headers=narrow).constants
+
+
+def test_a_headers_conditional_error_points_into_the_header(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    (tmp_path / "bad.h").write_text("#define X 1\n#endif\n")
+    with pytest.raises(CompileError) as e:
+        read_headers("#include <bad.h>\nBEGIN { }", (str(tmp_path),))
+    assert str(e.value) == f"{tmp_path}/bad.h:2:1-7: ERROR: #endif without #if\n#endif\n~~~~~~"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")

@@ -30,8 +30,9 @@ def test_if_elif_over_defines_defined_and_nesting():
               "#if A * 3 > 5 && defined(EMPTY) && !defined NOPE\none\n#elif 1\nno\n#else\nno\n#endif\n"
               "#if 0\n#if 1\nno\n#endif\n#elif EMPTY || UNDEFINED\nno\n#elif (A << 1) == 4\ntwo\n#endif\n"
               "#if 0\n#define A 9\n#endif\n#if A == 2\nthree\n#endif\n"
-              "#undef A\n#ifndef A\nfour\n#endif\n")
-    assert kept(source) == ["one", "two", "three", "four"]
+              "#undef A\n#ifndef A\nfour\n#endif\n"
+              "#define LONG \\\n  (A2 + \\\n   1)\n#define A2 2\n#if LONG == 3\nfive\n#endif\n")
+    assert kept(source) == ["one", "two", "three", "four", "  (A2 + \\", "   1)", "five"]
 
 
 def test_predefined_names_come_from_btf_and_headers(tmp_path):

@@ -247,6 +247,25 @@ def test_numeric_param_given_text():
         "             ~~")
 
 
+@pytest.mark.parametrize("arg, span", [
+    ("$1 + 6", "33-36"), ("$1 * 2", "33-36"), ("$1 - 1", "33-36"), ("$1 + $2", "33-37"),
+])
+def test_str_of_a_param_takes_one_constant_offset_up_to_its_length(arg, span):
+    # bpftrace's words and span (the operator to the end of the right operand)
+    source = f'BEGIN {{ printf("<%s>\\n", str({arg})); }}'
+    assert error_of(source, ["hello", "2"]) == (
+        f"stdin:1:{span}: ERROR: only addition of a single constant less or equal to the length "
+        f"of $1 (which is 5) is allowed inside str()\n{source}\n" + " " * 32 + "~" * (len(arg) - 3))
+
+
+@pytest.mark.parametrize("arg", ["$1 + 1 + 1", "@x[$1]"])
+def test_str_refuses_a_param_deeper_in_its_argument(arg):
+    source = f'BEGIN {{ printf("<%s>\\n", str({arg})); }}'
+    assert error_of(source, ["hello"]) == (
+        "stdin:1:26-" + str(31 + len(arg)) + ": ERROR: str() only accepts positional parameters "
+        f"directly or with a single constant offset added\n{source}\n" + " " * 25 + "~" * (len(arg) + 5))
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("source,rendered", [
     ("tracepoint:syscalls:sys_enter_openat { @ = args->nofield; }",
