@@ -188,6 +188,11 @@ class Parser:
     def _reduce(self, number: int, state_stack: list, value_stack: list, actions, found: dict,
                 limit: int | None) -> None:
         origin, name, size, single, keep, after = self.rules[number]
+        if size == 1 and single and keep is None:
+            # A `?rule` of one child (most reductions: an operand climbing the precedence
+            # levels): the child is the value, with its place and height, so only the state moves.
+            state_stack[-1] = self.states[state_stack[-2]][origin][1]
+            return
         if size:
             items = value_stack[-size:]
             del state_stack[-size:]
