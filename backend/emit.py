@@ -22,24 +22,51 @@ from pybpf.errors import PybpfError
 from pybpf.uapi.prctl import PR_SET_PDEATHSIG
 
 CPU = "v3"          # "generic" is v1: no 32-bit sub-registers, no jmp32
+TRIPLE = b"bpfel"
 
-# What the child runs: llvmlite only (no pybpf, no site packages scanned). It first asks to be killed
-# when its parent exits, whatever ends the parent (a signal, SIGKILL), and leaves if that already
-# happened (argv[2] is the parent's pid): a compile never leaves LLVM running behind it. (Strictly,
-# when the parent *thread* that started it ends: an Emitter is used by the thread that made it.)
+# What the child runs: ctypes and llvmlite's library, which it calls directly (the same functions
+# of llvmlite's C layer that llvmlite.binding's parse_assembly, verify, create_target_machine and
+# emit_object call, with the same arguments). Importing llvmlite.binding instead took 45-65 ms
+# before LLVM could start (importlib.resources to find the library, typing, tempfile, llvmlite.ir,
+# every wrapper class); loading the library is ~7 ms. The child first asks to be killed when its
+# parent exits, whatever ends the parent (a signal, SIGKILL), and leaves if that already happened
+# (argv[2] is the parent's pid): a compile never leaves LLVM running behind it. (Strictly, when
+# the parent *thread* that started it ends: an Emitter is used by the thread that made it.)
+# tests/backend/test_emit.py checks its objects are llvmlite.binding's, byte for byte.
 _CHILD = f"""
 import ctypes, os, sys
 ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGKILL)}, 0, 0, 0)
 if os.getppid() != int(sys.argv[2]):
     sys.exit(1)
-import llvmlite.binding as llvm
-llvm.initialize_all_targets()
-llvm.initialize_all_asmprinters()
-machine = llvm.Target.from_triple("bpfel").create_target_machine(cpu={CPU!r}, opt=2)
-module = llvm.parse_assembly(sys.stdin.read())
-module.verify()
-out = machine.emit_assembly(module).encode() if sys.argv[1] == "asm" else machine.emit_object(module)
-sys.stdout.buffer.write(out)
+from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_void_p
+lib = ctypes.CDLL(sys.argv[3])
+def function(name, restype, *argtypes):
+    f = getattr(lib, "LLVMPY_" + name)
+    f.restype, f.argtypes = restype, argtypes
+    return f
+for each in ("TargetInfos", "Targets", "TargetMCs", "AsmPrinters"):
+    function("InitializeAll" + each, None)()
+error = c_char_p()
+def check(result):
+    if not result:
+        sys.exit(error.value.decode(errors="replace"))
+    return result
+target = check(function("GetTargetFromTriple", c_void_p, c_char_p, POINTER(c_char_p))(
+    {TRIPLE!r}, byref(error)))
+# (target, triple, cpu, features, opt level, reloc, code model, print mc, jit, abi name)
+machine = check(function("CreateTargetMachine", c_void_p, c_void_p, c_char_p, c_char_p, c_char_p,
+                         c_int, c_char_p, c_char_p, c_int, c_int, c_char_p)(
+    target, {TRIPLE!r}, {CPU.encode()!r}, b"", 2, b"default", b"jitdefault", 0, 0, b""))
+context = function("GetGlobalContext", c_void_p)()
+module = function("ParseAssembly", c_void_p, c_void_p, c_char_p, POINTER(c_char_p))(
+    context, sys.stdin.buffer.read(), byref(error))
+if error.value:
+    sys.exit("LLVM IR parsing error\\n" + error.value.decode(errors="replace"))
+check(not function("VerifyModule", ctypes.c_bool, c_void_p, POINTER(c_char_p))(module, byref(error)))
+buffer = check(function("TargetMachineEmitToMemory", c_void_p, c_void_p, c_void_p, c_int,
+                        POINTER(c_char_p))(machine, module, int(sys.argv[1] == "obj"), byref(error)))
+sys.stdout.buffer.write(ctypes.string_at(function("GetBufferStart", c_void_p, c_void_p)(buffer),
+                                         function("GetBufferSize", c_size_t, c_void_p)(buffer)))
 """
 
 
@@ -51,11 +78,13 @@ class StackLimitExceeded(BackendError):
     """LLVM's spill slots did not fit beside the program's values in the 512-byte BPF stack."""
 
 
-def _llvmlite_path() -> str:
+def _llvmlite_library() -> str:
+    """The path of llvmlite's shared library (what llvmlite.binding loads)."""
     spec = importlib.util.find_spec("llvmlite")
-    if spec is None or spec.origin is None:
+    if spec is None or not spec.submodule_search_locations:
         raise BackendError("llvmlite is not installed: pip install llvmlite")
-    return os.path.dirname(os.path.dirname(spec.origin))
+    from llvmlite.utils import get_library_name
+    return os.path.join(spec.submodule_search_locations[0], "binding", get_library_name())
 
 
 class Emitter:
@@ -63,12 +92,12 @@ class Emitter:
     end runs (the IR it waits for on stdin comes last). cancel() when the compile fails first."""
 
     def __init__(self, assembly: bool = False):
-        env = dict(os.environ, PYTHONPATH=_llvmlite_path())
         # A session of its own: a Ctrl-C at the terminal reaches only the caller, which decides
         # (emit() kills the child when the caller's wait for it is interrupted).
         self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", _CHILD, "asm" if assembly else "obj", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            [sys.executable, "-I", "-S", "-c", _CHILD, "asm" if assembly else "obj", str(os.getpid()),
+             _llvmlite_library()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
 
     def emit(self, ir_text: str) -> bytes:

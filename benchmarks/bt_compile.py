@@ -14,7 +14,9 @@ compile cache, so every run compiles; *cold* runs also start with an empty cache
 index is rebuilt: a first run on a machine), *warm* runs keep it. bpftrace has no cache. Only
 scripts that both tools compile are compared; the median of `repeat` runs each, and the sum over
 the scripts. Issue 15's measure, the longest tool (by lines) that both compile, has its own line:
-cold pybpf over bpftrace.
+cold pybpf over bpftrace. `--baseline-ref REF` also runs the pybpf of commit REF (installed as
+this checkout is, with a cache of its own) right after this checkout's each time: before/after in
+one run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import tempfile
 
 from benchmarks.common import benchmark_main, cold_and_warm, median, run_measured
-from benchmarks.first_event import install_pybpf
+from benchmarks.first_event import _install_baseline, install_pybpf
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(CHECKOUT, "examples")
@@ -47,12 +49,24 @@ def compiles(cmd: list[str]) -> bool:
                           timeout=120).returncode == 0
 
 
-def measure(scripts: list[str], repeat: int) -> dict:
+def measure(scripts: list[str], repeat: int, baseline_ref: str | None = None) -> dict:
     folder = tempfile.mkdtemp(prefix="pybpf-bench-compile-")
     elf = os.path.join(folder, "out.o")
     results: dict = {}
     try:
         pybpf = install_pybpf(CHECKOUT, os.path.join(folder, "venv"))
+        baseline = _install_baseline(baseline_ref, folder) if baseline_ref else None
+
+        def both(ours: list[str], env) -> tuple[float, float | None]:
+            """This checkout's run, then the baseline's (its cache inside this one's: emptied
+            and kept with it)."""
+            seconds = run_measured(ours, env)[0]
+            if baseline is None:
+                return seconds, None
+            cache = os.path.join(env["XDG_CACHE_HOME"], "baseline")
+            os.makedirs(cache, mode=0o700, exist_ok=True)
+            return seconds, run_measured([baseline, *ours[1:]], dict(env, XDG_CACHE_HOME=cache))[0]
+
         for script in scripts:
             ours = [pybpf, "--emit", "obj", "-o", elf, script]
             theirs = ["bpftrace", "--emit-elf", elf, script]
@@ -61,8 +75,11 @@ def measure(scripts: list[str], repeat: int) -> dict:
             row: dict = {"lines": lines, "pybpf": compiles(ours),
                          "bpftrace": bool(shutil.which("bpftrace")) and compiles(theirs)}
             if row["pybpf"] and row["bpftrace"]:
-                cold, warm = cold_and_warm(lambda env: run_measured(ours, env)[0], repeat)
-                row.update(pybpf_cold=median(cold), pybpf_warm=median(warm),
+                cold, warm = cold_and_warm(lambda env: both(ours, env), repeat)
+                if baseline:
+                    row.update(baseline_cold=median([b for _, b in cold]),
+                               baseline_warm=median([b for _, b in warm]))
+                row.update(pybpf_cold=median([s for s, _ in cold]), pybpf_warm=median([s for s, _ in warm]),
                            bpftrace_s=median([run_measured(theirs)[0] for _ in range(repeat)]))
             results[script] = row
     finally:
@@ -72,6 +89,8 @@ def measure(scripts: list[str], repeat: int) -> dict:
 
 def options(parser) -> None:
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline-ref", metavar="REF",
+                        help="also run the pybpf of this commit (e.g. main), installed as this checkout is")
     parser.add_argument("scripts", nargs="*", help="scripts (default: bpftrace's tools and examples/)")
 
 
@@ -84,6 +103,10 @@ def print_table(results: dict, opts) -> None:
         print(f"{os.path.basename(script):<28} {r['lines']:>5} {r['pybpf_cold']:>10.3f} "
               f"{r['pybpf_warm']:>10.3f} {r['bpftrace_s']:>9.3f} {r['pybpf_cold'] / r['bpftrace_s']:>8.2f} "
               f"{r['pybpf_warm'] / r['bpftrace_s']:>8.2f}")
+        if "baseline_cold" in r:
+            print(f"{'  baseline ' + opts.baseline_ref:<28} {'':>5} {r['baseline_cold']:>10.3f} "
+                  f"{r['baseline_warm']:>10.3f} {'':>9} {r['baseline_cold'] / r['bpftrace_s']:>8.2f} "
+                  f"{r['baseline_warm'] / r['bpftrace_s']:>8.2f}")
     if compared:
         sums = [sum(r[k] for r in compared.values()) for k in ("pybpf_cold", "pybpf_warm", "bpftrace_s")]
         print(f"{f'sum of {len(compared)}':<28} {'':>5} {sums[0]:>10.3f} {sums[1]:>10.3f} {sums[2]:>9.3f} "
@@ -110,7 +133,7 @@ def print_table(results: dict, opts) -> None:
 
 def measure_scripts(opts) -> dict:
     scripts = opts.scripts or bpftrace_tools() + sorted(glob.glob(os.path.join(EXAMPLES, "*.pbt")))
-    return measure(scripts, opts.repeat)
+    return measure(scripts, opts.repeat, opts.baseline_ref)
 
 
 def main(argv: list[str] | None = None) -> int:

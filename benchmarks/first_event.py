@@ -17,8 +17,8 @@ every start, ~10 ms, and its cache identity stats every module; a user's `pip in
 neither). Its dependencies (lark, llvmlite, pyelftools) come from this interpreter's environment.
 pybpf cold starts with an empty cache folder (compiled objects, BTF index, parser tables: a fresh
 XDG_CACHE_HOME each run); warm reuses one that a first run filled. `--baseline-ref REF` (a commit
-of this repository, e.g. main) installs that tree the same way and adds it, warm, to the turns: a
-before/after comparison in the same minutes.
+of this repository, e.g. main) installs that tree the same way and adds it, warm and cold, to the
+turns: a before/after comparison in the same minutes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ EXECSNOOP = ('tracepoint:syscalls:sys_enter_execve '
              '{ printf("%-7d %-16s %s\\n", pid, comm, str(args->filename)); }')
 COUNT = ('tracepoint:syscalls:sys_enter_openat /comm == "' + LOOP_COMM + '"/ '
          '{ @[comm] = count(); exit(); }')
-VARIANTS = ("pybpf warm", "pybpf cold", "baseline warm", "bpftrace", "C")
+VARIANTS = ("pybpf warm", "pybpf cold", "baseline warm", "baseline cold", "bpftrace", "C")
 TIMEOUT_MS = 60_000
 
 
@@ -80,7 +80,7 @@ def _install_baseline(ref: str, folder: str) -> str:
 
 
 def _command(variant: str, script: dict, pybpf: dict[str, str]) -> list[str] | None:
-    if variant == "baseline warm":
+    if variant.startswith("baseline"):
         return [pybpf["baseline"], *_source(script)] if "baseline" in pybpf else None
     if variant == "C":
         return [script["c"]] if script["c"] and os.access(script["c"], os.X_OK) else None
@@ -116,7 +116,7 @@ def measure(repeat: int, names=None, baseline_ref: str | None = None) -> dict:
     folder = tempfile.mkdtemp(prefix="pybpf-bench-first-")
     marker_path = os.path.join(folder, "first-event-marker")
     open(marker_path, "w").close()
-    warm_cache, cold_cache = os.path.join(folder, "warm-cache"), os.path.join(folder, "cold-cache")
+    warm_cache = os.path.join(folder, "warm-cache")
     results = {}
     try:
         pybpf = {"this": install_pybpf(CHECKOUT, os.path.join(folder, "venv"))}
@@ -136,9 +136,10 @@ def measure(repeat: int, names=None, baseline_ref: str | None = None) -> dict:
                     for variant in runs:
                         env = None
                         if variant != "bpftrace" and variant != "C":
-                            cache = cold_cache if variant == "pybpf cold" else warm_cache
-                            if variant == "pybpf cold":
-                                shutil.rmtree(cold_cache, ignore_errors=True)
+                            cache = warm_cache
+                            if variant.endswith(" cold"):
+                                cache = os.path.join(folder, variant.replace(" ", "-") + "-cache")
+                                shutil.rmtree(cache, ignore_errors=True)
                             env = dict(os.environ, XDG_CACHE_HOME=cache)
                         runs[variant].append(_run(commands[variant], script["marker"], env))
             finally:
@@ -165,7 +166,7 @@ def rows(results: dict) -> list[tuple]:
                 continue
             def value(r):
                 return r[key] * scale if r.get(key) is not None else None
-            for phase in ("pybpf warm", "pybpf cold", "baseline warm"):
+            for phase in ("pybpf warm", "pybpf cold", "baseline warm", "baseline cold"):
                 if phase in row:
                     out.append((f"{name} {label}, {phase}", value(row[phase]), value(theirs), unit, value(c)))
     return out

@@ -80,27 +80,51 @@ class _Inlined(list):
     places: list
 
 
+class _Terminal:
+    """A terminal's regular expression, compiled when first tried, and the characters a match of
+    it can start with (ASCII ones; `others`: whether any other character)."""
+
+    __slots__ = ("name", "regexp", "starts", "others", "compiled")
+
+    def __init__(self, name: str, spec: list):
+        self.name = name
+        self.regexp, self.starts, self.others = spec
+        self.compiled: re.Pattern | None = None
+
+    def can_start(self, char: str) -> bool:
+        return char in self.starts if char < "\x80" else self.others
+
+
 class _Lexer:
-    """One state's terminals: compiled when first used (as Lark does: most states never are)."""
+    """One state's terminals, in the order Lark's lexer tries them. Lark joins their expressions
+    into one per state (one named group each: the first that matches wins) and compiles it when
+    the state is first met; here each terminal's own expression is compiled once, shared by every
+    state, and a state tries only those that the next character can start (the same first match:
+    the ones skipped cannot match there)."""
 
-    __slots__ = ("patterns", "unless", "ignore", "compiled")
+    __slots__ = ("terminals", "unless", "ignore", "by_char")
 
-    def __init__(self, spec: dict):
-        self.patterns, self.unless = spec["patterns"], spec["unless"]
+    def __init__(self, spec: dict, terminals: dict[str, _Terminal]):
+        self.terminals = [terminals[name] for name in spec["terminals"]]
+        self.unless = spec["unless"]
         self.ignore = frozenset(spec["ignore"])
-        self.compiled: list[re.Pattern] | None = None
+        self.by_char: dict[str, list[_Terminal]] = {}
 
     def match(self, text: str, pos: int) -> tuple[str, str] | None:
         """(text, terminal) of the token at pos, or None; a word its terminal's match would take
         for a keyword becomes that keyword."""
-        if self.compiled is None:
-            self.compiled = [re.compile(p) for p in self.patterns]
-        for pattern in self.compiled:
-            m = pattern.match(text, pos)
+        char = text[pos]
+        candidates = self.by_char.get(char)
+        if candidates is None:
+            candidates = self.by_char[char] = [t for t in self.terminals if t.can_start(char)]
+        for terminal in candidates:
+            if terminal.compiled is None:
+                terminal.compiled = re.compile(terminal.regexp)
+            m = terminal.compiled.match(text, pos)
             if m:
-                value, terminal = m.group(0), m.lastgroup
-                words = self.unless.get(terminal)
-                return value, (words.get(value, terminal) if words else terminal)
+                value = m.group(0)
+                words = self.unless.get(terminal.name)
+                return value, (words.get(value, terminal.name) if words else terminal.name)
         return None
 
 
@@ -114,7 +138,8 @@ class Parser:
     def __init__(self, tables: dict):
         self.states = {int(k): v for k, v in tables["states"].items()}
         self.start, self.end = tables["start"], tables["end"]
-        self.lexers = [_Lexer(spec) for spec in tables["lexers"]]
+        terminals = {name: _Terminal(name, spec) for name, spec in tables["terminals"].items()}
+        self.lexers = [_Lexer(spec, terminals) for spec in tables["lexers"]]
         self.state_lexer = {int(k): self.lexers[v] for k, v in tables["lexer"].items()}
         self.root = self.lexers[tables["root"]]
         # [origin, action name ('' for a `_rule`), length, a single child is the value, kept
@@ -163,6 +188,11 @@ class Parser:
     def _reduce(self, number: int, state_stack: list, value_stack: list, actions, found: dict,
                 limit: int | None) -> None:
         origin, name, size, single, keep, after = self.rules[number]
+        if size == 1 and single and keep is None:
+            # A `?rule` of one child (most reductions: an operand climbing the precedence
+            # levels): the child is the value, with its place and height, so only the state moves.
+            state_stack[-1] = self.states[state_stack[-2]][origin][1]
+            return
         if size:
             items = value_stack[-size:]
             del state_stack[-size:]

@@ -24,6 +24,26 @@ def test_object_and_assembly():
     assert "r0 = 7" in emit_assembly(IR)
 
 
+def test_objects_are_llvmlite_bindings_byte_for_byte():
+    """The child calls llvmlite's library directly: what llvmlite.binding's API makes of the same
+    IR, with the same target machine, is what it must make (a changed llvmlite shows here)."""
+    import llvmlite.binding as llvm
+
+    from pybpf.backend.emit import CPU
+    from pybpf.compiler import compile_to_ir
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "opensnoop.pbt")) as f:
+        script = f.read()
+    ir_text = compile_to_ir(script)[0]
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    machine = llvm.Target.from_triple("bpfel").create_target_machine(cpu=CPU, opt=2)
+    for text in (IR, ir_text):
+        module = llvm.parse_assembly(text)
+        module.verify()
+        assert emit_object(text) == machine.emit_object(module)
+        assert emit_assembly(text) == machine.emit_assembly(module)
+
+
 def test_invalid_ir_is_a_backend_error():
     with pytest.raises(BackendError, match="LLVM could not compile"):
         emit_object("this is not IR")

@@ -110,3 +110,48 @@ def test_too_deep_is_found_while_parsing():
     with pytest.raises(lalr.TooDeep) as e:
         parser._parser().parse("BEGIN { @x = " + "+".join(["1"] * 200) + "; }", parser._ToAst(), 50)
     assert e.value.meta.line == 1
+
+
+@functools.cache
+def _state_lexers() -> list:
+    """(Lark's lexer of a parse state, pybpf.lalr's with the same terminals) for each distinct
+    one (by their terminals: two builds of the tables may number the states differently)."""
+    contextual = _lark_parser().parser.lexer
+    ours = {tuple(t.name for t in lexer.terminals): lexer for lexer in parser._parser().lexers}
+    pairs = {id(lexer): (lexer, ours[tuple(t.name for t in lexer.scanner.terminals)])
+             for lexer in [*contextual.lexers.values(), contextual.root_lexer]}
+    return list(pairs.values())
+
+
+def _lark_match(lexer, ours, text: str):
+    """What Lark's state lexer matches at the start of text: its expression, all its terminals
+    joined, the first that matches winning (then a keyword's word, by the same table as ours)."""
+    for pattern in lexer.scanner._mres:
+        m = pattern.match(text)
+        if m:
+            words = ours.unless.get(m.lastgroup)
+            return m.group(0), (words.get(m.group(0), m.lastgroup) if words else m.lastgroup)
+    return None
+
+
+def _examples_text() -> str:
+    texts = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "examples", "*.pbt"))):
+        with open(path) as f:
+            texts.append(f.read())
+    return "\n".join(texts + CORNERS)
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(st.data())
+def test_each_state_lexer_matches_as_larks_joined_expression(data):
+    """A state's lexer tries only the terminals the next character can start (grammar.tables'
+    _starts), each compiled alone: it takes the token Lark's one expression per state takes,
+    on text from the examples at any place and on arbitrary text (non-ASCII characters too)."""
+    examples = _examples_text()
+    slices = st.integers(0, len(examples) - 1).map(lambda i: examples[i:i + 80])
+    first = st.sampled_from([chr(i) for i in range(128)] + ["é", "ٳ", "٣"])
+    text = data.draw(st.one_of(slices, st.tuples(first, slices).map("".join),
+                               st.text(first, min_size=1)))
+    for lark_lexer, ours in _state_lexers():
+        assert ours.match(text, 0) == _lark_match(lark_lexer, ours, text)
