@@ -30,7 +30,7 @@ from pybpf.runtime.attach import (RUN_AT_START, RUN_AT_STOP, RUN_ONCE, attach, a
                                   attaches_together)
 from pybpf.runtime.command import read_file, run_command
 from pybpf.runtime.errors import NotSupportedError, ProbeAttachError
-from pybpf.runtime.loader import LoadedObject, load
+from pybpf.runtime.loader import LoadedObject, ProbeUnavailableError, load
 from pybpf.runtime.output import top_entries
 from pybpf.runtime.printf import format_printf
 from pybpf.runtime.ringbuf import DrainingReader, RingBufferReader
@@ -261,6 +261,8 @@ class Session:
         probe): the missing_probes setting decides, as in bpftrace."""
         setting = self.compiled.missing_probes
         if setting == "error":
+            if isinstance(reason, ProbeUnavailableError):
+                raise reason        # its one line already names the probe and why the kernel refuses
             raise ProbeAttachError(probe, reason) from None
         if setting == "warn":
             self.warn(f"WARNING: {reason}")

@@ -52,19 +52,18 @@ def test_missing_probes_error_warn_or_ignore():
 
 @pytest.mark.kernel
 def test_missing_probes_decides_a_point_the_kernel_refuses_to_attach():
-    """bpftrace's attach-time missing_probes: the kernel's reason, then the probe and the setting that
-    would skip it. The point: a uprobe on glibc's pthread_spin_lock, whose first instruction this
-    kernel declines to probe (ENOTSUPP), beside one that attaches."""
+    """bpftrace's attach-time missing_probes: an error (one line that names the probe), or with `warn`
+    the reason and bpftrace's "Unable to attach probe: NAME. Skipping.", or nothing. The point: a
+    uprobe on glibc's pthread_spin_lock, whose first instruction this kernel declines to probe
+    (ENOTSUPP), beside one that attaches."""
     import os
     program = 'uprobe:libc:pthread_spin_lock { } BEGIN { printf("ran\\n"); exit(); }'
     refused = run_pybpf(["-e", program])
     if refused.returncode == 0:
         pytest.skip("this kernel and libc probe pthread_spin_lock")
-    lines = refused.stderr.splitlines()
-    assert len(lines) == 2, refused.stderr
-    assert lines[0].startswith("ERROR: uprobe:") and "cannot probe the instruction there" in lines[0]
-    assert lines[1].startswith("ERROR: Unable to attach probe: uprobe:") and lines[1].endswith(
-        ":pthread_spin_lock. If this is expected, set the 'missing_probes' config variable to 'warn'.")
+    # the kernel's reason names the probe: one line, as before the setting decided it
+    assert refused.stderr.startswith("ERROR: uprobe:") and refused.stderr.count("\n") == 1, refused.stderr
+    assert "pthread_spin_lock" in refused.stderr and "cannot probe the instruction there" in refused.stderr
     warned = run_pybpf(["-e", "config = { missing_probes = warn } " + program])
     assert warned.returncode == 0 and warned.stdout.startswith("Attaching 2 probes...\nran\n"), warned
     assert [line.split(":")[0] for line in warned.stderr.splitlines()] == ["WARNING", "WARNING"]
