@@ -1,0 +1,232 @@
+"""The walk over a BTF type section, done by the kernel: ~4 ms for vmlinux's 125,827 records where
+the same walk in Python takes ~55 ms.
+
+    found = walk_types(types, strings, program_btf(FUNCTIONS))   # (offsets, names, enums,
+                                                                 #  names_at_starts), or None
+
+A record's length depends on its kind and vlen, so the id -> record offset table needs one pass
+over every record, which Python runs at ~0.4 us a record. Here a hand-assembled SYSCALL program
+(run once with BPF_PROG_TEST_RUN) makes that pass with bpf_loop over one BPF_F_MMAPABLE array
+value: the type and string sections are copied in through the map's mapping, the tables are read
+back out of it. The BTF naming the program's two functions (which the verifier wants of a program
+passing a callback) comes from the caller: pybpf.backend.progbtf writes it. None when the kernel does not run it (no privileges, an older kernel, a
+refusal) or the section is malformed: pybpf.btf then walks in Python, which also words the error.
+tests/runtime/test_btf_walk.py checks both walks agree on vmlinux.
+"""
+
+from __future__ import annotations
+
+import array
+import mmap
+import os
+import struct
+
+from pybpf.runtime.errors import BpfError
+from pybpf.runtime.loader import create_map, load_btf, load_program
+from pybpf.runtime.syscall import bpf
+from pybpf.program import MapDef
+from pybpf.uapi.bpf import (BPF_ADD, BPF_ALU64, BPF_AND, BPF_B, BPF_CALL, BPF_EXIT, BPF_F_MMAPABLE,
+                            BPF_F_SLEEPABLE, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD_IMM64, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MOV, BPF_MUL,
+                            BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_FD, BPF_REG_FP, BPF_RSH, BPF_ST, BPF_STX,
+                            BPF_W, BPF_X, BpfCmd, BpfFunc, BpfMapType, BpfProgType, TestRunAttr)
+from pybpf.uapi.btf import BTF_KIND_ENUM, BTF_KIND_ENUM64
+
+# u32 words after a record's 12-byte header, fixed and per vlen entry, by kind (as pybpf.btf's
+# _FIXED_WORDS and _VLEN_WORDS): 2 bits a kind in one 64-bit constant each; kinds 1-19 are known.
+FIXED_WORDS = {1: 1, 3: 3, 14: 1, 17: 1}
+VLEN_WORDS = {4: 3, 5: 3, 6: 2, 13: 2, 15: 3, 19: 3}
+LAST_KIND = 19
+
+# The program's functions for program_btf: (name, global); the callback must be static.
+FUNCTIONS = (("btf_walk", True), ("btf_walk_step", False))
+
+# The map value: a header of u32s, then the type section, the string section, and three tables of
+# u32 with room for a record every 12 bytes (the smallest record).
+COUNT, ENUMS, POS, STATUS, MID = 0, 4, 8, 12, 16      # header fields (byte offsets)
+HEADER = 24
+OK, BAD_KIND, TRUNCATED = 0, 1, 2                     # STATUS values
+_R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9 = range(10)
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, dst | src << 4, off, imm)
+
+
+def _ld_imm64(dst: int, imm: int, src: int = 0) -> bytes:
+    return struct.pack("<BBhIBBhI", BPF_LD_IMM64, dst | src << 4, 0, imm & 0xFFFFFFFF, 0, 0, 0, imm >> 32)
+
+
+def _alu(op: int, dst: int, imm: int) -> bytes:
+    return _insn(BPF_ALU64 | op | BPF_K, dst, imm=imm)
+
+
+def _alu_reg(op: int, dst: int, src: int) -> bytes:
+    return _insn(BPF_ALU64 | op | BPF_X, dst, src)
+
+
+def _load(dst: int, src: int, off: int, size: int = BPF_W) -> bytes:
+    return _insn(BPF_LDX | size | BPF_MEM, dst, src, off)
+
+
+def _store(dst: int, off: int, src: int) -> bytes:
+    return _insn(BPF_STX | BPF_W | BPF_MEM, dst, src, off)
+
+
+def _store_imm(dst: int, off: int, imm: int) -> bytes:
+    return _insn(BPF_ST | BPF_W | BPF_MEM, dst, off=off, imm=imm)
+
+
+def _assemble(parts: list) -> tuple[bytes, dict[str, int]]:
+    """Instructions and ('label', name) / ('jump', op, reg, imm, name) / ('callback', name) items;
+    the code and where each label is (in instructions)."""
+    at, labels = 0, {}
+    for p in parts:
+        if isinstance(p, bytes):
+            at += len(p) // 8
+        elif p[0] == "label":
+            labels[p[1]] = at
+        else:
+            at += 2 if p[0] == "callback" else 1
+    out, at = bytearray(), 0
+    for p in parts:
+        if isinstance(p, bytes):
+            out += p
+            at += len(p) // 8
+        elif p[0] == "jump":
+            _, op, reg, imm, name = p
+            out += _insn(BPF_JMP | op | BPF_K, reg, off=labels[name] - at - 1, imm=imm)
+            at += 1
+        elif p[0] == "callback":
+            out += _ld_imm64(_R2, labels[p[1]] - at - 1, BPF_PSEUDO_FUNC)
+            at += 2
+    return bytes(out), labels
+
+
+def _program(map_fd: int, type_len: int, str_len: int, max_records: int) -> tuple[bytes, int]:
+    """The instructions and the callback's first instruction. main: bpf_loop(max_records, step).
+    step: the record at POS: its word offset, name and (for enums) index into the tables, MID set
+    when its name offset is not where a string starts, POS moved past it; 1 (stop) at the end."""
+    types = HEADER
+    strings = types + _pad8(type_len)
+    offsets = strings + _pad8(str_len)
+    fixed = sum(n << 2 * k for k, n in FIXED_WORDS.items())
+    per_vlen = sum(n << 2 * k for k, n in VLEN_WORDS.items())
+    main = [
+        _ld_imm64(_R1, max_records),
+        ("callback", "step"),
+        _alu(BPF_MOV, _R3, 0), _alu(BPF_MOV, _R4, 0),
+        _insn(BPF_JMP | BPF_CALL, imm=BpfFunc.loop),
+        _alu(BPF_MOV, _R0, 0), _insn(BPF_JMP | BPF_EXIT),
+    ]
+    step = [
+        ("label", "step"),
+        _store_imm(BPF_REG_FP, -4, 0),
+        _ld_imm64(_R1, map_fd, BPF_PSEUDO_MAP_FD),
+        _alu_reg(BPF_MOV, _R2, BPF_REG_FP), _alu(BPF_ADD, _R2, -4),
+        _insn(BPF_JMP | BPF_CALL, imm=BpfFunc.map_lookup_elem),
+        ("jump", BPF_JEQ, _R0, 0, "stop"),
+        _alu_reg(BPF_MOV, _R8, _R0),                                 # r8: the value
+        _load(_R1, _R8, POS), _load(_R9, _R8, COUNT),                # r1: byte offset, r9: index
+        ("jump", BPF_JGE, _R1, type_len, "stop"),
+        ("jump", BPF_JGT, _R1, type_len - 12, "truncated"),
+        ("jump", BPF_JGE, _R9, max_records, "truncated"),
+        _alu_reg(BPF_MOV, _R2, _R8), _alu(BPF_ADD, _R2, types), _alu_reg(BPF_ADD, _R2, _R1),
+        _load(_R3, _R2, 0), _load(_R4, _R2, 4),                      # r3: name offset, r4: info
+        _alu_reg(BPF_MOV, _R5, _R9), _alu(BPF_LSH, _R5, 2), _alu_reg(BPF_ADD, _R5, _R8),
+        _alu(BPF_ADD, _R5, offsets),
+        _alu_reg(BPF_MOV, _R0, _R1), _alu(BPF_RSH, _R0, 2), _store(_R5, 0, _R0),
+        _alu(BPF_ADD, _R5, 4 * max_records), _store(_R5, 0, _R3),
+        ("jump", BPF_JEQ, _R3, 0, "kind"),                           # anonymous
+        ("jump", BPF_JGE, _R3, str_len, "mid"),
+        _alu_reg(BPF_MOV, _R2, _R8), _alu(BPF_ADD, _R2, strings - 1), _alu_reg(BPF_ADD, _R2, _R3),
+        _load(_R0, _R2, 0, BPF_B),
+        ("jump", BPF_JEQ, _R0, 0, "kind"),
+        ("label", "mid"),
+        _store_imm(_R8, MID, 1),
+        ("label", "kind"),
+        _alu_reg(BPF_MOV, _R5, _R4), _alu(BPF_RSH, _R5, 24), _alu(BPF_AND, _R5, 0x1F),
+        _alu_reg(BPF_MOV, _R0, _R5), _alu(BPF_ADD, _R0, -1),
+        ("jump", BPF_JGT, _R0, LAST_KIND - 1, "bad_kind"),
+        _alu_reg(BPF_MOV, _R0, _R5), _alu(BPF_LSH, _R0, 1),
+        _ld_imm64(_R2, fixed), _alu_reg(BPF_RSH, _R2, _R0), _alu(BPF_AND, _R2, 3),
+        _ld_imm64(_R3, per_vlen), _alu_reg(BPF_RSH, _R3, _R0), _alu(BPF_AND, _R3, 3),
+        _alu(BPF_AND, _R4, 0xFFFF), _alu_reg(BPF_MUL, _R3, _R4),
+        _alu_reg(BPF_ADD, _R2, _R3), _alu(BPF_ADD, _R2, 3), _alu(BPF_LSH, _R2, 2),   # r2: bytes
+        ("jump", BPF_JEQ, _R5, BTF_KIND_ENUM, "enum"),
+        ("jump", BPF_JEQ, _R5, BTF_KIND_ENUM64, "enum"),
+        ("label", "next"),
+        _alu_reg(BPF_ADD, _R1, _R2), _store(_R8, POS, _R1),
+        _alu(BPF_ADD, _R9, 1), _store(_R8, COUNT, _R9),
+        _alu(BPF_MOV, _R0, 0), _insn(BPF_JMP | BPF_EXIT),
+        ("label", "enum"),
+        _load(_R0, _R8, ENUMS),
+        ("jump", BPF_JGE, _R0, max_records, "truncated"),
+        _alu_reg(BPF_MOV, _R3, _R0), _alu(BPF_LSH, _R3, 2), _alu_reg(BPF_ADD, _R3, _R8),
+        _alu(BPF_ADD, _R3, offsets + 8 * max_records), _store(_R3, 0, _R9),
+        _alu(BPF_ADD, _R0, 1), _store(_R8, ENUMS, _R0),
+        ("jump", BPF_JA, 0, 0, "next"),
+        ("label", "truncated"),
+        _store_imm(_R8, STATUS, TRUNCATED), _alu(BPF_MOV, _R0, 1), _insn(BPF_JMP | BPF_EXIT),
+        ("label", "bad_kind"),
+        _store_imm(_R8, STATUS, BAD_KIND), _alu(BPF_MOV, _R0, 1), _insn(BPF_JMP | BPF_EXIT),
+        ("label", "stop"),
+        _alu(BPF_MOV, _R0, 1), _insn(BPF_JMP | BPF_EXIT),
+    ]
+    code, labels = _assemble(main + step)
+    return code, labels["step"]
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]]
+               ) -> tuple[array.array, array.array, array.array, bool] | None:
+    """For a type section and its string section (buffers, native byte order, no base), with the
+    BTF of FUNCTIONS and their type ids: each
+    record's u32 word offset, its name offset, the indexes of its ENUM/ENUM64 records, and whether
+    every name offset is where a string starts. None when the kernel cannot or the walk fails."""
+    type_len, str_len = len(types), len(strings)
+    if not type_len or type_len % 4 or not str_len:
+        return None
+    max_records = type_len // 12
+    tables = HEADER + _pad8(type_len) + _pad8(str_len)
+    size = tables + 12 * max_records
+    fds = []
+    try:
+        map_fd = create_map("pybpf_btf_walk", MapDef(map_type=BpfMapType.ARRAY, key_size=4,
+                                                       value_size=size, max_entries=1,
+                                                       map_flags=BPF_F_MMAPABLE))
+        fds.append(map_fd)
+        with mmap.mmap(map_fd, size, mmap.MAP_SHARED,
+                       mmap.PROT_READ | mmap.PROT_WRITE) as value:
+            view = memoryview(value)
+            try:
+                view[HEADER:HEADER + type_len] = types
+                strings_at = HEADER + _pad8(type_len)
+                view[strings_at:strings_at + str_len] = strings
+                code, callback = _program(map_fd, type_len, str_len, max_records)
+                btf, ids = functions_btf
+                fds.append(load_btf(btf))
+                fds.append(load_program("pybpf_btf_walk", BpfProgType.SYSCALL, code, "GPL",
+                                        btf_fd=fds[-1], prog_flags=BPF_F_SLEEPABLE,
+                                        func_info=((0, ids[FUNCTIONS[0][0]]),
+                                                   (callback, ids[FUNCTIONS[1][0]]))))
+                bpf(BpfCmd.PROG_TEST_RUN, TestRunAttr(prog_fd=fds[-1]))
+                count, n_enums, pos, status, mid = struct.unpack_from("<5I", view, 0)
+                if status != OK or pos != type_len:
+                    return None
+                out = []
+                for at, n in ((tables, count), (tables + 4 * max_records, count),
+                              (tables + 8 * max_records, n_enums)):
+                    table = array.array("I")
+                    table.frombytes(view[at:at + 4 * n])
+                    out.append(table)
+                return out[0], out[1], out[2], not mid
+            finally:
+                view.release()
+    except (BpfError, OSError, ValueError):
+        return None
+    finally:
+        for fd in fds:
+            os.close(fd)

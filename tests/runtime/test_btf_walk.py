@@ -1,0 +1,65 @@
+"""pybpf.runtime.btf_walk: the kernel's walk over a type section gives what the Python walk gives."""
+
+import os
+import struct
+
+import pytest
+
+from pybpf import btf
+from pybpf.backend.progbtf import program_btf
+from pybpf.btf import VMLINUX, Btf, _parse_header
+from pybpf.runtime import btf_walk
+
+FUNCTIONS_BTF = program_btf(list(btf_walk.FUNCTIONS))
+
+
+def walk_types(types, strings):
+    return btf_walk.walk_types(types, strings, FUNCTIONS_BTF)
+
+needs_vmlinux = pytest.mark.skipif(not os.path.exists(VMLINUX), reason=f"{VMLINUX} is missing")
+
+
+def sections(data: bytes):
+    h = _parse_header(data)
+    return data[h.type_off:h.type_off + h.type_len], data[h.str_off:h.str_off + h.str_len]
+
+
+@pytest.mark.kernel
+@needs_vmlinux
+def test_kernel_and_python_walks_agree_on_vmlinux():
+    with open(VMLINUX, "rb") as f:
+        data = f.read()
+    found = walk_types(*sections(data))
+    assert found is not None
+    python = Btf.from_bytes(data)._walk_in_python()
+    assert found == tuple(python)
+    assert len(found[0]) > 100_000 and found[2] and found[3]
+
+
+@pytest.mark.kernel
+@needs_vmlinux
+def test_btf_loads_vmlinux_through_the_kernel(monkeypatch):
+    from pybpf.compiler import _walk_btf_in_kernel      # what a compile gives pybpf.btf
+    monkeypatch.setattr(btf, "kernel_walk", _walk_btf_in_kernel)
+    monkeypatch.setattr(Btf, "_walk_in_python", lambda self: pytest.fail("walked in Python"))
+    kernel = Btf.load(VMLINUX, cache=False)
+    assert kernel.find("task_struct", "struct").size > 0
+
+
+def blob(types: bytes, strings: bytes) -> bytes:
+    return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)) + types + strings
+
+
+@pytest.mark.kernel
+def test_what_the_kernel_walk_refuses_python_walks():
+    strings = b"\0int\0tcp_sock\0e\0A\0"
+    int_type = struct.pack("<IIII", 1, 1 << 24, 4, 32)
+    suffix_named = struct.pack("<III", 9, 4 << 24, 0)                   # 'sock' inside 'tcp_sock'
+    enum = struct.pack("<IIIIi", 14, 6 << 24 | 1, 4, 16, 1)
+    types = int_type + suffix_named + enum
+    found = walk_types(types, strings)
+    assert found == tuple(Btf.from_bytes(blob(types, strings))._walk_in_python())
+    assert list(found[0]) == [0, 4, 7] and list(found[2]) == [2] and found[3] is False
+    assert walk_types(types + struct.pack("<III", 0, 25 << 24, 0), strings) is None     # unknown kind
+    assert walk_types(types + struct.pack("<III", 0, 4 << 24 | 1, 0), strings) is None  # truncated
+    assert walk_types(b"", strings) is None
