@@ -15,6 +15,10 @@ index is rebuilt: a first run on a machine), *warm* runs keep it. bpftrace has n
 scripts that both tools compile are compared; the median of `repeat` runs each, and the sum over
 the scripts. Issue 15's measure, the longest tool (by lines) that both compile, has its own line:
 cold pybpf over bpftrace.
+
+`--baseline-ref REF` also installs commit REF of this repository (as benchmarks/first_event.py
+does) and measures it beside this checkout: each repetition runs the baseline and this checkout,
+cold then warm, then bpftrace, in turn, so a before/after comes from one run at one load.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import sys
 import tempfile
 
 from benchmarks.common import benchmark_main, cold_and_warm, median, run_measured
-from benchmarks.first_event import install_pybpf
+from benchmarks.first_event import _install_baseline, install_pybpf
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(CHECKOUT, "examples")
@@ -47,12 +51,30 @@ def compiles(cmd: list[str]) -> bool:
                           timeout=120).returncode == 0
 
 
-def measure(scripts: list[str], repeat: int) -> dict:
+def in_turn(commands: dict[str, list[str]], repeat: int, folder: str) -> dict[str, list[float]]:
+    """name -> wall seconds of `repeat` runs of each command, the commands taken in turn in each
+    repetition: a pybpf command runs cold (its cache emptied) and then warm (the cache that run
+    filled), the others as they are."""
+    times: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for name, cmd in commands.items():
+            if name == "bpftrace":
+                times.setdefault(name, []).append(run_measured(cmd)[0])
+                continue
+            env = dict(os.environ, XDG_CACHE_HOME=os.path.join(folder, f"cache-{name}"))
+            shutil.rmtree(env["XDG_CACHE_HOME"], ignore_errors=True)
+            for phase in ("cold", "warm"):
+                times.setdefault(f"{name} {phase}", []).append(run_measured(cmd, env)[0])
+    return times
+
+
+def measure(scripts: list[str], repeat: int, baseline_ref: str | None = None) -> dict:
     folder = tempfile.mkdtemp(prefix="pybpf-bench-compile-")
     elf = os.path.join(folder, "out.o")
     results: dict = {}
     try:
         pybpf = install_pybpf(CHECKOUT, os.path.join(folder, "venv"))
+        baseline = _install_baseline(baseline_ref, folder) if baseline_ref else None
         for script in scripts:
             ours = [pybpf, "--emit", "obj", "-o", elf, script]
             theirs = ["bpftrace", "--emit-elf", elf, script]
@@ -60,7 +82,13 @@ def measure(scripts: list[str], repeat: int) -> dict:
                 lines = f.read().count(b"\n")
             row: dict = {"lines": lines, "pybpf": compiles(ours),
                          "bpftrace": bool(shutil.which("bpftrace")) and compiles(theirs)}
-            if row["pybpf"] and row["bpftrace"]:
+            if row["pybpf"] and row["bpftrace"] and baseline:
+                times = in_turn({"baseline": [baseline, *ours[1:]], "pybpf": ours, "bpftrace": theirs},
+                                repeat, folder)
+                row.update(pybpf_cold=median(times["pybpf cold"]), pybpf_warm=median(times["pybpf warm"]),
+                           baseline_cold=median(times["baseline cold"]),
+                           baseline_warm=median(times["baseline warm"]), bpftrace_s=median(times["bpftrace"]))
+            elif row["pybpf"] and row["bpftrace"]:
                 cold, warm = cold_and_warm(lambda env: run_measured(ours, env)[0], repeat)
                 row.update(pybpf_cold=median(cold), pybpf_warm=median(warm),
                            bpftrace_s=median([run_measured(theirs)[0] for _ in range(repeat)]))
@@ -72,6 +100,8 @@ def measure(scripts: list[str], repeat: int) -> dict:
 
 def options(parser) -> None:
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline-ref", metavar="REF",
+                        help="also measure commit REF of this repository, in turn with this checkout")
     parser.add_argument("scripts", nargs="*", help="scripts (default: bpftrace's tools and examples/)")
 
 
@@ -84,6 +114,10 @@ def print_table(results: dict, opts) -> None:
         print(f"{os.path.basename(script):<28} {r['lines']:>5} {r['pybpf_cold']:>10.3f} "
               f"{r['pybpf_warm']:>10.3f} {r['bpftrace_s']:>9.3f} {r['pybpf_cold'] / r['bpftrace_s']:>8.2f} "
               f"{r['pybpf_warm'] / r['bpftrace_s']:>8.2f}")
+        if "baseline_cold" in r:
+            print(f"{'  baseline ' + opts.baseline_ref:<28} {'':>5} {r['baseline_cold']:>10.3f} "
+                  f"{r['baseline_warm']:>10.3f} {'':>9} {r['baseline_cold'] / r['bpftrace_s']:>8.2f} "
+                  f"{r['baseline_warm'] / r['bpftrace_s']:>8.2f}")
     if compared:
         sums = [sum(r[k] for r in compared.values()) for k in ("pybpf_cold", "pybpf_warm", "bpftrace_s")]
         print(f"{f'sum of {len(compared)}':<28} {'':>5} {sums[0]:>10.3f} {sums[1]:>10.3f} {sums[2]:>9.3f} "
@@ -110,7 +144,7 @@ def print_table(results: dict, opts) -> None:
 
 def measure_scripts(opts) -> dict:
     scripts = opts.scripts or bpftrace_tools() + sorted(glob.glob(os.path.join(EXAMPLES, "*.pbt")))
-    return measure(scripts, opts.repeat)
+    return measure(scripts, opts.repeat, opts.baseline_ref)
 
 
 def main(argv: list[str] | None = None) -> int:
