@@ -55,19 +55,16 @@ from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # 
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
 from pybpf.errors import PybpfError
 from pybpf.records import NamedTuple
-from pybpf.uapi.btf import BTF_MAGIC
+from pybpf.uapi.btf import BTF_KIND_FIXED_WORDS, BTF_KIND_VLEN_WORDS, BTF_MAGIC
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 POINTER_SIZE = 8
 
-# Kind numbers (include/uapi/linux/btf.h) and the u32 words that follow the 12-byte header:
-# fixed words, and words per vlen entry.
+# Kind numbers (include/uapi/linux/btf.h).
 KIND_NAMES = ("unknown", "int", "ptr", "array", "struct", "union", "enum", "fwd", "typedef", "volatile",
               "const", "restrict", "func", "func_proto", "var", "datasec", "float", "decl_tag",
               "type_tag", "enum64")
 KINDS = {name: n for n, name in enumerate(KIND_NAMES) if n}
-_FIXED_WORDS = (None, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0) + (None,) * 12
-_VLEN_WORDS = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3) + (0,) * 12
 
 LINKAGE_NAMES = ("static", "global", "extern")
 _MODIFIERS = frozenset(("typedef", "volatile", "const", "restrict", "type_tag"))
@@ -285,8 +282,8 @@ class Btf:
 
     def _walk_in_python(self) -> _Walk:
         w = self._w.tolist()          # list indexing is the fastest a Python loop gets (~2x a memoryview)
-        step = [None if f is None else 3 + f for f in _FIXED_WORDS]
-        per_vlen = _VLEN_WORDS
+        step = [None if f is None else 3 + f for f in BTF_KIND_FIXED_WORDS]
+        per_vlen = BTF_KIND_VLEN_WORDS
         offsets: list[int] = []
         append = offsets.append
         i, n, k = 0, len(w), 0
