@@ -85,7 +85,7 @@ _SAMPLE = 64 * 1024
 
 # The walk over a type section made by the kernel, when the compile driver provides it (the front
 # end does not reach into the runtime; pybpf.compiler sets it): (type section, string section) ->
-# (offsets, names, enum records, names at string starts) as _Walk holds them, or None.
+# the fields of a _Walk, or None.
 kernel_walk: Callable[[memoryview, memoryview], tuple | None] | None = None
 
 
@@ -147,12 +147,15 @@ def _indexes(table: bytes, value: int) -> list[int]:
 
 class _Walk(NamedTuple):
     """One pass over the type section: each record's u32 word offset and name offset (by index:
-    id - start_id), the indexes of the ENUM/ENUM64 records, and whether every name offset is
-    where a string starts (then a name is searched only there)."""
+    id - start_id), the indexes of the ENUM/ENUM64 records, whether every name offset is where a
+    string starts (then a name is searched only there), and, from the kernel's walk, a hash table
+    of the names (heads by bucket, a chain by record, each entry 1 + an index and 0 at the end;
+    and the function giving a name's bucket), which answers a name without searching."""
     offsets: array.array
     names: array.array
     enum_records: array.array
     names_at_starts: bool
+    name_table: tuple[array.array, array.array, Callable[[bytes], int]] | None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ class Btf:
         self.cache_hit = False
         self._cache = cache and identity is not None
         walk = self._load_walk(identity, cache)
-        self._offsets, self._names, self._enum_records, self._names_at_starts = walk
+        self._offsets, self._names, self._enum_records, self._names_at_starts, self._name_table = walk
         self._names_bytes = self._names.tobytes()   # searched for a name offset (bytes.find)
         # Where the names lie: a split file's (a module's, a script's types) may all be its own, and
         # then a name is not searched in the base's strings.
@@ -258,7 +261,7 @@ class Btf:
                 table = _u32s()
                 table.frombytes(body[4 * lo:4 * hi])
                 tables.append(table)
-            return _Walk(*tables, bool(at_starts))
+            return _Walk(*tables, bool(at_starts), None)
         except (struct.error, UnicodeDecodeError, ValueError):
             return None      # another format: walk again
 
@@ -303,7 +306,7 @@ class Btf:
         names = [w[o] for o in offsets]
         enums = [idx for idx, o in enumerate(offsets) if (w[o + 1] >> 24) & 0x1F in (6, 19)]
         at_starts = all(map(self._at_string_start, filter(None, names)))
-        return _Walk(_u32s(offsets), _u32s(names), _u32s(enums), at_starts)
+        return _Walk(_u32s(offsets), _u32s(names), _u32s(enums), at_starts, None)
 
     def _at_string_start(self, off: int) -> bool:
         """Whether a string of the section starts at this offset (not inside another string)."""
@@ -387,6 +390,8 @@ class Btf:
                 lo = bisect.bisect_left(by_name, key, key=self._name_key)
                 hi = bisect.bisect_right(by_name, key, lo, key=self._name_key)
                 found = sorted(self.start_id + i for i in by_name[lo:hi])
+            elif self._name_table:
+                found = sorted(self.start_id + i for i in self._hashed(key))
             else:
                 found = [self.start_id + i
                          for off in self._string_offsets(key, self._names_at_starts, self._names_within)
@@ -395,6 +400,17 @@ class Btf:
             self._found_ids[name] = found
             self._new_lookup()
         return found
+
+    def _hashed(self, key: bytes) -> Iterator[int]:
+        """The indexes of the records named `key`, from the kernel's hash table of the names: the
+        bucket's chain (~1 entry for most names, up to ~1,600 for a 16-byte prefix many share)."""
+        heads, chains, bucket = self._name_table
+        names, str_bytes = self._names, self._str_bytes
+        at = heads[bucket(key)]
+        while at:
+            if str_bytes(names[at - 1]) == key:
+                yield at - 1
+            at = chains[at - 1]
 
     # -- the answers of earlier runs ------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ from pybpf.runtime.syscall import bpf
 from pybpf.uapi.bpf import (BPF_ADD, BPF_ALU64, BPF_AND, BPF_B, BPF_CALL, BPF_EXIT, BPF_F_MMAPABLE,
                             BPF_F_SLEEPABLE, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K,
                             BPF_LD_IMM64, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MOV, BPF_MUL, BPF_PSEUDO_FUNC,
-                            BPF_PSEUDO_MAP_FD, BPF_REG_FP, BPF_RSH, BPF_ST, BPF_STX,
-                            BPF_W, BPF_X, BpfCmd, BpfFunc, BpfMapType, BpfProgType, TestRunAttr)
+                            BPF_PSEUDO_MAP_FD, BPF_REG_FP, BPF_RSH, BPF_ST, BPF_STX, BPF_SUB, BPF_XOR,
+                            BPF_DW, BPF_W, BPF_X, BpfCmd, BpfFunc, BpfMapType, BpfProgType, TestRunAttr)
 from pybpf.uapi.btf import (BTF_KIND_ENUM, BTF_KIND_ENUM64, BTF_KIND_FIXED_WORDS,
                             BTF_KIND_VLEN_WORDS)
 
@@ -44,6 +44,11 @@ FUNCTIONS = (("btf_walk", True), ("btf_walk_step", False))
 # The map value: a header of u32s, then the type section, the string section, and three tables of
 # u32 with room for a record every 12 bytes (the smallest record).
 COUNT, ENUMS, POS, STATUS, MID = 0, 4, 8, 12, 16      # header fields (byte offsets)
+# A hash table of the names: bucket (NAME_HASH_BITS of name_hash) -> 1 + the last record's index
+# with a name there, and per record the one before it (0: none).
+NAME_HASH_BITS = 17
+_NAME_HASH_MUL = 0x9E3779B97F4A7C15
+_ONES, _HIGHS = 0x0101010101010101, 0x8080808080808080
 HEADER = 24
 OK, BAD_KIND, TRUNCATED = 0, 1, 2                     # STATUS values
 _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9 = range(10)
@@ -109,7 +114,9 @@ def _program(map_fd: int, type_len: int, str_len: int, max_records: int) -> tupl
     when its name offset is not where a string starts, POS moved past it; 1 (stop) at the end."""
     types = HEADER
     strings = types + _pad8(type_len)
-    offsets = strings + _pad8(str_len)
+    offsets = strings + _pad8(str_len + 16)
+    chains = offsets + 12 * max_records
+    heads = chains + 4 * max_records
     fixed = sum(n << 2 * k for k, n in enumerate(BTF_KIND_FIXED_WORDS[:LAST_KIND + 1]) if n)
     per_vlen = sum(n << 2 * k for k, n in enumerate(BTF_KIND_VLEN_WORDS[:LAST_KIND + 1]))
     main = [
@@ -141,7 +148,23 @@ def _program(map_fd: int, type_len: int, str_len: int, max_records: int) -> tupl
         ("jump", BPF_JGE, _R3, str_len, "mid"),
         _alu_reg(BPF_MOV, _R2, _R8), _alu(BPF_ADD, _R2, strings - 1), _alu_reg(BPF_ADD, _R2, _R3),
         _load(_R0, _R2, 0, BPF_B),
-        ("jump", BPF_JEQ, _R0, 0, "kind"),
+        ("jump", BPF_JEQ, _R0, 0, "hash"),
+        _store_imm(_R8, MID, 1),
+        ("label", "hash"),                                           # name_hash, into the table
+        _load(_R6, _R2, 1, BPF_DW), _load(_R7, _R2, 9, BPF_DW),
+        *_masked_at_nul(_R6, _R5, "first"),
+        *_masked_at_nul(_R7, _R5, "mix"),
+        ("jump", BPF_JA, 0, 0, "mix"),                               # 16 bytes or more: all kept
+        ("label", "first"),
+        _alu(BPF_MOV, _R7, 0),
+        ("label", "mix"),
+        _ld_imm64(_R0, _NAME_HASH_MUL), _alu_reg(BPF_MUL, _R6, _R0), _alu_reg(BPF_XOR, _R6, _R7),
+        _alu_reg(BPF_MUL, _R6, _R0), _alu(BPF_RSH, _R6, 64 - NAME_HASH_BITS), _alu(BPF_LSH, _R6, 2),
+        _alu_reg(BPF_ADD, _R6, _R8), _alu(BPF_ADD, _R6, heads), _load(_R0, _R6, 0),
+        _alu_reg(BPF_MOV, _R7, _R9), _alu(BPF_LSH, _R7, 2), _alu_reg(BPF_ADD, _R7, _R8),
+        _alu(BPF_ADD, _R7, chains), _store(_R7, 0, _R0),
+        _alu_reg(BPF_MOV, _R0, _R9), _alu(BPF_ADD, _R0, 1), _store(_R6, 0, _R0),
+        ("jump", BPF_JA, 0, 0, "kind"),
         ("label", "mid"),
         _store_imm(_R8, MID, 1),
         ("label", "kind"),
@@ -181,18 +204,42 @@ def _pad8(n: int) -> int:
     return (n + 7) & ~7
 
 
+def name_hash(name: bytes) -> int:
+    """The bucket of a name (no NUL in it) as the program computes it from its first 16 bytes."""
+    head = name[:16].ljust(16, b"\0")
+    w0, w1 = int.from_bytes(head[:8], "little"), int.from_bytes(head[8:], "little")
+    mask = (1 << 64) - 1
+    return (((w0 * _NAME_HASH_MUL) & mask ^ w1) * _NAME_HASH_MUL & mask) >> (64 - NAME_HASH_BITS)
+
+
+def _masked_at_nul(word: int, mask: int, done: str) -> list:
+    """Instructions: keep the bytes of the u64 in register `word` before its first NUL (with
+    `mask` as scratch) and jump to `done` when it had one; fall through when it had none."""
+    return [
+        _ld_imm64(_R0, _ONES), _alu_reg(BPF_MOV, mask, word), _alu_reg(BPF_SUB, mask, _R0),
+        _alu_reg(BPF_MOV, _R0, word), _alu(BPF_XOR, _R0, -1), _alu_reg(BPF_AND, mask, _R0),
+        _ld_imm64(_R0, _HIGHS), _alu_reg(BPF_AND, mask, _R0),       # the high bit of each NUL byte
+        ("jump", BPF_JEQ, mask, 0, f"{done}_none"),
+        _alu_reg(BPF_MOV, _R0, mask), _alu(BPF_ADD, _R0, -1), _alu_reg(BPF_XOR, mask, _R0),
+        _alu(BPF_RSH, mask, 8), _alu_reg(BPF_AND, word, mask),     # the bytes below the first NUL
+        ("jump", BPF_JA, 0, 0, done),
+        ("label", f"{done}_none"),
+    ]
+
+
 def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]]
-               ) -> tuple[array.array, array.array, array.array, bool] | None:
+               ) -> tuple[array.array, array.array, array.array, bool, tuple] | None:
     """For a type section and its string section (buffers, native byte order, no base), with the
     BTF of FUNCTIONS and their type ids: each record's u32 word offset, its name offset, the
-    indexes of the ENUM/ENUM64 records, and whether every name offset is where a string starts.
-    None when the kernel cannot or the walk fails."""
+    indexes of the ENUM/ENUM64 records, whether every name offset is where a string starts, and
+    the names' hash table (heads by name_hash bucket, each record's chain: 1 + an index, 0 at the
+    end; and name_hash). None when the kernel cannot or the walk fails."""
     type_len, str_len = len(types), len(strings)
     if not type_len or type_len % 4 or not str_len:
         return None
     max_records = type_len // 12
-    tables = HEADER + _pad8(type_len) + _pad8(str_len)
-    size = tables + 12 * max_records
+    tables = HEADER + _pad8(type_len) + _pad8(str_len + 16)
+    size = tables + 16 * max_records + (4 << NAME_HASH_BITS)
     fds = []
     try:
         map_fd = create_map("pybpf_btf_walk", MapDef(map_type=BpfMapType.ARRAY, key_size=4,
@@ -219,11 +266,12 @@ def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]]
                     return None
                 out = []
                 for at, n in ((tables, count), (tables + 4 * max_records, count),
-                              (tables + 8 * max_records, n_enums)):
+                              (tables + 8 * max_records, n_enums), (tables + 12 * max_records, count),
+                              (tables + 16 * max_records, 1 << NAME_HASH_BITS)):
                     table = array.array("I")
                     table.frombytes(view[at:at + 4 * n])
                     out.append(table)
-                return out[0], out[1], out[2], not mid
+                return out[0], out[1], out[2], not mid, (out[4], out[3], name_hash)
             finally:
                 view.release()
     except (BpfError, OSError, ValueError):

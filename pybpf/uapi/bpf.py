@@ -318,10 +318,11 @@ BPF_LD_IMM64 = 0x18        # BPF_LD | BPF_DW | BPF_IMM: a two-slot instruction
 # Opcode parts (include/uapi/linux/bpf_common.h, bpf.h) for the programs pybpf assembles itself
 # (runtime.btf_walk): class | size | mode for loads and stores, class | op | source otherwise.
 BPF_LDX, BPF_ST, BPF_STX, BPF_JMP, BPF_ALU64 = 0x01, 0x02, 0x03, 0x05, 0x07
-BPF_W, BPF_B = 0x00, 0x10
+BPF_W, BPF_B, BPF_DW = 0x00, 0x10, 0x18
 BPF_MEM = 0x60
 BPF_K, BPF_X = 0x00, 0x08
-BPF_ADD, BPF_MUL, BPF_AND, BPF_LSH, BPF_RSH, BPF_MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0xB0
+BPF_ADD, BPF_SUB, BPF_MUL, BPF_AND, BPF_LSH, BPF_RSH, BPF_XOR, BPF_MOV = (0x00, 0x10, 0x20, 0x50, 0x60, 0x70,
+                                                                        0xA0, 0xB0)
 BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE = 0x00, 0x10, 0x20, 0x30
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_REG_FP = 10             # the read-only frame pointer

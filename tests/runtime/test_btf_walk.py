@@ -31,9 +31,21 @@ def test_kernel_and_python_walks_agree_on_vmlinux():
         data = f.read()
     found = walk_types(*sections(data))
     assert found is not None
-    python = Btf.from_bytes(data)._walk_in_python()
-    assert found == tuple(python)
+    python_btf = Btf.from_bytes(data)
+    python = python_btf._walk_in_python()
+    assert found[:4] == tuple(python)[:4] and python.name_table is None
     assert len(found[0]) > 100_000 and found[2] and found[3]
+    # the hash table: every named record once, in its name's bucket
+    heads, chains, bucket = found[4]
+    names, str_len = found[1], _parse_header(data).str_len
+    reached = set()
+    for head in range(len(heads)):
+        at = heads[head]
+        while at:
+            assert at - 1 not in reached and bucket(python_btf._str_bytes(names[at - 1])) == head
+            reached.add(at - 1)
+            at = chains[at - 1]
+    assert reached == {i for i, off in enumerate(names) if 0 < off < str_len}
 
 
 @pytest.mark.kernel
@@ -58,8 +70,10 @@ def test_what_the_kernel_walk_refuses_python_walks():
     enum = struct.pack("<IIIIi", 14, 6 << 24 | 1, 4, 16, 1)
     types = int_type + suffix_named + enum
     found = walk_types(types, strings)
-    assert found == tuple(Btf.from_bytes(blob(types, strings))._walk_in_python())
+    assert found[:4] == tuple(Btf.from_bytes(blob(types, strings))._walk_in_python())[:4]
     assert list(found[0]) == [0, 4, 7] and list(found[2]) == [2] and found[3] is False
+    heads, chains, bucket = found[4]
+    assert heads[bucket(b"int")] == 1 and heads[bucket(b"sock")] == 2 and heads[bucket(b"e")] == 3
     assert walk_types(types + struct.pack("<III", 0, 25 << 24, 0), strings) is None     # unknown kind
     assert walk_types(types + struct.pack("<III", 0, 4 << 24 | 1, 0), strings) is None  # truncated
     assert walk_types(b"", strings) is None
