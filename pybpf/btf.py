@@ -84,9 +84,9 @@ _SAMPLE = 64 * 1024
 
 
 # The walk over a type section made by the kernel, when the compile driver provides it (the front
-# end does not reach into the runtime; pybpf.compiler sets it): (type section, string section) ->
-# the fields of a _Walk, or None.
-kernel_walk: Callable[[memoryview, memoryview], tuple | None] | None = None
+# end does not reach into the runtime; pybpf.compiler sets it): (type section, string section,
+# whether to hash the names) -> the fields of a _Walk, or None.
+kernel_walk: Callable[[memoryview, memoryview, bool], tuple | None] | None = None
 
 
 class BtfError(PybpfError):
@@ -231,7 +231,9 @@ class Btf:
         """The kernel walks as fast as the cached walk is read (~6 ms for vmlinux), so its walk is
         not cached; the Python walk (~55 ms) is."""
         self._identity = identity or diskcache.sha256(bytes(self._data)).hexdigest()[:_IDENTITY_SIZE]
-        walk = self._walk_in_kernel()
+        entry = self._lookups_entry()
+        self._saved_lookups = diskcache.read(CACHE_FOLDER, entry) if entry else None
+        walk = self._walk_in_kernel(hash_names=not self._saved_lookups)
         if walk:
             return walk
         entry = None
@@ -271,16 +273,19 @@ class Btf:
         diskcache.write(CACHE_FOLDER, entry, head.ljust(64, b"\0") + walk.offsets.tobytes()
                         + walk.names.tobytes() + walk.enum_records.tobytes())
 
-    def _walk_in_kernel(self) -> _Walk | None:
+    def _walk_in_kernel(self, hash_names: bool) -> _Walk | None:
         """The walk by the kernel (kernel_walk): ~6 ms for vmlinux instead of ~55; None where no
-        walker is set or the kernel does not run it. Small files (modules, a script's types) and
-        split or foreign-endian ones are walked in Python."""
+        walker is set or the kernel does not run it. hash_names: with a hash table of the names
+        (~1.7 ms more), made when no earlier run's lookups were kept (a first compile, which looks
+        up every name). Small files (modules, a script's types) and split or foreign-endian ones
+        are walked in Python."""
         h = self._hdr
         if kernel_walk is None or self.base is not None or h.type_len < _KERNEL_WALK_MIN \
                 or h.little != (sys.byteorder == "little"):
             return None
         view = memoryview(self._data)
-        found = kernel_walk(view[h.type_off:h.type_off + h.type_len], view[h.str_off:h.str_off + h.str_len])
+        found = kernel_walk(view[h.type_off:h.type_off + h.type_len], view[h.str_off:h.str_off + h.str_len],
+                            hash_names)
         return _Walk(*found) if found else None
 
     def _walk_in_python(self) -> _Walk:
@@ -423,8 +428,7 @@ class Btf:
         if self._lookups_read:
             return
         self._lookups_read = True
-        entry = self._lookups_entry()
-        blob = diskcache.read(CACHE_FOLDER, entry) if entry else None
+        blob = self._saved_lookups        # read with the walk
         if not blob:
             return
         import json

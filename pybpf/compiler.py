@@ -263,13 +263,13 @@ def _kernel_features() -> Features:
     return KernelFeatures()
 
 
-def _walk_btf_in_kernel(types, strings):
+def _walk_btf_in_kernel(types, strings, hash_names: bool):
     """pybpf.btf's pass over a large type section, made by the kernel (~6 ms for vmlinux, ~55 in
     Python). The driver joins the two sides: the runtime runs the program, the backend writes the
     BTF that names its functions."""
     from pybpf.backend.progbtf import program_btf
     from pybpf.runtime.btf_walk import FUNCTIONS, walk_types
-    return walk_types(types, strings, program_btf(list(FUNCTIONS)))
+    return walk_types(types, strings, program_btf(list(FUNCTIONS)), hash_names)
 
 
 

@@ -108,10 +108,32 @@ def _assemble(parts: list) -> tuple[bytes, dict[str, int]]:
     return bytes(out), labels
 
 
-def _program(map_fd: int, type_len: int, str_len: int, max_records: int) -> tuple[bytes, int]:
+def _hash_name(heads: int, chains: int) -> list:
+    """Instructions: the name at r2 + 1 (its first 16 bytes, as name_hash takes them) into the
+    hash table: its bucket's head becomes record r9, whose chain gets the head before."""
+    return [
+        _load(_R6, _R2, 1, BPF_DW), _load(_R7, _R2, 9, BPF_DW),
+        *_masked_at_nul(_R6, _R5, "first"),
+        *_masked_at_nul(_R7, _R5, "mix"),
+        ("jump", BPF_JA, 0, 0, "mix"),                               # 16 bytes or more: all kept
+        ("label", "first"),
+        _alu(BPF_MOV, _R7, 0),
+        ("label", "mix"),
+        _ld_imm64(_R0, _NAME_HASH_MUL), _alu_reg(BPF_MUL, _R6, _R0), _alu_reg(BPF_XOR, _R6, _R7),
+        _alu_reg(BPF_MUL, _R6, _R0), _alu(BPF_RSH, _R6, 64 - NAME_HASH_BITS), _alu(BPF_LSH, _R6, 2),
+        _alu_reg(BPF_ADD, _R6, _R8), _alu(BPF_ADD, _R6, heads), _load(_R0, _R6, 0),
+        _alu_reg(BPF_MOV, _R7, _R9), _alu(BPF_LSH, _R7, 2), _alu_reg(BPF_ADD, _R7, _R8),
+        _alu(BPF_ADD, _R7, chains), _store(_R7, 0, _R0),
+        _alu_reg(BPF_MOV, _R0, _R9), _alu(BPF_ADD, _R0, 1), _store(_R6, 0, _R0),
+    ]
+
+
+def _program(map_fd: int, type_len: int, str_len: int, max_records: int, hash_names: bool
+             ) -> tuple[bytes, int]:
     """The instructions and the callback's first instruction. main: bpf_loop(max_records, step).
     step: the record at POS: its word offset, name and (for enums) index into the tables, MID set
-    when its name offset is not where a string starts, POS moved past it; 1 (stop) at the end."""
+    when its name offset is not where a string starts, with hash_names its name in the hash table,
+    POS moved past it; 1 (stop) at the end."""
     types = HEADER
     strings = types + _pad8(type_len)
     offsets = strings + _pad8(str_len + 16)
@@ -150,20 +172,8 @@ def _program(map_fd: int, type_len: int, str_len: int, max_records: int) -> tupl
         _load(_R0, _R2, 0, BPF_B),
         ("jump", BPF_JEQ, _R0, 0, "hash"),
         _store_imm(_R8, MID, 1),
-        ("label", "hash"),                                           # name_hash, into the table
-        _load(_R6, _R2, 1, BPF_DW), _load(_R7, _R2, 9, BPF_DW),
-        *_masked_at_nul(_R6, _R5, "first"),
-        *_masked_at_nul(_R7, _R5, "mix"),
-        ("jump", BPF_JA, 0, 0, "mix"),                               # 16 bytes or more: all kept
-        ("label", "first"),
-        _alu(BPF_MOV, _R7, 0),
-        ("label", "mix"),
-        _ld_imm64(_R0, _NAME_HASH_MUL), _alu_reg(BPF_MUL, _R6, _R0), _alu_reg(BPF_XOR, _R6, _R7),
-        _alu_reg(BPF_MUL, _R6, _R0), _alu(BPF_RSH, _R6, 64 - NAME_HASH_BITS), _alu(BPF_LSH, _R6, 2),
-        _alu_reg(BPF_ADD, _R6, _R8), _alu(BPF_ADD, _R6, heads), _load(_R0, _R6, 0),
-        _alu_reg(BPF_MOV, _R7, _R9), _alu(BPF_LSH, _R7, 2), _alu_reg(BPF_ADD, _R7, _R8),
-        _alu(BPF_ADD, _R7, chains), _store(_R7, 0, _R0),
-        _alu_reg(BPF_MOV, _R0, _R9), _alu(BPF_ADD, _R0, 1), _store(_R6, 0, _R0),
+        ("label", "hash"),
+        *(_hash_name(heads, chains) if hash_names else []),
         ("jump", BPF_JA, 0, 0, "kind"),
         ("label", "mid"),
         _store_imm(_R8, MID, 1),
@@ -227,19 +237,20 @@ def _masked_at_nul(word: int, mask: int, done: str) -> list:
     ]
 
 
-def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]]
-               ) -> tuple[array.array, array.array, array.array, bool, tuple] | None:
+def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]], hash_names: bool = True
+               ) -> tuple[array.array, array.array, array.array, bool, tuple | None] | None:
     """For a type section and its string section (buffers, native byte order, no base), with the
     BTF of FUNCTIONS and their type ids: each record's u32 word offset, its name offset, the
     indexes of the ENUM/ENUM64 records, whether every name offset is where a string starts, and
-    the names' hash table (heads by name_hash bucket, each record's chain: 1 + an index, 0 at the
-    end; and name_hash). None when the kernel cannot or the walk fails."""
+    with hash_names the names' hash table (heads by name_hash bucket, each record's chain: 1 + an
+    index, 0 at the end; and name_hash; ~1.7 ms more for vmlinux), else None. None when the kernel
+    cannot or the walk fails."""
     type_len, str_len = len(types), len(strings)
     if not type_len or type_len % 4 or not str_len:
         return None
     max_records = type_len // 12
     tables = HEADER + _pad8(type_len) + _pad8(str_len + 16)
-    size = tables + 16 * max_records + (4 << NAME_HASH_BITS)
+    size = tables + 12 * max_records + (4 * max_records + (4 << NAME_HASH_BITS) if hash_names else 0)
     fds = []
     try:
         map_fd = create_map("pybpf_btf_walk", MapDef(map_type=BpfMapType.ARRAY, key_size=4,
@@ -253,7 +264,7 @@ def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]]
                 view[HEADER:HEADER + type_len] = types
                 strings_at = HEADER + _pad8(type_len)
                 view[strings_at:strings_at + str_len] = strings
-                code, callback = _program(map_fd, type_len, str_len, max_records)
+                code, callback = _program(map_fd, type_len, str_len, max_records, hash_names)
                 btf, ids = functions_btf
                 fds.append(load_btf(btf))
                 fds.append(load_program("pybpf_btf_walk", BpfProgType.SYSCALL, code, "GPL",
@@ -264,14 +275,17 @@ def walk_types(types, strings, functions_btf: tuple[bytes, dict[str, int]]
                 count, n_enums, pos, status, mid = struct.unpack_from("<5I", view, 0)
                 if status != OK or pos != type_len:
                     return None
+                parts = [(tables, count), (tables + 4 * max_records, count),
+                         (tables + 8 * max_records, n_enums)]
+                if hash_names:     # the heads, then the chains
+                    parts += [(tables + 16 * max_records, 1 << NAME_HASH_BITS),
+                              (tables + 12 * max_records, count)]
                 out = []
-                for at, n in ((tables, count), (tables + 4 * max_records, count),
-                              (tables + 8 * max_records, n_enums), (tables + 12 * max_records, count),
-                              (tables + 16 * max_records, 1 << NAME_HASH_BITS)):
+                for at, n in parts:
                     table = array.array("I")
                     table.frombytes(view[at:at + 4 * n])
                     out.append(table)
-                return out[0], out[1], out[2], not mid, (out[4], out[3], name_hash)
+                return out[0], out[1], out[2], not mid, (out[3], out[4], name_hash) if hash_names else None
             finally:
                 view.release()
     except (BpfError, OSError, ValueError):

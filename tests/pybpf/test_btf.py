@@ -386,7 +386,7 @@ def test_c_names_of_kernel_types(kernel):
 @needs_vmlinux
 def test_vmlinux_python_walk_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(Btf, "_walk_in_kernel", lambda self: None)      # no BPF: Python walks
+    monkeypatch.setattr(Btf, "_walk_in_kernel", lambda self, hash_names: None)      # no BPF: Python walks
     cold = Btf.load(VMLINUX)
     warm = Btf.load(VMLINUX)
     assert not cold.cache_hit and warm.cache_hit

@@ -13,8 +13,8 @@ from pybpf.runtime import btf_walk
 FUNCTIONS_BTF = program_btf(list(btf_walk.FUNCTIONS))
 
 
-def walk_types(types, strings):
-    return btf_walk.walk_types(types, strings, FUNCTIONS_BTF)
+def walk_types(types, strings, hash_names=True):
+    return btf_walk.walk_types(types, strings, FUNCTIONS_BTF, hash_names)
 
 needs_vmlinux = pytest.mark.skipif(not os.path.exists(VMLINUX), reason=f"{VMLINUX} is missing")
 
@@ -74,6 +74,8 @@ def test_what_the_kernel_walk_refuses_python_walks():
     assert list(found[0]) == [0, 4, 7] and list(found[2]) == [2] and found[3] is False
     heads, chains, bucket = found[4]
     assert heads[bucket(b"int")] == 1 and heads[bucket(b"sock")] == 2 and heads[bucket(b"e")] == 3
+    unhashed = walk_types(types, strings, hash_names=False)
+    assert unhashed[:4] == found[:4] and unhashed[4] is None
     assert walk_types(types + struct.pack("<III", 0, 25 << 24, 0), strings) is None     # unknown kind
     assert walk_types(types + struct.pack("<III", 0, 4 << 24 | 1, 0), strings) is None  # truncated
     assert walk_types(b"", strings) is None
