@@ -7,13 +7,22 @@
     btf.tracepoint_args("sched_switch")               # [Param('preempt', ...), Param('prev', ...), ...]
     btf.func_args("vfs_read")                         # [Param('file', ...), Param('buf', ...), ...]
 
-Loading never decodes the type section. The file is mapped (read where it cannot be), and an index is
-built in one pass over the fixed-size type headers: the word offset of every type and the named types'
-ids sorted by name, so `find` is a binary search and `list_names` a prefix range. The index is cached in
-the trusted cache folder's btf/ (pybpf.diskcache: checked owner and mode, a SHA-256 of the content,
-atomic writes) as raw u32 arrays, keyed by the BTF's identity, so a fresh process loads it with one
-read, and a rewritten index cannot change the layouts the compiler sees. A type is decoded into a
-frozen dataclass when asked for, and memoized.
+Loading never decodes the type section. The file is mapped (read where it cannot be) and walked once
+over the fixed-size type headers: each type's word offset and name offset, and which types are enums.
+A record's length depends on its kind and vlen, so the walk visits all 125,827 of vmlinux's: ~55 ms
+in Python, ~6 ms when the compile driver lets the kernel make it (kernel_walk, a BPF program:
+pybpf.runtime.btf_walk). The Python walk is cached in the trusted cache folder's btf/ (pybpf.diskcache:
+checked owner and mode, a SHA-256 of the content, atomic writes) as raw u32 arrays, keyed by the BTF's
+identity, so a rewritten entry cannot change the layouts the compiler sees; the kernel's is not, as
+it is made about as fast as the entry is read.
+
+`find` needs no index sorted by name. The kernel's walk also hashes every name (its first 16 bytes)
+into a table, so a name is found in microseconds; after the Python walk the name is searched in the
+string section (~0.8 ms for vmlinux's 2.3 MB), then its offset among the types' name offsets. What
+the lookups found is kept for the next run (a cache entry beside the walk's, written by
+save_lookups after a compile): a warm compile searches nothing, and its kernel walk skips the
+hashing. Only prefix listing (`names`, `list_names`: wildcards, -l) sorts the names, once (~50 ms
+for vmlinux), and caches that. A type is decoded into a frozen record when asked for, and memoized.
 
 Identity: size, mtime and inode of the file plus a SHA-1 of its header and first and last 64 KiB.
 Hashing the whole 5.5 MB vmlinux costs 2.4 ms (CRC-32) to 3.4 ms (SHA-1) on top of a ~1 ms cached load;
@@ -37,7 +46,7 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pybpf import diskcache, trust
 # The type kinds are part of this module's API (btf.Int, btf.Ptr, ...).
@@ -46,25 +55,26 @@ from pybpf.btf_types import (INT_BOOL, INT_CHAR, INT_SIGNED, AnyType, Array,  # 
                              Float, Func, FuncProto, Fwd, Int, Member, Param, Ptr, Restrict, Struct,
                              Typedef, TypeTag, Union, Var, VarSecInfo, Void, Volatile)
 from pybpf.errors import PybpfError
-from pybpf.uapi.btf import BTF_MAGIC
+from pybpf.records import NamedTuple
+from pybpf.uapi.btf import BTF_KIND_FIXED_WORDS, BTF_KIND_VLEN_WORDS, BTF_MAGIC
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 POINTER_SIZE = 8
 
-# Kind numbers (include/uapi/linux/btf.h) and the u32 words that follow the 12-byte header:
-# fixed words, and words per vlen entry.
+# Kind numbers (include/uapi/linux/btf.h).
 KIND_NAMES = ("unknown", "int", "ptr", "array", "struct", "union", "enum", "fwd", "typedef", "volatile",
               "const", "restrict", "func", "func_proto", "var", "datasec", "float", "decl_tag",
               "type_tag", "enum64")
 KINDS = {name: n for n, name in enumerate(KIND_NAMES) if n}
-_FIXED_WORDS = (None, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0) + (None,) * 12
-_VLEN_WORDS = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3) + (0,) * 12
 
 LINKAGE_NAMES = ("static", "global", "extern")
 _MODIFIERS = frozenset(("typedef", "volatile", "const", "restrict", "type_tag"))
-_INDEX_MAGIC = b"PYBTFIX3"
+_INDEX_MAGIC = b"PYBTFIX4"
 _IDENTITY_SIZE = 40         # hex digits of the SHA-256 that name a BTF file and its index
-_ENUMERATOR_MAGIC = b"PYBTFEN1"
+_WALK_HEADER = f"<8sIII{_IDENTITY_SIZE}s"
+_NAMES_MAGIC = b"PYBTFNM1"
+_KERNEL_WALK_MIN = 256 << 10    # smaller type sections are walked faster in Python than by the kernel
+_MAX_SAVED_LOOKUPS = 4096       # names whose lookups a file's cache entry keeps
 CACHE_FOLDER = "btf"
 # GCC names integer types its own way in BTF; c_name prints, and find also accepts, the usual spelling.
 _GCC_INT_NAMES = {"long unsigned int": "unsigned long", "long int": "long", "short unsigned int": "unsigned short",
@@ -72,6 +82,12 @@ _GCC_INT_NAMES = {"long unsigned int": "unsigned long", "long int": "long", "sho
                   "long long int": "long long"}
 _INT_ALIASES = {**_GCC_INT_NAMES, **{v: k for k, v in _GCC_INT_NAMES.items()}}
 _SAMPLE = 64 * 1024
+
+
+# The walk over a type section made by the kernel, when the compile driver provides it (the front
+# end does not reach into the runtime; pybpf.compiler sets it): (type section, string section,
+# whether to hash the names) -> the fields of a _Walk, or None.
+kernel_walk: Callable[[memoryview, memoryview, bool], tuple | None] | None = None
 
 
 class BtfError(PybpfError):
@@ -116,6 +132,33 @@ def _u32s(values=()) -> array.array:
     return a
 
 
+def _indexes(table: bytes, value: int) -> list[int]:
+    """The indexes at which a table of native u32s holds value, found at C speed."""
+    pattern = struct.pack("=I", value)
+    out = []
+    at = table.find(pattern)
+    while at >= 0:
+        if at % 4 == 0:
+            out.append(at // 4)
+            at = table.find(pattern, at + 4)
+        else:
+            at = table.find(pattern, at + 1)
+    return out
+
+
+class _Walk(NamedTuple):
+    """One pass over the type section: each record's u32 word offset and name offset (by index:
+    id - start_id), the indexes of the ENUM/ENUM64 records, whether every name offset is where a
+    string starts (then a name is searched only there), and, from the kernel's walk, a hash table
+    of the names (heads by bucket, a chain by record, each entry 1 + an index and 0 at the end;
+    and the function giving a name's bucket), which answers a name without searching."""
+    offsets: array.array
+    names: array.array
+    enum_records: array.array
+    names_at_starts: bool
+    name_table: tuple[array.array, array.array, Callable[[bytes], int]] | None
+
+
 # ---------------------------------------------------------------------------------------------------
 
 class Btf:
@@ -141,9 +184,20 @@ class Btf:
         self._types: dict[int, AnyType] = {}
         self.cache_file: str | None = None
         self.cache_hit = False
-        self._offsets, self._by_name = self._load_index(identity, cache)
         self._cache = cache and identity is not None
-        self._enumerators: array.array | None = None   # built on the first `enumerator` call
+        walk = self._load_walk(identity, cache)
+        self._offsets, self._names, self._enum_records, self._names_at_starts, self._name_table = walk
+        self._names_bytes = self._names.tobytes()   # searched for a name offset (bytes.find)
+        # Where the names lie: a split file's (a module's, a script's types) may all be its own, and
+        # then a name is not searched in the base's strings.
+        self._names_within = (min(filter(None, self._names), default=0), max(self._names, default=0)) \
+            if base else (0, 1 << 32)
+        self._by_name: array.array | None = None    # the sorted index, for prefix listing only
+        self._enum_table: tuple[bytes, list[int], tuple[int, int]] | None = None
+        self._found_ids: dict[str, list[int]] = {}      # name -> own ids
+        self._found_enums: dict[str, int] = {}          # enumerator name -> own enum id, 0: none
+        self._lookups_read = False
+        self._string_hits: dict[tuple[bytes, bool, tuple[int, int]], list[int]] = {}
         self.end_id = self.start_id + len(self._offsets)              # one past the last id
 
     # -- loading -------------------------------------------------------------------------------------
@@ -174,45 +228,71 @@ class Btf:
     def identity(self) -> str:
         return self._identity
 
-    def _load_index(self, identity: str | None, cache: bool):
+    def _load_walk(self, identity: str | None, cache: bool) -> _Walk:
+        """The kernel walks as fast as the cached walk is read (~6 ms for vmlinux), so its walk is
+        not cached; the Python walk (~55 ms) is."""
         self._identity = identity or diskcache.sha256(bytes(self._data)).hexdigest()[:_IDENTITY_SIZE]
+        entry = self._lookups_entry()
+        self._saved_lookups = diskcache.read(CACHE_FOLDER, entry) if entry else None
+        walk = self._walk_in_kernel(hash_names=not self._saved_lookups)
+        if walk:
+            return walk
         entry = None
         if cache and identity:
             entry = f"{self.name or 'btf'}-{identity[:24]}.idx"
             self.cache_file = os.path.join(diskcache.root(), CACHE_FOLDER, entry)
-            loaded = self._read_index(diskcache.read(CACHE_FOLDER, entry))
-            if loaded:
+            walk = self._read_walk(diskcache.read(CACHE_FOLDER, entry))
+            if walk:
                 self.cache_hit = True
-                return loaded
-        offsets, by_name = self._build_index()
+                return walk
+        walk = self._walk_in_python()
         if entry:
-            self._write_index(entry, offsets, by_name)
-        return offsets, by_name
+            self._write_walk(entry, walk)
+        return walk
 
-    def _read_index(self, blob: bytes | None):
-        """The index from a cache entry (whose checksum pybpf.diskcache verified), or None."""
+    def _read_walk(self, blob: bytes | None) -> _Walk | None:
+        """The walk from a cache entry (whose checksum pybpf.diskcache verified), or None."""
         if blob is None:
             return None
         try:
-            magic, n_off, n_name, ident = struct.unpack_from(f"<8sII{_IDENTITY_SIZE}s", blob, 0)
+            magic, n, n_enums, at_starts, ident = struct.unpack_from(_WALK_HEADER, blob, 0)
             body = memoryview(blob)[64:]
-            if magic != _INDEX_MAGIC or ident.decode() != self._identity or len(body) != 4 * (n_off + n_name):
+            if magic != _INDEX_MAGIC or ident.decode() != self._identity or len(body) != 4 * (2 * n + n_enums):
                 return None
-            offsets, by_name = _u32s(), _u32s()
-            offsets.frombytes(body[:4 * n_off])
-            by_name.frombytes(body[4 * n_off:])
-            return offsets, by_name
+            tables = []
+            for lo, hi in ((0, n), (n, 2 * n), (2 * n, 2 * n + n_enums)):
+                table = _u32s()
+                table.frombytes(body[4 * lo:4 * hi])
+                tables.append(table)
+            return _Walk(*tables, bool(at_starts), None)
         except (struct.error, UnicodeDecodeError, ValueError):
-            return None      # another format: rebuild
+            return None      # another format: walk again
 
-    def _write_index(self, entry: str, offsets: array.array, by_name: array.array) -> None:
-        head = struct.pack(f"<8sII{_IDENTITY_SIZE}s", _INDEX_MAGIC, len(offsets), len(by_name), self._identity.encode())
-        diskcache.write(CACHE_FOLDER, entry, head.ljust(64, b"\0") + offsets.tobytes() + by_name.tobytes())
+    def _write_walk(self, entry: str, walk: _Walk) -> None:
+        head = struct.pack(_WALK_HEADER, _INDEX_MAGIC, len(walk.offsets), len(walk.enum_records),
+                           walk.names_at_starts, self._identity.encode())
+        diskcache.write(CACHE_FOLDER, entry, head.ljust(64, b"\0") + walk.offsets.tobytes()
+                        + walk.names.tobytes() + walk.enum_records.tobytes())
 
-    def _build_index(self) -> tuple[array.array, array.array]:
+    def _walk_in_kernel(self, hash_names: bool) -> _Walk | None:
+        """The walk by the kernel (kernel_walk): ~6 ms for vmlinux instead of ~55; None where no
+        walker is set or the kernel does not run it. hash_names: with a hash table of the names
+        (~1.7 ms more), made when no earlier run's lookups were kept (a first compile, which looks
+        up every name). Small files (modules, a script's types) and split or foreign-endian ones
+        are walked in Python."""
+        h = self._hdr
+        if kernel_walk is None or self.base is not None or h.type_len < _KERNEL_WALK_MIN \
+                or h.little != (sys.byteorder == "little"):
+            return None
+        view = memoryview(self._data)
+        found = kernel_walk(view[h.type_off:h.type_off + h.type_len], view[h.str_off:h.str_off + h.str_len],
+                            hash_names)
+        return _Walk(*found) if found else None
+
+    def _walk_in_python(self) -> _Walk:
         w = self._w.tolist()          # list indexing is the fastest a Python loop gets (~2x a memoryview)
-        step = [None if f is None else 3 + f for f in _FIXED_WORDS]
-        per_vlen = _VLEN_WORDS
+        step = [None if f is None else 3 + f for f in BTF_KIND_FIXED_WORDS]
+        per_vlen = BTF_KIND_VLEN_WORDS
         offsets: list[int] = []
         append = offsets.append
         i, n, k = 0, len(w), 0
@@ -229,74 +309,212 @@ class Btf:
             raise BtfError(f"{self.name or 'BTF'}: type section is truncated") from None
         if i != n:
             raise BtfError(f"{self.name or 'BTF'}: type section is truncated")
-        # Named types sorted by (name bytes, id): split the string section once, offsets by prefix sums.
+        names = [w[o] for o in offsets]
+        enums = [idx for idx, o in enumerate(offsets) if (w[o + 1] >> 24) & 0x1F in (6, 19)]
+        at_starts = all(map(self._at_string_start, filter(None, names)))
+        return _Walk(_u32s(offsets), _u32s(names), _u32s(enums), at_starts, None)
+
+    def _at_string_start(self, off: int) -> bool:
+        """Whether a string of the section starts at this offset (not inside another string)."""
+        if off < self._str_base:
+            return self.base._at_string_start(off)
+        rel = off - self._str_base
+        h = self._hdr
+        return rel < h.str_len and (rel == 0 or self._data[h.str_off + rel - 1] == 0)
+
+    # -- the sorted index, for listing by prefix -----------------------------------------------------
+
+    def _name_index(self) -> array.array:
+        """This file's named types' indexes sorted by (name bytes, id): built when a prefix is first
+        listed (~50 ms for vmlinux) and cached beside the walk; exact lookups never need it."""
+        if self._by_name is not None:
+            return self._by_name
+        entry = f"{self.name or 'btf'}-{self._identity[:24]}.names" if self._cache else None
+        blob = diskcache.read(CACHE_FOLDER, entry) if entry else None
+        if blob and blob[:8] == _NAMES_MAGIC and blob[8:48] == self._identity.encode() and len(blob) % 4 == 0:
+            by_name = _u32s()
+            by_name.frombytes(blob[48:])
+        else:
+            by_name = self._build_name_index()
+            if entry:
+                diskcache.write(CACHE_FOLDER, entry, _NAMES_MAGIC + self._identity.encode().ljust(40, b"\0")
+                                + by_name.tobytes())
+        self._by_name = by_name
+        return by_name
+
+    def _build_name_index(self) -> array.array:
+        # Split the string section once, offsets by prefix sums.
         h = self._hdr
         parts = bytes(self._data[h.str_off:h.str_off + h.str_len]).split(b"\0")
         starts = map(operator.add, itertools.accumulate(map(len, parts), initial=0),
                      range(self._str_base, self._str_base + len(parts)))
         own = dict(zip(starts, parts))
-        name_offs = [w[o] for o in offsets]
+        name_offs = self._names
         named = [idx for idx, off in enumerate(name_offs) if off]
         keys = [own.get(name_offs[idx]) or self._str_bytes(name_offs[idx]) for idx in named]
         order = sorted(range(len(named)), key=keys.__getitem__)      # stable: equal names by id
-        return _u32s(offsets), _u32s([named[j] for j in order])
+        return _u32s([named[j] for j in order])
+
+    # -- exact lookups: a name's string offsets, then the records that name them ---------------------
+
+    def _string_offsets(self, key: bytes, starts_only: bool, within: tuple[int, int] = (0, 1 << 32)
+                        ) -> list[int]:
+        """The offsets, in this file's and its bases' string sections, whose string is `key`
+        (no NUL in it), from within[0] to within[1]; starts_only: only where a string starts, not
+        a suffix of a longer one. One search (~0.8 ms for vmlinux's 2.3 MB), memoized."""
+        hits = self._string_hits.get((key, starts_only, within))
+        if hits is None:
+            hits = self.base._string_offsets(key, starts_only, within) if self.base else []
+            h, data = self._hdr, self._data
+            lo, hi = h.str_off, h.str_off + h.str_len
+            first, last = within
+            start = max(lo, lo + first - self._str_base - 1)
+            end = min(hi, max(lo, lo + last - self._str_base + len(key) + 2))
+            pattern = b"\0" + key + b"\0" if starts_only else key + b"\0"
+            own = [0] if starts_only and data[lo:lo + len(key) + 1] == key + b"\0" else []
+            at = data.find(pattern, start, end)
+            while at >= 0:
+                own.append(at + starts_only - lo)
+                at = data.find(pattern, at + 1, end)
+            tail = hi - len(key)       # a last string without its NUL
+            if tail >= lo and data[tail:hi] == key and (not starts_only or tail == lo or data[tail - 1] == 0):
+                own.append(tail - lo)
+            hits += [off for off in (self._str_base + rel for rel in own) if off and first <= off <= last]
+            self._string_hits[(key, starts_only, within)] = hits
+        return hits
+
+    def _own_ids(self, name: str) -> list[int]:
+        """Ids of this file's own types named `name`, in id order."""
+        found = self._found_ids.get(name)
+        if found is None:
+            self._read_lookups()
+            found = self._found_ids.get(name)
+        if found is None:
+            key = name.encode()
+            if not key or b"\0" in key:
+                by_name = self._name_index()
+                lo = bisect.bisect_left(by_name, key, key=self._name_key)
+                hi = bisect.bisect_right(by_name, key, lo, key=self._name_key)
+                found = sorted(self.start_id + i for i in by_name[lo:hi])
+            elif self._name_table:
+                found = sorted(self.start_id + i for i in self._hashed(key))
+            else:
+                found = [self.start_id + i
+                         for off in self._string_offsets(key, self._names_at_starts, self._names_within)
+                         for i in _indexes(self._names_bytes, off)]
+                found.sort()
+            self._found_ids[name] = found
+            self._new_lookup()
+        return found
+
+    def _hashed(self, key: bytes) -> Iterator[int]:
+        """The indexes of the records named `key`, from the kernel's hash table of the names: the
+        bucket's chain (~1 entry for most names, up to ~1,600 for a 16-byte prefix many share)."""
+        heads, chains, bucket = self._name_table
+        names, str_bytes = self._names, self._str_bytes
+        at = heads[bucket(key)]
+        while at:
+            if str_bytes(names[at - 1]) == key:
+                yield at - 1
+            at = chains[at - 1]
+
+    # -- the answers of earlier runs ------------------------------------------------------------------
+
+    def _lookups_entry(self) -> str | None:
+        return f"{self.name or 'btf'}-{self._identity[:24]}.lookups" if self._cache else None
+
+    def _read_lookups(self) -> None:
+        """The names earlier runs looked up here and what they found (a cache entry beside the
+        walk's), so a later run answers them without searching: exact lookups cost ~1 ms each."""
+        if self._lookups_read:
+            return
+        self._lookups_read = True
+        blob = self._saved_lookups        # read with the walk
+        if not blob:
+            return
+        import json
+
+        try:
+            saved = json.loads(blob)
+            if saved.get("identity") != self._identity:
+                return
+            ids, enums = saved["ids"], saved["enumerators"]
+            valid = range(self.start_id, self.end_id)
+            if not all(isinstance(n, str) and isinstance(v, list) and all(type(i) is int and i in valid for i in v)
+                       for n, v in ids.items()) or \
+                    not all(isinstance(n, str) and type(v) is int and (v == 0 or v in valid)
+                            for n, v in enums.items()):
+                return
+        except (ValueError, AttributeError, KeyError, TypeError):
+            return           # damaged or another format: search again
+        for name, found in ids.items():
+            self._found_ids.setdefault(name, found)
+        for name, enum_id in enums.items():
+            self._found_enums.setdefault(name, enum_id)
+
+    def _new_lookup(self) -> None:
+        if self._cache and len(self._found_ids) + len(self._found_enums) <= _MAX_SAVED_LOOKUPS:
+            _unsaved[id(self)] = self
+
+    def save_lookups(self) -> None:
+        """Write what this file's lookups found to the cache, for the next run."""
+        _unsaved.pop(id(self), None)
+        entry = self._lookups_entry()
+        if entry:
+            import json
+
+            diskcache.write(CACHE_FOLDER, entry, json.dumps(
+                {"identity": self._identity, "ids": self._found_ids, "enumerators": self._found_enums},
+                separators=(",", ":")).encode())
 
     # -- enumerators --------------------------------------------------------------------------------
 
     def enumerator(self, name: str) -> tuple[Enum | Enum64, EnumValue] | None:
         """The enum that defines enumerator `name` (AF_INET, TASK_RUNNING), and its value; the base's
-        first. A second index, (name offset, enum id) pairs sorted by name, answers it with a binary
-        search; it is built on first use (~40 ms for vmlinux) and cached beside the type index."""
+        first."""
         if self.base is not None and (found := self.base.enumerator(name)):
             return found
         return self.own_enumerator(name)
 
     def own_enumerator(self, name: str) -> tuple[Enum | Enum64, EnumValue] | None:
-        """enumerator() among this file's own types only."""
-        pairs = self._enumerator_index()
-        key = name.encode()
-        n = len(pairs) // 2
-        at = bisect.bisect_left(range(n), key, key=lambda i: self._str_bytes(pairs[2 * i]))
-        if at == n or self._str_bytes(pairs[2 * at]) != key:
+        """enumerator() among this file's own types only: the first enum (by id) with a value of
+        that name. Its name's string offsets are looked up among the enumerators' name offsets."""
+        enum_id = self._found_enums.get(name)
+        if enum_id is None:
+            self._read_lookups()
+            enum_id = self._found_enums.get(name)
+        if enum_id is None:
+            names, ids, within = self._enumerator_table()
+            key = name.encode()
+            if key:
+                offsets = self._string_offsets(key, False, within)
+                at = min((i for off in offsets for i in _indexes(names, off)), default=None)
+            else:
+                at = next((i for i, off in enumerate(memoryview(names).cast("I"))
+                           if self._str_bytes(off) == key), None)
+            enum_id = self._found_enums[name] = 0 if at is None else ids[at]
+            self._new_lookup()
+        if not enum_id:
             return None
-        enum = self.type(pairs[2 * at + 1])
+        enum = self.type(enum_id)
         return enum, next(v for v in enum.values if v.name == name)
 
-    def _enumerator_index(self) -> array.array:
-        if self._enumerators is not None:
-            return self._enumerators
-        entry = f"{self.name or 'btf'}-{self._identity[:24]}.enums" if self._cache else None
-        blob = diskcache.read(CACHE_FOLDER, entry) if entry else None
-        if blob and blob[:8] == _ENUMERATOR_MAGIC and blob[8:48] == self._identity.encode() \
-                and len(blob) % 8 == 0:
-            pairs = _u32s()
-            pairs.frombytes(blob[48:])
-        else:
-            pairs = self._build_enumerator_index()
-            if entry:
-                diskcache.write(CACHE_FOLDER, entry, _ENUMERATOR_MAGIC
-                                + self._identity.encode().ljust(40, b"\0") + pairs.tobytes())
-        self._enumerators = pairs
-        return pairs
-
-    def _build_enumerator_index(self) -> array.array:
-        w = self._w.tolist()
-        found: list[tuple[int, int]] = []         # (name offset, enum id); the first definition wins
-        for idx, i in enumerate(self._offsets):
-            info = w[i + 1]
-            k = (info >> 24) & 0x1F
-            if k == 6 or k == 19:
-                step = 2 if k == 6 else 3
-                tid = self.start_id + idx
-                found.extend((w[m], tid) for m in range(i + 3, i + 3 + step * (info & 0xFFFF), step))
-        keyed = sorted(((self._str_bytes(off), tid, off) for off, tid in found))
-        pairs: list[int] = []
-        last = None
-        for key, tid, off in keyed:
-            if key != last:
-                pairs += (off, tid)
-                last = key
-        return _u32s(pairs)
+    def _enumerator_table(self) -> tuple[bytes, list[int], tuple[int, int]]:
+        """Every enumerator's name offset (u32s, in id order), its enum's id, and the span of the
+        name offsets (vmlinux's lie in the first half of its strings: only that is searched); from
+        the walk's enum records (~2 ms for vmlinux's 18,730)."""
+        if self._enum_table is None:
+            w, offsets = self._w, self._offsets
+            names, ids = _u32s(), []
+            for idx in self._enum_records:
+                i = offsets[idx]
+                info = w[i + 1]
+                vlen = info & 0xFFFF
+                step = 2 if (info >> 24) & 0x1F == 6 else 3
+                names.extend(w[i + 3:i + 3 + step * vlen:step])
+                ids += [self.start_id + idx] * vlen
+            self._enum_table = names.tobytes(), ids, (min(names, default=0), max(names, default=0))
+        return self._enum_table
 
     # -- strings -------------------------------------------------------------------------------------
 
@@ -418,13 +636,6 @@ class Btf:
     def _name_key(self, idx: int) -> bytes:
         return self._str_bytes(self._w[self._offsets[idx]])
 
-    def _own_ids(self, name: str) -> range | list[int]:
-        key = name.encode()
-        by_name = self._by_name
-        lo = bisect.bisect_left(by_name, key, key=self._name_key)
-        hi = bisect.bisect_right(by_name, key, lo, key=self._name_key)
-        return [self.start_id + i for i in by_name[lo:hi]]
-
     def find_all(self, name: str, kind: str | tuple[str, ...] | None = None) -> list[int]:
         """Ids of the types with this name (and kind, e.g. 'struct'), the base's first."""
         ids = (self.base.find_all(name, kind) if self.base else []) + self._own_ids(name)
@@ -452,7 +663,7 @@ class Btf:
     def names(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         """(name, id) of this file's own named types whose name starts with prefix, sorted by name."""
         key = prefix.encode()
-        by_name = self._by_name
+        by_name = self._name_index()
         lo = bisect.bisect_left(by_name, key, key=self._name_key)
         for i in range(lo, len(by_name)):
             idx = by_name[i]
@@ -668,6 +879,17 @@ def _join(base: str, inner: str) -> str:
 
 def _linkage(n: int) -> str:
     return LINKAGE_NAMES[n] if n < len(LINKAGE_NAMES) else str(n)
+
+
+# Files whose lookups found something not yet in their cache entry.
+_unsaved: dict[int, Btf] = {}
+
+
+def save_lookups() -> None:
+    """Write each loaded file's new lookups to its cache entry: the compile driver calls this once
+    its passes have run."""
+    for btf in list(_unsaved.values()):
+        btf.save_lookups()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def load_btf(btf: bytes) -> int:
 def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: str = "",
                  expected_attach_type: int = 0, attach_btf_id: int = 0, btf_fd: int = 0,
                  func_info: tuple[tuple[int, int], ...] = (), log_size: int = 1000000,
-                 on_log=None) -> int:
+                 on_log=None, prog_flags: int = 0) -> int:
     """probe: what the program is for (its attach points), named by a VerifierError.
     log_size: the verifier log's buffer (the log_size setting; the kernel keeps the log's end when
     it overflows). on_log(text), when given (-d verifier), takes the log of a load that succeeds:
@@ -122,7 +122,7 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str, probe: s
     attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // BPF_INSN_SIZE,
                         insns=ctypes.addressof(code), license=ctypes.addressof(lic),
                         prog_name=object_name(name), expected_attach_type=expected_attach_type,
-                        attach_btf_id=attach_btf_id)
+                        attach_btf_id=attach_btf_id, prog_flags=prog_flags)
     if func_info:
         records = (ctypes.c_uint32 * (2 * len(func_info)))(*(n for record in func_info for n in record))
         attr.prog_btf_fd, attr.func_info_rec_size = btf_fd, BPF_FUNC_INFO_SIZE

@@ -71,6 +71,7 @@ class BpfProgType(enum.IntEnum):
     PERF_EVENT = 7
     RAW_TRACEPOINT = 17
     TRACING = 26        # fentry/fexit, BTF tracepoints
+    SYSCALL = 31        # run only by BPF_PROG_TEST_RUN; must be loaded sleepable
 
 
 class BpfAttachType(enum.IntEnum):
@@ -84,6 +85,11 @@ class BpfAttachType(enum.IntEnum):
 # BPF_LINK_CREATE's uprobe_multi.flags: return probes.
 BPF_F_UPROBE_MULTI_RETURN = 1
 
+
+# BPF_MAP_CREATE map_flags: an array whose values user space can mmap.
+BPF_F_MMAPABLE = 1 << 10
+# BPF_PROG_LOAD prog_flags: the program may sleep (what SYSCALL programs must be).
+BPF_F_SLEEPABLE = 1 << 4
 
 # Flags of BPF_MAP_UPDATE_ELEM.
 BPF_ANY = 0
@@ -118,6 +124,7 @@ BPF_RINGBUF_HDR_SZ = 8
 class BpfFunc(enum.IntEnum):
     """enum bpf_func_id: helper numbers, called as `call inttoptr(ID)`."""
     map_lookup_elem = 1
+    loop = 181
     map_update_elem = 2
     map_delete_elem = 3
     probe_read = 4
@@ -307,3 +314,15 @@ class ProgInfo(_c.Structure):
 # One BPF instruction (struct bpf_insn): opcode, dst:4|src:4 registers, off, imm.
 BPF_INSN_SIZE = 8
 BPF_LD_IMM64 = 0x18        # BPF_LD | BPF_DW | BPF_IMM: a two-slot instruction
+
+# Opcode parts (include/uapi/linux/bpf_common.h, bpf.h) for the programs pybpf assembles itself
+# (runtime.btf_walk): class | size | mode for loads and stores, class | op | source otherwise.
+BPF_LDX, BPF_ST, BPF_STX, BPF_JMP, BPF_ALU64 = 0x01, 0x02, 0x03, 0x05, 0x07
+BPF_W, BPF_B, BPF_DW = 0x00, 0x10, 0x18
+BPF_MEM = 0x60
+BPF_K, BPF_X = 0x00, 0x08
+BPF_ADD, BPF_SUB, BPF_MUL, BPF_AND, BPF_LSH, BPF_RSH, BPF_XOR, BPF_MOV = (0x00, 0x10, 0x20, 0x50, 0x60, 0x70,
+                                                                        0xA0, 0xB0)
+BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE = 0x00, 0x10, 0x20, 0x30
+BPF_CALL, BPF_EXIT = 0x80, 0x90
+BPF_REG_FP = 10             # the read-only frame pointer

@@ -29,3 +29,8 @@ BTF_INT_BOOL = 1 << 2
 # A BTF_KIND_FUNC's vlen: its linkage. The verifier takes a callback only from a static function.
 BTF_FUNC_STATIC = 0
 BTF_FUNC_GLOBAL = 1
+
+# The u32 words that follow a type record's 12-byte header, by kind: fixed ones (None: no such
+# kind) and ones per vlen entry (a member, an enumerator, a parameter, a section's variable).
+BTF_KIND_FIXED_WORDS = (None, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0) + (None,) * 12
+BTF_KIND_VLEN_WORDS = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3) + (0,) * 12

@@ -206,15 +206,20 @@ def test_split_btf(syn):
                   extra=[base_name, 7, 0, b.s("own"), 3, 192])
     b.add("ptr", size_or_type=t_mod)
     b.add("typedef", "myint", size_or_type=1)
+    base_rec = next(off for off in range(str_len) if base._str_bytes(off) == b"rec")
+    b.types += struct.pack("<III", base_rec, 7 << 24, 0)                 # struct rec; (a fwd)
+    b.next_id += 1
     mod = Btf.from_bytes(b.blob(), base=base, name="mod")
-    assert mod.start_id == 35 and len(mod) == 38
+    assert mod.start_id == 35 and len(mod) == 39
     assert mod.type(35).members == (Member("name", 7, 0), Member("own", 3, 192))
     assert mod.c_name(36) == "struct modstruct *"
     assert mod.type(7) is base.type(7)                   # base ids come from the base
     assert mod.sizeof(35) == 32 and mod.c_name(mod.members(35)[0].type_id) == "struct rec"
     assert mod.find_all("myint") == [12, 37]
     assert mod.find("modstruct", "struct").id == 35
-    assert [t.id for t in mod] == [35, 36, 37]
+    assert mod.find_all("rec") == [7, 32, 38]         # the last named by the base's string
+    assert mod.find("rec", "fwd").id == 32
+    assert [t.id for t in mod] == [35, 36, 37, 38]
 
 
 def test_errors(tmp_path):
@@ -379,14 +384,86 @@ def test_c_names_of_kernel_types(kernel):
 
 
 @needs_vmlinux
-def test_vmlinux_cache_gives_identical_answers(tmp_path, monkeypatch):
+def test_vmlinux_python_walk_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(Btf, "_walk_in_kernel", lambda self, hash_names: None)      # no BPF: Python walks
     cold = Btf.load(VMLINUX)
     warm = Btf.load(VMLINUX)
     assert not cold.cache_hit and warm.cache_hit
-    assert cold._offsets == warm._offsets and cold._by_name == warm._by_name
+    assert (cold._offsets, cold._names, cold._enum_records, cold._names_at_starts) == \
+        (warm._offsets, warm._names, warm._enum_records, warm._names_at_starts)
     t1, t2 = cold.find("task_struct", "struct"), warm.find("task_struct", "struct")
     assert t1 == t2 and cold.list_names("fentry", "vfs_*") == warm.list_names("fentry", "vfs_*")
+    assert warm._name_index() == cold._name_index()                      # the sorted index, cached
+    assert [e for e in os.listdir(os.path.dirname(cold.cache_file)) if e.endswith(".names")]
+
+
+def _sorted_index_ids(btf, name):
+    """What find_all answered before exact lookups searched names: the sorted index's range."""
+    import bisect
+    key = name.encode()
+    index = btf._name_index()
+    lo = bisect.bisect_left(index, key, key=btf._name_key)
+    hi = bisect.bisect_right(index, key, lo, key=btf._name_key)
+    return sorted(btf.start_id + i for i in index[lo:hi])
+
+
+@pytest.fixture(params=["python walk", "kernel walk"])
+def fresh_vmlinux(request, monkeypatch):
+    """vmlinux's BTF walked in Python (its names searched), or by the kernel (a hash table)."""
+    from pybpf import btf as B
+    from pybpf.compiler import _walk_btf_in_kernel
+    monkeypatch.setattr(B, "kernel_walk", _walk_btf_in_kernel if request.param == "kernel walk" else None)
+    btf = Btf.load(VMLINUX, cache=False)
+    if request.param == "kernel walk" and btf._name_table is None:
+        pytest.skip("the kernel does not walk BTF here (needs root and BPF)")
+    return btf
+
+
+@needs_vmlinux
+def test_exact_lookups_answer_as_the_sorted_index(fresh_vmlinux):
+    fresh = fresh_vmlinux
+    names = [fresh.string(fresh._names[i]) for i in fresh._name_index()]
+    counts = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    kinds = {i: fresh._kind_at(i) for i in range(fresh.start_id, fresh.end_id)}
+    records = sorted({fresh.string(fresh._names[i - fresh.start_id]) for i, k in kinds.items()
+                      if k in ("struct", "union", "fwd")})
+    # searched: every 5th struct, union and forward name, every name defined more than once, every
+    # 20th name
+    chosen = sorted(set(records[::5]) | {n for n, c in counts.items() if c > 1} | set(sorted(counts)[::20]))
+    if fresh._name_table:          # a hash table's lookup takes microseconds: every name
+        chosen = sorted(counts)
+    for name in chosen + ["nosuch_type_name", "sock"[1:], "unsigned long"]:
+        assert fresh.find_all(name) == _sorted_index_ids(fresh, name), name
+    assert fresh.find("sock", "struct").kind == "struct" and fresh.find("sock").kind == "struct"
+
+
+@needs_vmlinux
+def test_enumerators_answer_as_the_first_enum_defining_them(kernel):
+    fresh = Btf.load(VMLINUX, cache=False)
+    first = {}
+    for i in fresh._enum_records:
+        enum = fresh.type(fresh.start_id + i)
+        for v in enum.values:
+            first.setdefault(v.name, (enum, v))
+    chosen = sorted(first)[::5] + ["TCP_CLOSE", "TASK_RUNNING", "AF_INET", "pid", "CLOSE", "nosuch_enumerator"]
+    for name in chosen:
+        assert fresh.enumerator(name) == first.get(name), name
+
+
+@needs_vmlinux
+def test_lookups_are_kept_for_the_next_run(tmp_path, monkeypatch):
+    from pybpf import btf as B
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cold = Btf.load(VMLINUX)
+    answers = cold.find_all("task_struct"), cold.enumerator("TCP_CLOSE"), cold.enumerator("nosuch_enumerator")
+    B.save_lookups()
+    warm = Btf.load(VMLINUX)
+    monkeypatch.setattr(Btf, "_string_offsets", lambda *a: pytest.fail("searched again"))
+    assert (warm.find_all("task_struct"), warm.enumerator("TCP_CLOSE"), warm.enumerator("nosuch_enumerator")) \
+        == answers
 
 
 @pytest.mark.skipif(not module_names(), reason="no module BTF in /sys/kernel/btf (modules built in?)")
@@ -413,13 +490,50 @@ def test_enumerators_by_name(syn):
     assert syn.enumerator("GREEN") is None and syn.enumerator("color") is None
 
 
-def test_enumerator_index_is_cached(tmp_path, monkeypatch):
+def test_enumerators_and_lookups_cached(tmp_path, monkeypatch):
+    from pybpf import btf as B
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tmp_path / "blob.btf"
     path.write_bytes(build_every_kind().blob())
     assert Btf.load(str(path)).enumerator("BLUE")[1].value == 2
+    B.save_lookups()
     entries = os.listdir(os.path.dirname(Btf.load(str(path)).cache_file))
-    assert [e for e in entries if e.endswith(".enums")]
+    assert [e for e in entries if e.endswith(".lookups")]
     warm = Btf.load(str(path))
-    monkeypatch.setattr(Btf, "_build_enumerator_index", lambda self: pytest.fail("rebuilt"))
-    assert warm.enumerator("HUGE")[1].value == 5 | (1 << 40)
+    monkeypatch.setattr(Btf, "_string_offsets", lambda *a: pytest.fail("searched again"))
+    assert warm.enumerator("BLUE")[1].value == 2
+
+
+def test_lookups_entry_that_does_not_fit_is_ignored(tmp_path, monkeypatch):
+    from pybpf import diskcache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "blob.btf"
+    path.write_bytes(build_every_kind().blob())
+    btf = Btf.load(str(path))
+    entry = btf._lookups_entry()
+    for bad in (b"garbage", b'{"identity": "x", "ids": {}, "enumerators": {}}',
+                ('{"identity": "%s", "ids": {"rec": [999]}, "enumerators": {}}' % btf.identity).encode(),
+                ('{"identity": "%s", "ids": {"rec": "7"}, "enumerators": {}}' % btf.identity).encode()):
+        diskcache.write("btf", entry, bad)
+        again = Btf.load(str(path))
+        assert again.find_all("rec") == [7, 32] and again.enumerator("RED")[1].value == -1
+
+
+def test_names_inside_longer_strings_are_found():
+    # BTF may name a type by an offset inside another string (a suffix): exact lookups still find it
+    b = BlobBuilder()
+    t_int = b.add("int", "int", size_or_type=4, extra=[(1 << 24) | 32])
+    long_name = b.s("tcp_sock")
+    b.add("struct", "sock", size_or_type=4, vlen=0)                     # 'sock' at its own offset
+    b.types += struct.pack("<III", long_name + 4, 4 << 24, 8)          # struct named 'sock' by suffix
+    b.next_id += 1
+    b.types += struct.pack("<III", b.s("e"), (6 << 24) | 1, 4) + struct.pack("<Ii", long_name + 4, 3)
+    b.next_id += 1                                                      # enum e { sock = 3 } by suffix
+    btf = Btf.from_bytes(b.blob())
+    assert not btf._names_at_starts
+    assert btf.find_all("sock") == [2, 3] == _sorted_index_ids(btf, "sock")
+    assert btf.find_all("tcp_sock") == [] == _sorted_index_ids(btf, "tcp_sock")
+    assert btf.enumerator("sock")[1].value == 3 and btf.enumerator("ock") is None
+    assert btf.find("int").id == t_int
+
+
