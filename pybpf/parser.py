@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 
-from pybpf import ast, diskcache
+from pybpf import ast, diskcache, trust
+from pybpf.errors import PybpfError
 from pybpf.grammar import tables
 from pybpf.lalr import ParseError, Parser, Token, TooDeep, UnexpectedCharacters, UnexpectedToken
 from pybpf.diagnostics import Diagnostics, Span
@@ -34,10 +36,15 @@ _TABLES_FOLDER = "grammar"
 def _parser() -> Parser:
     """The parser, from tables when some match this grammar (the installed package's, else the
     cache's), else built by Lark (and its tables stored in the cache)."""
-    with open(tables.GRAMMAR) as f:
+    with open(_package_file(tables.GRAMMAR)) as f:
         grammar = f.read()
     name = tables.name(grammar, diskcache.sha256)
-    blob = tables.shipped(name) or diskcache.read(_TABLES_FOLDER, name)
+    try:
+        _package_file(tables.SHIPPED)
+        blob = tables.shipped(name)
+    except FileNotFoundError:       # a checkout: no tables are shipped
+        blob = None
+    blob = blob or diskcache.read(_TABLES_FOLDER, name)
     if blob is not None:
         try:
             return Parser(json.loads(blob)["lalr"])
@@ -46,6 +53,16 @@ def _parser() -> Parser:
     blob = tables.build(grammar)
     diskcache.write(_TABLES_FOLDER, name, blob)
     return Parser(json.loads(blob)["lalr"])
+
+
+def _package_file(path: str) -> str:
+    """path, a file installed with pybpf (the grammar, its shipped tables), once no other user could
+    have written it or swapped it (pybpf.trust: it and every folder above it). FileNotFoundError
+    when it is absent."""
+    try:
+        return trust.trusted_file(path)
+    except trust.Untrusted as e:
+        raise PybpfError(f"not reading pybpf's {os.path.basename(path)}: {e}") from None
 
 
 def decode_string_literal(raw: str) -> bytes:

@@ -11,7 +11,10 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from pybpf import lalr, parser
+from pybpf.errors import PybpfError
 from pybpf.grammar import tables
 
 SOURCE = ('tracepoint:syscalls:sys_enter_openat /pid > 1/ { @[comm, str(args->filename)] = count(); '
@@ -55,6 +58,20 @@ def test_the_parser_starts_from_shipped_tables_without_building(tmp_path, monkey
     parser._parser.cache_clear()
     try:
         assert parser.parse(SOURCE, "stdin").probes
+    finally:
+        parser._parser.cache_clear()
+
+
+def test_shipped_tables_another_user_could_have_written_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "SHIPPED", str(tmp_path / "pbt-tables.json"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    tables.write_shipped(str(tmp_path))
+    os.chmod(tables.SHIPPED, 0o666)
+    parser._parser.cache_clear()
+    try:
+        with pytest.raises(PybpfError, match=r"not reading pybpf's pbt-tables.json: .* is writable by its "
+                                             r"group or by others \(mode 666\)"):
+            parser.parse(SOURCE, "stdin")
     finally:
         parser._parser.cache_clear()
 
