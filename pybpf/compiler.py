@@ -272,7 +272,6 @@ def _walk_btf_in_kernel(types, strings, hash_names: bool):
     return walk_types(types, strings, program_btf(list(FUNCTIONS)), hash_names)
 
 
-
 def compile_to_ir(source: str, filename: str = "stdin", options: CompileOptions | None = None,
                   times: StageTimes | None = None):
     """-> (ir_text, checked, plan)."""

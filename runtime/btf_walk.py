@@ -32,7 +32,8 @@ from pybpf.uapi.bpf import (BPF_ADD, BPF_ALU64, BPF_AND, BPF_B, BPF_CALL, BPF_EX
                             BPF_F_SLEEPABLE, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K,
                             BPF_LD_IMM64, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MOV, BPF_MUL, BPF_PSEUDO_FUNC,
                             BPF_PSEUDO_MAP_FD, BPF_REG_FP, BPF_RSH, BPF_ST, BPF_STX, BPF_SUB, BPF_XOR,
-                            BPF_DW, BPF_W, BPF_X, BpfCmd, BpfFunc, BpfMapType, BpfProgType, TestRunAttr)
+                            BPF_DW, BPF_W, BPF_X, BpfCmd, BpfFunc, BpfMapType, BpfProgType, TestRunAttr,
+                            bpf_insn)
 from pybpf.uapi.btf import (BTF_KIND_ENUM, BTF_KIND_ENUM64, BTF_KIND_FIXED_WORDS,
                             BTF_KIND_VLEN_WORDS)
 
@@ -56,32 +57,28 @@ OK, BAD_KIND, TRUNCATED = 0, 1, 2                     # STATUS values
 _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9 = range(10)
 
 
-def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, dst | src << 4, off, imm)
-
-
 def _ld_imm64(dst: int, imm: int, src: int = 0) -> bytes:
     return struct.pack("<BBhIBBhI", BPF_LD_IMM64, dst | src << 4, 0, imm & 0xFFFFFFFF, 0, 0, 0, imm >> 32)
 
 
 def _alu(op: int, dst: int, imm: int) -> bytes:
-    return _insn(BPF_ALU64 | op | BPF_K, dst, imm=imm)
+    return bpf_insn(BPF_ALU64 | op | BPF_K, dst, imm=imm)
 
 
 def _alu_reg(op: int, dst: int, src: int) -> bytes:
-    return _insn(BPF_ALU64 | op | BPF_X, dst, src)
+    return bpf_insn(BPF_ALU64 | op | BPF_X, dst, src)
 
 
 def _load(dst: int, src: int, off: int, size: int = BPF_W) -> bytes:
-    return _insn(BPF_LDX | size | BPF_MEM, dst, src, off)
+    return bpf_insn(BPF_LDX | size | BPF_MEM, dst, src, off)
 
 
 def _store(dst: int, off: int, src: int) -> bytes:
-    return _insn(BPF_STX | BPF_W | BPF_MEM, dst, src, off)
+    return bpf_insn(BPF_STX | BPF_W | BPF_MEM, dst, src, off)
 
 
 def _store_imm(dst: int, off: int, imm: int) -> bytes:
-    return _insn(BPF_ST | BPF_W | BPF_MEM, dst, off=off, imm=imm)
+    return bpf_insn(BPF_ST | BPF_W | BPF_MEM, dst, off=off, imm=imm)
 
 
 def _assemble(parts: list) -> tuple[bytes, dict[str, int]]:
@@ -102,7 +99,7 @@ def _assemble(parts: list) -> tuple[bytes, dict[str, int]]:
             at += len(p) // 8
         elif p[0] == "jump":
             _, op, reg, imm, name = p
-            out += _insn(BPF_JMP | op | BPF_K, reg, off=labels[name] - at - 1, imm=imm)
+            out += bpf_insn(BPF_JMP | op | BPF_K, reg, off=labels[name] - at - 1, imm=imm)
             at += 1
         elif p[0] == "callback":
             out += _ld_imm64(_R2, labels[p[1]] - at - 1, BPF_PSEUDO_FUNC)
@@ -147,15 +144,15 @@ def _program(map_fd: int, type_len: int, str_len: int, max_records: int, hash_na
         _ld_imm64(_R1, max_records),
         ("callback", "step"),
         _alu(BPF_MOV, _R3, 0), _alu(BPF_MOV, _R4, 0),
-        _insn(BPF_JMP | BPF_CALL, imm=BpfFunc.loop),
-        _alu(BPF_MOV, _R0, 0), _insn(BPF_JMP | BPF_EXIT),
+        bpf_insn(BPF_JMP | BPF_CALL, imm=BpfFunc.loop),
+        _alu(BPF_MOV, _R0, 0), bpf_insn(BPF_JMP | BPF_EXIT),
     ]
     step = [
         ("label", "step"),
         _store_imm(BPF_REG_FP, -4, 0),
         _ld_imm64(_R1, map_fd, BPF_PSEUDO_MAP_FD),
         _alu_reg(BPF_MOV, _R2, BPF_REG_FP), _alu(BPF_ADD, _R2, -4),
-        _insn(BPF_JMP | BPF_CALL, imm=BpfFunc.map_lookup_elem),
+        bpf_insn(BPF_JMP | BPF_CALL, imm=BpfFunc.map_lookup_elem),
         ("jump", BPF_JEQ, _R0, 0, "stop"),
         _alu_reg(BPF_MOV, _R8, _R0),                                 # r8: the value
         _load(_R1, _R8, POS), _load(_R9, _R8, COUNT),                # r1: byte offset, r9: index
@@ -193,7 +190,7 @@ def _program(map_fd: int, type_len: int, str_len: int, max_records: int, hash_na
         ("label", "next"),
         _alu_reg(BPF_ADD, _R1, _R2), _store(_R8, POS, _R1),
         _alu(BPF_ADD, _R9, 1), _store(_R8, COUNT, _R9),
-        _alu(BPF_MOV, _R0, 0), _insn(BPF_JMP | BPF_EXIT),
+        _alu(BPF_MOV, _R0, 0), bpf_insn(BPF_JMP | BPF_EXIT),
         ("label", "enum"),
         _load(_R0, _R8, ENUMS),
         ("jump", BPF_JGE, _R0, max_records, "truncated"),
@@ -202,11 +199,11 @@ def _program(map_fd: int, type_len: int, str_len: int, max_records: int, hash_na
         _alu(BPF_ADD, _R0, 1), _store(_R8, ENUMS, _R0),
         ("jump", BPF_JA, 0, 0, "next"),
         ("label", "truncated"),
-        _store_imm(_R8, STATUS, TRUNCATED), _alu(BPF_MOV, _R0, 1), _insn(BPF_JMP | BPF_EXIT),
+        _store_imm(_R8, STATUS, TRUNCATED), _alu(BPF_MOV, _R0, 1), bpf_insn(BPF_JMP | BPF_EXIT),
         ("label", "bad_kind"),
-        _store_imm(_R8, STATUS, BAD_KIND), _alu(BPF_MOV, _R0, 1), _insn(BPF_JMP | BPF_EXIT),
+        _store_imm(_R8, STATUS, BAD_KIND), _alu(BPF_MOV, _R0, 1), bpf_insn(BPF_JMP | BPF_EXIT),
         ("label", "stop"),
-        _alu(BPF_MOV, _R0, 1), _insn(BPF_JMP | BPF_EXIT),
+        _alu(BPF_MOV, _R0, 1), bpf_insn(BPF_JMP | BPF_EXIT),
     ]
     code, labels = _assemble(main + step)
     return code, labels["step"]

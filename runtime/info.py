@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import os
 import platform
-import struct
 import sys
 
 from pybpf.program import MapDef
 from pybpf.runtime.attach.kprobe import kprobes_available
+from pybpf.runtime.attach.link import call_helper_program
 from pybpf.runtime.attach.uprobe import uprobes_available
 from pybpf.runtime.errors import BpfError, VerifierError
 from pybpf.runtime.loader import create_map, load_program, lockdown_mode
-from pybpf.uapi.bpf import BpfFunc, BpfMapType, BpfProgType
+from pybpf.uapi.bpf import RETURN_ZERO, BpfFunc, BpfMapType, BpfProgType
 
-_INSN = struct.Struct("<BBhi")      # code, dst|src registers, offset, immediate
-_MOV_R0_0, _EXIT, _CALL = _INSN.pack(0xB7, 0, 0, 0), _INSN.pack(0x95, 0, 0, 0), 0x85
 BTF_FILE = "/sys/kernel/btf/vmlinux"
 
 # (map type, key size, value size, entries) that each type takes
@@ -58,13 +56,13 @@ def _loads(prog_type: int, insns: bytes) -> bool | str:
 
 
 def program_type_available(prog_type: BpfProgType) -> bool:
-    return _loads(prog_type, _MOV_R0_0 + _EXIT) is True
+    return _loads(prog_type, RETURN_ZERO) is True
 
 
 def helper_available(func: BpfFunc) -> bool:
     """Offered to a kprobe program with nothing in its argument registers: a helper the kernel
     knows fails on its arguments, one it does not know fails as an unknown function."""
-    outcome = _loads(BpfProgType.KPROBE, _INSN.pack(_CALL, 0, 0, func) + _MOV_R0_0 + _EXIT)
+    outcome = _loads(BpfProgType.KPROBE, call_helper_program(func))
     if isinstance(outcome, str):
         return "unknown func" not in outcome and "invalid func" not in outcome
     return outcome

@@ -5,6 +5,7 @@ Only this module states bpf(2) ABI numbers; the compiler and the runtime both im
 
 import ctypes as _c
 import enum
+import struct as _struct
 
 
 class BpfCmd(enum.IntEnum):
@@ -124,7 +125,6 @@ BPF_RINGBUF_HDR_SZ = 8
 class BpfFunc(enum.IntEnum):
     """enum bpf_func_id: helper numbers, called as `call inttoptr(ID)`."""
     map_lookup_elem = 1
-    loop = 181
     map_update_elem = 2
     map_delete_elem = 3
     probe_read = 4
@@ -165,6 +165,7 @@ class BpfFunc(enum.IntEnum):
     trace_vprintk = 177
     get_attach_cookie = 174
     get_func_ip = 173
+    loop = 181
 
 # Verifier log levels of BPF_PROG_LOAD.
 BPF_LOG_LEVEL1 = 1
@@ -326,3 +327,12 @@ BPF_ADD, BPF_SUB, BPF_MUL, BPF_AND, BPF_LSH, BPF_RSH, BPF_XOR, BPF_MOV = (0x00, 
 BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE = 0x00, 0x10, 0x20, 0x30
 BPF_CALL, BPF_EXIT = 0x80, 0x90
 BPF_REG_FP = 10             # the read-only frame pointer
+
+
+def bpf_insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One struct bpf_insn, as the kernel reads it (little-endian here)."""
+    return _struct.pack("<BBhi", code, dst | src << 4, off, imm)
+
+
+# r0 = 0; exit: the body of the programs pybpf loads only to ask the kernel what it takes.
+RETURN_ZERO = bpf_insn(BPF_ALU64 | BPF_MOV | BPF_K) + bpf_insn(BPF_JMP | BPF_EXIT)

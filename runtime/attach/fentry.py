@@ -17,9 +17,7 @@ from pybpf.program import AttachPoint, BpfProgramSpec
 from pybpf.runtime.attach.link import LinkAttachment, raw_tracepoint_open
 from pybpf.runtime.errors import BpfError, NotSupportedError
 from pybpf.runtime.loader import load_program
-from pybpf.uapi.bpf import BpfAttachType, BpfProgType
-
-_RETURN_0 = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])     # r0 = 0; exit
+from pybpf.uapi.bpf import RETURN_ZERO, BpfAttachType, BpfProgType
 
 
 def attach(prog_fd: int, point: AttachPoint, program: BpfProgramSpec | None = None) -> LinkAttachment:
@@ -39,7 +37,7 @@ def fentry_available(func_btf_id: int, attach_type: int = BpfAttachType.TRACE_FE
     program is loaded and closed at once (~0.1 ms). For the compiler's choice between kprobe and
     fentry; False here (EPERM, lockdown)."""
     try:
-        os.close(load_program("pybpf_fentry_probe", BpfProgType.TRACING, _RETURN_0, "GPL", "",
+        os.close(load_program("pybpf_fentry_probe", BpfProgType.TRACING, RETURN_ZERO, "GPL", "",
                               attach_type, func_btf_id))
     except BpfError:
         return False

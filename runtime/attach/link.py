@@ -19,7 +19,8 @@ import os
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import load_program
 from pybpf.runtime.syscall import bpf
-from pybpf.uapi.bpf import BpfAttachType, BpfCmd, BpfFunc, LinkCreateAttr, RawTracepointOpenAttr
+from pybpf.uapi.bpf import (BPF_CALL, BPF_JMP, RETURN_ZERO, BpfAttachType, BpfCmd, BpfFunc, LinkCreateAttr,
+                            RawTracepointOpenAttr, bpf_insn)
 
 
 class LinkAttachment:
@@ -49,10 +50,9 @@ def perf_event_link(prog_fd: int, perf_fd: int, cookie: int) -> int:
                                                   bpf_cookie=cookie))
 
 
-def _call_helper(func: int) -> bytes:
-    """call func; r0 = 0; exit."""
-    return bytes([0x85, 0, 0, 0]) + func.to_bytes(4, "little") + \
-        bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])
+def call_helper_program(func: int) -> bytes:
+    """call func; r0 = 0; exit: a program that asks the verifier whether it takes the helper."""
+    return bpf_insn(BPF_JMP | BPF_CALL, imm=func) + RETURN_ZERO
 
 
 @functools.cache
@@ -61,7 +61,7 @@ def attach_cookies_available(prog_type: int) -> bool:
     tracepoints since 6.10, with the cookie in BPF_RAW_TRACEPOINT_OPEN): a program calling it is
     loaded and closed at once (~0.1 ms)."""
     try:
-        os.close(load_program("pybpf_cookie", prog_type, _call_helper(BpfFunc.get_attach_cookie),
+        os.close(load_program("pybpf_cookie", prog_type, call_helper_program(BpfFunc.get_attach_cookie),
                               "GPL"))
     except BpfError:
         return False

@@ -29,7 +29,7 @@ from pybpf.runtime.attach.uprobe import resolve
 from pybpf.runtime.errors import BpfError
 from pybpf.runtime.loader import ProbeUnavailableError, load_program
 from pybpf.runtime.syscall import bpf
-from pybpf.uapi.bpf import (BPF_F_UPROBE_MULTI_RETURN, BpfAttachType, BpfCmd, BpfProgType,
+from pybpf.uapi.bpf import (BPF_F_UPROBE_MULTI_RETURN, RETURN_ZERO, BpfAttachType, BpfCmd, BpfProgType,
                             LinkCreateUprobeMultiAttr)
 
 KINDS = ("uprobe_multi", "uretprobe_multi")     # the attach kinds of points attached this way
@@ -117,9 +117,8 @@ def uprobe_multi_available() -> bool:
     path that does not exist, which a kernel that has them reports (ENOENT) and one that does
     not refuses as an unknown attach type (EINVAL). Nothing is attached either way."""
     try:
-        prog_fd = load_program("pybpf_upmulti", BpfProgType.KPROBE,
-                               bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]),
-                               "GPL", expected_attach_type=BpfAttachType.TRACE_UPROBE_MULTI)
+        prog_fd = load_program("pybpf_upmulti", BpfProgType.KPROBE, RETURN_ZERO, "GPL",
+                               expected_attach_type=BpfAttachType.TRACE_UPROBE_MULTI)
     except BpfError:
         return False
     try:
