@@ -634,7 +634,7 @@ class Btf:
         return KIND_NAMES[(btf._w[btf._offsets[type_id - btf.start_id] + 1] >> 24) & 0x1F]
 
     def _name_key(self, idx: int) -> bytes:
-        return self._str_bytes(self._w[self._offsets[idx]])
+        return self._str_bytes(self._names[idx])
 
     def find_all(self, name: str, kind: str | tuple[str, ...] | None = None) -> list[int]:
         """Ids of the types with this name (and kind, e.g. 'struct'), the base's first."""
